@@ -1,0 +1,309 @@
+//! One RTP session per call: a UDP socket, paced 20 ms sending and decoding
+//! of what the caller sends.
+
+use crate::g711::Codec;
+use crate::recorder::CallRecorder;
+use crate::{MediaError, SAMPLES_PER_FRAME_8K};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use webrtc_util::marshal::{Marshal, Unmarshal};
+
+/// Which way media flows, from voxline's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaDirection {
+    /// Both ways.
+    SendRecv,
+    /// voxline sends, does not expect to receive.
+    SendOnly,
+    /// voxline receives only (the peer put the call on hold with `sendonly`).
+    RecvOnly,
+    /// No media either way (the peer put the call on hold with `inactive`).
+    Inactive,
+}
+
+impl MediaDirection {
+    /// Whether voxline should send RTP in this direction.
+    pub fn sends(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
+    }
+
+    /// The SDP attribute name.
+    pub fn sdp_attribute(self) -> &'static str {
+        match self {
+            MediaDirection::SendRecv => "sendrecv",
+            MediaDirection::SendOnly => "sendonly",
+            MediaDirection::RecvOnly => "recvonly",
+            MediaDirection::Inactive => "inactive",
+        }
+    }
+}
+
+/// Where and how to send: the negotiated result of an offer/answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpTarget {
+    /// The peer's RTP address from its SDP.
+    pub addr: SocketAddr,
+    /// The negotiated audio codec.
+    pub codec: Codec,
+    /// The payload type used for that codec on this call.
+    pub payload_type: u8,
+    /// The payload type of telephone-event, when negotiated.
+    pub telephone_event_pt: Option<u8>,
+    /// Whether voxline sends and/or receives.
+    pub direction: MediaDirection,
+}
+
+/// Counters of one session, copied into the call record at the end.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    /// RTP packets sent.
+    pub packets_sent: AtomicU64,
+    /// RTP packets received and accepted.
+    pub packets_received: AtomicU64,
+    /// Datagrams dropped (not RTP, wrong source, unknown payload type).
+    pub packets_dropped: AtomicU64,
+}
+
+/// Audio queued toward the caller, 8 kHz mono.
+#[derive(Debug, Default)]
+struct Playout {
+    queue: Mutex<VecDeque<i16>>,
+    drained: Notify,
+}
+
+/// An RTP session bound to a local port.
+#[derive(Debug, Clone)]
+pub struct RtpSession {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    target: Arc<watch::Sender<Option<RtpTarget>>>,
+    playout: Arc<Playout>,
+    stats: Arc<MediaStats>,
+}
+
+impl RtpSession {
+    /// Binds a session on an even port of `min..=max` on `ip`, trying ports in
+    /// a random order so concurrent calls don't collide.
+    pub async fn bind(ip: IpAddr, min: u16, max: u16) -> Result<RtpSession, MediaError> {
+        let (min_even, max) = (min + (min & 1), max);
+        if min_even > max {
+            return Err(MediaError::NoPort { min, max });
+        }
+        let slots = u32::from((max - min_even) / 2) + 1;
+        let start = rand::random::<u32>() % slots;
+        for i in 0..slots.min(256) {
+            let port = min_even + (((start + i * 7919) % slots) * 2) as u16;
+            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+                let local = socket.local_addr().map_err(|source| MediaError::Io {
+                    context: "reading RTP socket address".into(),
+                    source,
+                })?;
+                let (target, _) = watch::channel(None);
+                return Ok(RtpSession {
+                    socket: Arc::new(socket),
+                    local,
+                    target: Arc::new(target),
+                    playout: Arc::default(),
+                    stats: Arc::default(),
+                });
+            }
+        }
+        Err(MediaError::NoPort { min, max })
+    }
+
+    /// The local RTP address (what goes into our SDP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sets (or changes, on re-INVITE) where and how media flows.
+    pub fn set_target(&self, target: RtpTarget) {
+        self.target.send_replace(Some(target));
+    }
+
+    /// The current negotiated target, if any.
+    pub fn target(&self) -> Option<RtpTarget> {
+        self.target.borrow().clone()
+    }
+
+    /// Queues 8 kHz mono audio to be played to the caller.
+    pub fn play(&self, samples: &[i16]) {
+        if let Ok(mut q) = self.playout.queue.lock() {
+            q.extend(samples.iter().copied());
+        }
+    }
+
+    /// Empties the playout queue; the next frame sent is silence.
+    pub fn clear(&self) {
+        if let Ok(mut q) = self.playout.queue.lock() {
+            q.clear();
+        }
+        self.playout.drained.notify_waiters();
+    }
+
+    /// Samples still queued for playout.
+    pub fn queued_samples(&self) -> usize {
+        self.playout.queue.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    /// Waits until everything queued so far has been sent.
+    pub async fn wait_drained(&self) {
+        loop {
+            let notified = self.playout.drained.notified();
+            if self.queued_samples() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Session counters.
+    pub fn stats(&self) -> Arc<MediaStats> {
+        self.stats.clone()
+    }
+
+    /// Runs the session until `cancel` fires: a receive loop that decodes the
+    /// caller's audio, and a 20 ms clock that sends the next frame (queued
+    /// audio or silence) and writes both sides to the recorder.
+    pub async fn run(&self, mut recorder: Option<CallRecorder>, cancel: CancellationToken) {
+        let heard: Arc<Mutex<VecDeque<i16>>> = Arc::default();
+        let receiver = tokio::spawn(receive_loop(
+            self.socket.clone(),
+            self.target.subscribe(),
+            heard.clone(),
+            self.stats.clone(),
+            cancel.clone(),
+        ));
+
+        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        let ssrc: u32 = rand::random();
+        let mut seq: u16 = rand::random();
+        let mut timestamp: u32 = rand::random();
+        let mut marker = true;
+        let mut frame = vec![0i16; SAMPLES_PER_FRAME_8K];
+        let mut caller = vec![0i16; SAMPLES_PER_FRAME_8K];
+        let mut payload = Vec::with_capacity(SAMPLES_PER_FRAME_8K);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let had_audio = self.next_frame(&mut frame);
+            if let Ok(mut h) = heard.lock() {
+                // Keep at most 100 ms of backlog so the recording stays aligned.
+                while h.len() > SAMPLES_PER_FRAME_8K * 5 {
+                    h.pop_front();
+                }
+                for (i, s) in caller.iter_mut().enumerate() {
+                    *s = if i < h.len() { h[i] } else { 0 };
+                }
+                let n = h.len().min(SAMPLES_PER_FRAME_8K);
+                h.drain(..n);
+            }
+            if let Some(rec) = recorder.as_mut() {
+                if let Err(e) = rec.write_frame(&caller, &frame) {
+                    tracing::warn!(error = %e, "recording stopped");
+                    recorder = None;
+                }
+            }
+            let target = self.target.borrow().clone();
+            if let Some(t) = target.filter(|t| t.direction.sends()) {
+                t.codec.encode(&frame, &mut payload);
+                let packet = rtp::packet::Packet {
+                    header: rtp::header::Header {
+                        version: 2,
+                        marker,
+                        payload_type: t.payload_type,
+                        sequence_number: seq,
+                        timestamp,
+                        ssrc,
+                        ..Default::default()
+                    },
+                    payload: Bytes::copy_from_slice(&payload),
+                };
+                if let Ok(buf) = packet.marshal() {
+                    if self.socket.send_to(&buf, t.addr).await.is_ok() {
+                        self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                marker = false;
+                seq = seq.wrapping_add(1);
+            }
+            // Timestamps advance with the clock, also across silence and hold.
+            timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME_8K as u32);
+            if !had_audio {
+                self.playout.drained.notify_waiters();
+            }
+        }
+        receiver.abort();
+        if let Some(rec) = recorder {
+            if let Err(e) = rec.finish() {
+                tracing::warn!(error = %e, "could not finalise recording");
+            }
+        }
+    }
+
+    /// Fills `frame` from the playout queue (silence when empty); returns
+    /// whether any queued audio was used.
+    fn next_frame(&self, frame: &mut [i16]) -> bool {
+        let Ok(mut q) = self.playout.queue.lock() else {
+            frame.fill(0);
+            return false;
+        };
+        let n = q.len().min(frame.len());
+        for (dst, src) in frame.iter_mut().zip(q.drain(..n)) {
+            *dst = src;
+        }
+        frame[n..].fill(0);
+        n > 0
+    }
+}
+
+async fn receive_loop(
+    socket: Arc<UdpSocket>,
+    target: watch::Receiver<Option<RtpTarget>>,
+    heard: Arc<Mutex<VecDeque<i16>>>,
+    stats: Arc<MediaStats>,
+    cancel: CancellationToken,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut pcm = Vec::with_capacity(SAMPLES_PER_FRAME_8K);
+    loop {
+        let (len, _from) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+        };
+        let mut data = &buf[..len];
+        let Ok(packet) = rtp::packet::Packet::unmarshal(&mut data) else {
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let codec = {
+            let t = target.borrow();
+            match t.as_ref() {
+                Some(t) if t.payload_type == packet.header.payload_type => Some(t.codec),
+                _ => None,
+            }
+        };
+        let Some(codec) = codec else {
+            // telephone-event and unknown payload types are not audio.
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        codec.decode(&packet.payload, &mut pcm);
+        if let Ok(mut h) = heard.lock() {
+            h.extend(pcm.iter().copied());
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `voxline call`: place one call (a test softphone, and the outbound primitive).
+
+use crate::config::Config;
+use crate::handlers::playback::rtp_target;
+use crate::records::{call_end, new_record_id, Records};
+use anyhow::Context;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use voxline_media::{CallRecorder, RtpSession};
+use voxline_sip::config::{ListenerConfig, TransportKind};
+use voxline_sip::outbound::PlaceCall;
+use voxline_sip::{CallEvent, EndReason, Party, SipConfig, SipEndpoint, SipEndpointOptions};
+use voxline_store::CallStore;
+
+/// Arguments of `voxline call`.
+#[derive(clap::Args, Debug)]
+pub struct CallArgs {
+    /// Who to call: `sip:user@host[:port]`, or a number with `--trunk`.
+    target: String,
+    /// From URI (default: the trunk's caller-ID, else sip:voxline@<local address>).
+    #[arg(long)]
+    from: Option<String>,
+    /// Send the call through this trunk of the configuration.
+    #[arg(long)]
+    trunk: Option<String>,
+    /// WAV to play once answered (8 kHz mono 16-bit).
+    #[arg(long)]
+    play: Option<PathBuf>,
+    /// Write what is heard (left) and sent (right) to this WAV.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Hang up after this many seconds of talk.
+    #[arg(long, default_value_t = 30)]
+    max_seconds: u64,
+    /// Send CANCEL after this many seconds of ringing.
+    #[arg(long)]
+    ring_timeout: Option<u64>,
+    /// Local IP for SIP and RTP (default: the first listener's address in the config, else 127.0.0.1).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Configuration file (trunks, codecs, call store); used when it exists.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
+}
+
+/// Places the call; exit code 0 when it was answered, 1 when not.
+pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let cfg = if args.config.exists() {
+        Some(Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?)
+    } else if args.trunk.is_some() {
+        anyhow::bail!(
+            "--trunk needs a configuration file ({} not found)",
+            args.config.display()
+        );
+    } else {
+        None
+    };
+    let ip = args
+        .bind
+        .or_else(|| cfg.as_ref().and_then(|c| c.sip.listeners.first()).map(|l| l.bind.ip()))
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut sip: SipConfig = match &cfg {
+        Some(c) => c.sip.clone(),
+        None => toml_default_sip(),
+    };
+    sip.listeners = vec![ListenerConfig {
+        transport: TransportKind::Udp,
+        bind: SocketAddr::new(ip, 0),
+        external: None,
+        cert: None,
+        key: None,
+    }];
+    let endpoint = SipEndpoint::start(
+        SipEndpointOptions {
+            sip,
+            trunks: cfg.as_ref().map(|c| c.trunks.clone()).unwrap_or_default(),
+            routes: Vec::new(),
+            users: Vec::new(),
+            security: cfg.as_ref().map(|c| c.security.clone()).unwrap_or_default(),
+            accept_inbound: false,
+        },
+        None,
+    )
+    .await?;
+
+    let records = match &cfg {
+        Some(c) => Some(Records::new(
+            CallStore::open(&c.store.url, &c.node.name).await.context("store.url")?,
+        )),
+        None => None,
+    };
+    let (port_min, port_max) = cfg
+        .as_ref()
+        .map(|c| (c.media.rtp_port_min, c.media.rtp_port_max))
+        .unwrap_or((40000, 49999));
+    let rtp = RtpSession::bind(ip, port_min, port_max).await?;
+    let recorder = match &args.record {
+        Some(p) => Some(CallRecorder::create(p)?),
+        None => None,
+    };
+    let greeting = match &args.play {
+        Some(p) => voxline_media::load_wav_8k_mono(p)?,
+        None => Vec::new(),
+    };
+    let media_cancel = CancellationToken::new();
+    let media_task = {
+        let rtp = rtp.clone();
+        let c = media_cancel.clone();
+        tokio::spawn(async move { rtp.run(recorder, c).await })
+    };
+
+    let call_id = format!("{:032x}@voxline", rand::random::<u128>());
+    let record_id = new_record_id();
+    let from_text = args.from.clone().unwrap_or_default();
+    if let Some(r) = &records {
+        r.outbound_started(&record_id, &call_id, &from_text, &args.target, args.trunk.as_deref())
+            .await;
+    }
+    let started = Instant::now();
+    let progress_rtp = rtp.clone();
+    let result = endpoint
+        .place_call(
+            PlaceCall {
+                target: args.target.clone(),
+                from: args.from.clone(),
+                trunk: args.trunk.clone(),
+                media: rtp.local_addr(),
+                ring_timeout: args.ring_timeout.map(Duration::from_secs),
+                call_id: Some(call_id.clone()),
+            },
+            move |status, early| {
+                println!(
+                    "progress: {status}{}",
+                    if early.is_some() { " (early media)" } else { "" }
+                );
+                if let Some(n) = early {
+                    progress_rtp.set_target(rtp_target(n));
+                }
+            },
+        )
+        .await?;
+
+    let mut call = match result {
+        Ok(c) => c,
+        Err(failure) => {
+            println!("not answered: {failure} call-id={call_id}");
+            media_cancel.cancel();
+            media_task.await.ok();
+            if let Some(r) = &records {
+                let end = EndReason {
+                    by: Party::Remote,
+                    reason: failure.reason.clone(),
+                    status: failure.status,
+                };
+                r.ended(&record_id, &call_end(false, &end, false, 0, 0, None)).await;
+                r.store().close().await;
+            }
+            endpoint.shutdown();
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let answered_at = Instant::now();
+    println!(
+        "answered: codec={} after {} ms call-id={}{}",
+        call.negotiated.codec.name(),
+        answered_at.duration_since(started).as_millis(),
+        call_id,
+        if call.early_media { " (had early media)" } else { "" }
+    );
+    rtp.set_target(rtp_target(&call.negotiated));
+    if let Some(r) = &records {
+        r.answered(
+            &record_id,
+            call.negotiated.codec.name(),
+            args.record.as_ref().map(|p| p.display().to_string()).as_deref(),
+        )
+        .await;
+    }
+    rtp.play(&greeting);
+
+    let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds));
+    tokio::pin!(deadline);
+    let end = loop {
+        tokio::select! {
+            ev = call.next_event() => match ev {
+                CallEvent::Ended(e) => break e,
+                CallEvent::Dtmf { digit, .. } => println!("dtmf: {digit}"),
+                CallEvent::MediaChanged(_) => {}
+            },
+            _ = &mut deadline => {
+                call.hangup().await.ok();
+                break EndReason { by: Party::Local, reason: "max_duration".into(), status: None };
+            }
+            _ = tokio::signal::ctrl_c() => {
+                call.hangup().await.ok();
+                break EndReason { by: Party::Local, reason: "interrupted".into(), status: None };
+            }
+        }
+    };
+    media_cancel.cancel();
+    media_task.await.ok();
+    let stats = rtp.stats();
+    let (sent, received) = (
+        stats.packets_sent.load(Ordering::Relaxed),
+        stats.packets_received.load(Ordering::Relaxed),
+    );
+    println!(
+        "ended: by={} reason={} talk={:.1}s rtp_sent={sent} rtp_received={received}",
+        end.by.outbound_name(),
+        end.reason,
+        answered_at.elapsed().as_secs_f64()
+    );
+    if let Some(r) = &records {
+        r.ended(&record_id, &call_end(true, &end, false, sent, received, None))
+            .await;
+        r.store().close().await;
+    }
+    // Let the BYE's transaction finish before the endpoint closes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    endpoint.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn toml_default_sip() -> SipConfig {
+    SipConfig {
+        user_agent: format!("voxline/{}", env!("CARGO_PKG_VERSION")),
+        codecs: vec!["PCMU".into(), "PCMA".into()],
+        ring_timeout_secs: 60,
+        listeners: Vec::new(),
+    }
+}

@@ -1,0 +1,305 @@
+//! The server configuration file (`sip-config/voxline.toml`): loading,
+//! path resolution and validation with errors that name the file and field.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use voxline_sip::config::{validate, FieldError};
+use voxline_sip::{RouteConfig, SecurityConfig, SipConfig, TrunkConfig, UserConfig};
+
+/// A configuration error: which file, which field, why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {reason}")]
+pub struct ConfigError {
+    /// The config file.
+    pub file: String,
+    /// Dotted field path (`-` when the file itself is the problem).
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// `[node]`: this server's identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Name written in call records (tells nodes apart on shared PostgreSQL).
+    #[serde(default = "default_node")]
+    pub name: String,
+}
+
+fn default_node() -> String {
+    "voxline-1".into()
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { name: default_node() }
+    }
+}
+
+/// `[media]`: RTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Local address RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written in SDP (the public one behind NAT); defaults to `bind_ip`.
+    #[serde(default)]
+    pub advertise_ip: Option<IpAddr>,
+    /// Lowest RTP port.
+    #[serde(default = "default_rtp_min")]
+    pub rtp_port_min: u16,
+    /// Highest RTP port.
+    #[serde(default = "default_rtp_max")]
+    pub rtp_port_max: u16,
+    /// Record calls (stereo WAV, caller left, voxline right).
+    #[serde(default)]
+    pub record: bool,
+    /// Where recordings go.
+    #[serde(default = "default_recordings")]
+    pub recordings_dir: PathBuf,
+}
+
+fn default_rtp_min() -> u16 {
+    20000
+}
+fn default_rtp_max() -> u16 {
+    30000
+}
+fn default_recordings() -> PathBuf {
+    PathBuf::from("~/.cache/voxline/recordings")
+}
+
+impl MediaConfig {
+    /// The address to put in SDP.
+    pub fn advertised(&self) -> IpAddr {
+        self.advertise_ip.unwrap_or(self.bind_ip)
+    }
+}
+
+/// `[store]`: where call records go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
+    pub url: String,
+}
+
+/// `[http]`: the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP API (health, call records, metrics); absent = off.
+    #[serde(default)]
+    pub bind: Option<std::net::SocketAddr>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[node]`.
+    #[serde(default)]
+    pub node: NodeConfig,
+    /// `[sip]` and `[[sip.listener]]`.
+    pub sip: SipConfig,
+    /// `[security]`.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// `[[trunk]]`.
+    #[serde(default, rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+    /// `[[route]]`.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    /// `[[user]]`.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    /// `[media]`.
+    pub media: MediaConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[http]`.
+    #[serde(default = "default_http")]
+    pub http: HttpConfig,
+    /// The directory relative paths are resolved against (the file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+fn default_http() -> HttpConfig {
+    HttpConfig { bind: None }
+}
+
+/// Expands `~/` and makes a relative path relative to `base`.
+pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if let Some(rest) = s.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Resolves `~` and relative paths in a `sqlite://` URL.
+fn resolve_store_url(base: &Path, url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) => {
+            let (path, query) = match rest.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (rest, None),
+            };
+            let resolved = resolve_path(base, Path::new(path));
+            match query {
+                Some(q) => format!("sqlite://{}?{q}", resolved.display()),
+                None => format!("sqlite://{}", resolved.display()),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let err = |field: &str, reason: String| ConfigError {
+            file: file.clone(),
+            field: field.to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err("-", format!("cannot read: {e}")))?;
+        let de = toml::Deserializer::parse(&text).map_err(|e| err("-", one_line(&e.to_string())))?;
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            err(
+                if field == "." { "-" } else { &field },
+                one_line(&e.inner().to_string()),
+            )
+        })?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if cfg.base_dir.as_os_str().is_empty() {
+            cfg.base_dir = PathBuf::from(".");
+        }
+        for l in cfg.sip.listeners.iter_mut() {
+            l.cert = l.cert.as_ref().map(|p| resolve_path(&cfg.base_dir, p));
+            l.key = l.key.as_ref().map(|p| resolve_path(&cfg.base_dir, p));
+        }
+        cfg.media.recordings_dir = resolve_path(&cfg.base_dir, &cfg.media.recordings_dir);
+        cfg.store.url = resolve_store_url(&cfg.base_dir, &cfg.store.url);
+        cfg.validate().map_err(|e| err(&e.field, e.reason))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        validate(&self.sip, &self.trunks, &self.routes, &self.users, &self.security)?;
+        if self.media.rtp_port_min >= self.media.rtp_port_max || self.media.rtp_port_min < 1024 {
+            return Err(FieldError::new(
+                "media.rtp_port_min",
+                "must be at least 1024 and below media.rtp_port_max",
+            ));
+        }
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
+            return Err(FieldError::new("store.url", "must start with sqlite:// or postgres://"));
+        }
+        if self.node.name.is_empty() {
+            return Err(FieldError::new("node.name", "must not be empty"));
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            crate::handlers::validate_route(r, &self.base_dir)
+                .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
+        }
+        Ok(())
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("voxline-cfg-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("voxline.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const MINIMAL: &str = r#"
+[sip]
+[[sip.listener]]
+transport = "udp"
+bind = "127.0.0.1:5060"
+[media]
+bind_ip = "127.0.0.1"
+[store]
+url = "sqlite://calls.db"
+"#;
+
+    #[test]
+    fn a_minimal_file_loads_and_relative_paths_follow_the_file() {
+        let p = write("min", MINIMAL);
+        let c = Config::load(&p).unwrap();
+        assert!(c.store.url.ends_with("/calls.db"));
+        assert!(c.store.url.contains(&format!("voxline-cfg-{}-min", std::process::id())));
+        assert_eq!(c.security.rate_limit_requests, 16);
+    }
+
+    #[test]
+    fn a_type_error_names_the_field() {
+        let p = write(
+            "type",
+            &MINIMAL.replace("bind = \"127.0.0.1:5060\"", "bind = \"nowhere\""),
+        );
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e.field, "sip.listener[0].bind", "{e}");
+        assert!(e.to_string().starts_with(&p.display().to_string()));
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_by_name() {
+        let p = write(
+            "unknown",
+            &format!("{MINIMAL}\n[[trunk]]\nname = \"t\"\nkind = \"ip\"\nallow = [\"10.0.0.0/8\"]\nmax_call = 3\n"),
+        );
+        let e = Config::load(&p).unwrap_err();
+        assert!(e.field.starts_with("trunk"), "{e}");
+        assert!(e.reason.contains("max_call"), "{e}");
+    }
+
+    #[test]
+    fn a_semantic_error_names_the_field() {
+        let p = write("cidr", &format!("{MINIMAL}\n[[trunk]]\nname = \"t\"\nkind = \"ip\"\n"));
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e.field, "trunk[0].allow", "{e}");
+        let p = write(
+            "route",
+            &format!("{MINIMAL}\n[[route]]\nname = \"r\"\ntrunk = \"nope\"\nhandler = \"playback\"\n"),
+        );
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e.field, "route[0].trunk", "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported() {
+        let e = Config::load(Path::new("/nonexistent/voxline.toml")).unwrap_err();
+        assert!(e.reason.contains("cannot read"), "{e}");
+    }
+}

@@ -1,0 +1,96 @@
+//! Route handlers: what answers a routed call. `playback` for now (a greeting,
+//! a recording of the caller, hang-up after N seconds or on BYE); the agent
+//! joins when the dialogue engine exists.
+
+pub mod playback;
+
+use crate::config::Config;
+use crate::records::Records;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use voxline_sip::routing::Route;
+use voxline_sip::{CallHandler, CallInfo, InboundCall, RouteConfig};
+
+/// Handler names a route may use.
+pub const HANDLERS: &[&str] = &["playback"];
+
+/// Checks a route's handler name and parameters; errors are (field, reason).
+pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
+    match r.handler.as_str() {
+        "playback" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
+        other => Err((
+            "handler".into(),
+            format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
+        )),
+    }
+}
+
+/// Live counters exported by the HTTP API.
+#[derive(Debug, Default)]
+pub struct CallCounters {
+    /// Calls up now.
+    pub active: AtomicU64,
+    /// Calls routed to a handler since start.
+    pub total: AtomicU64,
+    /// Calls refused after routing (404, 488, 503...).
+    pub rejected: AtomicU64,
+}
+
+/// Dispatches routed calls to their handler.
+pub struct Handlers {
+    records: Records,
+    playback: HashMap<String, Arc<playback::Playback>>,
+    counters: Arc<CallCounters>,
+}
+
+impl Handlers {
+    /// Prepares every route's handler (loads greetings) from a validated config.
+    pub fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
+        let mut playback = HashMap::new();
+        for r in &cfg.routes {
+            if r.handler == "playback" {
+                let params = playback::PlaybackParams::parse(&r.params, &cfg.base_dir)
+                    .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
+                playback.insert(
+                    r.name.clone(),
+                    Arc::new(playback::Playback::new(params, cfg.media.clone(), shutdown.clone())?),
+                );
+            }
+        }
+        Ok(Handlers {
+            records,
+            playback,
+            counters: Arc::default(),
+        })
+    }
+
+    /// The live counters.
+    pub fn counters(&self) -> Arc<CallCounters> {
+        self.counters.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl CallHandler for Handlers {
+    async fn handle(&self, call: InboundCall, route: Arc<Route>) {
+        self.counters.total.fetch_add(1, Ordering::Relaxed);
+        self.counters.active.fetch_add(1, Ordering::Relaxed);
+        match self.playback.get(&route.config.name) {
+            Some(p) => p.run(call, &route.config, &self.records).await,
+            None => {
+                tracing::error!(route = %route.config.name, "route has no prepared handler");
+            }
+        }
+        self.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn rejected(&self, info: CallInfo, route: Option<Arc<Route>>, status: u16, reason: String) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.records
+            .rejected(&info, route.as_deref().map(|r| &r.config), status, &reason)
+            .await;
+    }
+}

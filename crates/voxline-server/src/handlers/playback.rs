@@ -1,0 +1,334 @@
+//! The `playback` handler: ring (optionally), answer, play a greeting,
+//! record the caller, hang up after `max_seconds`, after the greeting when
+//! asked, or when the caller hangs up.
+
+use crate::config::{resolve_path, MediaConfig};
+use crate::records::{call_end, Records};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use voxline_media::{CallRecorder, Codec, MediaDirection, RtpSession, RtpTarget};
+use voxline_sip::routing::ParamValue;
+use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
+
+/// Parameters of a playback route (`[route.params]`).
+#[derive(Debug, Clone)]
+pub struct PlaybackParams {
+    /// WAV played after answering (8 kHz mono 16-bit); none = silence.
+    pub greeting: Option<PathBuf>,
+    /// Hang up after this many seconds.
+    pub max_seconds: u64,
+    /// Hang up as soon as the greeting has been played.
+    pub hangup_after_greeting: bool,
+    /// Ring this long (180) before answering, ms.
+    pub ring_ms: u64,
+    /// Record this route's calls (overrides `media.record`).
+    pub record: Option<bool>,
+}
+
+impl PlaybackParams {
+    /// Reads and checks the parameters; errors are (field, reason).
+    pub fn parse(params: &BTreeMap<String, ParamValue>, base: &Path) -> Result<PlaybackParams, (String, String)> {
+        let mut p = PlaybackParams {
+            greeting: None,
+            max_seconds: 30,
+            hangup_after_greeting: false,
+            ring_ms: 0,
+            record: None,
+        };
+        for (k, v) in params {
+            let field = format!("params.{k}");
+            let bad = |want: &str| (field.clone(), format!("must be {want}"));
+            match (k.as_str(), v) {
+                ("greeting", ParamValue::Str(s)) => {
+                    let path = resolve_path(base, Path::new(s));
+                    voxline_media::load_wav_8k_mono(&path).map_err(|e| (field.clone(), e.to_string()))?;
+                    p.greeting = Some(path);
+                }
+                ("greeting", _) => return Err(bad("a path to a WAV file")),
+                ("max_seconds", ParamValue::Int(n)) if *n > 0 && *n <= 86_400 => p.max_seconds = *n as u64,
+                ("max_seconds", _) => return Err(bad("an integer from 1 to 86400")),
+                ("hangup_after_greeting", ParamValue::Bool(b)) => p.hangup_after_greeting = *b,
+                ("hangup_after_greeting", _) => return Err(bad("true or false")),
+                ("ring_ms", ParamValue::Int(n)) if *n >= 0 && *n <= 120_000 => p.ring_ms = *n as u64,
+                ("ring_ms", _) => return Err(bad("an integer from 0 to 120000")),
+                ("record", ParamValue::Bool(b)) => p.record = Some(*b),
+                ("record", _) => return Err(bad("true or false")),
+                _ => return Err((field, "unknown parameter for the playback handler".into())),
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A prepared playback route.
+pub struct Playback {
+    params: PlaybackParams,
+    greeting: Arc<Vec<i16>>,
+    media: MediaConfig,
+    shutdown: CancellationToken,
+}
+
+/// Turns a negotiation result into the media layer's target.
+pub fn rtp_target(n: &Negotiated) -> RtpTarget {
+    RtpTarget {
+        addr: n.remote_rtp,
+        codec: match n.codec {
+            voxline_sip::AudioCodec::Pcmu => Codec::Pcmu,
+            voxline_sip::AudioCodec::Pcma => Codec::Pcma,
+        },
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+        direction: if n.we_send() {
+            match n.local_direction {
+                Direction::SendRecv => MediaDirection::SendRecv,
+                _ => MediaDirection::SendOnly,
+            }
+        } else {
+            match n.local_direction {
+                Direction::Inactive | Direction::SendOnly => MediaDirection::Inactive,
+                _ => MediaDirection::RecvOnly,
+            }
+        },
+    }
+}
+
+/// A file name made of the safe characters of a Call-ID.
+pub fn safe_name(call_id: &str) -> String {
+    let s: String = call_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if s.is_empty() {
+        "call".into()
+    } else {
+        s
+    }
+}
+
+impl Playback {
+    /// Loads the greeting.
+    pub fn new(params: PlaybackParams, media: MediaConfig, shutdown: CancellationToken) -> anyhow::Result<Playback> {
+        let greeting = match &params.greeting {
+            Some(p) => voxline_media::load_wav_8k_mono(p)?,
+            None => Vec::new(),
+        };
+        Ok(Playback {
+            params,
+            greeting: Arc::new(greeting),
+            media,
+            shutdown,
+        })
+    }
+
+    /// Runs one call to its end and completes its record.
+    pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
+        let record_id = records.inbound_started(&call.info, route).await;
+        let (end, answered, stats, detail) = self.converse(&mut call, records, &record_id).await;
+        let (sent, received) = stats
+            .map(|s| {
+                (
+                    s.packets_sent.load(Ordering::Relaxed),
+                    s.packets_received.load(Ordering::Relaxed),
+                )
+            })
+            .unwrap_or((0, 0));
+        info!(reason = %end.reason, by = end.by.inbound_name(), sent, received, "call ended");
+        records
+            .ended(&record_id, &call_end(answered, &end, true, sent, received, detail))
+            .await;
+    }
+
+    async fn converse(
+        &self,
+        call: &mut InboundCall,
+        records: &Records,
+        record_id: &str,
+    ) -> (EndReason, bool, Option<Arc<voxline_media::MediaStats>>, Option<String>) {
+        let local_end = |reason: &str| EndReason {
+            by: Party::Local,
+            reason: reason.into(),
+            status: None,
+        };
+        if let Err(e) = call.ringing() {
+            warn!(error = %e, "could not send 180");
+        }
+        if self.params.ring_ms > 0 {
+            let ring = tokio::time::sleep(Duration::from_millis(self.params.ring_ms));
+            tokio::pin!(ring);
+            loop {
+                tokio::select! {
+                    _ = &mut ring => break,
+                    ev = call.next_event() => {
+                        if let CallEvent::Ended(e) = ev {
+                            return (e, false, None, None);
+                        }
+                    }
+                }
+            }
+        }
+        let rtp = match RtpSession::bind(self.media.bind_ip, self.media.rtp_port_min, self.media.rtp_port_max).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "no RTP port: 503");
+                call.reject(503).ok();
+                return (
+                    EndReason {
+                        by: Party::Local,
+                        reason: "no_media_port".into(),
+                        status: Some(503),
+                    },
+                    false,
+                    None,
+                    Some(e.to_string()),
+                );
+            }
+        };
+        let advertised = SocketAddr::new(self.media.advertised(), rtp.local_addr().port());
+        let negotiated = match call.answer(advertised).await {
+            Ok(n) => n,
+            Err(e) => {
+                let end = call.ended().cloned().unwrap_or_else(|| local_end("error"));
+                return (end, false, None, Some(e.to_string()));
+            }
+        };
+        rtp.set_target(rtp_target(&negotiated));
+
+        let record = self.params.record.unwrap_or(self.media.record);
+        let recorder = if record {
+            let day = chrono_day();
+            let path = self
+                .media
+                .recordings_dir
+                .join(day)
+                .join(format!("{}.wav", safe_name(&call.info.call_id)));
+            match CallRecorder::create(&path) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!(error = %e, "recording disabled for this call");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
+        records
+            .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
+            .await;
+
+        let media_cancel = CancellationToken::new();
+        let media_task = {
+            let rtp = rtp.clone();
+            let c = media_cancel.clone();
+            tokio::spawn(async move { rtp.run(recorder, c).await })
+        };
+        rtp.play(&self.greeting);
+
+        let deadline = tokio::time::sleep(Duration::from_secs(self.params.max_seconds));
+        tokio::pin!(deadline);
+        let mut greeting_done = self.greeting.is_empty();
+        let end = loop {
+            tokio::select! {
+                ev = call.next_event() => match ev {
+                    CallEvent::Ended(e) => break e,
+                    CallEvent::MediaChanged(n) => {
+                        info!(direction = n.local_direction.as_str(), remote_rtp = %n.remote_rtp, "media changed");
+                        rtp.set_target(rtp_target(&n));
+                    }
+                    CallEvent::Dtmf { digit, duration_ms } => {
+                        info!(%digit, ?duration_ms, "DTMF (INFO)");
+                    }
+                },
+                _ = rtp.wait_drained(), if !greeting_done => {
+                    greeting_done = true;
+                    if self.params.hangup_after_greeting {
+                        call.hangup().await.ok();
+                        break local_end("greeting_done");
+                    }
+                }
+                _ = &mut deadline => {
+                    call.hangup().await.ok();
+                    break local_end("max_duration");
+                }
+                _ = self.shutdown.cancelled() => {
+                    call.hangup().await.ok();
+                    break local_end("shutdown");
+                }
+            }
+        };
+        media_cancel.cancel();
+        media_task.await.ok();
+        (end, true, Some(rtp.stats()), None)
+    }
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, for recording folders.
+fn chrono_day() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_mistyped_params_are_named() {
+        let mut m = BTreeMap::new();
+        m.insert("max_secs".to_string(), ParamValue::Int(3));
+        assert_eq!(
+            PlaybackParams::parse(&m, Path::new(".")).unwrap_err().0,
+            "params.max_secs"
+        );
+        let mut m = BTreeMap::new();
+        m.insert("max_seconds".to_string(), ParamValue::Str("3".into()));
+        assert_eq!(
+            PlaybackParams::parse(&m, Path::new(".")).unwrap_err().0,
+            "params.max_seconds"
+        );
+        let mut m = BTreeMap::new();
+        m.insert("greeting".to_string(), ParamValue::Str("/nonexistent.wav".into()));
+        let e = PlaybackParams::parse(&m, Path::new(".")).unwrap_err();
+        assert!(e.1.contains("/nonexistent.wav"), "{e:?}");
+    }
+
+    #[test]
+    fn call_ids_become_safe_file_names() {
+        assert_eq!(safe_name("1-234@127.0.0.1"), "1-234_127.0.0.1");
+        assert_eq!(safe_name("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(safe_name(""), "call");
+    }
+
+    #[test]
+    fn day_is_formatted() {
+        let d = chrono_day();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The `voxline` binary: a real-time voice call agent over SIP/RTP.
+
+mod call_cmd;
+mod config;
+mod handlers;
+mod http;
+mod records;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// voxline: answers and places phone calls over SIP/RTP.
+#[derive(Parser, Debug)]
+#[command(name = "voxline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (SIP, media, call handlers, HTTP API).
+    Serve {
+        /// Configuration file.
+        #[arg(long, default_value = "sip-config/voxline.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; on error name the file, field and why (exit 2).
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, default_value = "sip-config/voxline.toml")]
+        config: PathBuf,
+    },
+    /// Place one call: a test softphone and the outbound primitive.
+    Call(call_cmd::CallArgs),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("voxline: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { config } => match config::Config::load(&config) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} listener(s), {} trunk(s), {} route(s), {} user(s))",
+                    config.display(),
+                    cfg.sip.listeners.len(),
+                    cfg.trunks.len(),
+                    cfg.routes.len(),
+                    cfg.users.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config } => {
+            let cfg = match config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(serve::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("voxline serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Call(args) => match runtime.block_on(call_cmd::run(args)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("voxline call: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

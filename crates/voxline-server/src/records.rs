@@ -1,0 +1,138 @@
+//! Writing call records from the call handlers. A failed write is logged and
+//! never ends a call.
+
+use voxline_sip::{CallInfo, EndReason, RouteConfig};
+use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall};
+
+/// The call-record writer shared by all calls.
+#[derive(Debug, Clone)]
+pub struct Records {
+    store: CallStore,
+}
+
+/// A fresh record id.
+pub fn new_record_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl Records {
+    /// Wraps an open store.
+    pub fn new(store: CallStore) -> Records {
+        Records { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &CallStore {
+        &self.store
+    }
+
+    /// Writes the start of an inbound call; returns its record id.
+    pub async fn inbound_started(&self, info: &CallInfo, route: &RouteConfig) -> String {
+        let id = new_record_id();
+        let call = NewCall {
+            id: id.clone(),
+            call_id: info.call_id.clone(),
+            direction: CallDirection::Inbound,
+            from_uri: info.from.clone(),
+            to_uri: info.to.clone(),
+            source_addr: Some(info.remote.to_string()),
+            trunk: Some(info.trunk.clone()),
+            route: Some(route.name.clone()),
+            handler: Some(route.handler.clone()),
+            invite_at: now_ms(),
+        };
+        if let Err(e) = self.store.call_started(&call).await {
+            tracing::error!(error = %e, "call record not written");
+        }
+        id
+    }
+
+    /// Writes the start of an outbound call.
+    pub async fn outbound_started(&self, id: &str, call_id: &str, from: &str, to: &str, trunk: Option<&str>) {
+        let call = NewCall {
+            id: id.to_string(),
+            call_id: call_id.to_string(),
+            direction: CallDirection::Outbound,
+            from_uri: from.to_string(),
+            to_uri: to.to_string(),
+            source_addr: None,
+            trunk: trunk.map(str::to_string),
+            route: None,
+            handler: Some("call".into()),
+            invite_at: now_ms(),
+        };
+        if let Err(e) = self.store.call_started(&call).await {
+            tracing::error!(error = %e, "call record not written");
+        }
+    }
+
+    /// Marks a call answered.
+    pub async fn answered(&self, id: &str, codec: &str, recording: Option<&str>) {
+        if let Err(e) = self.store.call_answered(id, codec, recording).await {
+            tracing::error!(error = %e, "call record not updated (answer)");
+        }
+    }
+
+    /// Completes a call's record.
+    pub async fn ended(&self, id: &str, end: &CallEnd) {
+        if let Err(e) = self.store.call_ended(id, end).await {
+            tracing::error!(error = %e, "call record not completed");
+        }
+    }
+
+    /// Records a routed call refused before it had a dialog.
+    pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
+        let id = new_record_id();
+        let call = NewCall {
+            id: id.clone(),
+            call_id: info.call_id.clone(),
+            direction: CallDirection::Inbound,
+            from_uri: info.from.clone(),
+            to_uri: info.to.clone(),
+            source_addr: Some(info.remote.to_string()),
+            trunk: Some(info.trunk.clone()),
+            route: route.map(|r| r.name.clone()),
+            handler: route.map(|r| r.handler.clone()),
+            invite_at: now_ms(),
+        };
+        if let Err(e) = self.store.call_started(&call).await {
+            tracing::error!(error = %e, "call record not written");
+            return;
+        }
+        let end = CallEnd {
+            answered: false,
+            reason: reason.to_string(),
+            hangup_by: "voxline".into(),
+            sip_status: Some(status),
+            packets_sent: 0,
+            packets_received: 0,
+            detail: None,
+        };
+        self.ended(&id, &end).await;
+    }
+}
+
+/// Builds the end of a call record from an end reason.
+pub fn call_end(
+    answered: bool,
+    reason: &EndReason,
+    inbound: bool,
+    sent: u64,
+    received: u64,
+    detail: Option<String>,
+) -> CallEnd {
+    CallEnd {
+        answered,
+        reason: reason.reason.clone(),
+        hangup_by: if inbound {
+            reason.by.inbound_name()
+        } else {
+            reason.by.outbound_name()
+        }
+        .to_string(),
+        sip_status: reason.status.or(if answered { Some(200) } else { None }),
+        packets_sent: sent as i64,
+        packets_received: received as i64,
+        detail,
+    }
+}

@@ -1,0 +1,89 @@
+//! `voxline serve`: wires config, store, SIP endpoint, handlers and HTTP API.
+
+use crate::config::Config;
+use crate::handlers::Handlers;
+use crate::records::Records;
+use anyhow::Context;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use voxline_sip::{SipEndpoint, SipEndpointOptions};
+use voxline_store::CallStore;
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = CallStore::open(&cfg.store.url, &cfg.node.name)
+        .await
+        .with_context(|| "store.url".to_string())?;
+    let closed = store.close_interrupted().await?;
+    if closed > 0 {
+        info!(rows = closed, "closed call records left open by an earlier stop");
+    }
+    let records = Records::new(store.clone());
+    let shutdown = CancellationToken::new();
+    let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone())?);
+    let counters = handlers.counters();
+    let endpoint = SipEndpoint::start(
+        SipEndpointOptions {
+            sip: cfg.sip.clone(),
+            trunks: cfg.trunks.clone(),
+            routes: cfg.routes.clone(),
+            users: cfg.users.clone(),
+            security: cfg.security.clone(),
+            accept_inbound: true,
+        },
+        Some(handlers.clone()),
+    )
+    .await?;
+    let registrations = endpoint.start_registrations(&cfg.trunks);
+    if let Some(bind) = cfg.http.bind {
+        crate::http::start(
+            bind,
+            store.clone(),
+            counters.clone(),
+            endpoint.router(),
+            registrations,
+            shutdown.clone(),
+        )
+        .await
+        .with_context(|| format!("http.bind {bind}"))?;
+    }
+    info!(node = %cfg.node.name, "voxline ready");
+
+    wait_for_signal().await;
+    info!("shutting down: hanging up calls");
+    shutdown.cancel();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while counters.active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the BYEs leave before the transport closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    endpoint.shutdown();
+    store.close().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok();
+    }
+}

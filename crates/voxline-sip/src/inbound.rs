@@ -1,0 +1,361 @@
+//! An inbound call as its handler sees it: ring, answer (offer/answer in the
+//! INVITE/200, or a late offer answered in the ACK), follow re-INVITEs and
+//! INFO, hang up.
+
+use crate::call::{parse_dtmf_info, CallEvent, CallInfo, EndReason, Party};
+use crate::routing::CallPermit;
+use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, RemoteSdp, SdpError};
+use crate::SipError;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+
+/// One inbound call, owned by its handler.
+pub struct InboundCall {
+    /// What the INVITE said.
+    pub info: CallInfo,
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    dialog_layer: Arc<DialogLayer>,
+    offer: Option<RemoteSdp>,
+    codecs: Vec<AudioCodec>,
+    _permit: Option<CallPermit>,
+    local: Option<LocalSdp>,
+    last_sdp: String,
+    negotiated: Option<Negotiated>,
+    awaiting_ack_answer: bool,
+    ended: Option<EndReason>,
+}
+
+impl std::fmt::Debug for InboundCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundCall").field("info", &self.info).finish()
+    }
+}
+
+pub(crate) fn end_reason(r: &TerminatedReason) -> EndReason {
+    let (by, reason, status) = match r {
+        TerminatedReason::UacBye => (Party::Remote, "bye", None),
+        TerminatedReason::UacCancel => (Party::Remote, "cancel", Some(487)),
+        TerminatedReason::UasBye => (Party::Local, "bye", None),
+        TerminatedReason::Timeout => (Party::Local, "timeout", Some(408)),
+        TerminatedReason::UacBusy => (Party::Remote, "busy", Some(486)),
+        TerminatedReason::UasBusy => (Party::Local, "busy", Some(486)),
+        TerminatedReason::UasDecline => (Party::Local, "rejected", Some(603)),
+        TerminatedReason::ProxyAuthRequired => (Party::Remote, "auth_failed", Some(407)),
+        TerminatedReason::ProxyError(c) => (Party::Remote, "rejected", Some(u16::from(c.clone()))),
+        TerminatedReason::UacOther(c) => (Party::Remote, "rejected", Some(u16::from(c.clone()))),
+        TerminatedReason::UasOther(c) => (Party::Local, "rejected", Some(u16::from(c.clone()))),
+    };
+    EndReason {
+        by,
+        reason: reason.to_string(),
+        status,
+    }
+}
+
+fn content_type(req: &Request) -> String {
+    req.headers
+        .iter()
+        .find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn sdp_headers() -> Vec<Header> {
+    vec![Header::ContentType("application/sdp".into())]
+}
+
+impl InboundCall {
+    pub(crate) fn new(
+        info: CallInfo,
+        dialog: InviteDialog,
+        states: DialogStateReceiver,
+        dialog_layer: Arc<DialogLayer>,
+        offer: Option<RemoteSdp>,
+        codecs: Vec<AudioCodec>,
+        permit: Option<CallPermit>,
+    ) -> InboundCall {
+        InboundCall {
+            info,
+            dialog,
+            states,
+            dialog_layer,
+            offer,
+            codecs,
+            _permit: permit,
+            local: None,
+            last_sdp: String::new(),
+            negotiated: None,
+            awaiting_ack_answer: false,
+            ended: None,
+        }
+    }
+
+    /// Whether the INVITE carried an SDP offer (false = late offer).
+    pub fn has_offer(&self) -> bool {
+        self.offer.is_some()
+    }
+
+    /// The negotiated media, once answered.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// How the call ended, once it has.
+    pub fn ended(&self) -> Option<&EndReason> {
+        self.ended.as_ref()
+    }
+
+    /// Sends 180 Ringing.
+    pub fn ringing(&self) -> Result<(), SipError> {
+        self.dialog.ringing(None, None)?;
+        Ok(())
+    }
+
+    /// Refuses the call with `status` (e.g. 486, 603).
+    pub fn reject(&mut self, status: u16) -> Result<(), SipError> {
+        self.dialog.reject(Some(StatusCode::from(status)), None)?;
+        self.ended = Some(EndReason {
+            by: Party::Local,
+            reason: "rejected".into(),
+            status: Some(status),
+        });
+        Ok(())
+    }
+
+    /// Answers with 200 OK. `media` is voxline's RTP address as the peer
+    /// should see it. Returns once the ACK arrived (and, for a late offer,
+    /// the answer in it was accepted).
+    pub async fn answer(&mut self, media: SocketAddr) -> Result<Negotiated, SipError> {
+        let mut local = LocalSdp {
+            addr: media.ip(),
+            port: media.port(),
+            session_id: u64::from(rand::random::<u32>()),
+            version: 1,
+        };
+        let (body, pending) = match &self.offer {
+            Some(offer) => {
+                let neg = offer
+                    .negotiate(&self.codecs, None)
+                    .map_err(|e| SipError::Call(e.to_string()))?;
+                (sdp::answer(&local, offer, &neg), Some(neg))
+            }
+            None => (sdp::offer(&local, &self.codecs, Direction::SendRecv), None),
+        };
+        self.dialog
+            .accept(Some(sdp_headers()), Some(body.clone().into_bytes()))?;
+        self.last_sdp = body;
+        loop {
+            match self.states.recv().await {
+                Some(DialogState::Confirmed(..)) => break,
+                Some(DialogState::Terminated(_, r)) => {
+                    let why = end_reason(&r);
+                    self.ended = Some(why.clone());
+                    return Err(SipError::Call(format!("call ended before ACK: {}", why.reason)));
+                }
+                Some(_) => continue,
+                None => return Err(SipError::Call("dialog closed".into())),
+            }
+        }
+        let neg = match pending {
+            Some(n) => n,
+            None => match self.answer_from_ack() {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(error = %e, "late-offer answer in ACK unusable: hanging up");
+                    self.hangup().await.ok();
+                    self.ended = Some(EndReason {
+                        by: Party::Local,
+                        reason: "bad_ack_sdp".into(),
+                        status: Some(488),
+                    });
+                    return Err(SipError::Call(e.to_string()));
+                }
+            },
+        };
+        local.version = 1;
+        self.local = Some(local);
+        self.negotiated = Some(neg.clone());
+        info!(codec = neg.codec.name(), remote_rtp = %neg.remote_rtp, "call answered");
+        Ok(neg)
+    }
+
+    fn answer_from_ack(&self) -> Result<Negotiated, SdpError> {
+        let ack = self
+            .dialog
+            .last_remote_ack()
+            .ok_or_else(|| SdpError::Malformed("no ACK".into()))?;
+        sdp::parse(&ack.body)?.negotiate(&self.codecs, Some(&self.codecs))
+    }
+
+    /// Waits for the next thing that happens on the call. Re-INVITEs, UPDATEs,
+    /// INFOs and in-dialog OPTIONS are answered here. Cancel-safe between events.
+    pub async fn next_event(&mut self) -> CallEvent {
+        if let Some(e) = &self.ended {
+            return CallEvent::Ended(e.clone());
+        }
+        loop {
+            let Some(state) = self.states.recv().await else {
+                let e = EndReason {
+                    by: Party::Local,
+                    reason: "error".into(),
+                    status: None,
+                };
+                self.ended = Some(e.clone());
+                return CallEvent::Ended(e);
+            };
+            match state {
+                DialogState::Updated(_, req, handle) => {
+                    if let Some(neg) = self.on_offer(&req, handle).await {
+                        return CallEvent::MediaChanged(neg);
+                    }
+                }
+                DialogState::Confirmed(..) if self.awaiting_ack_answer => {
+                    self.awaiting_ack_answer = false;
+                    match self.answer_from_ack() {
+                        Ok(neg) => {
+                            self.negotiated = Some(neg.clone());
+                            return CallEvent::MediaChanged(neg);
+                        }
+                        Err(e) => warn!(error = %e, "re-INVITE answer in ACK unusable; media unchanged"),
+                    }
+                }
+                DialogState::Info(_, req, handle) => {
+                    handle.reply(StatusCode::OK).await.ok();
+                    if let Some((digit, duration_ms)) = parse_dtmf_info(&content_type(&req), &req.body) {
+                        return CallEvent::Dtmf { digit, duration_ms };
+                    }
+                }
+                DialogState::Options(_, _, handle) => {
+                    handle
+                        .respond(
+                            StatusCode::OK,
+                            Some(vec![Header::Allow(crate::endpoint::ALLOWED_METHODS.into())]),
+                            None,
+                        )
+                        .await
+                        .ok();
+                }
+                DialogState::Refer(_, _, handle)
+                | DialogState::Message(_, _, handle)
+                | DialogState::Notify(_, _, handle)
+                | DialogState::Publish(_, _, handle) => {
+                    handle.reply(StatusCode::MethodNotAllowed).await.ok();
+                }
+                DialogState::Terminated(_, r) => {
+                    let e = end_reason(&r);
+                    self.ended = Some(e.clone());
+                    return CallEvent::Ended(e);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Answers a re-INVITE or UPDATE; returns the new media when it changed.
+    async fn on_offer(&mut self, req: &Request, handle: TransactionHandle) -> Option<Negotiated> {
+        let Some(local) = self.local.as_mut() else {
+            handle.reply(StatusCode::RequestPending).await.ok();
+            return None;
+        };
+        if req.body.iter().all(|b| b.is_ascii_whitespace()) {
+            if req.method == Method::Invite {
+                // Re-INVITE without SDP: we offer in the 200, the answer comes in the ACK.
+                let body = sdp::offer(local, &self.codecs, Direction::SendRecv);
+                handle
+                    .respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes()))
+                    .await
+                    .ok();
+                self.awaiting_ack_answer = true;
+            } else {
+                handle.reply(StatusCode::OK).await.ok();
+            }
+            return None;
+        }
+        let parsed = sdp::parse(&req.body).and_then(|o| o.negotiate(&self.codecs, None).map(|n| (o, n)));
+        match parsed {
+            Ok((offer, neg)) => {
+                let mut body = sdp::answer(local, &offer, &neg);
+                if body != self.last_sdp {
+                    local.version += 1;
+                    body = sdp::answer(local, &offer, &neg);
+                }
+                handle
+                    .respond(StatusCode::OK, Some(sdp_headers()), Some(body.clone().into_bytes()))
+                    .await
+                    .ok();
+                self.last_sdp = body;
+                let changed = self.negotiated.as_ref() != Some(&neg);
+                debug!(direction = neg.local_direction.as_str(), changed, "re-INVITE answered");
+                self.negotiated = Some(neg.clone());
+                changed.then_some(neg)
+            }
+            Err(SdpError::Malformed(why)) => {
+                debug!(reason = %why, "re-INVITE with bad SDP");
+                handle.reply(StatusCode::BadRequest).await.ok();
+                None
+            }
+            Err(SdpError::NotAcceptable(why)) => {
+                debug!(reason = %why, "re-INVITE not acceptable");
+                handle.reply(StatusCode::NotAcceptableHere).await.ok();
+                None
+            }
+        }
+    }
+
+    /// Hangs up: BYE once answered, 480 while still ringing.
+    pub async fn hangup(&mut self) -> Result<(), SipError> {
+        if self.ended.is_some() {
+            return Ok(());
+        }
+        match self.dialog.state() {
+            DialogState::Confirmed(..) | DialogState::Updated(..) | DialogState::WaitAck(..) => {
+                self.dialog.bye().await?;
+            }
+            DialogState::Terminated(..) => {}
+            _ => {
+                self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None)?;
+            }
+        }
+        self.ended = Some(EndReason {
+            by: Party::Local,
+            reason: "bye".into(),
+            status: None,
+        });
+        Ok(())
+    }
+}
+
+impl Drop for InboundCall {
+    fn drop(&mut self) {
+        let dialog = self.dialog.clone();
+        let layer = self.dialog_layer.clone();
+        let still_up = self.ended.is_none();
+        let id = dialog.id();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if still_up {
+                    match dialog.state() {
+                        DialogState::Terminated(..) => {}
+                        DialogState::Calling(..) | DialogState::Trying(..) | DialogState::Early(..) => {
+                            dialog.reject(Some(StatusCode::TemporarilyUnavailable), None).ok();
+                        }
+                        _ => {
+                            dialog.bye().await.ok();
+                        }
+                    }
+                }
+                layer.remove_dialog(&id);
+            });
+        } else {
+            layer.remove_dialog(&id);
+        }
+    }
+}

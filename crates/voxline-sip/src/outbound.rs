@@ -1,0 +1,354 @@
+//! Outbound calls: INVITE with our offer (directly or via a trunk), digest
+//! challenges answered, provisional and early media reported, CANCEL when the
+//! ring timeout passes, BYE at the end.
+
+use crate::call::{parse_dtmf_info, CallEvent, EndReason, Party};
+use crate::endpoint::{parse_host_port, SipEndpoint};
+use crate::inbound::end_reason;
+use crate::routing::CallPermit;
+use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated};
+use crate::SipError;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, StatusCode, Uri};
+use rsipstack::transport::SipAddr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// What to call and how.
+#[derive(Debug, Clone)]
+pub struct PlaceCall {
+    /// `sip:user@host[:port]`, or a bare number when a trunk is given.
+    pub target: String,
+    /// From URI (else the trunk's caller-ID, else `sip:voxline@<local>`).
+    pub from: Option<String>,
+    /// Send through this trunk (its host, proxy, credentials, limits).
+    pub trunk: Option<String>,
+    /// voxline's RTP address for the offer.
+    pub media: SocketAddr,
+    /// CANCEL after this long without an answer (else the endpoint's default).
+    pub ring_timeout: Option<Duration>,
+    /// Call-ID to use (else a random one), so a record can be written first.
+    pub call_id: Option<String>,
+}
+
+/// An answered outbound call.
+pub struct OutboundCall {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// Where the INVITE went.
+    pub destination: String,
+    /// The trunk used, if any.
+    pub trunk: Option<String>,
+    /// The answer's negotiated media.
+    pub negotiated: Negotiated,
+    /// Whether early media (SDP in a 18x) was seen before the answer.
+    pub early_media: bool,
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    dialog_layer: Arc<DialogLayer>,
+    _permit: Option<CallPermit>,
+    ended: Option<EndReason>,
+}
+
+impl std::fmt::Debug for OutboundCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundCall").field("call_id", &self.call_id).finish()
+    }
+}
+
+/// Why an outbound call did not connect.
+#[derive(Debug, Clone)]
+pub struct CallFailure {
+    /// SIP Call-ID (for the record).
+    pub call_id: String,
+    /// The final status (487 after our CANCEL, 486 busy, 404...).
+    pub status: Option<u16>,
+    /// `no_answer`, `rejected`, `auth_failed`, `error`...
+    pub reason: String,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "{} ({s})", self.reason),
+            None => write!(f, "{}", self.reason),
+        }
+    }
+}
+
+fn uri(s: &str) -> Result<Uri, SipError> {
+    Uri::try_from(s).map_err(|e| SipError::Address(s.to_string(), e.to_string()))
+}
+
+impl SipEndpoint {
+    /// Places a call and waits until it is answered, rejected, or the ring
+    /// timeout passes (then CANCEL). `on_progress` sees each 18x status.
+    pub async fn place_call(
+        &self,
+        req: PlaceCall,
+        on_progress: impl Fn(u16, Option<&Negotiated>) + Send,
+    ) -> Result<Result<OutboundCall, CallFailure>, SipError> {
+        let router = self.router();
+        let trunk = match &req.trunk {
+            Some(name) => Some(
+                router
+                    .trunk(name)
+                    .ok_or_else(|| SipError::Call(format!("no trunk named {name:?}")))?,
+            ),
+            None => None,
+        };
+        let local = self
+            .first_socket_addr()
+            .ok_or_else(|| SipError::Call("no SIP listener".into()))?;
+        let permit = match &trunk {
+            Some(t) => Some(
+                t.admit()
+                    .map_err(|l| SipError::Call(format!("trunk {} limit reached: {l:?}", t.config.name)))?,
+            ),
+            None => None,
+        };
+
+        // Target URI and where the request is physically sent.
+        let (callee, destination) = match &trunk {
+            Some(t) => {
+                let host =
+                    t.config.host.clone().ok_or_else(|| {
+                        SipError::Call(format!("trunk {} has no host to send calls to", t.config.name))
+                    })?;
+                let target = if req.target.starts_with("sip:") || req.target.starts_with("sips:") {
+                    req.target.clone()
+                } else {
+                    format!("sip:{}@{host}", req.target)
+                };
+                let via = t.config.outbound_proxy.clone().unwrap_or(host);
+                (uri(&target)?, Some(via))
+            }
+            None => (uri(&req.target)?, None),
+        };
+        let destination = match destination {
+            Some(d) => {
+                let hp = parse_host_port(&d).map_err(|e| SipError::Address(d.clone(), e))?;
+                let transport = match trunk.as_ref().map(|t| t.config.transport) {
+                    Some(crate::config::TransportKind::Tcp) => rsipstack::sip::Transport::Tcp,
+                    Some(crate::config::TransportKind::Tls) => rsipstack::sip::Transport::Tls,
+                    _ => rsipstack::sip::Transport::Udp,
+                };
+                Some(SipAddr::new(transport, hp))
+            }
+            None => None,
+        };
+        let from = req
+            .from
+            .clone()
+            .or_else(|| trunk.as_ref().and_then(|t| t.config.caller_id.clone()))
+            .map(|f| {
+                if f.starts_with("sip:") || f.starts_with("sips:") {
+                    f
+                } else {
+                    format!("sip:{f}@{}", local.ip())
+                }
+            })
+            .unwrap_or_else(|| format!("sip:voxline@{local}"));
+        let credential = trunk.as_ref().and_then(|t| {
+            let c = &t.config;
+            c.username.as_ref().map(|u| Credential {
+                username: u.clone(),
+                password: c.password.clone().unwrap_or_default(),
+                realm: None,
+                auth_username: c.auth_username.clone(),
+            })
+        });
+
+        let codecs: Vec<AudioCodec> = self.codecs().to_vec();
+        let local_sdp = LocalSdp {
+            addr: req.media.ip(),
+            port: req.media.port(),
+            session_id: u64::from(rand::random::<u32>()),
+            version: 1,
+        };
+        let offer = sdp::offer(&local_sdp, &codecs, Direction::SendRecv);
+        let contact = uri(&format!("sip:voxline@{local}"))?;
+        let opt = InviteOption {
+            caller: uri(&from)?,
+            callee,
+            destination: destination.clone(),
+            content_type: Some("application/sdp".into()),
+            offer: Some(offer.into_bytes()),
+            contact,
+            credential,
+            call_id: req.call_id.clone(),
+            ..Default::default()
+        };
+        let dialog_layer = self.dialog_layer();
+        let (state_tx, mut states) = dialog_layer.new_dialog_state_channel();
+        let (dialog, mut join) = dialog_layer.do_invite_async(opt, state_tx)?;
+        let call_id = dialog.id().call_id.clone();
+        let dest_text = destination.map(|d| d.to_string()).unwrap_or_else(|| req.target.clone());
+        info!(call_id = %call_id, target = %req.target, destination = %dest_text, "placing call");
+
+        let ring = tokio::time::sleep(req.ring_timeout.unwrap_or(self.ring_timeout()));
+        tokio::pin!(ring);
+        let mut early: Option<Negotiated> = None;
+        let mut cancelled = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut join => break r,
+                _ = &mut ring, if !cancelled => {
+                    info!(call_id = %call_id, "no answer before the ring timeout: CANCEL");
+                    cancelled = true;
+                    if let Err(e) = dialog.cancel().await {
+                        warn!(error = %e, "CANCEL failed");
+                    }
+                }
+                Some(state) = states.recv() => {
+                    if let DialogState::Early(_, resp) = state {
+                        let status = u16::from(resp.status_code.clone());
+                        if !resp.body.is_empty() {
+                            if let Ok(n) = sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs))) {
+                                early = Some(n);
+                            }
+                        }
+                        debug!(status, early_media = early.is_some(), "progress");
+                        on_progress(status, early.as_ref());
+                    }
+                }
+            }
+        };
+        let failure = |status: Option<u16>, reason: &str| CallFailure {
+            call_id: call_id.clone(),
+            status,
+            reason: reason.to_string(),
+        };
+        let (_, resp) = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Ok(Err(failure(None, &format!("error: {e}"))));
+            }
+            Err(e) => return Ok(Err(failure(None, &format!("error: {e}")))),
+        };
+        let Some(resp) = resp else {
+            return Ok(Err(failure(None, if cancelled { "no_answer" } else { "no_response" })));
+        };
+        let status = u16::from(resp.status_code.clone());
+        if !(200..300).contains(&status) {
+            let reason = match status {
+                487 if cancelled => "no_answer",
+                401 | 407 => "auth_failed",
+                486 | 600 => "busy",
+                _ => "rejected",
+            };
+            return Ok(Err(failure(Some(status), reason)));
+        }
+        let negotiated = match sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs))) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "answer SDP unusable: BYE");
+                dialog.bye().await.ok();
+                dialog_layer.remove_dialog(&dialog.id());
+                return Ok(Err(failure(Some(488), "bad_answer_sdp")));
+            }
+        };
+        info!(call_id = %call_id, codec = negotiated.codec.name(), "call answered");
+        Ok(Ok(OutboundCall {
+            call_id,
+            destination: dest_text,
+            trunk: req.trunk.clone(),
+            negotiated,
+            early_media: early.is_some(),
+            dialog,
+            states,
+            dialog_layer,
+            _permit: permit,
+            ended: None,
+        }))
+    }
+}
+
+impl OutboundCall {
+    /// Waits for the next event (the far end hanging up, DTMF by INFO,
+    /// re-INVITE), answering in-dialog requests.
+    pub async fn next_event(&mut self) -> CallEvent {
+        if let Some(e) = &self.ended {
+            return CallEvent::Ended(e.clone());
+        }
+        loop {
+            let Some(state) = self.states.recv().await else {
+                let e = EndReason {
+                    by: Party::Local,
+                    reason: "error".into(),
+                    status: None,
+                };
+                self.ended = Some(e.clone());
+                return CallEvent::Ended(e);
+            };
+            match state {
+                DialogState::Terminated(_, r) => {
+                    let mut e = end_reason(&r);
+                    // For a UAC, a BYE received is the remote's.
+                    if e.reason == "bye" {
+                        e.by = Party::Remote;
+                    }
+                    self.ended = Some(e.clone());
+                    return CallEvent::Ended(e);
+                }
+                DialogState::Info(_, req, handle) => {
+                    handle.reply(StatusCode::OK).await.ok();
+                    let ct = req
+                        .headers
+                        .iter()
+                        .find_map(|h| match h {
+                            Header::ContentType(c) => Some(c.value().to_string()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    if let Some((digit, duration_ms)) = parse_dtmf_info(&ct, &req.body) {
+                        return CallEvent::Dtmf { digit, duration_ms };
+                    }
+                }
+                DialogState::Updated(_, _, handle) => {
+                    // voxline's outbound leg keeps its media; refuse changes politely.
+                    handle.reply(StatusCode::NotAcceptableHere).await.ok();
+                }
+                DialogState::Options(_, _, handle) => {
+                    handle.reply(StatusCode::OK).await.ok();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends BYE.
+    pub async fn hangup(&mut self) -> Result<(), SipError> {
+        if self.ended.is_none() {
+            self.dialog.bye().await?;
+            self.ended = Some(EndReason {
+                by: Party::Local,
+                reason: "bye".into(),
+                status: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutboundCall {
+    fn drop(&mut self) {
+        let dialog = self.dialog.clone();
+        let layer = self.dialog_layer.clone();
+        let still_up = self.ended.is_none();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if still_up {
+                    dialog.bye().await.ok();
+                }
+                layer.remove_dialog(&dialog.id());
+            });
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Inbound routing: which trunk a request came from, per-trunk call limits,
+//! and which route (handler) takes a dialled number.
+
+use crate::config::{RouteConfig, TrunkConfig};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use crate::config::toml_value::Value as ParamValue;
+
+/// A trunk at run time: its config plus live counters.
+#[derive(Debug)]
+pub struct Trunk {
+    /// The configuration.
+    pub config: TrunkConfig,
+    active: AtomicU32,
+    cps: Mutex<(Instant, u32)>,
+}
+
+/// Why a trunk refused a new call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitExceeded {
+    /// `max_calls` calls are up.
+    Concurrent,
+    /// `max_cps` calls started in the last second.
+    Rate,
+}
+
+/// Holds one of a trunk's concurrent-call slots until dropped.
+#[derive(Debug)]
+pub struct CallPermit {
+    trunk: Arc<Trunk>,
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        self.trunk.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl CallPermit {
+    /// The trunk's name.
+    pub fn trunk_name(&self) -> &str {
+        &self.trunk.config.name
+    }
+}
+
+impl Trunk {
+    fn new(config: TrunkConfig) -> Trunk {
+        Trunk {
+            config,
+            active: AtomicU32::new(0),
+            cps: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Calls up on this trunk now.
+    pub fn active_calls(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Takes a call slot, or says which limit is in the way.
+    pub fn admit(self: &Arc<Self>) -> Result<CallPermit, LimitExceeded> {
+        let max_calls = self.config.max_calls;
+        let prev = self.active.fetch_add(1, Ordering::Relaxed);
+        if max_calls > 0 && prev >= max_calls {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            return Err(LimitExceeded::Concurrent);
+        }
+        let permit = CallPermit { trunk: self.clone() };
+        if self.config.max_cps > 0 {
+            let now = Instant::now();
+            if let Ok(mut w) = self.cps.lock() {
+                if now.duration_since(w.0) >= Duration::from_secs(1) {
+                    *w = (now, 0);
+                }
+                if w.1 >= self.config.max_cps {
+                    return Err(LimitExceeded::Rate); // permit drops: slot released
+                }
+                w.1 += 1;
+            }
+        }
+        Ok(permit)
+    }
+}
+
+/// A route with its number matcher compiled.
+#[derive(Debug)]
+pub struct Route {
+    /// The configuration.
+    pub config: RouteConfig,
+    regex: Option<Regex>,
+}
+
+impl Route {
+    fn matches(&self, trunk: &str, number: &str) -> bool {
+        if let Some(t) = &self.config.trunk {
+            if t != trunk {
+                return false;
+            }
+        }
+        let m = &self.config.number;
+        if let Some(e) = &m.exact {
+            return e == number;
+        }
+        if let Some(p) = &m.prefix {
+            return number.starts_with(p.as_str());
+        }
+        if let Some(re) = &self.regex {
+            return re.is_match(number);
+        }
+        true
+    }
+
+    /// The handler parameters.
+    pub fn params(&self) -> &BTreeMap<String, ParamValue> {
+        &self.config.params
+    }
+}
+
+/// Trunks and routes, compiled.
+#[derive(Debug, Default)]
+pub struct Router {
+    trunks: Vec<Arc<Trunk>>,
+    routes: Vec<Arc<Route>>,
+}
+
+impl Router {
+    /// Compiles validated configuration. Regexes were checked by `validate`;
+    /// one that fails here is skipped with a warning.
+    pub fn new(trunks: &[TrunkConfig], routes: &[RouteConfig]) -> Router {
+        Router {
+            trunks: trunks.iter().cloned().map(|t| Arc::new(Trunk::new(t))).collect(),
+            routes: routes
+                .iter()
+                .filter_map(|r| {
+                    let regex = match &r.number.regex {
+                        Some(re) => match Regex::new(re) {
+                            Ok(re) => Some(re),
+                            Err(e) => {
+                                tracing::warn!(route = %r.name, error = %e, "route regex invalid, route skipped");
+                                return None;
+                            }
+                        },
+                        None => None,
+                    };
+                    Some(Arc::new(Route {
+                        config: r.clone(),
+                        regex,
+                    }))
+                })
+                .collect(),
+        }
+    }
+
+    /// The trunk whose `allow` networks contain `ip` (first one in config order).
+    pub fn trunk_for_source(&self, ip: IpAddr) -> Option<Arc<Trunk>> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.trunks
+            .iter()
+            .find(|t| t.config.allow.iter().any(|n| n.contains(&ip)))
+            .cloned()
+    }
+
+    /// A trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<Arc<Trunk>> {
+        self.trunks.iter().find(|t| t.config.name == name).cloned()
+    }
+
+    /// All trunks.
+    pub fn trunks(&self) -> &[Arc<Trunk>] {
+        &self.trunks
+    }
+
+    /// The first route matching calls from `trunk` (a trunk name, or `users`)
+    /// to `number`.
+    pub fn route(&self, trunk: &str, number: &str) -> Option<Arc<Route>> {
+        self.routes.iter().find(|r| r.matches(trunk, number)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NumberMatch, TrunkKind};
+
+    fn trunk(name: &str, cidr: &str, max_calls: u32, max_cps: u32) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            kind: TrunkKind::Ip,
+            allow: vec![cidr.parse().unwrap()],
+            host: None,
+            transport: Default::default(),
+            outbound_proxy: None,
+            username: None,
+            password: None,
+            auth_username: None,
+            expires: 300,
+            max_calls,
+            max_cps,
+            caller_id: None,
+        }
+    }
+
+    fn route(name: &str, trunk: Option<&str>, number: NumberMatch) -> RouteConfig {
+        RouteConfig {
+            name: name.into(),
+            trunk: trunk.map(Into::into),
+            number,
+            handler: "playback".into(),
+            params: Default::default(),
+        }
+    }
+
+    #[test]
+    fn first_matching_route_wins() {
+        let r = Router::new(
+            &[trunk("carrier", "192.0.2.0/24", 0, 0)],
+            &[
+                route(
+                    "exact",
+                    Some("carrier"),
+                    NumberMatch {
+                        exact: Some("1000".into()),
+                        ..Default::default()
+                    },
+                ),
+                route(
+                    "uk",
+                    None,
+                    NumberMatch {
+                        prefix: Some("+44".into()),
+                        ..Default::default()
+                    },
+                ),
+                route(
+                    "digits",
+                    None,
+                    NumberMatch {
+                        regex: Some("^[0-9]{4}$".into()),
+                        ..Default::default()
+                    },
+                ),
+                route("any", Some("carrier"), NumberMatch::default()),
+            ],
+        );
+        assert_eq!(r.route("carrier", "1000").unwrap().config.name, "exact");
+        assert_eq!(r.route("users", "1000").unwrap().config.name, "digits");
+        assert_eq!(r.route("carrier", "+4420").unwrap().config.name, "uk");
+        assert_eq!(r.route("carrier", "sales").unwrap().config.name, "any");
+        assert!(r.route("users", "sales").is_none());
+    }
+
+    #[test]
+    fn source_ip_selects_the_trunk_including_v4_mapped_v6() {
+        let r = Router::new(&[trunk("local", "127.0.0.1/32", 0, 0)], &[]);
+        assert!(r.trunk_for_source("127.0.0.1".parse().unwrap()).is_some());
+        assert!(r.trunk_for_source("::ffff:127.0.0.1".parse().unwrap()).is_some());
+        assert!(r.trunk_for_source("127.0.0.2".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn concurrent_limit_is_enforced_and_released() {
+        let r = Router::new(&[trunk("t", "10.0.0.0/8", 2, 0)], &[]);
+        let t = r.trunk("t").unwrap();
+        let a = t.admit().unwrap();
+        let _b = t.admit().unwrap();
+        assert_eq!(t.admit().unwrap_err(), LimitExceeded::Concurrent);
+        drop(a);
+        assert!(t.admit().is_ok());
+    }
+
+    #[test]
+    fn rate_limit_is_enforced_and_does_not_leak_slots() {
+        let r = Router::new(&[trunk("t", "10.0.0.0/8", 0, 3)], &[]);
+        let t = r.trunk("t").unwrap();
+        let permits: Vec<_> = (0..3).map(|_| t.admit().unwrap()).collect();
+        assert_eq!(t.admit().unwrap_err(), LimitExceeded::Rate);
+        assert_eq!(t.active_calls(), 3);
+        drop(permits);
+        assert_eq!(t.active_calls(), 0);
+    }
+}

@@ -1,0 +1,458 @@
+//! SDP offer/answer for one audio stream (RFC 3264): parse a peer's offer or
+//! answer with the `sdp` crate, choose a codec, and write our own SDP.
+
+use std::io::Cursor;
+use std::net::{IpAddr, SocketAddr};
+
+/// An audio codec voxline negotiates (G.711 only in this layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// G.711 μ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl AudioCodec {
+    /// SDP encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU",
+            AudioCodec::Pcma => "PCMA",
+        }
+    }
+    /// Static payload type.
+    pub fn static_pt(self) -> u8 {
+        match self {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+        }
+    }
+    /// Looks up by SDP encoding name.
+    pub fn from_name(name: &str) -> Option<AudioCodec> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(AudioCodec::Pcmu),
+            "PCMA" => Some(AudioCodec::Pcma),
+            _ => None,
+        }
+    }
+}
+
+/// Media direction as written in SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `a=sendrecv` (the default).
+    SendRecv,
+    /// `a=sendonly`.
+    SendOnly,
+    /// `a=recvonly`.
+    RecvOnly,
+    /// `a=inactive`.
+    Inactive,
+}
+
+impl Direction {
+    /// The direction an answerer uses for a given offered direction.
+    pub fn answer_to(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+    /// Attribute name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+    fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "sendrecv" => Some(Direction::SendRecv),
+            "sendonly" => Some(Direction::SendOnly),
+            "recvonly" => Some(Direction::RecvOnly),
+            "inactive" => Some(Direction::Inactive),
+            _ => None,
+        }
+    }
+}
+
+/// Why an SDP could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SdpError {
+    /// Not parseable SDP.
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// No usable audio stream or no codec in common (488).
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+}
+
+/// One format offered on the audio line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Format {
+    pt: u8,
+    name: String,
+    rate: u32,
+}
+
+/// The parts of a peer's SDP that matter for one audio call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSdp {
+    /// The peer's RTP address (`0.0.0.0` means old-style hold).
+    pub rtp_addr: SocketAddr,
+    /// The direction the peer wrote.
+    pub direction: Direction,
+    /// Index of the audio m-line among all m-lines.
+    audio_index: usize,
+    /// All m-lines as (media, proto, first format) to mirror in an answer.
+    mlines: Vec<(String, String, String)>,
+    /// Formats on the audio line, in the peer's order of preference.
+    formats: Vec<Format>,
+    /// `o=` session id and version, to spot a refresh with no change.
+    pub origin: (u64, u64),
+}
+
+/// The result of negotiation: what both sides will use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Where to send RTP.
+    pub remote_rtp: SocketAddr,
+    /// The chosen codec.
+    pub codec: AudioCodec,
+    /// Its payload type on this call.
+    pub payload_type: u8,
+    /// telephone-event payload type, when both sides have it.
+    pub telephone_event_pt: Option<u8>,
+    /// voxline's direction (what we write in our SDP).
+    pub local_direction: Direction,
+}
+
+impl Negotiated {
+    /// Whether voxline should send RTP.
+    pub fn we_send(&self) -> bool {
+        matches!(self.local_direction, Direction::SendRecv | Direction::SendOnly)
+            && !self.remote_rtp.ip().is_unspecified()
+            && self.remote_rtp.port() != 0
+    }
+}
+
+/// Parses a peer's SDP (an offer or an answer).
+pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
+    if body.len() > 16 * 1024 {
+        return Err(SdpError::Malformed("body larger than 16 KiB".into()));
+    }
+    let mut cursor = Cursor::new(body);
+    let sd = sdp::SessionDescription::unmarshal(&mut cursor).map_err(|e| SdpError::Malformed(e.to_string()))?;
+
+    let session_conn = sd
+        .connection_information
+        .as_ref()
+        .and_then(|c| c.address.as_ref())
+        .map(|a| a.address.clone());
+    let session_dir = sd
+        .attributes
+        .iter()
+        .find_map(|a| Direction::parse(&a.key))
+        .unwrap_or(Direction::SendRecv);
+
+    let mlines = sd
+        .media_descriptions
+        .iter()
+        .map(|m| {
+            (
+                m.media_name.media.clone(),
+                m.media_name.protos.join("/"),
+                m.media_name.formats.first().cloned().unwrap_or_else(|| "0".into()),
+            )
+        })
+        .collect();
+
+    let (audio_index, media) = sd
+        .media_descriptions
+        .iter()
+        .enumerate()
+        .find(|(_, m)| {
+            m.media_name.media == "audio"
+                && m.media_name.port.value > 0
+                && m.media_name.protos.iter().any(|p| p == "RTP")
+        })
+        .ok_or_else(|| SdpError::NotAcceptable("no active RTP audio stream".into()))?;
+
+    let addr = media
+        .connection_information
+        .as_ref()
+        .and_then(|c| c.address.as_ref())
+        .map(|a| a.address.clone())
+        .or(session_conn)
+        .ok_or_else(|| SdpError::Malformed("no connection address (c=)".into()))?;
+    // Multicast-style "addr/ttl" is not used on phone calls; take the host part.
+    let host = addr.split('/').next().unwrap_or(&addr);
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| SdpError::NotAcceptable(format!("connection address {host:?} is not an IP address")))?;
+    let port = u16::try_from(media.media_name.port.value)
+        .map_err(|_| SdpError::Malformed("audio port out of range".into()))?;
+
+    let direction = media
+        .attributes
+        .iter()
+        .find_map(|a| Direction::parse(&a.key))
+        .unwrap_or(session_dir);
+
+    let mut formats = Vec::new();
+    for f in &media.media_name.formats {
+        let Ok(pt) = f.parse::<u8>() else { continue };
+        if pt > 127 {
+            continue;
+        }
+        let rtpmap = media.attributes.iter().find_map(|a| {
+            if a.key != "rtpmap" {
+                return None;
+            }
+            let v = a.value.as_deref()?;
+            let (p, rest) = v.split_once(' ')?;
+            (p.trim().parse::<u8>().ok()? == pt).then(|| rest.trim().to_string())
+        });
+        let (name, rate) = match rtpmap {
+            Some(map) => {
+                let mut parts = map.split('/');
+                let name = parts.next().unwrap_or("").to_string();
+                let rate = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+                (name, rate)
+            }
+            None => match pt {
+                0 => ("PCMU".to_string(), 8000),
+                8 => ("PCMA".to_string(), 8000),
+                _ => continue,
+            },
+        };
+        formats.push(Format { pt, name, rate });
+    }
+
+    Ok(RemoteSdp {
+        rtp_addr: SocketAddr::new(ip, port),
+        direction,
+        audio_index,
+        mlines,
+        formats,
+        origin: (sd.origin.session_id, sd.origin.session_version),
+    })
+}
+
+impl RemoteSdp {
+    /// Chooses the first of the peer's formats that voxline supports
+    /// (`supported` is voxline's allowed set); `offered` restricts the choice
+    /// to what voxline itself offered when this SDP is an answer.
+    pub fn negotiate(&self, supported: &[AudioCodec], offered: Option<&[AudioCodec]>) -> Result<Negotiated, SdpError> {
+        let pick = self.formats.iter().find_map(|f| {
+            let codec = AudioCodec::from_name(&f.name)?;
+            let ok = f.rate == 8000 && supported.contains(&codec) && offered.is_none_or(|o| o.contains(&codec));
+            ok.then_some((codec, f.pt))
+        });
+        let (codec, payload_type) = pick.ok_or_else(|| {
+            let names: Vec<&str> = self.formats.iter().map(|f| f.name.as_str()).collect();
+            SdpError::NotAcceptable(format!("no common codec (peer offered {names:?})"))
+        })?;
+        let telephone_event_pt = self
+            .formats
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == 8000)
+            .map(|f| f.pt);
+        let mut local_direction = self.direction.answer_to();
+        if self.rtp_addr.ip().is_unspecified() {
+            // RFC 2543 hold: c=0.0.0.0 means "don't send to me".
+            local_direction = match local_direction {
+                Direction::SendRecv => Direction::RecvOnly,
+                Direction::SendOnly => Direction::Inactive,
+                d => d,
+            };
+        }
+        Ok(Negotiated {
+            remote_rtp: self.rtp_addr,
+            codec,
+            payload_type,
+            telephone_event_pt,
+            local_direction,
+        })
+    }
+}
+
+/// voxline's side of the session: address and o= line state.
+#[derive(Debug, Clone)]
+pub struct LocalSdp {
+    /// Address written in `c=` and `o=`.
+    pub addr: IpAddr,
+    /// Local RTP port.
+    pub port: u16,
+    /// `o=` session id.
+    pub session_id: u64,
+    /// `o=` version, bumped whenever our SDP changes.
+    pub version: u64,
+}
+
+/// The payload type voxline uses for telephone-event when it offers.
+pub const OFFER_TELEPHONE_EVENT_PT: u8 = 101;
+
+fn header(local: &LocalSdp) -> String {
+    let ipv = if local.addr.is_ipv6() { "IP6" } else { "IP4" };
+    format!(
+        "v=0\r\no=voxline {} {} IN {ipv} {}\r\ns=voxline\r\nc=IN {ipv} {}\r\nt=0 0\r\n",
+        local.session_id, local.version, local.addr, local.addr
+    )
+}
+
+/// Writes an answer to `offer` with the negotiated result.
+pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
+    let mut s = header(local);
+    for (i, (media, proto, fmt)) in offer.mlines.iter().enumerate() {
+        if i != offer.audio_index {
+            // Reject other streams (video, a second audio) with port 0.
+            s.push_str(&format!("m={media} 0 {proto} {fmt}\r\n"));
+            continue;
+        }
+        let mut fmts = neg.payload_type.to_string();
+        if let Some(te) = neg.telephone_event_pt {
+            fmts.push_str(&format!(" {te}"));
+        }
+        s.push_str(&format!("m=audio {} RTP/AVP {fmts}\r\n", local.port));
+        s.push_str(&format!("a=rtpmap:{} {}/8000\r\n", neg.payload_type, neg.codec.name()));
+        if let Some(te) = neg.telephone_event_pt {
+            s.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+        }
+        s.push_str(&format!("a=ptime:20\r\na={}\r\n", neg.local_direction.as_str()));
+    }
+    s
+}
+
+/// Writes an offer with `codecs` (in preference order) and telephone-event.
+pub fn offer(local: &LocalSdp, codecs: &[AudioCodec], direction: Direction) -> String {
+    let mut s = header(local);
+    let mut fmts: Vec<String> = codecs.iter().map(|c| c.static_pt().to_string()).collect();
+    fmts.push(OFFER_TELEPHONE_EVENT_PT.to_string());
+    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port, fmts.join(" ")));
+    for c in codecs {
+        s.push_str(&format!("a=rtpmap:{} {}/8000\r\n", c.static_pt(), c.name()));
+    }
+    s.push_str(&format!(
+        "a=rtpmap:{t} telephone-event/8000\r\na=fmtp:{t} 0-16\r\na=ptime:20\r\na={}\r\n",
+        direction.as_str(),
+        t = OFFER_TELEPHONE_EVENT_PT
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+    fn local() -> LocalSdp {
+        LocalSdp {
+            addr: "127.0.0.1".parse().unwrap(),
+            port: 20000,
+            session_id: 1,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn sipp_default_offer_negotiates_pcmu() {
+        let o = parse(SIPP_OFFER.as_bytes()).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None).unwrap();
+        assert_eq!(n.codec, AudioCodec::Pcmu);
+        assert_eq!(n.payload_type, 0);
+        assert_eq!(n.remote_rtp, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(n.local_direction, Direction::SendRecv);
+        let a = answer(&local(), &o, &n);
+        assert!(a.contains("m=audio 20000 RTP/AVP 0\r\n"), "{a}");
+        // Our own answer parses back.
+        parse(a.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn offerer_preference_order_wins_and_telephone_event_is_kept() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n";
+        let n = parse(offer.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None)
+            .unwrap();
+        assert_eq!(n.codec, AudioCodec::Pcma);
+        assert_eq!(n.telephone_event_pt, Some(96));
+    }
+
+    #[test]
+    fn no_common_codec_is_not_acceptable() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18 3\r\na=rtpmap:18 G729/8000\r\n";
+        let e = parse(offer.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None)
+            .unwrap_err();
+        assert!(matches!(e, SdpError::NotAcceptable(_)));
+    }
+
+    #[test]
+    fn hold_with_sendonly_is_answered_recvonly() {
+        let offer = SIPP_OFFER.replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n");
+        let n = parse(offer.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu], None)
+            .unwrap();
+        assert_eq!(n.local_direction, Direction::RecvOnly);
+        assert!(!n.we_send());
+    }
+
+    #[test]
+    fn hold_with_inactive_and_with_zero_address() {
+        let offer = SIPP_OFFER.replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=inactive\r\n");
+        let n = parse(offer.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu], None)
+            .unwrap();
+        assert_eq!(n.local_direction, Direction::Inactive);
+        let offer = SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+        let n = parse(offer.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu], None)
+            .unwrap();
+        assert!(!n.we_send());
+    }
+
+    #[test]
+    fn video_stream_is_rejected_with_port_zero_in_the_answer() {
+        let offer = format!("{SIPP_OFFER}m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+        let o = parse(offer.as_bytes()).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcmu], None).unwrap();
+        let a = answer(&local(), &o, &n);
+        assert!(a.contains("m=video 0 RTP/AVP 96\r\n"), "{a}");
+    }
+
+    #[test]
+    fn an_answer_to_our_offer_is_restricted_to_what_we_offered() {
+        let our = offer(&local(), &[AudioCodec::Pcma], Direction::SendRecv);
+        parse(our.as_bytes()).unwrap();
+        let their = SIPP_OFFER; // PCMU only
+        let e = parse(their.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], Some(&[AudioCodec::Pcma]));
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for body in [
+            &b""[..],
+            b"v=0\r\n",
+            b"\xff\xfe\x00",
+            b"v=0\r\no=x\r\n",
+            b"m=audio 99999999999 RTP/AVP 0\r\n",
+        ] {
+            assert!(parse(body).is_err());
+        }
+    }
+}

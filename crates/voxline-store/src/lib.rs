@@ -1,0 +1,339 @@
+//! Durable records for voxline: call detail records (CDRs).
+//!
+//! One `calls` row per call: inserted when the INVITE is routed, updated on
+//! answer and completed at the end. SQLite (a file, the default) and
+//! PostgreSQL (a URL) are both served through sqlx's `Any` driver with one set
+//! of portable migrations.
+
+mod record;
+
+pub use record::{CallDirection, CallEnd, CallRecord, NewCall};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or reached.
+    #[error("cannot open call store {url}: {source}")]
+    Open {
+        /// The URL (password removed).
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema migrations failed.
+    #[error("call store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("call store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `SELECT` of every column of `calls`, followed by a literal tail.
+macro_rules! select_call {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
+            "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, detail ",
+            "FROM calls ",
+            $tail
+        )
+    };
+}
+
+/// The call record store.
+#[derive(Debug, Clone)]
+pub struct CallStore {
+    pool: AnyPool,
+    node: String,
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+impl CallStore {
+    /// Opens (creating when needed) the store at `url` — `sqlite://PATH` or
+    /// `postgres://...` — and runs the migrations. `node` names this server
+    /// in the rows it writes, so nodes sharing PostgreSQL keep apart.
+    pub async fn open(url: &str, node: &str) -> Result<CallStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let mut url_owned = url.to_string();
+        if is_sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                        url: redact(url),
+                        source: sqlx::Error::Io(e),
+                    })?;
+                }
+            }
+            if !url.contains('?') {
+                url_owned.push_str("?mode=rwc");
+            }
+        }
+        // One direct attempt first: a wrong host or password fails now and
+        // clearly, instead of after the pool's acquire timeout.
+        use sqlx::Connection;
+        sqlx::AnyConnection::connect(&url_owned)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: redact(url),
+                source,
+            })?
+            .close()
+            .await
+            .ok();
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(10));
+        if is_sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url_owned).await.map_err(|source| StoreError::Open {
+            url: redact(url),
+            source,
+        })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(CallStore {
+            pool,
+            node: node.to_string(),
+        })
+    }
+
+    /// Records a new call at INVITE time.
+    pub async fn call_started(&self, call: &NewCall) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, status, invite_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'ringing', $11)",
+        )
+        .bind(&call.id)
+        .bind(&self.node)
+        .bind(&call.call_id)
+        .bind(call.direction.as_str())
+        .bind(&call.from_uri)
+        .bind(&call.to_uri)
+        .bind(call.source_addr.as_deref())
+        .bind(call.trunk.as_deref())
+        .bind(call.route.as_deref())
+        .bind(call.handler.as_deref())
+        .bind(call.invite_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a call answered with the negotiated codec.
+    pub async fn call_answered(&self, id: &str, codec: &str, recording_path: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET status = 'answered', answer_at = $1, codec = $2, recording_path = $3 WHERE id = $4",
+        )
+        .bind(now_ms())
+        .bind(codec)
+        .bind(recording_path)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Completes a call's record.
+    pub async fn call_ended(&self, id: &str, end: &CallEnd) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET status = $1, end_at = $2, end_reason = $3, hangup_by = $4, sip_status = $5, \
+             packets_sent = $6, packets_received = $7, detail = $8 WHERE id = $9",
+        )
+        .bind(if end.answered { "completed" } else { "failed" })
+        .bind(now_ms())
+        .bind(&end.reason)
+        .bind(&end.hangup_by)
+        .bind(end.sip_status.map(i32::from))
+        .bind(end.packets_sent)
+        .bind(end.packets_received)
+        .bind(end.detail.as_deref())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the rows this node left open when it stopped abruptly; returns
+    /// how many. Run at start-up.
+    pub async fn close_interrupted(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE calls SET status = 'interrupted', end_reason = 'server_stopped', hangup_by = 'voxline' \
+             WHERE node = $1 AND end_at IS NULL",
+        )
+        .bind(&self.node)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The records with this SIP Call-ID (usually one).
+    pub async fn find_by_call_id(&self, call_id: &str) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(select_call!("WHERE call_id = $1 ORDER BY invite_at"))
+            .bind(call_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(CallRecord::from_row).collect()
+    }
+
+    /// The most recent records, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(select_call!("ORDER BY invite_at DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(CallRecord::from_row).collect()
+    }
+
+    /// Closes the pool, waiting for pending writes.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl CallRecord {
+    fn from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
+        Ok(CallRecord {
+            id: row.try_get("id")?,
+            node: row.try_get("node")?,
+            call_id: row.try_get("call_id")?,
+            direction: row.try_get("direction")?,
+            from_uri: row.try_get("from_uri")?,
+            to_uri: row.try_get("to_uri")?,
+            source_addr: row.try_get("source_addr")?,
+            trunk: row.try_get("trunk")?,
+            route: row.try_get("route")?,
+            handler: row.try_get("handler")?,
+            codec: row.try_get("codec")?,
+            status: row.try_get("status")?,
+            invite_at: row.try_get("invite_at")?,
+            answer_at: row.try_get("answer_at")?,
+            end_at: row.try_get("end_at")?,
+            end_reason: row.try_get("end_reason")?,
+            hangup_by: row.try_get("hangup_by")?,
+            sip_status: row.try_get("sip_status")?,
+            recording_path: row.try_get("recording_path")?,
+            packets_sent: row.try_get("packets_sent")?,
+            packets_received: row.try_get("packets_received")?,
+            detail: row.try_get("detail")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("voxline-store-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        format!("sqlite://{}/calls.db", dir.display())
+    }
+
+    fn new_call(id: &str) -> NewCall {
+        NewCall {
+            id: id.into(),
+            call_id: format!("cid-{id}"),
+            direction: CallDirection::Inbound,
+            from_uri: "sip:alice@127.0.0.1".into(),
+            to_uri: "sip:demo@127.0.0.1".into(),
+            source_addr: Some("127.0.0.1:5070".into()),
+            trunk: Some("local".into()),
+            route: Some("demo".into()),
+            handler: Some("playback".into()),
+            invite_at: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_is_recorded_from_invite_to_end() {
+        let store = CallStore::open(&temp_db("lifecycle"), "n1").await.expect("open");
+        store.call_started(&new_call("a")).await.expect("start");
+        let rows = store.find_by_call_id("cid-a").await.expect("find");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, "ringing");
+        assert!(rows[0].end_at.is_none());
+
+        store
+            .call_answered("a", "PCMU", Some("/tmp/a.wav"))
+            .await
+            .expect("answer");
+        store
+            .call_ended(
+                "a",
+                &CallEnd {
+                    answered: true,
+                    reason: "bye".into(),
+                    hangup_by: "caller".into(),
+                    sip_status: Some(200),
+                    packets_sent: 50,
+                    packets_received: 49,
+                    detail: None,
+                },
+            )
+            .await
+            .expect("end");
+        let r = &store.find_by_call_id("cid-a").await.expect("find")[0];
+        assert_eq!(r.status, "completed");
+        assert_eq!(r.codec.as_deref(), Some("PCMU"));
+        assert_eq!(r.end_reason.as_deref(), Some("bye"));
+        assert_eq!(r.hangup_by.as_deref(), Some("caller"));
+        assert_eq!(r.sip_status, Some(200));
+        assert_eq!(r.packets_received, Some(49));
+        assert!(r.answer_at.is_some() && r.end_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn rows_left_open_by_a_crash_are_closed_at_start_for_this_node_only() {
+        let url = temp_db("crash");
+        let store = CallStore::open(&url, "n1").await.expect("open");
+        store.call_started(&new_call("x")).await.expect("start");
+        let other = CallStore::open(&url, "n2").await.expect("open n2");
+        other.call_started(&new_call("y")).await.expect("start y");
+        drop(store);
+        let reopened = CallStore::open(&url, "n1").await.expect("reopen");
+        assert_eq!(reopened.close_interrupted().await.expect("close"), 1);
+        let x = &reopened.find_by_call_id("cid-x").await.expect("x")[0];
+        assert_eq!(x.status, "interrupted");
+        let y = &reopened.find_by_call_id("cid-y").await.expect("y")[0];
+        assert_eq!(y.status, "ringing");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_names_the_store() {
+        let err = CallStore::open("postgres://u:secret@127.0.0.1:1/none", "n")
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("cannot open call store"), "{msg}");
+        assert!(!msg.contains("secret"), "password leaked: {msg}");
+    }
+}

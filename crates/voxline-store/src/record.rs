@@ -1,0 +1,92 @@
+//! The shapes of call records.
+
+/// Which way a call was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallDirection {
+    /// Someone called voxline.
+    Inbound,
+    /// voxline placed the call.
+    Outbound,
+}
+
+impl CallDirection {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+    }
+}
+
+/// What is known when a call starts.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// voxline's id for the record.
+    pub id: String,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// The From URI.
+    pub from_uri: String,
+    /// The To URI.
+    pub to_uri: String,
+    /// Where the INVITE came from (inbound) or went to (outbound).
+    pub source_addr: Option<String>,
+    /// The trunk it came in on or went out through.
+    pub trunk: Option<String>,
+    /// The route that matched.
+    pub route: Option<String>,
+    /// The handler that took the call.
+    pub handler: Option<String>,
+    /// INVITE time, ms since the epoch.
+    pub invite_at: i64,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub struct CallEnd {
+    /// Whether it was ever answered.
+    pub answered: bool,
+    /// `bye`, `cancel`, `rejected`, `timeout`, `max_duration`, `error`, `shutdown`...
+    pub reason: String,
+    /// `caller`, `callee`, `voxline`.
+    pub hangup_by: String,
+    /// The final SIP status of the INVITE (200 when answered).
+    pub sip_status: Option<u16>,
+    /// RTP packets sent.
+    pub packets_sent: i64,
+    /// RTP packets received.
+    pub packets_received: i64,
+    /// Free text (an error message).
+    pub detail: Option<String>,
+}
+
+/// A stored call record.
+#[derive(Debug, Clone, serde::Serialize)]
+#[allow(missing_docs)]
+pub struct CallRecord {
+    pub id: String,
+    pub node: String,
+    pub call_id: String,
+    pub direction: String,
+    pub from_uri: String,
+    pub to_uri: String,
+    pub source_addr: Option<String>,
+    pub trunk: Option<String>,
+    pub route: Option<String>,
+    pub handler: Option<String>,
+    pub codec: Option<String>,
+    pub status: String,
+    pub invite_at: i64,
+    pub answer_at: Option<i64>,
+    pub end_at: Option<i64>,
+    pub end_reason: Option<String>,
+    pub hangup_by: Option<String>,
+    pub sip_status: Option<i32>,
+    pub recording_path: Option<String>,
+    pub packets_sent: Option<i64>,
+    pub packets_received: Option<i64>,
+    pub detail: Option<String>,
+}
