@@ -1,0 +1,366 @@
+//! Test harness: a real `voxline serve` process on loopback with its own
+//! ports and files, and a real SIPp to call it.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A scenario file under load-tests/sipp.
+pub fn scenario(name: &str) -> PathBuf {
+    repo().join("load-tests/sipp").join(name)
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (even, with port+1 free too).
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(t) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = t.local_addr() else { continue };
+        // Linux hands out odd ports for bind(0); use the even one below it.
+        let p = addr.port() & !1;
+        drop(t);
+        if p < 1024 || p > 60000 {
+            continue;
+        }
+        let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok();
+        if ok {
+            return p;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A fresh directory for one test.
+pub fn test_dir(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("voxline-it-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("test dir");
+    d
+}
+
+/// Writes an 8 kHz mono WAV of a tone.
+pub fn write_tone_wav(path: &Path, seconds: f32, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("wav");
+    let n = (8000.0 * seconds) as usize;
+    for i in 0..n {
+        let s = (2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 8000.0;
+        w.write_sample(s as i16).expect("sample");
+    }
+    w.finalize().expect("finalize");
+}
+
+/// Writes headerless μ-law audio of a tone (what SIPp's rtp_stream plays).
+pub fn write_tone_ulaw(path: &Path, seconds: f32, freq: f32) {
+    let n = (8000.0 * seconds) as usize;
+    let pcm: Vec<i16> = (0..n)
+        .map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    let mut out = Vec::new();
+    voxline_media::Codec::Pcmu.encode(&pcm, &mut out);
+    std::fs::write(path, out).expect("ulaw");
+}
+
+/// RMS of one channel of a stereo WAV between `from` and `to` seconds.
+pub fn channel_rms(path: &Path, channel: usize, from: f32, to: f32) -> f64 {
+    let mut r = hound::WavReader::open(path).expect("open recording");
+    let spec = r.spec();
+    let ch = usize::from(spec.channels);
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let frames = samples.len() / ch;
+    let a = ((from * spec.sample_rate as f32) as usize).min(frames);
+    let b = ((to * spec.sample_rate as f32) as usize).min(frames);
+    if b <= a {
+        return 0.0;
+    }
+    let sum: f64 = (a..b).map(|i| f64::from(samples[i * ch + channel]).powi(2)).sum();
+    (sum / (b - a) as f64).sqrt()
+}
+
+/// A running `voxline serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub sip_port: u16,
+    pub http_port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub db_url: String,
+    pub log: PathBuf,
+}
+
+/// Routes every test server has: "hangup" (BYE after a 1 s greeting),
+/// "ring" (rings 30 s), anything else plays a 2 s greeting for up to 20 s.
+pub const DEFAULT_ROUTES: &str = r#"
+[[route]]
+name = "bye-after-greeting"
+trunk = "local"
+number = { exact = "hangup" }
+handler = "playback"
+params = { greeting = "short.wav", hangup_after_greeting = true }
+
+[[route]]
+name = "ringing"
+trunk = "local"
+number = { exact = "ring" }
+handler = "playback"
+params = { greeting = "greeting.wav", ring_ms = 30000 }
+
+[[route]]
+name = "users"
+trunk = "users"
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+
+[[route]]
+name = "demo"
+trunk = "local"
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+
+impl Server {
+    /// Starts a server whose config is the base plus `extra` (trunks, users...)
+    /// and `routes` (DEFAULT_ROUTES when None).
+    pub fn start(name: &str, extra: &str, routes: Option<&str>) -> Server {
+        let dir = test_dir(name);
+        write_tone_wav(&dir.join("greeting.wav"), 2.0, 440.0);
+        write_tone_wav(&dir.join("short.wav"), 1.0, 660.0);
+        let sip_port = free_port();
+        let http_port = free_port();
+        let db = dir.join("calls.db");
+        let db_url = format!("sqlite://{}", db.display());
+        let config = dir.join("voxline.toml");
+        let text = format!(
+            r#"
+[node]
+name = "test"
+[sip]
+[[sip.listener]]
+transport = "udp"
+bind = "127.0.0.1:{sip_port}"
+[[sip.listener]]
+transport = "tcp"
+bind = "127.0.0.1:{sip_port}"
+[security]
+rate_limit_requests = 16
+rate_limit_window_ms = 2000
+ban_seconds = 60
+[media]
+bind_ip = "127.0.0.1"
+rtp_port_min = 30000
+rtp_port_max = 39999
+record = true
+recordings_dir = "recordings"
+[store]
+url = "{db_url}"
+[http]
+bind = "127.0.0.1:{http_port}"
+
+[[trunk]]
+name = "local"
+kind = "ip"
+allow = ["127.0.0.1/32"]
+host = "127.0.0.1:5999"
+max_calls = 1000
+max_cps = 1000
+{extra}
+{routes}
+"#,
+            routes = routes.unwrap_or(DEFAULT_ROUTES)
+        );
+        std::fs::write(&config, text).expect("config");
+        let log = dir.join("serve.log");
+        let log_file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_voxline"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("VOXLINE_LOG", "info,rsipstack=warn,sqlx=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start voxline serve");
+        let server = Server {
+            child: Some(child),
+            sip_port,
+            http_port,
+            dir,
+            config,
+            db_url,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.log_text().contains("voxline ready") {
+            assert!(
+                Instant::now() < deadline,
+                "server did not start:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET on the HTTP API, returning the body.
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).expect("http connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("http write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok();
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Call records with this Call-ID, waiting up to 5 s for `done` to hold.
+    pub fn records_until(&self, call_id: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let body = self.http_get(&format!("/api/calls/{call_id}"));
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                if v.as_array().and_then(|a| a.first()).is_some_and(&done) {
+                    return v;
+                }
+                if Instant::now() > deadline {
+                    return v;
+                }
+            } else if Instant::now() > deadline {
+                return serde_json::Value::Null;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The completed record of a call (waits for end_at).
+    pub fn record(&self, call_id: &str) -> serde_json::Value {
+        let v = self.records_until(call_id, |r| !r["end_at"].is_null());
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("no record for {call_id}: {v}\n{}", self.log_text()))
+    }
+
+    /// All records, newest first.
+    pub fn all_records(&self) -> Vec<serde_json::Value> {
+        let body = self.http_get("/api/calls?limit=1000");
+        serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM so the server hangs up and completes records, then wait.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(8);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The result of one SIPp run.
+pub struct SippRun {
+    pub ok: bool,
+    pub output: String,
+    pub call_id: String,
+}
+
+/// Runs SIPp with `scenario` (a file under load-tests/sipp, or `-sn NAME`)
+/// for one call to `service` at the server, from `local_ip`.
+pub fn sipp(server: &Server, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
+    let dir = test_dir("sipp");
+    write_tone_ulaw(&dir.join("caller.ulaw"), 3.0, 300.0);
+    let sip_port = free_port().to_string();
+    let media_port = free_port().to_string();
+    let call_id = format!(
+        "it-{}-{}@{local_ip}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let mut cmd = Command::new("sipp");
+    if let Some(builtin) = scenario_file.strip_prefix("builtin:") {
+        cmd.args(["-sn", builtin]);
+    } else {
+        cmd.arg("-sf").arg(scenario(scenario_file));
+    }
+    cmd.arg(format!("127.0.0.1:{}", server.sip_port))
+        .args(["-s", service, "-m", "1", "-l", "1", "-i", local_ip, "-p", &sip_port])
+        .args(["-mi", local_ip, "-mp", &media_port, "-timeout", "30", "-nostdin"])
+        .args(["-cid_str", &call_id])
+        .args(extra)
+        .current_dir(&dir);
+    let out: Output = cmd.output().expect("run sipp (is sip-tester installed?)");
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    SippRun {
+        ok: out.status.success(),
+        output,
+        call_id,
+    }
+}
+
+/// Sends one UDP datagram to the server from `from` and returns the reply, if any.
+pub fn udp_exchange(server: &Server, from: &str, msg: &[u8], wait: Duration) -> Option<String> {
+    let s = UdpSocket::bind((from, 0)).expect("bind");
+    s.set_read_timeout(Some(wait)).ok();
+    s.send_to(msg, ("127.0.0.1", server.sip_port)).expect("send");
+    let mut buf = vec![0u8; 65536];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).to_string()),
+        Err(_) => None,
+    }
+}
+
+/// A well-formed OPTIONS from `local` to the server.
+pub fn options_request(server: &Server, local: &std::net::SocketAddr, n: u32) -> String {
+    format!(
+        "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKopt{n}x{pid}\r\nFrom: <sip:probe@{local}>;tag=t{n}\r\nTo: <sip:ping@127.0.0.1:{port}>\r\nCall-ID: opt-{n}-{pid}@test\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = server.sip_port,
+        pid = std::process::id()
+    )
+}

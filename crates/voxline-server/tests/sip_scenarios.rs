@@ -1,0 +1,172 @@
+//! SIP behaviour against a real SIPp over loopback: calls, CANCEL, hang-up by
+//! voxline, hold/unhold, late offer, OPTIONS, 488, 403, digest users, TCP.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn basic_call_carries_audio_both_ways_and_is_recorded() {
+    let server = Server::start("basic", "", None);
+    let run = sipp(&server, "uac_audio.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["direction"], "inbound");
+    assert_eq!(r["route"], "demo");
+    assert_eq!(r["trunk"], "local");
+    assert_eq!(r["codec"], "PCMU");
+    assert_eq!(r["end_reason"], "bye");
+    assert_eq!(r["hangup_by"], "caller");
+    assert!(r["answer_at"].as_i64() >= r["invite_at"].as_i64());
+    // 3 s of caller audio at 50 packets/s, and voxline's paced packets over ~3 s.
+    let received = r["packets_received"].as_i64().unwrap_or(0);
+    let sent = r["packets_sent"].as_i64().unwrap_or(0);
+    assert!((140..=160).contains(&received), "received {received}");
+    assert!((140..=170).contains(&sent), "sent {sent}");
+    // The recording: caller (left) has the caller's tone, voxline (right) has the greeting.
+    let path = std::path::PathBuf::from(r["recording_path"].as_str().expect("recording path"));
+    let caller = channel_rms(&path, 0, 0.5, 2.5);
+    let agent = channel_rms(&path, 1, 0.2, 1.8);
+    assert!(caller > 2000.0, "caller channel rms {caller}");
+    assert!(agent > 2000.0, "voxline channel rms {agent}");
+    // After the 2 s greeting voxline sends silence.
+    assert!(channel_rms(&path, 1, 2.3, 2.9) < 50.0);
+}
+
+#[test]
+fn a_call_over_tcp_works() {
+    let server = Server::start("tcp", "", None);
+    let run = sipp(&server, "uac_audio.xml", "demo", "127.0.0.1", &["-t", "t1"]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["status"], "completed", "{r}");
+    assert!(r["packets_received"].as_i64().unwrap_or(0) > 100, "{r}");
+}
+
+#[test]
+fn caller_cancel_while_ringing_gets_487_and_a_record() {
+    let server = Server::start("cancel", "", None);
+    let run = sipp(&server, "uac_cancel.xml", "ring", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["end_reason"], "cancel");
+    assert_eq!(r["hangup_by"], "caller");
+    assert_eq!(r["sip_status"], 487);
+    assert!(r["answer_at"].is_null());
+}
+
+#[test]
+fn voxline_hangs_up_after_the_greeting() {
+    let server = Server::start("hangup", "", None);
+    let run = sipp(&server, "uac_wait_bye.xml", "hangup", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["hangup_by"], "voxline", "{r}");
+    assert_eq!(r["end_reason"], "greeting_done");
+    let talk = r["end_at"].as_i64().unwrap_or(0) - r["answer_at"].as_i64().unwrap_or(0);
+    assert!((900..2500).contains(&talk), "talk time {talk} ms for a 1 s greeting");
+}
+
+#[test]
+fn reinvite_hold_unhold_and_inactive_are_answered() {
+    let server = Server::start("hold", "", None);
+    let run = sipp(&server, "uac_hold.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["status"], "completed", "{r}");
+    let log = server.log_text();
+    for d in ["recvonly", "sendrecv", "inactive"] {
+        assert!(
+            log.contains(&format!("media changed direction=\"{d}\"")),
+            "{d} not seen:\n{log}"
+        );
+    }
+    // ~1.4 s of call, of which 0.6 s on hold (sendonly, then inactive):
+    // voxline sends only while the call is not on hold.
+    let sent = r["packets_sent"].as_i64().unwrap_or(0);
+    assert!((25..=58).contains(&sent), "sent {sent} packets; hold not respected");
+}
+
+#[test]
+fn late_offer_is_answered_in_the_ack() {
+    let server = Server::start("late", "", None);
+    let run = sipp(&server, "uac_late_offer.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["codec"], "PCMU");
+    assert!(r["packets_sent"].as_i64().unwrap_or(0) > 20, "{r}");
+}
+
+#[test]
+fn options_is_answered_with_capabilities() {
+    let server = Server::start("options", "", None);
+    let run = sipp(&server, "options.xml", "ping", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+}
+
+#[test]
+fn no_common_codec_gets_488_and_a_record() {
+    let server = Server::start("488", "", None);
+    let run = sipp(&server, "uac_488.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["sip_status"], 488, "{r}");
+    assert_eq!(r["end_reason"], "no_common_codec");
+}
+
+#[test]
+fn an_invite_from_an_unknown_source_gets_403_and_no_record() {
+    let server = Server::start("403", "", None);
+    let run = sipp(&server, "uac_403.xml", "demo", "127.0.0.2", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    assert!(server.all_records().is_empty());
+    assert!(server.log_text().contains("untrusted source"));
+}
+
+const USERS: &str = r#"
+[[user]]
+username = "frontdesk"
+password = "correct-horse"
+"#;
+
+#[test]
+fn a_phone_with_the_right_password_gets_through_after_a_challenge() {
+    let server = Server::start("auth-ok", USERS, None);
+    let run = sipp(
+        &server,
+        "uac_auth.xml",
+        "demo",
+        "127.0.0.2",
+        &["-au", "frontdesk", "-ap", "correct-horse"],
+    );
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["trunk"], "users", "{r}");
+    assert_eq!(r["route"], "users");
+    assert_eq!(r["status"], "completed");
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_403() {
+    let server = Server::start("auth-bad", USERS, None);
+    let wrong = sipp(
+        &server,
+        "uac_auth_rejected.xml",
+        "demo",
+        "127.0.0.2",
+        &["-au", "frontdesk", "-ap", "nope"],
+    );
+    assert!(wrong.ok, "sipp failed:\n{}\n{}", wrong.output, server.log_text());
+    let unknown = sipp(
+        &server,
+        "uac_auth_rejected.xml",
+        "demo",
+        "127.0.0.2",
+        &["-au", "ghost", "-ap", "correct-horse"],
+    );
+    assert!(unknown.ok, "sipp failed:\n{}\n{}", unknown.output, server.log_text());
+    assert!(server.all_records().is_empty());
+}
