@@ -9,7 +9,8 @@ use crate::config::{
 use crate::inbound::InboundCall;
 use crate::routing::{LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
-use crate::security::{RateLimiter, Verdict};
+use crate::security::RateLimiter;
+use crate::udp_guard::{admit, GuardedUdpSocket};
 use crate::SipError;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -23,7 +24,7 @@ use rsipstack::transport::{SipAddr, TransportLayer};
 use rsipstack::EndpointBuilder;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -138,6 +139,22 @@ impl SipEndpoint {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.child_token());
+        let mut exempt = opts.security.exempt.clone();
+        for t in opts.trunks.iter().filter(|t| t.kind == TrunkKind::Ip) {
+            exempt.extend(t.allow.iter().cloned());
+        }
+        let limiter = Arc::new(RateLimiter::new(
+            opts.security.rate_limit_requests,
+            Duration::from_millis(opts.security.rate_limit_window_ms),
+            Duration::from_secs(opts.security.ban_seconds),
+            exempt,
+        ));
+        let ban_secs = opts.security.ban_seconds;
+        let whitelist_limiter = limiter.clone();
+        transport_layer.set_whitelist(move |ip: IpAddr| {
+            let limiter = whitelist_limiter.clone();
+            async move { admit(&limiter, ip, ban_secs) }
+        });
         for l in &opts.sip.listeners {
             let listen_err = |reason: String| SipError::Listen {
                 transport: format!("{:?}", l.transport).to_lowercase(),
@@ -146,7 +163,9 @@ impl SipEndpoint {
             };
             match l.transport {
                 TransportKind::Udp => {
-                    let conn = UdpConnection::create_connection(l.bind, l.external, Some(cancel.child_token()))
+                    let socket = GuardedUdpSocket::bind(l.bind, limiter.clone(), ban_secs)
+                        .map_err(|e| listen_err(e.to_string()))?;
+                    let conn = UdpConnection::from_socket(Arc::new(socket), l.external, Some(cancel.child_token()))
                         .await
                         .map_err(|e| listen_err(e.to_string()))?;
                     transport_layer.add_transport(conn.into());
@@ -169,31 +188,6 @@ impl SipEndpoint {
                 }
             }
         }
-
-        let mut exempt = opts.security.exempt.clone();
-        for t in opts.trunks.iter().filter(|t| t.kind == TrunkKind::Ip) {
-            exempt.extend(t.allow.iter().cloned());
-        }
-        let limiter = Arc::new(RateLimiter::new(
-            opts.security.rate_limit_requests,
-            Duration::from_millis(opts.security.rate_limit_window_ms),
-            Duration::from_secs(opts.security.ban_seconds),
-            exempt,
-        ));
-        let ban_secs = opts.security.ban_seconds;
-        transport_layer.set_whitelist(move |ip: IpAddr| {
-            let limiter = limiter.clone();
-            async move {
-                match limiter.check(ip, Instant::now()) {
-                    Verdict::Allow => true,
-                    Verdict::NewlyBanned => {
-                        warn!(source = %ip, ban_seconds = ban_secs, "request rate limit exceeded: source banned");
-                        false
-                    }
-                    Verdict::Banned => false,
-                }
-            }
-        });
 
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&opts.sip.user_agent)

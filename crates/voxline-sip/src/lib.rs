@@ -14,11 +14,13 @@ pub mod call;
 pub mod config;
 pub mod endpoint;
 pub mod inbound;
+pub mod ingress;
 pub mod outbound;
 pub mod registration;
 pub mod routing;
 pub mod sdp;
 pub mod security;
+pub mod udp_guard;
 
 pub use call::{CallEvent, CallInfo, EndReason, Party};
 pub use config::{FieldError, ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TrunkConfig, UserConfig};

@@ -1,0 +1,305 @@
+//! voxline against real peers that are not callers: a SIPp registrar, SIPp
+//! callees for `voxline call`, and hostile input (malformed messages, floods).
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A SIPp UAS on a free port, running `scenario` for `calls` calls.
+struct SippUas {
+    child: Option<Child>,
+    port: u16,
+    media_port: u16,
+}
+
+impl SippUas {
+    fn start(scenario_file: &str, calls: u32) -> SippUas {
+        let dir = test_dir("uas");
+        let port = free_port();
+        let media_port = free_port();
+        let mut cmd = Command::new("sipp");
+        if let Some(b) = scenario_file.strip_prefix("builtin:") {
+            cmd.args(["-sn", b]);
+        } else {
+            cmd.arg("-sf").arg(scenario(scenario_file));
+        }
+        let child = cmd
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string()])
+            .args([
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                &media_port.to_string(),
+                "-timeout",
+                "40",
+                "-nostdin",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp uas");
+        std::thread::sleep(Duration::from_millis(300));
+        SippUas {
+            child: Some(child),
+            port,
+            media_port,
+        }
+    }
+
+    /// Waits for SIPp to finish; true when every call succeeded.
+    fn finish(mut self) -> bool {
+        let mut c = self.child.take().expect("child");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SippUas {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn voxline_call(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .arg("call")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("VOXLINE_LOG", "warn")
+        .output()
+        .expect("run voxline call");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn call_id_of(output: &str) -> String {
+    output
+        .split("call-id=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no call-id in output:\n{output}"))
+        .to_string()
+}
+
+#[test]
+fn voxline_call_to_a_sipp_callee_completes_and_is_recorded() {
+    let server = Server::start("call-out", "", None);
+    let uas = SippUas::start("builtin:uas", 1);
+    let dir = test_dir("call-out-rec");
+    write_tone_wav(&dir.join("hello.wav"), 1.0, 500.0);
+    let rec = dir.join("heard.wav");
+    let target = format!("sip:bob@127.0.0.1:{}", uas.port);
+    let (code, out) = voxline_call(
+        &server.config,
+        &[
+            &target,
+            "--max-seconds",
+            "2",
+            "--play",
+            dir.join("hello.wav").to_str().unwrap(),
+            "--record",
+            rec.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("answered: codec=PCMU"), "{out}");
+    assert!(uas.finish(), "sipp uas reported a failed call");
+    let r = server.record(&call_id_of(&out));
+    assert_eq!(r["direction"], "outbound", "{r}");
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["end_reason"], "max_duration");
+    assert_eq!(r["hangup_by"], "voxline");
+    assert!(r["packets_sent"].as_i64().unwrap_or(0) >= 90, "{r}");
+    // What voxline sent (right channel) holds the played tone.
+    assert!(channel_rms(&rec, 1, 0.1, 0.9) > 2000.0);
+}
+
+#[test]
+fn voxline_call_cancels_when_nobody_answers() {
+    let server = Server::start("call-cancel", "", None);
+    let uas = SippUas::start("uas_ring_forever.xml", 1);
+    let target = format!("sip:bob@127.0.0.1:{}", uas.port);
+    let started = Instant::now();
+    let (code, out) = voxline_call(&server.config, &[&target, "--ring-timeout", "1"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.contains("progress: 180"), "{out}");
+    assert!(out.contains("not answered: no_answer (487)"), "{out}");
+    assert!(uas.finish(), "sipp uas did not see CANCEL/487/ACK");
+    let r = server.record(&call_id_of(&out));
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["end_reason"], "no_answer");
+    assert_eq!(r["sip_status"], 487);
+}
+
+#[test]
+fn voxline_call_through_a_trunk_answers_the_challenge_and_hears_early_media() {
+    let uas = SippUas::start("uas_auth_early_media.xml", 1);
+    let trunk = format!(
+        "[[trunk]]\nname = \"pbx\"\nkind = \"ip\"\nallow = [\"192.0.2.1/32\"]\nhost = \"127.0.0.1:{}\"\nusername = \"voxline\"\npassword = \"s3cret-trunk\"\ncaller_id = \"1000\"\n",
+        uas.port
+    );
+    let server = Server::start("call-trunk", &trunk, None);
+    let (code, out) = voxline_call(&server.config, &["2000", "--trunk", "pbx", "--max-seconds", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("progress: 183 (early media)"), "{out}");
+    assert!(out.contains("(had early media)"), "{out}");
+    assert!(uas.finish(), "the PBX did not accept the credentials");
+    let r = server.record(&call_id_of(&out));
+    assert_eq!(r["trunk"], "pbx", "{r}");
+    assert_eq!(r["status"], "completed");
+}
+
+fn registration_state(server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = server.http_get("/api/trunks");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let reg = v
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == "carrier"))
+            .map(|t| t["registration"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        if !reg.is_empty() && reg != "Idle" {
+            return reg;
+        }
+        if Instant::now() > deadline {
+            return reg;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn register_trunk(port: u16, password: &str) -> String {
+    format!(
+        "[[trunk]]\nname = \"carrier\"\nkind = \"register\"\nhost = \"127.0.0.1:{port}\"\nusername = \"voxline\"\npassword = \"{password}\"\nexpires = 60\n"
+    )
+}
+
+#[test]
+fn registration_with_the_right_password_succeeds() {
+    let registrar = SippUas::start("uas_registrar.xml", 1);
+    let server = Server::start("reg-ok", &register_trunk(registrar.port, "s3cret-trunk"), None);
+    let state = registration_state(&server);
+    assert!(state.starts_with("Registered"), "state {state}\n{}", server.log_text());
+    assert!(registrar.finish());
+    assert!(server.log_text().contains("trunk registered"));
+}
+
+#[test]
+fn registration_with_a_wrong_password_fails_and_is_logged() {
+    let registrar = SippUas::start("uas_registrar.xml", 1);
+    let server = Server::start("reg-bad", &register_trunk(registrar.port, "wrong"), None);
+    let state = registration_state(&server);
+    assert!(state.starts_with("Failed"), "state {state}\n{}", server.log_text());
+    assert!(server.log_text().contains("trunk registration failed"));
+}
+
+#[test]
+fn malformed_messages_are_dropped_or_refused_and_the_server_keeps_serving() {
+    let server = Server::start("malformed", "", None);
+    let port = server.sip_port;
+    let good_tail = format!(
+        "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1:{port}>\r\nCall-ID: bad-1@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+    );
+    let huge = "X".repeat(70_000);
+    // (case, message, expected status line prefix; None = dropped silently)
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("bad Via", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: garbage;;;\r\n{good_tail}Content-Length: 0\r\n\r\n").into_bytes(), None),
+        ("missing Call-ID", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").into_bytes(), Some("SIP/2.0 400")),
+        ("negative Content-Length", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm2\r\n{good_tail}Content-Length: -5\r\n\r\n").into_bytes(), Some("SIP/2.0 400")),
+        ("Content-Length larger than body", format!("INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm3\r\n{good_tail}Content-Type: application/sdp\r\nContent-Length: 500\r\n\r\nv=0\r\n").into_bytes(), Some("SIP/2.0 400")),
+        ("garbage bytes", vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37, b'\r', b'\n'], None),
+        ("oversized header", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm4\r\n{good_tail}X-Big: {}\r\nContent-Length: 0\r\n\r\n", &huge[..60_000]).into_bytes(), Some("SIP/2.0 400")),
+        ("binary in the request line", b"INV\x00ITE sip:b@127.0.0.1 SIP/2.0\r\n\r\n".to_vec(), None),
+        ("unknown method", format!("FROBNICATE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm5\r\n{}Content-Length: 0\r\n\r\n", good_tail.replace("1 OPTIONS", "1 FROBNICATE")).into_bytes(), Some("SIP/2.0 501")),
+        ("INVITE with broken SDP", format!("INVITE sip:demo@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm6\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:demo@127.0.0.1:{port}>\r\nCall-ID: bad-sdp@test\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:9>\r\nContent-Type: application/sdp\r\nContent-Length: 12\r\n\r\nv=0\r\nm=xyz\r\n").into_bytes(), Some("SIP/2.0 400")),
+    ];
+    for (name, msg, expected) in &cases {
+        let reply = udp_exchange(&server, "127.0.0.1", msg, Duration::from_millis(400));
+        // A 100 Trying may precede the final answer of an INVITE; read on.
+        let status = reply.as_deref().map(|r| r.lines().next().unwrap_or("").to_string());
+        match expected {
+            None => assert!(reply.is_none(), "{name}: expected no reply, got {status:?}"),
+            Some(prefix) => {
+                let s = status.unwrap_or_else(|| panic!("{name}: expected {prefix}, got no reply"));
+                assert!(
+                    s.starts_with(prefix) || s.starts_with("SIP/2.0 100"),
+                    "{name}: expected {prefix}, got {s}"
+                );
+            }
+        }
+    }
+    // Still alive and answering.
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = s.local_addr().expect("addr");
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    s.send_to(options_request(&server, &local, 1).as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).expect("OPTIONS answered after malformed input");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
+}
+
+#[test]
+fn a_flooding_source_is_banned_after_16_requests_and_others_are_not() {
+    let server = Server::start("flood", "", None);
+    let s = std::net::UdpSocket::bind("127.0.0.3:0").expect("bind 127.0.0.3");
+    let local = s.local_addr().expect("addr");
+    s.set_read_timeout(Some(Duration::from_millis(300))).ok();
+    let mut answered = 0;
+    for n in 1..=24 {
+        s.send_to(
+            options_request(&server, &local, n).as_bytes(),
+            ("127.0.0.1", server.sip_port),
+        )
+        .expect("send");
+        let mut buf = vec![0u8; 4096];
+        if let Ok((len, _)) = s.recv_from(&mut buf) {
+            if String::from_utf8_lossy(&buf[..len]).starts_with("SIP/2.0 200") {
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(answered, 16, "the first 16 requests are answered, the rest dropped");
+    let log = server.log_text();
+    assert!(log.contains("source banned") && log.contains("127.0.0.3"), "{log}");
+    // A trusted trunk source is unaffected.
+    let t = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tl = t.local_addr().expect("addr");
+    t.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    t.send_to(
+        options_request(&server, &tl, 99).as_bytes(),
+        ("127.0.0.1", server.sip_port),
+    )
+    .expect("send");
+    let mut buf = vec![0u8; 4096];
+    assert!(t.recv_from(&mut buf).is_ok(), "trunk source answered");
+}
