@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 struct SippUas {
     child: Option<Child>,
     port: u16,
-    media_port: u16,
 }
 
 impl SippUas {
@@ -45,7 +44,6 @@ impl SippUas {
         SippUas {
             child: Some(child),
             port,
-            media_port,
         }
     }
 
@@ -233,7 +231,7 @@ fn malformed_messages_are_dropped_or_refused_and_the_server_keeps_serving() {
     // (case, message, expected status line prefix; None = dropped silently)
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
         ("bad Via", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: garbage;;;\r\n{good_tail}Content-Length: 0\r\n\r\n").into_bytes(), None),
-        ("missing Call-ID", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").into_bytes(), Some("SIP/2.0 400")),
+        ("missing Call-ID", b"OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".to_vec(), Some("SIP/2.0 400")),
         ("negative Content-Length", format!("OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm2\r\n{good_tail}Content-Length: -5\r\n\r\n").into_bytes(), Some("SIP/2.0 400")),
         ("Content-Length larger than body", format!("INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKm3\r\n{good_tail}Content-Type: application/sdp\r\nContent-Length: 500\r\n\r\nv=0\r\n").into_bytes(), Some("SIP/2.0 400")),
         ("garbage bytes", vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37, b'\r', b'\n'], None),

@@ -35,7 +35,7 @@ pub fn free_port() -> u16 {
         // Linux hands out odd ports for bind(0); use the even one below it.
         let p = addr.port() & !1;
         drop(t);
-        if p < 1024 || p > 60000 {
+        if !(1024..=60000).contains(&p) {
             continue;
         }
         let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()

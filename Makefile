@@ -1,0 +1,75 @@
+# voxline — two entry points: `make run` and `make test`. Both install what
+# they need (Debian packages, prompts) and keep slow things cached outside
+# the clone (cargo's target dir and prompts under ~/.cache/voxline).
+
+SHELL := /bin/bash
+VOXLINE_CACHE ?= $(HOME)/.cache/voxline
+export CARGO_TARGET_DIR ?= $(VOXLINE_CACHE)/target
+CONFIG ?= sip-config/voxline.toml
+VOXLINE := $(CARGO_TARGET_DIR)/release/voxline
+
+# Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
+DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev sqlite3 \
+	sip-tester baresip sox espeak-ng tshark curl
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps build prompts fmt-check lint unit load-test fuzz clean-cache-note
+
+## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
+run: deps prompts build
+	@echo
+	@echo "voxline is starting with $(CONFIG)."
+	@echo "  Call it:   sipp -sn uac 127.0.0.1:5060 -s demo -m 1 -d 5000"
+	@echo "  or:        baresip, then  /dial sip:demo@127.0.0.1:5060"
+	@echo "  or:        $(VOXLINE) call sip:demo@127.0.0.1:5060 --max-seconds 5 --record /tmp/heard.wav"
+	@echo "  Records:   curl -s http://127.0.0.1:8080/api/calls | head"
+	@echo
+	$(VOXLINE) serve --config $(CONFIG)
+
+## make test: everything CI runs
+test: deps prompts fmt-check lint build unit
+	$(VOXLINE) check-config --config $(CONFIG)
+	@echo "make test: all green"
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup"; exit 1; }
+
+# The demo greeting, synthesised locally (no audio files in git).
+prompts: $(VOXLINE_CACHE)/prompts/greeting.wav
+
+$(VOXLINE_CACHE)/prompts/greeting.wav:
+	@mkdir -p $(dir $@)
+	espeak-ng -v en-us -s 160 -w $@.22k.wav "Hello, you have reached voxline. This call may be recorded. Please speak after the tone."
+	sox $@.22k.wav -r 8000 -c 1 -b 16 $@
+	rm -f $@.22k.wav
+
+build:
+	cargo build --release --locked
+
+fmt-check:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --release --locked --all-targets -- -D warnings
+
+unit:
+	cargo test --release --locked --workspace
+
+## make load-test: SIP call-rate benchmark (prints the highest clean rate and setup p50/p99)
+load-test: deps prompts build
+	load-tests/sip-rate.sh
+
+## make fuzz: run the SIP and SDP fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run sip_ingress -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run sdp_parse -- -max_total_time=$(FUZZ_SECONDS)

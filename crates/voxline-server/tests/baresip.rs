@@ -1,0 +1,99 @@
+//! A real softphone (baresip, headless: a WAV as microphone, the sndfile
+//! module recording what it sends and hears) calls the playback route.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Seconds of 20 ms frames whose RMS is above `threshold` in a mono WAV.
+fn loud_seconds(path: &std::path::Path, threshold: f64) -> f64 {
+    let mut r = hound::WavReader::open(path).expect("open");
+    let rate = r.spec().sample_rate as usize;
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let frame = rate / 50;
+    let loud = samples
+        .chunks(frame)
+        .filter(|c| {
+            let e: f64 = c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64;
+            e.sqrt() > threshold
+        })
+        .count();
+    loud as f64 * 0.02
+}
+
+#[test]
+fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
+    let server = Server::start("baresip", "", None);
+    let dir = test_dir("baresip-ua");
+    let snd = dir.join("snd");
+    std::fs::create_dir_all(&snd).expect("snd dir");
+    // 3 s of a 350 Hz tone, then 3 s of silence (baresip hangs up when its input ends).
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(dir.join("mic.wav"), spec).expect("wav");
+    for i in 0..8000 * 6 {
+        let s = if i < 8000 * 3 {
+            ((2.0 * std::f32::consts::PI * 350.0 * i as f32 / 8000.0).sin() * 9000.0) as i16
+        } else {
+            0
+        };
+        w.write_sample(s).expect("sample");
+    }
+    w.finalize().expect("finalize");
+    let port = free_port();
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
+        mic = dir.join("mic.wav").display(),
+        snd = snd.display()
+    );
+    std::fs::write(dir.join("config"), config).expect("config");
+    std::fs::write(
+        dir.join("accounts"),
+        "<sip:tester@127.0.0.1>;regint=0;audio_codecs=PCMU\n",
+    )
+    .expect("accounts");
+    let status = Command::new("timeout")
+        .args(["25", "baresip", "-f"])
+        .arg(&dir)
+        .args([
+            "-e",
+            &format!("/dial sip:demo@127.0.0.1:{}", server.sip_port),
+            "-t",
+            "10",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run baresip (is it installed?)");
+    assert!(status.code().is_some(), "baresip did not run");
+
+    let heard = std::fs::read_dir(&snd)
+        .expect("snd")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded nothing\n{}", server.log_text()));
+    // The greeting is a 2 s tone: baresip hears about 2 s of it, and silence after.
+    let loud = loud_seconds(&heard, 1500.0);
+    assert!((1.7..=2.4).contains(&loud), "heard {loud} s of greeting");
+
+    // voxline's record and recording: the caller's 3 s tone on the left channel.
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let r = records
+        .first()
+        .unwrap_or_else(|| panic!("no call record\n{}", server.log_text()));
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["hangup_by"], "caller");
+    let rec = std::path::PathBuf::from(r["recording_path"].as_str().expect("recording"));
+    assert!(
+        channel_rms(&rec, 0, 0.5, 2.5) > 2000.0,
+        "caller audio missing from the recording"
+    );
+    assert!(channel_rms(&rec, 0, 4.0, 5.0) < 200.0, "caller silence not silent");
+}
