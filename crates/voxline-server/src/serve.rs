@@ -21,6 +21,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     if closed > 0 {
         info!(rows = closed, "closed call records left open by an earlier stop");
     }
+    let heartbeat_store = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            if let Err(e) = heartbeat_store.heartbeat().await {
+                tracing::warn!(error = %e, "node heartbeat not written");
+            }
+        }
+    });
     let records = Records::new(store.clone());
     let shutdown = CancellationToken::new();
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone())?);

