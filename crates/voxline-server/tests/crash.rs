@@ -16,8 +16,30 @@ fn a_crash_mid_call_leaves_a_record_and_a_playable_recording() {
     let media_port = free_port().to_string();
     let call_id = format!("crash-{}@127.0.0.1", std::process::id());
     let mut uac = Command::new("sipp")
-        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.sip_port), "-s", "demo", "-m", "1", "-d", "20000"])
-        .args(["-i", "127.0.0.1", "-p", &sip_port, "-mi", "127.0.0.1", "-mp", &media_port, "-nostdin", "-timeout", "25"])
+        .args([
+            "-sn",
+            "uac",
+            &format!("127.0.0.1:{}", server.sip_port),
+            "-s",
+            "demo",
+            "-m",
+            "1",
+            "-d",
+            "20000",
+        ])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media_port,
+            "-nostdin",
+            "-timeout",
+            "25",
+        ])
         .args(["-cid_str", &call_id])
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -28,7 +50,10 @@ fn a_crash_mid_call_leaves_a_record_and_a_playable_recording() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let v = server.records_until(&call_id, |r| !r["answer_at"].is_null());
-        if v.as_array().and_then(|a| a.first()).is_some_and(|r| !r["answer_at"].is_null()) {
+        if v.as_array()
+            .and_then(|a| a.first())
+            .is_some_and(|r| !r["answer_at"].is_null())
+        {
             break;
         }
         assert!(Instant::now() < deadline, "call not answered\n{}", server.log_text());

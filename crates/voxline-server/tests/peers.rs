@@ -301,3 +301,42 @@ fn a_flooding_source_is_banned_after_16_requests_and_others_are_not() {
     let mut buf = vec![0u8; 4096];
     assert!(t.recv_from(&mut buf).is_ok(), "trunk source answered");
 }
+
+#[test]
+fn a_flood_over_one_tcp_connection_is_cut_off_after_16_requests() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = Server::start("tcp-flood", "", None);
+    // The connection comes from an untrusted address, 127.0.0.3.
+    let stream = tcp_connect_from("127.0.0.3".parse().expect("ip"), server.sip_port).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_millis(400))).ok();
+    let me = stream.local_addr().expect("addr");
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let mut answered = 0;
+    for n in 1..=24 {
+        let req = options_request(&server, &me, n).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        writer.write_all(req.as_bytes()).expect("write");
+        let mut status = String::new();
+        if reader.read_line(&mut status).is_ok() && status.starts_with("SIP/2.0 200") {
+            answered += 1;
+            // Skip the rest of this response (up to the blank line).
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok() && line != "\r\n" && !line.is_empty() {
+                line.clear();
+            }
+        }
+    }
+    // The accepted connection counts once, then every message does.
+    assert_eq!(answered, 15, "requests answered on the flooding connection");
+    let log = server.log_text();
+    assert!(log.contains("source banned") && log.contains("127.0.0.3"), "{log}");
+}
+
+/// A TCP connection to the server from a chosen local address.
+fn tcp_connect_from(from: std::net::IpAddr, port: u16) -> std::io::Result<std::net::TcpStream> {
+    use std::net::SocketAddr;
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&SocketAddr::new(from, 0).into())?;
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    Ok(s.into())
+}

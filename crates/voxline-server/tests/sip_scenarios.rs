@@ -83,10 +83,10 @@ fn reinvite_hold_unhold_and_inactive_are_answered() {
             "{d} not seen:\n{log}"
         );
     }
-    // ~1.4 s of call, of which 0.6 s on hold (sendonly, then inactive):
-    // voxline sends only while the call is not on hold.
+    // ~2.0 s of call, of which ~0.6 s on hold (sendonly, then inactive):
+    // voxline sends only while the call is not on hold (~100 packets otherwise).
     let sent = r["packets_sent"].as_i64().unwrap_or(0);
-    assert!((25..=58).contains(&sent), "sent {sent} packets; hold not respected");
+    assert!((40..=78).contains(&sent), "sent {sent} packets; hold not respected");
 }
 
 #[test]

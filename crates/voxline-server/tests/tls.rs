@@ -12,7 +12,17 @@ use std::time::Duration;
 
 fn make_cert(dir: &std::path::Path) {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
@@ -35,7 +45,11 @@ fn options_over_tls_is_answered() {
         certs.join("key.pem").display()
     );
     let server = Server::start("tls", &extra, None);
-    assert!(server.log_text().contains(&format!("TLS 127.0.0.1:{tls_port}")), "{}", server.log_text());
+    assert!(
+        server.log_text().contains(&format!("TLS 127.0.0.1:{tls_port}")),
+        "{}",
+        server.log_text()
+    );
 
     let mut client = Command::new("openssl")
         .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{tls_port}")])

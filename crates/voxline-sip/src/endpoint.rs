@@ -10,7 +10,7 @@ use crate::inbound::InboundCall;
 use crate::routing::{LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
 use crate::security::RateLimiter;
-use crate::udp_guard::{admit, GuardedUdpSocket};
+use crate::udp_guard::{admit, GuardedUdpSocket, StreamRateLimit};
 use crate::SipError;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -193,6 +193,7 @@ impl SipEndpoint {
             .with_user_agent(&opts.sip.user_agent)
             .with_transport_layer(transport_layer)
             .with_cancel_token(cancel.clone())
+            .with_transport_inspector(Box::new(StreamRateLimit::new(limiter.clone(), ban_secs)))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,

@@ -82,3 +82,37 @@ impl StackUdpSocket for GuardedUdpSocket {
         Ok(self.socket.local_addr()?)
     }
 }
+
+/// Rate-limits each message on stream transports (TCP, TLS): the transport
+/// whitelist only sees new connections there, and one connection could
+/// otherwise flood. UDP datagrams are already counted per packet.
+pub struct StreamRateLimit {
+    limiter: Arc<RateLimiter>,
+    ban_seconds: u64,
+}
+
+impl StreamRateLimit {
+    /// A limiter sharing `limiter`'s table with the UDP path.
+    pub fn new(limiter: Arc<RateLimiter>, ban_seconds: u64) -> StreamRateLimit {
+        StreamRateLimit { limiter, ban_seconds }
+    }
+}
+
+#[async_trait::async_trait]
+impl rsipstack::transaction::endpoint::TransportEventInspector for StreamRateLimit {
+    async fn handle(
+        &self,
+        event: rsipstack::transport::TransportEvent,
+    ) -> Option<rsipstack::transport::TransportEvent> {
+        if let rsipstack::transport::TransportEvent::Incoming(_, conn, from) = &event {
+            if conn.is_reliable() {
+                if let Ok(addr) = from.get_socketaddr() {
+                    if !admit(&self.limiter, addr.ip(), self.ban_seconds) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(event)
+    }
+}

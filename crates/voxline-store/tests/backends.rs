@@ -25,7 +25,10 @@ async fn life_cycle(url: &str) {
     let store = CallStore::open(url, "node-a").await.expect("open");
     // A completed call.
     store.call_started(&new_call("a")).await.expect("start");
-    store.call_answered("a", "PCMA", Some("/rec/a.wav")).await.expect("answer");
+    store
+        .call_answered("a", "PCMA", Some("/rec/a.wav"))
+        .await
+        .expect("answer");
     store
         .call_ended(
             "a",
@@ -86,12 +89,18 @@ fn pg_bin(name: &str) -> PathBuf {
         .last()
         .map(|v| v.join("bin").join(name))
         .filter(|p| p.exists())
-        .unwrap_or_else(|| panic!("PostgreSQL's {name} not found under /usr/lib/postgresql: apt-get install postgresql"));
+        .unwrap_or_else(|| {
+            panic!("PostgreSQL's {name} not found under /usr/lib/postgresql: apt-get install postgresql")
+        });
     bin
 }
 
 fn as_postgres_user(cmd: &Path) -> Command {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if is_root {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(cmd);
@@ -115,7 +124,11 @@ impl Postgres {
             .status()
             .expect("initdb");
         assert!(status.success(), "initdb failed");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
         let child = as_postgres_user(&pg_bin("postgres"))
             .arg("-D")
             .arg(dir.join("data"))

@@ -303,7 +303,11 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.log_text().matches("voxline ready").count() < 2 {
-            assert!(Instant::now() < deadline, "server did not restart:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not restart:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
