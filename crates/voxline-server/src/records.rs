@@ -28,23 +28,11 @@ impl Records {
 
     /// Writes the start of an inbound call; returns its record id.
     pub async fn inbound_started(&self, info: &CallInfo, route: &RouteConfig) -> String {
-        let id = new_record_id();
-        let call = NewCall {
-            id: id.clone(),
-            call_id: info.call_id.clone(),
-            direction: CallDirection::Inbound,
-            from_uri: info.from.clone(),
-            to_uri: info.to.clone(),
-            source_addr: Some(info.remote.to_string()),
-            trunk: Some(info.trunk.clone()),
-            route: Some(route.name.clone()),
-            handler: Some(route.handler.clone()),
-            invite_at: now_ms(),
-        };
+        let call = inbound_call(info, Some(route));
         if let Err(e) = self.store.call_started(&call).await {
             tracing::error!(error = %e, "call record not written");
         }
-        id
+        call.id
     }
 
     /// Writes the start of an outbound call.
@@ -82,19 +70,8 @@ impl Records {
 
     /// Records a routed call refused before it had a dialog.
     pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
-        let id = new_record_id();
-        let call = NewCall {
-            id: id.clone(),
-            call_id: info.call_id.clone(),
-            direction: CallDirection::Inbound,
-            from_uri: info.from.clone(),
-            to_uri: info.to.clone(),
-            source_addr: Some(info.remote.to_string()),
-            trunk: Some(info.trunk.clone()),
-            route: route.map(|r| r.name.clone()),
-            handler: route.map(|r| r.handler.clone()),
-            invite_at: now_ms(),
-        };
+        let call = inbound_call(info, route);
+        let id = call.id.clone();
         if let Err(e) = self.store.call_started(&call).await {
             tracing::error!(error = %e, "call record not written");
             return;
@@ -109,6 +86,22 @@ impl Records {
             detail: None,
         };
         self.ended(&id, &end).await;
+    }
+}
+
+/// The start of an inbound call's record, with a fresh id.
+fn inbound_call(info: &CallInfo, route: Option<&RouteConfig>) -> NewCall {
+    NewCall {
+        id: new_record_id(),
+        call_id: info.call_id.clone(),
+        direction: CallDirection::Inbound,
+        from_uri: info.from.clone(),
+        to_uri: info.to.clone(),
+        source_addr: Some(info.remote.to_string()),
+        trunk: Some(info.trunk.clone()),
+        route: route.map(|r| r.name.clone()),
+        handler: route.map(|r| r.handler.clone()),
+        invite_at: now_ms(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Types shared by inbound and outbound calls.
 
 use crate::sdp::Negotiated;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TransactionHandle};
+use rsipstack::sip::{Header, Request, StatusCode};
 use std::net::SocketAddr;
 
 /// Who ended a call.
@@ -71,6 +73,46 @@ pub struct CallInfo {
     pub remote: SocketAddr,
     /// Trunk name (`users` for authenticated phones).
     pub trunk: String,
+}
+
+/// The request's Content-Type value ("" when absent).
+pub(crate) fn content_type(req: &Request) -> String {
+    req.headers
+        .iter()
+        .find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The next state of a call's dialog. A closed channel ends the call (with
+/// an `error` reason); a call already ended returns its end again.
+pub(crate) async fn next_state(
+    states: &mut DialogStateReceiver,
+    ended: &mut Option<EndReason>,
+) -> Result<DialogState, CallEvent> {
+    if let Some(e) = ended {
+        return Err(CallEvent::Ended(e.clone()));
+    }
+    match states.recv().await {
+        Some(s) => Ok(s),
+        None => {
+            let e = EndReason {
+                by: Party::Local,
+                reason: "error".into(),
+                status: None,
+            };
+            *ended = Some(e.clone());
+            Err(CallEvent::Ended(e))
+        }
+    }
+}
+
+/// Answers an in-dialog INFO with 200; a DTMF body becomes an event.
+pub(crate) async fn on_info(req: &Request, handle: TransactionHandle) -> Option<CallEvent> {
+    handle.reply(StatusCode::OK).await.ok();
+    parse_dtmf_info(&content_type(req), &req.body).map(|(digit, duration_ms)| CallEvent::Dtmf { digit, duration_ms })
 }
 
 /// Parses a DTMF digit out of a SIP INFO body

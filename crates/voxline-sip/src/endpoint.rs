@@ -367,6 +367,30 @@ async fn dispatch(mut incoming: TransactionReceiver, shared: Arc<Shared>, cancel
     }
 }
 
+/// Our Contact for a dialog created over a stream transport: the address of
+/// that listener with `transport=tcp|tls` (sips for TLS), so in-dialog
+/// requests come back over the same transport. UDP uses the stack's default.
+fn contact_for(conn: &rsipstack::transport::SipConnection) -> Option<rsipstack::sip::Uri> {
+    use rsipstack::sip::{Param, Scheme, Transport};
+    let addr = conn.get_addr();
+    let transport = addr.r#type?;
+    let scheme = match transport {
+        Transport::Udp => return None,
+        Transport::Tls => Scheme::Sips,
+        _ => Scheme::Sip,
+    };
+    Some(rsipstack::sip::Uri {
+        scheme: Some(scheme),
+        auth: Some(rsipstack::sip::Auth {
+            user: "voxline".into(),
+            password: None,
+        }),
+        host_with_port: addr.addr.clone(),
+        params: vec![Param::Transport(transport)],
+        ..Default::default()
+    })
+}
+
 fn call_info(tx: &Transaction, trunk: &str) -> CallInfo {
     let req = &tx.original;
     let call_id = req.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
@@ -467,15 +491,7 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
         let offer = if body.iter().all(|b| b.is_ascii_whitespace()) {
             None
         } else {
-            let ct = tx
-                .original
-                .headers
-                .iter()
-                .find_map(|h| match h {
-                    Header::ContentType(c) => Some(c.value().to_ascii_lowercase()),
-                    _ => None,
-                })
-                .unwrap_or_default();
+            let ct = crate::call::content_type(&tx.original).to_ascii_lowercase();
             if !ct.starts_with("application/sdp") {
                 tx.reply_with(
                     StatusCode::UnsupportedMediaType,
@@ -514,9 +530,10 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
 
         // 5. The dialog: rsipstack runs the INVITE server transaction in its own task.
         let (state_tx, state_rx) = shared.dialog_layer.new_dialog_state_channel();
+        let contact = tx.connection.as_ref().and_then(contact_for);
         let dialog = match shared
             .dialog_layer
-            .get_or_create_server_invite(&tx, state_tx, None, None)
+            .get_or_create_server_invite(&tx, state_tx, None, contact)
         {
             Ok(d) => d,
             Err(e) => {

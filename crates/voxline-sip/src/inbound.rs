@@ -2,7 +2,7 @@
 //! INVITE/200, or a late offer answered in the ACK), follow re-INVITEs and
 //! INFO, hang up.
 
-use crate::call::{parse_dtmf_info, CallEvent, CallInfo, EndReason, Party};
+use crate::call::{next_state, on_info, CallEvent, CallInfo, EndReason, Party};
 use crate::routing::CallPermit;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, RemoteSdp, SdpError};
 use crate::SipError;
@@ -56,16 +56,6 @@ pub(crate) fn end_reason(r: &TerminatedReason) -> EndReason {
         reason: reason.to_string(),
         status,
     }
-}
-
-fn content_type(req: &Request) -> String {
-    req.headers
-        .iter()
-        .find_map(|h| match h {
-            Header::ContentType(c) => Some(c.value().to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 fn sdp_headers() -> Vec<Header> {
@@ -198,18 +188,10 @@ impl InboundCall {
     /// Waits for the next thing that happens on the call. Re-INVITEs, UPDATEs,
     /// INFOs and in-dialog OPTIONS are answered here. Cancel-safe between events.
     pub async fn next_event(&mut self) -> CallEvent {
-        if let Some(e) = &self.ended {
-            return CallEvent::Ended(e.clone());
-        }
         loop {
-            let Some(state) = self.states.recv().await else {
-                let e = EndReason {
-                    by: Party::Local,
-                    reason: "error".into(),
-                    status: None,
-                };
-                self.ended = Some(e.clone());
-                return CallEvent::Ended(e);
+            let state = match next_state(&mut self.states, &mut self.ended).await {
+                Ok(s) => s,
+                Err(ended) => return ended,
             };
             match state {
                 DialogState::Updated(_, req, handle) => {
@@ -228,9 +210,8 @@ impl InboundCall {
                     }
                 }
                 DialogState::Info(_, req, handle) => {
-                    handle.reply(StatusCode::OK).await.ok();
-                    if let Some((digit, duration_ms)) = parse_dtmf_info(&content_type(&req), &req.body) {
-                        return CallEvent::Dtmf { digit, duration_ms };
+                    if let Some(ev) = on_info(&req, handle).await {
+                        return ev;
                     }
                 }
                 DialogState::Options(_, _, handle) => {

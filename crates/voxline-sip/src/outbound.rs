@@ -2,7 +2,7 @@
 //! challenges answered, provisional and early media reported, CANCEL when the
 //! ring timeout passes, BYE at the end.
 
-use crate::call::{parse_dtmf_info, CallEvent, EndReason, Party};
+use crate::call::{next_state, on_info, CallEvent, EndReason, Party};
 use crate::endpoint::{parse_host_port, SipEndpoint};
 use crate::inbound::end_reason;
 use crate::routing::CallPermit;
@@ -13,7 +13,7 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, StatusCode, Uri};
+use rsipstack::sip::{StatusCode, Uri};
 use rsipstack::transport::SipAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -274,18 +274,10 @@ impl OutboundCall {
     /// Waits for the next event (the far end hanging up, DTMF by INFO,
     /// re-INVITE), answering in-dialog requests.
     pub async fn next_event(&mut self) -> CallEvent {
-        if let Some(e) = &self.ended {
-            return CallEvent::Ended(e.clone());
-        }
         loop {
-            let Some(state) = self.states.recv().await else {
-                let e = EndReason {
-                    by: Party::Local,
-                    reason: "error".into(),
-                    status: None,
-                };
-                self.ended = Some(e.clone());
-                return CallEvent::Ended(e);
+            let state = match next_state(&mut self.states, &mut self.ended).await {
+                Ok(s) => s,
+                Err(ended) => return ended,
             };
             match state {
                 DialogState::Terminated(_, r) => {
@@ -298,17 +290,8 @@ impl OutboundCall {
                     return CallEvent::Ended(e);
                 }
                 DialogState::Info(_, req, handle) => {
-                    handle.reply(StatusCode::OK).await.ok();
-                    let ct = req
-                        .headers
-                        .iter()
-                        .find_map(|h| match h {
-                            Header::ContentType(c) => Some(c.value().to_string()),
-                            _ => None,
-                        })
-                        .unwrap_or_default();
-                    if let Some((digit, duration_ms)) = parse_dtmf_info(&ct, &req.body) {
-                        return CallEvent::Dtmf { digit, duration_ms };
+                    if let Some(ev) = on_info(&req, handle).await {
+                        return ev;
                     }
                 }
                 DialogState::Updated(_, _, handle) => {
