@@ -158,10 +158,11 @@ fn voxline_call_cancels_when_nobody_answers() {
 }
 
 #[test]
-fn voxline_call_through_a_trunk_answers_the_challenge_and_hears_early_media() {
+fn voxline_call_through_a_trunk_and_its_proxy_answers_the_challenge_and_hears_early_media() {
     let uas = SippUas::start("uas_auth_early_media.xml", 1);
     let trunk = format!(
-        "[[trunk]]\nname = \"pbx\"\nkind = \"ip\"\nallow = [\"192.0.2.1/32\"]\nhost = \"127.0.0.1:{}\"\nusername = \"voxline\"\npassword = \"s3cret-trunk\"\ncaller_id = \"1000\"\n",
+        // The trunk's host has no address: every request must go through the outbound proxy.
+        "[[trunk]]\nname = \"pbx\"\nkind = \"ip\"\nallow = [\"192.0.2.1/32\"]\nhost = \"pbx.invalid\"\noutbound_proxy = \"127.0.0.1:{}\"\nusername = \"voxline\"\npassword = \"s3cret-trunk\"\ncaller_id = \"1000\"\n",
         uas.port
     );
     let server = Server::start("call-trunk", &trunk, None);

@@ -170,3 +170,41 @@ fn wrong_password_and_unknown_user_get_the_same_403() {
     assert!(unknown.ok, "sipp failed:\n{}\n{}", unknown.output, server.log_text());
     assert!(server.all_records().is_empty());
 }
+
+#[test]
+fn a_trunk_at_its_call_limit_answers_503() {
+    // The local trunk allows one call at a time.
+    let server = Server::start_with("limit", "", None, |t| t.replace("max_calls = 1000", "max_calls = 1"));
+    // One call up (3 s of audio) ...
+    let port = server.sip_port;
+    let first = std::thread::spawn(move || sipp_port(port, "uac_audio.xml", "demo", "127.0.0.1", &[]));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // ... so the second gets 503 with Retry-After, and a record says why.
+    let second = sipp(&server, "uac_503.xml", "demo", "127.0.0.1", &[]);
+    assert!(second.ok, "sipp failed:\n{}\n{}", second.output, server.log_text());
+    let first = first.join().expect("first call");
+    assert!(first.ok, "the first call was disturbed:\n{}", first.output);
+    let r = server.record(&second.call_id);
+    assert_eq!(r["sip_status"], 503, "{r}");
+    assert_eq!(r["end_reason"], "trunk_max_calls");
+    // The slot is free again once the first call ended.
+    let third = sipp(&server, "uac_late_offer.xml", "demo", "127.0.0.1", &[]);
+    assert!(third.ok, "{}", third.output);
+}
+
+#[test]
+fn sigterm_hangs_up_live_calls_and_completes_their_records() {
+    let mut server = Server::start("sigterm", "", None);
+    let port = server.sip_port;
+    // A caller that waits for voxline's BYE (the demo route would talk for 20 s).
+    let caller = std::thread::spawn(move || sipp_port(port, "uac_wait_bye.xml", "demo", "127.0.0.1", &[]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.terminate();
+    let caller = caller.join().expect("caller");
+    assert!(caller.ok, "the caller did not get a BYE:\n{}", caller.output);
+    server.restart();
+    let r = server.record(&caller.call_id);
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["end_reason"], "shutdown");
+    assert_eq!(r["hangup_by"], "voxline");
+}

@@ -147,6 +147,11 @@ impl Server {
     /// Starts a server whose config is the base plus `extra` (trunks, users...)
     /// and `routes` (DEFAULT_ROUTES when None).
     pub fn start(name: &str, extra: &str, routes: Option<&str>) -> Server {
+        Server::start_with(name, extra, routes, |text| text)
+    }
+
+    /// Like `start`, with a last edit of the generated config text.
+    pub fn start_with(name: &str, extra: &str, routes: Option<&str>, edit: impl Fn(String) -> String) -> Server {
         let dir = test_dir(name);
         write_tone_wav(&dir.join("greeting.wav"), 2.0, 440.0);
         write_tone_wav(&dir.join("short.wav"), 1.0, 660.0);
@@ -193,7 +198,7 @@ max_cps = 1000
 "#,
             routes = routes.unwrap_or(DEFAULT_ROUTES)
         );
-        std::fs::write(&config, text).expect("config");
+        std::fs::write(&config, edit(text)).expect("config");
         let log = dir.join("serve.log");
         let log_file = std::fs::File::create(&log).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_voxline"))
@@ -288,6 +293,22 @@ impl Server {
         }
     }
 
+    /// Stops the process with SIGTERM (a clean shutdown) and waits for it.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("voxline did not stop within 10 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// Starts the server again on the same config, ports and database.
     pub fn restart(&mut self) {
         self.crash();
@@ -344,6 +365,11 @@ pub struct SippRun {
 /// Runs SIPp with `scenario` (a file under load-tests/sipp, or `-sn NAME`)
 /// for one call to `service` at the server, from `local_ip`.
 pub fn sipp(server: &Server, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
+    sipp_port(server.sip_port, scenario_file, service, local_ip, extra)
+}
+
+/// `sipp` against a SIP port (usable from another thread).
+pub fn sipp_port(port: u16, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
     let dir = test_dir("sipp");
     write_tone_ulaw(&dir.join("caller.ulaw"), 3.0, 300.0);
     let sip_port = free_port().to_string();
@@ -359,7 +385,7 @@ pub fn sipp(server: &Server, scenario_file: &str, service: &str, local_ip: &str,
     } else {
         cmd.arg("-sf").arg(scenario(scenario_file));
     }
-    cmd.arg(format!("127.0.0.1:{}", server.sip_port))
+    cmd.arg(format!("127.0.0.1:{port}"))
         .args(["-s", service, "-m", "1", "-l", "1", "-i", local_ip, "-p", &sip_port])
         .args(["-mi", local_ip, "-mp", &media_port, "-timeout", "30", "-nostdin"])
         .args(["-cid_str", &call_id])
