@@ -5,6 +5,8 @@
 //! recorder. The full engine (jitter buffer, Opus, DTMF, resampling, the
 //! shared pacing clock) grows here in the media issue.
 
+#![warn(missing_docs)]
+
 pub mod g711;
 pub mod recorder;
 pub mod rtp_session;

@@ -298,6 +298,16 @@ url = "sqlite://calls.db"
     }
 
     #[test]
+    fn a_trunk_trusting_the_whole_internet_is_refused() {
+        let p = write(
+            "slash0",
+            &format!("{MINIMAL}\n[[trunk]]\nname = \"t\"\nkind = \"ip\"\nallow = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n"),
+        );
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e.field, "trunk[0].allow[1]", "{e}");
+    }
+
+    #[test]
     fn a_missing_file_is_reported() {
         let e = Config::load(Path::new("/nonexistent/voxline.toml")).unwrap_err();
         assert!(e.reason.contains("cannot read"), "{e}");

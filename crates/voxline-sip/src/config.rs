@@ -282,6 +282,14 @@ pub fn validate(
                 format!("{:?} is empty or used twice", t.name),
             ));
         }
+        for (j, net) in t.allow.iter().enumerate() {
+            if net.prefix_len() == 0 {
+                return Err(FieldError::new(
+                    format!("trunk[{i}].allow[{j}]"),
+                    format!("{net} trusts every address on the internet; list the carrier's networks"),
+                ));
+            }
+        }
         match t.kind {
             TrunkKind::Ip if t.allow.is_empty() => {
                 return Err(FieldError::new(f("allow"), "an ip trunk needs at least one CIDR"));

@@ -3,9 +3,7 @@
 
 use crate::auth::{AuthOutcome, DigestAuthenticator};
 use crate::call::CallInfo;
-use crate::config::{
-    ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TransportKind, TrunkConfig, TrunkKind, UserConfig,
-};
+use crate::config::{ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TransportKind, TrunkConfig, UserConfig};
 use crate::inbound::InboundCall;
 use crate::routing::{LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
@@ -140,7 +138,7 @@ impl SipEndpoint {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.child_token());
         let mut exempt = opts.security.exempt.clone();
-        for t in opts.trunks.iter().filter(|t| t.kind == TrunkKind::Ip) {
+        for t in &opts.trunks {
             exempt.extend(t.allow.iter().cloned());
         }
         let limiter = Arc::new(RateLimiter::new(

@@ -9,6 +9,8 @@
 //! [`InboundCall`] (or the caller gets an [`OutboundCall`]) whose SDP result
 //! says where RTP goes.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod call;
 pub mod config;

@@ -5,6 +5,8 @@
 //! PostgreSQL (a URL) are both served through sqlx's `Any` driver with one set
 //! of portable migrations.
 
+#![warn(missing_docs)]
+
 mod record;
 
 pub use record::{CallDirection, CallEnd, CallRecord, NewCall};
