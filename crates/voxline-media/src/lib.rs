@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod g711;
+pub mod jitter;
 pub mod recorder;
 pub mod rtp_session;
 pub mod wav_source;

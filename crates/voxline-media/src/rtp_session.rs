@@ -2,6 +2,7 @@
 //! of what the caller sends.
 
 use crate::g711::Codec;
+use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
 use crate::recorder::CallRecorder;
 use crate::{MediaError, SAMPLES_PER_FRAME_8K};
 use bytes::Bytes;
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -69,11 +70,21 @@ pub struct MediaStats {
     pub packets_received: AtomicU64,
     /// Datagrams dropped (not RTP, wrong source, unknown payload type).
     pub packets_dropped: AtomicU64,
+    /// Packets never received (sequence gaps played past).
+    pub packets_lost: AtomicU64,
+    /// Packets that arrived after their playout time.
+    pub packets_late: AtomicU64,
+    /// Duplicate packets.
+    pub packets_duplicate: AtomicU64,
+    /// Frames concealed (lost, late or stretched).
+    pub frames_concealed: AtomicU64,
+    /// Interarrival jitter (RFC 3550), microseconds.
+    pub jitter_us: AtomicU64,
 }
 
 /// Audio queued toward the caller, 8 kHz mono.
 #[derive(Debug, Default)]
-struct Playout {
+struct PlayoutQueue {
     queue: Mutex<VecDeque<i16>>,
     drained: Notify,
 }
@@ -84,7 +95,7 @@ pub struct RtpSession {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     target: Arc<watch::Sender<Option<RtpTarget>>>,
-    playout: Arc<Playout>,
+    playout: Arc<PlayoutQueue>,
     stats: Arc<MediaStats>,
 }
 
@@ -173,14 +184,15 @@ impl RtpSession {
     /// caller's audio, and a 20 ms clock that sends the next frame (queued
     /// audio or silence) and writes both sides to the recorder.
     pub async fn run(&self, mut recorder: Option<CallRecorder>, cancel: CancellationToken) {
-        let heard: Arc<Mutex<VecDeque<i16>>> = Arc::default();
+        let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::for_clock(8000))));
         let receiver = tokio::spawn(receive_loop(
             self.socket.clone(),
             self.target.subscribe(),
-            heard.clone(),
+            jitter.clone(),
             self.stats.clone(),
             cancel.clone(),
         ));
+        let mut heard = CallerAudio::default();
 
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
         let ssrc: u32 = rand::random();
@@ -196,17 +208,8 @@ impl RtpSession {
                 _ = ticker.tick() => {}
             }
             let had_audio = self.next_frame(&mut frame);
-            if let Ok(mut h) = heard.lock() {
-                // Keep at most 100 ms of backlog so the recording stays aligned.
-                while h.len() > SAMPLES_PER_FRAME_8K * 5 {
-                    h.pop_front();
-                }
-                for (i, s) in caller.iter_mut().enumerate() {
-                    *s = if i < h.len() { h[i] } else { 0 };
-                }
-                let n = h.len().min(SAMPLES_PER_FRAME_8K);
-                h.drain(..n);
-            }
+            let codec = self.target.borrow().as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
+            heard.next_frame(&jitter, codec, &mut caller);
             if let Some(rec) = recorder.as_mut() {
                 if let Err(e) = rec.write_frame(&caller, &frame) {
                     tracing::warn!(error = %e, "recording stopped");
@@ -243,6 +246,18 @@ impl RtpSession {
             }
         }
         receiver.abort();
+        if let Ok(jb) = jitter.lock() {
+            let js = jb.stats();
+            self.stats.packets_lost.store(js.lost, Ordering::Relaxed);
+            self.stats.packets_late.store(js.late, Ordering::Relaxed);
+            self.stats.packets_duplicate.store(js.duplicates, Ordering::Relaxed);
+            self.stats
+                .frames_concealed
+                .store(js.concealed + js.stretched, Ordering::Relaxed);
+            self.stats
+                .jitter_us
+                .store((js.jitter_ms * 1000.0) as u64, Ordering::Relaxed);
+        }
         if let Some(rec) = recorder {
             if let Err(e) = rec.finish() {
                 tracing::warn!(error = %e, "could not finalise recording");
@@ -266,15 +281,61 @@ impl RtpSession {
     }
 }
 
+/// The caller's decoded audio, one 20 ms frame at a time, out of the jitter
+/// buffer, with simple G.711 concealment (the last frame, fading).
+#[derive(Default)]
+struct CallerAudio {
+    pcm: VecDeque<i16>,
+    last: Vec<i16>,
+    fade: f32,
+    scratch: Vec<i16>,
+}
+
+impl CallerAudio {
+    fn next_frame(&mut self, jitter: &Mutex<JitterBuffer>, codec: Codec, out: &mut [i16]) {
+        while self.pcm.len() < out.len() {
+            let playout = match jitter.lock() {
+                Ok(mut jb) => jb.pop(),
+                Err(_) => Playout::Silence,
+            };
+            match playout {
+                Playout::Audio { payload, .. } => {
+                    codec.decode(&payload, &mut self.scratch);
+                    self.pcm.extend(self.scratch.iter().copied());
+                    self.last.clear();
+                    self.last.extend(self.scratch.iter().rev().take(out.len()).rev());
+                    self.fade = 1.0;
+                }
+                Playout::Conceal => {
+                    self.fade *= 0.5;
+                    let fade = self.fade;
+                    if self.last.len() == out.len() {
+                        self.pcm.extend(self.last.iter().map(|&s| (f32::from(s) * fade) as i16));
+                    } else {
+                        self.pcm.extend(std::iter::repeat_n(0, out.len()));
+                    }
+                }
+                Playout::Silence => {
+                    self.pcm.extend(std::iter::repeat_n(0, out.len()));
+                }
+            }
+        }
+        let n = out.len();
+        for (dst, src) in out.iter_mut().zip(self.pcm.drain(..n)) {
+            *dst = src;
+        }
+    }
+}
+
 async fn receive_loop(
     socket: Arc<UdpSocket>,
     target: watch::Receiver<Option<RtpTarget>>,
-    heard: Arc<Mutex<VecDeque<i16>>>,
+    jitter: Arc<Mutex<JitterBuffer>>,
     stats: Arc<MediaStats>,
     cancel: CancellationToken,
 ) {
+    let started = Instant::now();
     let mut buf = vec![0u8; 2048];
-    let mut pcm = Vec::with_capacity(SAMPLES_PER_FRAME_8K);
     loop {
         let (len, _from) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -288,22 +349,33 @@ async fn receive_loop(
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let codec = {
-            let t = target.borrow();
-            match t.as_ref() {
-                Some(t) if t.payload_type == packet.header.payload_type => Some(t.codec),
-                _ => None,
-            }
-        };
-        let Some(codec) = codec else {
+        let audio_pt = target.borrow().as_ref().map(|t| t.payload_type);
+        if audio_pt != Some(packet.header.payload_type) {
             // telephone-event and unknown payload types are not audio.
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
+        }
+        let samples = packet.payload.len() as u32; // G.711: one byte per sample
+        let pushed = match jitter.lock() {
+            Ok(mut jb) => jb.push(RtpIn {
+                ssrc: packet.header.ssrc,
+                seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                marker: packet.header.marker,
+                payload: packet.payload,
+                samples,
+                arrival: started.elapsed(),
+            }),
+            Err(_) => continue,
         };
-        stats.packets_received.fetch_add(1, Ordering::Relaxed);
-        codec.decode(&packet.payload, &mut pcm);
-        if let Ok(mut h) = heard.lock() {
-            h.extend(pcm.iter().copied());
+        match pushed {
+            Pushed::Buffered | Pushed::NewSource => {
+                stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            }
+            Pushed::Empty => {
+                stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Pushed::Duplicate | Pushed::Late => {}
         }
     }
 }
