@@ -157,7 +157,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
                     reason: failure.reason.clone(),
                     status: failure.status,
                 };
-                r.ended(&record_id, &call_end(false, &end, false, 0, 0, None)).await;
+                r.ended(&record_id, &call_end(false, &end, false, None, None)).await;
                 r.store().close().await;
             }
             endpoint.shutdown();
@@ -216,7 +216,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         answered_at.elapsed().as_secs_f64()
     );
     if let Some(r) = &records {
-        r.ended(&record_id, &call_end(true, &end, false, sent, received, None))
+        r.ended(&record_id, &call_end(true, &end, false, Some(&stats), None))
             .await;
         r.store().close().await;
     }

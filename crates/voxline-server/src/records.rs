@@ -83,6 +83,8 @@ impl Records {
             sip_status: Some(status),
             packets_sent: 0,
             packets_received: 0,
+            packets_lost: 0,
+            jitter_ms: 0.0,
             detail: None,
         };
         self.ended(&id, &end).await;
@@ -105,15 +107,18 @@ fn inbound_call(info: &CallInfo, route: Option<&RouteConfig>) -> NewCall {
     }
 }
 
-/// Builds the end of a call record from an end reason.
+/// Builds the end of a call record from an end reason and the media counters.
 pub fn call_end(
     answered: bool,
     reason: &EndReason,
     inbound: bool,
-    sent: u64,
-    received: u64,
+    media: Option<&voxline_media::MediaStats>,
     detail: Option<String>,
 ) -> CallEnd {
+    use std::sync::atomic::Ordering::Relaxed;
+    let get = |f: fn(&voxline_media::MediaStats) -> &std::sync::atomic::AtomicU64| {
+        media.map(|m| f(m).load(Relaxed) as i64).unwrap_or(0)
+    };
     CallEnd {
         answered,
         reason: reason.reason.clone(),
@@ -124,8 +129,10 @@ pub fn call_end(
         }
         .to_string(),
         sip_status: reason.status.or(if answered { Some(200) } else { None }),
-        packets_sent: sent as i64,
-        packets_received: received as i64,
+        packets_sent: get(|m| &m.packets_sent),
+        packets_received: get(|m| &m.packets_received),
+        packets_lost: get(|m| &m.packets_lost),
+        jitter_ms: get(|m| &m.jitter_us) as f64 / 1000.0,
         detail,
     }
 }

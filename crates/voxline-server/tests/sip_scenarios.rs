@@ -24,6 +24,7 @@ fn basic_call_carries_audio_both_ways_and_is_recorded() {
     let sent = r["packets_sent"].as_i64().unwrap_or(0);
     assert!((140..=160).contains(&received), "received {received}");
     assert!((140..=170).contains(&sent), "sent {sent}");
+    assert_eq!(r["packets_lost"], 0, "loopback loses nothing: {r}");
     // The recording: caller (left) has the caller's tone, voxline (right) has the greeting.
     let path = std::path::PathBuf::from(r["recording_path"].as_str().expect("recording path"));
     let caller = channel_rms(&path, 0, 0.5, 2.5);
@@ -207,4 +208,17 @@ fn sigterm_hangs_up_live_calls_and_completes_their_records() {
     assert_eq!(r["status"], "completed", "{r}");
     assert_eq!(r["end_reason"], "shutdown");
     assert_eq!(r["hangup_by"], "voxline");
+}
+
+#[test]
+fn packets_missing_on_the_wire_are_counted_as_lost_in_the_record() {
+    let server = Server::start("loss", "", None);
+    let run = sipp(&server, "uac_pcap_audio.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["packets_received"], 146, "{r}");
+    assert_eq!(r["packets_lost"], 4, "{r}");
+    let path = std::path::PathBuf::from(r["recording_path"].as_str().expect("recording path"));
+    // The caller's tone is there, concealment filled the gaps.
+    assert!(channel_rms(&path, 0, 0.5, 2.5) > 2000.0);
 }

@@ -48,7 +48,8 @@ macro_rules! select_call {
     ($tail:literal) => {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
-            "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, detail ",
+            "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
+            "packets_lost, jitter_ms, detail ",
             "FROM calls ",
             $tail
         )
@@ -168,7 +169,7 @@ impl CallStore {
     pub async fn call_ended(&self, id: &str, end: &CallEnd) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET status = $1, end_at = $2, end_reason = $3, hangup_by = $4, sip_status = $5, \
-             packets_sent = $6, packets_received = $7, detail = $8 WHERE id = $9",
+             packets_sent = $6, packets_received = $7, packets_lost = $8, jitter_ms = $9, detail = $10 WHERE id = $11",
         )
         .bind(if end.answered { "completed" } else { "failed" })
         .bind(now_ms())
@@ -177,6 +178,8 @@ impl CallStore {
         .bind(end.sip_status.map(i32::from))
         .bind(end.packets_sent)
         .bind(end.packets_received)
+        .bind(end.packets_lost)
+        .bind(end.jitter_ms)
         .bind(end.detail.as_deref())
         .bind(id)
         .execute(&self.pool)
@@ -266,6 +269,8 @@ impl CallRecord {
             recording_path: row.try_get("recording_path")?,
             packets_sent: row.try_get("packets_sent")?,
             packets_received: row.try_get("packets_received")?,
+            packets_lost: row.try_get("packets_lost")?,
+            jitter_ms: row.try_get("jitter_ms")?,
             detail: row.try_get("detail")?,
         })
     }

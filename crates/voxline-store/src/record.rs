@@ -59,6 +59,10 @@ pub struct CallEnd {
     pub packets_sent: i64,
     /// RTP packets received.
     pub packets_received: i64,
+    /// RTP packets from the far end never received.
+    pub packets_lost: i64,
+    /// Interarrival jitter of the far end's stream, ms.
+    pub jitter_ms: f64,
     /// Free text (an error message).
     pub detail: Option<String>,
 }
@@ -88,5 +92,7 @@ pub struct CallRecord {
     pub recording_path: Option<String>,
     pub packets_sent: Option<i64>,
     pub packets_received: Option<i64>,
+    pub packets_lost: Option<i64>,
+    pub jitter_ms: Option<f64>,
     pub detail: Option<String>,
 }

@@ -39,6 +39,8 @@ async fn life_cycle(url: &str) {
                 sip_status: Some(200),
                 packets_sent: 500,
                 packets_received: 498,
+                packets_lost: 2,
+                jitter_ms: 3.5,
                 detail: None,
             },
         )
@@ -48,6 +50,8 @@ async fn life_cycle(url: &str) {
     assert_eq!(a.status, "completed");
     assert_eq!(a.codec.as_deref(), Some("PCMA"));
     assert_eq!(a.packets_sent, Some(500));
+    assert_eq!(a.packets_lost, Some(2));
+    assert_eq!(a.jitter_ms, Some(3.5));
     assert_eq!(a.sip_status, Some(200));
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");

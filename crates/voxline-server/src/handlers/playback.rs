@@ -137,17 +137,20 @@ impl Playback {
     pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
         let (end, answered, stats, detail) = self.converse(&mut call, records, &record_id).await;
-        let (sent, received) = stats
-            .map(|s| {
-                (
-                    s.packets_sent.load(Ordering::Relaxed),
-                    s.packets_received.load(Ordering::Relaxed),
-                )
-            })
-            .unwrap_or((0, 0));
-        info!(reason = %end.reason, by = end.by.inbound_name(), sent, received, "call ended");
+        let load = |f: fn(&voxline_media::MediaStats) -> &std::sync::atomic::AtomicU64| {
+            stats.as_deref().map(|s| f(s).load(Ordering::Relaxed)).unwrap_or(0)
+        };
+        info!(
+            reason = %end.reason,
+            by = end.by.inbound_name(),
+            sent = load(|s| &s.packets_sent),
+            received = load(|s| &s.packets_received),
+            lost = load(|s| &s.packets_lost),
+            jitter_us = load(|s| &s.jitter_us),
+            "call ended"
+        );
         records
-            .ended(&record_id, &call_end(answered, &end, true, sent, received, detail))
+            .ended(&record_id, &call_end(answered, &end, true, stats.as_deref(), detail))
             .await;
     }
 

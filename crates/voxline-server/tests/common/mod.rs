@@ -372,6 +372,8 @@ pub fn sipp(server: &Server, scenario_file: &str, service: &str, local_ip: &str,
 pub fn sipp_port(port: u16, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
     let dir = test_dir("sipp");
     write_tone_ulaw(&dir.join("caller.ulaw"), 3.0, 300.0);
+    // 150 packets (3 s) with 4 missing: 20, 21, 22 (a burst) and 50.
+    write_rtp_pcap(&dir.join("lossy.pcap"), 150, &[20, 21, 22, 50]);
     let sip_port = free_port().to_string();
     let media_port = free_port().to_string();
     let call_id = format!(
@@ -423,4 +425,58 @@ pub fn options_request(server: &Server, local: &std::net::SocketAddr, n: u32) ->
         port = server.sip_port,
         pid = std::process::id()
     )
+}
+
+/// Writes a pcap of a PCMU RTP stream (a tone, 20 ms packets) for SIPp's
+/// `play_pcap_audio`, leaving out the packets whose index is in `skip`
+/// (real sequence gaps on the wire).
+pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
+    let mut out: Vec<u8> = Vec::new();
+    // Global header: magic, v2.4, zone, sigfigs, snaplen, Ethernet.
+    for v in [0xa1b2c3d4u32] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    out.extend(0i32.to_le_bytes());
+    out.extend(0u32.to_le_bytes());
+    out.extend(65535u32.to_le_bytes());
+    out.extend(1u32.to_le_bytes());
+    let mut pcm = Vec::new();
+    for i in 0..packets {
+        if skip.contains(&i) {
+            continue;
+        }
+        let samples: Vec<i16> = (0..160)
+            .map(|n| {
+                let t = (u32::from(i) * 160 + n) as f32 / 8000.0;
+                ((2.0 * std::f32::consts::PI * 400.0 * t).sin() * 8000.0) as i16
+            })
+            .collect();
+        voxline_media::Codec::Pcmu.encode(&samples, &mut pcm);
+        let mut rtp = vec![0x80, 0x00];
+        rtp.extend((1000 + i).to_be_bytes());
+        rtp.extend((u32::from(i) * 160).to_be_bytes());
+        rtp.extend(0x5eed_5eedu32.to_be_bytes());
+        rtp.extend(&pcm);
+        let udp_len = 8 + rtp.len() as u16;
+        let ip_len = 20 + udp_len;
+        let mut frame = vec![0u8; 12];
+        frame.extend([0x08, 0x00]);
+        frame.extend([0x45, 0x00]);
+        frame.extend(ip_len.to_be_bytes());
+        frame.extend([0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend(4000u16.to_be_bytes());
+        frame.extend(4002u16.to_be_bytes());
+        frame.extend(udp_len.to_be_bytes());
+        frame.extend([0, 0]);
+        frame.extend(&rtp);
+        let micros = u64::from(i) * 20_000;
+        out.extend(((micros / 1_000_000) as u32).to_le_bytes());
+        out.extend(((micros % 1_000_000) as u32).to_le_bytes());
+        out.extend((frame.len() as u32).to_le_bytes());
+        out.extend((frame.len() as u32).to_le_bytes());
+        out.extend(frame);
+    }
+    std::fs::write(path, out).expect("pcap");
 }
