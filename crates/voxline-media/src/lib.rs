@@ -9,6 +9,7 @@
 
 pub mod g711;
 pub mod jitter;
+pub mod latch;
 pub mod recorder;
 pub mod rtp_session;
 pub mod wav_source;

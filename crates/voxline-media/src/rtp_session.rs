@@ -3,6 +3,7 @@
 
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
+use crate::latch::{Latch, LatchVerdict};
 use crate::recorder::CallRecorder;
 use crate::{MediaError, SAMPLES_PER_FRAME_8K};
 use bytes::Bytes;
@@ -80,6 +81,8 @@ pub struct MediaStats {
     pub frames_concealed: AtomicU64,
     /// Interarrival jitter (RFC 3550), microseconds.
     pub jitter_us: AtomicU64,
+    /// Packets from a source other than the latched one (dropped).
+    pub packets_foreign: AtomicU64,
 }
 
 /// Audio queued toward the caller, 8 kHz mono.
@@ -97,6 +100,10 @@ pub struct RtpSession {
     target: Arc<watch::Sender<Option<RtpTarget>>>,
     playout: Arc<PlayoutQueue>,
     stats: Arc<MediaStats>,
+    latch: Arc<Mutex<Latch>>,
+    /// When the session started and when the last accepted packet arrived.
+    started: Instant,
+    last_rx_ms: Arc<AtomicU64>,
 }
 
 impl RtpSession {
@@ -123,6 +130,9 @@ impl RtpSession {
                     target: Arc::new(target),
                     playout: Arc::default(),
                     stats: Arc::default(),
+                    latch: Arc::default(),
+                    started: Instant::now(),
+                    last_rx_ms: Arc::default(),
                 });
             }
         }
@@ -134,9 +144,27 @@ impl RtpSession {
         self.local
     }
 
-    /// Sets (or changes, on re-INVITE) where and how media flows.
+    /// Sets (or changes, on re-INVITE) where and how media flows. A new
+    /// remote address forgets the latch.
     pub fn set_target(&self, target: RtpTarget) {
-        self.target.send_replace(Some(target));
+        let old = self.target.send_replace(Some(target.clone()));
+        if old.is_some_and(|o| o.addr != target.addr) {
+            if let Ok(mut l) = self.latch.lock() {
+                l.reset();
+            }
+        }
+    }
+
+    /// Time since the last accepted packet from the far end (or since the
+    /// session started, when none came).
+    pub fn silence(&self) -> Duration {
+        let now = self.started.elapsed();
+        now.saturating_sub(Duration::from_millis(self.last_rx_ms.load(Ordering::Relaxed)))
+    }
+
+    /// The source latched onto, if any.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.latch.lock().ok().and_then(|l| l.latched())
     }
 
     /// The current negotiated target, if any.
@@ -185,13 +213,7 @@ impl RtpSession {
     /// audio or silence) and writes both sides to the recorder.
     pub async fn run(&self, mut recorder: Option<CallRecorder>, cancel: CancellationToken) {
         let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::for_clock(8000))));
-        let receiver = tokio::spawn(receive_loop(
-            self.socket.clone(),
-            self.target.subscribe(),
-            jitter.clone(),
-            self.stats.clone(),
-            cancel.clone(),
-        ));
+        let receiver = tokio::spawn(receive_loop(self.clone(), jitter.clone(), cancel.clone()));
         let mut heard = CallerAudio::default();
 
         let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -231,8 +253,9 @@ impl RtpSession {
                     },
                     payload: Bytes::copy_from_slice(&payload),
                 };
+                let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
                 if let Ok(buf) = packet.marshal() {
-                    if self.socket.send_to(&buf, t.addr).await.is_ok() {
+                    if self.socket.send_to(&buf, dest).await.is_ok() {
                         self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -327,19 +350,14 @@ impl CallerAudio {
     }
 }
 
-async fn receive_loop(
-    socket: Arc<UdpSocket>,
-    target: watch::Receiver<Option<RtpTarget>>,
-    jitter: Arc<Mutex<JitterBuffer>>,
-    stats: Arc<MediaStats>,
-    cancel: CancellationToken,
-) {
-    let started = Instant::now();
+async fn receive_loop(session: RtpSession, jitter: Arc<Mutex<JitterBuffer>>, cancel: CancellationToken) {
+    let started = session.started;
+    let stats = session.stats.clone();
     let mut buf = vec![0u8; 2048];
     loop {
-        let (len, _from) = tokio::select! {
+        let (len, from) = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
+            r = session.socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(_) => continue,
             },
@@ -349,12 +367,24 @@ async fn receive_loop(
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let audio_pt = target.borrow().as_ref().map(|t| t.payload_type);
+        let audio_pt = session.target.borrow().as_ref().map(|t| t.payload_type);
         if audio_pt != Some(packet.header.payload_type) {
             // telephone-event and unknown payload types are not audio.
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        let verdict = session
+            .latch
+            .lock()
+            .map(|mut l| l.observe(from))
+            .unwrap_or(LatchVerdict::Accept);
+        if verdict == LatchVerdict::Foreign {
+            stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        session
+            .last_rx_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let samples = packet.payload.len() as u32; // G.711: one byte per sample
         let pushed = match jitter.lock() {
             Ok(mut jb) => jb.push(RtpIn {

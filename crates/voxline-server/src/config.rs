@@ -53,6 +53,10 @@ pub struct MediaConfig {
     /// Highest RTP port.
     #[serde(default = "default_rtp_max")]
     pub rtp_port_max: u16,
+    /// End a call when no RTP came for this many seconds while the far end
+    /// should be sending (not on hold); 0 = never.
+    #[serde(default = "default_media_timeout")]
+    pub timeout_secs: u64,
     /// Record calls (stereo WAV, caller left, voxline right).
     #[serde(default)]
     pub record: bool,
@@ -61,6 +65,9 @@ pub struct MediaConfig {
     pub recordings_dir: PathBuf,
 }
 
+fn default_media_timeout() -> u64 {
+    30
+}
 fn default_rtp_min() -> u16 {
     20000
 }

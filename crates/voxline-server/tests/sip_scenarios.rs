@@ -222,3 +222,18 @@ fn packets_missing_on_the_wire_are_counted_as_lost_in_the_record() {
     // The caller's tone is there, concealment filled the gaps.
     assert!(channel_rms(&path, 0, 0.5, 2.5) > 2000.0);
 }
+
+#[test]
+fn a_caller_that_sends_no_rtp_is_hung_up_after_the_media_timeout() {
+    let server = Server::start_with("media-timeout", "", None, |t| {
+        t.replace("record = true", "record = true\ntimeout_secs = 2")
+    });
+    // SIPp answers voxline's BYE but never sends RTP.
+    let run = sipp(&server, "uac_wait_bye.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["end_reason"], "media_timeout", "{r}");
+    assert_eq!(r["hangup_by"], "voxline");
+    let talk = r["end_at"].as_i64().unwrap_or(0) - r["answer_at"].as_i64().unwrap_or(0);
+    assert!((1900..4000).contains(&talk), "hung up after {talk} ms");
+}

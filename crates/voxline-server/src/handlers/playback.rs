@@ -243,6 +243,9 @@ impl Playback {
         let deadline = tokio::time::sleep(Duration::from_secs(self.params.max_seconds));
         tokio::pin!(deadline);
         let mut greeting_done = self.greeting.is_empty();
+        let mut media_check = tokio::time::interval(Duration::from_secs(1));
+        let mut current = negotiated.clone();
+        let media_timeout = Duration::from_secs(self.media.timeout_secs);
         let end = loop {
             tokio::select! {
                 ev = call.next_event() => match ev {
@@ -250,6 +253,7 @@ impl Playback {
                     CallEvent::MediaChanged(n) => {
                         info!(direction = n.local_direction.as_str(), remote_rtp = %n.remote_rtp, "media changed");
                         rtp.set_target(rtp_target(&n));
+                        current = n;
                     }
                     CallEvent::Dtmf { digit, duration_ms } => {
                         info!(%digit, ?duration_ms, "DTMF (INFO)");
@@ -265,6 +269,16 @@ impl Playback {
                 _ = &mut deadline => {
                     call.hangup().await.ok();
                     break local_end("max_duration");
+                }
+                _ = media_check.tick(), if !media_timeout.is_zero() => {
+                    // On hold (any direction other than sendrecv) many phones send
+                    // nothing at all, so only a two-way call can time out.
+                    let expecting = current.local_direction == Direction::SendRecv;
+                    if expecting && rtp.silence() >= media_timeout {
+                        warn!(silence_secs = rtp.silence().as_secs(), "no RTP from the far end: hanging up");
+                        call.hangup().await.ok();
+                        break local_end("media_timeout");
+                    }
                 }
                 _ = self.shutdown.cancelled() => {
                     call.hangup().await.ok();

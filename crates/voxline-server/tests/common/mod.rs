@@ -433,9 +433,7 @@ pub fn options_request(server: &Server, local: &std::net::SocketAddr, n: u32) ->
 pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
     let mut out: Vec<u8> = Vec::new();
     // Global header: magic, v2.4, zone, sigfigs, snaplen, Ethernet.
-    for v in [0xa1b2c3d4u32] {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(0xa1b2c3d4u32.to_le_bytes());
     out.extend(2u16.to_le_bytes());
     out.extend(4u16.to_le_bytes());
     out.extend(0i32.to_le_bytes());
