@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod latch;
@@ -14,6 +15,7 @@ pub mod recorder;
 pub mod rtp_session;
 pub mod wav_source;
 
+pub use dtmf::DtmfDigit;
 pub use g711::Codec;
 pub use recorder::CallRecorder;
 pub use rtp_session::{MediaDirection, MediaStats, RtpSession, RtpTarget};

@@ -1,6 +1,7 @@
 //! One RTP session per call: a UDP socket, paced 20 ms sending and decoding
 //! of what the caller sends.
 
+use crate::dtmf::{DtmfDigit, DtmfReceiver};
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
 use crate::latch::{Latch, LatchVerdict};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use webrtc_util::marshal::{Marshal, Unmarshal};
 
@@ -104,6 +105,8 @@ pub struct RtpSession {
     /// When the session started and when the last accepted packet arrived.
     started: Instant,
     last_rx_ms: Arc<AtomicU64>,
+    dtmf_tx: mpsc::UnboundedSender<DtmfDigit>,
+    dtmf_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<DtmfDigit>>>>,
 }
 
 impl RtpSession {
@@ -124,6 +127,7 @@ impl RtpSession {
                     source,
                 })?;
                 let (target, _) = watch::channel(None);
+                let (dtmf_tx, dtmf_rx) = mpsc::unbounded_channel();
                 return Ok(RtpSession {
                     socket: Arc::new(socket),
                     local,
@@ -133,6 +137,8 @@ impl RtpSession {
                     latch: Arc::default(),
                     started: Instant::now(),
                     last_rx_ms: Arc::default(),
+                    dtmf_tx,
+                    dtmf_rx: Arc::new(Mutex::new(Some(dtmf_rx))),
                 });
             }
         }
@@ -160,6 +166,12 @@ impl RtpSession {
     pub fn silence(&self) -> Duration {
         let now = self.started.elapsed();
         now.saturating_sub(Duration::from_millis(self.last_rx_ms.load(Ordering::Relaxed)))
+    }
+
+    /// The DTMF digits received as RFC 4733 telephone-events (once: the
+    /// receiver goes to whoever takes it first).
+    pub fn take_dtmf(&self) -> Option<mpsc::UnboundedReceiver<DtmfDigit>> {
+        self.dtmf_rx.lock().ok().and_then(|mut r| r.take())
     }
 
     /// The source latched onto, if any.
@@ -353,6 +365,8 @@ impl CallerAudio {
 async fn receive_loop(session: RtpSession, jitter: Arc<Mutex<JitterBuffer>>, cancel: CancellationToken) {
     let started = session.started;
     let stats = session.stats.clone();
+    let mut dtmf = DtmfReceiver::new(8000);
+    let mut last_event: Option<Instant> = None;
     let mut buf = vec![0u8; 2048];
     loop {
         let (len, from) = tokio::select! {
@@ -367,7 +381,33 @@ async fn receive_loop(session: RtpSession, jitter: Arc<Mutex<JitterBuffer>>, can
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let audio_pt = session.target.borrow().as_ref().map(|t| t.payload_type);
+        let (audio_pt, event_pt) = session
+            .target
+            .borrow()
+            .as_ref()
+            .map(|t| (Some(t.payload_type), t.telephone_event_pt))
+            .unwrap_or((None, None));
+        if event_pt == Some(packet.header.payload_type) {
+            let from_latched = session
+                .latch
+                .lock()
+                .map(|l| l.latched().is_none_or(|a| a == from))
+                .unwrap_or(true);
+            if from_latched {
+                last_event = Some(Instant::now());
+                for d in dtmf.on_packet(packet.header.timestamp, &packet.payload) {
+                    session.dtmf_tx.send(d).ok();
+                }
+            }
+            continue;
+        }
+        // An event whose end packets were all lost is over once audio resumes.
+        if last_event.is_some_and(|t| t.elapsed() >= Duration::from_millis(100)) {
+            last_event = None;
+            if let Some(d) = dtmf.flush() {
+                session.dtmf_tx.send(d).ok();
+            }
+        }
         if audio_pt != Some(packet.header.payload_type) {
             // telephone-event and unknown payload types are not audio.
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);

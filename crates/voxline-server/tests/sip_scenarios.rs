@@ -237,3 +237,29 @@ fn a_caller_that_sends_no_rtp_is_hung_up_after_the_media_timeout() {
     let talk = r["end_at"].as_i64().unwrap_or(0) - r["answer_at"].as_i64().unwrap_or(0);
     assert!((1900..4000).contains(&talk), "hung up after {talk} ms");
 }
+
+#[test]
+fn dtmf_arrives_from_rfc4733_events_and_from_sip_info() {
+    let server = Server::start("dtmf", "", None);
+    let run = sipp(&server, "uac_dtmf.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    server.record(&run.call_id);
+    let log = server.log_text();
+    let digits: Vec<&str> = log.lines().filter(|l| l.contains(" DTMF ")).collect();
+    assert_eq!(digits.len(), 3, "one line per digit, whatever the redundancy:\n{log}");
+    assert!(
+        digits[0].contains("digit=1") && digits[0].contains("duration_ms=280") && digits[0].contains("source=\"rtp\""),
+        "{}",
+        digits[0]
+    );
+    assert!(
+        digits[1].contains("digit=#") && digits[1].contains("source=\"rtp\""),
+        "{}",
+        digits[1]
+    );
+    assert!(
+        digits[2].contains("digit=5") && digits[2].contains("source=\"info\""),
+        "{}",
+        digits[2]
+    );
+}

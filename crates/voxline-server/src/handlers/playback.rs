@@ -244,6 +244,7 @@ impl Playback {
         tokio::pin!(deadline);
         let mut greeting_done = self.greeting.is_empty();
         let mut media_check = tokio::time::interval(Duration::from_secs(1));
+        let mut rtp_dtmf = rtp.take_dtmf();
         let mut current = negotiated.clone();
         let media_timeout = Duration::from_secs(self.media.timeout_secs);
         let end = loop {
@@ -256,9 +257,12 @@ impl Playback {
                         current = n;
                     }
                     CallEvent::Dtmf { digit, duration_ms } => {
-                        info!(%digit, ?duration_ms, "DTMF (INFO)");
+                        info!(%digit, ?duration_ms, source = "info", "DTMF");
                     }
                 },
+                Some(d) = async { match rtp_dtmf.as_mut() { Some(r) => r.recv().await, None => None } } => {
+                    info!(digit = %d.digit, duration_ms = d.duration_ms, source = "rtp", "DTMF");
+                }
                 _ = rtp.wait_drained(), if !greeting_done => {
                     greeting_done = true;
                     if self.params.hangup_after_greeting {
