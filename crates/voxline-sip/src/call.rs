@@ -75,6 +75,35 @@ pub struct CallInfo {
     pub trunk: String,
 }
 
+/// Ends what is left of a dialog when its call object is dropped: BYE when
+/// it is up, 480 while it still rings, nothing when it is over; then removes
+/// it from the dialog layer.
+pub(crate) fn release_dialog(
+    layer: std::sync::Arc<rsipstack::dialog::dialog_layer::DialogLayer>,
+    dialog: rsipstack::dialog::invite_dialog::InviteDialog,
+    still_up: bool,
+) {
+    let id = dialog.id();
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        layer.remove_dialog(&id);
+        return;
+    };
+    rt.spawn(async move {
+        if still_up {
+            match dialog.state() {
+                DialogState::Terminated(..) => {}
+                DialogState::Calling(..) | DialogState::Trying(..) | DialogState::Early(..) => {
+                    dialog.reject(Some(StatusCode::TemporarilyUnavailable), None).ok();
+                }
+                _ => {
+                    dialog.bye().await.ok();
+                }
+            }
+        }
+        layer.remove_dialog(&id);
+    });
+}
+
 /// The request's Content-Type value ("" when absent).
 pub(crate) fn content_type(req: &Request) -> String {
     req.headers

@@ -2,7 +2,7 @@
 //! INVITE/200, or a late offer answered in the ACK), follow re-INVITEs and
 //! INFO, hang up.
 
-use crate::call::{next_state, on_info, CallEvent, CallInfo, EndReason, Party};
+use crate::call::{next_state, on_info, release_dialog, CallEvent, CallInfo, EndReason, Party};
 use crate::routing::CallPermit;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, RemoteSdp, SdpError};
 use crate::SipError;
@@ -316,27 +316,6 @@ impl InboundCall {
 
 impl Drop for InboundCall {
     fn drop(&mut self) {
-        let dialog = self.dialog.clone();
-        let layer = self.dialog_layer.clone();
-        let still_up = self.ended.is_none();
-        let id = dialog.id();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if still_up {
-                    match dialog.state() {
-                        DialogState::Terminated(..) => {}
-                        DialogState::Calling(..) | DialogState::Trying(..) | DialogState::Early(..) => {
-                            dialog.reject(Some(StatusCode::TemporarilyUnavailable), None).ok();
-                        }
-                        _ => {
-                            dialog.bye().await.ok();
-                        }
-                    }
-                }
-                layer.remove_dialog(&id);
-            });
-        } else {
-            layer.remove_dialog(&id);
-        }
+        release_dialog(self.dialog_layer.clone(), self.dialog.clone(), self.ended.is_none());
     }
 }

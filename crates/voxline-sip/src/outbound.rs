@@ -2,7 +2,7 @@
 //! challenges answered, provisional and early media reported, CANCEL when the
 //! ring timeout passes, BYE at the end.
 
-use crate::call::{next_state, on_info, CallEvent, EndReason, Party};
+use crate::call::{next_state, on_info, release_dialog, CallEvent, EndReason, Party};
 use crate::endpoint::{parse_host_port, SipEndpoint};
 use crate::inbound::end_reason;
 use crate::routing::CallPermit;
@@ -322,16 +322,6 @@ impl OutboundCall {
 
 impl Drop for OutboundCall {
     fn drop(&mut self) {
-        let dialog = self.dialog.clone();
-        let layer = self.dialog_layer.clone();
-        let still_up = self.ended.is_none();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if still_up {
-                    dialog.bye().await.ok();
-                }
-                layer.remove_dialog(&dialog.id());
-            });
-        }
+        release_dialog(self.dialog_layer.clone(), self.dialog.clone(), self.ended.is_none());
     }
 }
