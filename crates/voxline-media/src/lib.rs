@@ -11,12 +11,15 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod latch;
+pub mod port;
 pub mod recorder;
+pub mod resample;
 pub mod rtp_session;
 pub mod wav_source;
 
 pub use dtmf::DtmfDigit;
 pub use g711::Codec;
+pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
 pub use rtp_session::{MediaDirection, MediaStats, RtpSession, RtpTarget};
 pub use wav_source::load_wav_8k_mono;
@@ -44,6 +47,9 @@ pub enum MediaError {
         /// Why it failed.
         reason: String,
     },
+    /// A resampler could not be built or run.
+    #[error("resampling: {0}")]
+    Resample(String),
     /// No free RTP port in the configured range.
     #[error("no free RTP port in {min}..={max}")]
     NoPort {

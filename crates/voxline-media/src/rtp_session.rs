@@ -5,6 +5,7 @@ use crate::dtmf::{DtmfDigit, DtmfReceiver};
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
 use crate::latch::{Latch, LatchVerdict};
+use crate::port::CallerTap;
 use crate::recorder::CallRecorder;
 use crate::{MediaError, SAMPLES_PER_FRAME_8K};
 use bytes::Bytes;
@@ -84,6 +85,8 @@ pub struct MediaStats {
     pub jitter_us: AtomicU64,
     /// Packets from a source other than the latched one (dropped).
     pub packets_foreign: AtomicU64,
+    /// Caller frames dropped because the media port's consumer fell behind.
+    pub frames_overrun: AtomicU64,
 }
 
 /// Audio queued toward the caller, 8 kHz mono.
@@ -107,6 +110,7 @@ pub struct RtpSession {
     last_rx_ms: Arc<AtomicU64>,
     dtmf_tx: mpsc::UnboundedSender<DtmfDigit>,
     dtmf_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<DtmfDigit>>>>,
+    caller_tap: Arc<Mutex<Option<CallerTap>>>,
 }
 
 impl RtpSession {
@@ -139,6 +143,7 @@ impl RtpSession {
                     last_rx_ms: Arc::default(),
                     dtmf_tx,
                     dtmf_rx: Arc::new(Mutex::new(Some(dtmf_rx))),
+                    caller_tap: Arc::default(),
                 });
             }
         }
@@ -172,6 +177,21 @@ impl RtpSession {
     /// receiver goes to whoever takes it first).
     pub fn take_dtmf(&self) -> Option<mpsc::UnboundedReceiver<DtmfDigit>> {
         self.dtmf_rx.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Sends the caller's audio to a media port (once).
+    pub(crate) fn set_caller_tap(&self, tap: CallerTap) -> Result<(), MediaError> {
+        let mut t = self
+            .caller_tap
+            .lock()
+            .map_err(|_| MediaError::Resample("caller tap poisoned".into()))?;
+        if t.is_some() {
+            return Err(MediaError::Resample(
+                "a media port is already open on this session".into(),
+            ));
+        }
+        *t = Some(tap);
+        Ok(())
     }
 
     /// The source latched onto, if any.
@@ -244,6 +264,11 @@ impl RtpSession {
             let had_audio = self.next_frame(&mut frame);
             let codec = self.target.borrow().as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
             heard.next_frame(&jitter, codec, &mut caller);
+            if let Ok(mut tap) = self.caller_tap.lock() {
+                if let Some(t) = tap.as_mut() {
+                    t.feed(&caller, &self.stats);
+                }
+            }
             if let Some(rec) = recorder.as_mut() {
                 if let Err(e) = rec.write_frame(&caller, &frame) {
                     tracing::warn!(error = %e, "recording stopped");
@@ -281,6 +306,10 @@ impl RtpSession {
             }
         }
         receiver.abort();
+        // Closing the tap ends the port's frame stream.
+        if let Ok(mut tap) = self.caller_tap.lock() {
+            tap.take();
+        }
         if let Ok(jb) = jitter.lock() {
             let js = jb.stats();
             self.stats.packets_lost.store(js.lost, Ordering::Relaxed);

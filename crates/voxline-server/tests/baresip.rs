@@ -23,29 +23,36 @@ fn loud_seconds(path: &std::path::Path, threshold: f64) -> f64 {
     loud as f64 * 0.02
 }
 
-#[test]
-fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
-    let server = Server::start("baresip", "", None);
-    let dir = test_dir("baresip-ua");
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).expect("snd dir");
-    // 3 s of a 350 Hz tone, then 3 s of silence (baresip hangs up when its input ends).
+/// Writes an 8 kHz mono WAV.
+fn write_wav(path: &std::path::Path, samples: &[i16]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(dir.join("mic.wav"), spec).expect("wav");
-    for i in 0..8000 * 6 {
-        let s = if i < 8000 * 3 {
-            ((2.0 * std::f32::consts::PI * 350.0 * i as f32 / 8000.0).sin() * 9000.0) as i16
-        } else {
-            0
-        };
+    let mut w = hound::WavWriter::create(path, spec).expect("wav");
+    for &s in samples {
         w.write_sample(s).expect("sample");
     }
     w.finalize().expect("finalize");
+}
+
+fn read_wav(path: &std::path::Path) -> Vec<i16> {
+    hound::WavReader::open(path)
+        .expect("open")
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+/// Calls `service` with baresip, `mic` as its microphone (8 kHz); returns the
+/// folder where baresip's sndfile module wrote what it sent and heard.
+fn baresip_call(server: &Server, service: &str, mic: &[i16]) -> std::path::PathBuf {
+    let dir = test_dir("baresip-ua");
+    let snd = dir.join("snd");
+    std::fs::create_dir_all(&snd).expect("snd dir");
+    write_wav(&dir.join("mic.wav"), mic);
     let port = free_port();
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
@@ -63,7 +70,7 @@ fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
         .arg(&dir)
         .args([
             "-e",
-            &format!("/dial sip:demo@127.0.0.1:{}", server.sip_port),
+            &format!("/dial sip:{service}@127.0.0.1:{}", server.sip_port),
             "-t",
             "10",
         ])
@@ -72,12 +79,32 @@ fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
         .status()
         .expect("run baresip (is it installed?)");
     assert!(status.code().is_some(), "baresip did not run");
+    snd
+}
 
-    let heard = std::fs::read_dir(&snd)
-        .expect("snd")
+fn dump(snd: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(snd)
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip recorded nothing\n{}", server.log_text()));
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+}
+
+#[test]
+fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
+    let server = Server::start("baresip", "", None);
+    // 3 s of a 350 Hz tone, then 3 s of silence (baresip hangs up when its input ends).
+    let mic: Vec<i16> = (0..8000 * 6)
+        .map(|i| {
+            if i < 8000 * 3 {
+                ((2.0 * std::f32::consts::PI * 350.0 * i as f32 / 8000.0).sin() * 9000.0) as i16
+            } else {
+                0
+            }
+        })
+        .collect();
+    let snd = baresip_call(&server, "demo", &mic);
+
+    let heard = dump(&snd, "-dec.wav").unwrap_or_else(|| panic!("baresip recorded nothing\n{}", server.log_text()));
     // The greeting is a 2 s tone: baresip hears about 2 s of it, and silence after.
     let loud = loud_seconds(&heard, 1500.0);
     assert!((1.7..=2.4).contains(&loud), "heard {loud} s of greeting");
@@ -96,4 +123,54 @@ fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
         "caller audio missing from the recording"
     );
     assert!(channel_rms(&rec, 0, 4.0, 5.0) < 200.0, "caller silence not silent");
+}
+
+/// Normalised cross-correlation of `heard` against `sent` at each lag up to
+/// `max_lag` samples; returns (best correlation, its lag).
+fn best_correlation(sent: &[i16], heard: &[i16], max_lag: usize) -> (f64, usize) {
+    let n = sent.len().min(heard.len().saturating_sub(max_lag));
+    let energy = |x: &[i16]| x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let es = energy(&sent[..n]);
+    (0..max_lag)
+        .map(|lag| {
+            let h = &heard[lag..lag + n];
+            let dot: f64 = sent[..n]
+                .iter()
+                .zip(h)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            (dot / (es * energy(h)).max(1.0), lag)
+        })
+        .fold((0.0, 0), |best, c| if c.0 > best.0 { c } else { best })
+}
+
+#[test]
+fn the_echo_route_sends_back_what_the_caller_says() {
+    let server = Server::start("echo", "", None);
+    // 3 s of 100 ms tone bursts at varying pitches (a signal with one clear
+    // correlation peak), then silence.
+    let mut seed = 7u32;
+    let mut mic = Vec::new();
+    for _ in 0..30 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let freq = 300.0 + (seed >> 16) as f32 % 1200.0;
+        mic.extend((0..800).map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 9000.0) as i16));
+    }
+    mic.extend(std::iter::repeat_n(0, 8000 * 3));
+    let snd = baresip_call(&server, "echo", &mic);
+    let sent = read_wav(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
+    let heard = read_wav(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
+    // Find where the tone starts in what baresip sent, and look for it in what it heard.
+    let start = sent
+        .iter()
+        .position(|&s| s.abs() > 3000)
+        .expect("tone in the sent audio");
+    let (corr, lag) = best_correlation(&sent[start..start + 8000 * 2], &heard[start..], 4000);
+    let delay_ms = lag as f64 / 8.0;
+    eprintln!("echo: correlation {corr:.3} at {delay_ms:.1} ms round trip");
+    assert!(
+        corr > 0.8,
+        "the echo does not match what was sent (correlation {corr:.3})"
+    );
+    assert!((20.0..400.0).contains(&delay_ms), "echo delay {delay_ms} ms");
 }

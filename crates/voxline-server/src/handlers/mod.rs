@@ -1,6 +1,7 @@
-//! Route handlers: what answers a routed call. `playback` for now (a greeting,
-//! a recording of the caller, hang-up after N seconds or on BYE); the agent
-//! joins when the dialogue engine exists.
+//! Route handlers: what answers a routed call. `playback` (a greeting, a
+//! recording of the caller, hang-up after N seconds or on BYE) and `echo`
+//! (the same, sending the caller's audio back through the MediaPort); the
+//! agent joins when the dialogue engine exists.
 
 pub mod playback;
 
@@ -15,12 +16,12 @@ use voxline_sip::routing::Route;
 use voxline_sip::{CallHandler, CallInfo, InboundCall, RouteConfig};
 
 /// Handler names a route may use.
-pub const HANDLERS: &[&str] = &["playback"];
+pub const HANDLERS: &[&str] = &["playback", "echo"];
 
 /// Checks a route's handler name and parameters; errors are (field, reason).
 pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
     match r.handler.as_str() {
-        "playback" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
+        "playback" | "echo" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
         other => Err((
             "handler".into(),
             format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
@@ -51,12 +52,17 @@ impl Handlers {
     pub fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
         for r in &cfg.routes {
-            if r.handler == "playback" {
+            if r.handler == "playback" || r.handler == "echo" {
                 let params = playback::PlaybackParams::parse(&r.params, &cfg.base_dir)
                     .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
                 playback.insert(
                     r.name.clone(),
-                    Arc::new(playback::Playback::new(params, cfg.media.clone(), shutdown.clone())?),
+                    Arc::new(playback::Playback::new(
+                        params,
+                        r.handler == "echo",
+                        cfg.media.clone(),
+                        shutdown.clone(),
+                    )?),
                 );
             }
         }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use voxline_media::{CallRecorder, Codec, MediaDirection, RtpSession, RtpTarget};
+use voxline_media::{
+    CallRecorder, Codec, MediaDirection, MediaEvent, MediaPort, PortInput, RtpSession, RtpTarget, PORT_RATE,
+};
 use voxline_sip::routing::ParamValue;
 use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
 
@@ -69,6 +71,8 @@ impl PlaybackParams {
 /// A prepared playback route.
 pub struct Playback {
     params: PlaybackParams,
+    /// Send the caller's audio back (the `echo` handler), through the MediaPort.
+    echo: bool,
     greeting: Arc<Vec<i16>>,
     media: MediaConfig,
     shutdown: CancellationToken,
@@ -120,13 +124,19 @@ pub fn safe_name(call_id: &str) -> String {
 
 impl Playback {
     /// Loads the greeting.
-    pub fn new(params: PlaybackParams, media: MediaConfig, shutdown: CancellationToken) -> anyhow::Result<Playback> {
+    pub fn new(
+        params: PlaybackParams,
+        echo: bool,
+        media: MediaConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Playback> {
         let greeting = match &params.greeting {
             Some(p) => voxline_media::load_wav_8k_mono(p)?,
             None => Vec::new(),
         };
         Ok(Playback {
             params,
+            echo,
             greeting: Arc::new(greeting),
             media,
             shutdown,
@@ -232,6 +242,18 @@ impl Playback {
             .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
             .await;
 
+        // The echo handler hears and speaks through the MediaPort (16 kHz both ways).
+        let mut port = if self.echo {
+            match MediaPort::open(&rtp) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    warn!(error = %e, "media port unavailable: no echo on this call");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let media_cancel = CancellationToken::new();
         let media_task = {
             let rtp = rtp.clone();
@@ -244,7 +266,8 @@ impl Playback {
         tokio::pin!(deadline);
         let mut greeting_done = self.greeting.is_empty();
         let mut media_check = tokio::time::interval(Duration::from_secs(1));
-        let mut rtp_dtmf = rtp.take_dtmf();
+        // With a media port open, DTMF comes through the port instead.
+        let mut rtp_dtmf = if port.is_some() { None } else { rtp.take_dtmf() };
         let mut current = negotiated.clone();
         let media_timeout = Duration::from_secs(self.media.timeout_secs);
         let end = loop {
@@ -262,6 +285,20 @@ impl Playback {
                 },
                 Some(d) = async { match rtp_dtmf.as_mut() { Some(r) => r.recv().await, None => None } } => {
                     info!(digit = %d.digit, duration_ms = d.duration_ms, source = "rtp", "DTMF");
+                }
+                Some(input) = async { match port.as_mut() { Some(p) => p.recv().await, None => None } } => {
+                    match input {
+                        PortInput::Frame(frame) => {
+                            if let Some(p) = port.as_ref() {
+                                if let Err(e) = p.play(&frame, PORT_RATE) {
+                                    warn!(error = %e, "echo playout failed");
+                                }
+                            }
+                        }
+                        PortInput::Event(MediaEvent::Dtmf(d)) => {
+                            info!(digit = %d.digit, duration_ms = d.duration_ms, source = "rtp", "DTMF");
+                        }
+                    }
                 }
                 _ = rtp.wait_drained(), if !greeting_done => {
                     greeting_done = true;

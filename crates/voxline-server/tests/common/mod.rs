@@ -114,7 +114,8 @@ pub struct Server {
 }
 
 /// Routes every test server has: "hangup" (BYE after a 1 s greeting),
-/// "ring" (rings 30 s), anything else plays a 2 s greeting for up to 20 s.
+/// "ring" (rings 30 s), "echo" (sends the caller's audio back), anything
+/// else plays a 2 s greeting for up to 20 s.
 pub const DEFAULT_ROUTES: &str = r#"
 [[route]]
 name = "bye-after-greeting"
@@ -129,6 +130,13 @@ trunk = "local"
 number = { exact = "ring" }
 handler = "playback"
 params = { greeting = "greeting.wav", ring_ms = 30000 }
+
+[[route]]
+name = "echo"
+trunk = "local"
+number = { exact = "echo" }
+handler = "echo"
+params = { max_seconds = 20 }
 
 [[route]]
 name = "users"
