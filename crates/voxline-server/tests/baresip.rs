@@ -174,3 +174,191 @@ fn the_echo_route_sends_back_what_the_caller_says() {
     );
     assert!((20.0..400.0).contains(&delay_ms), "echo delay {delay_ms} ms");
 }
+
+/// A UDP relay that impairs what crosses it, both ways: drops `loss`%,
+/// duplicates `dup`%, delays every packet by 40±20 ms (which reorders them)
+/// and holds back a further `reorder`% by 60 ms more. It listens on `relay`
+/// and forwards to `target`; the first other source is the far side.
+struct ImpairedRelay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, u64)>>,
+}
+
+impl ImpairedRelay {
+    fn start(
+        relay: std::net::SocketAddr,
+        target: std::net::SocketAddr,
+        loss: u32,
+        reorder: u32,
+        dup: u32,
+    ) -> ImpairedRelay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Instant;
+        let sock = std::net::UdpSocket::bind(relay).expect("bind relay");
+        sock.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            let mut rand = move |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let mut far: Option<std::net::SocketAddr> = None;
+            let mut queue: Vec<(Instant, Vec<u8>, std::net::SocketAddr)> = Vec::new();
+            let (mut forwarded, mut dropped) = (0u64, 0u64);
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let to = if from == target {
+                        far
+                    } else {
+                        far = Some(from);
+                        Some(target)
+                    };
+                    if let Some(to) = to {
+                        if rand(100) < u64::from(loss) {
+                            dropped += 1;
+                        } else {
+                            let mut delay = 20 + rand(41);
+                            if rand(100) < u64::from(reorder) {
+                                delay += 60;
+                            }
+                            let at = Instant::now() + Duration::from_millis(delay);
+                            queue.push((at, buf[..n].to_vec(), to));
+                            if rand(100) < u64::from(dup) {
+                                queue.push((at + Duration::from_millis(5), buf[..n].to_vec(), to));
+                            }
+                        }
+                    }
+                }
+                let now = Instant::now();
+                let mut i = 0;
+                while i < queue.len() {
+                    if queue[i].0 <= now {
+                        let (_, data, to) = queue.swap_remove(i);
+                        let _ = sock.send_to(&data, to);
+                        forwarded += 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            (forwarded, dropped)
+        });
+        ImpairedRelay {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the relay; returns (forwarded, dropped) packet counts.
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or((0, 0))
+    }
+}
+
+impl Drop for ImpairedRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn the_echo_survives_loss_reorder_duplicates_and_jitter_and_the_record_shows_the_loss() {
+    // voxline binds its single RTP port on 127.0.0.1 but advertises 127.0.0.5,
+    // where the relay listens: baresip's RTP crosses the relay, and voxline
+    // latches onto the relay's address for its own RTP.
+    let rtp_port = free_port();
+    let server = Server::start_with("impaired", "", None, |t| {
+        t.replace(
+            "rtp_port_min = 30000\nrtp_port_max = 39999",
+            &format!(
+                "advertise_ip = \"127.0.0.5\"\nrtp_port_min = {rtp_port}\nrtp_port_max = {}",
+                rtp_port + 1
+            ),
+        )
+    });
+    let relay = ImpairedRelay::start(
+        format!("127.0.0.5:{rtp_port}").parse().expect("addr"),
+        format!("127.0.0.1:{rtp_port}").parse().expect("addr"),
+        10,
+        5,
+        2,
+    );
+    let mut seed = 11u32;
+    let mut mic = Vec::new();
+    for _ in 0..40 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let freq = 300.0 + (seed >> 16) as f32 % 1200.0;
+        mic.extend((0..800).map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 9000.0) as i16));
+    }
+    mic.extend(std::iter::repeat_n(0, 8000 * 2));
+    let snd = baresip_call(&server, "echo", &mic);
+    let (forwarded, dropped) = relay.finish();
+    assert!(
+        forwarded > 200 && dropped > 20,
+        "the relay carried {forwarded} packets and dropped {dropped}"
+    );
+
+    let sent = read_wav(&dump(&snd, "-enc.wav").expect("sent"));
+    let heard = read_wav(&dump(&snd, "-dec.wav").expect("heard"));
+    let start = sent
+        .iter()
+        .position(|&s| s.abs() > 3000)
+        .expect("tone in the sent audio");
+    // The delay moves as both jitter buffers adapt, so correlate 250 ms windows
+    // separately and look at the typical (median) window.
+    let mut windows: Vec<(f64, usize)> = (0..12)
+        .map(|w| {
+            let from = start + w * 2000;
+            best_correlation(&sent[from..from + 2000], &heard[from..], 4000)
+        })
+        .collect();
+    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (corr, lag) = windows[windows.len() / 2];
+    let shown: Vec<f64> = windows.iter().map(|w| (w.0 * 100.0).round() / 100.0).collect();
+    eprintln!(
+        "impaired echo: median window correlation {corr:.3} at {:.1} ms; windows {shown:?}; relay dropped {dropped} of {}",
+        lag as f64 / 8.0,
+        forwarded + dropped
+    );
+    assert!(
+        corr > 0.6,
+        "the echo does not survive the impairment (median correlation {corr:.3})"
+    );
+    // Control: the same windows against an unrelated stretch of what was heard
+    // (1.5 s further on) correlate clearly less.
+    let mut control: Vec<f64> = (0..12)
+        .map(|w| {
+            let from = start + w * 2000;
+            best_correlation(&sent[from..from + 2000], &heard[from + 12_000..], 4000).0
+        })
+        .collect();
+    control.sort_by(|a, b| a.total_cmp(b));
+    let control = control[control.len() / 2];
+    eprintln!("control (unrelated audio): median window correlation {control:.3}");
+    assert!(
+        corr > control + 0.2,
+        "echo {corr:.3} is not clearly above chance {control:.3}"
+    );
+
+    let records = server.all_records();
+    let r = records.first().expect("record");
+    let received = r["packets_received"].as_i64().unwrap_or(0);
+    let lost = r["packets_lost"].as_i64().unwrap_or(0);
+    let loss = lost as f64 / (received + lost).max(1) as f64;
+    eprintln!(
+        "voxline saw {received} packets, {lost} lost ({:.1}%), jitter {} ms",
+        loss * 100.0,
+        r["jitter_ms"]
+    );
+    assert!((0.04..0.2).contains(&loss), "loss {:.3} should be near 10%: {r}", loss);
+    assert!(r["jitter_ms"].as_f64().unwrap_or(0.0) > 3.0, "jitter not seen: {r}");
+}
