@@ -100,9 +100,179 @@ impl DtmfReceiver {
     }
 }
 
+/// The RFC 4733 event code of a digit.
+pub fn digit_event(digit: char) -> Option<u8> {
+    match digit.to_ascii_uppercase() {
+        d @ '0'..='9' => Some(d as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        d @ 'A'..='D' => Some(d as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
+/// One telephone-event packet to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPacket {
+    /// The 4-byte RFC 4733 payload.
+    pub payload: [u8; 4],
+    /// Marker bit (first packet of an event).
+    pub marker: bool,
+    /// RTP timestamp: the event's start, the same for all its packets.
+    pub timestamp: u32,
+    /// A retransmission of the end packet: reuse the previous sequence number.
+    pub repeat: bool,
+}
+
+#[derive(Debug)]
+struct Sending {
+    event: u8,
+    start_ts: u32,
+    duration: u32,
+    target: u32,
+    ends_sent: u8,
+}
+
+/// Sends digits as RFC 4733 events on the media clock: one packet per 20 ms
+/// frame with a growing duration, the end packet three times, 60 ms between
+/// digits. Audio is not sent while an event is.
+#[derive(Debug, Default)]
+pub struct DtmfSender {
+    queue: std::collections::VecDeque<(u8, u32)>,
+    active: Option<Sending>,
+    gap_frames: u32,
+}
+
+/// Volume field of sent events (dBm0 below 0, as a positive number).
+const SEND_VOLUME: u8 = 10;
+/// Frames of audio between two digits.
+const GAP_FRAMES: u32 = 3;
+
+impl DtmfSender {
+    /// Queues `digits`, each lasting `duration_samples` (at the RTP clock);
+    /// refuses a string with a character that is not a DTMF digit.
+    pub fn queue(&mut self, digits: &str, duration_samples: u32) -> Result<(), char> {
+        let events: Result<Vec<u8>, char> = digits.chars().map(|c| digit_event(c).ok_or(c)).collect();
+        for e in events? {
+            self.queue.push_back((e, duration_samples.clamp(320, 0xFFFF)));
+        }
+        Ok(())
+    }
+
+    /// Whether nothing is being or waiting to be sent.
+    pub fn is_idle(&self) -> bool {
+        self.active.is_none() && self.queue.is_empty()
+    }
+
+    fn packet(&self, a: &Sending, end: bool, marker: bool, repeat: bool) -> EventPacket {
+        let d = (a.duration.min(0xFFFF) as u16).to_be_bytes();
+        EventPacket {
+            payload: [a.event, if end { 0x80 } else { 0 } | SEND_VOLUME, d[0], d[1]],
+            marker,
+            timestamp: a.start_ts,
+            repeat,
+        }
+    }
+
+    /// The event packet for this frame, or None to send audio.
+    /// `now_ts` is the frame's RTP timestamp, `frame` its length in samples.
+    pub fn next(&mut self, now_ts: u32, frame: u32) -> Option<EventPacket> {
+        if let Some(mut a) = self.active.take() {
+            if a.ends_sent > 0 {
+                if a.ends_sent < 3 {
+                    a.ends_sent += 1;
+                    let p = self.packet(&a, true, false, true);
+                    self.active = Some(a);
+                    return Some(p);
+                }
+                self.gap_frames = GAP_FRAMES;
+                return None;
+            }
+            a.duration += frame;
+            let end = a.duration >= a.target;
+            if end {
+                a.ends_sent = 1;
+            }
+            let p = self.packet(&a, end, false, false);
+            self.active = Some(a);
+            return Some(p);
+        }
+        if self.gap_frames > 0 {
+            self.gap_frames -= 1;
+            return None;
+        }
+        let (event, target) = self.queue.pop_front()?;
+        let a = Sending {
+            event,
+            start_ts: now_ts,
+            duration: frame,
+            target,
+            ends_sent: 0,
+        };
+        let p = self.packet(&a, false, true, false);
+        self.active = Some(a);
+        Some(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sent_digit_has_a_marker_growing_durations_and_three_ends() {
+        let mut s = DtmfSender::default();
+        s.queue("1", 800).unwrap();
+        let mut ts = 1000u32;
+        let mut got = Vec::new();
+        for _ in 0..12 {
+            got.push(s.next(ts, 160));
+            ts += 160;
+        }
+        let packets: Vec<EventPacket> = got.iter().flatten().copied().collect();
+        assert_eq!(
+            packets.len(),
+            8,
+            "5 progress/end packets + 2 repeated ends + first: {packets:?}"
+        );
+        assert!(packets[0].marker && !packets[1].marker);
+        assert!(packets.iter().all(|p| p.timestamp == 1000 && p.payload[0] == 1));
+        let durations: Vec<u16> = packets
+            .iter()
+            .map(|p| u16::from_be_bytes([p.payload[2], p.payload[3]]))
+            .collect();
+        assert_eq!(
+            durations,
+            vec![160, 320, 480, 640, 800, 800, 800, 800][..packets.len()].to_vec()
+        );
+        let ends = packets.iter().filter(|p| p.payload[1] & 0x80 != 0).count();
+        assert_eq!(ends, 3);
+        assert_eq!(packets.iter().filter(|p| p.repeat).count(), 2);
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn sent_digits_are_received_as_the_same_digits() {
+        let mut s = DtmfSender::default();
+        s.queue("12#", 640).unwrap();
+        let mut r = DtmfReceiver::new(8000);
+        let mut heard = Vec::new();
+        let mut ts = 0u32;
+        for _ in 0..60 {
+            if let Some(p) = s.next(ts, 160) {
+                heard.extend(r.on_packet(p.timestamp, &p.payload));
+            }
+            ts += 160;
+        }
+        let digits: String = heard.iter().map(|d| d.digit).collect();
+        assert_eq!(digits, "12#");
+        assert!(heard.iter().all(|d| d.duration_ms == 80));
+    }
+
+    #[test]
+    fn a_bad_digit_is_refused() {
+        assert_eq!(DtmfSender::default().queue("12x", 800), Err('x'));
+    }
 
     fn p(event: u8, end: bool, duration: u16) -> Vec<u8> {
         let d = duration.to_be_bytes();

@@ -47,6 +47,9 @@ pub enum MediaError {
         /// Why it failed.
         reason: String,
     },
+    /// DTMF could not be sent.
+    #[error("DTMF: {0}")]
+    Dtmf(String),
     /// A resampler could not be built or run.
     #[error("resampling: {0}")]
     Resample(String),

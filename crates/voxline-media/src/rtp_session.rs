@@ -1,7 +1,7 @@
 //! One RTP session per call: a UDP socket, paced 20 ms sending and decoding
 //! of what the caller sends.
 
-use crate::dtmf::{DtmfDigit, DtmfReceiver};
+use crate::dtmf::{DtmfDigit, DtmfReceiver, DtmfSender};
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
 use crate::latch::{Latch, LatchVerdict};
@@ -111,6 +111,7 @@ pub struct RtpSession {
     dtmf_tx: mpsc::UnboundedSender<DtmfDigit>,
     dtmf_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<DtmfDigit>>>>,
     caller_tap: Arc<Mutex<Option<CallerTap>>>,
+    dtmf_out: Arc<Mutex<DtmfSender>>,
 }
 
 impl RtpSession {
@@ -144,6 +145,7 @@ impl RtpSession {
                     dtmf_tx,
                     dtmf_rx: Arc::new(Mutex::new(Some(dtmf_rx))),
                     caller_tap: Arc::default(),
+                    dtmf_out: Arc::default(),
                 });
             }
         }
@@ -177,6 +179,21 @@ impl RtpSession {
     /// receiver goes to whoever takes it first).
     pub fn take_dtmf(&self) -> Option<mpsc::UnboundedReceiver<DtmfDigit>> {
         self.dtmf_rx.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Sends `digits` to the far end as RFC 4733 telephone-events, each
+    /// `duration_ms` long, after anything already queued. Fails when the call
+    /// did not negotiate telephone-event or a character is not a digit.
+    pub fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
+        if self.target().and_then(|t| t.telephone_event_pt).is_none() {
+            return Err(MediaError::Dtmf("the call did not negotiate telephone-event".into()));
+        }
+        let mut out = self
+            .dtmf_out
+            .lock()
+            .map_err(|_| MediaError::Dtmf("DTMF sender poisoned".into()))?;
+        out.queue(digits, duration_ms * 8)
+            .map_err(|c| MediaError::Dtmf(format!("{c:?} is not a DTMF digit")))
     }
 
     /// Sends the caller's audio to a media port (once).
@@ -277,18 +294,32 @@ impl RtpSession {
             }
             let target = self.target.borrow().clone();
             if let Some(t) = target.filter(|t| t.direction.sends()) {
-                t.codec.encode(&frame, &mut payload);
+                let event = match (t.telephone_event_pt, self.dtmf_out.lock()) {
+                    (Some(pt), Ok(mut out)) => out.next(timestamp, SAMPLES_PER_FRAME_8K as u32).map(|e| (pt, e)),
+                    _ => None,
+                };
+                let (pt, mark, ts, body, seq_now) = match event {
+                    Some((pt, e)) => {
+                        // A retransmitted end packet keeps the previous sequence number.
+                        let s = if e.repeat { seq.wrapping_sub(1) } else { seq };
+                        (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
+                    }
+                    None => {
+                        t.codec.encode(&frame, &mut payload);
+                        (t.payload_type, marker, timestamp, Bytes::copy_from_slice(&payload), seq)
+                    }
+                };
                 let packet = rtp::packet::Packet {
                     header: rtp::header::Header {
                         version: 2,
-                        marker,
-                        payload_type: t.payload_type,
-                        sequence_number: seq,
-                        timestamp,
+                        marker: mark,
+                        payload_type: pt,
+                        sequence_number: seq_now,
+                        timestamp: ts,
                         ssrc,
                         ..Default::default()
                     },
-                    payload: Bytes::copy_from_slice(&payload),
+                    payload: body,
                 };
                 let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
                 if let Ok(buf) = packet.marshal() {
@@ -296,8 +327,10 @@ impl RtpSession {
                         self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                if !event.is_some_and(|(_, e)| e.repeat) {
+                    seq = seq.wrapping_add(1);
+                }
                 marker = false;
-                seq = seq.wrapping_add(1);
             }
             // Timestamps advance with the clock, also across silence and hold.
             timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME_8K as u32);

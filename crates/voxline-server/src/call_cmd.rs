@@ -33,6 +33,9 @@ pub struct CallArgs {
     /// Write what is heard (left) and sent (right) to this WAV.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Send these DTMF digits (RFC 4733, 100 ms each) half a second after the answer.
+    #[arg(long)]
+    dtmf: Option<String>,
     /// Hang up after this many seconds of talk.
     #[arg(long, default_value_t = 30)]
     max_seconds: u64,
@@ -182,6 +185,11 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         .await;
     }
     rtp.play(&greeting);
+    if let Some(digits) = &args.dtmf {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rtp.send_dtmf(digits, 100)?;
+        println!("dtmf sent: {digits}");
+    }
 
     let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds));
     tokio::pin!(deadline);

@@ -341,3 +341,26 @@ fn tcp_connect_from(from: std::net::IpAddr, port: u16) -> std::io::Result<std::n
     s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
     Ok(s.into())
 }
+
+#[test]
+fn voxline_call_sends_rfc4733_digits_that_the_server_receives() {
+    let server = Server::start("dtmf-out", "", None);
+    let target = format!("sip:demo@127.0.0.1:{}", server.sip_port);
+    let (code, out) = voxline_call(&server.config, &[&target, "--dtmf", "12#", "--max-seconds", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dtmf sent: 12#"), "{out}");
+    server.record(&call_id_of(&out));
+    let log = server.log_text();
+    let digits: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains(" DTMF ") && l.contains("source=\"rtp\""))
+        .filter_map(|l| {
+            l.split("digit=")
+                .nth(1)
+                .and_then(|d| d.chars().next())
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(digits.concat(), "12#", "{log}");
+    assert!(log.contains("duration_ms=100"), "{log}");
+}
