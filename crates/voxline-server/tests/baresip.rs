@@ -23,21 +23,6 @@ fn loud_seconds(path: &std::path::Path, threshold: f64) -> f64 {
     loud as f64 * 0.02
 }
 
-/// Writes an 8 kHz mono WAV.
-fn write_wav(path: &std::path::Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("wav");
-    for &s in samples {
-        w.write_sample(s).expect("sample");
-    }
-    w.finalize().expect("finalize");
-}
-
 fn read_wav(path: &std::path::Path) -> Vec<i16> {
     hound::WavReader::open(path)
         .expect("open")
@@ -125,6 +110,18 @@ fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
     assert!(channel_rms(&rec, 0, 4.0, 5.0) < 200.0, "caller silence not silent");
 }
 
+/// `bursts` tone bursts of 100 ms at pseudo-random pitches (300–1500 Hz): a
+/// signal with one clear correlation peak.
+fn tone_bursts(bursts: usize, mut seed: u32) -> Vec<i16> {
+    let mut out = Vec::new();
+    for _ in 0..bursts {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let freq = 300.0 + (seed >> 16) as f32 % 1200.0;
+        out.extend((0..800).map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 9000.0) as i16));
+    }
+    out
+}
+
 /// Normalised cross-correlation of `heard` against `sent` at each lag up to
 /// `max_lag` samples; returns (best correlation, its lag).
 fn best_correlation(sent: &[i16], heard: &[i16], max_lag: usize) -> (f64, usize) {
@@ -149,13 +146,7 @@ fn the_echo_route_sends_back_what_the_caller_says() {
     let server = Server::start("echo", "", None);
     // 3 s of 100 ms tone bursts at varying pitches (a signal with one clear
     // correlation peak), then silence.
-    let mut seed = 7u32;
-    let mut mic = Vec::new();
-    for _ in 0..30 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        let freq = 300.0 + (seed >> 16) as f32 % 1200.0;
-        mic.extend((0..800).map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 9000.0) as i16));
-    }
+    let mut mic = tone_bursts(30, 7);
     mic.extend(std::iter::repeat_n(0, 8000 * 3));
     let snd = baresip_call(&server, "echo", &mic);
     let sent = read_wav(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
@@ -292,13 +283,7 @@ fn the_echo_survives_loss_reorder_duplicates_and_jitter_and_the_record_shows_the
         5,
         2,
     );
-    let mut seed = 11u32;
-    let mut mic = Vec::new();
-    for _ in 0..40 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        let freq = 300.0 + (seed >> 16) as f32 % 1200.0;
-        mic.extend((0..800).map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 9000.0) as i16));
-    }
+    let mut mic = tone_bursts(40, 11);
     mic.extend(std::iter::repeat_n(0, 8000 * 2));
     let snd = baresip_call(&server, "echo", &mic);
     let (forwarded, dropped) = relay.finish();

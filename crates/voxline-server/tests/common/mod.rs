@@ -58,8 +58,8 @@ pub fn test_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Writes an 8 kHz mono WAV of a tone.
-pub fn write_tone_wav(path: &Path, seconds: f32, freq: f32) {
+/// Writes an 8 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, samples: &[i16]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -67,12 +67,19 @@ pub fn write_tone_wav(path: &Path, seconds: f32, freq: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("wav");
-    let n = (8000.0 * seconds) as usize;
-    for i in 0..n {
-        let s = (2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 8000.0;
-        w.write_sample(s as i16).expect("sample");
+    for &s in samples {
+        w.write_sample(s).expect("sample");
     }
     w.finalize().expect("finalize");
+}
+
+/// Writes an 8 kHz mono WAV of a tone.
+pub fn write_tone_wav(path: &Path, seconds: f32, freq: f32) {
+    let n = (8000.0 * seconds) as usize;
+    let samples: Vec<i16> = (0..n)
+        .map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    write_wav(path, &samples);
 }
 
 /// Writes headerless μ-law audio of a tone (what SIPp's rtp_stream plays).
