@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
@@ -17,6 +18,7 @@ pub mod resample;
 pub mod rtp_session;
 pub mod wav_source;
 
+pub use clock::MediaClock;
 pub use dtmf::DtmfDigit;
 pub use g711::Codec;
 pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};

@@ -1,6 +1,7 @@
 //! One RTP session per call: a UDP socket, paced 20 ms sending and decoding
 //! of what the caller sends.
 
+use crate::clock::{ClockTask, MediaClock};
 use crate::dtmf::{DtmfDigit, DtmfReceiver, DtmfSender};
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
@@ -87,6 +88,8 @@ pub struct MediaStats {
     pub packets_foreign: AtomicU64,
     /// Caller frames dropped because the media port's consumer fell behind.
     pub frames_overrun: AtomicU64,
+    /// Packets not sent because the socket could not take them.
+    pub send_errors: AtomicU64,
 }
 
 /// Audio queued toward the caller, 8 kHz mono.
@@ -258,86 +261,30 @@ impl RtpSession {
     }
 
     /// Runs the session until `cancel` fires: a receive loop that decodes the
-    /// caller's audio, and a 20 ms clock that sends the next frame (queued
-    /// audio or silence) and writes both sides to the recorder.
-    pub async fn run(&self, mut recorder: Option<CallRecorder>, cancel: CancellationToken) {
+    /// caller's audio, and, on the shared media `clock`, a 20 ms frame task
+    /// that sends the next frame (queued audio, DTMF or silence) and writes
+    /// both sides to the recorder.
+    pub async fn run(&self, clock: &MediaClock, recorder: Option<CallRecorder>, cancel: CancellationToken) {
         let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::for_clock(8000))));
         let receiver = tokio::spawn(receive_loop(self.clone(), jitter.clone(), cancel.clone()));
-        let mut heard = CallerAudio::default();
-
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
-        let ssrc: u32 = rand::random();
-        let mut seq: u16 = rand::random();
-        let mut timestamp: u32 = rand::random();
-        let mut marker = true;
-        let mut frame = vec![0i16; SAMPLES_PER_FRAME_8K];
-        let mut caller = vec![0i16; SAMPLES_PER_FRAME_8K];
-        let mut payload = Vec::with_capacity(SAMPLES_PER_FRAME_8K);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            let had_audio = self.next_frame(&mut frame);
-            let codec = self.target.borrow().as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
-            heard.next_frame(&jitter, codec, &mut caller);
-            if let Ok(mut tap) = self.caller_tap.lock() {
-                if let Some(t) = tap.as_mut() {
-                    t.feed(&caller, &self.stats);
-                }
-            }
-            if let Some(rec) = recorder.as_mut() {
-                if let Err(e) = rec.write_frame(&caller, &frame) {
-                    tracing::warn!(error = %e, "recording stopped");
-                    recorder = None;
-                }
-            }
-            let target = self.target.borrow().clone();
-            if let Some(t) = target.filter(|t| t.direction.sends()) {
-                let event = match (t.telephone_event_pt, self.dtmf_out.lock()) {
-                    (Some(pt), Ok(mut out)) => out.next(timestamp, SAMPLES_PER_FRAME_8K as u32).map(|e| (pt, e)),
-                    _ => None,
-                };
-                let (pt, mark, ts, body, seq_now) = match event {
-                    Some((pt, e)) => {
-                        // A retransmitted end packet keeps the previous sequence number.
-                        let s = if e.repeat { seq.wrapping_sub(1) } else { seq };
-                        (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
-                    }
-                    None => {
-                        t.codec.encode(&frame, &mut payload);
-                        (t.payload_type, marker, timestamp, Bytes::copy_from_slice(&payload), seq)
-                    }
-                };
-                let packet = rtp::packet::Packet {
-                    header: rtp::header::Header {
-                        version: 2,
-                        marker: mark,
-                        payload_type: pt,
-                        sequence_number: seq_now,
-                        timestamp: ts,
-                        ssrc,
-                        ..Default::default()
-                    },
-                    payload: body,
-                };
-                let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
-                if let Ok(buf) = packet.marshal() {
-                    if self.socket.send_to(&buf, dest).await.is_ok() {
-                        self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if !event.is_some_and(|(_, e)| e.repeat) {
-                    seq = seq.wrapping_add(1);
-                }
-                marker = false;
-            }
-            // Timestamps advance with the clock, also across silence and hold.
-            timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME_8K as u32);
-            if !had_audio {
-                self.playout.drained.notify_waiters();
-            }
-        }
+        let task = Arc::new(FrameTask {
+            session: self.clone(),
+            jitter: jitter.clone(),
+            cancel: cancel.clone(),
+            state: Mutex::new(FrameState {
+                heard: CallerAudio::default(),
+                recorder,
+                ssrc: rand::random(),
+                seq: rand::random(),
+                timestamp: rand::random(),
+                marker: true,
+                frame: vec![0i16; SAMPLES_PER_FRAME_8K],
+                caller: vec![0i16; SAMPLES_PER_FRAME_8K],
+                payload: Vec::with_capacity(SAMPLES_PER_FRAME_8K),
+            }),
+        });
+        clock.register(task.clone());
+        cancel.cancelled().await;
         receiver.abort();
         // Closing the tap ends the port's frame stream.
         if let Ok(mut tap) = self.caller_tap.lock() {
@@ -355,6 +302,8 @@ impl RtpSession {
                 .jitter_us
                 .store((js.jitter_ms * 1000.0) as u64, Ordering::Relaxed);
         }
+        // The clock drops the task at its next tick; the recorder is ours to finish.
+        let recorder = task.state.lock().ok().and_then(|mut s| s.recorder.take());
         if let Some(rec) = recorder {
             if let Err(e) = rec.finish() {
                 tracing::warn!(error = %e, "could not finalise recording");
@@ -375,6 +324,119 @@ impl RtpSession {
         }
         frame[n..].fill(0);
         n > 0
+    }
+}
+
+/// What a session keeps between frames.
+struct FrameState {
+    heard: CallerAudio,
+    recorder: Option<CallRecorder>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    frame: Vec<i16>,
+    caller: Vec<i16>,
+    payload: Vec<u8>,
+}
+
+/// A session's work on the media clock.
+struct FrameTask {
+    session: RtpSession,
+    jitter: Arc<Mutex<JitterBuffer>>,
+    cancel: CancellationToken,
+    state: Mutex<FrameState>,
+}
+
+impl ClockTask for FrameTask {
+    fn tick(&self) -> bool {
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        self.session.frame(&self.jitter, &mut st);
+        true
+    }
+}
+
+impl RtpSession {
+    /// One 20 ms frame: caller audio out of the jitter buffer (to the port
+    /// and the recorder), then the next packet toward the caller.
+    fn frame(&self, jitter: &Mutex<JitterBuffer>, st: &mut FrameState) {
+        let st = &mut *st;
+        let had_audio = self.next_frame(&mut st.frame);
+        let codec = self.target.borrow().as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
+        st.heard.next_frame(jitter, codec, &mut st.caller);
+        if let Ok(mut tap) = self.caller_tap.lock() {
+            if let Some(t) = tap.as_mut() {
+                t.feed(&st.caller, &self.stats);
+            }
+        }
+        if let Some(rec) = st.recorder.as_mut() {
+            if let Err(e) = rec.write_frame(&st.caller, &st.frame) {
+                tracing::warn!(error = %e, "recording stopped");
+                st.recorder = None;
+            }
+        }
+        let target = self.target.borrow().clone();
+        if let Some(t) = target.filter(|t| t.direction.sends()) {
+            let event = match (t.telephone_event_pt, self.dtmf_out.lock()) {
+                (Some(pt), Ok(mut out)) => out.next(st.timestamp, SAMPLES_PER_FRAME_8K as u32).map(|e| (pt, e)),
+                _ => None,
+            };
+            let (pt, mark, ts, body, seq_now) = match event {
+                Some((pt, e)) => {
+                    // A retransmitted end packet keeps the previous sequence number.
+                    let s = if e.repeat { st.seq.wrapping_sub(1) } else { st.seq };
+                    (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
+                }
+                None => {
+                    t.codec.encode(&st.frame, &mut st.payload);
+                    (
+                        t.payload_type,
+                        st.marker,
+                        st.timestamp,
+                        Bytes::copy_from_slice(&st.payload),
+                        st.seq,
+                    )
+                }
+            };
+            let packet = rtp::packet::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    marker: mark,
+                    payload_type: pt,
+                    sequence_number: seq_now,
+                    timestamp: ts,
+                    ssrc: st.ssrc,
+                    ..Default::default()
+                },
+                payload: body,
+            };
+            let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
+            if let Ok(buf) = packet.marshal() {
+                // Never wait on the network from the clock: a full socket buffer drops the frame.
+                match self.socket.try_send_to(&buf, dest) {
+                    Ok(_) => {
+                        self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if !event.is_some_and(|(_, e)| e.repeat) {
+                st.seq = st.seq.wrapping_add(1);
+            }
+            st.marker = false;
+        }
+        // Timestamps advance with the clock, also across silence and hold.
+        st.timestamp = st.timestamp.wrapping_add(SAMPLES_PER_FRAME_8K as u32);
+        if !had_audio {
+            self.playout.drained.notify_waiters();
+        }
     }
 }
 

@@ -114,7 +114,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let media_task = {
         let rtp = rtp.clone();
         let c = media_cancel.clone();
-        tokio::spawn(async move { rtp.run(recorder, c).await })
+        let clock = voxline_media::MediaClock::start(1);
+        tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
     };
 
     let call_id = format!("{:032x}@voxline", rand::random::<u128>());

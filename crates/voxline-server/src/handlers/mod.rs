@@ -51,6 +51,8 @@ impl Handlers {
     /// Prepares every route's handler (loads greetings) from a validated config.
     pub fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
+        // One media clock for every call of this server (a shard per core).
+        let clock = voxline_media::MediaClock::per_core();
         for r in &cfg.routes {
             if r.handler == "playback" || r.handler == "echo" {
                 let params = playback::PlaybackParams::parse(&r.params, &cfg.base_dir)
@@ -60,6 +62,7 @@ impl Handlers {
                     Arc::new(playback::Playback::new(
                         params,
                         r.handler == "echo",
+                        clock.clone(),
                         cfg.media.clone(),
                         shutdown.clone(),
                     )?),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use voxline_media::{
-    CallRecorder, Codec, MediaDirection, MediaEvent, MediaPort, PortInput, RtpSession, RtpTarget, PORT_RATE,
+    CallRecorder, Codec, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, RtpSession, RtpTarget, PORT_RATE,
 };
 use voxline_sip::routing::ParamValue;
 use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
@@ -73,6 +73,8 @@ pub struct Playback {
     params: PlaybackParams,
     /// Send the caller's audio back (the `echo` handler), through the MediaPort.
     echo: bool,
+    /// The media clock shared by all calls.
+    clock: MediaClock,
     greeting: Arc<Vec<i16>>,
     media: MediaConfig,
     shutdown: CancellationToken,
@@ -127,6 +129,7 @@ impl Playback {
     pub fn new(
         params: PlaybackParams,
         echo: bool,
+        clock: MediaClock,
         media: MediaConfig,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Playback> {
@@ -137,6 +140,7 @@ impl Playback {
         Ok(Playback {
             params,
             echo,
+            clock,
             greeting: Arc::new(greeting),
             media,
             shutdown,
@@ -258,7 +262,8 @@ impl Playback {
         let media_task = {
             let rtp = rtp.clone();
             let c = media_cancel.clone();
-            tokio::spawn(async move { rtp.run(recorder, c).await })
+            let clock = self.clock.clone();
+            tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
         };
         rtp.play(&self.greeting);
 
