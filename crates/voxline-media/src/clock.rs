@@ -77,9 +77,27 @@ async fn run_shard(mut rx: mpsc::UnboundedReceiver<Arc<dyn ClockTask>>) {
                 }
             }
         }
-        tasks.retain(|t| t.tick());
+        // Yield every few sessions so SIP and receive tasks on this worker are
+        // not held up for the whole pass.
+        let mut i = 0;
+        let mut since_yield = 0;
+        while i < tasks.len() {
+            if tasks[i].tick() {
+                i += 1;
+            } else {
+                tasks.swap_remove(i);
+            }
+            since_yield += 1;
+            if since_yield == YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
+        }
     }
 }
+
+/// Sessions ticked between two yields to the scheduler.
+const YIELD_EVERY: usize = 32;
 
 #[cfg(test)]
 mod tests {
