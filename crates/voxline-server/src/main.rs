@@ -1,5 +1,6 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
+mod bench_media;
 mod call_cmd;
 mod config;
 mod handlers;
@@ -35,6 +36,15 @@ enum Command {
     },
     /// Place one call: a test softphone and the outbound primitive.
     Call(call_cmd::CallArgs),
+    /// Component benchmarks; each prints its figures as a table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Media capacity: N concurrent calls with RTP both ways; loss, send jitter, server CPU per call.
+    Media(bench_media::BenchMediaArgs),
 }
 
 fn init_logging() {
@@ -92,6 +102,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(BenchCommand::Media(args)) => match runtime.block_on(bench_media::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline bench media: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Call(args) => match runtime.block_on(call_cmd::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -8,7 +8,7 @@ use crate::inbound::InboundCall;
 use crate::routing::{LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
 use crate::security::RateLimiter;
-use crate::udp_guard::{admit, GuardedUdpSocket, StreamRateLimit};
+use crate::udp_guard::{GuardedUdpSocket, StreamRateLimit};
 use crate::SipError;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::HeadersExt;
@@ -149,9 +149,11 @@ impl SipEndpoint {
         ));
         let ban_secs = opts.security.ban_seconds;
         let whitelist_limiter = limiter.clone();
+        // New connections and datagrams from a banned source are refused here;
+        // requests are counted where they are seen (UDP socket, stream inspector).
         transport_layer.set_whitelist(move |ip: IpAddr| {
             let limiter = whitelist_limiter.clone();
-            async move { admit(&limiter, ip, ban_secs) }
+            async move { !limiter.is_banned(ip, std::time::Instant::now()) }
         });
         for l in &opts.sip.listeners {
             let listen_err = |reason: String| SipError::Listen {

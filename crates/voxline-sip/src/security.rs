@@ -48,7 +48,16 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one packet from `ip` at `now`.
+    /// Whether `ip` is banned now (does not count anything).
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.sources
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&ip).and_then(|st| st.banned_until))
+            .is_some_and(|until| now < until)
+    }
+
+    /// Counts one request from `ip` at `now`.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Verdict {
         if self.exempt.iter().any(|n| n.contains(&ip)) {
             return Verdict::Allow;
@@ -139,6 +148,20 @@ mod tests {
                 "packet {i}"
             );
         }
+    }
+
+    #[test]
+    fn checking_a_ban_counts_nothing() {
+        let l = limiter();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let t = Instant::now();
+        for _ in 0..100 {
+            assert!(!l.is_banned(ip, t));
+        }
+        for _ in 0..17 {
+            l.check(ip, t);
+        }
+        assert!(l.is_banned(ip, t));
     }
 
     #[test]

@@ -53,8 +53,14 @@ impl StackUdpSocket for GuardedUdpSocket {
         loop {
             let (n, src) = self.socket.recv_from(buf).await?;
             match inspect(&buf[..n]) {
-                // Counted by the transport whitelist, which sees every passed packet.
-                Ingress::Pass => return Ok((n, src)),
+                // Requests count toward the source's limit; responses to our own
+                // requests (a callee answering `voxline call`) do not.
+                Ingress::Pass => {
+                    let is_response = buf[..n].starts_with(b"SIP/2.0 ");
+                    if is_response || admit(&self.limiter, src.ip(), self.ban_seconds) {
+                        return Ok((n, src));
+                    }
+                }
                 Ingress::Reply(response) => {
                     if admit(&self.limiter, src.ip(), self.ban_seconds) {
                         let status = String::from_utf8_lossy(&response[..response.len().min(40)])
@@ -83,9 +89,10 @@ impl StackUdpSocket for GuardedUdpSocket {
     }
 }
 
-/// Rate-limits each message on stream transports (TCP, TLS): the transport
-/// whitelist only sees new connections there, and one connection could
-/// otherwise flood. UDP datagrams are already counted per packet.
+/// Rate-limits each request on stream transports (TCP, TLS): the transport
+/// whitelist only sees new connections there (and only refuses banned
+/// sources), so one connection could otherwise flood. UDP requests are
+/// counted by `GuardedUdpSocket`.
 pub struct StreamRateLimit {
     limiter: Arc<RateLimiter>,
     ban_seconds: u64,
@@ -104,7 +111,9 @@ impl rsipstack::transaction::endpoint::TransportEventInspector for StreamRateLim
         &self,
         event: rsipstack::transport::TransportEvent,
     ) -> Option<rsipstack::transport::TransportEvent> {
-        if let rsipstack::transport::TransportEvent::Incoming(_, conn, from) = &event {
+        if let rsipstack::transport::TransportEvent::Incoming(rsipstack::sip::SipMessage::Request(_), conn, from) =
+            &event
+        {
             if conn.is_reliable() {
                 if let Ok(addr) = from.get_socketaddr() {
                     if !admit(&self.limiter, addr.ip(), self.ban_seconds) {

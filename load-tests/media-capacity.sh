@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Media capacity: a fresh `voxline serve` (playback route, recording off) and
+# `voxline bench media` placing N concurrent calls that send 20 ms G.711
+# packets both ways. Prints, per N: calls answered, packets lost, the spacing
+# of voxline's packets as received (send-interval jitter |Δt − 20 ms| p50/p99)
+# and voxline's CPU per call (share of one core). Generator and server share
+# the machine's cores.
+#
+# Usage: load-tests/media-capacity.sh [N,N,...]   (default 250,500,1000,1500)
+# Env:   SECONDS_PER_STEP (default 10); VOXLINE (binary path).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CARGO_TARGET_DIR:=$HOME/.cache/voxline/target}"
+VOXLINE=${VOXLINE:-$CARGO_TARGET_DIR/release/voxline}
+STEPS=${1:-250,500,1000,1500}
+SECONDS_PER_STEP=${SECONDS_PER_STEP:-10}
+[ -x "$VOXLINE" ] || { echo "build first: cargo build --release"; exit 1; }
+ulimit -n 65536 2>/dev/null || true
+
+WORK=$(mktemp -d /tmp/voxline-media.XXXXXX)
+trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PORT=16060
+sox -n -r 8000 -c 1 -b 16 "$WORK/greeting.wav" synth 600 sine 440 vol 0.3 2>/dev/null
+cat > "$WORK/voxline.toml" <<CONF
+[node]
+name = "media-capacity"
+[sip]
+[[sip.listener]]
+transport = "udp"
+bind = "127.0.0.1:$PORT"
+[media]
+bind_ip = "127.0.0.1"
+rtp_port_min = 20000
+rtp_port_max = 60000
+record = false
+[store]
+url = "sqlite://$WORK/calls.db"
+[[trunk]]
+name = "local"
+kind = "ip"
+allow = ["127.0.0.1/32"]
+[[route]]
+name = "demo"
+trunk = "local"
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 3600 }
+CONF
+VOXLINE_LOG=warn "$VOXLINE" serve --config "$WORK/voxline.toml" 2> "$WORK/serve.log" &
+SERVER_PID=$!
+sleep 1
+VOXLINE_LOG=error "$VOXLINE" bench media --target "sip:demo@127.0.0.1:$PORT" --calls "$STEPS" \
+  --seconds "$SECONDS_PER_STEP" --server-pid "$SERVER_PID"
