@@ -63,9 +63,10 @@ lint:
 unit:
 	cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate benchmark (prints the highest clean rate and setup p50/p99)
+## make load-test: SIP call-rate and media-capacity benchmarks (print their tables)
 load-test: deps prompts build
 	load-tests/sip-rate.sh
+	load-tests/media-capacity.sh
 
 ## make fuzz: run the SIP and SDP fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60
