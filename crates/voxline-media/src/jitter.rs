@@ -133,6 +133,24 @@ struct Held {
     samples: u32,
 }
 
+/// Extends a wrapping RTP counter to 64 bits around the highest value seen
+/// (`top`); `distance` is the signed distance from the top's raw value.
+fn extend<T: Copy + Into<i64>>(top: &mut Option<(i64, T)>, raw: T, distance: impl Fn(T, T) -> i64) -> i64 {
+    match *top {
+        None => {
+            *top = Some((raw.into(), raw));
+            raw.into()
+        }
+        Some((ext, top_raw)) => {
+            let e = ext + distance(raw, top_raw);
+            if e > ext {
+                *top = Some((e, raw));
+            }
+            e
+        }
+    }
+}
+
 /// The buffer.
 #[derive(Debug)]
 pub struct JitterBuffer {
@@ -203,35 +221,13 @@ impl JitterBuffer {
     }
 
     fn extend_seq(&mut self, seq: u16) -> i64 {
-        match self.top_seq {
-            None => {
-                self.top_seq = Some((i64::from(seq), seq));
-                i64::from(seq)
-            }
-            Some((ext, raw)) => {
-                let e = ext + i64::from(seq.wrapping_sub(raw) as i16);
-                if e > ext {
-                    self.top_seq = Some((e, seq));
-                }
-                e
-            }
-        }
+        extend(&mut self.top_seq, seq, |raw, top| {
+            i64::from(raw.wrapping_sub(top) as i16)
+        })
     }
 
     fn extend_ts(&mut self, ts: u32) -> i64 {
-        match self.top_ts {
-            None => {
-                self.top_ts = Some((i64::from(ts), ts));
-                i64::from(ts)
-            }
-            Some((ext, raw)) => {
-                let e = ext + i64::from(ts.wrapping_sub(raw) as i32);
-                if e > ext {
-                    self.top_ts = Some((e, ts));
-                }
-                e
-            }
-        }
+        extend(&mut self.top_ts, ts, |raw, top| i64::from(raw.wrapping_sub(top) as i32))
     }
 
     fn target_delay_samples(&self) -> i64 {
