@@ -90,18 +90,22 @@ pub(crate) fn release_dialog(
     };
     rt.spawn(async move {
         if still_up {
-            match dialog.state() {
-                DialogState::Terminated(..) => {}
-                DialogState::Calling(..) | DialogState::Trying(..) | DialogState::Early(..) => {
-                    dialog.reject(Some(StatusCode::TemporarilyUnavailable), None).ok();
-                }
-                _ => {
-                    dialog.bye().await.ok();
-                }
-            }
+            end_dialog(&dialog).await.ok();
         }
         layer.remove_dialog(&id);
     });
+}
+
+/// Ends a dialog from our side: nothing when it is over, 480 while it still
+/// rings, BYE once it is up.
+pub(crate) async fn end_dialog(dialog: &rsipstack::dialog::invite_dialog::InviteDialog) -> rsipstack::Result<()> {
+    match dialog.state() {
+        DialogState::Terminated(..) => Ok(()),
+        DialogState::Calling(..) | DialogState::Trying(..) | DialogState::Early(..) => {
+            dialog.reject(Some(StatusCode::TemporarilyUnavailable), None)
+        }
+        _ => dialog.bye().await,
+    }
 }
 
 /// The request's Content-Type value ("" when absent).

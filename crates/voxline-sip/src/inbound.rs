@@ -2,7 +2,7 @@
 //! INVITE/200, or a late offer answered in the ACK), follow re-INVITEs and
 //! INFO, hang up.
 
-use crate::call::{next_state, on_info, release_dialog, CallEvent, CallInfo, EndReason, Party};
+use crate::call::{end_dialog, next_state, on_info, release_dialog, CallEvent, CallInfo, EndReason, Party};
 use crate::routing::CallPermit;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, RemoteSdp, SdpError};
 use crate::SipError;
@@ -124,7 +124,7 @@ impl InboundCall {
     /// should see it. Returns once the ACK arrived (and, for a late offer,
     /// the answer in it was accepted).
     pub async fn answer(&mut self, media: SocketAddr) -> Result<Negotiated, SipError> {
-        let mut local = LocalSdp {
+        let local = LocalSdp {
             addr: media.ip(),
             port: media.port(),
             session_id: u64::from(rand::random::<u32>()),
@@ -170,7 +170,6 @@ impl InboundCall {
                 }
             },
         };
-        local.version = 1;
         self.local = Some(local);
         self.negotiated = Some(neg.clone());
         info!(codec = neg.codec.name(), remote_rtp = %neg.remote_rtp, "call answered");
@@ -296,15 +295,7 @@ impl InboundCall {
         if self.ended.is_some() {
             return Ok(());
         }
-        match self.dialog.state() {
-            DialogState::Confirmed(..) | DialogState::Updated(..) | DialogState::WaitAck(..) => {
-                self.dialog.bye().await?;
-            }
-            DialogState::Terminated(..) => {}
-            _ => {
-                self.dialog.reject(Some(StatusCode::TemporarilyUnavailable), None)?;
-            }
-        }
+        end_dialog(&self.dialog).await?;
         self.ended = Some(EndReason {
             by: Party::Local,
             reason: "bye".into(),
