@@ -23,7 +23,7 @@ pub use dtmf::DtmfDigit;
 pub use g711::Codec;
 pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
-pub use rtp_session::{MediaDirection, MediaStats, RtpSession, RtpTarget};
+pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
 pub use wav_source::load_wav_8k_mono;
 
 /// Samples in one 20 ms frame at 8 kHz (the G.711 clock rate).

@@ -20,6 +20,31 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use webrtc_util::marshal::{Marshal, Unmarshal};
 
+/// Serialises one RTP packet (version 2, no extensions).
+pub fn rtp_packet(
+    payload_type: u8,
+    marker: bool,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: Bytes,
+) -> Option<Bytes> {
+    rtp::packet::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload,
+    }
+    .marshal()
+    .ok()
+}
+
 /// Which way media flows, from voxline's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaDirection {
@@ -367,7 +392,8 @@ impl RtpSession {
     fn frame(&self, jitter: &Mutex<JitterBuffer>, st: &mut FrameState) {
         let st = &mut *st;
         let had_audio = self.next_frame(&mut st.frame);
-        let codec = self.target.borrow().as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
+        let target = self.target.borrow().clone();
+        let codec = target.as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
         st.heard.next_frame(jitter, codec, &mut st.caller);
         if let Ok(mut tap) = self.caller_tap.lock() {
             if let Some(t) = tap.as_mut() {
@@ -380,7 +406,6 @@ impl RtpSession {
                 st.recorder = None;
             }
         }
-        let target = self.target.borrow().clone();
         if let Some(t) = target.filter(|t| t.direction.sends()) {
             let event = match (t.telephone_event_pt, self.dtmf_out.lock()) {
                 (Some(pt), Ok(mut out)) => out.next(st.timestamp, SAMPLES_PER_FRAME_8K as u32).map(|e| (pt, e)),
@@ -403,20 +428,8 @@ impl RtpSession {
                     )
                 }
             };
-            let packet = rtp::packet::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    marker: mark,
-                    payload_type: pt,
-                    sequence_number: seq_now,
-                    timestamp: ts,
-                    ssrc: st.ssrc,
-                    ..Default::default()
-                },
-                payload: body,
-            };
             let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
-            if let Ok(buf) = packet.marshal() {
+            if let Some(buf) = rtp_packet(pt, mark, seq_now, ts, st.ssrc, body) {
                 // Never wait on the network from the clock: a full socket buffer drops the frame.
                 match self.socket.try_send_to(&buf, dest) {
                     Ok(_) => {

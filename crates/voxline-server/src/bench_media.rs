@@ -5,7 +5,6 @@
 //! per call. Prints one table row per N.
 
 use anyhow::Context;
-use rtp_wire::rtp_header;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,19 +32,6 @@ pub struct BenchMediaArgs {
     /// Local IP for SIP and RTP.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
-}
-
-mod rtp_wire {
-    //! A 12-byte RTP header, written by hand for the load generator only.
-    pub fn rtp_header(seq: u16, ts: u32, ssrc: u32) -> [u8; 12] {
-        let mut h = [0u8; 12];
-        h[0] = 0x80;
-        h[1] = 0; // PCMU
-        h[2..4].copy_from_slice(&seq.to_be_bytes());
-        h[4..8].copy_from_slice(&ts.to_be_bytes());
-        h[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        h
-    }
 }
 
 #[derive(Default)]
@@ -202,13 +188,13 @@ async fn one_call(
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let ssrc = 0x1000_0000 + index as u32;
-            let payload = [0xFFu8; 160];
-            let mut pkt = [0u8; 172];
+            let silence = bytes::Bytes::from_static(&[0xFF; 160]);
             for seq in 0u16.. {
                 tick.tick().await;
-                pkt[..12].copy_from_slice(&rtp_header(seq, u32::from(seq) * 160, ssrc));
-                pkt[12..].copy_from_slice(&payload);
-                let _ = socket.send_to(&pkt, remote).await;
+                if let Some(pkt) = voxline_media::rtp_packet(0, false, seq, u32::from(seq) * 160, ssrc, silence.clone())
+                {
+                    let _ = socket.send_to(&pkt, remote).await;
+                }
             }
         })
     };

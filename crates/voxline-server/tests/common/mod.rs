@@ -467,11 +467,8 @@ pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
             })
             .collect();
         voxline_media::Codec::Pcmu.encode(&samples, &mut pcm);
-        let mut rtp = vec![0x80, 0x00];
-        rtp.extend((1000 + i).to_be_bytes());
-        rtp.extend((u32::from(i) * 160).to_be_bytes());
-        rtp.extend(0x5eed_5eedu32.to_be_bytes());
-        rtp.extend(&pcm);
+        let rtp = voxline_media::rtp_packet(0, false, 1000 + i, u32::from(i) * 160, 0x5eed_5eed, pcm.clone().into())
+            .expect("rtp packet");
         let udp_len = 8 + rtp.len() as u16;
         let ip_len = 20 + udp_len;
         let mut frame = vec![0u8; 12];
