@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
-use voxline_sip::config::{ListenerConfig, TransportKind};
 use voxline_sip::outbound::PlaceCall;
 use voxline_sip::{SecurityConfig, SipConfig, SipEndpoint, SipEndpointOptions};
 
@@ -57,13 +56,7 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
                 user_agent: "voxline-bench".into(),
                 codecs: vec!["PCMU".into()],
                 ring_timeout_secs: 10,
-                listeners: vec![ListenerConfig {
-                    transport: TransportKind::Udp,
-                    bind: SocketAddr::new(args.bind, 0),
-                    external: None,
-                    cert: None,
-                    key: None,
-                }],
+                ..SipConfig::client(SocketAddr::new(args.bind, 0))
             },
             trunks: Vec::new(),
             routes: Vec::new(),

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use voxline_media::{CallRecorder, RtpSession};
-use voxline_sip::config::{ListenerConfig, TransportKind};
+use voxline_sip::config::ListenerConfig;
 use voxline_sip::outbound::PlaceCall;
 use voxline_sip::{CallEvent, EndReason, Party, SipConfig, SipEndpoint, SipEndpointOptions};
 use voxline_store::CallStore;
@@ -67,17 +67,14 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| cfg.as_ref().and_then(|c| c.sip.listeners.first()).map(|l| l.bind.ip()))
         .filter(|ip| !ip.is_unspecified())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let mut sip: SipConfig = match &cfg {
-        Some(c) => c.sip.clone(),
-        None => toml_default_sip(),
+    let bind = SocketAddr::new(ip, 0);
+    let sip: SipConfig = match &cfg {
+        Some(c) => SipConfig {
+            listeners: vec![ListenerConfig::udp(bind)],
+            ..c.sip.clone()
+        },
+        None => SipConfig::client(bind),
     };
-    sip.listeners = vec![ListenerConfig {
-        transport: TransportKind::Udp,
-        bind: SocketAddr::new(ip, 0),
-        external: None,
-        cert: None,
-        key: None,
-    }];
     let endpoint = SipEndpoint::start(
         SipEndpointOptions {
             sip,
@@ -233,13 +230,4 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     endpoint.shutdown();
     Ok(ExitCode::SUCCESS)
-}
-
-fn toml_default_sip() -> SipConfig {
-    SipConfig {
-        user_agent: format!("voxline/{}", env!("CARGO_PKG_VERSION")),
-        codecs: vec!["PCMU".into(), "PCMA".into()],
-        ring_timeout_secs: 60,
-        listeners: Vec::new(),
-    }
 }

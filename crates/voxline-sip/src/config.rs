@@ -225,6 +225,32 @@ pub struct SipConfig {
     pub listeners: Vec<ListenerConfig>,
 }
 
+impl ListenerConfig {
+    /// A UDP listener on `bind`.
+    pub fn udp(bind: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            transport: TransportKind::Udp,
+            bind,
+            external: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl SipConfig {
+    /// The defaults of the config file with one UDP listener on `bind`: what a
+    /// client-only endpoint (`voxline call`, a benchmark) needs.
+    pub fn client(bind: SocketAddr) -> SipConfig {
+        SipConfig {
+            user_agent: default_user_agent(),
+            codecs: default_codecs(),
+            ring_timeout_secs: default_ring_timeout(),
+            listeners: vec![ListenerConfig::udp(bind)],
+        }
+    }
+}
+
 fn default_user_agent() -> String {
     format!("voxline/{}", env!("CARGO_PKG_VERSION"))
 }
