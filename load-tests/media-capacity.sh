@@ -20,33 +20,7 @@ ulimit -n 65536 2>/dev/null || true
 WORK=$(mktemp -d /tmp/voxline-media.XXXXXX)
 trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=16060
-sox -n -r 8000 -c 1 -b 16 "$WORK/greeting.wav" synth 600 sine 440 vol 0.3 2>/dev/null
-cat > "$WORK/voxline.toml" <<CONF
-[node]
-name = "media-capacity"
-[sip]
-[[sip.listener]]
-transport = "udp"
-bind = "127.0.0.1:$PORT"
-[media]
-bind_ip = "127.0.0.1"
-rtp_port_min = 20000
-rtp_port_max = 60000
-record = false
-[store]
-url = "sqlite://$WORK/calls.db"
-[[trunk]]
-name = "local"
-kind = "ip"
-allow = ["127.0.0.1/32"]
-[[route]]
-name = "demo"
-trunk = "local"
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 3600 }
-CONF
-VOXLINE_LOG=warn "$VOXLINE" serve --config "$WORK/voxline.toml" 2> "$WORK/serve.log" &
-SERVER_PID=$!
-sleep 1
+. load-tests/voxline-server.sh
+start_voxline media-capacity "$PORT" 600 3600
 VOXLINE_LOG=error "$VOXLINE" bench media --target "sip:demo@127.0.0.1:$PORT" --calls "$STEPS" \
   --seconds "$SECONDS_PER_STEP" --server-pid "$SERVER_PID"

@@ -23,37 +23,8 @@ command -v tshark >/dev/null || { echo "tshark not found (apt-get install tshark
 WORK=$(mktemp -d /tmp/voxline-rate.XXXXXX)
 trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=15060
-sox -n -r 8000 -c 1 -b 16 "$WORK/greeting.wav" synth 0.5 sine 440 2>/dev/null
-cat > "$WORK/voxline.toml" <<CONF
-[node]
-name = "rate-test"
-[sip]
-[[sip.listener]]
-transport = "udp"
-bind = "127.0.0.1:$PORT"
-[media]
-bind_ip = "127.0.0.1"
-rtp_port_min = 20000
-rtp_port_max = 60000
-record = false
-[store]
-url = "sqlite://$WORK/calls.db"
-[[trunk]]
-name = "local"
-kind = "ip"
-allow = ["127.0.0.1/32"]
-max_calls = 20000
-max_cps = 5000
-[[route]]
-name = "demo"
-trunk = "local"
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 30 }
-CONF
-VOXLINE_LOG=warn "$VOXLINE" serve --config "$WORK/voxline.toml" 2> "$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do grep -q "SIP" "$WORK/serve.log" 2>/dev/null && break; sleep 0.1; done
-sleep 0.5
+. load-tests/voxline-server.sh
+start_voxline rate-test "$PORT" 0.5 30
 
 printf "%-8s %-10s %-8s %-10s %-10s %-10s %s\n" "rate" "calls" "failed" "setup_p50" "setup_p99" "setup_max" "voxline_cpu"
 best=0
