@@ -2,13 +2,34 @@
 //! redundancy (an event is sent many times with a growing duration, and its
 //! end packet three times) and whatever was lost.
 
+/// How a DTMF digit reached voxline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-events in the RTP stream.
+    Rtp,
+    /// A SIP INFO (application/dtmf-relay or application/dtmf).
+    SipInfo,
+}
+
+impl DtmfSource {
+    /// Short name for logs and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rtp => "rtp",
+            DtmfSource::SipInfo => "info",
+        }
+    }
+}
+
 /// A DTMF digit heard on the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DtmfDigit {
     /// 0-9, *, #, A-D.
     pub digit: char,
-    /// How long it was pressed, ms.
+    /// How long it was pressed, ms (0 when a SIP INFO did not say).
     pub duration_ms: u32,
+    /// How it came.
+    pub source: DtmfSource,
 }
 
 /// The digit of an RFC 4733 event code (0-15), if it is one.
@@ -62,6 +83,7 @@ impl DtmfReceiver {
                     out.push(DtmfDigit {
                         digit: d,
                         duration_ms: self.to_ms(dur),
+                        source: DtmfSource::Rtp,
                     });
                 }
             }
@@ -77,6 +99,7 @@ impl DtmfReceiver {
                 out.push(DtmfDigit {
                     digit: d,
                     duration_ms: self.to_ms(best),
+                    source: DtmfSource::Rtp,
                 });
             }
         }
@@ -93,6 +116,7 @@ impl DtmfReceiver {
                 event_digit(ev).map(|d| DtmfDigit {
                     digit: d,
                     duration_ms: self.to_ms(dur),
+                    source: DtmfSource::Rtp,
                 })
             }
             _ => None,
@@ -287,7 +311,8 @@ mod tests {
             got,
             vec![DtmfDigit {
                 digit: '1',
-                duration_ms: 280
+                duration_ms: 280,
+                source: DtmfSource::Rtp
             }]
         );
     }
@@ -304,11 +329,13 @@ mod tests {
             vec![
                 DtmfDigit {
                     digit: '5',
-                    duration_ms: 100
+                    duration_ms: 100,
+                    source: DtmfSource::Rtp
                 },
                 DtmfDigit {
                     digit: '#',
-                    duration_ms: 120
+                    duration_ms: 120,
+                    source: DtmfSource::Rtp
                 }
             ]
         );
@@ -322,7 +349,8 @@ mod tests {
             r.flush(),
             Some(DtmfDigit {
                 digit: '*',
-                duration_ms: 50
+                duration_ms: 50,
+                source: DtmfSource::Rtp
             })
         );
         assert_eq!(r.flush(), None);

@@ -170,6 +170,9 @@ pub struct JitterBuffer {
     /// Transit time of the previous packet, in timestamp units (RFC 3550 A.8).
     last_transit: Option<f64>,
     jitter: f64,
+    /// First extended sequence number and packets received from the current source.
+    base_seq: Option<i64>,
+    source_received: u64,
     stats: JitterStats,
 }
 
@@ -189,6 +192,8 @@ impl JitterBuffer {
             frames_since_stretch: 0,
             last_transit: None,
             jitter: 0.0,
+            base_seq: None,
+            source_received: 0,
             stats: JitterStats::default(),
         };
         jb.stats.target_delay_ms = jb.target_delay_samples() as f64 * 1000.0 / f64::from(cfg.clock_rate);
@@ -218,6 +223,28 @@ impl JitterBuffer {
         self.last_played_seq = None;
         self.conceal_run = 0;
         self.last_transit = None;
+        self.base_seq = None;
+        self.source_received = 0;
+    }
+
+    /// What has been received from the current source, for an RTCP report
+    /// block (None before the first packet).
+    pub fn reception(&self) -> Option<crate::rtcp_report::Reception> {
+        Some(crate::rtcp_report::Reception {
+            ssrc: self.ssrc?,
+            base_seq: self.base_seq?,
+            highest_seq: self.top_seq?.0,
+            received: self.source_received,
+            jitter: self.jitter as u32,
+        })
+    }
+
+    /// After a concealed frame: the packet now due, when exactly one packet
+    /// was lost before it (its in-band FEC data can rebuild the lost one).
+    pub fn fec_source(&self) -> Option<Bytes> {
+        let play = self.play_ts?;
+        let h = self.held.get(&play)?;
+        (Some(h.seq) == self.last_played_seq.map(|s| s + 2)).then(|| h.payload.clone())
     }
 
     fn extend_seq(&mut self, seq: u16) -> i64 {
@@ -287,6 +314,8 @@ impl JitterBuffer {
             }
         }
         self.stats.received += 1;
+        self.source_received += 1;
+        self.base_seq = Some(self.base_seq.map_or(seq, |b| b.min(seq)));
         self.held.insert(
             ts,
             Held {

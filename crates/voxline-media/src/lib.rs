@@ -1,30 +1,37 @@
-//! voxline media: the part of the media engine a call needs to carry audio.
+//! voxline media: everything a call hears and says passes through here.
 //!
-//! This crate holds G.711 (PCMU/PCMA) codecs, an RTP session that sends
-//! paced 20 ms packets and receives the caller's packets, and a stereo call
-//! recorder. The full engine (jitter buffer, Opus, DTMF, resampling, the
-//! shared pacing clock) grows here in the media issue.
+//! An RTP session per call (`rtp_session`) whose 20 ms work runs on one
+//! shared media clock (`clock`, `frame_task`): non-blocking sockets drained
+//! once per frame with kernel arrival times (`socket`), symmetric RTP
+//! (`latch`), an adaptive jitter buffer (`jitter`), PCMU/PCMA/Opus
+//! (`codec`, `g711`), RFC 4733 DTMF (`dtmf`), RTCP reports (`rtcp_report`),
+//! resampling (`resample`), a stereo recorder (`recorder`), and the
+//! `MediaPort` a call handler uses (`port`).
 
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod codec;
 pub mod dtmf;
+mod frame_task;
 pub mod g711;
 pub mod jitter;
 pub mod latch;
 pub mod port;
 pub mod recorder;
 pub mod resample;
+pub mod rtcp_report;
 pub mod rtp_session;
+pub mod socket;
 pub mod wav_source;
 
 pub use clock::MediaClock;
-pub use dtmf::DtmfDigit;
-pub use g711::Codec;
+pub use codec::Codec;
+pub use dtmf::{DtmfDigit, DtmfSource};
 pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
-pub use wav_source::load_wav_8k_mono;
+pub use wav_source::{load_wav_mono, Prompt};
 
 /// Samples in one 20 ms frame at 8 kHz (the G.711 clock rate).
 pub const SAMPLES_PER_FRAME_8K: usize = 160;
@@ -52,6 +59,9 @@ pub enum MediaError {
     /// DTMF could not be sent.
     #[error("DTMF: {0}")]
     Dtmf(String),
+    /// A codec could not be set up or failed on a frame.
+    #[error("codec: {0}")]
+    Codec(String),
     /// A resampler could not be built or run.
     #[error("resampling: {0}")]
     Resample(String),

@@ -5,7 +5,7 @@
 use crate::dtmf::DtmfDigit;
 use crate::resample::StreamResampler;
 use crate::rtp_session::{MediaStats, RtpSession};
-use crate::{MediaError, SAMPLES_PER_FRAME_8K};
+use crate::MediaError;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -19,8 +19,16 @@ pub const PORT_BACKLOG: usize = 50;
 /// Something that happened in the media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// A DTMF digit from RFC 4733 telephone-events.
+    /// A DTMF digit (RFC 4733 telephone-event, or SIP INFO given to the session).
     Dtmf(DtmfDigit),
+    /// The far end put the call on hold.
+    Hold,
+    /// The far end took the call off hold.
+    Unhold,
+    /// No RTP arrived for the configured media timeout on a two-way call.
+    MediaTimeout,
+    /// The media stopped: the call is over.
+    HangUp,
 }
 
 /// What the caller sent: audio or an event.
@@ -36,7 +44,7 @@ pub enum PortInput {
 pub struct MediaPort {
     session: RtpSession,
     frames: mpsc::Receiver<Vec<i16>>,
-    dtmf: Option<mpsc::UnboundedReceiver<DtmfDigit>>,
+    events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
     playout: Mutex<Option<StreamResampler>>,
 }
 
@@ -56,9 +64,9 @@ pub(crate) struct CallerTap {
 }
 
 impl CallerTap {
-    /// Takes one 20 ms frame at 8 kHz; sends 16 kHz frames on.
-    pub(crate) fn feed(&mut self, frame_8k: &[i16], stats: &MediaStats) {
-        self.resampler.push(frame_8k);
+    /// Takes one 20 ms frame at the session's rate; sends 16 kHz frames on.
+    pub(crate) fn feed(&mut self, frame: &[i16], stats: &MediaStats) {
+        self.resampler.push(frame);
         while self.resampler.available() >= PORT_FRAME {
             let mut f = vec![0i16; PORT_FRAME];
             self.resampler.pop(&mut f);
@@ -70,17 +78,18 @@ impl CallerTap {
 }
 
 impl MediaPort {
-    /// Opens the port on a session (once per session).
+    /// Opens the port on a session (once per session, after its codec is
+    /// negotiated: the session's PCM rate is what the port converts from).
     pub fn open(session: &RtpSession) -> Result<MediaPort, MediaError> {
         let (tx, rx) = mpsc::channel(PORT_BACKLOG);
         session.set_caller_tap(CallerTap {
-            resampler: StreamResampler::new(8000, PORT_RATE)?,
+            resampler: StreamResampler::new(session.pcm_rate(), PORT_RATE)?,
             tx,
         })?;
         Ok(MediaPort {
             session: session.clone(),
             frames: rx,
-            dtmf: session.take_dtmf(),
+            events: session.take_events(),
             playout: Mutex::new(None),
         })
     }
@@ -91,33 +100,37 @@ impl MediaPort {
         self.frames.recv().await
     }
 
-    /// The next media event; None once the media has stopped.
+    /// The next media event; pends forever when another reader took the
+    /// session's events.
     pub async fn next_event(&mut self) -> Option<MediaEvent> {
-        match self.dtmf.as_mut() {
-            Some(rx) => rx.recv().await.map(MediaEvent::Dtmf),
+        match self.events.as_mut() {
+            Some(rx) => rx.recv().await,
             None => std::future::pending().await,
         }
     }
 
-    /// The next frame or event, whichever comes first; None once the media stopped.
+    /// The next frame or event, whichever comes first (events first when
+    /// both are ready); None once the media stopped.
     pub async fn recv(&mut self) -> Option<PortInput> {
-        let dtmf = async {
-            match self.dtmf.as_mut() {
+        let events = async {
+            match self.events.as_mut() {
                 Some(rx) => rx.recv().await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
+            biased;
+            Some(e) = events => Some(PortInput::Event(e)),
             f = self.frames.recv() => f.map(PortInput::Frame),
-            Some(d) = dtmf => Some(PortInput::Event(MediaEvent::Dtmf(d))),
         }
     }
 
     /// Queues audio for the caller. `rate` is its sample rate (8, 16, 22.05,
     /// 24 or 48 kHz); one resampler state is kept while the rate stays the same.
     pub fn play(&self, samples: &[i16], rate: u32) -> Result<(), MediaError> {
-        if rate == 8000 {
-            self.session.play(samples);
+        let to = self.session.pcm_rate();
+        if rate == to {
+            self.session.queue_pcm(samples);
             return Ok(());
         }
         let mut guard = self
@@ -125,12 +138,12 @@ impl MediaPort {
             .lock()
             .map_err(|_| MediaError::Resample("playout resampler poisoned".into()))?;
         if guard.as_ref().is_none_or(|r| r.from_rate() != rate) {
-            *guard = Some(StreamResampler::new(rate, 8000)?);
+            *guard = Some(StreamResampler::new(rate, to)?);
         }
         if let Some(r) = guard.as_mut() {
             r.push(samples);
             let out = r.drain_all();
-            self.session.play(&out);
+            self.session.queue_pcm(&out);
         }
         Ok(())
     }
@@ -147,7 +160,19 @@ impl MediaPort {
 
     /// Audio still queued toward the caller, in 20 ms frames.
     pub fn queued_frames(&self) -> usize {
-        self.session.queued_samples().div_ceil(SAMPLES_PER_FRAME_8K)
+        self.session
+            .queued_samples()
+            .div_ceil((self.session.pcm_rate() / 50) as usize)
+    }
+
+    /// Waits until everything queued so far has been sent.
+    pub async fn wait_drained(&self) {
+        self.session.wait_drained().await
+    }
+
+    /// Sends DTMF digits toward the caller (RFC 4733), `duration_ms` each.
+    pub fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
+        self.session.send_dtmf(digits, duration_ms)
     }
 
     /// Counters of the call's media.

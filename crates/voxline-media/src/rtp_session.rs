@@ -1,24 +1,27 @@
-//! One RTP session per call: a UDP socket, paced 20 ms sending and decoding
-//! of what the caller sends.
+//! One RTP session per call: its sockets (RTP, and RTCP unless muxed), where
+//! and how media flows, the playout queue toward the caller, counters and
+//! events. The per-frame work (receive, decode, encode, send, report) runs on
+//! the shared media clock: see `frame_task`.
 
-use crate::clock::{ClockTask, MediaClock};
-use crate::dtmf::{DtmfDigit, DtmfReceiver, DtmfSender};
-use crate::g711::Codec;
-use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
-use crate::latch::{Latch, LatchVerdict};
-use crate::port::CallerTap;
+use crate::clock::MediaClock;
+use crate::codec::Codec;
+use crate::dtmf::{DtmfDigit, DtmfSender};
+use crate::frame_task::FrameTask;
+use crate::latch::Latch;
+use crate::port::{CallerTap, MediaEvent};
 use crate::recorder::CallRecorder;
-use crate::{MediaError, SAMPLES_PER_FRAME_8K};
+use crate::resample::StreamResampler;
+use crate::socket::MediaSocket;
+use crate::MediaError;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
-use webrtc_util::marshal::{Marshal, Unmarshal};
+use webrtc_util::marshal::Marshal;
 
 /// Serialises one RTP packet (version 2, no extensions).
 pub fn rtp_packet(
@@ -64,6 +67,12 @@ impl MediaDirection {
         matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
     }
 
+    /// Whether the far end has put the call on hold (it sends nothing, or
+    /// only music, and wants nothing from us).
+    pub fn is_held(self) -> bool {
+        matches!(self, MediaDirection::RecvOnly | MediaDirection::Inactive)
+    }
+
     /// The SDP attribute name.
     pub fn sdp_attribute(self) -> &'static str {
         match self {
@@ -76,7 +85,7 @@ impl MediaDirection {
 }
 
 /// Where and how to send: the negotiated result of an offer/answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpTarget {
     /// The peer's RTP address from its SDP.
     pub addr: SocketAddr,
@@ -86,8 +95,14 @@ pub struct RtpTarget {
     pub payload_type: u8,
     /// The payload type of telephone-event, when negotiated.
     pub telephone_event_pt: Option<u8>,
+    /// The clock rate telephone-event was negotiated at (8000 or the codec's).
+    pub telephone_event_rate: u32,
     /// Whether voxline sends and/or receives.
     pub direction: MediaDirection,
+    /// RTCP shares the RTP port (RFC 5761), both sides agreed.
+    pub rtcp_mux: bool,
+    /// The peer's RTCP address from `a=rtcp`, when it gave one.
+    pub rtcp_addr: Option<SocketAddr>,
 }
 
 /// Counters of one session, copied into the call record at the end.
@@ -95,6 +110,8 @@ pub struct RtpTarget {
 pub struct MediaStats {
     /// RTP packets sent.
     pub packets_sent: AtomicU64,
+    /// RTP payload octets sent.
+    pub octets_sent: AtomicU64,
     /// RTP packets received and accepted.
     pub packets_received: AtomicU64,
     /// Datagrams dropped (not RTP, wrong source, unknown payload type).
@@ -107,6 +124,8 @@ pub struct MediaStats {
     pub packets_duplicate: AtomicU64,
     /// Frames concealed (lost, late or stretched).
     pub frames_concealed: AtomicU64,
+    /// Lost Opus frames rebuilt from the next packet's FEC data.
+    pub frames_fec: AtomicU64,
     /// Interarrival jitter (RFC 3550), microseconds.
     pub jitter_us: AtomicU64,
     /// Packets from a source other than the latched one (dropped).
@@ -115,118 +134,206 @@ pub struct MediaStats {
     pub frames_overrun: AtomicU64,
     /// Packets not sent because the socket could not take them.
     pub send_errors: AtomicU64,
+    /// RTCP packets sent.
+    pub rtcp_sent: AtomicU64,
+    /// RTCP reports about our stream received from the far end.
+    pub rtcp_reports: AtomicU64,
+    /// Round-trip time from RTCP, microseconds (0 until measured).
+    pub rtt_us: AtomicU64,
+    /// Our packets the far end reports lost (cumulative, from RTCP).
+    pub remote_lost: AtomicU64,
+    /// Jitter the far end reports on our stream, microseconds (from RTCP).
+    pub remote_jitter_us: AtomicU64,
 }
 
-/// Audio queued toward the caller, 8 kHz mono.
+/// Audio queued toward the caller, at the session's PCM rate.
 #[derive(Debug, Default)]
-struct PlayoutQueue {
-    queue: Mutex<VecDeque<i16>>,
-    drained: Notify,
+pub(crate) struct PlayoutQueue {
+    pub(crate) queue: Mutex<VecDeque<i16>>,
+    pub(crate) drained: Notify,
 }
 
-/// An RTP session bound to a local port.
+/// What the session's clients and its frame task share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) rtp: MediaSocket,
+    pub(crate) rtcp: Option<MediaSocket>,
+    local: SocketAddr,
+    pub(crate) target: watch::Sender<Option<RtpTarget>>,
+    /// PCM rate of the whole session, fixed by the first negotiated codec.
+    pub(crate) pcm_rate: AtomicU32,
+    pub(crate) playout: PlayoutQueue,
+    pub(crate) stats: Arc<MediaStats>,
+    pub(crate) latch: Mutex<Latch>,
+    pub(crate) started: Instant,
+    pub(crate) last_rx_ms: AtomicU64,
+    /// No RTP for this long on a two-way call raises `MediaEvent::MediaTimeout` (0: never).
+    pub(crate) media_timeout_ms: AtomicU64,
+    pub(crate) events_tx: mpsc::UnboundedSender<MediaEvent>,
+    events_rx: Mutex<Option<mpsc::UnboundedReceiver<MediaEvent>>>,
+    pub(crate) caller_tap: Mutex<Option<CallerTap>>,
+    pub(crate) dtmf_out: Mutex<DtmfSender>,
+}
+
+/// An RTP session bound to a local port pair.
 #[derive(Debug, Clone)]
 pub struct RtpSession {
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
-    target: Arc<watch::Sender<Option<RtpTarget>>>,
-    playout: Arc<PlayoutQueue>,
-    stats: Arc<MediaStats>,
-    latch: Arc<Mutex<Latch>>,
-    /// When the session started and when the last accepted packet arrived.
-    started: Instant,
-    last_rx_ms: Arc<AtomicU64>,
-    dtmf_tx: mpsc::UnboundedSender<DtmfDigit>,
-    dtmf_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<DtmfDigit>>>>,
-    caller_tap: Arc<Mutex<Option<CallerTap>>>,
-    dtmf_out: Arc<Mutex<DtmfSender>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl RtpSession {
-    /// Binds a session on an even port of `min..=max` on `ip`, trying ports in
-    /// a random order so concurrent calls don't collide.
+    /// Binds a session on an even port of `min..=max` on `ip` (RTCP on the
+    /// odd port above it), trying ports in a random order so concurrent
+    /// calls don't collide.
     pub async fn bind(ip: IpAddr, min: u16, max: u16) -> Result<RtpSession, MediaError> {
-        let (min_even, max) = (min + (min & 1), max);
-        if min_even > max {
+        let min_even = min.saturating_add(min & 1);
+        if min_even >= max {
             return Err(MediaError::NoPort { min, max });
         }
-        let slots = u32::from((max - min_even) / 2) + 1;
+        // Even ports p with p + 1 (RTCP) still in the range.
+        let slots = u32::from((max - 1 - min_even) / 2) + 1;
         let start = rand::random::<u32>() % slots;
         for i in 0..slots.min(256) {
             let port = min_even + (((start + i * 7919) % slots) * 2) as u16;
-            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
-                let local = socket.local_addr().map_err(|source| MediaError::Io {
-                    context: "reading RTP socket address".into(),
-                    source,
-                })?;
-                let (target, _) = watch::channel(None);
-                let (dtmf_tx, dtmf_rx) = mpsc::unbounded_channel();
-                return Ok(RtpSession {
-                    socket: Arc::new(socket),
-                    local,
-                    target: Arc::new(target),
-                    playout: Arc::default(),
-                    stats: Arc::default(),
-                    latch: Arc::default(),
-                    started: Instant::now(),
-                    last_rx_ms: Arc::default(),
-                    dtmf_tx,
-                    dtmf_rx: Arc::new(Mutex::new(Some(dtmf_rx))),
-                    caller_tap: Arc::default(),
-                    dtmf_out: Arc::default(),
-                });
-            }
+            let Ok(rtp) = MediaSocket::bind(SocketAddr::new(ip, port)) else {
+                continue;
+            };
+            let Ok(rtcp) = MediaSocket::bind(SocketAddr::new(ip, port + 1)) else {
+                continue;
+            };
+            let local = rtp.local_addr().map_err(|source| MediaError::Io {
+                context: "reading RTP socket address".into(),
+                source,
+            })?;
+            return Ok(RtpSession::from_sockets(rtp, Some(rtcp), local));
         }
         Err(MediaError::NoPort { min, max })
     }
 
-    /// The local RTP address (what goes into our SDP).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
+    fn from_sockets(rtp: MediaSocket, rtcp: Option<MediaSocket>, local: SocketAddr) -> RtpSession {
+        let (target, _) = watch::channel(None);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        RtpSession {
+            shared: Arc::new(Shared {
+                rtp,
+                rtcp,
+                local,
+                target,
+                pcm_rate: AtomicU32::new(0),
+                playout: PlayoutQueue::default(),
+                stats: Arc::default(),
+                latch: Mutex::default(),
+                started: Instant::now(),
+                last_rx_ms: AtomicU64::new(0),
+                media_timeout_ms: AtomicU64::new(0),
+                events_tx,
+                events_rx: Mutex::new(Some(events_rx)),
+                caller_tap: Mutex::new(None),
+                dtmf_out: Mutex::default(),
+            }),
+        }
     }
 
-    /// Sets (or changes, on re-INVITE) where and how media flows. A new
-    /// remote address forgets the latch.
+    /// The local RTP address (what goes into our SDP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Sets (or changes, on re-INVITE) where and how media flows. The first
+    /// target fixes the session's PCM rate; a new remote address forgets the
+    /// latch; the far end putting the call on hold or taking it off hold
+    /// raises `MediaEvent::Hold` / `MediaEvent::Unhold`.
     pub fn set_target(&self, target: RtpTarget) {
-        let old = self.target.send_replace(Some(target.clone()));
-        if old.is_some_and(|o| o.addr != target.addr) {
-            if let Ok(mut l) = self.latch.lock() {
-                l.reset();
+        let s = &self.shared;
+        let old = s.target.send_replace(Some(target));
+        match old {
+            None => s.pcm_rate.store(target.codec.pcm_rate(), Ordering::Relaxed),
+            Some(o) => {
+                if o.addr != target.addr {
+                    if let Ok(mut l) = s.latch.lock() {
+                        l.reset();
+                    }
+                }
+                if o.codec.pcm_rate() != target.codec.pcm_rate() {
+                    tracing::error!(
+                        from = o.codec.name(),
+                        to = target.codec.name(),
+                        "codec change to another PCM rate mid-call: audio stops"
+                    );
+                }
+                match (o.direction.is_held(), target.direction.is_held()) {
+                    (false, true) => {
+                        s.events_tx.send(MediaEvent::Hold).ok();
+                    }
+                    (true, false) => {
+                        s.events_tx.send(MediaEvent::Unhold).ok();
+                    }
+                    _ => {}
+                }
             }
         }
+    }
+
+    /// The PCM rate of the session (8000 for G.711, 16000 for Opus; 8000
+    /// until a codec is negotiated).
+    pub fn pcm_rate(&self) -> u32 {
+        match self.shared.pcm_rate.load(Ordering::Relaxed) {
+            0 => 8000,
+            r => r,
+        }
+    }
+
+    /// Raises `MediaEvent::MediaTimeout` after `timeout` without RTP on a
+    /// two-way call (zero: never).
+    pub fn set_media_timeout(&self, timeout: Duration) {
+        self.shared
+            .media_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Time since the last accepted packet from the far end (or since the
     /// session started, when none came).
     pub fn silence(&self) -> Duration {
-        let now = self.started.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_rx_ms.load(Ordering::Relaxed)))
+        let now = self.shared.started.elapsed();
+        now.saturating_sub(Duration::from_millis(self.shared.last_rx_ms.load(Ordering::Relaxed)))
     }
 
-    /// The DTMF digits received as RFC 4733 telephone-events (once: the
-    /// receiver goes to whoever takes it first).
-    pub fn take_dtmf(&self) -> Option<mpsc::UnboundedReceiver<DtmfDigit>> {
-        self.dtmf_rx.lock().ok().and_then(|mut r| r.take())
+    /// The session's events: DTMF, hold/unhold, media timeout, hang-up
+    /// (once: the receiver goes to whoever takes it first, normally the
+    /// MediaPort).
+    pub fn take_events(&self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
+        self.shared.events_rx.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Delivers a DTMF digit that came another way (SIP INFO) as the same
+    /// event as an RFC 4733 one.
+    pub fn inject_dtmf(&self, digit: DtmfDigit) {
+        self.shared.events_tx.send(MediaEvent::Dtmf(digit)).ok();
     }
 
     /// Sends `digits` to the far end as RFC 4733 telephone-events, each
     /// `duration_ms` long, after anything already queued. Fails when the call
     /// did not negotiate telephone-event or a character is not a digit.
     pub fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
-        if self.target().and_then(|t| t.telephone_event_pt).is_none() {
+        let Some(rate) = self
+            .target()
+            .and_then(|t| t.telephone_event_pt.map(|_| t.telephone_event_rate))
+        else {
             return Err(MediaError::Dtmf("the call did not negotiate telephone-event".into()));
-        }
+        };
         let mut out = self
+            .shared
             .dtmf_out
             .lock()
             .map_err(|_| MediaError::Dtmf("DTMF sender poisoned".into()))?;
-        out.queue(digits, duration_ms * 8)
+        out.queue(digits, duration_ms * (rate / 1000))
             .map_err(|c| MediaError::Dtmf(format!("{c:?} is not a DTMF digit")))
     }
 
     /// Sends the caller's audio to a media port (once).
     pub(crate) fn set_caller_tap(&self, tap: CallerTap) -> Result<(), MediaError> {
         let mut t = self
+            .shared
             .caller_tap
             .lock()
             .map_err(|_| MediaError::Resample("caller tap poisoned".into()))?;
@@ -241,38 +348,60 @@ impl RtpSession {
 
     /// The source latched onto, if any.
     pub fn latched(&self) -> Option<SocketAddr> {
-        self.latch.lock().ok().and_then(|l| l.latched())
+        self.shared.latch.lock().ok().and_then(|l| l.latched())
     }
 
     /// The current negotiated target, if any.
     pub fn target(&self) -> Option<RtpTarget> {
-        self.target.borrow().clone()
+        *self.shared.target.borrow()
     }
 
-    /// Queues 8 kHz mono audio to be played to the caller.
-    pub fn play(&self, samples: &[i16]) {
-        if let Ok(mut q) = self.playout.queue.lock() {
+    /// Queues a whole clip (a prompt) to be played to the caller; `rate` is
+    /// its sample rate (8, 16, 22.05, 24 or 48 kHz). For a stream of chunks,
+    /// use a `MediaPort`, which keeps its resampler state between chunks.
+    pub fn play(&self, samples: &[i16], rate: u32) -> Result<(), MediaError> {
+        let to = self.pcm_rate();
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if rate == to {
+            self.queue_pcm(samples);
+            return Ok(());
+        }
+        let mut r = StreamResampler::new(rate, to)?;
+        r.push(samples);
+        // Flush the filter's tail with silence.
+        r.push(&vec![0; (rate / 10) as usize]);
+        let mut out = r.drain_all();
+        out.truncate((samples.len() as u64 * u64::from(to) / u64::from(rate)) as usize);
+        self.queue_pcm(&out);
+        Ok(())
+    }
+
+    /// Queues audio already at the session's PCM rate.
+    pub(crate) fn queue_pcm(&self, samples: &[i16]) {
+        if let Ok(mut q) = self.shared.playout.queue.lock() {
             q.extend(samples.iter().copied());
         }
     }
 
     /// Empties the playout queue; the next frame sent is silence.
     pub fn clear(&self) {
-        if let Ok(mut q) = self.playout.queue.lock() {
+        if let Ok(mut q) = self.shared.playout.queue.lock() {
             q.clear();
         }
-        self.playout.drained.notify_waiters();
+        self.shared.playout.drained.notify_waiters();
     }
 
-    /// Samples still queued for playout.
+    /// Samples (at the PCM rate) still queued for playout.
     pub fn queued_samples(&self) -> usize {
-        self.playout.queue.lock().map(|q| q.len()).unwrap_or(0)
+        self.shared.playout.queue.lock().map(|q| q.len()).unwrap_or(0)
     }
 
     /// Waits until everything queued so far has been sent.
     pub async fn wait_drained(&self) {
         loop {
-            let notified = self.playout.drained.notified();
+            let notified = self.shared.playout.drained.notified();
             if self.queued_samples() == 0 {
                 return;
             }
@@ -282,307 +411,183 @@ impl RtpSession {
 
     /// Session counters.
     pub fn stats(&self) -> Arc<MediaStats> {
-        self.stats.clone()
+        self.shared.stats.clone()
     }
 
-    /// Runs the session until `cancel` fires: a receive loop that decodes the
-    /// caller's audio, and, on the shared media `clock`, a 20 ms frame task
-    /// that sends the next frame (queued audio, DTMF or silence) and writes
-    /// both sides to the recorder.
+    /// Runs the session until `cancel` fires: on the shared media `clock`,
+    /// every 20 ms, the session's frame task takes in what arrived, gives the
+    /// caller's audio to the port and the recorder, sends the next frame
+    /// (queued audio, DTMF or silence) and RTCP when due. At the end the
+    /// jitter-buffer counters land in the stats and `MediaEvent::HangUp` is
+    /// raised.
     pub async fn run(&self, clock: &MediaClock, recorder: Option<CallRecorder>, cancel: CancellationToken) {
-        let jitter = Arc::new(Mutex::new(JitterBuffer::new(JitterConfig::for_clock(8000))));
-        let receiver = tokio::spawn(receive_loop(self.clone(), jitter.clone(), cancel.clone()));
-        let task = Arc::new(FrameTask {
-            session: self.clone(),
-            jitter: jitter.clone(),
-            cancel: cancel.clone(),
-            state: Mutex::new(FrameState {
-                heard: CallerAudio::default(),
-                recorder,
-                ssrc: rand::random(),
-                seq: rand::random(),
-                timestamp: rand::random(),
-                marker: true,
-                frame: vec![0i16; SAMPLES_PER_FRAME_8K],
-                caller: vec![0i16; SAMPLES_PER_FRAME_8K],
-                payload: Vec::with_capacity(SAMPLES_PER_FRAME_8K),
-            }),
-        });
+        let task = Arc::new(FrameTask::new(self.clone(), recorder, cancel.clone()));
         clock.register(task.clone());
         cancel.cancelled().await;
-        receiver.abort();
         // Closing the tap ends the port's frame stream.
-        if let Ok(mut tap) = self.caller_tap.lock() {
+        if let Ok(mut tap) = self.shared.caller_tap.lock() {
             tap.take();
         }
-        if let Ok(jb) = jitter.lock() {
-            let js = jb.stats();
-            self.stats.packets_lost.store(js.lost, Ordering::Relaxed);
-            self.stats.packets_late.store(js.late, Ordering::Relaxed);
-            self.stats.packets_duplicate.store(js.duplicates, Ordering::Relaxed);
-            self.stats
-                .frames_concealed
-                .store(js.concealed + js.stretched, Ordering::Relaxed);
-            self.stats
-                .jitter_us
-                .store((js.jitter_ms * 1000.0) as u64, Ordering::Relaxed);
-        }
-        // The clock drops the task at its next tick; the recorder is ours to finish.
-        let recorder = task.state.lock().ok().and_then(|mut s| s.recorder.take());
-        if let Some(rec) = recorder {
-            if let Err(e) = rec.finish() {
-                tracing::warn!(error = %e, "could not finalise recording");
-            }
-        }
-    }
-
-    /// Fills `frame` from the playout queue (silence when empty); returns
-    /// whether any queued audio was used.
-    fn next_frame(&self, frame: &mut [i16]) -> bool {
-        let Ok(mut q) = self.playout.queue.lock() else {
-            frame.fill(0);
-            return false;
-        };
-        let n = q.len().min(frame.len());
-        for (dst, src) in frame.iter_mut().zip(q.drain(..n)) {
-            *dst = src;
-        }
-        frame[n..].fill(0);
-        n > 0
+        task.finish();
+        self.shared.events_tx.send(MediaEvent::HangUp).ok();
     }
 }
 
-/// What a session keeps between frames.
-struct FrameState {
-    heard: CallerAudio,
-    recorder: Option<CallRecorder>,
-    ssrc: u32,
-    seq: u16,
-    timestamp: u32,
-    marker: bool,
-    frame: Vec<i16>,
-    caller: Vec<i16>,
-    payload: Vec<u8>,
-}
-
-/// A session's work on the media clock.
-struct FrameTask {
-    session: RtpSession,
-    jitter: Arc<Mutex<JitterBuffer>>,
-    cancel: CancellationToken,
-    state: Mutex<FrameState>,
-}
-
-impl ClockTask for FrameTask {
-    fn tick(&self) -> bool {
-        if self.cancel.is_cancelled() {
-            return false;
-        }
-        let Ok(mut st) = self.state.lock() else {
-            return false;
-        };
-        self.session.frame(&self.jitter, &mut st);
-        true
-    }
-}
-
+#[cfg(test)]
 impl RtpSession {
-    /// One 20 ms frame: caller audio out of the jitter buffer (to the port
-    /// and the recorder), then the next packet toward the caller.
-    fn frame(&self, jitter: &Mutex<JitterBuffer>, st: &mut FrameState) {
-        let st = &mut *st;
-        let had_audio = self.next_frame(&mut st.frame);
-        let target = self.target.borrow().clone();
-        let codec = target.as_ref().map(|t| t.codec).unwrap_or(Codec::Pcmu);
-        st.heard.next_frame(jitter, codec, &mut st.caller);
-        if let Ok(mut tap) = self.caller_tap.lock() {
-            if let Some(t) = tap.as_mut() {
-                t.feed(&st.caller, &self.stats);
-            }
-        }
-        if let Some(rec) = st.recorder.as_mut() {
-            if let Err(e) = rec.write_frame(&st.caller, &st.frame) {
-                tracing::warn!(error = %e, "recording stopped");
-                st.recorder = None;
-            }
-        }
-        if let Some(t) = target.filter(|t| t.direction.sends()) {
-            let event = match (t.telephone_event_pt, self.dtmf_out.lock()) {
-                (Some(pt), Ok(mut out)) => out.next(st.timestamp, SAMPLES_PER_FRAME_8K as u32).map(|e| (pt, e)),
-                _ => None,
-            };
-            let (pt, mark, ts, body, seq_now) = match event {
-                Some((pt, e)) => {
-                    // A retransmitted end packet keeps the previous sequence number.
-                    let s = if e.repeat { st.seq.wrapping_sub(1) } else { st.seq };
-                    (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
-                }
-                None => {
-                    t.codec.encode(&st.frame, &mut st.payload);
-                    (
-                        t.payload_type,
-                        st.marker,
-                        st.timestamp,
-                        Bytes::copy_from_slice(&st.payload),
-                        st.seq,
-                    )
-                }
-            };
-            let dest = self.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
-            if let Some(buf) = rtp_packet(pt, mark, seq_now, ts, st.ssrc, body) {
-                // Never wait on the network from the clock: a full socket buffer drops the frame.
-                match self.socket.try_send_to(&buf, dest) {
-                    Ok(_) => {
-                        self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            if !event.is_some_and(|(_, e)| e.repeat) {
-                st.seq = st.seq.wrapping_add(1);
-            }
-            st.marker = false;
-        }
-        // Timestamps advance with the clock, also across silence and hold.
-        st.timestamp = st.timestamp.wrapping_add(SAMPLES_PER_FRAME_8K as u32);
-        if !had_audio {
-            self.playout.drained.notify_waiters();
-        }
+    /// A session on an ephemeral loopback port (tests).
+    pub(crate) fn loopback() -> RtpSession {
+        let rtp = MediaSocket::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let local = rtp.local_addr().expect("address");
+        RtpSession::from_sockets(rtp, None, local)
     }
 }
 
-/// The caller's decoded audio, one 20 ms frame at a time, out of the jitter
-/// buffer, with simple G.711 concealment (the last frame, fading).
-#[derive(Default)]
-struct CallerAudio {
-    pcm: VecDeque<i16>,
-    last: Vec<i16>,
-    fade: f32,
-    scratch: Vec<i16>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::{MediaPort, PortInput};
+    use std::net::UdpSocket;
 
-impl CallerAudio {
-    fn next_frame(&mut self, jitter: &Mutex<JitterBuffer>, codec: Codec, out: &mut [i16]) {
-        while self.pcm.len() < out.len() {
-            let playout = match jitter.lock() {
-                Ok(mut jb) => jb.pop(),
-                Err(_) => Playout::Silence,
-            };
-            match playout {
-                Playout::Audio { payload, .. } => {
-                    codec.decode(&payload, &mut self.scratch);
-                    self.pcm.extend(self.scratch.iter().copied());
-                    self.last.clear();
-                    self.last.extend(self.scratch.iter().rev().take(out.len()).rev());
-                    self.fade = 1.0;
-                }
-                Playout::Conceal => {
-                    self.fade *= 0.5;
-                    let fade = self.fade;
-                    if self.last.len() == out.len() {
-                        self.pcm.extend(self.last.iter().map(|&s| (f32::from(s) * fade) as i16));
-                    } else {
-                        self.pcm.extend(std::iter::repeat_n(0, out.len()));
-                    }
-                }
-                Playout::Silence => {
-                    self.pcm.extend(std::iter::repeat_n(0, out.len()));
-                }
-            }
-        }
-        let n = out.len();
-        for (dst, src) in out.iter_mut().zip(self.pcm.drain(..n)) {
-            *dst = src;
+    fn target(addr: SocketAddr, direction: MediaDirection) -> RtpTarget {
+        RtpTarget {
+            addr,
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            telephone_event_rate: 8000,
+            direction,
+            rtcp_mux: true,
+            rtcp_addr: None,
         }
     }
-}
 
-async fn receive_loop(session: RtpSession, jitter: Arc<Mutex<JitterBuffer>>, cancel: CancellationToken) {
-    let started = session.started;
-    let stats = session.stats.clone();
-    let mut dtmf = DtmfReceiver::new(8000);
-    let mut last_event: Option<Instant> = None;
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let (len, from) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = session.socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(_) => continue,
-            },
+    #[tokio::test]
+    async fn bind_takes_an_even_rtp_port_with_rtcp_above_it() {
+        let s = RtpSession::bind("127.0.0.1".parse().unwrap(), 41_001, 41_010)
+            .await
+            .unwrap();
+        let p = s.local_addr().port();
+        assert!(p % 2 == 0 && (41_002..=41_008).contains(&p), "port {p}");
+        // The smallest usable range: one pair.
+        let one = RtpSession::bind("127.0.0.1".parse().unwrap(), 41_020, 41_021)
+            .await
+            .unwrap();
+        assert_eq!(one.local_addr().port(), 41_020);
+        let busy = RtpSession::bind("127.0.0.1".parse().unwrap(), 41_020, 41_021).await;
+        assert!(matches!(busy, Err(MediaError::NoPort { .. })));
+        assert!(RtpSession::bind("127.0.0.1".parse().unwrap(), 41_031, 41_032)
+            .await
+            .is_err());
+    }
+
+    #[test]
+    fn hold_and_unhold_by_the_far_end_are_events() {
+        let s = RtpSession::loopback();
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut events = s.take_events().unwrap();
+        s.set_target(target(peer, MediaDirection::SendRecv));
+        s.set_target(target(peer, MediaDirection::RecvOnly));
+        s.set_target(target(peer, MediaDirection::Inactive));
+        s.set_target(target(peer, MediaDirection::SendRecv));
+        assert_eq!(events.try_recv().ok(), Some(MediaEvent::Hold));
+        assert_eq!(events.try_recv().ok(), Some(MediaEvent::Unhold));
+        assert!(
+            events.try_recv().is_err(),
+            "inactive after recvonly is still the same hold"
+        );
+        assert!(s.take_events().is_none(), "events go to one reader");
+    }
+
+    /// A real UDP peer on loopback: its RTP reaches the port as 16 kHz
+    /// frames, voxline's RTP reaches it, its muxed RTCP receiver report is
+    /// read, and when it falls silent the media timeout is raised.
+    #[tokio::test]
+    async fn peer_audio_rtcp_and_media_timeout_on_a_live_session() {
+        let s = RtpSession::loopback();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.set_target(target(peer.local_addr().unwrap(), MediaDirection::SendRecv));
+        s.set_media_timeout(Duration::from_millis(400));
+        let mut port = MediaPort::open(&s).unwrap();
+        let clock = MediaClock::start(1);
+        let cancel = CancellationToken::new();
+        let run = {
+            let (s, c, clock) = (s.clone(), cancel.clone(), clock.clone());
+            tokio::spawn(async move { s.run(&clock, None, c).await })
         };
-        let mut data = &buf[..len];
-        let Ok(packet) = rtp::packet::Packet::unmarshal(&mut data) else {
-            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let (audio_pt, event_pt) = session
-            .target
-            .borrow()
-            .as_ref()
-            .map(|t| (Some(t.payload_type), t.telephone_event_pt))
-            .unwrap_or((None, None));
-        if event_pt == Some(packet.header.payload_type) {
-            let from_latched = session
-                .latch
-                .lock()
-                .map(|l| l.latched().is_none_or(|a| a == from))
-                .unwrap_or(true);
-            if from_latched {
-                last_event = Some(Instant::now());
-                for d in dtmf.on_packet(packet.header.timestamp, &packet.payload) {
-                    session.dtmf_tx.send(d).ok();
+        // 20 packets of a loud μ-law tone, paced.
+        let tone: Vec<u8> = (0..160)
+            .map(|i| crate::g711::linear_to_ulaw(((i as f32 * 0.3).sin() * 10_000.0) as i16))
+            .collect();
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
+        for i in 0..20u16 {
+            pace.tick().await;
+            let pkt = rtp_packet(
+                0,
+                i == 0,
+                500 + i,
+                u32::from(i) * 160,
+                0xCA11,
+                Bytes::from(tone.clone()),
+            )
+            .unwrap();
+            peer.send_to(&pkt, s.local_addr()).unwrap();
+        }
+        // voxline's packets arrive at the peer; read the SSRC to report on.
+        let mut buf = [0u8; 1500];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(from, s.local_addr());
+        assert!(n >= 12 + 160);
+        let our_ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        let rr: Box<dyn rtcp::packet::Packet + Send + Sync> = Box::new(rtcp::receiver_report::ReceiverReport {
+            ssrc: 0xCA11,
+            reports: vec![rtcp::reception_report::ReceptionReport {
+                ssrc: our_ssrc,
+                total_lost: 3,
+                jitter: 80,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        peer.send_to(&rtcp::packet::marshal(&[rr]).unwrap(), s.local_addr())
+            .unwrap();
+        // The caller's tone comes out of the port as 16 kHz frames.
+        let mut loud = 0;
+        let mut timed_out = false;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < deadline && !timed_out {
+            match tokio::time::timeout(Duration::from_secs(1), port.recv()).await {
+                Ok(Some(PortInput::Frame(f))) => {
+                    assert_eq!(f.len(), crate::PORT_FRAME);
+                    if f.iter().map(|&x| i32::from(x).abs()).max().unwrap_or(0) > 5000 {
+                        loud += 1;
+                    }
                 }
-            }
-            continue;
-        }
-        // An event whose end packets were all lost is over once audio resumes.
-        if last_event.is_some_and(|t| t.elapsed() >= Duration::from_millis(100)) {
-            last_event = None;
-            if let Some(d) = dtmf.flush() {
-                session.dtmf_tx.send(d).ok();
+                Ok(Some(PortInput::Event(MediaEvent::MediaTimeout))) => timed_out = true,
+                other => panic!("unexpected {other:?}"),
             }
         }
-        if audio_pt != Some(packet.header.payload_type) {
-            // telephone-event and unknown payload types are not audio.
-            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let verdict = session
-            .latch
-            .lock()
-            .map(|mut l| l.observe(from))
-            .unwrap_or(LatchVerdict::Accept);
-        if verdict == LatchVerdict::Foreign {
-            stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        session
-            .last_rx_ms
-            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let samples = packet.payload.len() as u32; // G.711: one byte per sample
-        let pushed = match jitter.lock() {
-            Ok(mut jb) => jb.push(RtpIn {
-                ssrc: packet.header.ssrc,
-                seq: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
-                marker: packet.header.marker,
-                payload: packet.payload,
-                samples,
-                arrival: started.elapsed(),
-            }),
-            Err(_) => continue,
-        };
-        match pushed {
-            Pushed::Buffered | Pushed::NewSource => {
-                stats.packets_received.fetch_add(1, Ordering::Relaxed);
-            }
-            Pushed::Empty => {
-                stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Pushed::Duplicate | Pushed::Late => {}
-        }
+        assert!(loud >= 15, "{loud} loud frames of 20 sent");
+        assert!(timed_out, "no media timeout after the peer fell silent");
+        cancel.cancel();
+        run.await.unwrap();
+        let stats = s.stats();
+        let got = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!(
+            got(&stats.packets_received),
+            20,
+            "late {} dropped {} lost {}",
+            got(&stats.packets_late),
+            got(&stats.packets_dropped),
+            got(&stats.packets_lost)
+        );
+        assert_eq!(stats.rtcp_reports.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.remote_lost.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            stats.remote_jitter_us.load(Ordering::Relaxed),
+            10_000,
+            "80 units at 8 kHz"
+        );
     }
 }

@@ -3,19 +3,31 @@
 use crate::MediaError;
 use std::path::Path;
 
-/// Reads a WAV file as 8 kHz mono 16-bit samples. Stereo is mixed down;
-/// other sample rates are refused with a message saying how to convert
-/// (resampling arrives with the media engine).
-pub fn load_wav_8k_mono(path: &Path) -> Result<Vec<i16>, MediaError> {
+/// Prompt sample rates voxline can play (resampled to the call's rate).
+pub const PROMPT_RATES: [u32; 5] = [8000, 16_000, 22_050, 24_000, 48_000];
+
+/// A prompt read from a file: mono 16-bit samples at `rate`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// The samples.
+    pub samples: Vec<i16>,
+    /// Their rate in Hz.
+    pub rate: u32,
+}
+
+/// Reads a 16-bit WAV at 8, 16, 22.05, 24 or 48 kHz as mono (stereo is
+/// mixed down); other formats are refused with a message saying how to
+/// convert.
+pub fn load_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
     let err = |reason: String| MediaError::Wav {
         path: path.display().to_string(),
         reason,
     };
     let mut reader = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
     let spec = reader.spec();
-    if spec.sample_rate != 8000 {
+    if !PROMPT_RATES.contains(&spec.sample_rate) {
         return Err(err(format!(
-            "sample rate is {} Hz; prompts must be 8000 Hz (sox IN.wav -r 8000 -c 1 -b 16 OUT.wav)",
+            "sample rate is {} Hz; prompts must be 8, 16, 22.05, 24 or 48 kHz (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
             spec.sample_rate
         )));
     }
@@ -25,8 +37,11 @@ pub fn load_wav_8k_mono(path: &Path) -> Result<Vec<i16>, MediaError> {
     let samples: Result<Vec<i16>, _> = reader.samples::<i16>().collect();
     let samples = samples.map_err(|e| err(e.to_string()))?;
     let channels = usize::from(spec.channels.max(1));
-    Ok(samples
-        .chunks(channels)
-        .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / channels as i32) as i16)
-        .collect())
+    Ok(Prompt {
+        samples: samples
+            .chunks(channels)
+            .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / channels as i32) as i16)
+            .collect(),
+        rate: spec.sample_rate,
+    })
 }

@@ -1,15 +1,15 @@
 //! `voxline bench media`: media capacity. Places N concurrent calls to a
-//! voxline server (the playback route), sends 20 ms G.711 packets on each,
-//! and measures what comes back: packets lost, the spacing of the server's
-//! packets (its send-interval jitter, seen on loopback), and the server's CPU
-//! per call. Prints one table row per N.
+//! voxline server (the playback route), sends 20 ms G.711 packets on each
+//! from one paced loop, and measures what comes back: packets lost, the
+//! spacing of the server's packets by their kernel arrival time (its
+//! send-interval jitter, seen on loopback), and the server's CPU per call.
+//! Prints one table row per N.
 
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
-use tokio::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use voxline_media::socket::MediaSocket;
 use voxline_sip::outbound::PlaceCall;
 use voxline_sip::{SecurityConfig, SipConfig, SipEndpoint, SipEndpointOptions};
 
@@ -39,6 +39,8 @@ struct CallStats {
     expected: u64,
     /// |interval − 20 ms| in microseconds, per received packet.
     deviations_us: Vec<u32>,
+    /// Arrival and sequence number of the previous packet.
+    last: Option<(Instant, u16)>,
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -73,44 +75,68 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
         "calls", "answered", "lost", "loss%", "jitter_p50", "jitter_p99", "cpu_per_call"
     );
     for &n in &args.calls {
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        let stats: Vec<Arc<Mutex<CallStats>>> = (0..n).map(|_| Arc::default()).collect();
-        for (i, st) in stats.iter().enumerate() {
+        // Set the calls up at ~250 calls/s.
+        let mut setups = Vec::new();
+        for _ in 0..n {
             let endpoint = endpoint.clone();
             let target = args.target.clone();
-            let stop = stop.clone();
-            let measuring = measuring.clone();
-            let st = st.clone();
             let bind = args.bind;
-            tasks.push(tokio::spawn(async move {
-                one_call(endpoint, target, bind, stop, measuring, st, i).await
-            }));
-            // Ramp up at ~250 calls/s.
+            setups.push(tokio::spawn(async move { place(endpoint, target, bind).await }));
             tokio::time::sleep(Duration::from_millis(4)).await;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let cpu0 = args.server_pid.and_then(cpu_ticks);
-        let t0 = Instant::now();
-        measuring.store(true, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-        measuring.store(false, std::sync::atomic::Ordering::Relaxed);
-        let elapsed = t0.elapsed().as_secs_f64();
-        let cpu1 = args.server_pid.and_then(cpu_ticks);
-        stop.notify_waiters();
-        let mut answered = 0;
-        for t in tasks {
-            if let Ok(Ok(true)) = t.await {
-                answered += 1;
+        let mut calls = Vec::new();
+        for s in setups {
+            if let Ok(Ok(Some(c))) = s.await {
+                calls.push(c);
             }
         }
+        let answered = calls.len();
+        // One loop drives every call's media: a packet per call every 20 ms
+        // (absolute deadlines), and a drain of what came back, timed by the
+        // kernel's receive timestamps so this loop's own delays don't count.
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let silence = bytes::Bytes::from_static(&[0xFF; 160]);
+        let mut buf = [0u8; 2048];
+        let warmup = Instant::now() + Duration::from_secs(2);
+        let mut measure_from: Option<(Instant, Option<u64>)> = None;
+        let end_at = warmup + Duration::from_secs(args.seconds);
+        let mut seq = 0u16;
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            if measure_from.is_none() && now >= warmup {
+                measure_from = Some((now, args.server_pid.and_then(cpu_ticks)));
+            }
+            if now >= end_at {
+                break;
+            }
+            let wall = (Instant::now(), SystemTime::now());
+            for (i, c) in calls.iter_mut().enumerate() {
+                let ssrc = 0x1000_0000 + i as u32;
+                if let Some(pkt) = voxline_media::rtp_packet(0, false, seq, u32::from(seq) * 160, ssrc, silence.clone())
+                {
+                    let _ = c.socket.send_to(&pkt, c.remote);
+                }
+                while let Some(Ok(d)) = c.socket.try_recv(&mut buf, wall) {
+                    if d.len < 12 || measure_from.is_none() {
+                        continue;
+                    }
+                    c.stats.observe(u16::from_be_bytes([buf[2], buf[3]]), d.arrival);
+                }
+            }
+            seq = seq.wrapping_add(1);
+        }
+        let elapsed = measure_from.map(|(t, _)| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let cpu0 = measure_from.and_then(|(_, c)| c);
+        let cpu1 = args.server_pid.and_then(cpu_ticks);
         let (mut received, mut expected, mut devs) = (0u64, 0u64, Vec::new());
-        for st in &stats {
-            let s = st.lock().await;
-            received += s.received;
-            expected += s.expected;
-            devs.extend_from_slice(&s.deviations_us);
+        for c in &calls {
+            received += c.stats.received;
+            expected += c.stats.expected;
+            devs.extend_from_slice(&c.stats.deviations_us);
+        }
+        for mut c in calls {
+            c.call.hangup().await.ok();
         }
         devs.sort_unstable();
         let q = |p: f64| {
@@ -119,7 +145,7 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
         };
         let lost = expected.saturating_sub(received);
         let cpu = match (cpu0, cpu1) {
-            (Some(a), Some(b)) if answered > 0 => {
+            (Some(a), Some(b)) if answered > 0 && elapsed > 0.0 => {
                 let hz = 100.0; // USER_HZ on Linux
                 format!("{:.3}%", (b - a) as f64 / hz / elapsed * 100.0 / answered as f64)
             }
@@ -146,16 +172,37 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn one_call(
-    endpoint: Arc<SipEndpoint>,
-    target: String,
-    bind: IpAddr,
-    stop: Arc<tokio::sync::Notify>,
-    measuring: Arc<std::sync::atomic::AtomicBool>,
-    stats: Arc<Mutex<CallStats>>,
-    index: usize,
-) -> anyhow::Result<bool> {
-    let socket = Arc::new(UdpSocket::bind(SocketAddr::new(bind, 0)).await.context("RTP socket")?);
+/// One answered benchmark call.
+struct BenchCall {
+    call: voxline_sip::outbound::OutboundCall,
+    socket: MediaSocket,
+    remote: SocketAddr,
+    stats: CallStats,
+}
+
+impl CallStats {
+    /// Counts one packet from the server and its spacing from the previous one.
+    fn observe(&mut self, seq: u16, arrival: Instant) {
+        self.received += 1;
+        match self.last {
+            Some((t, prev)) => {
+                let gap = seq.wrapping_sub(prev);
+                if gap > 0 && gap < 1000 {
+                    self.expected += u64::from(gap);
+                    if gap == 1 {
+                        let dev = (arrival.saturating_duration_since(t).as_micros() as i64 - 20_000).unsigned_abs();
+                        self.deviations_us.push(dev.min(u64::from(u32::MAX)) as u32);
+                    }
+                }
+            }
+            None => self.expected += 1,
+        }
+        self.last = Some((arrival, seq));
+    }
+}
+
+async fn place(endpoint: Arc<SipEndpoint>, target: String, bind: IpAddr) -> anyhow::Result<Option<BenchCall>> {
+    let socket = MediaSocket::bind(SocketAddr::new(bind, 0)).context("RTP socket")?;
     let media = socket.local_addr()?;
     let result = endpoint
         .place_call(
@@ -170,59 +217,10 @@ async fn one_call(
             |_, _| {},
         )
         .await?;
-    let Ok(mut call) = result else {
-        return Ok(false);
-    };
-    let remote = call.negotiated.remote_rtp;
-    let stopped = stop.notified();
-    tokio::pin!(stopped);
-    let sender = {
-        let socket = socket.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let ssrc = 0x1000_0000 + index as u32;
-            let silence = bytes::Bytes::from_static(&[0xFF; 160]);
-            for seq in 0u16.. {
-                tick.tick().await;
-                if let Some(pkt) = voxline_media::rtp_packet(0, false, seq, u32::from(seq) * 160, ssrc, silence.clone())
-                {
-                    let _ = socket.send_to(&pkt, remote).await;
-                }
-            }
-        })
-    };
-    let mut buf = [0u8; 2048];
-    let mut last: Option<(Instant, u16)> = None;
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            r = socket.recv_from(&mut buf) => {
-                let Ok((n, _)) = r else { continue };
-                if n < 12 { continue; }
-                let now = Instant::now();
-                let seq = u16::from_be_bytes([buf[2], buf[3]]);
-                if measuring.load(std::sync::atomic::Ordering::Relaxed) {
-                    let mut s = stats.lock().await;
-                    s.received += 1;
-                    match last {
-                        Some((t, prev)) => {
-                            let gap = seq.wrapping_sub(prev);
-                            if gap > 0 && gap < 1000 {
-                                s.expected += u64::from(gap);
-                                if gap == 1 {
-                                    let dev = (now.duration_since(t).as_micros() as i64 - 20_000).unsigned_abs();
-                                    s.deviations_us.push(dev.min(u64::from(u32::MAX)) as u32);
-                                }
-                            }
-                        }
-                        None => s.expected += 1,
-                    }
-                }
-                last = Some((now, seq));
-            }
-        }
-    }
-    sender.abort();
-    call.hangup().await.ok();
-    Ok(true)
+    Ok(result.ok().map(|call| BenchCall {
+        remote: call.negotiated.remote_rtp,
+        call,
+        socket,
+        stats: CallStats::default(),
+    }))
 }

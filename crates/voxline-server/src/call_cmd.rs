@@ -104,8 +104,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let greeting = match &args.play {
-        Some(p) => voxline_media::load_wav_8k_mono(p)?,
-        None => Vec::new(),
+        Some(p) => voxline_media::load_wav_mono(p)?,
+        None => voxline_media::Prompt::default(),
     };
     let media_cancel = CancellationToken::new();
     let media_task = {
@@ -182,7 +182,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    rtp.play(&greeting);
+    rtp.play(&greeting.samples, greeting.rate)?;
     if let Some(digits) = &args.dtmf {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rtp.send_dtmf(digits, 100)?;

@@ -2,7 +2,7 @@
 //! never ends a call.
 
 use voxline_sip::{CallInfo, EndReason, RouteConfig};
-use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall};
+use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSummary};
 
 /// The call-record writer shared by all calls.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ impl Records {
             packets_received: 0,
             packets_lost: 0,
             jitter_ms: 0.0,
+            rtcp: None,
             detail: None,
         };
         self.ended(&id, &end).await;
@@ -133,6 +134,13 @@ pub fn call_end(
         packets_received: get(|m| &m.packets_received),
         packets_lost: get(|m| &m.packets_lost),
         jitter_ms: get(|m| &m.jitter_us) as f64 / 1000.0,
+        rtcp: (get(|m| &m.rtcp_reports) > 0).then(|| RtcpSummary {
+            rtt_ms: Some(get(|m| &m.rtt_us))
+                .filter(|&us| us > 0)
+                .map(|us| us as f64 / 1000.0),
+            remote_lost: get(|m| &m.remote_lost),
+            remote_jitter_ms: get(|m| &m.remote_jitter_us) as f64 / 1000.0,
+        }),
         detail,
     }
 }

@@ -31,33 +31,37 @@ fn read_wav(path: &std::path::Path) -> Vec<i16> {
         .collect()
 }
 
-/// Calls `service` with baresip, `mic` as its microphone (8 kHz); returns the
-/// folder where baresip's sndfile module wrote what it sent and heard.
-fn baresip_call(server: &Server, service: &str, mic: &[i16]) -> std::path::PathBuf {
+/// Calls `service` with baresip offering only `codec` (its baresip module
+/// and name, e.g. `("g711", "PCMU")`, `("opus", "opus")`), `mic` as its
+/// microphone (8 kHz); returns the folder where baresip's sndfile module
+/// wrote what it sent and heard.
+fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&str, &str)) -> std::path::PathBuf {
     let dir = test_dir("baresip-ua");
     let snd = dir.join("snd");
     std::fs::create_dir_all(&snd).expect("snd dir");
     write_wav(&dir.join("mic.wav"), mic);
     let port = free_port();
     let config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule {module}.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
         mic = dir.join("mic.wav").display(),
-        snd = snd.display()
+        snd = snd.display(),
+        module = codec.0,
     );
     std::fs::write(dir.join("config"), config).expect("config");
     std::fs::write(
         dir.join("accounts"),
-        "<sip:tester@127.0.0.1>;regint=0;audio_codecs=PCMU\n",
+        format!("<sip:tester@127.0.0.1>;regint=0;audio_codecs={}\n", codec.1),
     )
     .expect("accounts");
     let status = Command::new("timeout")
-        .args(["25", "baresip", "-f"])
+        .args(["30", "baresip", "-f"])
         .arg(&dir)
         .args([
             "-e",
             &format!("/dial sip:{service}@127.0.0.1:{}", server.sip_port),
             "-t",
-            "10",
+            // baresip quits after this many seconds.
+            &(mic.len() / 8000 + 1).max(10).to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -65,6 +69,18 @@ fn baresip_call(server: &Server, service: &str, mic: &[i16]) -> std::path::PathB
         .expect("run baresip (is it installed?)");
     assert!(status.code().is_some(), "baresip did not run");
     snd
+}
+
+/// A PCMU call with baresip (see `baresip_call_with`).
+fn baresip_call(server: &Server, service: &str, mic: &[i16]) -> std::path::PathBuf {
+    baresip_call_with(server, service, mic, ("g711", "PCMU"))
+}
+
+/// The samples and rate of a WAV.
+fn read_wav_rate(path: &std::path::Path) -> (Vec<i16>, u32) {
+    let mut r = hound::WavReader::open(path).expect("open");
+    let rate = r.spec().sample_rate;
+    (r.samples::<i16>().map(|s| s.expect("sample")).collect(), rate)
 }
 
 fn dump(snd: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
@@ -346,4 +362,69 @@ fn the_echo_survives_loss_reorder_duplicates_and_jitter_and_the_record_shows_the
     );
     assert!((0.04..0.2).contains(&loss), "loss {:.3} should be near 10%: {r}", loss);
     assert!(r["jitter_ms"].as_f64().unwrap_or(0.0) > 3.0, "jitter not seen: {r}");
+}
+
+/// An echo call in `codec` with baresip: what it heard matches what it sent
+/// (correlation, round-trip delay); returns voxline's call record.
+fn echo_in(codec: (&str, &str), seconds_of_tone: usize) -> serde_json::Value {
+    let server = Server::start("echo-codec", "", None);
+    let mut mic = tone_bursts(seconds_of_tone * 10, 5);
+    mic.extend(std::iter::repeat_n(0, 8000 * 3));
+    let snd = baresip_call_with(&server, "echo", &mic, codec);
+    let (sent, rate) = read_wav_rate(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
+    let (heard, heard_rate) = read_wav_rate(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
+    assert_eq!(rate, heard_rate);
+    let start = sent
+        .iter()
+        .position(|&s| s.abs() > 3000)
+        .expect("tone in the sent audio");
+    let per_ms = rate as usize / 1000;
+    let (corr, lag) = best_correlation(&sent[start..start + rate as usize * 2], &heard[start..], 500 * per_ms);
+    let delay_ms = lag as f64 / per_ms as f64;
+    eprintln!(
+        "{} echo: correlation {corr:.3} at {delay_ms:.1} ms round trip ({rate} Hz)",
+        codec.1
+    );
+    assert!(
+        corr > 0.8,
+        "the {} echo does not match what was sent ({corr:.3})",
+        codec.1
+    );
+    assert!((20.0..400.0).contains(&delay_ms), "echo delay {delay_ms} ms");
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    records.first().cloned().expect("a call record")
+}
+
+#[test]
+fn an_opus_call_is_negotiated_on_its_dynamic_payload_type_and_echoes_in_wideband() {
+    let r = echo_in(("opus", "opus"), 3);
+    assert_eq!(r["codec"], "opus", "{r}");
+    // The call's audio pipeline (and so its recording) runs at 16 kHz.
+    let rec = std::path::PathBuf::from(r["recording_path"].as_str().expect("recording"));
+    assert_eq!(
+        hound::WavReader::open(&rec).expect("recording").spec().sample_rate,
+        16_000
+    );
+    assert!(
+        channel_rms(&rec, 0, 0.5, 2.5) > 1000.0,
+        "caller audio missing from the recording"
+    );
+}
+
+#[test]
+fn a_pcma_call_echoes_and_rtcp_reports_round_trip_time_into_the_record() {
+    // Long enough for at least two RTCP intervals of both sides (RFC 3550:
+    // 5 s, randomised 2.5-7.5 s), so baresip reports after our first SR.
+    let r = echo_in(("g711", "PCMA"), 13);
+    assert_eq!(r["codec"], "PCMA", "{r}");
+    let rtt = r["rtt_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no RTT in the record: {r}"));
+    assert!((0.0..50.0).contains(&rtt), "loopback RTT {rtt} ms");
+    assert_eq!(r["remote_lost"].as_i64(), Some(0), "{r}");
+    eprintln!(
+        "RTCP: rtt {rtt:.2} ms, far end reports jitter {} ms",
+        r["remote_jitter_ms"]
+    );
 }

@@ -255,7 +255,7 @@ fn default_user_agent() -> String {
     format!("voxline/{}", env!("CARGO_PKG_VERSION"))
 }
 fn default_codecs() -> Vec<String> {
-    vec!["PCMU".into(), "PCMA".into()]
+    vec!["PCMU".into(), "PCMA".into(), "opus".into()]
 }
 fn default_ring_timeout() -> u64 {
     60

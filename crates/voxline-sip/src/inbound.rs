@@ -259,7 +259,13 @@ impl InboundCall {
             }
             return None;
         }
-        let parsed = sdp::parse(&req.body).and_then(|o| o.negotiate(&self.codecs, None).map(|n| (o, n)));
+        // A re-offer may switch codec, but not between narrowband G.711 and
+        // wideband Opus: the call's audio pipeline keeps one rate (488 then).
+        let allowed: Vec<AudioCodec> = match self.negotiated.as_ref() {
+            Some(cur) => self.codecs.iter().copied().filter(|c| c.same_band(cur.codec)).collect(),
+            None => self.codecs.clone(),
+        };
+        let parsed = sdp::parse(&req.body).and_then(|o| o.negotiate(&allowed, None).map(|n| (o, n)));
         match parsed {
             Ok((offer, neg)) => {
                 let mut body = sdp::answer(local, &offer, &neg);

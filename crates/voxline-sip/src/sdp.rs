@@ -4,14 +4,19 @@
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
 
-/// An audio codec voxline negotiates (G.711 only in this layer).
+/// An audio codec voxline negotiates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioCodec {
     /// G.711 μ-law.
     Pcmu,
     /// G.711 A-law.
     Pcma,
+    /// Opus (RFC 7587): dynamic payload type, 48 kHz RTP clock.
+    Opus,
 }
+
+/// The payload type voxline uses for Opus when it offers.
+pub const OFFER_OPUS_PT: u8 = 111;
 
 impl AudioCodec {
     /// SDP encoding name.
@@ -19,20 +24,48 @@ impl AudioCodec {
         match self {
             AudioCodec::Pcmu => "PCMU",
             AudioCodec::Pcma => "PCMA",
+            AudioCodec::Opus => "opus",
         }
     }
-    /// Static payload type.
+    /// The payload type voxline offers it with (static for G.711).
     pub fn static_pt(self) -> u8 {
         match self {
             AudioCodec::Pcmu => 0,
             AudioCodec::Pcma => 8,
+            AudioCodec::Opus => OFFER_OPUS_PT,
         }
+    }
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8000,
+            AudioCodec::Opus => 48_000,
+        }
+    }
+    /// Whether switching between `self` and `other` mid-call keeps the
+    /// call's audio rate (narrowband G.711 vs wideband Opus).
+    pub fn same_band(self, other: AudioCodec) -> bool {
+        (self == AudioCodec::Opus) == (other == AudioCodec::Opus)
+    }
+    /// The `a=rtpmap` value after the payload type.
+    fn rtpmap(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU/8000",
+            AudioCodec::Pcma => "PCMA/8000",
+            AudioCodec::Opus => "opus/48000/2",
+        }
+    }
+    /// The `a=fmtp` parameters voxline writes for it.
+    fn fmtp(self) -> Option<&'static str> {
+        // Mono voice, in-band FEC asked of the far end too.
+        (self == AudioCodec::Opus).then_some("useinbandfec=1; stereo=0; sprop-stereo=0")
     }
     /// Looks up by SDP encoding name.
     pub fn from_name(name: &str) -> Option<AudioCodec> {
         match name.to_ascii_uppercase().as_str() {
             "PCMU" => Some(AudioCodec::Pcmu),
             "PCMA" => Some(AudioCodec::Pcma),
+            "OPUS" => Some(AudioCodec::Opus),
             _ => None,
         }
     }
@@ -115,6 +148,10 @@ pub struct RemoteSdp {
     formats: Vec<Format>,
     /// `o=` session id and version, to spot a refresh with no change.
     pub origin: (u64, u64),
+    /// `a=rtcp-mux`: the peer multiplexes RTCP on the RTP port.
+    pub rtcp_mux: bool,
+    /// `a=rtcp`: the peer's RTCP address, when not RTP port + 1.
+    pub rtcp_addr: Option<SocketAddr>,
 }
 
 /// The result of negotiation: what both sides will use.
@@ -128,8 +165,14 @@ pub struct Negotiated {
     pub payload_type: u8,
     /// telephone-event payload type, when both sides have it.
     pub telephone_event_pt: Option<u8>,
+    /// telephone-event's clock rate (the codec's, or 8000).
+    pub telephone_event_rate: u32,
     /// voxline's direction (what we write in our SDP).
     pub local_direction: Direction,
+    /// RTCP shares the RTP port (the peer offered `a=rtcp-mux`).
+    pub rtcp_mux: bool,
+    /// The peer's RTCP address from `a=rtcp`, if given.
+    pub remote_rtcp: Option<SocketAddr>,
 }
 
 impl Negotiated {
@@ -234,6 +277,16 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         formats.push(Format { pt, name, rate });
     }
 
+    let rtcp_mux = media.attributes.iter().any(|a| a.key == "rtcp-mux");
+    // a=rtcp:PORT [IN IP4 ADDR] (RFC 3605).
+    let rtcp_addr = media.attributes.iter().find(|a| a.key == "rtcp").and_then(|a| {
+        let v = a.value.as_deref()?;
+        let mut parts = v.split_whitespace();
+        let port: u16 = parts.next()?.parse().ok()?;
+        let addr = parts.nth(2).and_then(|h| h.parse().ok()).unwrap_or(ip);
+        Some(SocketAddr::new(addr, port))
+    });
+
     Ok(RemoteSdp {
         rtp_addr: SocketAddr::new(ip, port),
         direction,
@@ -241,6 +294,8 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         mlines,
         formats,
         origin: (sd.origin.session_id, sd.origin.session_version),
+        rtcp_mux,
+        rtcp_addr,
     })
 }
 
@@ -251,18 +306,23 @@ impl RemoteSdp {
     pub fn negotiate(&self, supported: &[AudioCodec], offered: Option<&[AudioCodec]>) -> Result<Negotiated, SdpError> {
         let pick = self.formats.iter().find_map(|f| {
             let codec = AudioCodec::from_name(&f.name)?;
-            let ok = f.rate == 8000 && supported.contains(&codec) && offered.is_none_or(|o| o.contains(&codec));
+            let ok = f.rate == codec.clock_rate()
+                && supported.contains(&codec)
+                && offered.is_none_or(|o| o.contains(&codec));
             ok.then_some((codec, f.pt))
         });
         let (codec, payload_type) = pick.ok_or_else(|| {
             let names: Vec<&str> = self.formats.iter().map(|f| f.name.as_str()).collect();
             SdpError::NotAcceptable(format!("no common codec (peer offered {names:?})"))
         })?;
-        let telephone_event_pt = self
-            .formats
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == 8000)
-            .map(|f| f.pt);
+        // telephone-event at the codec's clock rate if offered (RFC 4733), else at 8 kHz.
+        let events = |rate: u32| {
+            self.formats
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == rate)
+                .map(|f| (f.pt, rate))
+        };
+        let te = events(codec.clock_rate()).or_else(|| events(8000));
         let mut local_direction = self.direction.answer_to();
         if self.rtp_addr.ip().is_unspecified() {
             // RFC 2543 hold: c=0.0.0.0 means "don't send to me".
@@ -276,8 +336,11 @@ impl RemoteSdp {
             remote_rtp: self.rtp_addr,
             codec,
             payload_type,
-            telephone_event_pt,
+            telephone_event_pt: te.map(|t| t.0),
+            telephone_event_rate: te.map_or(8000, |t| t.1),
             local_direction,
+            rtcp_mux: self.rtcp_mux,
+            remote_rtcp: self.rtcp_addr,
         })
     }
 }
@@ -320,9 +383,16 @@ pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
             fmts.push_str(&format!(" {te}"));
         }
         s.push_str(&format!("m=audio {} RTP/AVP {fmts}\r\n", local.port));
-        s.push_str(&format!("a=rtpmap:{} {}/8000\r\n", neg.payload_type, neg.codec.name()));
+        s.push_str(&format!("a=rtpmap:{} {}\r\n", neg.payload_type, neg.codec.rtpmap()));
+        if let Some(f) = neg.codec.fmtp() {
+            s.push_str(&format!("a=fmtp:{} {f}\r\n", neg.payload_type));
+        }
         if let Some(te) = neg.telephone_event_pt {
-            s.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+            let rate = neg.telephone_event_rate;
+            s.push_str(&format!("a=rtpmap:{te} telephone-event/{rate}\r\na=fmtp:{te} 0-16\r\n"));
+        }
+        if neg.rtcp_mux {
+            s.push_str("a=rtcp-mux\r\n");
         }
         s.push_str(&format!("a=ptime:20\r\na={}\r\n", neg.local_direction.as_str()));
     }
@@ -336,7 +406,10 @@ pub fn offer(local: &LocalSdp, codecs: &[AudioCodec], direction: Direction) -> S
     fmts.push(OFFER_TELEPHONE_EVENT_PT.to_string());
     s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port, fmts.join(" ")));
     for c in codecs {
-        s.push_str(&format!("a=rtpmap:{} {}/8000\r\n", c.static_pt(), c.name()));
+        s.push_str(&format!("a=rtpmap:{} {}\r\n", c.static_pt(), c.rtpmap()));
+        if let Some(f) = c.fmtp() {
+            s.push_str(&format!("a=fmtp:{} {f}\r\n", c.static_pt()));
+        }
     }
     s.push_str(&format!(
         "a=rtpmap:{t} telephone-event/8000\r\na=fmtp:{t} 0-16\r\na=ptime:20\r\na={}\r\n",
@@ -454,5 +527,59 @@ mod tests {
         ] {
             assert!(parse(body).is_err());
         }
+    }
+
+    /// What baresip and WebRTC gateways offer: Opus on a dynamic payload
+    /// type, telephone-event at both clocks, RTCP multiplexed.
+    const OPUS_OFFER: &str = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 96 0 8 101 102\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=rtcp-mux\r\na=rtcp:5004\r\n";
+
+    #[test]
+    fn opus_is_taken_on_its_dynamic_payload_type_with_events_at_its_clock() {
+        let o = parse(OPUS_OFFER.as_bytes()).unwrap();
+        assert!(o.rtcp_mux);
+        assert_eq!(o.rtcp_addr, Some("127.0.0.1:5004".parse().unwrap()));
+        let all = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus];
+        let n = o.negotiate(&all, None).unwrap();
+        assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 96));
+        assert_eq!((n.telephone_event_pt, n.telephone_event_rate), (Some(101), 48_000));
+        assert!(n.rtcp_mux);
+        let a = answer(&local(), &o, &n);
+        assert!(a.contains("m=audio 20000 RTP/AVP 96 101\r\n"), "{a}");
+        assert!(
+            a.contains("a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1"),
+            "{a}"
+        );
+        assert!(a.contains("a=rtpmap:101 telephone-event/48000\r\n"), "{a}");
+        assert!(a.contains("a=rtcp-mux\r\n"), "{a}");
+        // Without Opus allowed, G.711 from the same offer, events at 8 kHz.
+        let n = o.negotiate(&[AudioCodec::Pcma], None).unwrap();
+        assert_eq!((n.codec, n.payload_type), (AudioCodec::Pcma, 8));
+        assert_eq!((n.telephone_event_pt, n.telephone_event_rate), (Some(102), 8000));
+    }
+
+    #[test]
+    fn opus_at_a_wrong_clock_rate_is_not_opus() {
+        let bad = OPUS_OFFER.replace("opus/48000/2", "opus/16000");
+        let n = parse(bad.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Opus, AudioCodec::Pcmu], None)
+            .unwrap();
+        assert_eq!(n.codec, AudioCodec::Pcmu);
+    }
+
+    #[test]
+    fn our_offer_lists_opus_with_its_fmtp() {
+        let our = offer(&local(), &[AudioCodec::Opus, AudioCodec::Pcmu], Direction::SendRecv);
+        assert!(our.contains("m=audio 20000 RTP/AVP 111 0 101\r\n"), "{our}");
+        assert!(
+            our.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1"),
+            "{our}"
+        );
+        let n = parse(our.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Opus], Some(&[AudioCodec::Opus]))
+            .unwrap();
+        assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 111));
+        assert!(!n.rtcp_mux);
     }
 }

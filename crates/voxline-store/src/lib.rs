@@ -9,7 +9,7 @@
 
 mod record;
 
-pub use record::{CallDirection, CallEnd, CallRecord, NewCall};
+pub use record::{CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -49,7 +49,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
             "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
-            "packets_lost, jitter_ms, detail ",
+            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail ",
             "FROM calls ",
             $tail
         )
@@ -169,7 +169,8 @@ impl CallStore {
     pub async fn call_ended(&self, id: &str, end: &CallEnd) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET status = $1, end_at = $2, end_reason = $3, hangup_by = $4, sip_status = $5, \
-             packets_sent = $6, packets_received = $7, packets_lost = $8, jitter_ms = $9, detail = $10 WHERE id = $11",
+             packets_sent = $6, packets_received = $7, packets_lost = $8, jitter_ms = $9, detail = $10, \
+             rtt_ms = $11, remote_lost = $12, remote_jitter_ms = $13 WHERE id = $14",
         )
         .bind(if end.answered { "completed" } else { "failed" })
         .bind(now_ms())
@@ -181,6 +182,9 @@ impl CallStore {
         .bind(end.packets_lost)
         .bind(end.jitter_ms)
         .bind(end.detail.as_deref())
+        .bind(end.rtcp.map(|r| r.rtt_ms).unwrap_or(None))
+        .bind(end.rtcp.map(|r| r.remote_lost))
+        .bind(end.rtcp.map(|r| r.remote_jitter_ms))
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -271,6 +275,9 @@ impl CallRecord {
             packets_received: row.try_get("packets_received")?,
             packets_lost: row.try_get("packets_lost")?,
             jitter_ms: row.try_get("jitter_ms")?,
+            rtt_ms: row.try_get("rtt_ms")?,
+            remote_lost: row.try_get("remote_lost")?,
+            remote_jitter_ms: row.try_get("remote_jitter_ms")?,
             detail: row.try_get("detail")?,
         })
     }

@@ -63,8 +63,21 @@ pub struct CallEnd {
     pub packets_lost: i64,
     /// Interarrival jitter of the far end's stream, ms.
     pub jitter_ms: f64,
+    /// What the far end's RTCP reported, when it sent any.
+    pub rtcp: Option<RtcpSummary>,
     /// Free text (an error message).
     pub detail: Option<String>,
+}
+
+/// What RTCP told about voxline's stream over a call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RtcpSummary {
+    /// Round-trip time, ms (None when the far end sent no usable LSR/DLSR).
+    pub rtt_ms: Option<f64>,
+    /// Packets of voxline's stream the far end never received.
+    pub remote_lost: i64,
+    /// Jitter the far end measured on voxline's stream, ms.
+    pub remote_jitter_ms: f64,
 }
 
 /// A stored call record.
@@ -94,5 +107,8 @@ pub struct CallRecord {
     pub packets_received: Option<i64>,
     pub packets_lost: Option<i64>,
     pub jitter_ms: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub remote_lost: Option<i64>,
+    pub remote_jitter_ms: Option<f64>,
     pub detail: Option<String>,
 }

@@ -41,6 +41,11 @@ async fn life_cycle(url: &str) {
                 packets_received: 498,
                 packets_lost: 2,
                 jitter_ms: 3.5,
+                rtcp: Some(voxline_store::RtcpSummary {
+                    rtt_ms: Some(42.5),
+                    remote_lost: 7,
+                    remote_jitter_ms: 1.25,
+                }),
                 detail: None,
             },
         )
@@ -53,6 +58,10 @@ async fn life_cycle(url: &str) {
     assert_eq!(a.packets_lost, Some(2));
     assert_eq!(a.jitter_ms, Some(3.5));
     assert_eq!(a.sip_status, Some(200));
+    assert_eq!(
+        (a.rtt_ms, a.remote_lost, a.remote_jitter_ms),
+        (Some(42.5), Some(7), Some(1.25))
+    );
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");
     store.heartbeat().await.expect("heartbeat");

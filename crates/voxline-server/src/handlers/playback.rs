@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use voxline_media::{
-    CallRecorder, Codec, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, RtpSession, RtpTarget, PORT_RATE,
+    CallRecorder, Codec, DtmfDigit, DtmfSource, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, Prompt,
+    RtpSession, RtpTarget, PORT_RATE,
 };
 use voxline_sip::routing::ParamValue;
 use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
@@ -21,7 +22,7 @@ use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Part
 /// Parameters of a playback route (`[route.params]`).
 #[derive(Debug, Clone)]
 pub struct PlaybackParams {
-    /// WAV played after answering (8 kHz mono 16-bit); none = silence.
+    /// WAV played after answering (16-bit, 8/16/22.05/24/48 kHz); none = silence.
     pub greeting: Option<PathBuf>,
     /// Hang up after this many seconds.
     pub max_seconds: u64,
@@ -49,7 +50,7 @@ impl PlaybackParams {
             match (k.as_str(), v) {
                 ("greeting", ParamValue::Str(s)) => {
                     let path = resolve_path(base, Path::new(s));
-                    voxline_media::load_wav_8k_mono(&path).map_err(|e| (field.clone(), e.to_string()))?;
+                    voxline_media::load_wav_mono(&path).map_err(|e| (field.clone(), e.to_string()))?;
                     p.greeting = Some(path);
                 }
                 ("greeting", _) => return Err(bad("a path to a WAV file")),
@@ -75,7 +76,7 @@ pub struct Playback {
     echo: bool,
     /// The media clock shared by all calls.
     clock: MediaClock,
-    greeting: Arc<Vec<i16>>,
+    greeting: Arc<Prompt>,
     media: MediaConfig,
     shutdown: CancellationToken,
 }
@@ -87,9 +88,13 @@ pub fn rtp_target(n: &Negotiated) -> RtpTarget {
         codec: match n.codec {
             voxline_sip::AudioCodec::Pcmu => Codec::Pcmu,
             voxline_sip::AudioCodec::Pcma => Codec::Pcma,
+            voxline_sip::AudioCodec::Opus => Codec::Opus,
         },
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
+        telephone_event_rate: n.telephone_event_rate,
+        rtcp_mux: n.rtcp_mux,
+        rtcp_addr: n.remote_rtcp,
         direction: if n.we_send() {
             match n.local_direction {
                 Direction::SendRecv => MediaDirection::SendRecv,
@@ -134,8 +139,8 @@ impl Playback {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Playback> {
         let greeting = match &params.greeting {
-            Some(p) => voxline_media::load_wav_8k_mono(p)?,
-            None => Vec::new(),
+            Some(p) => voxline_media::load_wav_mono(p)?,
+            None => Prompt::default(),
         };
         Ok(Playback {
             params,
@@ -265,16 +270,16 @@ impl Playback {
             let clock = self.clock.clone();
             tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
         };
-        rtp.play(&self.greeting);
+        if let Err(e) = rtp.play(&self.greeting.samples, self.greeting.rate) {
+            warn!(error = %e, "greeting not played");
+        }
+        rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
 
         let deadline = tokio::time::sleep(Duration::from_secs(self.params.max_seconds));
         tokio::pin!(deadline);
-        let mut greeting_done = self.greeting.is_empty();
-        let mut media_check = tokio::time::interval(Duration::from_secs(1));
-        // With a media port open, DTMF comes through the port instead.
-        let mut rtp_dtmf = if port.is_some() { None } else { rtp.take_dtmf() };
-        let mut current = negotiated.clone();
-        let media_timeout = Duration::from_secs(self.media.timeout_secs);
+        let mut greeting_done = self.greeting.samples.is_empty();
+        // With a media port open, events come through the port; else straight from the session.
+        let mut events = if port.is_some() { None } else { rtp.take_events() };
         let end = loop {
             tokio::select! {
                 ev = call.next_event() => match ev {
@@ -282,14 +287,20 @@ impl Playback {
                     CallEvent::MediaChanged(n) => {
                         info!(direction = n.local_direction.as_str(), remote_rtp = %n.remote_rtp, "media changed");
                         rtp.set_target(rtp_target(&n));
-                        current = n;
                     }
                     CallEvent::Dtmf { digit, duration_ms } => {
-                        info!(%digit, ?duration_ms, source = "info", "DTMF");
+                        // SIP INFO digits join the RFC 4733 ones as the same event.
+                        rtp.inject_dtmf(DtmfDigit {
+                            digit,
+                            duration_ms: duration_ms.unwrap_or(0),
+                            source: DtmfSource::SipInfo,
+                        });
                     }
                 },
-                Some(d) = async { match rtp_dtmf.as_mut() { Some(r) => r.recv().await, None => None } } => {
-                    info!(digit = %d.digit, duration_ms = d.duration_ms, source = "rtp", "DTMF");
+                Some(e) = async { match events.as_mut() { Some(r) => r.recv().await, None => None } } => {
+                    if let Some(end) = self.on_media_event(e, call).await {
+                        break end;
+                    }
                 }
                 Some(input) = async { match port.as_mut() { Some(p) => p.recv().await, None => None } } => {
                     match input {
@@ -300,8 +311,10 @@ impl Playback {
                                 }
                             }
                         }
-                        PortInput::Event(MediaEvent::Dtmf(d)) => {
-                            info!(digit = %d.digit, duration_ms = d.duration_ms, source = "rtp", "DTMF");
+                        PortInput::Event(e) => {
+                            if let Some(end) = self.on_media_event(e, call).await {
+                                break end;
+                            }
                         }
                     }
                 }
@@ -316,16 +329,6 @@ impl Playback {
                     call.hangup().await.ok();
                     break local_end("max_duration");
                 }
-                _ = media_check.tick(), if !media_timeout.is_zero() => {
-                    // On hold (any direction other than sendrecv) many phones send
-                    // nothing at all, so only a two-way call can time out.
-                    let expecting = current.local_direction == Direction::SendRecv;
-                    if expecting && rtp.silence() >= media_timeout {
-                        warn!(silence_secs = rtp.silence().as_secs(), "no RTP from the far end: hanging up");
-                        call.hangup().await.ok();
-                        break local_end("media_timeout");
-                    }
-                }
                 _ = self.shutdown.cancelled() => {
                     call.hangup().await.ok();
                     break local_end("shutdown");
@@ -335,6 +338,33 @@ impl Playback {
         media_cancel.cancel();
         media_task.await.ok();
         (end, true, Some(rtp.stats()), None)
+    }
+}
+
+impl Playback {
+    /// Logs a media event; hangs up (and says why) on a media timeout.
+    async fn on_media_event(&self, e: MediaEvent, call: &mut InboundCall) -> Option<EndReason> {
+        match e {
+            MediaEvent::Dtmf(d) => {
+                info!(digit = %d.digit, duration_ms = d.duration_ms, source = d.source.as_str(), "DTMF")
+            }
+            MediaEvent::Hold => info!("caller put the call on hold"),
+            MediaEvent::Unhold => info!("caller took the call off hold"),
+            MediaEvent::HangUp => {}
+            MediaEvent::MediaTimeout => {
+                warn!(
+                    timeout_secs = self.media.timeout_secs,
+                    "no RTP from the far end: hanging up"
+                );
+                call.hangup().await.ok();
+                return Some(EndReason {
+                    by: Party::Local,
+                    reason: "media_timeout".into(),
+                    status: None,
+                });
+            }
+        }
+        None
     }
 }
 

@@ -88,8 +88,7 @@ pub fn write_tone_ulaw(path: &Path, seconds: f32, freq: f32) {
     let pcm: Vec<i16> = (0..n)
         .map(|i| ((2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin() * 8000.0) as i16)
         .collect();
-    let mut out = Vec::new();
-    voxline_media::Codec::Pcmu.encode(&pcm, &mut out);
+    let out: Vec<u8> = pcm.iter().map(|&s| voxline_media::g711::linear_to_ulaw(s)).collect();
     std::fs::write(path, out).expect("ulaw");
 }
 
@@ -466,7 +465,8 @@ pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
                 ((2.0 * std::f32::consts::PI * 400.0 * t).sin() * 8000.0) as i16
             })
             .collect();
-        voxline_media::Codec::Pcmu.encode(&samples, &mut pcm);
+        pcm.clear();
+        pcm.extend(samples.iter().map(|&s| voxline_media::g711::linear_to_ulaw(s)));
         let rtp = voxline_media::rtp_packet(0, false, 1000 + i, u32::from(i) * 160, 0x5eed_5eed, pcm.clone().into())
             .expect("rtp packet");
         let udp_len = 8 + rtp.len() as u16;

@@ -1,0 +1,530 @@
+//! The 20 ms work of one session on the media clock: drain what arrived on
+//! its sockets (RTP into the jitter buffer, telephone-events into DTMF
+//! digits, RTCP into the far end's view), take the caller's next frame out
+//! of the jitter buffer (decoded, or concealed: Opus FEC/PLC, G.711 fade) to
+//! the media port and the recorder, send the next frame toward the caller,
+//! and send an RTCP report when one is due.
+
+use crate::clock::ClockTask;
+use crate::codec::{Codec, Decoder, Encoder};
+use crate::dtmf::DtmfReceiver;
+use crate::jitter::{JitterBuffer, JitterConfig, Playout, Pushed, RtpIn};
+use crate::latch::LatchVerdict;
+use crate::port::MediaEvent;
+use crate::recorder::CallRecorder;
+use crate::rtcp_report::{is_rtcp, Reception, RtcpState, Sending};
+use crate::rtp_session::{rtp_packet, RtpSession, RtpTarget};
+use crate::socket::Datagram;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use webrtc_util::marshal::Unmarshal;
+
+/// Datagrams taken off one socket per frame at most (a flood waits in the
+/// kernel's buffer and overflows there, not here).
+const MAX_DATAGRAMS_PER_FRAME: usize = 32;
+
+/// A session's work on the media clock.
+pub(crate) struct FrameTask {
+    session: RtpSession,
+    cancel: CancellationToken,
+    state: Mutex<FrameState>,
+}
+
+/// The codec state of the stream in use.
+struct Coding {
+    codec: Codec,
+    encoder: Encoder,
+    decoder: Decoder,
+}
+
+/// What a session keeps between frames.
+struct FrameState {
+    coding: Option<Coding>,
+    jitter: JitterBuffer,
+    dtmf: DtmfReceiver,
+    last_event: Option<Instant>,
+    heard: CallerAudio,
+    recorder: Option<CallRecorder>,
+    rtcp: RtcpState,
+    /// Where the far end's RTCP comes from (symmetric RTCP).
+    rtcp_from: Option<SocketAddr>,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    timeout_raised: bool,
+    frame: Vec<i16>,
+    caller: Vec<i16>,
+    payload: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl FrameTask {
+    pub(crate) fn new(session: RtpSession, recorder: Option<CallRecorder>, cancel: CancellationToken) -> FrameTask {
+        let ssrc = rand::random();
+        let frame = (session.pcm_rate() / 50) as usize;
+        let cname = format!("voxline@{}", session.local_addr());
+        FrameTask {
+            state: Mutex::new(FrameState {
+                coding: None,
+                jitter: JitterBuffer::new(JitterConfig::for_clock(8000)),
+                dtmf: DtmfReceiver::new(8000),
+                last_event: None,
+                heard: CallerAudio::default(),
+                recorder,
+                rtcp: RtcpState::new(ssrc, &cname, Instant::now()),
+                rtcp_from: None,
+                ssrc,
+                seq: rand::random(),
+                timestamp: rand::random(),
+                marker: true,
+                timeout_raised: false,
+                frame: vec![0; frame],
+                caller: vec![0; frame],
+                payload: Vec::with_capacity(400),
+                buf: vec![0; 2048],
+            }),
+            session,
+            cancel,
+        }
+    }
+
+    /// Copies the jitter-buffer counters into the stats and completes the
+    /// recording (the clock drops the task at its next tick).
+    pub(crate) fn finish(&self) {
+        let stats = &self.session.shared.stats;
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let js = st.jitter.stats();
+        stats.packets_lost.store(js.lost, Ordering::Relaxed);
+        stats.packets_late.store(js.late, Ordering::Relaxed);
+        stats.packets_duplicate.store(js.duplicates, Ordering::Relaxed);
+        stats
+            .frames_concealed
+            .store(js.concealed + js.stretched, Ordering::Relaxed);
+        stats.jitter_us.store((js.jitter_ms * 1000.0) as u64, Ordering::Relaxed);
+        if let Some(rec) = st.recorder.take() {
+            if let Err(e) = rec.finish() {
+                tracing::warn!(error = %e, "could not finalise recording");
+            }
+        }
+    }
+}
+
+impl ClockTask for FrameTask {
+    fn tick(&self) -> bool {
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        let Ok(mut guard) = self.state.lock() else {
+            return false;
+        };
+        let st = &mut *guard;
+        let target = self.session.target();
+        if let Some(t) = target {
+            st.use_codec(&t);
+        }
+        let now = (Instant::now(), SystemTime::now());
+        self.receive(st, target.as_ref(), now);
+        self.frame(st, target.as_ref());
+        if let Some(t) = target.as_ref() {
+            self.report(st, t, now);
+        }
+        self.watch_timeout(st, target.as_ref());
+        true
+    }
+}
+
+impl FrameState {
+    /// Builds the codec state (and a jitter buffer at its clock) when the
+    /// negotiated codec changes.
+    fn use_codec(&mut self, t: &RtpTarget) {
+        if self.coding.as_ref().is_some_and(|c| c.codec == t.codec) {
+            return;
+        }
+        match (Encoder::new(t.codec), Decoder::new(t.codec)) {
+            (Ok(encoder), Ok(decoder)) => {
+                if self
+                    .coding
+                    .as_ref()
+                    .is_none_or(|c| c.codec.clock_rate() != t.codec.clock_rate())
+                {
+                    self.jitter = JitterBuffer::new(JitterConfig::for_clock(t.codec.clock_rate()));
+                }
+                self.coding = Some(Coding {
+                    codec: t.codec,
+                    encoder,
+                    decoder,
+                });
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, codec = t.codec.name(), "codec unavailable");
+            }
+        }
+        self.dtmf = DtmfReceiver::new(t.telephone_event_rate);
+    }
+}
+
+impl FrameTask {
+    /// Takes in everything that arrived since the last frame.
+    fn receive(&self, st: &mut FrameState, target: Option<&RtpTarget>, now: (Instant, SystemTime)) {
+        let shared = &self.session.shared;
+        let mut buf = std::mem::take(&mut st.buf);
+        for _ in 0..MAX_DATAGRAMS_PER_FRAME {
+            match shared.rtp.try_recv(&mut buf, now) {
+                None => break,
+                Some(Err(_)) => continue,
+                Some(Ok(d)) => {
+                    let data = &buf[..d.len];
+                    if is_rtcp(data) {
+                        self.on_rtcp(st, data, &d, now);
+                    } else {
+                        self.on_rtp(st, target, data, &d);
+                    }
+                }
+            }
+        }
+        if let Some(rtcp) = shared.rtcp.as_ref() {
+            for _ in 0..MAX_DATAGRAMS_PER_FRAME {
+                match rtcp.try_recv(&mut buf, now) {
+                    None => break,
+                    Some(Err(_)) => continue,
+                    Some(Ok(d)) => self.on_rtcp(st, &buf[..d.len], &d, now),
+                }
+            }
+        }
+        st.buf = buf;
+        // An event whose end packets were all lost is over once nothing
+        // more of it came for 100 ms.
+        if st
+            .last_event
+            .is_some_and(|t| now.0.duration_since(t) >= Duration::from_millis(100))
+        {
+            st.last_event = None;
+            if let Some(d) = st.dtmf.flush() {
+                shared.events_tx.send(MediaEvent::Dtmf(d)).ok();
+            }
+        }
+    }
+
+    fn on_rtcp(&self, st: &mut FrameState, data: &[u8], d: &Datagram, now: (Instant, SystemTime)) {
+        let stats = &self.session.shared.stats;
+        // Timed by its kernel arrival, not by when this frame got to it, so
+        // the round-trip time does not include up to a frame of our delay.
+        let age = now.0.saturating_duration_since(d.arrival);
+        let wall = now.1.checked_sub(age).unwrap_or(now.1);
+        if !st.rtcp.on_packet(data, d.arrival, wall) {
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        st.rtcp_from = Some(d.from);
+        let view = st.rtcp.remote();
+        let clock = st.coding.as_ref().map_or(8000, |c| c.codec.clock_rate());
+        stats.rtcp_reports.store(view.reports, Ordering::Relaxed);
+        if let Some(rtt) = view.rtt {
+            stats.rtt_us.store(rtt.as_micros() as u64, Ordering::Relaxed);
+        }
+        stats
+            .remote_lost
+            .store(u64::from(view.cumulative_lost), Ordering::Relaxed);
+        stats
+            .remote_jitter_us
+            .store(u64::from(view.jitter) * 1_000_000 / u64::from(clock), Ordering::Relaxed);
+    }
+
+    fn on_rtp(&self, st: &mut FrameState, target: Option<&RtpTarget>, mut data: &[u8], d: &Datagram) {
+        let shared = &self.session.shared;
+        let stats = &shared.stats;
+        let Ok(packet) = rtp::packet::Packet::unmarshal(&mut data) else {
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (Some(t), Some(coding)) = (target, st.coding.as_ref()) else {
+            // No negotiated media yet: nothing to decode with.
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let pt = packet.header.payload_type;
+        if t.telephone_event_pt == Some(pt) {
+            let from_latched = shared
+                .latch
+                .lock()
+                .map(|l| l.latched().is_none_or(|a| a == d.from))
+                .unwrap_or(true);
+            if from_latched {
+                st.last_event = Some(d.arrival);
+                for digit in st.dtmf.on_packet(packet.header.timestamp, &packet.payload) {
+                    shared.events_tx.send(MediaEvent::Dtmf(digit)).ok();
+                }
+            }
+            return;
+        }
+        if pt != t.payload_type {
+            // Unknown payload types (comfort noise we did not offer, video...) are not audio.
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let verdict = shared
+            .latch
+            .lock()
+            .map(|mut l| l.observe(d.from))
+            .unwrap_or(LatchVerdict::Accept);
+        if verdict == LatchVerdict::Foreign {
+            stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let arrival = d.arrival.saturating_duration_since(shared.started);
+        shared.last_rx_ms.store(arrival.as_millis() as u64, Ordering::Relaxed);
+        let samples = coding.codec.payload_timestamps(&packet.payload);
+        let pushed = st.jitter.push(RtpIn {
+            ssrc: packet.header.ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload: packet.payload,
+            samples,
+            arrival,
+        });
+        match pushed {
+            Pushed::Buffered | Pushed::NewSource => {
+                stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            }
+            Pushed::Empty => {
+                stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Pushed::Duplicate | Pushed::Late => {}
+        }
+    }
+
+    /// Fills `frame` from the playout queue (silence when empty); returns
+    /// whether any queued audio was used.
+    fn next_playout(&self, frame: &mut [i16]) -> bool {
+        let Ok(mut q) = self.session.shared.playout.queue.lock() else {
+            frame.fill(0);
+            return false;
+        };
+        let n = q.len().min(frame.len());
+        for (dst, src) in frame.iter_mut().zip(q.drain(..n)) {
+            *dst = src;
+        }
+        frame[n..].fill(0);
+        n > 0
+    }
+
+    /// One 20 ms frame: the caller's audio out of the jitter buffer (to the
+    /// port and the recorder), then the next packet toward the caller.
+    fn frame(&self, st: &mut FrameState, target: Option<&RtpTarget>) {
+        let shared = &self.session.shared;
+        let rate = self.session.pcm_rate();
+        let samples = (rate / 50) as usize;
+        if st.frame.len() != samples {
+            st.frame.resize(samples, 0);
+            st.caller.resize(samples, 0);
+        }
+        let usable = st.coding.as_mut().filter(|c| c.codec.pcm_rate() == rate);
+        let had_audio = self.next_playout(&mut st.frame);
+        match usable {
+            Some(c) => st
+                .heard
+                .next_frame(&mut st.jitter, &mut c.decoder, &shared.stats, &mut st.caller),
+            None => st.caller.fill(0),
+        }
+        if let Ok(mut tap) = shared.caller_tap.lock() {
+            if let Some(t) = tap.as_mut() {
+                t.feed(&st.caller, &shared.stats);
+            }
+        }
+        if let Some(rec) = st.recorder.as_mut() {
+            if let Err(e) = rec.write_frame(&st.caller, &st.frame, rate) {
+                tracing::warn!(error = %e, "recording stopped");
+                st.recorder = None;
+            }
+        }
+        let frame_ts = st.coding.as_ref().map_or(160, |c| c.codec.frame_timestamps());
+        if let Some(t) = target.filter(|t| t.direction.sends()) {
+            self.send_frame(st, t);
+        }
+        // Timestamps advance with the clock, also across silence and hold.
+        st.timestamp = st.timestamp.wrapping_add(frame_ts);
+        if !had_audio {
+            shared.playout.drained.notify_waiters();
+        }
+    }
+
+    fn send_frame(&self, st: &mut FrameState, t: &RtpTarget) {
+        let shared = &self.session.shared;
+        let Some(coding) = st
+            .coding
+            .as_mut()
+            .filter(|c| c.codec.pcm_rate() == self.session.pcm_rate())
+        else {
+            return;
+        };
+        let event = match (t.telephone_event_pt, shared.dtmf_out.lock()) {
+            (Some(pt), Ok(mut out)) => out.next(st.timestamp, t.telephone_event_rate / 50).map(|e| (pt, e)),
+            _ => None,
+        };
+        let (pt, mark, ts, body, seq_now) = match event {
+            Some((pt, e)) => {
+                // A retransmitted end packet keeps the previous sequence number.
+                let s = if e.repeat { st.seq.wrapping_sub(1) } else { st.seq };
+                (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
+            }
+            None => {
+                if let Err(e) = coding.encoder.encode(&st.frame, &mut st.payload) {
+                    tracing::warn!(error = %e, "encoding failed: frame not sent");
+                    return;
+                }
+                (
+                    t.payload_type,
+                    st.marker,
+                    st.timestamp,
+                    Bytes::copy_from_slice(&st.payload),
+                    st.seq,
+                )
+            }
+        };
+        let dest = shared.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
+        let len = body.len() as u64;
+        if let Some(buf) = rtp_packet(pt, mark, seq_now, ts, st.ssrc, body) {
+            // Never wait on the network from the clock: a full socket buffer drops the frame.
+            match shared.rtp.send_to(&buf, dest) {
+                Ok(_) => {
+                    shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    shared.stats.octets_sent.fetch_add(len, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    shared.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if !event.is_some_and(|(_, e)| e.repeat) {
+            st.seq = st.seq.wrapping_add(1);
+        }
+        st.marker = false;
+    }
+
+    /// Sends an RTCP report when one is due: on the RTP port when muxed,
+    /// else to where the far end's RTCP comes from, its `a=rtcp` address, or
+    /// the port above its RTP port.
+    fn report(&self, st: &mut FrameState, t: &RtpTarget, now: (Instant, SystemTime)) {
+        if !st.rtcp.due(now.0) {
+            return;
+        }
+        let shared = &self.session.shared;
+        let stats = &shared.stats;
+        let sending = Sending {
+            ssrc: st.ssrc,
+            rtp_time: st.timestamp,
+            packets: stats.packets_sent.load(Ordering::Relaxed) as u32,
+            octets: stats.octets_sent.load(Ordering::Relaxed) as u32,
+        };
+        let rx: Option<Reception> = st.jitter.reception();
+        let Some(bytes) = st.rtcp.report(now.0, now.1, Some(sending), rx) else {
+            return;
+        };
+        let rtp_dest = shared.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
+        if rtp_dest.ip().is_unspecified() || rtp_dest.port() == 0 {
+            return;
+        }
+        let sent = match (t.rtcp_mux, shared.rtcp.as_ref()) {
+            (false, Some(sock)) => {
+                let dest = st
+                    .rtcp_from
+                    .or(t.rtcp_addr)
+                    .unwrap_or_else(|| SocketAddr::new(rtp_dest.ip(), rtp_dest.port().wrapping_add(1)));
+                sock.send_to(&bytes, dest)
+            }
+            _ => shared.rtp.send_to(&bytes, rtp_dest),
+        };
+        if sent.is_ok() {
+            stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Raises `MediaEvent::MediaTimeout` once when a two-way call has had no
+    /// RTP for the configured time (on hold, phones often send nothing).
+    fn watch_timeout(&self, st: &mut FrameState, target: Option<&RtpTarget>) {
+        let shared = &self.session.shared;
+        let limit = shared.media_timeout_ms.load(Ordering::Relaxed);
+        let two_way = target.is_some_and(|t| t.direction == crate::MediaDirection::SendRecv);
+        let silent = self.session.silence() >= Duration::from_millis(limit);
+        if limit == 0 || !two_way || !silent {
+            st.timeout_raised = false;
+            return;
+        }
+        if !st.timeout_raised {
+            st.timeout_raised = true;
+            shared.events_tx.send(MediaEvent::MediaTimeout).ok();
+        }
+    }
+}
+
+/// The caller's decoded audio, one 20 ms frame at a time, out of the jitter
+/// buffer, with concealment of lost frames: Opus FEC or PLC, and for G.711
+/// the last frame, fading.
+#[derive(Default)]
+struct CallerAudio {
+    pcm: VecDeque<i16>,
+    last: Vec<i16>,
+    fade: f32,
+    scratch: Vec<i16>,
+}
+
+impl CallerAudio {
+    fn next_frame(
+        &mut self,
+        jitter: &mut JitterBuffer,
+        decoder: &mut Decoder,
+        stats: &crate::MediaStats,
+        out: &mut [i16],
+    ) {
+        let n = out.len();
+        while self.pcm.len() < n {
+            match jitter.pop() {
+                Playout::Audio { payload, .. } => {
+                    if decoder.decode(&payload, &mut self.scratch).is_err() {
+                        self.scratch.clear();
+                        self.scratch.resize(n, 0);
+                    }
+                    self.pcm.extend(self.scratch.iter().copied());
+                    self.last.clear();
+                    self.last.extend(self.scratch.iter().rev().take(n).rev());
+                    self.fade = 1.0;
+                }
+                Playout::Conceal => {
+                    let fec = jitter.fec_source();
+                    match decoder.conceal(fec.as_deref(), n, &mut self.scratch) {
+                        Ok(true) => {
+                            if fec.is_some() {
+                                stats.frames_fec.fetch_add(1, Ordering::Relaxed);
+                            }
+                            self.pcm.extend(self.scratch.iter().copied());
+                        }
+                        _ => {
+                            self.fade *= 0.5;
+                            let fade = self.fade;
+                            if self.last.len() == n {
+                                self.pcm.extend(self.last.iter().map(|&s| (f32::from(s) * fade) as i16));
+                            } else {
+                                self.pcm.extend(std::iter::repeat_n(0, n));
+                            }
+                        }
+                    }
+                }
+                Playout::Silence => {
+                    self.pcm.extend(std::iter::repeat_n(0, n));
+                }
+            }
+        }
+        for (dst, src) in out.iter_mut().zip(self.pcm.drain(..n)) {
+            *dst = src;
+        }
+    }
+}

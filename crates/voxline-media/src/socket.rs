@@ -1,0 +1,133 @@
+//! A non-blocking UDP socket for RTP and RTCP that the media clock drains
+//! once per frame, instead of a receive task per call: no reactor
+//! registration, no wake-up per packet. The kernel stamps each datagram's
+//! arrival (`SO_TIMESTAMPNS`), so the jitter estimate sees when a packet
+//! really came, not when the clock got to it.
+
+use crate::MediaError;
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
+use nix::sys::time::TimeSpec;
+use std::io::IoSliceMut;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A datagram taken off a [`MediaSocket`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram {
+    /// Its length in the receive buffer.
+    pub len: usize,
+    /// Where it came from.
+    pub from: SocketAddr,
+    /// When the kernel received it.
+    pub arrival: Instant,
+}
+
+/// A bound, non-blocking UDP socket with kernel receive timestamps.
+#[derive(Debug)]
+pub struct MediaSocket {
+    socket: UdpSocket,
+    cmsg: std::sync::Mutex<Vec<u8>>,
+}
+
+impl MediaSocket {
+    /// Binds `addr` (non-blocking, receive timestamps on).
+    pub fn bind(addr: SocketAddr) -> Result<MediaSocket, MediaError> {
+        let io = |context: &str, source| MediaError::Io {
+            context: format!("{context} {addr}"),
+            source,
+        };
+        let socket = UdpSocket::bind(addr).map_err(|e| io("binding", e))?;
+        socket.set_nonblocking(true).map_err(|e| io("configuring", e))?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| io("enabling receive timestamps on", e.into()))?;
+        Ok(MediaSocket {
+            socket,
+            cmsg: std::sync::Mutex::new(nix::cmsg_space!(TimeSpec)),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Sends without waiting: a full socket buffer is an error, not a delay.
+    pub fn send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.socket.send_to(buf, to)
+    }
+
+    /// Takes the next queued datagram into `buf`; `None` when none is queued.
+    /// `now` is (monotonic, wall-clock) read once by the caller per pass.
+    pub fn try_recv(&self, buf: &mut [u8], now: (Instant, SystemTime)) -> Option<std::io::Result<Datagram>> {
+        let Ok(mut cmsg) = self.cmsg.lock() else {
+            return Some(Err(std::io::Error::other("receive buffer poisoned")));
+        };
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg::<SockaddrStorage>(
+            self.socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EAGAIN) => return None,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
+            return Some(Err(std::io::Error::other("datagram without an IP source address")));
+        };
+        let mut arrival = now.0;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                    arrival = to_instant(ts, now);
+                }
+            }
+        }
+        Some(Ok(Datagram {
+            len: msg.bytes,
+            from,
+            arrival,
+        }))
+    }
+}
+
+fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// Maps a wall-clock kernel timestamp onto the monotonic clock: the packet
+/// is as old as the wall-clock difference says (never in the future).
+fn to_instant(ts: TimeSpec, (mono, wall): (Instant, SystemTime)) -> Instant {
+    let stamped = UNIX_EPOCH + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().clamp(0, 999_999_999) as u32);
+    let age = wall.duration_since(stamped).unwrap_or_default();
+    mono.checked_sub(age).unwrap_or(mono)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datagrams_carry_their_kernel_arrival_time() {
+        let a = MediaSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 64];
+        let now = || (Instant::now(), SystemTime::now());
+        assert!(a.try_recv(&mut buf, now()).is_none(), "nothing queued yet");
+        b.send_to(b"hello", a.local_addr().unwrap()).unwrap();
+        let sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(30));
+        let d = a.try_recv(&mut buf, now()).unwrap().unwrap();
+        assert_eq!(&buf[..d.len], b"hello");
+        assert_eq!(d.from, b.local_addr().unwrap());
+        // Read 30 ms later, but stamped when it arrived.
+        let lag = d.arrival.saturating_duration_since(sent);
+        assert!(lag < Duration::from_millis(15), "arrival stamped {lag:?} after sending");
+        assert!(a.try_recv(&mut buf, now()).is_none());
+    }
+}
