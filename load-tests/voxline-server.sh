@@ -4,6 +4,7 @@
 #   start_voxline NAME PORT GREETING_SECONDS MAX_SECONDS
 #
 # Needs $VOXLINE (binary) and $WORK (a scratch folder); sets $SERVER_PID.
+# $SERVER_CPUS (optional, e.g. "0") pins the server to those CPUs.
 # The caller's EXIT trap should kill $SERVER_PID.
 start_voxline() {
   local name=$1 port=$2 greeting_seconds=$3 max_seconds=$4
@@ -32,7 +33,9 @@ trunk = "local"
 handler = "playback"
 params = { greeting = "greeting.wav", max_seconds = $max_seconds }
 CONF
-  VOXLINE_LOG=warn "$VOXLINE" serve --config "$WORK/voxline.toml" 2> "$WORK/serve.log" &
+  local pin=()
+  [ -n "${SERVER_CPUS:-}" ] && pin=(taskset -c "$SERVER_CPUS")
+  VOXLINE_LOG=warn "${pin[@]}" "$VOXLINE" serve --config "$WORK/voxline.toml" 2> "$WORK/serve.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     grep -q "SIP listening" "$WORK/serve.log" 2>/dev/null && break

@@ -1,26 +1,34 @@
-//! One media clock for all calls: a few shard tasks (one per core) wake every
-//! 20 ms and run every registered session's frame work in turn, instead of
-//! one timer per call. A session leaves the clock by returning `false`.
+//! One media clock for all calls: a few shard threads (one per core), each a
+//! small timer wheel. A shard splits the 20 ms frame into ten 2 ms slots and
+//! puts each session in the least-loaded slot; every 2 ms, at absolute
+//! deadlines, it runs that slot's sessions. So each session is served every
+//! 20 ms at a steady point of the frame, a slot's work (not the whole
+//! frame's) is all that can shift it, and the load is spread evenly instead
+//! of arriving as one burst per frame. The frame work never blocks
+//! (non-blocking sockets, try-sends), so the shards are plain OS threads,
+//! away from the async runtime, woken by the kernel's high-resolution
+//! timers. A session leaves the clock by returning `false`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// The frame period.
 pub const FRAME: Duration = Duration::from_millis(20);
+/// Slots per frame in a shard's wheel.
+const SLOTS: usize = 10;
+/// One slot.
+const SLOT: Duration = Duration::from_millis(2);
+
+/// A shard that falls this many frames behind skips ahead instead of
+/// sending the missed frames in a burst.
+const MAX_CATCH_UP_FRAMES: u32 = 5;
 
 /// Work done once per frame for one session.
 pub trait ClockTask: Send + Sync + 'static {
     /// Does one frame's work; `false` removes the task from the clock.
     fn tick(&self) -> bool;
-}
-
-/// The shared clock.
-#[derive(Debug, Clone)]
-pub struct MediaClock {
-    shards: Arc<Vec<mpsc::UnboundedSender<Arc<dyn ClockTask>>>>,
-    next: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for dyn ClockTask {
@@ -29,20 +37,52 @@ impl std::fmt::Debug for dyn ClockTask {
     }
 }
 
+/// Counters of the clock, for metrics.
+#[derive(Debug, Default)]
+pub struct ClockStats {
+    /// Slots run (all shards; ten per frame per shard).
+    pub passes: AtomicU64,
+    /// Slots that started late by more than a millisecond.
+    pub late_passes: AtomicU64,
+    /// Frames skipped because a shard fell too far behind.
+    pub skipped_frames: AtomicU64,
+    /// Longest run of one slot's sessions, microseconds.
+    pub max_pass_us: AtomicU64,
+}
+
+/// The shared clock.
+#[derive(Debug, Clone)]
+pub struct MediaClock {
+    shards: Arc<Vec<mpsc::Sender<Arc<dyn ClockTask>>>>,
+    next: Arc<AtomicUsize>,
+    stats: Arc<ClockStats>,
+}
+
 impl MediaClock {
-    /// Starts a clock with `shards` shard tasks (at least one) on the current
-    /// tokio runtime.
+    /// Starts a clock with `shards` shard threads (at least one). The
+    /// threads end once the clock is dropped and their sessions have left.
     pub fn start(shards: usize) -> MediaClock {
+        let stats = Arc::new(ClockStats::default());
         let senders = (0..shards.max(1))
-            .map(|_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(run_shard(rx));
-                tx
+            .filter_map(|i| {
+                let (tx, rx) = mpsc::channel();
+                let stats = stats.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("voxline-media-{i}"))
+                    .spawn(move || run_shard(rx, &stats));
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not start a media clock thread");
+                        None
+                    }
+                }
             })
             .collect();
         MediaClock {
             shards: Arc::new(senders),
             next: Arc::default(),
+            stats,
         }
     }
 
@@ -53,51 +93,110 @@ impl MediaClock {
 
     /// Adds a task; it ticks from the next frame on.
     pub fn register(&self, task: Arc<dyn ClockTask>) {
+        if self.shards.is_empty() {
+            tracing::error!("no media clock thread: a session will not be paced");
+            return;
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         if self.shards[i].send(task).is_err() {
             tracing::error!("media clock shard stopped: a session will not be paced");
         }
     }
+
+    /// The clock's counters.
+    pub fn stats(&self) -> Arc<ClockStats> {
+        self.stats.clone()
+    }
 }
 
-async fn run_shard(mut rx: mpsc::UnboundedReceiver<Arc<dyn ClockTask>>) {
-    let mut tasks: Vec<Arc<dyn ClockTask>> = Vec::new();
-    let mut interval = tokio::time::interval(FRAME);
+/// Puts the calling shard thread under the real-time FIFO policy (low RT
+/// priority 10), as telephony media servers do: no ordinary thread on the
+/// same core (SIP, HTTP, the database) can preempt a pass half-way and
+/// delay the sessions after it. The shard sleeps between passes and never
+/// runs more than a few frames back to back, and the kernel keeps 5% of
+/// each second for other threads whatever happens. Falls back to a high
+/// nice priority, then to normal, when the process lacks CAP_SYS_NICE
+/// (root, or `AmbientCapabilities=CAP_SYS_NICE` in the systemd unit).
+fn raise_priority() {
+    use thread_priority::{
+        set_current_thread_priority, set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let value = |v: u8| ThreadPriorityValue::try_from(v).map(ThreadPriority::Crossplatform);
+    let fifo = value(10).map_err(|e| e.to_string()).and_then(|p| {
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            p,
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        )
+        .map_err(|e| format!("{e:?}"))
+    });
+    let Err(rt_error) = fifo else {
+        return;
+    };
+    let nice = value(75)
+        .map_err(|e| e.to_string())
+        .and_then(|p| set_current_thread_priority(p).map_err(|e| format!("{e:?}")));
+    match nice {
+        Ok(()) => tracing::info!(error = %rt_error, "media clock not real-time; raised nice priority instead"),
+        Err(e) => tracing::info!(error = %e, "media clock at normal priority (no CAP_SYS_NICE)"),
+    }
+}
+
+fn run_shard(rx: mpsc::Receiver<Arc<dyn ClockTask>>, stats: &ClockStats) {
+    raise_priority();
+    let mut wheel: Vec<Vec<Arc<dyn ClockTask>>> = (0..SLOTS).map(|_| Vec::new()).collect();
+    let mut slot = 0;
+    let mut deadline = Instant::now();
     loop {
-        interval.tick().await;
         loop {
             match rx.try_recv() {
-                Ok(t) => tasks.push(t),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    if tasks.is_empty() {
+                Ok(t) => {
+                    // The least-loaded slot, so every slot holds about the same work.
+                    if let Some(least) = wheel.iter_mut().min_by_key(|s| s.len()) {
+                        least.push(t);
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    if wheel.iter().all(Vec::is_empty) {
                         return;
                     }
                     break;
                 }
             }
         }
-        // Yield every few sessions so SIP and receive tasks on this worker are
-        // not held up for the whole pass.
+        let start = Instant::now();
+        if start.saturating_duration_since(deadline) > Duration::from_millis(1) {
+            stats.late_passes.fetch_add(1, Ordering::Relaxed);
+        }
+        let tasks = &mut wheel[slot];
         let mut i = 0;
-        let mut since_yield = 0;
         while i < tasks.len() {
             if tasks[i].tick() {
                 i += 1;
             } else {
-                tasks.swap_remove(i);
+                // Keep the others' order (and so their send times) stable.
+                tasks.remove(i);
             }
-            since_yield += 1;
-            if since_yield == YIELD_EVERY {
-                since_yield = 0;
-                tokio::task::yield_now().await;
-            }
+        }
+        stats.passes.fetch_add(1, Ordering::Relaxed);
+        stats
+            .max_pass_us
+            .fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        slot = (slot + 1) % SLOTS;
+        deadline += SLOT;
+        let now = Instant::now();
+        if now > deadline + FRAME * MAX_CATCH_UP_FRAMES {
+            // Far behind (the machine stalled): skip ahead rather than burst.
+            let behind = (now - deadline).as_micros() / FRAME.as_micros();
+            stats.skipped_frames.fetch_add(behind as u64, Ordering::Relaxed);
+            deadline = now;
+        } else if deadline > now {
+            std::thread::sleep(deadline - now);
         }
     }
 }
-
-/// Sessions ticked between two yields to the scheduler.
-const YIELD_EVERY: usize = 32;
 
 #[cfg(test)]
 mod tests {
@@ -111,16 +210,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn tasks_tick_every_frame_until_they_leave() {
+    #[test]
+    fn tasks_tick_every_frame_until_they_leave() {
         let clock = MediaClock::start(2);
         let a = Arc::new(Counter(AtomicU32::new(0), 5));
         let b = Arc::new(Counter(AtomicU32::new(0), 1000));
         clock.register(a.clone());
         clock.register(b.clone());
-        tokio::time::sleep(Duration::from_millis(210)).await;
+        std::thread::sleep(Duration::from_millis(210));
         assert_eq!(a.0.load(Ordering::Relaxed), 5, "a left after 5 ticks");
         let n = b.0.load(Ordering::Relaxed);
         assert!((8..=12).contains(&n), "b ticked {n} times in 210 ms");
+        // Ten slots a frame on each of two shards.
+        assert!(clock.stats().passes.load(Ordering::Relaxed) >= 160);
     }
 }

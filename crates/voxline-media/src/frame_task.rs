@@ -18,20 +18,25 @@ use crate::socket::Datagram;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
-use tokio_util::sync::CancellationToken;
 use webrtc_util::marshal::Unmarshal;
 
 /// Datagrams taken off one socket per frame at most (a flood waits in the
 /// kernel's buffer and overflows there, not here).
 const MAX_DATAGRAMS_PER_FRAME: usize = 32;
+/// The RTCP socket is drained every this many frames (100 ms): reports come
+/// every few seconds and carry kernel arrival times, so reading them a
+/// little later changes nothing but saves a system call per frame.
+const RTCP_DRAIN_FRAMES: u32 = 5;
 
 /// A session's work on the media clock.
 pub(crate) struct FrameTask {
     session: RtpSession,
-    cancel: CancellationToken,
+    /// Set once the session's run ends (cheaper to check every frame than
+    /// the cancellation token, which takes a lock).
+    stopped: AtomicBool,
     state: Mutex<FrameState>,
 }
 
@@ -58,6 +63,7 @@ struct FrameState {
     timestamp: u32,
     marker: bool,
     timeout_raised: bool,
+    frames: u32,
     frame: Vec<i16>,
     caller: Vec<i16>,
     payload: Vec<u8>,
@@ -65,7 +71,7 @@ struct FrameState {
 }
 
 impl FrameTask {
-    pub(crate) fn new(session: RtpSession, recorder: Option<CallRecorder>, cancel: CancellationToken) -> FrameTask {
+    pub(crate) fn new(session: RtpSession, recorder: Option<CallRecorder>) -> FrameTask {
         let ssrc = rand::random();
         let frame = (session.pcm_rate() / 50) as usize;
         let cname = format!("voxline@{}", session.local_addr());
@@ -84,19 +90,21 @@ impl FrameTask {
                 timestamp: rand::random(),
                 marker: true,
                 timeout_raised: false,
+                frames: 0,
                 frame: vec![0; frame],
                 caller: vec![0; frame],
                 payload: Vec::with_capacity(400),
                 buf: vec![0; 2048],
             }),
             session,
-            cancel,
+            stopped: AtomicBool::new(false),
         }
     }
 
-    /// Copies the jitter-buffer counters into the stats and completes the
-    /// recording (the clock drops the task at its next tick).
+    /// Stops the task (the clock drops it at its next tick), copies the
+    /// jitter-buffer counters into the stats and completes the recording.
     pub(crate) fn finish(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let stats = &self.session.shared.stats;
         let Ok(mut st) = self.state.lock() else {
             return;
@@ -119,7 +127,7 @@ impl FrameTask {
 
 impl ClockTask for FrameTask {
     fn tick(&self) -> bool {
-        if self.cancel.is_cancelled() {
+        if self.stopped.load(Ordering::Relaxed) {
             return false;
         }
         let Ok(mut guard) = self.state.lock() else {
@@ -190,7 +198,12 @@ impl FrameTask {
                 }
             }
         }
-        if let Some(rtcp) = shared.rtcp.as_ref() {
+        st.frames = st.frames.wrapping_add(1);
+        let rtcp = shared
+            .rtcp
+            .as_ref()
+            .filter(|_| st.frames.is_multiple_of(RTCP_DRAIN_FRAMES));
+        if let Some(rtcp) = rtcp {
             for _ in 0..MAX_DATAGRAMS_PER_FRAME {
                 match rtcp.try_recv(&mut buf, now) {
                     None => break,
@@ -302,21 +315,6 @@ impl FrameTask {
         }
     }
 
-    /// Fills `frame` from the playout queue (silence when empty); returns
-    /// whether any queued audio was used.
-    fn next_playout(&self, frame: &mut [i16]) -> bool {
-        let Ok(mut q) = self.session.shared.playout.queue.lock() else {
-            frame.fill(0);
-            return false;
-        };
-        let n = q.len().min(frame.len());
-        for (dst, src) in frame.iter_mut().zip(q.drain(..n)) {
-            *dst = src;
-        }
-        frame[n..].fill(0);
-        n > 0
-    }
-
     /// One 20 ms frame: the caller's audio out of the jitter buffer (to the
     /// port and the recorder), then the next packet toward the caller.
     fn frame(&self, st: &mut FrameState, target: Option<&RtpTarget>) {
@@ -328,7 +326,7 @@ impl FrameTask {
             st.caller.resize(samples, 0);
         }
         let usable = st.coding.as_mut().filter(|c| c.codec.pcm_rate() == rate);
-        let had_audio = self.next_playout(&mut st.frame);
+        let had_audio = shared.playout.fill(&mut st.frame);
         match usable {
             Some(c) => st
                 .heard

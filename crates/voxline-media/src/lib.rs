@@ -17,6 +17,7 @@ mod frame_task;
 pub mod g711;
 pub mod jitter;
 pub mod latch;
+mod playout;
 pub mod port;
 pub mod recorder;
 pub mod resample;

@@ -8,18 +8,19 @@ use crate::codec::Codec;
 use crate::dtmf::{DtmfDigit, DtmfSender};
 use crate::frame_task::FrameTask;
 use crate::latch::Latch;
+use crate::playout::PlayoutQueue;
 use crate::port::{CallerTap, MediaEvent};
 use crate::recorder::CallRecorder;
 use crate::resample::StreamResampler;
 use crate::socket::MediaSocket;
+use crate::wav_source::Prompt;
 use crate::MediaError;
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use webrtc_util::marshal::Marshal;
 
@@ -144,13 +145,6 @@ pub struct MediaStats {
     pub remote_lost: AtomicU64,
     /// Jitter the far end reports on our stream, microseconds (from RTCP).
     pub remote_jitter_us: AtomicU64,
-}
-
-/// Audio queued toward the caller, at the session's PCM rate.
-#[derive(Debug, Default)]
-pub(crate) struct PlayoutQueue {
-    pub(crate) queue: Mutex<VecDeque<i16>>,
-    pub(crate) drained: Notify,
 }
 
 /// What the session's clients and its frame task share.
@@ -356,46 +350,44 @@ impl RtpSession {
         *self.shared.target.borrow()
     }
 
-    /// Queues a whole clip (a prompt) to be played to the caller; `rate` is
-    /// its sample rate (8, 16, 22.05, 24 or 48 kHz). For a stream of chunks,
-    /// use a `MediaPort`, which keeps its resampler state between chunks.
+    /// Queues a whole clip to be played to the caller; `rate` is its sample
+    /// rate (8, 16, 22.05, 24 or 48 kHz). For a stream of chunks, use a
+    /// `MediaPort`, which keeps its resampler state between chunks.
     pub fn play(&self, samples: &[i16], rate: u32) -> Result<(), MediaError> {
-        let to = self.pcm_rate();
         if samples.is_empty() {
             return Ok(());
         }
+        let to = self.pcm_rate();
         if rate == to {
             self.queue_pcm(samples);
             return Ok(());
         }
-        let mut r = StreamResampler::new(rate, to)?;
-        r.push(samples);
-        // Flush the filter's tail with silence.
-        r.push(&vec![0; (rate / 10) as usize]);
-        let mut out = r.drain_all();
-        out.truncate((samples.len() as u64 * u64::from(to) / u64::from(rate)) as usize);
-        self.queue_pcm(&out);
+        self.shared.playout.push_shared(resample_clip(samples, rate, to)?);
         Ok(())
+    }
+
+    /// Queues a prompt: shared, not copied, when it is at the call's rate.
+    pub fn play_prompt(&self, prompt: &Prompt) -> Result<(), MediaError> {
+        if prompt.rate == self.pcm_rate() {
+            self.shared.playout.push_shared(prompt.samples.clone());
+            return Ok(());
+        }
+        self.play(&prompt.samples, prompt.rate)
     }
 
     /// Queues audio already at the session's PCM rate.
     pub(crate) fn queue_pcm(&self, samples: &[i16]) {
-        if let Ok(mut q) = self.shared.playout.queue.lock() {
-            q.extend(samples.iter().copied());
-        }
+        self.shared.playout.push(samples);
     }
 
     /// Empties the playout queue; the next frame sent is silence.
     pub fn clear(&self) {
-        if let Ok(mut q) = self.shared.playout.queue.lock() {
-            q.clear();
-        }
-        self.shared.playout.drained.notify_waiters();
+        self.shared.playout.clear();
     }
 
     /// Samples (at the PCM rate) still queued for playout.
     pub fn queued_samples(&self) -> usize {
-        self.shared.playout.queue.lock().map(|q| q.len()).unwrap_or(0)
+        self.shared.playout.len()
     }
 
     /// Waits until everything queued so far has been sent.
@@ -421,7 +413,7 @@ impl RtpSession {
     /// jitter-buffer counters land in the stats and `MediaEvent::HangUp` is
     /// raised.
     pub async fn run(&self, clock: &MediaClock, recorder: Option<CallRecorder>, cancel: CancellationToken) {
-        let task = Arc::new(FrameTask::new(self.clone(), recorder, cancel.clone()));
+        let task = Arc::new(FrameTask::new(self.clone(), recorder));
         clock.register(task.clone());
         cancel.cancelled().await;
         // Closing the tap ends the port's frame stream.
@@ -431,6 +423,16 @@ impl RtpSession {
         task.finish();
         self.shared.events_tx.send(MediaEvent::HangUp).ok();
     }
+}
+
+/// A whole clip converted from `from` Hz to `to` Hz (the filter's tail flushed).
+pub fn resample_clip(samples: &[i16], from: u32, to: u32) -> Result<Arc<[i16]>, MediaError> {
+    let mut r = StreamResampler::new(from, to)?;
+    r.push(samples);
+    r.push(&vec![0; (from / 10) as usize]);
+    let mut out = r.drain_all();
+    out.truncate((samples.len() as u64 * u64::from(to) / u64::from(from)) as usize);
+    Ok(out.into())
 }
 
 #[cfg(test)]

@@ -100,12 +100,15 @@ fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// Maps a wall-clock kernel timestamp onto the monotonic clock: the packet
-/// is as old as the wall-clock difference says (never in the future).
+/// Maps a wall-clock kernel timestamp onto the monotonic clock, through a
+/// (monotonic, wall-clock) pair read together. The pair may be older than
+/// the packet (read once for many sockets): then the packet came after it.
 fn to_instant(ts: TimeSpec, (mono, wall): (Instant, SystemTime)) -> Instant {
     let stamped = UNIX_EPOCH + Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().clamp(0, 999_999_999) as u32);
-    let age = wall.duration_since(stamped).unwrap_or_default();
-    mono.checked_sub(age).unwrap_or(mono)
+    match wall.duration_since(stamped) {
+        Ok(age) => mono.checked_sub(age).unwrap_or(mono),
+        Err(e) => mono + e.duration(),
+    }
 }
 
 #[cfg(test)]
@@ -129,5 +132,17 @@ mod tests {
         let lag = d.arrival.saturating_duration_since(sent);
         assert!(lag < Duration::from_millis(15), "arrival stamped {lag:?} after sending");
         assert!(a.try_recv(&mut buf, now()).is_none());
+        // A (monotonic, wall) pair read before the packet came.
+        let before = now();
+        std::thread::sleep(Duration::from_millis(10));
+        b.send_to(b"late", a.local_addr().unwrap()).unwrap();
+        let sent = Instant::now();
+        let d = a.try_recv(&mut buf, before).unwrap().unwrap();
+        let off = if d.arrival > sent {
+            d.arrival - sent
+        } else {
+            sent - d.arrival
+        };
+        assert!(off < Duration::from_millis(3), "arrival off by {off:?}");
     }
 }

@@ -2,17 +2,43 @@
 
 use crate::MediaError;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Prompt sample rates voxline can play (resampled to the call's rate).
 pub const PROMPT_RATES: [u32; 5] = [8000, 16_000, 22_050, 24_000, 48_000];
 
-/// A prompt read from a file: mono 16-bit samples at `rate`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A prompt: mono 16-bit samples at `rate`, shared by every call that plays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     /// The samples.
-    pub samples: Vec<i16>,
+    pub samples: Arc<[i16]>,
     /// Their rate in Hz.
     pub rate: u32,
+}
+
+impl Prompt {
+    /// The same prompt at `rate` (shared when it is already at that rate).
+    pub fn at_rate(&self, rate: u32) -> Result<Prompt, MediaError> {
+        if rate == self.rate || self.samples.is_empty() {
+            return Ok(Prompt {
+                samples: self.samples.clone(),
+                rate: if self.samples.is_empty() { rate } else { self.rate },
+            });
+        }
+        Ok(Prompt {
+            samples: crate::rtp_session::resample_clip(&self.samples, self.rate, rate)?,
+            rate,
+        })
+    }
+}
+
+impl Default for Prompt {
+    fn default() -> Prompt {
+        Prompt {
+            samples: Arc::from(Vec::new()),
+            rate: 8000,
+        }
+    }
 }
 
 /// Reads a 16-bit WAV at 8, 16, 22.05, 24 or 48 kHz as mono (stereo is
@@ -41,7 +67,8 @@ pub fn load_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
         samples: samples
             .chunks(channels)
             .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / channels as i32) as i16)
-            .collect(),
+            .collect::<Vec<i16>>()
+            .into(),
         rate: spec.sample_rate,
     })
 }

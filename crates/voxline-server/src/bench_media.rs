@@ -1,9 +1,10 @@
 //! `voxline bench media`: media capacity. Places N concurrent calls to a
 //! voxline server (the playback route), sends 20 ms G.711 packets on each
-//! from one paced loop, and measures what comes back: packets lost, the
-//! spacing of the server's packets by their kernel arrival time (its
-//! send-interval jitter, seen on loopback), and the server's CPU per call.
-//! Prints one table row per N.
+//! from one paced loop, and measures what comes back: packets lost
+//! (sequence gaps), frames never sent (fewer packets than 20 ms periods: an
+//! overloaded clock), the spacing of the server's packets by their kernel
+//! arrival time (its send-interval jitter, seen on loopback), and the
+//! server's CPU per call. Prints one table row per N.
 
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +42,8 @@ struct CallStats {
     deviations_us: Vec<u32>,
     /// Arrival and sequence number of the previous packet.
     last: Option<(Instant, u16)>,
+    /// Arrival of the first packet measured.
+    first: Option<Instant>,
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -71,8 +74,8 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
     .await?;
     let endpoint = Arc::new(endpoint);
     println!(
-        "{:>6} {:>9} {:>9} {:>8} {:>12} {:>12} {:>14}",
-        "calls", "answered", "lost", "loss%", "jitter_p50", "jitter_p99", "cpu_per_call"
+        "{:>6} {:>9} {:>10} {:>9} {:>8} {:>9} {:>12} {:>12} {:>14}",
+        "calls", "answered", "received", "lost", "loss%", "unsent", "jitter_p50", "jitter_p99", "cpu_per_call"
     );
     for &n in &args.calls {
         // Set the calls up at ~250 calls/s.
@@ -118,7 +121,10 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
                     let _ = c.socket.send_to(&pkt, c.remote);
                 }
                 while let Some(Ok(d)) = c.socket.try_recv(&mut buf, wall) {
-                    if d.len < 12 || measure_from.is_none() {
+                    // The server's RTCP goes to our port + 1, which may be another
+                    // call's RTP socket here: count RTP only.
+                    let data = &buf[..d.len];
+                    if d.len < 12 || voxline_media::rtcp_report::is_rtcp(data) || measure_from.is_none() {
                         continue;
                     }
                     c.stats.observe(u16::from_be_bytes([buf[2], buf[3]]), d.arrival);
@@ -129,10 +135,11 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
         let elapsed = measure_from.map(|(t, _)| t.elapsed().as_secs_f64()).unwrap_or(0.0);
         let cpu0 = measure_from.and_then(|(_, c)| c);
         let cpu1 = args.server_pid.and_then(cpu_ticks);
-        let (mut received, mut expected, mut devs) = (0u64, 0u64, Vec::new());
+        let (mut received, mut expected, mut due, mut devs) = (0u64, 0u64, 0u64, Vec::new());
         for c in &calls {
             received += c.stats.received;
             expected += c.stats.expected;
+            due += c.stats.due_by_time();
             devs.extend_from_slice(&c.stats.deviations_us);
         }
         for mut c in calls {
@@ -144,6 +151,7 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
                 .copied()
         };
         let lost = expected.saturating_sub(received);
+        let missing = due.saturating_sub(received);
         let cpu = match (cpu0, cpu1) {
             (Some(a), Some(b)) if answered > 0 && elapsed > 0.0 => {
                 let hz = 100.0; // USER_HZ on Linux
@@ -152,15 +160,17 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
             _ => "-".into(),
         };
         println!(
-            "{:>6} {:>9} {:>9} {:>7.3}% {:>10.2}ms {:>10.2}ms {:>14}",
+            "{:>6} {:>9} {:>10} {:>9} {:>7.3}% {:>9} {:>10.2}ms {:>10.2}ms {:>14}",
             n,
             answered,
+            received,
             lost,
             if expected > 0 {
                 lost as f64 * 100.0 / expected as f64
             } else {
                 0.0
             },
+            missing,
             q(0.5).unwrap_or(0) as f64 / 1000.0,
             q(0.99).unwrap_or(0) as f64 / 1000.0,
             cpu
@@ -184,6 +194,7 @@ impl CallStats {
     /// Counts one packet from the server and its spacing from the previous one.
     fn observe(&mut self, seq: u16, arrival: Instant) {
         self.received += 1;
+        self.first.get_or_insert(arrival);
         match self.last {
             Some((t, prev)) => {
                 let gap = seq.wrapping_sub(prev);
@@ -198,6 +209,16 @@ impl CallStats {
             None => self.expected += 1,
         }
         self.last = Some((arrival, seq));
+    }
+
+    /// Frames the server should have sent between the first and the last
+    /// packet measured, at one per 20 ms (its pacing, whatever the sequence
+    /// numbers say: an overloaded clock skips frames without a gap).
+    fn due_by_time(&self) -> u64 {
+        match (self.first, self.last) {
+            (Some(a), Some((b, _))) => (b.saturating_duration_since(a).as_secs_f64() / 0.02).round() as u64 + 1,
+            _ => 0,
+        }
     }
 }
 

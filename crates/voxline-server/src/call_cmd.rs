@@ -182,7 +182,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    rtp.play(&greeting.samples, greeting.rate)?;
+    rtp.play_prompt(&greeting)?;
     if let Some(digits) = &args.dtmf {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rtp.send_dtmf(digits, 100)?;

@@ -76,7 +76,8 @@ pub struct Playback {
     echo: bool,
     /// The media clock shared by all calls.
     clock: MediaClock,
-    greeting: Arc<Prompt>,
+    /// The greeting at 8 kHz (G.711 calls) and 16 kHz (Opus calls), shared by all calls.
+    greeting: [Prompt; 2],
     media: MediaConfig,
     shutdown: CancellationToken,
 }
@@ -142,11 +143,12 @@ impl Playback {
             Some(p) => voxline_media::load_wav_mono(p)?,
             None => Prompt::default(),
         };
+        let greeting = [greeting.at_rate(8000)?, greeting.at_rate(16_000)?];
         Ok(Playback {
             params,
             echo,
             clock,
-            greeting: Arc::new(greeting),
+            greeting,
             media,
             shutdown,
         })
@@ -270,14 +272,15 @@ impl Playback {
             let clock = self.clock.clone();
             tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
         };
-        if let Err(e) = rtp.play(&self.greeting.samples, self.greeting.rate) {
+        let greeting = &self.greeting[usize::from(rtp.pcm_rate() == 16_000)];
+        if let Err(e) = rtp.play_prompt(greeting) {
             warn!(error = %e, "greeting not played");
         }
         rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
 
         let deadline = tokio::time::sleep(Duration::from_secs(self.params.max_seconds));
         tokio::pin!(deadline);
-        let mut greeting_done = self.greeting.samples.is_empty();
+        let mut greeting_done = greeting.samples.is_empty();
         // With a media port open, events come through the port; else straight from the session.
         let mut events = if port.is_some() { None } else { rtp.take_events() };
         let end = loop {
