@@ -9,7 +9,9 @@
 # (SERVER_CPUS / BENCH_CPUS override; empty = unpinned).
 #
 # Usage: load-tests/media-capacity.sh [N,N,...]   (default 250,500,1000,1500)
-# Env:   SECONDS_PER_STEP (default 10); VOXLINE (binary path).
+# Env:   SECONDS_PER_STEP (default 10); VOXLINE (binary path); SERVER_VOXLINE
+#        (the server's binary, default $VOXLINE: compare two builds with one
+#        generator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/voxline/target}"
@@ -28,7 +30,7 @@ fi
 BENCH_PIN=()
 [ -n "${BENCH_CPUS:-}" ] && BENCH_PIN=(taskset -c "$BENCH_CPUS")
 . load-tests/voxline-server.sh
-start_voxline media-capacity "$PORT" 600 3600
+VOXLINE=${SERVER_VOXLINE:-$VOXLINE} start_voxline media-capacity "$PORT" 600 3600
 echo "server CPUs: ${SERVER_CPUS:-all}; generator CPUs: ${BENCH_CPUS:-all}"
 VOXLINE_LOG=error "${BENCH_PIN[@]}" "$VOXLINE" bench media --target "sip:demo@127.0.0.1:$PORT" --calls "$STEPS" \
   --seconds "$SECONDS_PER_STEP" --server-pid "$SERVER_PID"

@@ -14,8 +14,9 @@ use crate::port::MediaEvent;
 use crate::recorder::CallRecorder;
 use crate::rtcp_report::{is_rtcp, Reception, RtcpState, Sending};
 use crate::rtp_session::{rtp_packet, RtpSession, RtpTarget};
-use crate::socket::Datagram;
+use crate::socket::{BatchBuffers, Datagram, BATCH, MAX_DATAGRAM};
 use bytes::Bytes;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,10 +27,20 @@ use webrtc_util::marshal::Unmarshal;
 /// Datagrams taken off one socket per frame at most (a flood waits in the
 /// kernel's buffer and overflows there, not here).
 const MAX_DATAGRAMS_PER_FRAME: usize = 32;
-/// The RTCP socket is drained every this many frames (100 ms): reports come
+/// The RTCP socket is drained every this many frames (500 ms): reports come
 /// every few seconds and carry kernel arrival times, so reading them a
 /// little later changes nothing but saves a system call per frame.
-const RTCP_DRAIN_FRAMES: u32 = 5;
+const RTCP_DRAIN_FRAMES: u32 = 25;
+
+thread_local! {
+    /// Receive buffers of the shard thread, shared by its sessions.
+    static SCRATCH: RefCell<Box<BatchBuffers>> = RefCell::new(Box::new([[0; MAX_DATAGRAM]; BATCH]));
+}
+/// With comfort noise negotiated, silence is a CN packet every this many
+/// frames (200 ms; RFC 3389 leaves the refresh to the sender).
+const CN_REFRESH_FRAMES: u32 = 10;
+/// The noise level voxline's CN packets announce: -70 dBov, a faint hiss.
+const CN_LEVEL_DBOV: u8 = 70;
 
 /// A session's work on the media clock.
 pub(crate) struct FrameTask {
@@ -64,10 +75,11 @@ struct FrameState {
     marker: bool,
     timeout_raised: bool,
     frames: u32,
+    /// Frames of silence sent as comfort noise since the last audio.
+    silent_frames: u32,
     frame: Vec<i16>,
     caller: Vec<i16>,
     payload: Vec<u8>,
-    buf: Vec<u8>,
 }
 
 impl FrameTask {
@@ -91,10 +103,10 @@ impl FrameTask {
                 marker: true,
                 timeout_raised: false,
                 frames: 0,
+                silent_frames: 0,
                 frame: vec![0; frame],
                 caller: vec![0; frame],
                 payload: Vec::with_capacity(400),
-                buf: vec![0; 2048],
             }),
             session,
             stopped: AtomicBool::new(false),
@@ -183,36 +195,45 @@ impl FrameTask {
     /// Takes in everything that arrived since the last frame.
     fn receive(&self, st: &mut FrameState, target: Option<&RtpTarget>, now: (Instant, SystemTime)) {
         let shared = &self.session.shared;
-        let mut buf = std::mem::take(&mut st.buf);
-        for _ in 0..MAX_DATAGRAMS_PER_FRAME {
-            match shared.rtp.try_recv(&mut buf, now) {
-                None => break,
-                Some(Err(_)) => continue,
-                Some(Ok(d)) => {
-                    let data = &buf[..d.len];
+        SCRATCH.with(|scratch| {
+            let Ok(mut bufs) = scratch.try_borrow_mut() else {
+                return;
+            };
+            let mut out = [None; BATCH];
+            for _ in 0..MAX_DATAGRAMS_PER_FRAME / BATCH {
+                let n = shared.rtp.try_recv_batch(&mut bufs, &mut out, now).unwrap_or(0);
+                for (buf, d) in bufs.iter().zip(&out).take(n) {
+                    let Some(d) = d else { continue };
+                    let data = &buf[..d.len.min(MAX_DATAGRAM)];
                     if is_rtcp(data) {
-                        self.on_rtcp(st, data, &d, now);
+                        self.on_rtcp(st, data, d, now);
                     } else {
-                        self.on_rtp(st, target, data, &d);
+                        self.on_rtp(st, target, data, d);
+                    }
+                }
+                if n < BATCH {
+                    break;
+                }
+            }
+            st.frames = st.frames.wrapping_add(1);
+            let rtcp = shared
+                .rtcp
+                .as_ref()
+                .filter(|_| st.frames.is_multiple_of(RTCP_DRAIN_FRAMES));
+            if let Some(rtcp) = rtcp {
+                for _ in 0..MAX_DATAGRAMS_PER_FRAME / BATCH {
+                    let n = rtcp.try_recv_batch(&mut bufs, &mut out, now).unwrap_or(0);
+                    for (buf, d) in bufs.iter().zip(&out).take(n) {
+                        if let Some(d) = d {
+                            self.on_rtcp(st, &buf[..d.len.min(MAX_DATAGRAM)], d, now);
+                        }
+                    }
+                    if n < BATCH {
+                        break;
                     }
                 }
             }
-        }
-        st.frames = st.frames.wrapping_add(1);
-        let rtcp = shared
-            .rtcp
-            .as_ref()
-            .filter(|_| st.frames.is_multiple_of(RTCP_DRAIN_FRAMES));
-        if let Some(rtcp) = rtcp {
-            for _ in 0..MAX_DATAGRAMS_PER_FRAME {
-                match rtcp.try_recv(&mut buf, now) {
-                    None => break,
-                    Some(Err(_)) => continue,
-                    Some(Ok(d)) => self.on_rtcp(st, &buf[..d.len], &d, now),
-                }
-            }
-        }
-        st.buf = buf;
+        });
         // An event whose end packets were all lost is over once nothing
         // more of it came for 100 ms.
         if st
@@ -278,8 +299,15 @@ impl FrameTask {
             }
             return;
         }
+        if t.comfort_noise_pt == Some(pt) {
+            // The far end is silent on purpose (RFC 3389): the line is alive.
+            let arrival = d.arrival.saturating_duration_since(shared.started);
+            shared.last_rx_ms.store(arrival.as_millis() as u64, Ordering::Relaxed);
+            stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if pt != t.payload_type {
-            // Unknown payload types (comfort noise we did not offer, video...) are not audio.
+            // Unknown payload types (comfort noise we did not accept, video...) are not audio.
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -346,7 +374,7 @@ impl FrameTask {
         }
         let frame_ts = st.coding.as_ref().map_or(160, |c| c.codec.frame_timestamps());
         if let Some(t) = target.filter(|t| t.direction.sends()) {
-            self.send_frame(st, t);
+            self.send_frame(st, t, had_audio);
         }
         // Timestamps advance with the clock, also across silence and hold.
         st.timestamp = st.timestamp.wrapping_add(frame_ts);
@@ -355,7 +383,7 @@ impl FrameTask {
         }
     }
 
-    fn send_frame(&self, st: &mut FrameState, t: &RtpTarget) {
+    fn send_frame(&self, st: &mut FrameState, t: &RtpTarget, had_audio: bool) {
         let shared = &self.session.shared;
         let Some(coding) = st
             .coding
@@ -374,7 +402,19 @@ impl FrameTask {
                 let s = if e.repeat { st.seq.wrapping_sub(1) } else { st.seq };
                 (pt, e.marker, e.timestamp, Bytes::copy_from_slice(&e.payload), s)
             }
+            None if !had_audio && t.comfort_noise_pt.is_some() => {
+                // Silence as comfort noise: a CN packet now and then, none in
+                // between; the next audio starts a talkspurt (marker bit).
+                let refresh = st.silent_frames.is_multiple_of(CN_REFRESH_FRAMES);
+                st.silent_frames = st.silent_frames.wrapping_add(1);
+                st.marker = true;
+                let Some(cn) = t.comfort_noise_pt.filter(|_| refresh) else {
+                    return;
+                };
+                (cn, false, st.timestamp, Bytes::from_static(&[CN_LEVEL_DBOV]), st.seq)
+            }
             None => {
+                st.silent_frames = 0;
                 if let Err(e) = coding.encoder.encode(&st.frame, &mut st.payload) {
                     tracing::warn!(error = %e, "encoding failed: frame not sent");
                     return;
@@ -405,7 +445,10 @@ impl FrameTask {
         if !event.is_some_and(|(_, e)| e.repeat) {
             st.seq = st.seq.wrapping_add(1);
         }
-        st.marker = false;
+        // A CN packet leaves the marker for the audio that follows it.
+        if pt != t.comfort_noise_pt.unwrap_or(u8::MAX) {
+            st.marker = false;
+        }
     }
 
     /// Sends an RTCP report when one is due: on the RTP port when muxed,

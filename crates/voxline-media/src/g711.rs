@@ -21,10 +21,37 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
 
 /// Decodes one μ-law byte to a linear sample.
 pub fn ulaw_to_linear(byte: u8) -> i16 {
+    ULAW_TABLE[byte as usize]
+}
+
+/// Decodes one A-law byte to a linear sample.
+pub fn alaw_to_linear(byte: u8) -> i16 {
+    ALAW_TABLE[byte as usize]
+}
+
+/// Every code of one law decoded (built at compile time).
+macro_rules! decode_table {
+    ($decode:ident) => {{
+        let mut t = [0i16; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $decode(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+/// Every μ-law code decoded.
+static ULAW_TABLE: [i16; 256] = decode_table!(ulaw_decode);
+/// Every A-law code decoded.
+static ALAW_TABLE: [i16; 256] = decode_table!(alaw_decode);
+
+const fn ulaw_decode(byte: u8) -> i16 {
     let b = !byte;
     let sign = b & 0x80;
-    let exponent = i32::from((b >> 4) & 0x07);
-    let mantissa = i32::from(b & 0x0F);
+    let exponent = ((b >> 4) & 0x07) as i32;
+    let mantissa = (b & 0x0F) as i32;
     let magnitude = (((mantissa << 3) + ULAW_BIAS) << exponent) - ULAW_BIAS;
     if sign != 0 {
         -magnitude as i16
@@ -47,11 +74,10 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     (((exponent << 4) | mantissa) as u8) ^ sign
 }
 
-/// Decodes one A-law byte to a linear sample.
-pub fn alaw_to_linear(byte: u8) -> i16 {
+const fn alaw_decode(byte: u8) -> i16 {
     let a = byte ^ 0x55;
-    let exponent = i32::from((a >> 4) & 0x07);
-    let mantissa = i32::from(a & 0x0F);
+    let exponent = ((a >> 4) & 0x07) as i32;
+    let mantissa = (a & 0x0F) as i32;
     let magnitude = if exponent == 0 {
         (mantissa << 4) + 8
     } else {

@@ -98,6 +98,10 @@ pub struct RtpTarget {
     pub telephone_event_pt: Option<u8>,
     /// The clock rate telephone-event was negotiated at (8000 or the codec's).
     pub telephone_event_rate: u32,
+    /// The comfort-noise (RFC 3389) payload type, when negotiated: silence
+    /// is then sent as a CN packet at its start and every 200 ms, not as a
+    /// packet of silence every 20 ms.
+    pub comfort_noise_pt: Option<u8>,
     /// Whether voxline sends and/or receives.
     pub direction: MediaDirection,
     /// RTCP shares the RTP port (RFC 5761), both sides agreed.
@@ -458,6 +462,7 @@ mod tests {
             payload_type: 0,
             telephone_event_pt: Some(101),
             telephone_event_rate: 8000,
+            comfort_noise_pt: None,
             direction,
             rtcp_mux: true,
             rtcp_addr: None,
@@ -591,5 +596,84 @@ mod tests {
             10_000,
             "80 units at 8 kHz"
         );
+    }
+
+    /// With CN negotiated, silence goes out as a CN packet every 200 ms,
+    /// audio as one packet per 20 ms starting with the marker bit, and the
+    /// far end's CN keeps the media timeout away.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn comfort_noise_replaces_silence_packets_when_negotiated() {
+        let s = RtpSession::loopback();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_target(RtpTarget {
+            comfort_noise_pt: Some(13),
+            ..target(peer.local_addr().unwrap(), MediaDirection::SendRecv)
+        });
+        s.set_media_timeout(Duration::from_millis(300));
+        let mut events = s.take_events().unwrap();
+        let clock = MediaClock::start(1);
+        let cancel = CancellationToken::new();
+        let run = {
+            let (s, c, clock) = (s.clone(), cancel.clone(), clock.clone());
+            tokio::spawn(async move { s.run(&clock, None, c).await })
+        };
+        let sess = s.clone();
+        let received = tokio::task::spawn_blocking(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1500];
+            peer.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            let mut listen =
+                |until: std::time::Instant, got: &mut Vec<(u8, bool, usize)>, cn_from: Option<&mut u16>| {
+                    let mut next_cn = std::time::Instant::now();
+                    let mut seq = cn_from;
+                    while std::time::Instant::now() < until {
+                        if let Some(seq) = seq.as_deref_mut() {
+                            // The far end's own CN, every 100 ms.
+                            if std::time::Instant::now() >= next_cn {
+                                let cn = rtp_packet(
+                                    13,
+                                    false,
+                                    *seq,
+                                    u32::from(*seq) * 800,
+                                    0xC0DE,
+                                    Bytes::from_static(&[60]),
+                                )
+                                .unwrap();
+                                peer.send_to(&cn, sess.local_addr()).unwrap();
+                                *seq += 1;
+                                next_cn += Duration::from_millis(100);
+                            }
+                        }
+                        if let Ok((n, _)) = peer.recv_from(&mut buf) {
+                            if n >= 12 && !crate::rtcp_report::is_rtcp(&buf[..n]) {
+                                got.push((buf[1] & 0x7F, buf[1] & 0x80 != 0, n - 12));
+                            }
+                        }
+                    }
+                };
+            let mut seq = 0u16;
+            listen(
+                std::time::Instant::now() + Duration::from_millis(500),
+                &mut got,
+                Some(&mut seq),
+            );
+            sess.play(&[3000i16; 1600], 8000).unwrap();
+            listen(std::time::Instant::now() + Duration::from_millis(150), &mut got, None);
+            got
+        })
+        .await
+        .unwrap();
+        let cn: Vec<_> = received.iter().filter(|p| p.0 == 13).collect();
+        assert!(
+            (2..=4).contains(&cn.len()),
+            "CN packets in 500 ms of silence: {received:?}"
+        );
+        assert!(cn.iter().all(|p| p.2 == 1), "CN carries one level byte");
+        let audio: Vec<_> = received.iter().filter(|p| p.0 == 0).collect();
+        assert!(audio.len() >= 5, "audio packets once audio is queued: {received:?}");
+        assert!(audio[0].1 && !audio[1].1, "the talkspurt's first packet has the marker");
+        assert!(events.try_recv().is_err(), "the far end's CN is not a media timeout");
+        cancel.cancel();
+        run.await.unwrap();
     }
 }

@@ -5,12 +5,29 @@
 //! really came, not when the clock got to it.
 
 use crate::MediaError;
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
+use nix::sys::socket::{
+    recvmmsg, recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 use nix::sys::time::TimeSpec;
+use std::cell::RefCell;
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Datagrams taken by one `try_recv_batch` call at most.
+pub const BATCH: usize = 4;
+/// Largest datagram kept whole (longer ones are truncated, and so invalid).
+pub const MAX_DATAGRAM: usize = 1536;
+/// Receive buffers for one batch.
+pub type BatchBuffers = [[u8; MAX_DATAGRAM]; BATCH];
+
+thread_local! {
+    /// `recvmmsg` headers with room for a timestamp each, one set per thread
+    /// (they hold raw pointers, so they cannot live in a session).
+    static HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =
+        RefCell::new(MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec))));
+}
 
 /// A datagram taken off a [`MediaSocket`].
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +72,48 @@ impl MediaSocket {
     /// Sends without waiting: a full socket buffer is an error, not a delay.
     pub fn send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.socket.send_to(buf, to)
+    }
+
+    /// Takes up to `BATCH` queued datagrams in one system call into `bufs`;
+    /// returns how many, their details in `out`. Zero when none is queued.
+    pub fn try_recv_batch(
+        &self,
+        bufs: &mut BatchBuffers,
+        out: &mut [Option<Datagram>; BATCH],
+        now: (Instant, SystemTime),
+    ) -> std::io::Result<usize> {
+        let fd = self.socket.as_raw_fd();
+        HEADERS.with(|h| {
+            let Ok(mut headers) = h.try_borrow_mut() else {
+                return Err(std::io::Error::other("receive headers busy"));
+            };
+            let mut iovs = bufs.each_mut().map(|b| [IoSliceMut::new(b)]);
+            let results = match recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
+                Ok(r) => r,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            };
+            let mut n = 0;
+            for (slot, msg) in out.iter_mut().zip(results) {
+                n += 1;
+                *slot = msg.address.as_ref().and_then(to_socket_addr).map(|from| {
+                    let mut arrival = now.0;
+                    if let Ok(cmsgs) = msg.cmsgs() {
+                        for c in cmsgs {
+                            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                                arrival = to_instant(ts, now);
+                            }
+                        }
+                    }
+                    Datagram {
+                        len: msg.bytes,
+                        from,
+                        arrival,
+                    }
+                });
+            }
+            Ok(n)
+        })
     }
 
     /// Takes the next queued datagram into `buf`; `None` when none is queued.
@@ -144,5 +203,29 @@ mod tests {
             sent - d.arrival
         };
         assert!(off < Duration::from_millis(3), "arrival off by {off:?}");
+    }
+
+    #[test]
+    fn a_batch_takes_every_queued_datagram_in_order_with_its_time() {
+        let a = MediaSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut bufs = [[0u8; MAX_DATAGRAM]; BATCH];
+        let mut out = [None; BATCH];
+        let now = || (Instant::now(), SystemTime::now());
+        assert_eq!(a.try_recv_batch(&mut bufs, &mut out, now()).unwrap(), 0);
+        let sent = Instant::now();
+        for i in 0..6u8 {
+            b.send_to(&[i; 10], a.local_addr().unwrap()).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(a.try_recv_batch(&mut bufs, &mut out, now()).unwrap(), BATCH);
+        for (i, d) in out.iter().enumerate() {
+            let d = d.expect("an IP source");
+            assert_eq!((d.len, bufs[i][0]), (10, i as u8));
+            assert_eq!(d.from, b.local_addr().unwrap());
+            assert!(d.arrival.saturating_duration_since(sent) < Duration::from_millis(10));
+        }
+        assert_eq!(a.try_recv_batch(&mut bufs, &mut out, now()).unwrap(), 2);
+        assert_eq!(bufs[1][0], 5);
     }
 }

@@ -27,7 +27,7 @@ pub struct CallArgs {
     /// Send the call through this trunk of the configuration.
     #[arg(long)]
     trunk: Option<String>,
-    /// WAV to play once answered (8 kHz mono 16-bit).
+    /// WAV to play once answered (16-bit, 8/16/22.05/24/48 kHz).
     #[arg(long)]
     play: Option<PathBuf>,
     /// Write what is heard (left) and sent (right) to this WAV.

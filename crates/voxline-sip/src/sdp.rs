@@ -167,6 +167,9 @@ pub struct Negotiated {
     pub telephone_event_pt: Option<u8>,
     /// telephone-event's clock rate (the codec's, or 8000).
     pub telephone_event_rate: u32,
+    /// Comfort noise (RFC 3389) payload type, when the peer offered CN/8000
+    /// with a G.711 codec: voxline then sends CN instead of silence packets.
+    pub comfort_noise_pt: Option<u8>,
     /// voxline's direction (what we write in our SDP).
     pub local_direction: Direction,
     /// RTCP shares the RTP port (the peer offered `a=rtcp-mux`).
@@ -271,6 +274,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
             None => match pt {
                 0 => ("PCMU".to_string(), 8000),
                 8 => ("PCMA".to_string(), 8000),
+                13 => ("CN".to_string(), 8000),
                 _ => continue,
             },
         };
@@ -323,6 +327,12 @@ impl RemoteSdp {
                 .map(|f| (f.pt, rate))
         };
         let te = events(codec.clock_rate()).or_else(|| events(8000));
+        // CN goes with narrowband codecs only (Opus has its own DTX).
+        let comfort_noise_pt = self
+            .formats
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("CN") && f.rate == 8000 && codec.clock_rate() == 8000)
+            .map(|f| f.pt);
         let mut local_direction = self.direction.answer_to();
         if self.rtp_addr.ip().is_unspecified() {
             // RFC 2543 hold: c=0.0.0.0 means "don't send to me".
@@ -338,6 +348,7 @@ impl RemoteSdp {
             payload_type,
             telephone_event_pt: te.map(|t| t.0),
             telephone_event_rate: te.map_or(8000, |t| t.1),
+            comfort_noise_pt,
             local_direction,
             rtcp_mux: self.rtcp_mux,
             remote_rtcp: self.rtcp_addr,
@@ -379,8 +390,8 @@ pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
             continue;
         }
         let mut fmts = neg.payload_type.to_string();
-        if let Some(te) = neg.telephone_event_pt {
-            fmts.push_str(&format!(" {te}"));
+        for extra in [neg.telephone_event_pt, neg.comfort_noise_pt].into_iter().flatten() {
+            fmts.push_str(&format!(" {extra}"));
         }
         s.push_str(&format!("m=audio {} RTP/AVP {fmts}\r\n", local.port));
         s.push_str(&format!("a=rtpmap:{} {}\r\n", neg.payload_type, neg.codec.rtpmap()));
@@ -390,6 +401,9 @@ pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
         if let Some(te) = neg.telephone_event_pt {
             let rate = neg.telephone_event_rate;
             s.push_str(&format!("a=rtpmap:{te} telephone-event/{rate}\r\na=fmtp:{te} 0-16\r\n"));
+        }
+        if let Some(cn) = neg.comfort_noise_pt {
+            s.push_str(&format!("a=rtpmap:{cn} CN/8000\r\n"));
         }
         if neg.rtcp_mux {
             s.push_str("a=rtcp-mux\r\n");
@@ -581,5 +595,22 @@ mod tests {
             .unwrap();
         assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 111));
         assert!(!n.rtcp_mux);
+    }
+
+    #[test]
+    fn comfort_noise_is_accepted_with_g711_but_not_with_opus() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 13 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let o = parse(offer.as_bytes()).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcmu], None).unwrap();
+        assert_eq!(n.comfort_noise_pt, Some(13));
+        let a = answer(&local(), &o, &n);
+        assert!(a.contains("m=audio 20000 RTP/AVP 0 101 13\r\n"), "{a}");
+        assert!(a.contains("a=rtpmap:13 CN/8000\r\n"), "{a}");
+        let opus = OPUS_OFFER.replace("RTP/AVP 96 0 8 101 102", "RTP/AVP 96 13 101");
+        let n = parse(opus.as_bytes())
+            .unwrap()
+            .negotiate(&[AudioCodec::Opus], None)
+            .unwrap();
+        assert_eq!(n.comfort_noise_pt, None);
     }
 }

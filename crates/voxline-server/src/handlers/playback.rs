@@ -94,6 +94,7 @@ pub fn rtp_target(n: &Negotiated) -> RtpTarget {
         payload_type: n.payload_type,
         telephone_event_pt: n.telephone_event_pt,
         telephone_event_rate: n.telephone_event_rate,
+        comfort_noise_pt: n.comfort_noise_pt,
         rtcp_mux: n.rtcp_mux,
         rtcp_addr: n.remote_rtcp,
         direction: if n.we_send() {
