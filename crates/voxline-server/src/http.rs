@@ -125,6 +125,31 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "Routed calls refused (404, 488, 503...) since start",
         ConstCounter::new(s.counters.rejected.load(Ordering::Relaxed)),
     );
+    let clock = &s.counters.media_clock;
+    for (name, help, value) in [
+        (
+            "media_clock_slots",
+            "Media clock slots run (10 per 20 ms frame per shard)",
+            &clock.passes,
+        ),
+        (
+            "media_clock_late_slots",
+            "Media clock slots started over 1 ms late",
+            &clock.late_passes,
+        ),
+        (
+            "media_clock_skipped_frames",
+            "Frames skipped by an overloaded media clock shard",
+            &clock.skipped_frames,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    registry.register(
+        "media_clock_max_slot_us",
+        "Longest run of one media clock slot, microseconds",
+        ConstGauge::new(clock.max_pass_us.load(Ordering::Relaxed) as i64),
+    );
     for t in s.router.trunks() {
         let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));
         sub.register(

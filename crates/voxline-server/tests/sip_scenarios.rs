@@ -33,6 +33,18 @@ fn basic_call_carries_audio_both_ways_and_is_recorded() {
     assert!(agent > 2000.0, "voxline channel rms {agent}");
     // After the 2 s greeting voxline sends silence.
     assert!(channel_rms(&path, 1, 2.3, 2.9) < 50.0);
+    // The media clock's counters are exported: it ran (10 slots a frame).
+    let metrics = server.http_get("/metrics");
+    let slots: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voxline_media_clock_slots_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no clock counter in /metrics:\n{metrics}"));
+    assert!(slots >= 1500, "{slots} slots run during a 3 s call");
+    assert!(
+        metrics.contains("voxline_media_clock_skipped_frames_total 0"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub struct CallCounters {
     pub total: AtomicU64,
     /// Calls refused after routing (404, 488, 503...).
     pub rejected: AtomicU64,
+    /// The media clock's counters (late slots, skipped frames, longest slot).
+    pub media_clock: Arc<voxline_media::clock::ClockStats>,
 }
 
 /// Dispatches routed calls to their handler.
@@ -72,7 +74,10 @@ impl Handlers {
         Ok(Handlers {
             records,
             playback,
-            counters: Arc::default(),
+            counters: Arc::new(CallCounters {
+                media_clock: clock.stats(),
+                ..CallCounters::default()
+            }),
         })
     }
 
