@@ -366,7 +366,8 @@ impl FrameTask {
                 t.feed(&st.caller, &shared.stats);
             }
         }
-        if let Some(rec) = st.recorder.as_mut() {
+        // Record once the codec (and so the call's rate) is known.
+        if let Some(rec) = st.recorder.as_mut().filter(|_| st.coding.is_some()) {
             if let Err(e) = rec.write_frame(&st.caller, &st.frame, rate) {
                 tracing::warn!(error = %e, "recording stopped");
                 st.recorder = None;

@@ -93,24 +93,30 @@ impl MediaSocket {
                 Err(nix::errno::Errno::EAGAIN) => return Ok(0),
                 Err(e) => return Err(e.into()),
             };
-            let mut n = 0;
+            let (mut n, mut complete) = (0, true);
             for (slot, msg) in out.iter_mut().zip(results) {
                 n += 1;
-                *slot = msg.address.as_ref().and_then(to_socket_addr).map(|from| {
-                    let mut arrival = now.0;
-                    if let Ok(cmsgs) = msg.cmsgs() {
-                        for c in cmsgs {
-                            if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                                arrival = to_instant(ts, now);
-                            }
+                let mut stamped = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                            stamped = Some(to_instant(ts, now));
                         }
                     }
-                    Datagram {
-                        len: msg.bytes,
-                        from,
-                        arrival,
-                    }
+                }
+                let from = msg.address.as_ref().and_then(to_socket_addr);
+                complete &= stamped.is_some() && from.is_some();
+                *slot = from.map(|from| Datagram {
+                    len: msg.bytes,
+                    from,
+                    arrival: stamped.unwrap_or(now.0),
                 });
+            }
+            if !complete {
+                // The kernel shrank a header's address or control length to
+                // what that datagram had, and `recvmmsg` does not restore
+                // them: start again from fresh headers.
+                *headers = MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(TimeSpec)));
             }
             Ok(n)
         })
