@@ -201,6 +201,12 @@ impl RtcpState {
                 continue;
             };
             for b in blocks.iter().filter(|b| b.ssrc == self.ssrc) {
+                tracing::debug!(
+                    lsr = b.last_sender_report,
+                    dlsr = b.delay,
+                    lost = b.total_lost,
+                    "RTCP report block"
+                );
                 self.remote.reports += 1;
                 self.remote.fraction_lost = f32::from(b.fraction_lost) / 256.0;
                 self.remote.cumulative_lost = b.total_lost;
@@ -208,10 +214,14 @@ impl RtcpState {
                 if b.last_sender_report != 0 {
                     // RFC 3550 6.4.1: A − LSR − DLSR, in 1/65536 s.
                     let a = mid32(ntp_time(wall));
-                    let rtt = a.wrapping_sub(b.last_sender_report).wrapping_sub(b.delay);
-                    // A negative result (clock steps) wraps to a huge value: ignore.
-                    if rtt < 65536 * 10 {
-                        self.remote.rtt = Some(Duration::from_secs_f64(f64::from(rtt) / 65536.0));
+                    let rtt = a.wrapping_sub(b.last_sender_report).wrapping_sub(b.delay) as i32;
+                    // A peer that rounds its DLSR up (to the millisecond, say)
+                    // makes a short round trip come out slightly negative:
+                    // that is a round trip of about zero. Far off either way
+                    // (a clock step) is ignored.
+                    if (-65536..65536 * 10).contains(&rtt) {
+                        let units = f64::from(rtt.max(0));
+                        self.remote.rtt = Some(Duration::from_secs_f64(units / 65536.0));
                     }
                 }
             }
@@ -311,6 +321,37 @@ mod tests {
         assert_eq!(view.cumulative_lost, 1);
         assert_eq!(view.jitter, 16);
         assert_eq!(view.reports, 1);
+    }
+
+    #[test]
+    fn a_dlsr_rounded_up_by_the_peer_gives_a_zero_round_trip() {
+        let t0 = Instant::now();
+        let wall0 = SystemTime::now();
+        let mut ours = RtcpState::new(0xA1, "a", t0);
+        let send = Sending {
+            ssrc: 0xA1,
+            rtp_time: 0,
+            packets: 1,
+            octets: 160,
+        };
+        let sr = ours.report(t0, wall0, Some(send), None).unwrap();
+        let mut b = sr.clone();
+        let pkts = rtcp::packet::unmarshal(&mut b).unwrap();
+        let lsr = mid32(pkts[0].as_any().downcast_ref::<SenderReport>().unwrap().ntp_time);
+        // Held 0.3 ms, reported as 1 ms.
+        let rr: Box<dyn Packet + Send + Sync> = Box::new(ReceiverReport {
+            ssrc: 0xB2,
+            reports: vec![ReceptionReport {
+                ssrc: 0xA1,
+                last_sender_report: lsr,
+                delay: 66,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let back = Duration::from_micros(300);
+        assert!(ours.on_packet(&rtcp::packet::marshal(&[rr]).unwrap(), t0 + back, wall0 + back));
+        assert_eq!(ours.remote().rtt, Some(Duration::ZERO));
     }
 
     #[test]

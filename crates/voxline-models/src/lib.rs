@@ -8,8 +8,11 @@
 
 #![warn(missing_docs)]
 
+pub mod ct2;
 pub mod fetch;
 pub mod manifest;
+pub mod mel;
+pub mod whisper_ggml;
 
 pub use fetch::{models_dir, Fetcher, FileState};
 pub use manifest::{FileSpec, Group, Manifest, ModelSpec, Part, Registry};

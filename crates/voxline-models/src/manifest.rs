@@ -79,6 +79,17 @@ pub struct FileSpec {
     pub parts: Vec<Part>,
 }
 
+/// A conversion run after fetching.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    /// What converts: `ct2-whisper-to-ggml` (the model's files are a
+    /// CTranslate2 Whisper folder; the output is whisper.cpp's ggml file).
+    pub kind: String,
+    /// The output, relative to the models folder.
+    pub output: String,
+}
+
 /// One model: a name and its files.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +105,9 @@ pub struct ModelSpec {
     /// Its files.
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
+    /// A conversion of the fetched files, if any.
+    #[serde(default)]
+    pub convert: Option<Conversion>,
 }
 
 /// The manifest.
@@ -140,6 +154,23 @@ impl Manifest {
             }
             if model.files.is_empty() {
                 return Err(err(at, "has no file".into()));
+            }
+            if let Some(c) = &model.convert {
+                if c.kind != "ct2-whisper-to-ggml" {
+                    return Err(err(
+                        format!("{at}: convert.kind"),
+                        format!("{:?} is not a known conversion (ct2-whisper-to-ggml)", c.kind),
+                    ));
+                }
+                let relative = Path::new(&c.output)
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)));
+                if c.output.is_empty() || !relative || !dests.insert(c.output.as_str()) {
+                    return Err(err(
+                        format!("{at}: convert.output"),
+                        "must be a new relative path without `..`".into(),
+                    ));
+                }
             }
             for f in &model.files {
                 let at = format!("{at}: file {:?}", f.dest);

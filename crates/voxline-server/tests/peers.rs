@@ -364,3 +364,25 @@ fn voxline_call_sends_rfc4733_digits_that_the_server_receives() {
     assert_eq!(digits.concat(), "12#", "{log}");
     assert!(log.contains("duration_ms=100"), "{log}");
 }
+
+/// Two RTCP implementations of ours face each other: `voxline call` to the
+/// echo route for 12 s (several report intervals). Each side echoes the
+/// other's last SR (LSR/DLSR), so the server's record has a round-trip time,
+/// and both sides' reports say nothing was lost on loopback.
+#[test]
+fn rtcp_between_voxline_call_and_the_server_measures_the_round_trip() {
+    let server = Server::start("rtcp-rtt", "", None);
+    let target = format!("sip:echo@127.0.0.1:{}", server.sip_port);
+    let (code, out) = voxline_call(&server.config, &[&target, "--max-seconds", "12"]);
+    assert_eq!(code, 0, "{out}");
+    let r = server.record(&call_id_of(&out));
+    let rtt = r["rtt_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no RTT in the record: {r}"));
+    assert!((0.0..20.0).contains(&rtt), "loopback RTT {rtt} ms");
+    assert_eq!(r["remote_lost"].as_i64(), Some(0), "{r}");
+    eprintln!(
+        "RTCP voxline↔voxline: rtt {rtt:.3} ms, jitter {} ms",
+        r["remote_jitter_ms"]
+    );
+}

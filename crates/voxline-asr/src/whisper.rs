@@ -1,0 +1,102 @@
+//! One Whisper model shared by all calls, and decoding with a state of the
+//! caller's own (a context is Send + Sync; each worker keeps a state).
+
+use crate::AsrError;
+use std::path::Path;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+/// How to decode one utterance.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Language code ("en"); None lets a multilingual model detect it.
+    pub language: Option<String>,
+    /// Domain words that steer the decoder (Whisper's initial prompt).
+    pub initial_prompt: Option<String>,
+    /// Encoder window in frames (1500 = 30 s); shorter is faster for short audio.
+    pub audio_ctx: Option<i32>,
+    /// CPU threads for this decode.
+    pub threads: i32,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> DecodeOptions {
+        DecodeOptions {
+            language: Some("en".into()),
+            initial_prompt: None,
+            audio_ctx: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+        }
+    }
+}
+
+/// A loaded Whisper model.
+pub struct WhisperModel {
+    ctx: WhisperContext,
+}
+
+impl std::fmt::Debug for WhisperModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WhisperModel")
+    }
+}
+
+impl WhisperModel {
+    /// Loads a ggml Whisper model; the error names the file and why.
+    pub fn load(path: &Path) -> Result<WhisperModel, AsrError> {
+        let fail = |why: String| AsrError::Load {
+            path: path.display().to_string(),
+            why,
+        };
+        if !path.is_file() {
+            return Err(fail(
+                "no such file (voxline models fetch converts the default one)".into(),
+            ));
+        }
+        // whisper.cpp's own log lines go to tracing, not stderr.
+        whisper_rs::install_logging_hooks();
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| fail(format!("{e} (not a whisper.cpp ggml model?)")))?;
+        Ok(WhisperModel { ctx })
+    }
+
+    /// A decoding state (one per worker; reuse it between utterances).
+    pub fn state(&self) -> Result<WhisperState, AsrError> {
+        self.ctx.create_state().map_err(|e| AsrError::Decode(e.to_string()))
+    }
+
+    /// Decodes 16 kHz mono samples (-1..1) into text, greedily, without
+    /// timestamps.
+    pub fn transcribe(
+        &self,
+        state: &mut WhisperState,
+        samples: &[f32],
+        opts: &DecodeOptions,
+    ) -> Result<String, AsrError> {
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_language(opts.language.as_deref());
+        params.set_n_threads(opts.threads.max(1));
+        params.set_no_timestamps(true);
+        params.set_single_segment(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        if let Some(ctx) = opts.audio_ctx {
+            params.set_audio_ctx(ctx);
+        }
+        if let Some(p) = opts.initial_prompt.as_deref() {
+            params.set_initial_prompt(p);
+        }
+        state
+            .full(params, samples)
+            .map_err(|e| AsrError::Decode(e.to_string()))?;
+        let mut text = String::new();
+        for i in 0..state.full_n_segments() {
+            if let Some(seg) = state.get_segment(i) {
+                let s = seg.to_str_lossy().map_err(|e| AsrError::Decode(e.to_string()))?;
+                text.push_str(&s);
+            }
+        }
+        Ok(text.trim().to_string())
+    }
+}

@@ -1,0 +1,81 @@
+//! The converted tiny.en (CTranslate2 package → ggml, by `voxline models
+//! fetch`) transcribes the JFK sample shipped with whisper.cpp word for word
+//! (compared as Whisper's normaliser compares: case and punctuation aside).
+
+use std::time::Instant;
+use voxline_asr::{DecodeOptions, WhisperModel};
+
+const JFK: &str =
+    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+
+/// Whether a missing model fails the test (make test sets it: the models are
+/// fetched before the tests) or only skips it.
+fn require_models() -> bool {
+    std::env::var_os("VOXLINE_REQUIRE_MODELS").is_some()
+}
+
+#[test]
+fn converted_tiny_en_transcribes_jfk_word_for_word() {
+    let dir = voxline_models::models_dir();
+    let (model_path, wav) = (
+        dir.join("whisper-tiny-en/ggml-model.bin"),
+        dir.join("test-audio/jfk.wav"),
+    );
+    if !model_path.exists() || !wav.exists() {
+        assert!(
+            !require_models(),
+            "{} or {} missing",
+            model_path.display(),
+            wav.display()
+        );
+        eprintln!("skipped: models not fetched (voxline models fetch; voxline models fetch --group test)");
+        return;
+    }
+    let mut reader = hound::WavReader::open(&wav).expect("jfk.wav");
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    let samples: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect();
+    let model = WhisperModel::load(&model_path).expect("load");
+    let mut state = model.state().expect("state");
+    let t = Instant::now();
+    let text = model
+        .transcribe(&mut state, &samples, &DecodeOptions::default())
+        .expect("transcribe");
+    eprintln!(
+        "jfk ({:.1} s of audio) in {:?}: {text}",
+        samples.len() as f64 / 16_000.0,
+        t.elapsed()
+    );
+    assert_eq!(words(&text), words(JFK), "{text}");
+}
+
+/// Lowercase words without punctuation.
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[test]
+fn a_file_that_is_not_a_model_is_refused_with_its_name() {
+    let bad = std::env::temp_dir().join(format!("voxline-not-a-model-{}.bin", std::process::id()));
+    std::fs::write(&bad, b"not a model").unwrap();
+    let e = WhisperModel::load(&bad).unwrap_err().to_string();
+    assert!(e.contains(&bad.display().to_string()), "{e}");
+    std::fs::remove_file(&bad).ok();
+    let e = WhisperModel::load(std::path::Path::new("/nonexistent/model.bin"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/model.bin") && e.contains("no such file"),
+        "{e}"
+    );
+}
