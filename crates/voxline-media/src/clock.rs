@@ -48,6 +48,8 @@ pub struct ClockStats {
     pub skipped_frames: AtomicU64,
     /// Longest run of one slot's sessions, microseconds.
     pub max_pass_us: AtomicU64,
+    /// Sessions removed because their frame work panicked.
+    pub panicked_tasks: AtomicU64,
 }
 
 /// The shared clock.
@@ -173,7 +175,15 @@ fn run_shard(rx: mpsc::Receiver<Arc<dyn ClockTask>>, stats: &ClockStats) {
         let tasks = &mut wheel[slot];
         let mut i = 0;
         while i < tasks.len() {
-            if tasks[i].tick() {
+            // A session that panics (a bug meeting odd input) leaves the
+            // clock alone; the other calls on this shard go on.
+            let task = &tasks[i];
+            let keep = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.tick())).unwrap_or_else(|_| {
+                stats.panicked_tasks.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("a media session panicked and was removed from the clock");
+                false
+            });
+            if keep {
                 i += 1;
             } else {
                 // Keep the others' order (and so their send times) stable.
@@ -208,6 +218,24 @@ mod tests {
         fn tick(&self) -> bool {
             self.0.fetch_add(1, Ordering::Relaxed) + 1 < self.1
         }
+    }
+
+    struct Bomb;
+    impl ClockTask for Bomb {
+        fn tick(&self) -> bool {
+            panic!("boom")
+        }
+    }
+
+    #[test]
+    fn a_panicking_session_is_dropped_and_the_others_keep_ticking() {
+        let clock = MediaClock::start(1);
+        let a = Arc::new(Counter(AtomicU32::new(0), 1000));
+        clock.register(Arc::new(Bomb));
+        clock.register(a.clone());
+        std::thread::sleep(Duration::from_millis(110));
+        assert!(a.0.load(Ordering::Relaxed) >= 4, "the other session still ticks");
+        assert_eq!(clock.stats().panicked_tasks.load(Ordering::Relaxed), 1);
     }
 
     #[test]

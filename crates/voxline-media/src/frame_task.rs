@@ -275,6 +275,10 @@ impl FrameTask {
     fn on_rtp(&self, st: &mut FrameState, target: Option<&RtpTarget>, mut data: &[u8], d: &Datagram) {
         let shared = &self.session.shared;
         let stats = &shared.stats;
+        if !crate::rtp_guard::rtp_parseable(data) {
+            stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let Ok(packet) = rtp::packet::Packet::unmarshal(&mut data) else {
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             return;

@@ -22,6 +22,7 @@ pub mod port;
 pub mod recorder;
 pub mod resample;
 pub mod rtcp_report;
+pub mod rtp_guard;
 pub mod rtp_session;
 pub mod socket;
 pub mod wav_source;

