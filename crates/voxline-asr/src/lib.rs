@@ -6,8 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod vad;
 pub mod whisper;
 
+pub use vad::{SileroVad, VAD_WINDOW};
 pub use whisper::{DecodeOptions, WhisperModel};
 
 /// The sample rate Whisper listens at.
