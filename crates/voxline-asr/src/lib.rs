@@ -6,9 +6,11 @@
 
 #![warn(missing_docs)]
 
+pub mod segmenter;
 pub mod vad;
 pub mod whisper;
 
+pub use segmenter::{Segmenter, SegmenterConfig, VadEvent};
 pub use vad::{SileroVad, VAD_WINDOW};
 pub use whisper::{DecodeOptions, WhisperModel};
 

@@ -34,6 +34,15 @@ fn silero_hears_jfk_and_not_silence() {
     eprintln!("jfk: {:.0}% of {} windows over 0.5", speech * 100.0, probs.len());
     // JFK speaks for most of the 11 s, with pauses between phrases.
     assert!((0.5..0.95).contains(&speech), "speech share {speech}");
+    // Segmented: JFK's phrases come out as speech segments.
+    let mut seg = voxline_asr::Segmenter::new(voxline_asr::SegmenterConfig::default());
+    let events: Vec<_> = probs.iter().filter_map(|&p| seg.push(p, 32)).collect();
+    eprintln!("jfk segments: {events:?}");
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, voxline_asr::VadEvent::SpeechStart { .. }))
+        .count();
+    assert!((2..=8).contains(&starts), "{events:?}");
     vad.reset();
     let silence = vec![0.0f32; VAD_WINDOW];
     let quiet: Vec<f32> = (0..30).map(|_| vad.process(&silence).expect("vad")).collect();
