@@ -212,6 +212,14 @@ impl Config {
                 "must be at least 1024 and below media.rtp_port_max",
             ));
         }
+        // A call takes an even port for RTP and the odd one above for RTCP.
+        let first_even = u32::from(self.media.rtp_port_min) + u32::from(self.media.rtp_port_min & 1);
+        if first_even + 1 > u32::from(self.media.rtp_port_max) {
+            return Err(FieldError::new(
+                "media.rtp_port_max",
+                "the range holds no even port with the port above it (RTP and RTCP)",
+            ));
+        }
         if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))
@@ -302,6 +310,19 @@ url = "sqlite://calls.db"
         );
         let e = Config::load(&p).unwrap_err();
         assert_eq!(e.field, "route[0].trunk", "{e}");
+    }
+
+    #[test]
+    fn an_rtp_range_without_an_rtp_rtcp_pair_is_refused() {
+        let range = |min: u16, max: u16| {
+            MINIMAL.replace(
+                "bind_ip = \"127.0.0.1\"",
+                &format!("bind_ip = \"127.0.0.1\"\nrtp_port_min = {min}\nrtp_port_max = {max}"),
+            )
+        };
+        let e = Config::load(&write("odd", &range(20001, 20002))).unwrap_err();
+        assert_eq!(e.field, "media.rtp_port_max", "{e}");
+        assert!(Config::load(&write("pair", &range(20000, 20001))).is_ok());
     }
 
     #[test]
