@@ -62,3 +62,62 @@ fn a_missing_runtime_or_model_is_named() {
         .to_string();
     assert!(e.contains("/nonexistent/vad.onnx"), "{e}");
 }
+
+/// μ-law companding (what a G.711 line does to every sample) plus a hiss at
+/// about -50 dBFS: the pauses stay silence, the phrases stay speech.
+#[test]
+fn silero_is_not_fooled_by_g711_companding_and_line_hiss() {
+    let dir = voxline_models::models_dir();
+    let (lib, model, wav) = (
+        dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
+        dir.join("silero-vad/silero_vad.onnx"),
+        dir.join("test-audio/jfk.wav"),
+    );
+    if !lib.exists() || !model.exists() || !wav.exists() {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "models missing under {}",
+            dir.display()
+        );
+        return;
+    }
+    let mut seed = 12345u32;
+    let mut hiss = || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (f32::from((seed >> 16) as u16) / 65535.0 - 0.5) * 0.006
+    };
+    // μ-law round trip of one sample (ITU-T G.711 segments, in float).
+    let ulaw = |x: f32| {
+        let m = 255.0f32;
+        let y = x.signum() * (1.0 + m * x.abs().min(1.0)).ln() / (1.0 + m).ln();
+        let q = (y * 127.0).round() / 127.0;
+        q.signum() * ((1.0 + m).powf(q.abs()) - 1.0) / m
+    };
+    let clean: Vec<f32> = hound::WavReader::open(&wav)
+        .expect("jfk.wav")
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect();
+    let line: Vec<f32> = clean.iter().map(|&x| ulaw(x + hiss())).collect();
+    let mut vad = SileroVad::load(&lib, &model).expect("load");
+    let mut vad_clean = SileroVad::load(&lib, &model).expect("load");
+    let (mut agree, mut total) = (0, 0);
+    for (a, b) in clean.chunks_exact(VAD_WINDOW).zip(line.chunks_exact(VAD_WINDOW)) {
+        let (pc, pl) = (vad_clean.process(a).expect("vad"), vad.process(b).expect("vad"));
+        total += 1;
+        if (pc > 0.5) == (pl > 0.5) {
+            agree += 1;
+        }
+    }
+    let share = f64::from(agree) / f64::from(total);
+    eprintln!("clean vs G.711 + hiss: {:.1}% of {total} windows agree", share * 100.0);
+    assert!(share > 0.9, "only {share} of windows agree");
+    // Hiss alone, companded, is not speech.
+    vad.reset();
+    let noise: Vec<f32> = (0..VAD_WINDOW * 60).map(|_| ulaw(hiss())).collect();
+    let false_speech = noise
+        .chunks_exact(VAD_WINDOW)
+        .filter(|w| vad.process(w).expect("vad") > 0.5)
+        .count();
+    assert_eq!(false_speech, 0, "line hiss scored as speech");
+}
