@@ -2,42 +2,21 @@
 //! fetch`) transcribes the JFK sample shipped with whisper.cpp word for word
 //! (compared as Whisper's normaliser compares: case and punctuation aside).
 
+mod common;
+
 use std::time::Instant;
 use voxline_asr::{DecodeOptions, WhisperModel};
 
 const JFK: &str =
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
 
-/// Whether a missing model fails the test (make test sets it: the models are
-/// fetched before the tests) or only skips it.
-fn require_models() -> bool {
-    std::env::var_os("VOXLINE_REQUIRE_MODELS").is_some()
-}
-
 #[test]
 fn converted_tiny_en_transcribes_jfk_word_for_word() {
-    let dir = voxline_models::models_dir();
-    let (model_path, wav) = (
-        dir.join("whisper-tiny-en/ggml-model.bin"),
-        dir.join("test-audio/jfk.wav"),
-    );
-    if !model_path.exists() || !wav.exists() {
-        assert!(
-            !require_models(),
-            "{} or {} missing",
-            model_path.display(),
-            wav.display()
-        );
-        eprintln!("skipped: models not fetched (voxline models fetch; voxline models fetch --group test)");
+    let Some(files) = common::fetched(&["whisper-tiny-en/ggml-model.bin", common::JFK_WAV]) else {
         return;
-    }
-    let mut reader = hound::WavReader::open(&wav).expect("jfk.wav");
-    assert_eq!(reader.spec().sample_rate, 16_000);
-    let samples: Vec<f32> = reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.expect("sample")) / 32768.0)
-        .collect();
-    let model = WhisperModel::load(&model_path).expect("load");
+    };
+    let (model_path, samples) = (&files[0], common::read_16k(&files[1]));
+    let model = WhisperModel::load(model_path).expect("load");
     let mut state = model.state().expect("state");
     let t = Instant::now();
     let text = model

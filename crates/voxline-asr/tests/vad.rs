@@ -1,31 +1,18 @@
 //! Silero VAD (from the PyPI package, through the ONNX Runtime library from
 //! the PyPI wheel) tells the JFK speech from silence.
 
+mod common;
+
 use voxline_asr::{SileroVad, VAD_WINDOW};
+use voxline_media::g711::{linear_to_ulaw, ulaw_to_linear};
 
 #[test]
 fn silero_hears_jfk_and_not_silence() {
-    let dir = voxline_models::models_dir();
-    let (lib, model, wav) = (
-        dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        dir.join("silero-vad/silero_vad.onnx"),
-        dir.join("test-audio/jfk.wav"),
-    );
-    if !lib.exists() || !model.exists() || !wav.exists() {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "models missing under {}",
-            dir.display()
-        );
-        eprintln!("skipped: models not fetched");
+    let Some(files) = common::fetched(&[common::ONNX_RUNTIME, "silero-vad/silero_vad.onnx", common::JFK_WAV]) else {
         return;
-    }
-    let mut vad = SileroVad::load(&lib, &model).expect("load");
-    let samples: Vec<f32> = hound::WavReader::open(&wav)
-        .expect("jfk.wav")
-        .samples::<i16>()
-        .map(|s| f32::from(s.expect("sample")) / 32768.0)
-        .collect();
+    };
+    let mut vad = SileroVad::load(&files[0], &files[1]).expect("load");
+    let samples = common::read_16k(&files[2]);
     let probs: Vec<f32> = samples
         .chunks_exact(VAD_WINDOW)
         .map(|w| vad.process(w).expect("vad"))
@@ -52,12 +39,10 @@ fn silero_hears_jfk_and_not_silence() {
 
 #[test]
 fn a_missing_runtime_or_model_is_named() {
-    let dir = voxline_models::models_dir();
-    let lib = dir.join("onnxruntime/libonnxruntime.so.1.31.1");
-    if !lib.exists() {
+    let Some(files) = common::fetched(&[common::ONNX_RUNTIME]) else {
         return;
-    }
-    let e = SileroVad::load(&lib, std::path::Path::new("/nonexistent/vad.onnx"))
+    };
+    let e = SileroVad::load(&files[0], std::path::Path::new("/nonexistent/vad.onnx"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("/nonexistent/vad.onnx"), "{e}");
@@ -67,40 +52,23 @@ fn a_missing_runtime_or_model_is_named() {
 /// about -50 dBFS: the pauses stay silence, the phrases stay speech.
 #[test]
 fn silero_is_not_fooled_by_g711_companding_and_line_hiss() {
-    let dir = voxline_models::models_dir();
-    let (lib, model, wav) = (
-        dir.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        dir.join("silero-vad/silero_vad.onnx"),
-        dir.join("test-audio/jfk.wav"),
-    );
-    if !lib.exists() || !model.exists() || !wav.exists() {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "models missing under {}",
-            dir.display()
-        );
+    let Some(files) = common::fetched(&[common::ONNX_RUNTIME, "silero-vad/silero_vad.onnx", common::JFK_WAV]) else {
         return;
-    }
+    };
     let mut seed = 12345u32;
     let mut hiss = || {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
         (f32::from((seed >> 16) as u16) / 65535.0 - 0.5) * 0.006
     };
-    // μ-law round trip of one sample (ITU-T G.711 segments, in float).
+    // A μ-law round trip of one sample, with the media engine's G.711.
     let ulaw = |x: f32| {
-        let m = 255.0f32;
-        let y = x.signum() * (1.0 + m * x.abs().min(1.0)).ln() / (1.0 + m).ln();
-        let q = (y * 127.0).round() / 127.0;
-        q.signum() * ((1.0 + m).powf(q.abs()) - 1.0) / m
+        let s = (x * 32768.0).clamp(-32768.0, 32767.0) as i16;
+        f32::from(ulaw_to_linear(linear_to_ulaw(s))) / 32768.0
     };
-    let clean: Vec<f32> = hound::WavReader::open(&wav)
-        .expect("jfk.wav")
-        .samples::<i16>()
-        .map(|s| f32::from(s.expect("sample")) / 32768.0)
-        .collect();
+    let clean = common::read_16k(&files[2]);
     let line: Vec<f32> = clean.iter().map(|&x| ulaw(x + hiss())).collect();
-    let mut vad = SileroVad::load(&lib, &model).expect("load");
-    let mut vad_clean = SileroVad::load(&lib, &model).expect("load");
+    let mut vad = SileroVad::load(&files[0], &files[1]).expect("load");
+    let mut vad_clean = SileroVad::load(&files[0], &files[1]).expect("load");
     let (mut agree, mut total) = (0, 0);
     for (a, b) in clean.chunks_exact(VAD_WINDOW).zip(line.chunks_exact(VAD_WINDOW)) {
         let (pc, pl) = (vad_clean.process(a).expect("vad"), vad.process(b).expect("vad"));

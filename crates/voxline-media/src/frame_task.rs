@@ -199,38 +199,19 @@ impl FrameTask {
             let Ok(mut bufs) = scratch.try_borrow_mut() else {
                 return;
             };
-            let mut out = [None; BATCH];
-            for _ in 0..MAX_DATAGRAMS_PER_FRAME / BATCH {
-                let n = shared.rtp.try_recv_batch(&mut bufs, &mut out, now).unwrap_or(0);
-                for (buf, d) in bufs.iter().zip(&out).take(n) {
-                    let Some(d) = d else { continue };
-                    let data = &buf[..d.len.min(MAX_DATAGRAM)];
-                    if is_rtcp(data) {
-                        self.on_rtcp(st, data, d, now);
-                    } else {
-                        self.on_rtp(st, target, data, d);
-                    }
+            shared.rtp.drain(&mut bufs, MAX_DATAGRAMS_PER_FRAME, now, |data, d| {
+                if is_rtcp(data) {
+                    self.on_rtcp(st, data, d, now);
+                } else {
+                    self.on_rtp(st, target, data, d);
                 }
-                if n < BATCH {
-                    break;
-                }
-            }
+            });
             st.frames = st.frames.wrapping_add(1);
-            let rtcp = shared
-                .rtcp
-                .as_ref()
-                .filter(|_| st.frames.is_multiple_of(RTCP_DRAIN_FRAMES));
-            if let Some(rtcp) = rtcp {
-                for _ in 0..MAX_DATAGRAMS_PER_FRAME / BATCH {
-                    let n = rtcp.try_recv_batch(&mut bufs, &mut out, now).unwrap_or(0);
-                    for (buf, d) in bufs.iter().zip(&out).take(n) {
-                        if let Some(d) = d {
-                            self.on_rtcp(st, &buf[..d.len.min(MAX_DATAGRAM)], d, now);
-                        }
-                    }
-                    if n < BATCH {
-                        break;
-                    }
+            if let Some(rtcp) = shared.rtcp.as_ref() {
+                if st.frames.is_multiple_of(RTCP_DRAIN_FRAMES) {
+                    rtcp.drain(&mut bufs, MAX_DATAGRAMS_PER_FRAME, now, |data, d| {
+                        self.on_rtcp(st, data, d, now);
+                    });
                 }
             }
         });
@@ -357,9 +338,10 @@ impl FrameTask {
             st.frame.resize(samples, 0);
             st.caller.resize(samples, 0);
         }
-        let usable = st.coding.as_mut().filter(|c| c.codec.pcm_rate() == rate);
+        // A codec of another rate than the call's (refused in SDP) is not used.
+        let usable = st.coding.as_ref().is_some_and(|c| c.codec.pcm_rate() == rate);
         let had_audio = shared.playout.fill(&mut st.frame);
-        match usable {
+        match st.coding.as_mut().filter(|_| usable) {
             Some(c) => st
                 .heard
                 .next_frame(&mut st.jitter, &mut c.decoder, &shared.stats, &mut st.caller),
@@ -378,7 +360,7 @@ impl FrameTask {
             }
         }
         let frame_ts = st.coding.as_ref().map_or(160, |c| c.codec.frame_timestamps());
-        if let Some(t) = target.filter(|t| t.direction.sends()) {
+        if let Some(t) = target.filter(|t| usable && t.direction.sends()) {
             self.send_frame(st, t, had_audio);
         }
         // Timestamps advance with the clock, also across silence and hold.
@@ -388,13 +370,11 @@ impl FrameTask {
         }
     }
 
+    /// Sends the frame (or a DTMF or comfort-noise packet); the caller has
+    /// checked that the codec is usable.
     fn send_frame(&self, st: &mut FrameState, t: &RtpTarget, had_audio: bool) {
         let shared = &self.session.shared;
-        let Some(coding) = st
-            .coding
-            .as_mut()
-            .filter(|c| c.codec.pcm_rate() == self.session.pcm_rate())
-        else {
+        let Some(coding) = st.coding.as_mut() else {
             return;
         };
         let event = match (t.telephone_event_pt, shared.dtmf_out.lock()) {

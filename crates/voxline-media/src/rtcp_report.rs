@@ -193,31 +193,27 @@ impl RtcpState {
         // Only SR and RR are read, each parsed on its own bytes: the `rtcp`
         // crate's parsers of other types (feedback, XR...) panic on some
         // crafted packets (found by the media_ingress fuzz target).
-        let mut packets: Vec<Box<dyn Packet + Send + Sync>> = Vec::new();
+        // Each report: the sender's NTP time (SRs only) and its report blocks;
+        // all are parsed before any is taken in.
+        let mut reports: Vec<(Option<u64>, Vec<ReceptionReport>)> = Vec::new();
         for p in parts {
             let mut b = Bytes::copy_from_slice(p);
             match p[1] {
                 200 => match SenderReport::unmarshal(&mut b) {
-                    Ok(sr) => packets.push(Box::new(sr)),
+                    Ok(sr) => reports.push((Some(sr.ntp_time), sr.reports)),
                     Err(_) => return false,
                 },
                 201 => match ReceiverReport::unmarshal(&mut b) {
-                    Ok(rr) => packets.push(Box::new(rr)),
+                    Ok(rr) => reports.push((None, rr.reports)),
                     Err(_) => return false,
                 },
                 _ => {}
             }
         }
-        for p in &packets {
-            let any = p.as_any();
-            let blocks = if let Some(sr) = any.downcast_ref::<SenderReport>() {
-                self.last_sr = Some((mid32(sr.ntp_time), now));
-                sr.reports.as_slice()
-            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                rr.reports.as_slice()
-            } else {
-                continue;
-            };
+        for (sender_ntp, blocks) in &reports {
+            if let Some(ntp) = sender_ntp {
+                self.last_sr = Some((mid32(*ntp), now));
+            }
             for b in blocks.iter().filter(|b| b.ssrc == self.ssrc) {
                 tracing::debug!(
                     lsr = b.last_sender_report,

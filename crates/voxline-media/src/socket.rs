@@ -5,9 +5,7 @@
 //! really came, not when the clock got to it.
 
 use crate::MediaError;
-use nix::sys::socket::{
-    recvmmsg, recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
-};
+use nix::sys::socket::{recvmmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage};
 use nix::sys::time::TimeSpec;
 use std::cell::RefCell;
 use std::io::IoSliceMut;
@@ -44,7 +42,6 @@ pub struct Datagram {
 #[derive(Debug)]
 pub struct MediaSocket {
     socket: UdpSocket,
-    cmsg: std::sync::Mutex<Vec<u8>>,
 }
 
 impl MediaSocket {
@@ -58,10 +55,7 @@ impl MediaSocket {
         socket.set_nonblocking(true).map_err(|e| io("configuring", e))?;
         setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| io("enabling receive timestamps on", e.into()))?;
-        Ok(MediaSocket {
-            socket,
-            cmsg: std::sync::Mutex::new(nix::cmsg_space!(TimeSpec)),
-        })
+        Ok(MediaSocket { socket })
     }
 
     /// The bound address.
@@ -72,6 +66,29 @@ impl MediaSocket {
     /// Sends without waiting: a full socket buffer is an error, not a delay.
     pub fn send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.socket.send_to(buf, to)
+    }
+
+    /// Takes every queued datagram (at most `max`, `BATCH` per system call)
+    /// and hands each one's bytes and details to `f`.
+    pub fn drain(
+        &self,
+        bufs: &mut BatchBuffers,
+        max: usize,
+        now: (Instant, SystemTime),
+        mut f: impl FnMut(&[u8], &Datagram),
+    ) {
+        let mut out = [None; BATCH];
+        for _ in 0..max.div_ceil(BATCH) {
+            let n = self.try_recv_batch(bufs, &mut out, now).unwrap_or(0);
+            for (buf, d) in bufs.iter().zip(&out).take(n) {
+                if let Some(d) = d {
+                    f(&buf[..d.len.min(MAX_DATAGRAM)], d);
+                }
+            }
+            if n < BATCH {
+                break;
+            }
+        }
     }
 
     /// Takes up to `BATCH` queued datagrams in one system call into `bufs`;
@@ -121,41 +138,6 @@ impl MediaSocket {
             Ok(n)
         })
     }
-
-    /// Takes the next queued datagram into `buf`; `None` when none is queued.
-    /// `now` is (monotonic, wall-clock) read once by the caller per pass.
-    pub fn try_recv(&self, buf: &mut [u8], now: (Instant, SystemTime)) -> Option<std::io::Result<Datagram>> {
-        let Ok(mut cmsg) = self.cmsg.lock() else {
-            return Some(Err(std::io::Error::other("receive buffer poisoned")));
-        };
-        let mut iov = [IoSliceMut::new(buf)];
-        let msg = match recvmsg::<SockaddrStorage>(
-            self.socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(m) => m,
-            Err(nix::errno::Errno::EAGAIN) => return None,
-            Err(e) => return Some(Err(e.into())),
-        };
-        let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
-            return Some(Err(std::io::Error::other("datagram without an IP source address")));
-        };
-        let mut arrival = now.0;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                    arrival = to_instant(ts, now);
-                }
-            }
-        }
-        Some(Ok(Datagram {
-            len: msg.bytes,
-            from,
-            arrival,
-        }))
-    }
 }
 
 fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
@@ -180,29 +162,36 @@ fn to_instant(ts: TimeSpec, (mono, wall): (Instant, SystemTime)) -> Instant {
 mod tests {
     use super::*;
 
+    /// One datagram off the socket, through `drain`.
+    fn one(a: &MediaSocket, now: (Instant, SystemTime)) -> Option<(Vec<u8>, Datagram)> {
+        let mut bufs = [[0u8; MAX_DATAGRAM]; BATCH];
+        let mut got = None;
+        a.drain(&mut bufs, 1, now, |data, d| got = Some((data.to_vec(), *d)));
+        got
+    }
+
     #[test]
     fn datagrams_carry_their_kernel_arrival_time() {
         let a = MediaSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut buf = [0u8; 64];
         let now = || (Instant::now(), SystemTime::now());
-        assert!(a.try_recv(&mut buf, now()).is_none(), "nothing queued yet");
+        assert!(one(&a, now()).is_none(), "nothing queued yet");
         b.send_to(b"hello", a.local_addr().unwrap()).unwrap();
         let sent = Instant::now();
         std::thread::sleep(Duration::from_millis(30));
-        let d = a.try_recv(&mut buf, now()).unwrap().unwrap();
-        assert_eq!(&buf[..d.len], b"hello");
+        let (data, d) = one(&a, now()).unwrap();
+        assert_eq!(data, b"hello");
         assert_eq!(d.from, b.local_addr().unwrap());
         // Read 30 ms later, but stamped when it arrived.
         let lag = d.arrival.saturating_duration_since(sent);
         assert!(lag < Duration::from_millis(15), "arrival stamped {lag:?} after sending");
-        assert!(a.try_recv(&mut buf, now()).is_none());
+        assert!(one(&a, now()).is_none());
         // A (monotonic, wall) pair read before the packet came.
         let before = now();
         std::thread::sleep(Duration::from_millis(10));
         b.send_to(b"late", a.local_addr().unwrap()).unwrap();
         let sent = Instant::now();
-        let d = a.try_recv(&mut buf, before).unwrap().unwrap();
+        let (_, d) = one(&a, before).unwrap();
         let off = if d.arrival > sent {
             d.arrival - sent
         } else {

@@ -99,7 +99,7 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
         // kernel's receive timestamps so this loop's own delays don't count.
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let silence = bytes::Bytes::from_static(&[0xFF; 160]);
-        let mut buf = [0u8; 2048];
+        let mut bufs = [[0u8; voxline_media::socket::MAX_DATAGRAM]; voxline_media::socket::BATCH];
         let warmup = Instant::now() + Duration::from_secs(2);
         let mut measure_from: Option<(Instant, Option<u64>)> = None;
         let end_at = warmup + Duration::from_secs(args.seconds);
@@ -120,15 +120,15 @@ pub async fn run(args: BenchMediaArgs) -> anyhow::Result<()> {
                 {
                     let _ = c.socket.send_to(&pkt, c.remote);
                 }
-                while let Some(Ok(d)) = c.socket.try_recv(&mut buf, wall) {
+                let stats = &mut c.stats;
+                c.socket.drain(&mut bufs, 64, wall, |data, d| {
                     // The server's RTCP goes to our port + 1, which may be another
                     // call's RTP socket here: count RTP only.
-                    let data = &buf[..d.len];
-                    if d.len < 12 || voxline_media::rtcp_report::is_rtcp(data) || measure_from.is_none() {
-                        continue;
+                    if data.len() < 12 || voxline_media::rtcp_report::is_rtcp(data) || measure_from.is_none() {
+                        return;
                     }
-                    c.stats.observe(u16::from_be_bytes([buf[2], buf[3]]), d.arrival);
-                }
+                    stats.observe(u16::from_be_bytes([data[2], data[3]]), d.arrival);
+                });
             }
             seq = seq.wrapping_add(1);
         }

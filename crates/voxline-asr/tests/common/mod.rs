@@ -1,0 +1,41 @@
+//! What the model-backed tests share: finding fetched files and the JFK clip.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Files under the models folder, when all are there. A missing one fails
+/// the test when VOXLINE_REQUIRE_MODELS is set (make test fetches the models
+/// first) and skips it otherwise.
+pub fn fetched(paths: &[&str]) -> Option<Vec<PathBuf>> {
+    let dir = voxline_models::models_dir();
+    let files: Vec<PathBuf> = paths.iter().map(|p| dir.join(p)).collect();
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} missing",
+            missing.display()
+        );
+        eprintln!(
+            "skipped: {} not fetched (voxline models fetch --group all)",
+            missing.display()
+        );
+        return None;
+    }
+    Some(files)
+}
+
+/// The ONNX Runtime library, as the manifest places it.
+pub const ONNX_RUNTIME: &str = "onnxruntime/libonnxruntime.so.1.31.1";
+/// The JFK sample, as the manifest places it.
+pub const JFK_WAV: &str = "test-audio/jfk.wav";
+
+/// A 16 kHz mono 16-bit WAV as samples in -1..1.
+pub fn read_16k(path: &PathBuf) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).expect("open WAV");
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect()
+}
