@@ -1,16 +1,22 @@
-//! voxline speech recognition. This first part holds the Whisper engine
-//! (whisper.cpp through whisper-rs) on 16 kHz mono audio: loading a ggml
-//! model (converted from CTranslate2 by `voxline models fetch`) and
-//! decoding an utterance. Voice activity detection, streaming partials and
-//! the worker pool build on it.
+//! voxline speech recognition on 16 kHz mono audio: the Whisper engine
+//! (whisper.cpp through whisper-rs, a ggml model converted from CTranslate2
+//! by `voxline models fetch`), Silero VAD (ONNX through `ort`) with a
+//! speech start/end segmenter, a bounded pool of Whisper worker threads
+//! shared by all calls, and a streaming recogniser per call (partials while
+//! the caller speaks, the final right after they stop).
 
 #![warn(missing_docs)]
 
+pub mod pool;
 pub mod segmenter;
+pub mod stream;
+pub mod text_norm;
 pub mod vad;
 pub mod whisper;
 
+pub use pool::{AsrPool, PoolConfig, PoolStats, Transcript};
 pub use segmenter::{Segmenter, SegmenterConfig, VadEvent};
+pub use stream::{AsrEvent, StreamConfig, StreamingRecognizer};
 pub use vad::{SileroVad, VAD_WINDOW};
 pub use whisper::{DecodeOptions, WhisperModel};
 
@@ -31,4 +37,10 @@ pub enum AsrError {
     /// Decoding failed.
     #[error("Whisper decode: {0}")]
     Decode(String),
+    /// The decode was cancelled (the call ended or the result was no longer wanted).
+    #[error("recognition cancelled")]
+    Aborted,
+    /// The worker pool is gone (shutting down) or, for an optional job, full.
+    #[error("recognition pool: {0}")]
+    Pool(&'static str),
 }

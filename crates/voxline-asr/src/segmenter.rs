@@ -72,6 +72,33 @@ impl Segmenter {
         self.speaking.is_some()
     }
 
+    /// Stream time now (the end of the last window pushed), ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// While speech is in progress: how long the caller has been silent
+    /// (0 while they are talking).
+    pub fn silence_ms(&self) -> Option<u64> {
+        self.speaking.map(|(_, last)| self.now_ms - last)
+    }
+
+    /// The end of the last speech window of the speech in progress.
+    pub fn last_speech_ms(&self) -> Option<u64> {
+        self.speaking.map(|(_, last)| last)
+    }
+
+    /// Changes the silence hang-over from now on (the dialogue shortens it
+    /// when a sentence is clearly complete, lengthens it when it is not).
+    pub fn set_hangover_ms(&mut self, ms: u32) {
+        self.cfg.hangover_ms = ms;
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> SegmenterConfig {
+        self.cfg
+    }
+
     /// Takes the probability of the next window of `window_ms`.
     pub fn push(&mut self, prob: f32, window_ms: u32) -> Option<VadEvent> {
         let start = self.now_ms;

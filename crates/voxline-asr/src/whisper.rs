@@ -2,7 +2,9 @@
 //! caller's own (a context is Send + Sync; each worker keeps a state).
 
 use crate::AsrError;
+use std::ffi::c_void;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 /// How to decode one utterance.
@@ -16,6 +18,12 @@ pub struct DecodeOptions {
     pub audio_ctx: Option<i32>,
     /// CPU threads for this decode.
     pub threads: i32,
+    /// Stop after this many tokens (a decode stuck in a loop ends there).
+    pub max_tokens: Option<i32>,
+    /// Re-decode at a higher temperature when the greedy result looks
+    /// broken (Whisper's fallback). Costs whole extra decodes; partials
+    /// turn it off.
+    pub temperature_fallback: bool,
 }
 
 impl Default for DecodeOptions {
@@ -25,6 +33,8 @@ impl Default for DecodeOptions {
             initial_prompt: None,
             audio_ctx: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+            temperature_fallback: true,
+            max_tokens: None,
         }
     }
 }
@@ -72,6 +82,23 @@ impl WhisperModel {
         samples: &[f32],
         opts: &DecodeOptions,
     ) -> Result<String, AsrError> {
+        self.transcribe_abortable(state, samples, opts, &AtomicBool::new(false))
+    }
+
+    /// Like [`WhisperModel::transcribe`], but gives up (with
+    /// [`AsrError::Aborted`]) soon after `abort` becomes true: whisper.cpp
+    /// checks it between graph computations, so a running decode stops
+    /// within one encoder or decoder step.
+    pub fn transcribe_abortable(
+        &self,
+        state: &mut WhisperState,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        abort: &AtomicBool,
+    ) -> Result<String, AsrError> {
+        if abort.load(Ordering::Acquire) {
+            return Err(AsrError::Aborted);
+        }
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_language(opts.language.as_deref());
         params.set_n_threads(opts.threads.max(1));
@@ -87,9 +114,26 @@ impl WhisperModel {
         if let Some(p) = opts.initial_prompt.as_deref() {
             params.set_initial_prompt(p);
         }
-        state
-            .full(params, samples)
-            .map_err(|e| AsrError::Decode(e.to_string()))?;
+        if let Some(n) = opts.max_tokens {
+            params.set_max_tokens(n);
+        }
+        if !opts.temperature_fallback {
+            params.set_temperature_inc(0.0);
+        }
+        // SAFETY: the callback only reads the AtomicBool behind the pointer,
+        // which outlives `full` (the borrow of `abort` spans this call), and
+        // `params` is consumed by `full`. (whisper-rs' `set_abort_callback_safe`
+        // is not used: it casts its boxed `dyn FnMut` back to the concrete
+        // closure type.)
+        unsafe {
+            params.set_abort_callback(Some(abort_requested));
+            params.set_abort_callback_user_data(abort as *const AtomicBool as *mut c_void);
+        }
+        let result = state.full(params, samples);
+        if abort.load(Ordering::Acquire) {
+            return Err(AsrError::Aborted);
+        }
+        result.map_err(|e| AsrError::Decode(e.to_string()))?;
         let mut text = String::new();
         for i in 0..state.full_n_segments() {
             if let Some(seg) = state.get_segment(i) {
@@ -99,4 +143,11 @@ impl WhisperModel {
         }
         Ok(text.trim().to_string())
     }
+}
+
+/// whisper.cpp's abort callback: true once the flag behind `data` is set.
+unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
+    // SAFETY: `data` is the `&AtomicBool` given in `transcribe_abortable`,
+    // alive for the whole decode.
+    unsafe { (*(data as *const AtomicBool)).load(Ordering::Acquire) }
 }

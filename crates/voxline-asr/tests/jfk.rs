@@ -5,6 +5,7 @@
 mod common;
 
 use std::time::Instant;
+use voxline_asr::text_norm::normalize_english;
 use voxline_asr::{DecodeOptions, WhisperModel};
 
 const JFK: &str =
@@ -27,20 +28,7 @@ fn converted_tiny_en_transcribes_jfk_word_for_word() {
         samples.len() as f64 / 16_000.0,
         t.elapsed()
     );
-    assert_eq!(words(&text), words(JFK), "{text}");
-}
-
-/// Lowercase words without punctuation.
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
+    assert_eq!(normalize_english(&text), normalize_english(JFK), "{text}");
 }
 
 #[test]

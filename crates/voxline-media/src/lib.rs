@@ -33,7 +33,7 @@ pub use dtmf::{DtmfDigit, DtmfSource};
 pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
-pub use wav_source::{load_wav_mono, Prompt};
+pub use wav_source::{load_wav_mono, read_wav_mono, Prompt};
 
 /// Samples in one 20 ms frame at 8 kHz (the G.711 clock rate).
 pub const SAMPLES_PER_FRAME_8K: usize = 160;

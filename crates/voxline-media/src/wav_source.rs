@@ -45,28 +45,51 @@ impl Default for Prompt {
 /// mixed down); other formats are refused with a message saying how to
 /// convert.
 pub fn load_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
+    let prompt = read_wav_mono(path)?;
+    if !PROMPT_RATES.contains(&prompt.rate) {
+        return Err(MediaError::Wav {
+            path: path.display().to_string(),
+            reason: format!(
+                "sample rate is {} Hz; prompts must be 8, 16, 22.05, 24 or 48 kHz (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
+                prompt.rate
+            ),
+        });
+    }
+    Ok(prompt)
+}
+
+/// Reads any PCM WAV (8/16/24/32-bit integer or 32-bit float, any rate,
+/// any number of channels) as mono 16-bit samples at its own rate.
+pub fn read_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
     let err = |reason: String| MediaError::Wav {
         path: path.display().to_string(),
         reason,
     };
     let mut reader = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
     let spec = reader.spec();
-    if !PROMPT_RATES.contains(&spec.sample_rate) {
-        return Err(err(format!(
-            "sample rate is {} Hz; prompts must be 8, 16, 22.05, 24 or 48 kHz (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
-            spec.sample_rate
-        )));
+    if spec.sample_rate == 0 {
+        return Err(err("sample rate 0".into()));
     }
-    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
-        return Err(err("prompts must be 16-bit integer PCM".into()));
+    let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => reader.samples::<f32>().collect::<Result<_, _>>(),
+        (hound::SampleFormat::Int, bits @ 1..=32) => {
+            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+        }
+        (f, b) => return Err(err(format!("{b}-bit {f:?} samples are not supported"))),
     }
-    let samples: Result<Vec<i16>, _> = reader.samples::<i16>().collect();
-    let samples = samples.map_err(|e| err(e.to_string()))?;
+    .map_err(|e| err(e.to_string()))?;
     let channels = usize::from(spec.channels.max(1));
     Ok(Prompt {
         samples: samples
             .chunks(channels)
-            .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / channels as i32) as i16)
+            .map(|c| {
+                let mean = c.iter().sum::<f32>() / channels as f32;
+                (mean * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+            })
             .collect::<Vec<i16>>()
             .into(),
         rate: spec.sample_rate,

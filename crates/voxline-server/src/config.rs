@@ -130,6 +130,9 @@ pub struct Config {
     /// `[http]`.
     #[serde(default = "default_http")]
     pub http: HttpConfig,
+    /// `[asr]`: speech recognition (used by routes that listen).
+    #[serde(default)]
+    pub asr: crate::asr_config::AsrConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -200,6 +203,7 @@ impl Config {
         }
         cfg.media.recordings_dir = resolve_path(&cfg.base_dir, &cfg.media.recordings_dir);
         cfg.store.url = resolve_store_url(&cfg.base_dir, &cfg.store.url);
+        cfg.asr.resolve_paths(&cfg.base_dir);
         cfg.validate().map_err(|e| err(&e.field, e.reason))?;
         Ok(cfg)
     }
@@ -232,6 +236,14 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             crate::handlers::validate_route(r, &self.base_dir)
                 .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
+        }
+        self.asr.validate()?;
+        if self
+            .routes
+            .iter()
+            .any(|r| crate::handlers::LISTENING.contains(&r.handler.as_str()))
+        {
+            self.asr.check_files()?;
         }
         Ok(())
     }

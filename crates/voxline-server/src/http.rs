@@ -47,6 +47,7 @@ pub async fn start(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/calls", get(list_calls))
         .route("/api/calls/{call_id}", get(get_call))
+        .route("/api/calls/{call_id}/transcript", get(get_transcript))
         .route("/api/trunks", get(trunks))
         .route("/metrics", get(metrics))
         .with_state(state);
@@ -84,6 +85,23 @@ async fn get_call(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
         Ok(rows) => Json(rows).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// The transcript of each record with this Call-ID: `[{"id", "lines"}]`.
+async fn get_transcript(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
+    let rows = match s.store.find_by_call_id(&call_id).await {
+        Ok(rows) if rows.is_empty() => return (StatusCode::NOT_FOUND, "no such call\n").into_response(),
+        Ok(rows) => rows,
+        Err(e) => return internal(e),
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        match s.store.transcript(&r.id).await {
+            Ok(lines) => out.push(serde_json::json!({ "id": r.id, "lines": lines })),
+            Err(e) => return internal(e),
+        }
+    }
+    Json(out).into_response()
 }
 
 async fn trunks(State(s): State<AppState>) -> Response {
@@ -155,6 +173,54 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "Longest run of one media clock slot, microseconds",
         ConstGauge::new(clock.max_pass_us.load(Ordering::Relaxed) as i64),
     );
+    if let Some(asr) = &s.counters.asr {
+        for (name, help, value) in [
+            (
+                "asr_decodes",
+                "Whisper decodes finished (partials and finals)",
+                &asr.decoded,
+            ),
+            (
+                "asr_decodes_cancelled",
+                "Whisper decodes cancelled (call ended, speech resumed)",
+                &asr.aborted,
+            ),
+            ("asr_decodes_failed", "Whisper decodes that failed", &asr.failed),
+            (
+                "asr_partials_skipped",
+                "Partial decodes skipped because the pool was busy",
+                &asr.skipped_full,
+            ),
+        ] {
+            registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+        }
+        let secs = |v: &std::sync::atomic::AtomicU64, unit: f64| v.load(Ordering::Relaxed) as f64 / unit;
+        registry.register(
+            "asr_queue_wait_seconds",
+            "Time decodes waited for a Whisper worker, summed",
+            ConstCounter::new(secs(&asr.queue_wait_us_sum, 1e6)),
+        );
+        registry.register(
+            "asr_decode_seconds",
+            "Time Whisper workers spent decoding, summed",
+            ConstCounter::new(secs(&asr.decode_us_sum, 1e6)),
+        );
+        registry.register(
+            "asr_audio_seconds",
+            "Audio decoded by Whisper, summed (decode / audio = real-time factor)",
+            ConstCounter::new(secs(&asr.audio_ms_sum, 1e3)),
+        );
+        registry.register(
+            "asr_queue_wait_max_seconds",
+            "Longest wait of a decode for a Whisper worker",
+            ConstGauge::new(secs(&asr.queue_wait_us_max, 1e6)),
+        );
+        registry.register(
+            "asr_workers_busy",
+            "Whisper workers decoding now",
+            ConstGauge::new(asr.busy.load(Ordering::Relaxed) as i64),
+        );
+    }
     for t in s.router.trunks() {
         let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));
         sub.register(

@@ -1,5 +1,8 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
+mod asr_config;
+mod asr_engine;
+mod bench_asr;
 mod bench_media;
 mod call_cmd;
 mod config;
@@ -52,11 +55,13 @@ enum Command {
 enum BenchCommand {
     /// Media capacity: N concurrent calls with RTP both ways; loss, send jitter, server CPU per call.
     Media(bench_media::BenchMediaArgs),
+    /// Speech recognition on telephone audio: WER, RTF and final latency, streaming vs offline.
+    Asr(bench_asr::BenchAsrArgs),
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn,whisper_rs=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn,whisper_rs=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -113,6 +118,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench media: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(BenchCommand::Asr(args)) => match runtime.block_on(bench_asr::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline bench asr: {e:#}");
                 ExitCode::FAILURE
             }
         },

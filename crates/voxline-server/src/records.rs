@@ -2,7 +2,7 @@
 //! never ends a call.
 
 use voxline_sip::{CallInfo, EndReason, RouteConfig};
-use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSummary};
+use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSummary, TranscriptLine};
 
 /// The call-record writer shared by all calls.
 #[derive(Debug, Clone)]
@@ -65,6 +65,13 @@ impl Records {
     pub async fn ended(&self, id: &str, end: &CallEnd) {
         if let Err(e) = self.store.call_ended(id, end).await {
             tracing::error!(error = %e, "call record not completed");
+        }
+    }
+
+    /// Appends a line to a call's transcript.
+    pub async fn transcript_line(&self, id: &str, line: &TranscriptLine) {
+        if let Err(e) = self.store.transcript_line(id, line).await {
+            tracing::error!(error = %e, "transcript line not written");
         }
     }
 

@@ -431,3 +431,77 @@ fn a_pcma_call_echoes_and_baresips_rtcp_reports_reach_the_record() {
         r["rtt_ms"], r["remote_jitter_ms"]
     );
 }
+
+/// The caller's words end up in the call's transcript: baresip speaks the
+/// JFK sample over PCMU into the `transcribe` route; voxline's streaming
+/// recogniser (Silero VAD + Whisper tiny.en) writes each utterance as a
+/// transcript line, readable from the HTTP API.
+#[test]
+fn the_transcribe_route_writes_what_the_caller_says_into_the_transcript() {
+    let models = voxline_models::models_dir();
+    let jfk = models.join("test-audio/jfk.wav");
+    let needed = [
+        models.join("whisper-tiny-en/ggml-model.bin"),
+        models.join("silero-vad/silero_vad.onnx"),
+        models.join("onnxruntime/libonnxruntime.so.1.31.1"),
+        jfk.clone(),
+    ];
+    if let Some(missing) = needed.iter().find(|p| !p.exists()) {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} missing",
+            missing.display()
+        );
+        eprintln!("skipped: {} not fetched", missing.display());
+        return;
+    }
+    let routes = format!(
+        r#"
+[[route]]
+name = "listen"
+trunk = "local"
+number = {{ exact = "transcribe" }}
+handler = "transcribe"
+params = {{ max_seconds = 40 }}
+{DEFAULT_ROUTES}"#
+    );
+    let server = Server::start("transcribe", "", Some(&routes));
+    // JFK at 8 kHz between 1 s and 3 s of silence.
+    let speech = voxline_media::read_wav_mono(&jfk).expect("jfk");
+    let narrow = voxline_media::rtp_session::resample_clip(&speech.samples, speech.rate, 8000).expect("resample");
+    let mut mic = vec![0i16; 8000];
+    mic.extend_from_slice(&narrow);
+    mic.extend(std::iter::repeat_n(0, 8000 * 3));
+    baresip_call(&server, "transcribe", &mic);
+
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let r = records
+        .first()
+        .unwrap_or_else(|| panic!("no call record\n{}", server.log_text()));
+    assert_eq!(r["status"], "completed", "{r}");
+    let call_id = r["call_id"].as_str().expect("call id");
+    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let lines = v[0]["lines"].as_array().cloned().unwrap_or_default();
+    let text: Vec<&str> = lines.iter().filter_map(|l| l["text"].as_str()).collect();
+    eprintln!("transcript: {text:?}");
+    assert!(!lines.is_empty(), "no transcript\n{}", server.log_text());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as i64 + 1);
+        assert_eq!(l["speaker"], "caller");
+        let (start, end) = (l["start_ms"].as_i64().unwrap_or(-1), l["end_ms"].as_i64().unwrap_or(-1));
+        assert!(start >= 0 && end > start, "{l}");
+    }
+    // Speech starts about 1 s in (the leading silence) and lasts about 11 s.
+    let first = lines[0]["start_ms"].as_i64().unwrap_or(0);
+    assert!((500..=2500).contains(&first), "speech start {first} ms");
+    let (errors, words) = voxline_asr::text_norm::word_errors(
+        "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
+        &text.join(" "),
+    );
+    assert!(errors * 5 <= words, "{errors} errors in {words} words: {text:?}");
+    assert!(server.log_text().contains("caller utterance recognised"));
+    let metrics = server.http_get("/metrics");
+    assert!(metrics.contains("voxline_asr_decodes_total"), "{metrics}");
+}

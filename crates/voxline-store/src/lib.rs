@@ -9,7 +9,7 @@
 
 mod record;
 
-pub use record::{CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary};
+pub use record::{CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary, TranscriptLine};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -241,6 +241,47 @@ impl CallStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(CallRecord::from_row).collect()
+    }
+
+    /// Appends a line to a call's transcript.
+    pub async fn transcript_line(&self, record_id: &str, line: &TranscriptLine) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO transcript_lines (record_id, seq, speaker, start_ms, end_ms, text, asr_latency_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(record_id)
+        .bind(line.seq)
+        .bind(&line.speaker)
+        .bind(line.start_ms)
+        .bind(line.end_ms)
+        .bind(&line.text)
+        .bind(line.asr_latency_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A call's transcript, in order.
+    pub async fn transcript(&self, record_id: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, speaker, start_ms, end_ms, text, asr_latency_ms FROM transcript_lines \
+             WHERE record_id = $1 ORDER BY seq",
+        )
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TranscriptLine {
+                    seq: row.try_get("seq")?,
+                    speaker: row.try_get("speaker")?,
+                    start_ms: row.try_get("start_ms")?,
+                    end_ms: row.try_get("end_ms")?,
+                    text: row.try_get("text")?,
+                    asr_latency_ms: row.try_get("asr_latency_ms")?,
+                })
+            })
+            .collect()
     }
 
     /// Closes the pool, waiting for pending writes.

@@ -112,3 +112,20 @@ pub struct CallRecord {
     pub remote_jitter_ms: Option<f64>,
     pub detail: Option<String>,
 }
+
+/// One line of a call's transcript.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TranscriptLine {
+    /// Order within the call, from 1.
+    pub seq: i64,
+    /// Who spoke: "caller" or "agent".
+    pub speaker: String,
+    /// Start of the speech, ms of call audio from the answer.
+    pub start_ms: i64,
+    /// End of the speech, ms.
+    pub end_ms: i64,
+    /// The words.
+    pub text: String,
+    /// How long after the end of speech was declared the text was ready, ms.
+    pub asr_latency_ms: Option<f64>,
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall};
+use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, TranscriptLine};
 
 fn new_call(id: &str) -> NewCall {
     NewCall {
@@ -62,6 +62,38 @@ async fn life_cycle(url: &str) {
         (a.rtt_ms, a.remote_lost, a.remote_jitter_ms),
         (Some(42.5), Some(7), Some(1.25))
     );
+    // Its transcript, written line by line, read back in order.
+    let line = |seq: i64, speaker: &str, text: &str, latency: Option<f64>| TranscriptLine {
+        seq,
+        speaker: speaker.into(),
+        start_ms: seq * 1000,
+        end_ms: seq * 1000 + 800,
+        text: text.into(),
+        asr_latency_ms: latency,
+    };
+    store
+        .transcript_line("a", &line(2, "agent", "We open at nine.", None))
+        .await
+        .expect("line 2");
+    store
+        .transcript_line("a", &line(1, "caller", "When do you open?", Some(12.5)))
+        .await
+        .expect("line 1");
+    assert!(
+        store
+            .transcript_line("a", &line(1, "caller", "again", None))
+            .await
+            .is_err(),
+        "seq is unique per call"
+    );
+    assert_eq!(
+        store.transcript("a").await.expect("transcript"),
+        vec![
+            line(1, "caller", "When do you open?", Some(12.5)),
+            line(2, "agent", "We open at nine.", None)
+        ]
+    );
+    assert!(store.transcript("b").await.expect("empty").is_empty());
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");
     store.heartbeat().await.expect("heartbeat");

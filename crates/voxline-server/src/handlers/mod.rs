@@ -1,7 +1,8 @@
 //! Route handlers: what answers a routed call. `playback` (a greeting, a
-//! recording of the caller, hang-up after N seconds or on BYE) and `echo`
-//! (the same, sending the caller's audio back through the MediaPort); the
-//! agent joins when the dialogue engine exists.
+//! recording of the caller, hang-up after N seconds or on BYE), `echo`
+//! (the same, sending the caller's audio back through the MediaPort) and
+//! `transcribe` (the same, recognising what the caller says into the call's
+//! transcript); the agent joins when the dialogue engine exists.
 
 pub mod playback;
 
@@ -16,12 +17,15 @@ use voxline_sip::routing::Route;
 use voxline_sip::{CallHandler, CallInfo, InboundCall, RouteConfig};
 
 /// Handler names a route may use.
-pub const HANDLERS: &[&str] = &["playback", "echo"];
+pub const HANDLERS: &[&str] = &["playback", "echo", "transcribe"];
+
+/// Handlers that listen to the caller (they need the `[asr]` models).
+pub const LISTENING: &[&str] = &["transcribe"];
 
 /// Checks a route's handler name and parameters; errors are (field, reason).
 pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
     match r.handler.as_str() {
-        "playback" | "echo" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
+        "playback" | "echo" | "transcribe" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
         other => Err((
             "handler".into(),
             format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
@@ -40,6 +44,8 @@ pub struct CallCounters {
     pub rejected: AtomicU64,
     /// The media clock's counters (late slots, skipped frames, longest slot).
     pub media_clock: Arc<voxline_media::clock::ClockStats>,
+    /// The recognition pool's counters, when a route listens.
+    pub asr: Option<Arc<voxline_asr::PoolStats>>,
 }
 
 /// Dispatches routed calls to their handler.
@@ -55,15 +61,27 @@ impl Handlers {
         let mut playback = HashMap::new();
         // One media clock for every call of this server (a shard per core).
         let clock = voxline_media::MediaClock::per_core();
+        // One recogniser (model + workers) for every listening route.
+        let asr = if cfg.routes.iter().any(|r| LISTENING.contains(&r.handler.as_str())) {
+            Some(Arc::new(crate::asr_engine::AsrEngine::start(&cfg.asr)?))
+        } else {
+            None
+        };
         for r in &cfg.routes {
-            if r.handler == "playback" || r.handler == "echo" {
+            let mode = match r.handler.as_str() {
+                "playback" => Some(playback::Mode::Playback),
+                "echo" => Some(playback::Mode::Echo),
+                "transcribe" => asr.clone().map(playback::Mode::Transcribe),
+                _ => None,
+            };
+            if let Some(mode) = mode {
                 let params = playback::PlaybackParams::parse(&r.params, &cfg.base_dir)
                     .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
                 playback.insert(
                     r.name.clone(),
                     Arc::new(playback::Playback::new(
                         params,
-                        r.handler == "echo",
+                        mode,
                         clock.clone(),
                         cfg.media.clone(),
                         shutdown.clone(),
@@ -76,6 +94,7 @@ impl Handlers {
             playback,
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
+                asr: asr.as_ref().map(|a| a.pool().stats_handle()),
                 ..CallCounters::default()
             }),
         })

@@ -1,7 +1,10 @@
 //! The `playback` handler: ring (optionally), answer, play a greeting,
 //! record the caller, hang up after `max_seconds`, after the greeting when
-//! asked, or when the caller hangs up.
+//! asked, or when the caller hangs up. `echo` also sends the caller's audio
+//! back; `transcribe` also recognises what the caller says, line by line
+//! into the call's transcript.
 
+use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
 use crate::records::{call_end, Records};
 use std::collections::BTreeMap;
@@ -69,11 +72,22 @@ impl PlaybackParams {
     }
 }
 
+/// What a playback-style route does with the caller's audio.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Records it (when recording is on).
+    Playback,
+    /// Sends it back through the MediaPort.
+    Echo,
+    /// Recognises it into the transcript.
+    Transcribe(Arc<AsrEngine>),
+}
+
 /// A prepared playback route.
 pub struct Playback {
     params: PlaybackParams,
-    /// Send the caller's audio back (the `echo` handler), through the MediaPort.
-    echo: bool,
+    /// What happens to the caller's audio.
+    mode: Mode,
     /// The media clock shared by all calls.
     clock: MediaClock,
     /// The greeting at 8 kHz (G.711 calls) and 16 kHz (Opus calls), shared by all calls.
@@ -135,7 +149,7 @@ impl Playback {
     /// Loads the greeting.
     pub fn new(
         params: PlaybackParams,
-        echo: bool,
+        mode: Mode,
         clock: MediaClock,
         media: MediaConfig,
         shutdown: CancellationToken,
@@ -147,7 +161,7 @@ impl Playback {
         let greeting = [greeting.at_rate(8000)?, greeting.at_rate(16_000)?];
         Ok(Playback {
             params,
-            echo,
+            mode,
             clock,
             greeting,
             media,
@@ -254,17 +268,27 @@ impl Playback {
             .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
             .await;
 
-        // The echo handler hears and speaks through the MediaPort (16 kHz both ways).
-        let mut port = if self.echo {
+        // Echo and transcribe hear (and echo speaks) through the MediaPort, 16 kHz.
+        let mut port = if matches!(self.mode, Mode::Playback) {
+            None
+        } else {
             match MediaPort::open(&rtp) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    warn!(error = %e, "media port unavailable: no echo on this call");
+                    warn!(error = %e, "media port unavailable: the caller is not heard on this call");
                     None
                 }
             }
-        } else {
-            None
+        };
+        let mut listener = match (&self.mode, &port) {
+            (Mode::Transcribe(asr), Some(_)) => match asr.recognizer() {
+                Ok(r) => Some(Transcriber::new(r, records.clone(), record_id.to_string())),
+                Err(e) => {
+                    warn!(error = %e, "speech recognition unavailable on this call");
+                    None
+                }
+            },
+            _ => None,
         };
         let media_cancel = CancellationToken::new();
         let media_task = {
@@ -309,7 +333,12 @@ impl Playback {
                 Some(input) = async { match port.as_mut() { Some(p) => p.recv().await, None => None } } => {
                     match input {
                         PortInput::Frame(frame) => {
-                            if let Some(p) = port.as_ref() {
+                            if let Some(t) = listener.as_mut() {
+                                if let Err(e) = t.recognizer.push(&frame) {
+                                    warn!(error = %e, "speech recognition stopped on this call");
+                                    listener = None;
+                                }
+                            } else if let Some(p) = port.as_ref() {
                                 if let Err(e) = p.play(&frame, PORT_RATE) {
                                     warn!(error = %e, "echo playout failed");
                                 }
@@ -320,6 +349,11 @@ impl Playback {
                                 break end;
                             }
                         }
+                    }
+                }
+                Some(ev) = async { match listener.as_mut() { Some(t) => t.recognizer.next_event().await, None => None } } => {
+                    if let Some(t) = listener.as_mut() {
+                        t.on_event(ev).await;
                     }
                 }
                 _ = rtp.wait_drained(), if !greeting_done => {
@@ -339,6 +373,10 @@ impl Playback {
                 }
             }
         };
+        // The call is over: decodes still running for it are cancelled.
+        if let Some(mut t) = listener.take() {
+            t.recognizer.close();
+        }
         media_cancel.cancel();
         media_task.await.ok();
         (end, true, Some(rtp.stats()), None)
@@ -369,6 +407,90 @@ impl Playback {
             }
         }
         None
+    }
+}
+
+/// A call's listener: its recogniser, and the transcript it writes.
+struct Transcriber {
+    recognizer: voxline_asr::StreamingRecognizer,
+    records: Records,
+    record_id: String,
+    /// Lines written so far.
+    seq: i64,
+    /// Start and end (stream ms) of the utterances not yet final.
+    spans: std::collections::HashMap<u64, (u64, u64)>,
+}
+
+impl Transcriber {
+    fn new(recognizer: voxline_asr::StreamingRecognizer, records: Records, record_id: String) -> Transcriber {
+        Transcriber {
+            recognizer,
+            records,
+            record_id,
+            seq: 0,
+            spans: Default::default(),
+        }
+    }
+
+    /// Logs speech events; writes each final hypothesis as a transcript line.
+    async fn on_event(&mut self, ev: voxline_asr::AsrEvent) {
+        use voxline_asr::AsrEvent;
+        match ev {
+            AsrEvent::SpeechStart { utterance, at_ms } => {
+                self.spans.insert(utterance, (at_ms, at_ms));
+                tracing::debug!(utterance, at_ms, "caller speaking");
+            }
+            AsrEvent::Partial { utterance, text, .. } => tracing::debug!(utterance, %text, "partial"),
+            AsrEvent::SpeechEnd { utterance, at_ms, .. } => {
+                if let Some(span) = self.spans.get_mut(&utterance) {
+                    span.1 = at_ms;
+                }
+            }
+            AsrEvent::Final {
+                utterance,
+                text,
+                latency,
+                cost,
+                cut,
+            } => {
+                let now = self.recognizer.now_ms();
+                let (start, end) = match self.spans.get(&utterance).copied() {
+                    Some((s, e)) if cut => (s, e.max(now)),
+                    Some(span) => span,
+                    None => (now, now),
+                };
+                if cut {
+                    // The rest of a cut utterance continues as the next one.
+                    self.spans.insert(utterance + 1, (now, now));
+                }
+                self.spans.remove(&utterance);
+                info!(
+                    utterance,
+                    words = text.split_whitespace().count(),
+                    latency_ms = latency.as_millis() as u64,
+                    queue_ms = cost.queue_wait.as_millis() as u64,
+                    decode_ms = cost.decode.as_millis() as u64,
+                    "caller utterance recognised"
+                );
+                if text.is_empty() {
+                    return;
+                }
+                self.seq += 1;
+                let line = voxline_store::TranscriptLine {
+                    seq: self.seq,
+                    speaker: "caller".into(),
+                    start_ms: start as i64,
+                    end_ms: end as i64,
+                    text,
+                    asr_latency_ms: Some(latency.as_secs_f64() * 1e3),
+                };
+                self.records.transcript_line(&self.record_id, &line).await;
+            }
+            AsrEvent::Failed { utterance, error } => {
+                self.spans.remove(&utterance);
+                warn!(utterance, %error, "caller utterance not recognised");
+            }
+        }
     }
 }
 

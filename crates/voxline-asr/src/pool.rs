@@ -1,0 +1,262 @@
+//! A bounded pool of Whisper workers shared by all calls. Each worker is an
+//! OS thread of its own (never a tokio thread, never a media clock thread)
+//! holding one reused `WhisperState`. Jobs wait in a bounded queue: a
+//! caller that must be heard (a final hypothesis) waits for room
+//! (back-pressure), a caller that may be skipped (a partial) is turned away
+//! when the queue is full. The time each job waited is measured.
+
+use crate::whisper::{DecodeOptions, WhisperModel};
+use crate::AsrError;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Size of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Worker threads, each decoding one utterance at a time.
+    pub workers: usize,
+    /// CPU threads a decode may use (a job asking for fewer gets fewer).
+    pub threads_per_worker: usize,
+    /// Jobs that may wait for a worker before submitters are held back.
+    pub queue: usize,
+}
+
+impl Default for PoolConfig {
+    /// One worker using every core: on a small machine one decode at full
+    /// speed gives the lowest final latency; raise `workers` for many
+    /// simultaneous calls.
+    fn default() -> PoolConfig {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PoolConfig {
+            workers: 1,
+            threads_per_worker: cores,
+            queue: 16,
+        }
+    }
+}
+
+/// A decoded utterance and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// The text, trimmed.
+    pub text: String,
+    /// Time from submission until a worker took the job.
+    pub queue_wait: Duration,
+    /// Time the worker spent decoding.
+    pub decode: Duration,
+    /// Seconds of audio decoded.
+    pub audio_secs: f64,
+}
+
+/// Counters of the pool since start (for `/metrics` and benchmarks).
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Jobs decoded to the end.
+    pub decoded: AtomicU64,
+    /// Jobs cancelled before or while decoding.
+    pub aborted: AtomicU64,
+    /// Optional jobs turned away because the queue was full.
+    pub skipped_full: AtomicU64,
+    /// Jobs that failed in whisper.cpp.
+    pub failed: AtomicU64,
+    /// Sum of queue waits, microseconds.
+    pub queue_wait_us_sum: AtomicU64,
+    /// Longest queue wait, microseconds.
+    pub queue_wait_us_max: AtomicU64,
+    /// Sum of decode times, microseconds.
+    pub decode_us_sum: AtomicU64,
+    /// Sum of decoded audio, milliseconds.
+    pub audio_ms_sum: AtomicU64,
+    /// Workers decoding now.
+    pub busy: AtomicU64,
+}
+
+struct Job {
+    audio: Arc<[f32]>,
+    opts: Arc<DecodeOptions>,
+    abort: Arc<AtomicBool>,
+    submitted: Instant,
+    reply: oneshot::Sender<Result<Transcript, AsrError>>,
+}
+
+/// Handle to the pool; cheap to clone. Workers stop when the last handle
+/// is dropped and the queue is empty.
+#[derive(Clone)]
+pub struct AsrPool {
+    tx: flume::Sender<Job>,
+    stats: Arc<PoolStats>,
+    config: PoolConfig,
+}
+
+impl std::fmt::Debug for AsrPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsrPool").field("config", &self.config).finish()
+    }
+}
+
+impl AsrPool {
+    /// Starts the workers, each with its own decoding state.
+    pub fn start(model: Arc<WhisperModel>, config: PoolConfig) -> Result<AsrPool, AsrError> {
+        let config = PoolConfig {
+            workers: config.workers.max(1),
+            threads_per_worker: config.threads_per_worker.max(1),
+            queue: config.queue.max(1),
+        };
+        let (tx, rx) = flume::bounded::<Job>(config.queue);
+        let stats = Arc::new(PoolStats::default());
+        for n in 0..config.workers {
+            let state = model.state()?;
+            let (model, rx, stats) = (model.clone(), rx.clone(), stats.clone());
+            let threads = config.threads_per_worker as i32;
+            std::thread::Builder::new()
+                .name(format!("asr-worker-{n}"))
+                .spawn(move || work(&model, state, &rx, &stats, threads))
+                .map_err(|e| AsrError::Decode(format!("starting an ASR worker thread: {e}")))?;
+        }
+        Ok(AsrPool { tx, stats, config })
+    }
+
+    /// The pool's size.
+    pub fn config(&self) -> PoolConfig {
+        self.config
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// The pool's counters, to keep after the handle is gone.
+    pub fn stats_handle(&self) -> Arc<PoolStats> {
+        self.stats.clone()
+    }
+
+    /// Jobs waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Whether a worker is free and nothing waits: optional work (partials)
+    /// is only worth submitting then, so it never delays a final.
+    pub fn idle(&self) -> bool {
+        self.tx.is_empty() && self.stats.busy.load(Ordering::Relaxed) < self.config.workers as u64
+    }
+
+    /// Decodes `audio` (16 kHz, -1..1), waiting for room in the queue when it
+    /// is full. Setting `abort` cancels the job, queued or running.
+    pub async fn transcribe(
+        &self,
+        audio: Arc<[f32]>,
+        opts: Arc<DecodeOptions>,
+        abort: Arc<AtomicBool>,
+    ) -> Result<Transcript, AsrError> {
+        let (job, reply) = job(audio, opts, abort);
+        self.tx
+            .send_async(job)
+            .await
+            .map_err(|_| AsrError::Pool("the recognition workers have stopped"))?;
+        reply
+            .await
+            .map_err(|_| AsrError::Pool("a recognition worker stopped"))?
+    }
+
+    /// Like [`AsrPool::transcribe`] for work that may be skipped: fails at
+    /// once with [`AsrError::Pool`] when the queue is full.
+    pub fn try_transcribe(
+        &self,
+        audio: Arc<[f32]>,
+        opts: Arc<DecodeOptions>,
+        abort: Arc<AtomicBool>,
+    ) -> Result<impl std::future::Future<Output = Result<Transcript, AsrError>> + Send + 'static, AsrError> {
+        let (job, reply) = job(audio, opts, abort);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(async move {
+                reply
+                    .await
+                    .map_err(|_| AsrError::Pool("a recognition worker stopped"))?
+            }),
+            Err(flume::TrySendError::Full(_)) => {
+                self.stats.skipped_full.fetch_add(1, Ordering::Relaxed);
+                Err(AsrError::Pool("queue full"))
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(AsrError::Pool("the recognition workers have stopped")),
+        }
+    }
+}
+
+fn job(
+    audio: Arc<[f32]>,
+    opts: Arc<DecodeOptions>,
+    abort: Arc<AtomicBool>,
+) -> (Job, oneshot::Receiver<Result<Transcript, AsrError>>) {
+    let (reply, rx) = oneshot::channel();
+    let job = Job {
+        audio,
+        opts,
+        abort,
+        submitted: Instant::now(),
+        reply,
+    };
+    (job, rx)
+}
+
+/// One worker's loop: take a job, decode it unless cancelled, reply.
+fn work(
+    model: &WhisperModel,
+    mut state: whisper_rs::WhisperState,
+    rx: &flume::Receiver<Job>,
+    stats: &PoolStats,
+    threads: i32,
+) {
+    while let Ok(job) = rx.recv() {
+        let started = Instant::now();
+        stats.busy.fetch_add(1, Ordering::Relaxed);
+        let queue_wait = started - job.submitted;
+        let wait_us = micros(queue_wait);
+        stats.queue_wait_us_sum.fetch_add(wait_us, Ordering::Relaxed);
+        stats.queue_wait_us_max.fetch_max(wait_us, Ordering::Relaxed);
+        if job.reply.is_closed() {
+            // Nobody waits for the answer (the call is gone): skip it.
+            job.abort.store(true, Ordering::Release);
+        }
+        let opts = DecodeOptions {
+            threads: job.opts.threads.clamp(1, threads),
+            ..(*job.opts).clone()
+        };
+        let result = model.transcribe_abortable(&mut state, &job.audio, &opts, &job.abort);
+        let decode = started.elapsed();
+        stats.busy.fetch_sub(1, Ordering::Relaxed);
+        let result = match result {
+            Ok(text) => {
+                stats.decoded.fetch_add(1, Ordering::Relaxed);
+                stats.decode_us_sum.fetch_add(micros(decode), Ordering::Relaxed);
+                stats
+                    .audio_ms_sum
+                    .fetch_add((job.audio.len() / 16) as u64, Ordering::Relaxed);
+                Ok(Transcript {
+                    text,
+                    queue_wait,
+                    decode,
+                    audio_secs: job.audio.len() as f64 / f64::from(crate::ASR_RATE),
+                })
+            }
+            Err(AsrError::Aborted) => {
+                stats.aborted.fetch_add(1, Ordering::Relaxed);
+                Err(AsrError::Aborted)
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "ASR decode failed");
+                Err(e)
+            }
+        };
+        // The submitter may have gone away meanwhile; that is fine.
+        let _ = job.reply.send(result);
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,635 @@
+//! The streaming recogniser of one call: 16 kHz audio in, speech events and
+//! hypotheses out.
+//!
+//! Silero VAD marks speech start and end (see [`crate::segmenter`]). While
+//! the caller talks, the growing utterance is re-decoded about every
+//! `partial_interval_ms` for a partial hypothesis (short encoder window, no
+//! temperature fallback, skipped when the pool is busy). The final
+//! hypothesis is started *before* the end of speech is declared: once the
+//! caller has been silent for `tail_ms` the utterance (with that much
+//! trailing silence) goes to the pool, and if they stay silent until the
+//! hang-over ends, that decode is the final one; if they speak again it is
+//! cancelled. So the hang-over (500 ms by default) hides the decode time.
+//! Closing or dropping the recogniser cancels every decode it started.
+
+use crate::pool::{AsrPool, Transcript};
+use crate::segmenter::{Segmenter, SegmenterConfig, VadEvent};
+use crate::vad::{SileroVad, VAD_WINDOW};
+use crate::whisper::DecodeOptions;
+use crate::AsrError;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Samples per millisecond at 16 kHz.
+const PER_MS: u64 = 16;
+
+/// Settings of the streaming recogniser.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Speech start/end detection.
+    pub segmenter: SegmenterConfig,
+    /// Re-decode the growing utterance this often for a partial (0: no partials).
+    pub partial_interval_ms: u32,
+    /// Audio kept before the detected speech start (the first syllable's onset).
+    pub preroll_ms: u32,
+    /// Silence after the last speech kept at the end of the utterance; the
+    /// final decode starts once the caller has been silent this long.
+    pub tail_ms: u32,
+    /// An utterance longer than this is cut and finalised (Whisper sees at
+    /// most 30 s).
+    pub max_utterance_ms: u32,
+    /// Language, domain prompt and fallback for final decodes.
+    pub decode: DecodeOptions,
+    /// Decode with an encoder window fitted to the utterance instead of 30 s.
+    pub fit_audio_ctx: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> StreamConfig {
+        StreamConfig {
+            segmenter: SegmenterConfig::default(),
+            partial_interval_ms: 500,
+            preroll_ms: 200,
+            tail_ms: 200,
+            max_utterance_ms: 20_000,
+            decode: DecodeOptions {
+                temperature_fallback: false,
+                ..DecodeOptions::default()
+            },
+            fit_audio_ctx: true,
+        }
+    }
+}
+
+/// The encoder window (in 20 ms encoder frames, 1500 = 30 s) for `samples`
+/// at 16 kHz: the audio plus 2.5 s, but never under 512 frames (10 s) —
+/// tiny.en falls into repetition loops when the window ends just after the
+/// speech (at +1 s every other clip looped) — rounded up to 64 frames.
+pub fn audio_ctx_for(samples: usize) -> i32 {
+    let frames = (samples.div_ceil(320) + 128).max(512);
+    (frames.div_ceil(64) * 64).min(1500) as i32
+}
+
+/// The encoder window for a partial: the audio plus 1.3 s, no floor.
+/// Cheaper (a 2 s partial costs a fifth of a final) at the price of
+/// occasional repetition, which [`cut_repetition`] removes.
+pub fn partial_audio_ctx_for(samples: usize) -> i32 {
+    let frames = samples.div_ceil(320) + 64;
+    (frames.div_ceil(64) * 64).min(1500) as i32
+}
+
+/// Cuts a decoding loop: when a run of 3 or more words is immediately
+/// repeated (a run of 2 words: twice more), the text ends after its first
+/// occurrence ("the hogs were fed. the hogs were fed." → "the hogs were
+/// fed."). Genuine speech rarely repeats a whole phrase back to back;
+/// Whisper stuck at the end of its window does. Runs of numbers are left
+/// alone (digits read out can repeat).
+pub fn cut_repetition(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let key = |w: &str| -> String {
+        w.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
+    for end in 0..=keys.len() {
+        // Does a run of k words ending at `end` repeat right after it?
+        for k in 2..=end {
+            let run = &keys[end - k..end];
+            let repeats = if k == 2 { 2 } else { 1 };
+            let looped = (1..=repeats).all(|r| keys.get(end + (r - 1) * k..end + r * k) == Some(run));
+            let wordy = run.iter().any(|w| w.chars().any(char::is_alphabetic));
+            if looped && wordy {
+                return words[..end].join(" ");
+            }
+        }
+    }
+    text.to_string()
+}
+
+/// The token bound of a partial: 5 per second plus 6, enough for fast
+/// speech, and a loop stops early (partials run at a small window, where
+/// tiny.en loops often).
+pub fn partial_max_tokens_for(samples: usize) -> i32 {
+    (6 + samples.div_ceil(3_200)).min(440) as i32
+}
+
+/// A bound on the tokens of an utterance: 8 per second of audio (fast
+/// speech makes ~5) plus 10; a decode that loops stops there.
+pub fn max_tokens_for(samples: usize) -> i32 {
+    (10 + samples.div_ceil(2_000)).min(440) as i32
+}
+
+/// What the recogniser reports, in stream time (ms of audio pushed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AsrEvent {
+    /// The caller started speaking (the segmenter's start, before `min_speech_ms`).
+    SpeechStart {
+        /// Utterance number in this stream, from 1.
+        utterance: u64,
+        /// Stream time of the speech onset, ms.
+        at_ms: u64,
+    },
+    /// A hypothesis of the utterance so far.
+    Partial {
+        /// Utterance number.
+        utterance: u64,
+        /// The text.
+        text: String,
+        /// Stream time of the last audio decoded, ms.
+        upto_ms: u64,
+    },
+    /// The caller stopped speaking (declared after the hang-over).
+    SpeechEnd {
+        /// Utterance number.
+        utterance: u64,
+        /// End of the last speech window, ms.
+        at_ms: u64,
+        /// Speech length, ms.
+        duration_ms: u64,
+    },
+    /// The final hypothesis of an utterance.
+    Final {
+        /// Utterance number.
+        utterance: u64,
+        /// The text.
+        text: String,
+        /// Wall time from the speech end being declared to this result
+        /// (zero when the early decode had already finished).
+        latency: Duration,
+        /// Whether the utterance was cut at `max_utterance_ms` (more follows).
+        cut: bool,
+        /// Queue wait and decode time of the decode that produced it.
+        cost: Transcript,
+    },
+    /// Decoding an utterance failed; the text is lost.
+    Failed {
+        /// Utterance number.
+        utterance: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Partial,
+    /// The early final, started once the caller fell silent.
+    Early,
+    Final,
+}
+
+/// A decode in flight.
+struct Job {
+    kind: Kind,
+    utterance: u64,
+    abort: Arc<AtomicBool>,
+    /// Stream sample index where its audio ends.
+    end: u64,
+}
+
+/// The early final of the current utterance.
+struct Early {
+    job: u64,
+    end: u64,
+    /// Its result, once in (before the end of speech was declared).
+    result: Option<Result<Transcript, AsrError>>,
+}
+
+/// A final the caller waits for.
+struct Awaited {
+    declared: Instant,
+    cut: bool,
+}
+
+type Done = (u64, Result<Transcript, AsrError>);
+
+/// What a recogniser's decodes cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RecognizerStats {
+    /// Partial decodes that finished.
+    pub partials: u64,
+    /// Their decode time.
+    pub partial_decode: Duration,
+    /// Early finals started.
+    pub early: u64,
+    /// Early finals dropped because the caller spoke again.
+    pub early_dropped: u64,
+    /// Decode time of early finals that finished but were not used.
+    pub early_wasted: Duration,
+}
+
+/// The recogniser of one audio stream (one call's caller side).
+pub struct StreamingRecognizer {
+    pool: AsrPool,
+    vad: SileroVad,
+    seg: Segmenter,
+    cfg: StreamConfig,
+    partial_opts: DecodeOptions,
+    /// Recent audio: `audio[0]` is stream sample `audio_start`.
+    audio: Vec<f32>,
+    audio_start: u64,
+    /// Next sample the VAD looks at.
+    vad_pos: u64,
+    /// The utterance in progress: number and first sample.
+    utterance: u64,
+    utt_start: u64,
+    last_partial_end: u64,
+    early: Option<Early>,
+    jobs: HashMap<u64, Job>,
+    next_job: u64,
+    awaited: HashMap<u64, Awaited>,
+    events: VecDeque<AsrEvent>,
+    stats: RecognizerStats,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+}
+
+impl std::fmt::Debug for StreamingRecognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingRecognizer")
+            .field("utterance", &self.utterance)
+            .field("jobs", &self.jobs.len())
+            .finish()
+    }
+}
+
+impl StreamingRecognizer {
+    /// A recogniser for one stream, decoding on `pool`.
+    pub fn new(pool: AsrPool, vad: SileroVad, cfg: StreamConfig) -> StreamingRecognizer {
+        // Partials decode few tokens over a small window: one thread does
+        // them faster than two (96 vs 167 ms mean on 2 cores, where the
+        // threads' barriers cost more than the work) and leaves a core free.
+        let partial_opts = DecodeOptions {
+            temperature_fallback: false,
+            threads: 1,
+            ..cfg.decode.clone()
+        };
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        StreamingRecognizer {
+            pool,
+            vad,
+            seg: Segmenter::new(cfg.segmenter),
+            cfg,
+            partial_opts,
+            audio: Vec::with_capacity(16_000 * 4),
+            audio_start: 0,
+            vad_pos: 0,
+            utterance: 0,
+            utt_start: 0,
+            last_partial_end: 0,
+            early: None,
+            jobs: HashMap::new(),
+            next_job: 0,
+            awaited: HashMap::new(),
+            events: VecDeque::new(),
+            stats: RecognizerStats::default(),
+            done_tx,
+            done_rx,
+        }
+    }
+
+    /// The segmenter (to read its state or change its hang-over).
+    pub fn segmenter_mut(&mut self) -> &mut Segmenter {
+        &mut self.seg
+    }
+
+    /// Stream time of the audio the VAD has seen, ms.
+    pub fn now_ms(&self) -> u64 {
+        self.vad_pos / PER_MS
+    }
+
+    /// Takes the next 16 kHz samples of the stream (any amount).
+    pub fn push(&mut self, samples: &[i16]) -> Result<(), AsrError> {
+        self.audio.extend(samples.iter().map(|&s| f32::from(s) / 32768.0));
+        let mut window = [0f32; VAD_WINDOW];
+        while self.end() - self.vad_pos >= VAD_WINDOW as u64 {
+            let at = self.index(self.vad_pos);
+            window.copy_from_slice(&self.audio[at..at + VAD_WINDOW]);
+            let prob = self.vad.process(&window)?;
+            self.vad_pos += VAD_WINDOW as u64;
+            let event = self.seg.push(prob, (VAD_WINDOW as u64 / PER_MS) as u32);
+            self.after_window(event);
+        }
+        self.trim();
+        Ok(())
+    }
+
+    /// The next event: those already noticed first, then decode results as
+    /// they arrive. Cancel-safe (for `tokio::select!`). `None` never comes
+    /// while the recogniser lives.
+    pub async fn next_event(&mut self) -> Option<AsrEvent> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            let (job, result) = self.done_rx.recv().await?;
+            self.finished(job, result);
+        }
+    }
+
+    /// An event if one is ready now, without waiting.
+    pub fn try_event(&mut self) -> Option<AsrEvent> {
+        while let Ok((job, result)) = self.done_rx.try_recv() {
+            self.finished(job, result);
+        }
+        self.events.pop_front()
+    }
+
+    /// What the decodes cost so far.
+    pub fn stats(&self) -> RecognizerStats {
+        self.stats
+    }
+
+    /// Decodes still running or queued.
+    pub fn pending(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Cancels every decode this recogniser started (the call ended).
+    pub fn close(&mut self) {
+        for job in self.jobs.values() {
+            job.abort.store(true, Ordering::Release);
+        }
+    }
+
+    fn end(&self) -> u64 {
+        self.audio_start + self.audio.len() as u64
+    }
+
+    fn index(&self, sample: u64) -> usize {
+        (sample.saturating_sub(self.audio_start)) as usize
+    }
+
+    /// Drops audio nobody can need any more: outside speech, keep only what
+    /// a coming speech start may reach back to.
+    fn trim(&mut self) {
+        if self.seg.speaking() {
+            return;
+        }
+        let keep = u64::from(self.cfg.preroll_ms + self.cfg.segmenter.min_speech_ms + 1_000) * PER_MS;
+        let from = self.vad_pos.saturating_sub(keep);
+        if from > self.audio_start + 16_000 {
+            self.audio.drain(..self.index(from));
+            self.audio_start = from;
+        }
+    }
+
+    fn after_window(&mut self, event: Option<VadEvent>) {
+        match event {
+            Some(VadEvent::SpeechStart { at_ms }) => {
+                self.utterance += 1;
+                let onset = at_ms.saturating_sub(u64::from(self.cfg.preroll_ms)) * PER_MS;
+                self.utt_start = onset.max(self.audio_start);
+                self.last_partial_end = self.vad_pos;
+                self.early = None;
+                self.events.push_back(AsrEvent::SpeechStart {
+                    utterance: self.utterance,
+                    at_ms,
+                });
+            }
+            Some(VadEvent::SpeechEnd { at_ms, duration_ms }) => {
+                self.events.push_back(AsrEvent::SpeechEnd {
+                    utterance: self.utterance,
+                    at_ms,
+                    duration_ms,
+                });
+                self.finish_utterance(at_ms, false);
+                return;
+            }
+            None => {}
+        }
+        let Some(silence) = self.seg.silence_ms() else {
+            return;
+        };
+        if silence == 0 {
+            // Talking (again): an early final is out of date.
+            if let Some(early) = self.early.take() {
+                self.stats.early_dropped += 1;
+                self.abort(early.job);
+            }
+            if self.vad_pos - self.utt_start >= u64::from(self.cfg.max_utterance_ms) * PER_MS {
+                self.cut_utterance();
+                return;
+            }
+        }
+        if silence >= u64::from(self.cfg.tail_ms) && self.early.is_none() {
+            let end = self.vad_pos;
+            // The early final makes any partial of this utterance pointless.
+            let partials: Vec<u64> = self
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.kind == Kind::Partial && j.utterance == self.utterance)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in partials {
+                self.abort(id);
+            }
+            if let Some(job) = self.submit(Kind::Early, end) {
+                self.stats.early += 1;
+                self.early = Some(Early { job, end, result: None });
+            }
+        } else if silence < u64::from(self.cfg.tail_ms)
+            && self.cfg.partial_interval_ms > 0
+            && self.vad_pos - self.last_partial_end >= u64::from(self.cfg.partial_interval_ms) * PER_MS
+            && !self.jobs.values().any(|j| j.kind == Kind::Partial)
+            && self.pool.idle()
+        {
+            self.last_partial_end = self.vad_pos;
+            self.submit(Kind::Partial, self.vad_pos);
+        }
+    }
+
+    /// Speech ended at `at_ms`: the early final is the final if it covers
+    /// the same audio, else a final decode starts now.
+    fn finish_utterance(&mut self, at_ms: u64, cut: bool) {
+        let declared = Instant::now();
+        let end = ((at_ms + u64::from(self.cfg.tail_ms)) * PER_MS).min(self.vad_pos);
+        match self.early.take() {
+            Some(early) if early.end >= end => match early.result {
+                Some(result) => self.emit_final(self.utterance, result, Duration::ZERO, cut),
+                None => {
+                    self.awaited.insert(early.job, Awaited { declared, cut });
+                }
+            },
+            other => {
+                if let Some(early) = other {
+                    self.abort(early.job);
+                }
+                if let Some(job) = self.submit(Kind::Final, end) {
+                    self.awaited.insert(job, Awaited { declared, cut });
+                }
+            }
+        }
+    }
+
+    /// The utterance grew past `max_utterance_ms`: finalise what there is
+    /// and go on with a new utterance from here.
+    fn cut_utterance(&mut self) {
+        let now = self.now_ms();
+        self.finish_utterance(now.saturating_sub(u64::from(self.cfg.tail_ms)), true);
+        self.utterance += 1;
+        self.utt_start = self.vad_pos;
+        self.last_partial_end = self.vad_pos;
+    }
+
+    /// Sends the utterance up to sample `end` to the pool; the result comes
+    /// back through `done_rx`. Partials are skipped when the pool is full.
+    fn submit(&mut self, kind: Kind, end: u64) -> Option<u64> {
+        let (from, to) = (self.index(self.utt_start), self.index(end).min(self.audio.len()));
+        if to <= from {
+            return None;
+        }
+        let audio: Arc<[f32]> = Arc::from(&self.audio[from..to]);
+        let mut opts = if kind == Kind::Partial {
+            self.partial_opts.clone()
+        } else {
+            self.cfg.decode.clone()
+        };
+        if self.cfg.fit_audio_ctx {
+            opts.audio_ctx = Some(if kind == Kind::Partial {
+                partial_audio_ctx_for(audio.len())
+            } else {
+                audio_ctx_for(audio.len())
+            });
+        }
+        opts.max_tokens = Some(if kind == Kind::Partial {
+            partial_max_tokens_for(audio.len())
+        } else {
+            max_tokens_for(audio.len())
+        });
+        let opts = Arc::new(opts);
+        let abort = Arc::new(AtomicBool::new(false));
+        let id = self.next_job;
+        self.next_job += 1;
+        let tx = self.done_tx.clone();
+        if kind == Kind::Partial {
+            let fut = self.pool.try_transcribe(audio, opts, abort.clone()).ok()?;
+            tokio::spawn(async move {
+                let _ = tx.send((id, fut.await));
+            });
+        } else {
+            let pool = self.pool.clone();
+            let flag = abort.clone();
+            tokio::spawn(async move {
+                let _ = tx.send((id, pool.transcribe(audio, opts, flag).await));
+            });
+        }
+        self.jobs.insert(
+            id,
+            Job {
+                kind,
+                utterance: self.utterance,
+                abort,
+                end,
+            },
+        );
+        Some(id)
+    }
+
+    fn abort(&mut self, job: u64) {
+        if let Some(j) = self.jobs.get(&job) {
+            j.abort.store(true, Ordering::Release);
+        }
+    }
+
+    /// A decode came back.
+    fn finished(&mut self, id: u64, mut result: Result<Transcript, AsrError>) {
+        if let Ok(t) = result.as_mut() {
+            t.text = cut_repetition(&t.text);
+        }
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if matches!(result, Err(AsrError::Aborted)) && !self.awaited.contains_key(&id) {
+            return;
+        }
+        if let Some(wait) = self.awaited.remove(&id) {
+            self.emit_final(job.utterance, result, wait.declared.elapsed(), wait.cut);
+            return;
+        }
+        match job.kind {
+            Kind::Partial => {
+                if let Ok(t) = &result {
+                    self.stats.partials += 1;
+                    self.stats.partial_decode += t.decode;
+                }
+                let current = job.utterance == self.utterance && self.seg.speaking();
+                if let (true, Ok(t)) = (current, result) {
+                    if !t.text.is_empty() {
+                        self.events.push_back(AsrEvent::Partial {
+                            utterance: job.utterance,
+                            text: t.text,
+                            upto_ms: job.end / PER_MS,
+                        });
+                    }
+                }
+            }
+            Kind::Early => match self.early.as_mut().filter(|e| e.job == id) {
+                Some(early) => early.result = Some(result),
+                None => {
+                    if let Ok(t) = &result {
+                        self.stats.early_wasted += t.decode;
+                    }
+                }
+            },
+            Kind::Final => {}
+        }
+    }
+
+    fn emit_final(&mut self, utterance: u64, result: Result<Transcript, AsrError>, latency: Duration, cut: bool) {
+        self.events.push_back(match result {
+            Ok(cost) => AsrEvent::Final {
+                utterance,
+                text: cost.text.clone(),
+                latency,
+                cut,
+                cost,
+            },
+            Err(e) => AsrEvent::Failed {
+                utterance,
+                error: e.to_string(),
+            },
+        });
+    }
+}
+
+impl Drop for StreamingRecognizer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoding_loop_is_cut_after_its_first_round() {
+        assert_eq!(
+            cut_repetition("The hogs were fed. The hogs were fed. The hogs were"),
+            "The hogs were fed."
+        );
+        assert_eq!(cut_repetition("Hello World. Hello World. Hello World."), "Hello World.");
+        assert_eq!(cut_repetition("thank you, thank you"), "thank you, thank you");
+        assert_eq!(cut_repetition("1 2 3 1 2 3 1 2 3"), "1 2 3 1 2 3 1 2 3");
+        assert_eq!(cut_repetition("no no no, I said no"), "no no no, I said no");
+        assert_eq!(
+            cut_repetition("ask not what your country can do for you, ask what you can do for your country"),
+            "ask not what your country can do for you, ask what you can do for your country"
+        );
+    }
+
+    #[test]
+    fn encoder_windows_cover_the_audio() {
+        assert_eq!(audio_ctx_for(16_000), 512);
+        assert_eq!(audio_ctx_for(16_000 * 12), 768);
+        assert_eq!(audio_ctx_for(16_000 * 40), 1500);
+        assert_eq!(partial_audio_ctx_for(16_000), 128);
+        assert!(max_tokens_for(16_000 * 30) <= 440);
+    }
+}

@@ -1,0 +1,263 @@
+//! `[asr]`: the speech recogniser's models, pool and timing. Every field has
+//! a default; model paths default to the files `voxline models fetch` puts
+//! under `$VOXLINE_MODELS`.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use voxline_asr::{DecodeOptions, PoolConfig, SegmenterConfig, StreamConfig};
+use voxline_sip::config::FieldError;
+
+/// `[asr]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsrConfig {
+    /// ggml Whisper model (default: the converted tiny.en).
+    pub model: Option<PathBuf>,
+    /// Silero VAD ONNX model.
+    pub vad_model: Option<PathBuf>,
+    /// ONNX Runtime shared library (loaded at run time by `ort`).
+    pub onnxruntime: Option<PathBuf>,
+    /// Language code, or "auto" for a multilingual model to detect it.
+    pub language: String,
+    /// Domain words that steer recognition (Whisper's initial prompt).
+    pub initial_prompt: Option<String>,
+    /// Whisper worker threads shared by all calls.
+    pub workers: usize,
+    /// CPU threads per worker (default: all cores).
+    pub threads_per_worker: Option<usize>,
+    /// Decodes that may wait for a worker before callers are held back.
+    pub queue: usize,
+    /// Re-decode the growing utterance this often for a partial, ms (0: none).
+    pub partial_interval_ms: u32,
+    /// VAD probability that starts speech.
+    pub start_threshold: f32,
+    /// VAD probability under which speech may end.
+    pub end_threshold: f32,
+    /// Shortest speech reported, ms (shorter is noise).
+    pub min_speech_ms: u32,
+    /// Silence that ends speech, ms.
+    pub hangover_ms: u32,
+    /// Audio kept before the detected start, ms.
+    pub preroll_ms: u32,
+    /// Silence after speech kept in the utterance; the final decode starts
+    /// after this much silence, ms.
+    pub tail_ms: u32,
+    /// Longest utterance before it is cut and finalised, ms.
+    pub max_utterance_ms: u32,
+    /// Whisper's temperature fallback on doubtful decodes (slower finals).
+    pub temperature_fallback: bool,
+}
+
+impl Default for AsrConfig {
+    fn default() -> AsrConfig {
+        let seg = SegmenterConfig::default();
+        let stream = StreamConfig::default();
+        let pool = PoolConfig::default();
+        AsrConfig {
+            model: None,
+            vad_model: None,
+            onnxruntime: None,
+            language: "en".into(),
+            initial_prompt: None,
+            workers: pool.workers,
+            threads_per_worker: None,
+            queue: pool.queue,
+            partial_interval_ms: stream.partial_interval_ms,
+            start_threshold: seg.start_threshold,
+            end_threshold: seg.end_threshold,
+            min_speech_ms: seg.min_speech_ms,
+            hangover_ms: seg.hangover_ms,
+            preroll_ms: stream.preroll_ms,
+            tail_ms: stream.tail_ms,
+            max_utterance_ms: stream.max_utterance_ms,
+            temperature_fallback: stream.decode.temperature_fallback,
+        }
+    }
+}
+
+impl AsrConfig {
+    /// Resolves `~/` and relative model paths against the config's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.model, &mut self.vad_model, &mut self.onnxruntime] {
+            if let Some(path) = p.as_mut() {
+                *path = crate::config::resolve_path(base, path);
+            }
+        }
+    }
+
+    /// The Whisper model file.
+    pub fn model_path(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(|| voxline_models::models_dir().join("whisper-tiny-en/ggml-model.bin"))
+    }
+
+    /// The VAD model file.
+    pub fn vad_path(&self) -> PathBuf {
+        self.vad_model
+            .clone()
+            .unwrap_or_else(|| voxline_models::models_dir().join("silero-vad/silero_vad.onnx"))
+    }
+
+    /// The ONNX Runtime library.
+    pub fn onnxruntime_path(&self) -> PathBuf {
+        self.onnxruntime
+            .clone()
+            .unwrap_or_else(|| voxline_models::models_dir().join("onnxruntime/libonnxruntime.so.1.31.1"))
+    }
+
+    /// Checks ranges; errors name the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let bad = |field: &str, why: &str| Err(FieldError::new(format!("asr.{field}"), why));
+        if !(self.language == "auto"
+            || (2..=3).contains(&self.language.len()) && self.language.chars().all(|c| c.is_ascii_lowercase()))
+        {
+            return bad("language", "must be a language code such as \"en\", or \"auto\"");
+        }
+        if !(1..=64).contains(&self.workers) {
+            return bad("workers", "must be from 1 to 64");
+        }
+        if self.threads_per_worker.is_some_and(|t| !(1..=256).contains(&t)) {
+            return bad("threads_per_worker", "must be from 1 to 256");
+        }
+        if !(1..=10_000).contains(&self.queue) {
+            return bad("queue", "must be from 1 to 10000");
+        }
+        if !(0.0..1.0).contains(&self.start_threshold) || self.start_threshold == 0.0 {
+            return bad("start_threshold", "must be between 0 and 1");
+        }
+        if !(0.0..=self.start_threshold).contains(&self.end_threshold) {
+            return bad("end_threshold", "must be from 0 to start_threshold");
+        }
+        if self.hangover_ms < 100 || self.hangover_ms > 10_000 {
+            return bad("hangover_ms", "must be from 100 to 10000");
+        }
+        if self.min_speech_ms > 5_000 {
+            return bad("min_speech_ms", "must be at most 5000");
+        }
+        if self.preroll_ms > 1_000 || self.tail_ms > 2_000 {
+            return bad(
+                if self.preroll_ms > 1_000 {
+                    "preroll_ms"
+                } else {
+                    "tail_ms"
+                },
+                "preroll_ms must be at most 1000 and tail_ms at most 2000",
+            );
+        }
+        if !(1_000..=28_000).contains(&self.max_utterance_ms) {
+            return bad(
+                "max_utterance_ms",
+                "must be from 1000 to 28000 (Whisper hears at most 30 s at once)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that the model files are there (when a route listens).
+    pub fn check_files(&self) -> Result<(), FieldError> {
+        for (field, path) in [
+            ("model", self.model_path()),
+            ("vad_model", self.vad_path()),
+            ("onnxruntime", self.onnxruntime_path()),
+        ] {
+            if !path.is_file() {
+                return Err(FieldError::new(
+                    format!("asr.{field}"),
+                    format!(
+                        "{} not found (voxline models fetch puts the defaults there)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker pool's size.
+    pub fn pool(&self) -> PoolConfig {
+        PoolConfig {
+            workers: self.workers,
+            threads_per_worker: self
+                .threads_per_worker
+                .unwrap_or(PoolConfig::default().threads_per_worker),
+            queue: self.queue,
+        }
+    }
+
+    /// The per-call recogniser's settings.
+    pub fn stream(&self) -> StreamConfig {
+        StreamConfig {
+            segmenter: SegmenterConfig {
+                start_threshold: self.start_threshold,
+                end_threshold: self.end_threshold,
+                min_speech_ms: self.min_speech_ms,
+                hangover_ms: self.hangover_ms,
+            },
+            partial_interval_ms: self.partial_interval_ms,
+            preroll_ms: self.preroll_ms,
+            tail_ms: self.tail_ms,
+            max_utterance_ms: self.max_utterance_ms,
+            decode: DecodeOptions {
+                language: (self.language != "auto").then(|| self.language.clone()),
+                initial_prompt: self.initial_prompt.clone(),
+                temperature_fallback: self.temperature_fallback,
+                ..DecodeOptions::default()
+            },
+            fit_audio_ctx: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_engine() {
+        let c = AsrConfig::default();
+        c.validate().unwrap();
+        assert_eq!(c.stream().segmenter, SegmenterConfig::default());
+        assert_eq!(c.stream().decode.language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let field = |c: AsrConfig| c.validate().unwrap_err().field;
+        assert_eq!(
+            field(AsrConfig {
+                end_threshold: 0.7,
+                ..AsrConfig::default()
+            }),
+            "asr.end_threshold"
+        );
+        assert_eq!(
+            field(AsrConfig {
+                language: "English".into(),
+                ..AsrConfig::default()
+            }),
+            "asr.language"
+        );
+        assert_eq!(
+            field(AsrConfig {
+                max_utterance_ms: 40_000,
+                ..AsrConfig::default()
+            }),
+            "asr.max_utterance_ms"
+        );
+        assert_eq!(
+            field(AsrConfig {
+                workers: 0,
+                ..AsrConfig::default()
+            }),
+            "asr.workers"
+        );
+        let missing = AsrConfig {
+            model: Some("/nonexistent/ggml.bin".into()),
+            ..AsrConfig::default()
+        };
+        let e = missing.check_files().unwrap_err();
+        assert_eq!(e.field, "asr.model");
+        assert!(e.reason.contains("/nonexistent/ggml.bin"), "{}", e.reason);
+    }
+}

@@ -1,0 +1,58 @@
+//! The server's speech recogniser: one Whisper model and worker pool shared
+//! by every call, and a streaming recogniser (with its own VAD state) per
+//! call that listens.
+
+use crate::asr_config::AsrConfig;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use voxline_asr::{AsrError, AsrPool, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel};
+
+/// The loaded recogniser.
+pub struct AsrEngine {
+    pool: AsrPool,
+    stream: StreamConfig,
+    onnxruntime: PathBuf,
+    vad_model: PathBuf,
+}
+
+impl std::fmt::Debug for AsrEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsrEngine").field("pool", &self.pool).finish()
+    }
+}
+
+impl AsrEngine {
+    /// Loads the model, starts the workers and checks the VAD loads.
+    pub fn start(cfg: &AsrConfig) -> anyhow::Result<AsrEngine> {
+        let model = WhisperModel::load(&cfg.model_path())?;
+        let pool = AsrPool::start(Arc::new(model), cfg.pool()).context("starting the recognition workers")?;
+        let engine = AsrEngine {
+            pool,
+            stream: cfg.stream(),
+            onnxruntime: cfg.onnxruntime_path(),
+            vad_model: cfg.vad_path(),
+        };
+        // Fail at start-up, not on the first call, when the VAD cannot load.
+        SileroVad::load(&engine.onnxruntime, &engine.vad_model)?;
+        let p = engine.pool.config();
+        tracing::info!(
+            model = %cfg.model_path().display(),
+            workers = p.workers,
+            threads_per_worker = p.threads_per_worker,
+            "speech recognition ready"
+        );
+        Ok(engine)
+    }
+
+    /// A recogniser for one call's caller audio (16 kHz frames).
+    pub fn recognizer(&self) -> Result<StreamingRecognizer, AsrError> {
+        let vad = SileroVad::load(&self.onnxruntime, &self.vad_model)?;
+        Ok(StreamingRecognizer::new(self.pool.clone(), vad, self.stream.clone()))
+    }
+
+    /// The shared worker pool (for its counters).
+    pub fn pool(&self) -> &AsrPool {
+        &self.pool
+    }
+}
