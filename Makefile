@@ -76,10 +76,11 @@ lint:
 unit:
 	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate and media-capacity benchmarks (print their tables)
-load-test: deps prompts build
+## make load-test: SIP call-rate, media-capacity and speech-recognition benchmarks (print their tables)
+load-test: deps prompts build models
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
+	$(VOXLINE) bench asr
 
 ## make fuzz: run the SIP, SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60

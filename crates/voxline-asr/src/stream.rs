@@ -161,6 +161,9 @@ pub enum AsrEvent {
         /// Wall time from the speech end being declared to this result
         /// (zero when the early decode had already finished).
         latency: Duration,
+        /// Stream time from the end of the last speech window to the moment
+        /// this text was ready (usually before the hang-over ends), ms.
+        after_speech_ms: u64,
         /// Whether the utterance was cut at `max_utterance_ms` (more follows).
         cut: bool,
         /// Queue wait and decode time of the decode that produced it.
@@ -196,14 +199,17 @@ struct Job {
 struct Early {
     job: u64,
     end: u64,
-    /// Its result, once in (before the end of speech was declared).
-    result: Option<Result<Transcript, AsrError>>,
+    /// Its result and the stream time it came in (before the end of
+    /// speech was declared).
+    result: Option<(Result<Transcript, AsrError>, u64)>,
 }
 
 /// A final the caller waits for.
 struct Awaited {
     declared: Instant,
     cut: bool,
+    /// End of the last speech window, stream ms.
+    speech_end_ms: u64,
 }
 
 type Done = (u64, Result<Transcript, AsrError>);
@@ -365,14 +371,16 @@ impl StreamingRecognizer {
         (sample.saturating_sub(self.audio_start)) as usize
     }
 
-    /// Drops audio nobody can need any more: outside speech, keep only what
-    /// a coming speech start may reach back to.
+    /// Drops audio nobody can need any more: in speech, what precedes the
+    /// utterance (decodes in flight hold their own copy); outside speech,
+    /// all but what a coming speech start may reach back to.
     fn trim(&mut self) {
-        if self.seg.speaking() {
-            return;
-        }
         let keep = u64::from(self.cfg.preroll_ms + self.cfg.segmenter.min_speech_ms + 1_000) * PER_MS;
-        let from = self.vad_pos.saturating_sub(keep);
+        let from = if self.seg.speaking() {
+            self.utt_start
+        } else {
+            self.vad_pos.saturating_sub(keep)
+        };
         if from > self.audio_start + 16_000 {
             self.audio.drain(..self.index(from));
             self.audio_start = from;
@@ -451,9 +459,20 @@ impl StreamingRecognizer {
         let end = ((at_ms + u64::from(self.cfg.tail_ms)) * PER_MS).min(self.vad_pos);
         match self.early.take() {
             Some(early) if early.end >= end => match early.result {
-                Some(result) => self.emit_final(self.utterance, result, Duration::ZERO, cut),
+                Some((result, ready_ms)) => {
+                    let after = ready_ms.saturating_sub(at_ms);
+                    self.emit_final(self.utterance, result, Duration::ZERO, after, cut)
+                }
                 None => {
-                    self.awaited.insert(early.job, Awaited { declared, cut });
+                    let speech_end_ms = at_ms;
+                    self.awaited.insert(
+                        early.job,
+                        Awaited {
+                            declared,
+                            cut,
+                            speech_end_ms,
+                        },
+                    );
                 }
             },
             other => {
@@ -461,7 +480,15 @@ impl StreamingRecognizer {
                     self.abort(early.job);
                 }
                 if let Some(job) = self.submit(Kind::Final, end) {
-                    self.awaited.insert(job, Awaited { declared, cut });
+                    let speech_end_ms = at_ms;
+                    self.awaited.insert(
+                        job,
+                        Awaited {
+                            declared,
+                            cut,
+                            speech_end_ms,
+                        },
+                    );
                 }
             }
         }
@@ -549,7 +576,8 @@ impl StreamingRecognizer {
             return;
         }
         if let Some(wait) = self.awaited.remove(&id) {
-            self.emit_final(job.utterance, result, wait.declared.elapsed(), wait.cut);
+            let after = self.now_ms().saturating_sub(wait.speech_end_ms);
+            self.emit_final(job.utterance, result, wait.declared.elapsed(), after, wait.cut);
             return;
         }
         match job.kind {
@@ -570,7 +598,7 @@ impl StreamingRecognizer {
                 }
             }
             Kind::Early => match self.early.as_mut().filter(|e| e.job == id) {
-                Some(early) => early.result = Some(result),
+                Some(early) => early.result = Some((result, self.vad_pos / PER_MS)),
                 None => {
                     if let Ok(t) = &result {
                         self.stats.early_wasted += t.decode;
@@ -581,12 +609,20 @@ impl StreamingRecognizer {
         }
     }
 
-    fn emit_final(&mut self, utterance: u64, result: Result<Transcript, AsrError>, latency: Duration, cut: bool) {
+    fn emit_final(
+        &mut self,
+        utterance: u64,
+        result: Result<Transcript, AsrError>,
+        latency: Duration,
+        after_speech_ms: u64,
+        cut: bool,
+    ) {
         self.events.push_back(match result {
             Ok(cost) => AsrEvent::Final {
                 utterance,
                 text: cost.text.clone(),
                 latency,
+                after_speech_ms,
                 cut,
                 cost,
             },

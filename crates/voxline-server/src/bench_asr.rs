@@ -40,6 +40,9 @@ pub struct BenchAsrArgs {
     /// CPU threads per worker (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Partial every this many ms while the caller speaks (0: none).
+    #[arg(long, default_value_t = 500)]
+    partial_interval_ms: u32,
     /// Print each clip's reference and hypotheses.
     #[arg(long)]
     verbose: bool,
@@ -48,6 +51,8 @@ pub struct BenchAsrArgs {
 /// One clip of the test set, already through the telephone line.
 struct Clip {
     name: String,
+    /// Where it comes from (a row of the per-source table).
+    source: &'static str,
     reference: String,
     /// 16 kHz, -1..1, after the μ-law round trip.
     audio: Vec<f32>,
@@ -86,10 +91,11 @@ fn through_ulaw_line(samples: &[i16], rate: u32) -> anyhow::Result<Vec<f32>> {
     Ok(wide.iter().map(|&s| f32::from(s) / 32768.0).collect())
 }
 
-fn wav_clip(path: &Path, name: &str, reference: String) -> anyhow::Result<Clip> {
+fn wav_clip(path: &Path, name: &str, source: &'static str, reference: String) -> anyhow::Result<Clip> {
     let p = read_wav_mono(path).with_context(|| format!("{} (voxline models fetch --group test)", path.display()))?;
     Ok(Clip {
         name: name.into(),
+        source,
         reference,
         audio: through_ulaw_line(&p.samples, p.rate)?,
     })
@@ -101,6 +107,7 @@ fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
     let mut set = vec![wav_clip(
         &audio.join("jfk.wav"),
         "jfk",
+        "JFK (whisper.cpp sample)",
         "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
             .into(),
     )?];
@@ -111,6 +118,7 @@ fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
         set.push(wav_clip(
             &dir.join(format!("{name}.wav")),
             name,
+            "pytest-audioeval en",
             reference.trim().into(),
         )?);
     }
@@ -132,7 +140,12 @@ fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
             .status()
             .context("running espeak-ng (Debian package espeak-ng)")?;
         anyhow::ensure!(status.success(), "espeak-ng failed on {line:?}");
-        set.push(wav_clip(&wav, &format!("espeak-{}", i + 1), line.into())?);
+        set.push(wav_clip(
+            &wav,
+            &format!("espeak-{}", i + 1),
+            "espeak-ng Harvard sentences",
+            line.into(),
+        )?);
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(set)
@@ -153,8 +166,9 @@ fn ms(d: Duration) -> String {
 /// Per-utterance figures of the streaming run.
 #[derive(Default)]
 struct StreamFigures {
-    /// (final latency after the end of speech was declared, speech length).
-    finals: Vec<(Duration, Duration)>,
+    /// (final latency after the end of speech was declared, speech length,
+    /// text ready after the last speech).
+    finals: Vec<(Duration, Duration, Duration)>,
     /// Decode time of the decodes that became finals.
     final_decode: Duration,
     partials: usize,
@@ -190,10 +204,10 @@ async fn stream_clip(
                 Some(AsrEvent::SpeechEnd { utterance, duration_ms, .. }) => {
                     lengths.insert(utterance, Duration::from_millis(duration_ms));
                 }
-                Some(AsrEvent::Final { utterance, text, latency, cost, .. }) => {
+                Some(AsrEvent::Final { utterance, text, latency, cost, after_speech_ms, .. }) => {
                     figures.final_decode += cost.decode;
                     let length = lengths.get(&utterance).copied().unwrap_or_default();
-                    figures.finals.push((latency, length));
+                    figures.finals.push((latency, length, Duration::from_millis(after_speech_ms)));
                     finals.push(text);
                 }
                 Some(AsrEvent::Failed { error, .. }) => anyhow::bail!("{}: {error}", clip.name),
@@ -254,6 +268,8 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     let full = Arc::new(DecodeOptions::default());
     let (mut offline, mut fitted) = (Score::default(), Score::default());
     let mut offline_text = Vec::new();
+    // Per source: (offline, streaming).
+    let mut by_source: Vec<(&'static str, Score, Score)> = Vec::new();
     let never = Arc::new(AtomicBool::new(false));
     // One warm-up decode so the first clip does not pay for page faults.
     pool.transcribe(set[0].audio.clone().into(), full.clone(), never.clone())
@@ -274,11 +290,20 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         fitted.add(&clip.reference, &f.text);
         fitted.decode += f.decode;
         fitted.audio_secs += f.audio_secs;
+        if !by_source.iter().any(|(s, _, _)| *s == clip.source) {
+            by_source.push((clip.source, Score::default(), Score::default()));
+        }
+        if let Some(row) = by_source.iter_mut().find(|(s, _, _)| *s == clip.source) {
+            row.1.add(&clip.reference, &t.text);
+        }
         offline_text.push((t.text, f.text));
     }
 
     // Streaming, in real time.
-    let cfg = StreamConfig::default();
+    let cfg = StreamConfig {
+        partial_interval_ms: args.partial_interval_ms,
+        ..StreamConfig::default()
+    };
     let mut streaming = Score::default();
     let mut figures = StreamFigures::default();
     let before_us = pool.stats().decode_us_sum.load(Ordering::Relaxed);
@@ -287,6 +312,9 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         let vad = SileroVad::load(&runtime, &vad_model)?;
         let text = stream_clip(&pool, vad, &cfg, clip, &mut figures).await?;
         streaming.add(&clip.reference, &text);
+        if let Some(row) = by_source.iter_mut().find(|(s, _, _)| *s == clip.source) {
+            row.2.add(&clip.reference, &text);
+        }
         if args.verbose {
             println!(
                 "{}\n  ref:      {}\n  offline:  {full_text}\n  fitted:   {fit_text}\n  stream:   {text}",
@@ -310,6 +338,14 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     ] {
         println!("{name:<28} {:>6} {:>6.1}% {:>7.3}", s.errors, s.wer(), s.rtf());
     }
+    println!();
+    println!(
+        "{:<30} {:>6} {:>13} {:>15}",
+        "source", "words", "offline WER", "streaming WER"
+    );
+    for (source, off, st) in &by_source {
+        println!("{source:<30} {:>6} {:>12.1}% {:>14.1}%", off.words, off.wer(), st.wer());
+    }
     let finals_rtf = figures.final_decode.as_secs_f64() / audio_secs;
     println!(
         "streaming WER - offline WER: {:+.1} points; streaming RTF {:.3} = finals {:.3} + partials and cancelled early finals {:.3}",
@@ -318,28 +354,42 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         finals_rtf,
         streaming.rtf() - finals_rtf
     );
-    let mut short: Vec<Duration> = figures
-        .finals
-        .iter()
-        .filter(|(_, len)| *len <= Duration::from_secs(5))
-        .map(|(l, _)| *l)
-        .collect();
-    let mut all: Vec<Duration> = figures.finals.iter().map(|(l, _)| *l).collect();
-    short.sort();
-    all.sort();
+    let pick = |short_only: bool, f: fn(&(Duration, Duration, Duration)) -> Duration| {
+        let mut v: Vec<Duration> = figures
+            .finals
+            .iter()
+            .filter(|x| !short_only || x.1 <= Duration::from_secs(5))
+            .map(f)
+            .collect();
+        v.sort();
+        v
+    };
     let hangover = cfg.segmenter.hangover_ms;
     println!();
-    println!("final hypothesis latency after the end of speech is declared (VAD hang-over {hangover} ms before it):");
     println!(
-        "{:<22} {:>10} {:>8} {:>8} {:>8}",
-        "utterances", "count", "p50", "p95", "max"
+        "final hypothesis latency (VAD hang-over {hangover} ms; the final decode starts after {} ms of silence):",
+        cfg.tail_ms
     );
-    for (name, l) in [("<= 5 s", &short), ("all", &all)] {
+    println!(
+        "{:<44} {:>6} {:>8} {:>8} {:>8}",
+        "utterances, measured from", "count", "p50", "p95", "max"
+    );
+    for (name, short_only, f) in [
+        (
+            "<= 5 s, end of speech declared",
+            true,
+            (|x: &(Duration, Duration, Duration)| x.0) as fn(&_) -> Duration,
+        ),
+        ("all, end of speech declared", false, |x| x.0),
+        ("<= 5 s, last speech (text ready)", true, |x| x.2),
+        ("all, last speech (text ready)", false, |x| x.2),
+    ] {
+        let l = pick(short_only, f);
         println!(
-            "{name:<22} {:>10} {:>8} {:>8} {:>8}",
+            "{name:<44} {:>6} {:>8} {:>8} {:>8}",
             l.len(),
-            ms(percentile(l, 0.5)),
-            ms(percentile(l, 0.95)),
+            ms(percentile(&l, 0.5)),
+            ms(percentile(&l, 0.95)),
             ms(l.last().copied().unwrap_or_default())
         );
     }

@@ -281,7 +281,15 @@ impl Playback {
             }
         };
         let mut listener = match (&self.mode, &port) {
-            (Mode::Transcribe(asr), Some(_)) => match asr.recognizer() {
+            // Building the VAD session reads its model: off the async threads.
+            (Mode::Transcribe(asr), Some(_)) => match tokio::task::spawn_blocking({
+                let asr = asr.clone();
+                move || asr.recognizer()
+            })
+            .await
+            .map_err(|e| voxline_asr::AsrError::Decode(e.to_string()))
+            .and_then(|r| r)
+            {
                 Ok(r) => Some(Transcriber::new(r, records.clone(), record_id.to_string())),
                 Err(e) => {
                     warn!(error = %e, "speech recognition unavailable on this call");
@@ -452,6 +460,7 @@ impl Transcriber {
                 latency,
                 cost,
                 cut,
+                after_speech_ms,
             } => {
                 let now = self.recognizer.now_ms();
                 let (start, end) = match self.spans.get(&utterance).copied() {
@@ -468,6 +477,7 @@ impl Transcriber {
                     utterance,
                     words = text.split_whitespace().count(),
                     latency_ms = latency.as_millis() as u64,
+                    ready_after_speech_ms = after_speech_ms,
                     queue_ms = cost.queue_wait.as_millis() as u64,
                     decode_ms = cost.decode.as_millis() as u64,
                     "caller utterance recognised"
