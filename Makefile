@@ -10,7 +10,7 @@ CONFIG ?= sip-config/voxline.toml
 VOXLINE := $(CARGO_TARGET_DIR)/release/voxline
 
 # Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
-DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev sqlite3 \
+DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libespeak-ng-dev sqlite3 \
 	sip-tester baresip sox espeak-ng tshark openssl postgresql curl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

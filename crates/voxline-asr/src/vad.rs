@@ -7,27 +7,11 @@ use crate::AsrError;
 use ort::session::Session;
 use ort::value::Tensor;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// Samples per VAD window at 16 kHz.
 pub const VAD_WINDOW: usize = 512;
 /// Samples of context before each window.
 const CONTEXT: usize = 64;
-
-/// The process's ONNX Runtime environment (one per process).
-static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
-fn runtime(lib: &Path) -> Result<&'static ort::environment::Environment, AsrError> {
-    let env = RUNTIME.get_or_init(|| {
-        ort::init_from(lib)
-            .map_err(|e| format!("loading {}: {e}", lib.display()))
-            .and_then(|b| b.with_name("voxline").build().map_err(|e| e.to_string()))
-    });
-    env.as_ref().map_err(|why| AsrError::Load {
-        path: lib.display().to_string(),
-        why: why.clone(),
-    })
-}
 
 /// One stream's voice activity detector.
 pub struct SileroVad {
@@ -46,7 +30,10 @@ impl std::fmt::Debug for SileroVad {
 impl SileroVad {
     /// Loads the model with ONNX Runtime from `runtime_lib`; errors name the file.
     pub fn load(runtime_lib: &Path, model: &Path) -> Result<SileroVad, AsrError> {
-        let env = runtime(runtime_lib)?;
+        let env = voxline_onnx::runtime(runtime_lib).map_err(|why| AsrError::Load {
+            path: runtime_lib.display().to_string(),
+            why,
+        })?;
         let fail = |why: String| AsrError::Load {
             path: model.display().to_string(),
             why,

@@ -10,6 +10,7 @@ mod handlers;
 mod http;
 mod models_cmd;
 mod records;
+mod say_cmd;
 mod serve;
 mod transcribe_cmd;
 
@@ -49,6 +50,8 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Print what Whisper hears in a WAV file.
     Transcribe(transcribe_cmd::TranscribeArgs),
+    /// Speak text with a Piper voice into a WAV file.
+    Say(say_cmd::SayArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +128,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench asr: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Say(args) => match runtime.block_on(say_cmd::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline say: {e:#}");
                 ExitCode::FAILURE
             }
         },
