@@ -11,11 +11,11 @@ VOXLINE := $(CARGO_TARGET_DIR)/release/voxline
 
 # Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libespeak-ng-dev sqlite3 \
-	sip-tester baresip sox espeak-ng tshark openssl postgresql curl
+	sip-tester baresip sox espeak-ng tshark openssl postgresql curl python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build prompts models fmt-check lint unit load-test fuzz clean-cache-note
+.PHONY: run test deps build prompts models fmt-check lint unit load-test bench-venv fuzz clean-cache-note
 
 ## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
 run: deps prompts build models
@@ -76,11 +76,17 @@ lint:
 unit:
 	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate, media-capacity and speech-recognition benchmarks (print their tables)
-load-test: deps prompts build models
+## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks (print their tables)
+load-test: deps prompts build models bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
 	$(VOXLINE) bench asr
+	$(VOXLINE) bench tts
+
+# Python tools the benchmarks compare against (piper-tts), from PyPI, cached outside the clone.
+BENCH_VENV ?= $(HOME)/.cache/voxline/bench-venv
+bench-venv:
+	@[ -x $(BENCH_VENV)/bin/piper ] || { python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q piper-tts==1.8.0; }
 
 ## make fuzz: run the SIP, SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60

@@ -1,7 +1,8 @@
 //! `voxline bench asr`: speech recognition on telephone audio. Every clip
 //! of the test set (the JFK sample and pytest-audioeval's English clips,
 //! fetched by `voxline models fetch --group test`, plus the Harvard
-//! sentences spoken by espeak-ng) is passed through a G.711 μ-law 8 kHz
+//! sentences spoken by espeak-ng and by the Piper voice) is passed through a
+//! G.711 μ-law 8 kHz
 //! round trip, then recognised twice on the same model in one run:
 //! offline (the whole clip in one decode) and streaming (20 ms frames in
 //! real time through VAD, partials and the early final, as on a call).
@@ -28,7 +29,7 @@ pub struct BenchAsrArgs {
     /// A ggml Whisper model (default: the converted tiny.en).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Harvard sentences for espeak-ng, one per line.
+    /// Harvard sentences for espeak-ng and the Piper voice, one per line.
     #[arg(long, default_value = "load-tests/asr/harvard-sentences.txt")]
     sentences: PathBuf,
     /// espeak-ng voice for the sentences.
@@ -102,7 +103,7 @@ fn wav_clip(path: &Path, name: &str, source: &'static str, reference: String) ->
 }
 
 /// Assembles the test set.
-fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
+async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
     let audio = voxline_models::models_dir().join("test-audio");
     let mut set = vec![wav_clip(
         &audio.join("jfk.wav"),
@@ -148,6 +149,25 @@ fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
         )?);
     }
     std::fs::remove_dir_all(&scratch).ok();
+    // The same sentences in the Piper voice the agent speaks with.
+    let models = voxline_models::models_dir();
+    let voice = models.join("piper-en-us-joe-medium/en_US-joe-medium.onnx");
+    let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
+    let tts = voxline_tts::TtsEngine::start(&runtime, &voice, voxline_tts::TtsConfig::default())?;
+    for (i, line) in sentences
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+    {
+        let audio = tts.synthesize(line).await?;
+        set.push(Clip {
+            name: format!("piper-{}", i + 1),
+            source: "Piper joe (voxline's voice)",
+            reference: line.into(),
+            audio: through_ulaw_line(&audio, tts.sample_rate())?,
+        });
+    }
     Ok(set)
 }
 
@@ -241,7 +261,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| models.join("whisper-tiny-en/ggml-model.bin"));
     let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
     let vad_model = models.join("silero-vad/silero_vad.onnx");
-    let set = test_set(&args)?;
+    let set = test_set(&args).await?;
     let audio_secs: f64 = set.iter().map(|c| c.audio.len() as f64 / 16_000.0).sum();
     let words: usize = set.iter().map(|c| c.reference.split_whitespace().count()).sum();
     println!(

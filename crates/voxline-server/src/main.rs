@@ -3,8 +3,11 @@
 mod asr_config;
 mod asr_engine;
 mod bench_asr;
+mod bench_llm;
 mod bench_media;
+mod bench_tts;
 mod call_cmd;
+mod chat_cmd;
 mod config;
 mod handlers;
 mod http;
@@ -52,6 +55,8 @@ enum Command {
     Transcribe(transcribe_cmd::TranscribeArgs),
     /// Speak text with a Piper voice into a WAV file.
     Say(say_cmd::SayArgs),
+    /// Ask the language model; the reply streams to the terminal.
+    Chat(chat_cmd::ChatArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +65,10 @@ enum BenchCommand {
     Media(bench_media::BenchMediaArgs),
     /// Speech recognition on telephone audio: WER, RTF and final latency, streaming vs offline.
     Asr(bench_asr::BenchAsrArgs),
+    /// Speech synthesis: first-audio time and RTF, side by side with piper-tts.
+    Tts(bench_tts::BenchTtsArgs),
+    /// Language model: time to first token (cold, warm) and tokens/s, side by side with llama.cpp.
+    Llm(bench_llm::BenchLlmArgs),
 }
 
 fn init_logging() {
@@ -128,6 +137,27 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench asr: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(BenchCommand::Tts(args)) => match runtime.block_on(bench_tts::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline bench tts: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(BenchCommand::Llm(args)) => match runtime.block_on(bench_llm::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline bench llm: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Chat(args) => match runtime.block_on(chat_cmd::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline chat: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -1,0 +1,39 @@
+//! voxline language models: one chat interface, [`ChatModel`], whose
+//! replies stream as text deltas and stop when the stream is dropped or
+//! cancelled. Backends: a local GGUF model on mistralrs (CPU, no hub
+//! access) and any OpenAI-compatible `/v1/chat/completions` server with
+//! SSE streaming (vLLM, llama.cpp server, mistralrs-server) for a GPU pool.
+
+#![warn(missing_docs)]
+
+pub mod chat;
+pub mod local;
+pub mod remote;
+
+pub use chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
+pub use local::{LocalConfig, LocalModel};
+pub use remote::{RemoteConfig, RemoteModel};
+
+/// Errors from language models.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The model could not be loaded.
+    #[error("loading the language model {path}: {why}")]
+    Load {
+        /// The file or URL.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The request was refused or generation failed.
+    #[error("language model: {0}")]
+    Generate(String),
+    /// The remote server could not be reached or answered badly.
+    #[error("language model server {url}: {why}")]
+    Remote {
+        /// The endpoint.
+        url: String,
+        /// Why.
+        why: String,
+    },
+}

@@ -1,0 +1,165 @@
+//! The local backend on the default model (SmolLM2-135M-Instruct Q4_1 on
+//! mistralrs, CPU): it answers, streams, honours max_tokens, serves
+//! concurrent requests from one loaded model, and a dropped stream releases
+//! the engine at once.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, LocalConfig, LocalModel, Role};
+
+const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn gguf() -> Option<PathBuf> {
+    let p = voxline_models::models_dir().join(GGUF);
+    if !p.exists() {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} missing",
+            p.display()
+        );
+        eprintln!("skipped: {} not fetched", p.display());
+        return None;
+    }
+    Some(p)
+}
+
+fn ask(question: &str, max_tokens: usize) -> ChatRequest {
+    ChatRequest::new(
+        vec![
+            ChatMessage::new(
+                Role::System,
+                "You are a helpful assistant. Answer in one short sentence.",
+            ),
+            ChatMessage::new(Role::User, question),
+        ],
+        max_tokens,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_model_answers_streams_and_shares_itself() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LocalModel::load(&LocalConfig::new(&path)).await.expect("load");
+    model.warm("You are a test.").await.expect("warm");
+
+    // A streamed answer: several deltas, then usage.
+    let mut stream = model
+        .chat(ask("What is the capital of France?", 32))
+        .await
+        .expect("chat");
+    let (mut deltas, mut text, mut usage) = (0, String::new(), None);
+    while let Some(ev) = stream.next().await {
+        match ev.expect("event") {
+            ChatEvent::Delta(d) => {
+                deltas += 1;
+                text.push_str(&d);
+            }
+            ChatEvent::Done(u) => usage = Some(u),
+        }
+    }
+    let usage = usage.expect("done");
+    eprintln!("{text:?} {usage:?} {:.1} tok/s", usage.tokens_per_sec());
+    assert!(text.contains("Paris"), "{text}");
+    assert!(deltas >= 2, "streamed in pieces");
+    assert!(
+        usage.completion_tokens >= 2 && usage.completion_tokens <= 32,
+        "{usage:?}"
+    );
+    assert!(usage.first_token > Duration::ZERO && usage.first_token < usage.total);
+
+    // max_tokens is a hard bound.
+    let (_, u) = model
+        .chat(ask("Tell me a long story about a dragon.", 5))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    assert!(u.completion_tokens <= 5, "{u:?}");
+
+    // Two calls at once share the one model; both are answered.
+    let (a, b) = tokio::join!(
+        async {
+            model
+                .chat(ask("What is the capital of France?", 24))
+                .await?
+                .text()
+                .await
+        },
+        async { model.chat(ask("What is the capital of Italy?", 24)).await?.text().await },
+    );
+    let (a, b) = (a.expect("a").0, b.expect("b").0);
+    assert!(a.contains("Paris") && b.contains("Rome"), "{a} / {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_frees_the_engine_at_once() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LocalModel::load(&LocalConfig::new(&path)).await.expect("load");
+    model.warm("You are a test.").await.expect("warm");
+    // Alone: how long a 48-token reply takes.
+    let t = Instant::now();
+    let (_, alone) = model
+        .chat(ask("Tell me a long story about a dragon.", 48))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let alone_time = t.elapsed();
+
+    // A 400-token story, dropped after three pieces.
+    let mut long = model
+        .chat(ask("Tell me a long story about a dragon.", 400))
+        .await
+        .expect("chat");
+    for _ in 0..3 {
+        assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    }
+    let step = long.first_token().unwrap_or_default();
+    let engine = long.engine_closed_probe().expect("the engine holds the reply");
+    drop(long);
+    // Our side lets go of the engine's channel at once; the engine's next
+    // send fails and it marks the sequence cancelled (mistralrs-core
+    // pipeline/sampling.rs), so it stops within one decode step.
+    let deadline = Instant::now() + Duration::from_millis(100);
+    while !engine.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "the engine's channel is still open 100 ms after the drop"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // And the engine is free: the same 48-token reply takes about as long
+    // as it did alone (a still-running 400-token sequence would share
+    // every step with it).
+    let t = Instant::now();
+    let (_, after) = model
+        .chat(ask("Tell me a long story about a dragon.", 48))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let after_time = t.elapsed();
+    eprintln!(
+        "alone {alone_time:?} ({alone:?}), after the cancel {after_time:?} ({after:?}); first token was {step:?}"
+    );
+    assert_eq!(
+        after.completion_tokens, alone.completion_tokens,
+        "greedy: the same reply"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_model_is_named() {
+    let e = LocalModel::load(&LocalConfig::new("/nonexistent/model.gguf"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LlmError::Load { .. }), "{e}");
+    assert!(e.to_string().contains("/nonexistent/model.gguf"), "{e}");
+}

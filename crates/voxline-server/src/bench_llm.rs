@@ -1,0 +1,164 @@
+//! `voxline bench llm`: the local language model's time to first token
+//! (cold: the ~300-token domain prompt not yet cached; warm: cached, only
+//! the question prefilled) and generation speed, side by side with
+//! llama.cpp (llama-cpp-python from PyPI) on the same GGUF, prompt and
+//! questions in one run.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use voxline_llm::{ChatMessage, ChatModel, ChatRequest, Role};
+
+/// Arguments of `voxline bench llm`.
+#[derive(clap::Args, Debug)]
+pub struct BenchLlmArgs {
+    /// A GGUF model (default: SmolLM2-135M-Instruct Q4_1).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The domain system prompt.
+    #[arg(long, default_value = "load-tests/llm/domain-prompt.txt")]
+    system: PathBuf,
+    /// Caller questions, one per line (the first is asked cold).
+    #[arg(long, default_value = "load-tests/llm/questions.txt")]
+    questions: PathBuf,
+    /// Tokens per reply.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    /// Python with llama-cpp-python (`make bench-venv`); "none" skips llama.cpp.
+    #[arg(long, default_value = "~/.cache/voxline/bench-venv/bin/python")]
+    llama_python: String,
+}
+
+/// One reply's timing.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    first: Duration,
+    tokens: usize,
+    gen: Duration,
+}
+
+fn row(name: &str, r: &[Reply]) -> (f64, f64) {
+    let cold = r.first().map_or(0.0, |x| x.first.as_secs_f64());
+    let mut warm: Vec<f64> = r.iter().skip(1).map(|x| x.first.as_secs_f64()).collect();
+    warm.sort_by(f64::total_cmp);
+    let warm_p50 = warm.get(warm.len() / 2).copied().unwrap_or(0.0);
+    let tokens: usize = r.iter().map(|x| x.tokens.saturating_sub(1)).sum();
+    let gen: f64 = r.iter().map(|x| x.gen.as_secs_f64()).sum();
+    let tps = tokens as f64 / gen.max(1e-9);
+    println!(
+        "{name:<28} {:>10.0}ms {:>10.0}ms {:>10.1} {:>8}",
+        cold * 1e3,
+        warm_p50 * 1e3,
+        tps,
+        r.iter().map(|x| x.tokens).sum::<usize>()
+    );
+    (warm_p50, tps)
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
+    let path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let system = std::fs::read_to_string(&args.system).with_context(|| format!("reading {}", args.system.display()))?;
+    let questions: Vec<String> = std::fs::read_to_string(&args.questions)
+        .with_context(|| format!("reading {}", args.questions.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    anyhow::ensure!(questions.len() >= 2, "need at least two questions");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "model {}, {} questions, {} tokens each, greedy, {threads} cores",
+        path.display(),
+        questions.len(),
+        args.max_tokens
+    );
+
+    let t = Instant::now();
+    let model = crate::chat_cmd::load(Some(path.clone())).await?;
+    let load = t.elapsed();
+    model.warm("You are a test.").await?;
+    let mut ours = Vec::new();
+    let mut prompt_tokens = 0;
+    for q in &questions {
+        let req = ChatRequest::new(
+            vec![ChatMessage::new(Role::System, &system), ChatMessage::new(Role::User, q)],
+            args.max_tokens,
+        );
+        let (_, usage) = model.chat(req).await?.text().await?;
+        prompt_tokens = usage.prompt_tokens;
+        ours.push(Reply {
+            first: usage.first_token,
+            tokens: usage.completion_tokens,
+            gen: usage.total.saturating_sub(usage.first_token),
+        });
+    }
+    println!(
+        "voxline: model loaded in {:.2} s; prompt {prompt_tokens} tokens",
+        load.as_secs_f64()
+    );
+
+    let mut theirs = Vec::new();
+    if args.llama_python != "none" {
+        let python = expand_home(&args.llama_python);
+        let out = Command::new(&python)
+            .arg("load-tests/llm/llama_timing.py")
+            .arg(&path)
+            .arg(&args.system)
+            .arg(&args.questions)
+            .arg(args.max_tokens.to_string())
+            .arg(threads.to_string())
+            .output()
+            .with_context(|| {
+                format!(
+                    "running {} (make bench-venv installs llama-cpp-python)",
+                    python.display()
+                )
+            })?;
+        anyhow::ensure!(
+            out.status.success(),
+            "llama.cpp timing failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("llama.cpp output {line:?}"))?;
+            theirs.push(Reply {
+                first: Duration::from_secs_f64(v["first"].as_f64().unwrap_or(0.0)),
+                tokens: v["tokens"].as_u64().unwrap_or(0) as usize,
+                gen: Duration::from_secs_f64(v["gen"].as_f64().unwrap_or(0.0)),
+            });
+        }
+    }
+
+    println!();
+    println!(
+        "{:<28} {:>12} {:>12} {:>10} {:>8}",
+        "engine (same GGUF, prompt)", "TTFT cold", "TTFT warm", "tokens/s", "tokens"
+    );
+    let (our_warm, our_tps) = row("voxline (mistralrs 0.8.1)", &ours);
+    if !theirs.is_empty() {
+        let (their_warm, their_tps) = row("llama.cpp (llama-cpp-python)", &theirs);
+        println!(
+            "voxline / llama.cpp: tokens/s {:.2}x, warm TTFT {:.2}x",
+            our_tps / their_tps.max(1e-9),
+            our_warm / their_warm.max(1e-9)
+        );
+    }
+    println!(
+        "cold = first question with the domain prompt not yet cached; warm = p50 of the others (prompt prefix cached)"
+    );
+    Ok(())
+}

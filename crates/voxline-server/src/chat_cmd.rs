@@ -1,0 +1,79 @@
+//! `voxline chat [QUESTION]`: a reply from the language model, streamed to
+//! the terminal as it is generated. Without a question, a conversation on
+//! stdin (one line per turn, the history kept).
+
+use std::io::Write;
+use std::path::PathBuf;
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalConfig, LocalModel, Role};
+
+/// Arguments of `voxline chat`.
+#[derive(clap::Args, Debug)]
+pub struct ChatArgs {
+    /// The question (none: read turns from stdin).
+    question: Option<String>,
+    /// A GGUF model (default: SmolLM2-135M-Instruct Q4_1).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// A system prompt file (domain instructions and facts).
+    #[arg(long)]
+    system: Option<PathBuf>,
+    /// Most tokens per reply.
+    #[arg(long, default_value_t = 120)]
+    max_tokens: usize,
+    /// Print time to first token and speed after each reply.
+    #[arg(long)]
+    timing: bool,
+}
+
+/// Loads the default (or given) local model.
+pub async fn load(model: Option<PathBuf>) -> anyhow::Result<LocalModel> {
+    let path = model
+        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    Ok(LocalModel::load(&LocalConfig::new(path)).await?)
+}
+
+/// Runs the command.
+pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let system = match &args.system {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => "You are a helpful assistant.".into(),
+    };
+    let model = load(args.model.clone()).await?;
+    let mut history = vec![ChatMessage::new(Role::System, system)];
+    let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {
+        Some(q) => Box::new(std::iter::once(q)),
+        None => Box::new(std::io::stdin().lines().map_while(Result::ok)),
+    };
+    for q in questions {
+        let q = q.trim().to_string();
+        if q.is_empty() {
+            continue;
+        }
+        history.push(ChatMessage::new(Role::User, q));
+        let mut stream = model.chat(ChatRequest::new(history.clone(), args.max_tokens)).await?;
+        let mut reply = String::new();
+        while let Some(ev) = stream.next().await {
+            match ev? {
+                ChatEvent::Delta(d) => {
+                    print!("{d}");
+                    std::io::stdout().flush().ok();
+                    reply.push_str(&d);
+                }
+                ChatEvent::Done(u) => {
+                    println!();
+                    if args.timing {
+                        eprintln!(
+                            "[first token {:.0} ms, {} tokens, {:.1} tokens/s, prompt {} tokens]",
+                            u.first_token.as_secs_f64() * 1e3,
+                            u.completion_tokens,
+                            u.tokens_per_sec(),
+                            u.prompt_tokens
+                        );
+                    }
+                }
+            }
+        }
+        history.push(ChatMessage::new(Role::Assistant, reply));
+    }
+    Ok(())
+}
