@@ -83,10 +83,14 @@ load-test: deps prompts build models bench-venv
 	$(VOXLINE) bench asr
 	$(VOXLINE) bench tts
 
-# Python tools the benchmarks compare against (piper-tts), from PyPI, cached outside the clone.
+# Python tools the benchmarks compare against (piper-tts; llama.cpp through
+# llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.
 BENCH_VENV ?= $(HOME)/.cache/voxline/bench-venv
 bench-venv:
-	@[ -x $(BENCH_VENV)/bin/piper ] || { python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -q piper-tts==1.8.0; }
+	@[ -x $(BENCH_VENV)/bin/python ] || python3 -m venv $(BENCH_VENV)
+	@[ -x $(BENCH_VENV)/bin/piper ] || $(BENCH_VENV)/bin/pip install -q piper-tts==1.8.0
+	@$(BENCH_VENV)/bin/python -c "import llama_cpp" 2>/dev/null || \
+		CMAKE_ARGS="-DGGML_NATIVE=ON" $(BENCH_VENV)/bin/pip install -q llama-cpp-python==0.3.16
 
 ## make fuzz: run the SIP, SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60
