@@ -102,7 +102,7 @@ impl ChatModel for RemoteModel {
         let resp = tokio::time::timeout(self.cfg.connect_timeout, http.send())
             .await
             .map_err(|_| fail("no response in time".into()))?
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(error_chain(&e)))?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
@@ -117,6 +117,8 @@ impl ChatModel for RemoteModel {
             let mut events = resp.bytes_stream().eventsource();
             let mut usage = Usage::default();
             let mut finished = false;
+            // Servers that send no usage: one stream chunk is one token.
+            let mut chunks = 0usize;
             loop {
                 let ev = tokio::select! {
                     // The caller dropped the stream: drop the response (closing
@@ -154,12 +156,16 @@ impl ChatModel for RemoteModel {
                 }
                 for c in chunk.choices {
                     if let Some(t) = c.delta.content.filter(|t| !t.is_empty()) {
+                        chunks += 1;
                         if tx.send(Ok(ChatEvent::Delta(t))).await.is_err() {
                             return;
                         }
                     }
                     finished |= c.finish_reason.is_some();
                 }
+            }
+            if usage.completion_tokens == 0 {
+                usage.completion_tokens = chunks;
             }
             let end = if finished || usage.completion_tokens > 0 {
                 Ok(ChatEvent::Done(usage))
@@ -177,4 +183,16 @@ impl ChatModel for RemoteModel {
     fn name(&self) -> String {
         format!("{} at {}", self.cfg.model, self.cfg.base_url)
     }
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }

@@ -1,10 +1,13 @@
-//! `voxline chat [QUESTION]`: a reply from the language model, streamed to
-//! the terminal as it is generated. Without a question, a conversation on
-//! stdin (one line per turn, the history kept).
+//! `voxline chat [QUESTION]`: a reply from the language model (the local
+//! GGUF, or an OpenAI-compatible server with `--remote`), streamed to the
+//! terminal as it is generated. Without a question, a conversation on stdin
+//! (one line per turn, the history kept).
 
 use std::io::Write;
 use std::path::PathBuf;
-use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalConfig, LocalModel, Role};
+use voxline_llm::{
+    ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalConfig, LocalModel, RemoteConfig, RemoteModel, Role,
+};
 
 /// Arguments of `voxline chat`.
 #[derive(clap::Args, Debug)]
@@ -23,6 +26,12 @@ pub struct ChatArgs {
     /// Print time to first token and speed after each reply.
     #[arg(long)]
     timing: bool,
+    /// Use an OpenAI-compatible server instead of the local model, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long)]
+    remote: Option<String>,
+    /// The model name to ask the remote server for.
+    #[arg(long, default_value = "default")]
+    remote_model: String,
 }
 
 /// Loads the default (or given) local model.
@@ -38,7 +47,15 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => "You are a helpful assistant.".into(),
     };
-    let model = load(args.model.clone()).await?;
+    let model: Box<dyn ChatModel> = match &args.remote {
+        Some(url) => Box::new(RemoteModel::new(RemoteConfig {
+            base_url: url.clone(),
+            model: args.remote_model.clone(),
+            api_key: std::env::var("VOXLINE_LLM_API_KEY").ok(),
+            connect_timeout: std::time::Duration::from_secs(10),
+        })?),
+        None => Box::new(load(args.model.clone()).await?),
+    };
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {
         Some(q) => Box::new(std::iter::once(q)),

@@ -72,8 +72,11 @@ enum BenchCommand {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn,sqlx=warn,whisper_rs=off"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,rsipstack=warn,sqlx=warn,whisper_rs=off,mistralrs_core=warn,mistralrs_quant=warn,mistralrs=warn",
+        )
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
