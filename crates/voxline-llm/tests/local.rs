@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, LocalConfig, LocalModel, Role};
 
-const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
+const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
 
 fn gguf() -> Option<PathBuf> {
     let p = voxline_models::models_dir().join(GGUF);

@@ -262,22 +262,26 @@ impl Fetcher {
         if output.exists() && !refetched {
             return Ok(None);
         }
-        let Some(input) = model
-            .files
-            .first()
-            .and_then(|f| self.path(f).parent().map(Path::to_path_buf))
-        else {
+        let Some(first) = model.files.first().map(|f| self.path(f)) else {
             return Ok(None);
         };
         if let Some(dir) = output.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         }
+        if c.kind == "gguf-q4_1-to-q8_0" {
+            tracing::info!(from = %first.display(), to = %output.display(), "re-quantising GGUF Q4_1 to Q8_0");
+            crate::gguf_requant::requantize_q4_1_to_q8_0(&first, &output)?;
+            return Ok(Some(output));
+        }
+        let Some(input) = first.parent().map(Path::to_path_buf) else {
+            return Ok(None);
+        };
         tracing::info!(from = %input.display(), to = %output.display(), "converting CTranslate2 Whisper to ggml");
         crate::whisper_ggml::convert(&input, &output)?;
         Ok(Some(output))
     }
 
-    /// Checks a model's conversion output: there, and a readable ggml file.
+    /// Checks a model's conversion output: there, and readable as what it should be.
     pub fn check_conversion(&self, model: &ModelSpec) -> Result<Option<(String, FileState)>, ModelError> {
         let Some(c) = &model.convert else {
             return Ok(None);
@@ -286,10 +290,17 @@ impl Fetcher {
         if !output.exists() {
             return Ok(Some((c.output.clone(), FileState::Missing)));
         }
-        let state = match crate::whisper_ggml::read_ggml(&output) {
-            Ok(s) if !s.tensors.is_empty() => FileState::Present,
-            Ok(_) => FileState::Wrong("no tensors".into()),
-            Err(e) => FileState::Wrong(e.to_string()),
+        let state = if c.kind == "gguf-q4_1-to-q8_0" {
+            match crate::gguf_requant::check_requantized(&output) {
+                Ok(_) => FileState::Present,
+                Err(e) => FileState::Wrong(e),
+            }
+        } else {
+            match crate::whisper_ggml::read_ggml(&output) {
+                Ok(s) if !s.tensors.is_empty() => FileState::Present,
+                Ok(_) => FileState::Wrong("no tensors".into()),
+                Err(e) => FileState::Wrong(e.to_string()),
+            }
         };
         Ok(Some((c.output.clone(), state)))
     }

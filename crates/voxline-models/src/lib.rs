@@ -10,6 +10,7 @@
 
 pub mod ct2;
 pub mod fetch;
+pub mod gguf_requant;
 pub mod manifest;
 pub mod mel;
 pub mod whisper_ggml;
@@ -59,6 +60,14 @@ pub enum ModelError {
         /// The file under the models folder.
         dest: String,
         /// Size or hash difference.
+        why: String,
+    },
+    /// A conversion after fetching failed.
+    #[error("converting {path}: {why}")]
+    Convert {
+        /// The file being converted (or written).
+        path: String,
+        /// Why.
         why: String,
     },
     /// A file operation failed.

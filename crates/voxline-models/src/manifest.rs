@@ -79,12 +79,17 @@ pub struct FileSpec {
     pub parts: Vec<Part>,
 }
 
+/// The conversions `convert.kind` may name.
+pub const CONVERSIONS: &[&str] = &["ct2-whisper-to-ggml", "gguf-q4_1-to-q8_0"];
+
 /// A conversion run after fetching.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Conversion {
     /// What converts: `ct2-whisper-to-ggml` (the model's files are a
-    /// CTranslate2 Whisper folder; the output is whisper.cpp's ggml file).
+    /// CTranslate2 Whisper folder; the output is whisper.cpp's ggml file) or
+    /// `gguf-q4_1-to-q8_0` (the model's first file is a GGUF; the output has
+    /// its Q4_1 tensors as Q8_0, which the CPU engine has SIMD kernels for).
     pub kind: String,
     /// The output, relative to the models folder.
     pub output: String,
@@ -156,10 +161,10 @@ impl Manifest {
                 return Err(err(at, "has no file".into()));
             }
             if let Some(c) = &model.convert {
-                if c.kind != "ct2-whisper-to-ggml" {
+                if !CONVERSIONS.contains(&c.kind.as_str()) {
                     return Err(err(
                         format!("{at}: convert.kind"),
-                        format!("{:?} is not a known conversion (ct2-whisper-to-ggml)", c.kind),
+                        format!("{:?} is not a known conversion ({})", c.kind, CONVERSIONS.join(", ")),
                     ));
                 }
                 let relative = Path::new(&c.output)

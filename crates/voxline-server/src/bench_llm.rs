@@ -13,7 +13,7 @@ use voxline_llm::{ChatMessage, ChatModel, ChatRequest, Role};
 /// Arguments of `voxline bench llm`.
 #[derive(clap::Args, Debug)]
 pub struct BenchLlmArgs {
-    /// A GGUF model (default: SmolLM2-135M-Instruct Q4_1).
+    /// A GGUF model (default: SmolLM2-135M-Instruct, Q4_1 from PyPI re-quantised to Q8_0).
     #[arg(long)]
     model: Option<PathBuf>,
     /// The domain system prompt.
@@ -68,7 +68,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let path = args
         .model
         .clone()
-        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"));
     let system = std::fs::read_to_string(&args.system).with_context(|| format!("reading {}", args.system.display()))?;
     let questions: Vec<String> = std::fs::read_to_string(&args.questions)
         .with_context(|| format!("reading {}", args.questions.display()))?

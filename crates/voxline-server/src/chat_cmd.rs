@@ -14,7 +14,7 @@ use voxline_llm::{
 pub struct ChatArgs {
     /// The question (none: read turns from stdin).
     question: Option<String>,
-    /// A GGUF model (default: SmolLM2-135M-Instruct Q4_1).
+    /// A GGUF model (default: SmolLM2-135M-Instruct, Q4_1 from PyPI re-quantised to Q8_0).
     #[arg(long)]
     model: Option<PathBuf>,
     /// A system prompt file (domain instructions and facts).
@@ -37,7 +37,7 @@ pub struct ChatArgs {
 /// Loads the default (or given) local model.
 pub async fn load(model: Option<PathBuf>) -> anyhow::Result<LocalModel> {
     let path = model
-        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"));
+        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"));
     Ok(LocalModel::load(&LocalConfig::new(path)).await?)
 }
 
