@@ -10,17 +10,7 @@ use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, Loca
 const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
 
 fn gguf() -> Option<PathBuf> {
-    let p = voxline_models::models_dir().join(GGUF);
-    if !p.exists() {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "{} missing",
-            p.display()
-        );
-        eprintln!("skipped: {} not fetched", p.display());
-        return None;
-    }
-    Some(p)
+    voxline_models::fetched_for_test(&[GGUF]).and_then(|f| f.into_iter().next())
 }
 
 fn ask(question: &str, max_tokens: usize) -> ChatRequest {

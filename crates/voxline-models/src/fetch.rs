@@ -20,6 +20,28 @@ pub fn models_dir() -> PathBuf {
     home.join(".cache/voxline/models")
 }
 
+/// For tests that need real model files: the files under the models folder
+/// when all are there; otherwise `None` (the test skips, with a note) —
+/// unless `VOXLINE_REQUIRE_MODELS` is set (`make test` fetches the models
+/// first and sets it), when a missing file fails the test.
+pub fn fetched_for_test(paths: &[&str]) -> Option<Vec<PathBuf>> {
+    let dir = models_dir();
+    let files: Vec<PathBuf> = paths.iter().map(|p| dir.join(p)).collect();
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} missing",
+            missing.display()
+        );
+        eprintln!(
+            "skipped: {} not fetched (voxline models fetch --group all)",
+            missing.display()
+        );
+        return None;
+    }
+    Some(files)
+}
+
 /// What is on disk for one manifest file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileState {

@@ -105,16 +105,10 @@ mod tests {
     /// skipped with a note when absent).
     #[test]
     fn smollm2_q4_1_becomes_q8_0_with_its_metadata() {
-        let src = crate::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-        if !src.exists() {
-            assert!(
-                std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-                "{} missing",
-                src.display()
-            );
-            eprintln!("skipped: {} not fetched (voxline models fetch)", src.display());
+        let Some(files) = crate::fetched_for_test(&["smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"]) else {
             return;
-        }
+        };
+        let src = files[0].clone();
         let out = std::env::temp_dir().join(format!("voxline-requant-{}.gguf", std::process::id()));
         let r = requantize_q4_1_to_q8_0(&src, &out).unwrap();
         assert!(r.requantized > 0 && r.requantized <= r.tensors, "{r:?}");

@@ -15,7 +15,7 @@ pub mod manifest;
 pub mod mel;
 pub mod whisper_ggml;
 
-pub use fetch::{models_dir, Fetcher, FileState};
+pub use fetch::{fetched_for_test, models_dir, Fetcher, FileState};
 pub use manifest::{FileSpec, Group, Manifest, ModelSpec, Part, Registry};
 
 /// Errors from reading the manifest and fetching models.

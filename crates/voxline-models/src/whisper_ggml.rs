@@ -510,16 +510,10 @@ mod tests {
     /// skipped with a note when absent).
     #[test]
     fn tiny_en_converts_with_the_header_and_tensors_whisper_cpp_expects() {
-        let dir = crate::models_dir().join("whisper-tiny-en-ct2");
-        if !dir.join("model.bin").exists() {
-            assert!(
-                std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-                "{} missing",
-                dir.display()
-            );
-            eprintln!("skipped: {} not fetched (voxline models fetch)", dir.display());
+        let Some(files) = crate::fetched_for_test(&["whisper-tiny-en-ct2/model.bin"]) else {
             return;
-        }
+        };
+        let dir = files[0].parent().map(Path::to_path_buf).unwrap_or_default();
         let out = std::env::temp_dir().join(format!("voxline-ggml-tiny-{}.bin", std::process::id()));
         let c = convert(&dir, &out).unwrap();
         let h = c.hparams;

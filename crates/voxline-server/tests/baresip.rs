@@ -438,23 +438,15 @@ fn a_pcma_call_echoes_and_baresips_rtcp_reports_reach_the_record() {
 /// transcript line, readable from the HTTP API.
 #[test]
 fn the_transcribe_route_writes_what_the_caller_says_into_the_transcript() {
-    let models = voxline_models::models_dir();
-    let jfk = models.join("test-audio/jfk.wav");
-    let needed = [
-        models.join("whisper-tiny-en/ggml-model.bin"),
-        models.join("silero-vad/silero_vad.onnx"),
-        models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        jfk.clone(),
-    ];
-    if let Some(missing) = needed.iter().find(|p| !p.exists()) {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "{} missing",
-            missing.display()
-        );
-        eprintln!("skipped: {} not fetched", missing.display());
+    let Some(files) = voxline_models::fetched_for_test(&[
+        "whisper-tiny-en/ggml-model.bin",
+        "silero-vad/silero_vad.onnx",
+        "onnxruntime/libonnxruntime.so.1.31.1",
+        "test-audio/jfk.wav",
+    ]) else {
         return;
-    }
+    };
+    let jfk = files[3].clone();
     let routes = format!(
         r#"
 [[route]]

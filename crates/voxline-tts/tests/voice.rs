@@ -15,18 +15,9 @@ const WHISPER: &str = "whisper-tiny-en/ggml-model.bin";
 /// The model files, or None (skip) when not fetched; a missing file fails
 /// the test when VOXLINE_REQUIRE_MODELS is set.
 fn fetched() -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let dir = voxline_models::models_dir();
-    let files = [dir.join(VOICE), dir.join(RUNTIME), dir.join(WHISPER)];
-    if let Some(m) = files.iter().find(|f| !f.exists()) {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "{} missing",
-            m.display()
-        );
-        eprintln!("skipped: {} not fetched", m.display());
-        return None;
-    }
-    let [v, r, w] = files;
+    let [v, r, w]: [PathBuf; 3] = voxline_models::fetched_for_test(&[VOICE, RUNTIME, WHISPER])?
+        .try_into()
+        .ok()?;
     Some((v, r, w))
 }
 

@@ -4,25 +4,9 @@
 
 use std::path::PathBuf;
 
-/// Files under the models folder, when all are there. A missing one fails
-/// the test when VOXLINE_REQUIRE_MODELS is set (make test fetches the models
-/// first) and skips it otherwise.
+/// Files under the models folder, or None (skip) when one is missing.
 pub fn fetched(paths: &[&str]) -> Option<Vec<PathBuf>> {
-    let dir = voxline_models::models_dir();
-    let files: Vec<PathBuf> = paths.iter().map(|p| dir.join(p)).collect();
-    if let Some(missing) = files.iter().find(|f| !f.exists()) {
-        assert!(
-            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
-            "{} missing",
-            missing.display()
-        );
-        eprintln!(
-            "skipped: {} not fetched (voxline models fetch --group all)",
-            missing.display()
-        );
-        return None;
-    }
-    Some(files)
+    voxline_models::fetched_for_test(paths)
 }
 
 /// The ONNX Runtime library, as the manifest places it.
