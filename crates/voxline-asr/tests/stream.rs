@@ -109,45 +109,28 @@ async fn a_cancelled_decode_stops_and_says_so() {
         tokio::spawn(async move { pool.transcribe(audio, Arc::new(opts), abort).await })
     };
     let never = || Arc::new(AtomicBool::new(false));
-    // The encoder alone (one token), then the whole decode.
-    let encoder = run(
-        DecodeOptions {
-            max_tokens: Some(1),
-            ..DecodeOptions::default()
-        },
-        never(),
-    )
-    .await
-    .expect("join")
-    .expect("decode")
-    .decode;
-    let whole = run(DecodeOptions::default(), never())
-        .await
-        .expect("join")
-        .expect("decode");
-    let tokens = whole.decode.saturating_sub(encoder);
-
-    // Cancelled after its encoder pass (whisper.cpp checks between steps:
-    // the encoder, then each token): it stops at the next check, so in less
-    // than one encoder pass whatever the timing.
+    // Cancelled while a worker is decoding it (whatever the machine's load:
+    // the cancel follows the worker picking the job up, not a clock).
     let abort = never();
     let job = run(DecodeOptions::default(), abort.clone());
-    tokio::time::sleep(encoder + tokens / 4).await;
+    while pool.stats().busy.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
     abort.store(true, Ordering::Release);
     let t = Instant::now();
     let r = job.await.expect("join");
-    let stop = t.elapsed();
-    eprintln!(
-        "encoder {encoder:?}, whole decode {:?} ({} chars); stopped {stop:?} after the cancel",
-        whole.decode,
-        whole.text.len()
-    );
+    // whisper.cpp checks the flag between the encoder and each token, so the
+    // stop comes at most one encoder pass after the cancel (printed; speed
+    // is not asserted in a unit test).
+    eprintln!("stopped {:?} after the cancel", t.elapsed());
     assert!(matches!(r, Err(AsrError::Aborted)), "{r:?}");
-    assert!(
-        stop < encoder,
-        "stopped {stop:?} after the cancel; one encoder pass takes {encoder:?}"
-    );
     assert_eq!(pool.stats().aborted.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        pool.stats().decoded.load(Ordering::Relaxed),
+        0,
+        "the cancelled decode did not finish"
+    );
 
     // Cancelled before a worker takes it: never decoded.
     let abort = never();
