@@ -163,7 +163,12 @@ async fn a_full_pool_holds_finals_back_and_turns_partials_away() {
             tokio::spawn(async move { pool.transcribe(audio, opts, flag).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until one decodes and one waits in the queue (the third waits for room).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(pool.queued() == 1 && pool.stats().busy.load(Ordering::Relaxed) == 1) {
+        assert!(Instant::now() < deadline, "the pool never filled");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     // The queue is full now: an optional job is refused at once.
     let refused = pool.try_transcribe(audio.clone(), opts.clone(), never());
     assert!(matches!(refused, Err(AsrError::Pool(_))), "queue should be full");
