@@ -80,3 +80,18 @@ pub enum ModelError {
         source: std::io::Error,
     },
 }
+
+/// Where the default models' files land under the models folder (as
+/// `models/manifest.toml` places them), for callers that need a default path.
+pub mod defaults {
+    /// The ONNX Runtime shared library.
+    pub const ONNX_RUNTIME: &str = "onnxruntime/libonnxruntime.so.1.31.1";
+    /// Silero VAD.
+    pub const SILERO_VAD: &str = "silero-vad/silero_vad.onnx";
+    /// Whisper tiny.en, converted to ggml.
+    pub const WHISPER: &str = "whisper-tiny-en/ggml-model.bin";
+    /// The Piper voice (its `.onnx.json` next to it).
+    pub const PIPER_VOICE: &str = "piper-en-us-joe-medium/en_US-joe-medium.onnx";
+    /// The language model, re-quantised to Q8_0.
+    pub const LLM: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
+}

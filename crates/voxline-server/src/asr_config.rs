@@ -89,21 +89,21 @@ impl AsrConfig {
     pub fn model_path(&self) -> PathBuf {
         self.model
             .clone()
-            .unwrap_or_else(|| voxline_models::models_dir().join("whisper-tiny-en/ggml-model.bin"))
+            .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::WHISPER))
     }
 
     /// The VAD model file.
     pub fn vad_path(&self) -> PathBuf {
         self.vad_model
             .clone()
-            .unwrap_or_else(|| voxline_models::models_dir().join("silero-vad/silero_vad.onnx"))
+            .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::SILERO_VAD))
     }
 
     /// The ONNX Runtime library.
     pub fn onnxruntime_path(&self) -> PathBuf {
         self.onnxruntime
             .clone()
-            .unwrap_or_else(|| voxline_models::models_dir().join("onnxruntime/libonnxruntime.so.1.31.1"))
+            .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::ONNX_RUNTIME))
     }
 
     /// Checks ranges; errors name the field.

@@ -151,8 +151,8 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
     std::fs::remove_dir_all(&scratch).ok();
     // The same sentences in the Piper voice the agent speaks with.
     let models = voxline_models::models_dir();
-    let voice = models.join("piper-en-us-joe-medium/en_US-joe-medium.onnx");
-    let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
+    let voice = models.join(voxline_models::defaults::PIPER_VOICE);
+    let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
     let tts = voxline_tts::TtsEngine::start(&runtime, &voice, voxline_tts::TtsConfig::default())?;
     for (i, line) in sentences
         .lines()
@@ -258,9 +258,9 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     let model_path = args
         .model
         .clone()
-        .unwrap_or_else(|| models.join("whisper-tiny-en/ggml-model.bin"));
-    let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
-    let vad_model = models.join("silero-vad/silero_vad.onnx");
+        .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
+    let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
+    let vad_model = models.join(voxline_models::defaults::SILERO_VAD);
     let set = test_set(&args).await?;
     let audio_secs: f64 = set.iter().map(|c| c.audio.len() as f64 / 16_000.0).sum();
     let words: usize = set.iter().map(|c| c.reference.split_whitespace().count()).sum();

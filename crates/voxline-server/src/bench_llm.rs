@@ -56,19 +56,12 @@ fn row(name: &str, r: &[Reply]) -> (f64, f64) {
     (warm_p50, tps)
 }
 
-fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
 /// Runs the benchmark.
 pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let path = args
         .model
         .clone()
-        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"));
+        .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
     let system = std::fs::read_to_string(&args.system).with_context(|| format!("reading {}", args.system.display()))?;
     let questions: Vec<String> = std::fs::read_to_string(&args.questions)
         .with_context(|| format!("reading {}", args.questions.display()))?
@@ -112,7 +105,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
 
     let mut theirs = Vec::new();
     if args.llama_python != "none" {
-        let python = expand_home(&args.llama_python);
+        let python = crate::config::resolve_path(std::path::Path::new("."), std::path::Path::new(&args.llama_python));
         let out = Command::new(&python)
             .arg("load-tests/llm/llama_timing.py")
             .arg(&path)

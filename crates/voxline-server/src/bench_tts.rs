@@ -54,21 +54,14 @@ fn summary(name: &str, t: &[Timing]) -> (f64, f64) {
     (p(0.5).as_secs_f64(), rtf)
 }
 
-fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
 /// Runs the benchmark.
 pub async fn run(args: BenchTtsArgs) -> anyhow::Result<()> {
     let models = voxline_models::models_dir();
     let voice = args
         .voice
         .clone()
-        .unwrap_or_else(|| models.join("piper-en-us-joe-medium/en_US-joe-medium.onnx"));
-    let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
+        .unwrap_or_else(|| models.join(voxline_models::defaults::PIPER_VOICE));
+    let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
     let text = std::fs::read_to_string(&args.texts).with_context(|| format!("reading {}", args.texts.display()))?;
     let texts: Vec<&str> = text
         .lines()
@@ -114,7 +107,7 @@ pub async fn run(args: BenchTtsArgs) -> anyhow::Result<()> {
 
     let mut theirs = Vec::new();
     if args.piper_python != "none" {
-        let python = expand_home(&args.piper_python);
+        let python = crate::config::resolve_path(std::path::Path::new("."), std::path::Path::new(&args.piper_python));
         let script = std::path::Path::new("load-tests/tts/piper_timing.py");
         let mut child = Command::new(&python)
             .arg(script)

@@ -36,8 +36,7 @@ pub struct ChatArgs {
 
 /// Loads the default (or given) local model.
 pub async fn load(model: Option<PathBuf>) -> anyhow::Result<LocalModel> {
-    let path = model
-        .unwrap_or_else(|| voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"));
+    let path = model.unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
     Ok(LocalModel::load(&LocalConfig::new(path)).await?)
 }
 

@@ -23,8 +23,8 @@ pub async fn run(args: SayArgs) -> anyhow::Result<()> {
     let models = voxline_models::models_dir();
     let voice = args
         .voice
-        .unwrap_or_else(|| models.join("piper-en-us-joe-medium/en_US-joe-medium.onnx"));
-    let runtime = models.join("onnxruntime/libonnxruntime.so.1.31.1");
+        .unwrap_or_else(|| models.join(voxline_models::defaults::PIPER_VOICE));
+    let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
     let engine = TtsEngine::start(&runtime, &voice, TtsConfig::default())?;
     let mut stream = engine.stream();
     stream.push_text(&args.text)?;

@@ -29,7 +29,7 @@ pub fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let samples: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
     let path = args
         .model
-        .unwrap_or_else(|| voxline_models::models_dir().join("whisper-tiny-en/ggml-model.bin"));
+        .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::WHISPER));
     let model = WhisperModel::load(&path)?;
     let mut state = model.state()?;
     let opts = DecodeOptions {
