@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libesp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps build prompts models fmt-check lint unit load-test bench-venv fuzz clean-cache-note
+.PHONY: llama-links run test deps build prompts models fmt-check lint unit load-test bench-venv fuzz clean-cache-note
 
 ## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
 run: deps prompts build models
@@ -63,17 +63,26 @@ $(VOXLINE_CACHE)/prompts/greeting.wav:
 	sox $@.22k.wav -r 8000 -c 1 -b 16 $@
 	rm -f $@.22k.wav
 
-build:
+# llama.cpp's shared libraries go next to the binary (it looks there first).
+# llama-cpp-sys-2's build script links them into the target dir as relative
+# symlinks and fails when it reruns over ones left dangling: clear those first.
+build: llama-links
 	cargo build --release --locked
+	@libs=$$(ls -td $(CARGO_TARGET_DIR)/release/build/llama-cpp-sys-2-*/out/lib 2>/dev/null | head -1); \
+	test -n "$$libs" || { echo "llama.cpp's libraries were not built"; exit 1; }; \
+	cp -a $$libs/*.so* $(CARGO_TARGET_DIR)/release/
+
+llama-links:
+	@find $(CARGO_TARGET_DIR)/release -maxdepth 2 -xtype l -name 'lib*.so*' -delete 2>/dev/null || true
 
 fmt-check:
 	cargo fmt --all -- --check
 
-lint:
+lint: llama-links
 	cargo clippy --release --locked --all-targets -- -D warnings
 
 # Model-backed tests fail (instead of skipping) when a model is missing.
-unit:
+unit: llama-links
 	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
 
 ## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks (print their tables)

@@ -220,4 +220,17 @@ pub trait ChatModel: Send + Sync {
 
     /// A short name for logs and metrics.
     fn name(&self) -> String;
+
+    /// Runs one short request with this system prompt, so the first call
+    /// pays for no warm-up and (on local engines) the prompt's KV is cached.
+    async fn warm(&self, system: &str) -> Result<(), LlmError> {
+        let req = ChatRequest::new(
+            vec![
+                ChatMessage::new(Role::System, system),
+                ChatMessage::new(Role::User, "Hello"),
+            ],
+            4,
+        );
+        self.chat(req).await?.text().await.map(|_| ())
+    }
 }

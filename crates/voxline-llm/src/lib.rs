@@ -1,17 +1,23 @@
 //! voxline language models: one chat interface, [`ChatModel`], whose
 //! replies stream as text deltas and stop when the stream is dropped or
-//! cancelled. Backends: a local GGUF model on mistralrs (CPU, no hub
-//! access) and any OpenAI-compatible `/v1/chat/completions` server with
+//! cancelled. Backends: a local GGUF model on llama.cpp or on mistralrs
+//! (CPU, no hub access) and any OpenAI-compatible `/v1/chat/completions` server with
 //! SSE streaming (vLLM, llama.cpp server, mistralrs-server) for a GPU pool.
 
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod llamacpp;
+mod llamacpp_engine;
 pub mod local;
+pub mod local_engine;
 pub mod remote;
+pub mod text_out;
 
 pub use chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
+pub use llamacpp::{LlamaCppConfig, LlamaCppModel};
 pub use local::{LocalConfig, LocalModel};
+pub use local_engine::{load_local, LocalEngine};
 pub use remote::{RemoteConfig, RemoteModel};
 
 /// Errors from language models.

@@ -92,18 +92,6 @@ impl LocalModel {
             name: file,
         })
     }
-
-    /// Runs one short request so the first call does not pay for warm-up.
-    pub async fn warm(&self, system: &str) -> Result<(), LlmError> {
-        let req = ChatRequest::new(
-            vec![
-                crate::ChatMessage::new(Role::System, system),
-                crate::ChatMessage::new(Role::User, "Hello"),
-            ],
-            4,
-        );
-        self.chat(req).await?.text().await.map(|_| ())
-    }
 }
 
 fn sampling(req: &ChatRequest) -> SamplingParams {

@@ -1,14 +1,15 @@
 //! `voxline bench llm`: the local language model's time to first token
 //! (cold: the ~300-token domain prompt not yet cached; warm: cached, only
-//! the question prefilled) and generation speed, side by side with
-//! llama.cpp (llama-cpp-python from PyPI) on the same GGUF, prompt and
-//! questions in one run.
+//! the question prefilled) and generation speed on each local engine
+//! (llama.cpp, mistralrs), side by side with llama.cpp as its own project
+//! ships it to Python users (llama-cpp-python from PyPI) on the same GGUF,
+//! prompt and questions in one run.
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use voxline_llm::{ChatMessage, ChatModel, ChatRequest, Role};
+use voxline_llm::{ChatMessage, ChatModel, ChatRequest, LocalEngine, Role};
 
 /// Arguments of `voxline bench llm`.
 #[derive(clap::Args, Debug)]
@@ -16,6 +17,9 @@ pub struct BenchLlmArgs {
     /// A GGUF model (default: SmolLM2-135M-Instruct, Q4_1 from PyPI re-quantised to Q8_0).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// voxline's engines to measure (comma-separated; the first is compared).
+    #[arg(long, value_delimiter = ',', default_value = "llama.cpp,mistralrs")]
+    engines: Vec<LocalEngine>,
     /// The domain system prompt.
     #[arg(long, default_value = "load-tests/llm/domain-prompt.txt")]
     system: PathBuf,
@@ -56,6 +60,33 @@ fn row(name: &str, r: &[Reply]) -> (f64, f64) {
     (warm_p50, tps)
 }
 
+/// Asks every question (the first cold) after a warm-up with another
+/// system prompt; returns the replies' timing and the prompt's length.
+async fn measure(
+    model: &dyn ChatModel,
+    system: &str,
+    questions: &[String],
+    max_tokens: usize,
+) -> anyhow::Result<(Vec<Reply>, usize)> {
+    model.warm("You are a test.").await?;
+    let mut replies = Vec::new();
+    let mut prompt_tokens = 0;
+    for q in questions {
+        let req = ChatRequest::new(
+            vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, q)],
+            max_tokens,
+        );
+        let (_, usage) = model.chat(req).await?.text().await?;
+        prompt_tokens = usage.prompt_tokens;
+        replies.push(Reply {
+            first: usage.first_token,
+            tokens: usage.completion_tokens,
+            gen: usage.total.saturating_sub(usage.first_token),
+        });
+    }
+    Ok((replies, prompt_tokens))
+}
+
 /// Runs the benchmark.
 pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let path = args
@@ -71,6 +102,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         .map(String::from)
         .collect();
     anyhow::ensure!(questions.len() >= 2, "need at least two questions");
+    anyhow::ensure!(!args.engines.is_empty(), "name at least one engine");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "model {}, {} questions, {} tokens each, greedy, {threads} cores",
@@ -79,29 +111,18 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         args.max_tokens
     );
 
-    let t = Instant::now();
-    let model = crate::chat_cmd::load(Some(path.clone())).await?;
-    let load = t.elapsed();
-    model.warm("You are a test.").await?;
     let mut ours = Vec::new();
-    let mut prompt_tokens = 0;
-    for q in &questions {
-        let req = ChatRequest::new(
-            vec![ChatMessage::new(Role::System, &system), ChatMessage::new(Role::User, q)],
-            args.max_tokens,
+    for &engine in &args.engines {
+        let t = Instant::now();
+        let model = crate::chat_cmd::load(engine, Some(path.clone())).await?;
+        let load = t.elapsed();
+        let (replies, prompt_tokens) = measure(model.as_ref(), &system, &questions, args.max_tokens).await?;
+        println!(
+            "voxline on {engine}: model loaded in {:.2} s; prompt {prompt_tokens} tokens",
+            load.as_secs_f64()
         );
-        let (_, usage) = model.chat(req).await?.text().await?;
-        prompt_tokens = usage.prompt_tokens;
-        ours.push(Reply {
-            first: usage.first_token,
-            tokens: usage.completion_tokens,
-            gen: usage.total.saturating_sub(usage.first_token),
-        });
+        ours.push((engine, replies));
     }
-    println!(
-        "voxline: model loaded in {:.2} s; prompt {prompt_tokens} tokens",
-        load.as_secs_f64()
-    );
 
     let mut theirs = Vec::new();
     if args.llama_python != "none" {
@@ -141,11 +162,19 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         "{:<28} {:>12} {:>12} {:>10} {:>8}",
         "engine (same GGUF, prompt)", "TTFT cold", "TTFT warm", "tokens/s", "tokens"
     );
-    let (our_warm, our_tps) = row("voxline (mistralrs 0.8.1)", &ours);
-    if !theirs.is_empty() {
+    let mut first = None;
+    for (engine, replies) in &ours {
+        let name = match engine {
+            LocalEngine::LlamaCpp => "voxline (llama.cpp engine)",
+            LocalEngine::Mistralrs => "voxline (mistralrs 0.8.1)",
+        };
+        let r = row(name, replies);
+        first.get_or_insert((*engine, r));
+    }
+    if let (Some((engine, (our_warm, our_tps))), false) = (first, theirs.is_empty()) {
         let (their_warm, their_tps) = row("llama.cpp (llama-cpp-python)", &theirs);
         println!(
-            "voxline / llama.cpp: tokens/s {:.2}x, warm TTFT {:.2}x",
+            "voxline ({engine}) / llama-cpp-python: tokens/s {:.2}x, warm TTFT {:.2}x",
             our_tps / their_tps.max(1e-9),
             our_warm / their_warm.max(1e-9)
         );

@@ -5,9 +5,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use voxline_llm::{
-    ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalConfig, LocalModel, RemoteConfig, RemoteModel, Role,
-};
+use std::sync::Arc;
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LocalEngine, RemoteConfig, RemoteModel, Role};
 
 /// Arguments of `voxline chat`.
 #[derive(clap::Args, Debug)]
@@ -17,6 +16,9 @@ pub struct ChatArgs {
     /// A GGUF model (default: SmolLM2-135M-Instruct, Q4_1 from PyPI re-quantised to Q8_0).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// The engine running the local model: llama.cpp or mistralrs.
+    #[arg(long, default_value_t = LocalEngine::LlamaCpp)]
+    engine: LocalEngine,
     /// A system prompt file (domain instructions and facts).
     #[arg(long)]
     system: Option<PathBuf>,
@@ -34,10 +36,10 @@ pub struct ChatArgs {
     remote_model: String,
 }
 
-/// Loads the default (or given) local model.
-pub async fn load(model: Option<PathBuf>) -> anyhow::Result<LocalModel> {
+/// Loads the default (or given) local model on `engine`.
+pub async fn load(engine: LocalEngine, model: Option<PathBuf>) -> anyhow::Result<Arc<dyn ChatModel>> {
     let path = model.unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
-    Ok(LocalModel::load(&LocalConfig::new(path)).await?)
+    Ok(voxline_llm::load_local(engine, &path, None).await?)
 }
 
 /// Runs the command.
@@ -46,14 +48,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => "You are a helpful assistant.".into(),
     };
-    let model: Box<dyn ChatModel> = match &args.remote {
-        Some(url) => Box::new(RemoteModel::new(RemoteConfig {
+    let model: Arc<dyn ChatModel> = match &args.remote {
+        Some(url) => Arc::new(RemoteModel::new(RemoteConfig {
             base_url: url.clone(),
             model: args.remote_model.clone(),
             api_key: std::env::var("VOXLINE_LLM_API_KEY").ok(),
             connect_timeout: std::time::Duration::from_secs(10),
         })?),
-        None => Box::new(load(args.model.clone()).await?),
+        None => load(args.engine, args.model.clone()).await?,
     };
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {

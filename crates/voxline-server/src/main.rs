@@ -74,7 +74,7 @@ enum BenchCommand {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOXLINE_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "info,rsipstack=warn,sqlx=warn,whisper_rs=off,mistralrs_core=warn,mistralrs_quant=warn,mistralrs=warn",
+            "info,rsipstack=warn,sqlx=warn,whisper_rs=off,mistralrs_core=warn,mistralrs_quant=warn,mistralrs=warn,llama-cpp-2=warn",
         )
     });
     tracing_subscriber::fmt()

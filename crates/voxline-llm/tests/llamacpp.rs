@@ -1,0 +1,203 @@
+//! The llama.cpp backend on the default model (SmolLM2-135M-Instruct,
+//! CPU): it answers, streams, honours max_tokens and stop strings, reuses
+//! the KV of a shared system prompt and of the call's last turn, batches
+//! concurrent calls into shared decode steps, and a dropped stream frees
+//! its sequence within one step.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlamaCppConfig, LlamaCppModel, LlmError, Role};
+
+const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
+const SYSTEM: &str = "You are a helpful assistant. Answer in one short sentence.";
+
+fn gguf() -> Option<PathBuf> {
+    voxline_models::fetched_for_test(&[GGUF]).and_then(|f| f.into_iter().next())
+}
+
+fn ask(question: &str, max_tokens: usize) -> ChatRequest {
+    ChatRequest::new(
+        vec![
+            ChatMessage::new(Role::System, SYSTEM),
+            ChatMessage::new(Role::User, question),
+        ],
+        max_tokens,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
+    model.warm(SYSTEM).await.expect("warm");
+    let stats = model.stats();
+
+    // A streamed answer: several deltas, then usage; the system prompt's KV
+    // (read by the warm-up) is reused, not read again.
+    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
+    let mut stream = model
+        .chat(ask("What is the capital of France?", 32))
+        .await
+        .expect("chat");
+    let (mut deltas, mut text, mut usage) = (0, String::new(), None);
+    while let Some(ev) = stream.next().await {
+        match ev.expect("event") {
+            ChatEvent::Delta(d) => {
+                deltas += 1;
+                text.push_str(&d);
+            }
+            ChatEvent::Done(u) => usage = Some(u),
+        }
+    }
+    let usage = usage.expect("done");
+    let reused = stats.reused_tokens.load(Ordering::Relaxed) - reused_before;
+    eprintln!(
+        "{text:?} {usage:?} {:.1} tok/s, {reused} prompt tokens reused",
+        usage.tokens_per_sec()
+    );
+    assert!(text.contains("Paris"), "{text}");
+    assert!(deltas >= 2, "streamed in pieces");
+    assert!(
+        usage.completion_tokens >= 2 && usage.completion_tokens <= 32,
+        "{usage:?}"
+    );
+    assert!(usage.first_token > Duration::ZERO && usage.first_token < usage.total);
+    // Everything up to the user's words was cached by the warm-up.
+    assert!(
+        reused >= 10 && reused < usage.prompt_tokens as u64,
+        "reused {reused} of {}",
+        usage.prompt_tokens
+    );
+
+    // The next turn of the same call reads only its new words.
+    let mut turn2 = ask("What is the capital of France?", 32).messages;
+    turn2.push(ChatMessage::new(Role::Assistant, text.clone()));
+    turn2.push(ChatMessage::new(Role::User, "And of Spain?"));
+    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
+    let (reply2, u2) = model
+        .chat(ChatRequest::new(turn2, 24))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    let reused2 = stats.reused_tokens.load(Ordering::Relaxed) - reused_before;
+    eprintln!(
+        "turn 2: {reply2:?}, {reused2} of {} prompt tokens reused",
+        u2.prompt_tokens
+    );
+    assert!(
+        u2.prompt_tokens as u64 - reused2 <= 24,
+        "turn 2 read {} new tokens",
+        u2.prompt_tokens as u64 - reused2
+    );
+
+    // max_tokens is a hard bound; stop strings cut the reply.
+    let (_, u) = model
+        .chat(ask("Tell me a long story about a dragon.", 5))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(u.completion_tokens, 5, "{u:?}");
+    let mut stopped = ask("What is the capital of France?", 32);
+    stopped.stop = vec!["Paris".into()];
+    let (cut, _) = model.chat(stopped).await.expect("chat").text().await.expect("text");
+    assert!(!cut.contains("Paris") && !cut.is_empty(), "{cut:?}");
+
+    // Two calls at once share decode steps and both are answered as they
+    // would be alone.
+    let batched_before = stats.batched_steps.load(Ordering::Relaxed);
+    let (alone_a, _) = model
+        .chat(ask("What is the capital of France?", 24))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (alone_b, _) = model
+        .chat(ask("What color is the sky on a clear day?", 24))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        async {
+            model
+                .chat(ask("What is the capital of France?", 24))
+                .await?
+                .text()
+                .await
+        },
+        async {
+            model
+                .chat(ask("What color is the sky on a clear day?", 24))
+                .await?
+                .text()
+                .await
+        },
+    );
+    let (a, b) = (a.expect("a").0, b.expect("b").0);
+    let batched = stats.batched_steps.load(Ordering::Relaxed) - batched_before;
+    eprintln!("together: {a:?} / {b:?} ({batched} shared steps); alone: {alone_a:?} / {alone_b:?}");
+    assert!(a.contains("Paris") && b.to_lowercase().contains("blue"), "{a} / {b}");
+    assert!(batched >= 5, "only {batched} decode steps carried both calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_llama_cpp_stream_frees_its_sequence_within_a_step() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
+    model.warm(SYSTEM).await.expect("warm");
+    let stats = model.stats();
+
+    let mut long = model
+        .chat(ask("Tell me a long story about a dragon.", 400))
+        .await
+        .expect("chat");
+    for _ in 0..3 {
+        assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    }
+    let engine = long.engine_closed_probe().expect("the engine holds the reply");
+    let generated_at_drop = stats.generated_tokens.load(Ordering::Relaxed);
+    let t = Instant::now();
+    drop(long);
+    // The engine checks every reply before each step and lets go of a
+    // dropped one: at most the step already running finishes.
+    while !engine.is_closed() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the engine still holds the reply 2 s after the drop"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let released = t.elapsed();
+    // Let a few steps' worth of time pass: nothing more is generated.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = stats.generated_tokens.load(Ordering::Relaxed) - generated_at_drop;
+    eprintln!("released {released:?} after the drop; {after} token(s) generated after it");
+    assert!(after <= 1, "{after} tokens generated after the drop");
+}
+
+#[tokio::test]
+async fn llama_cpp_names_a_missing_or_broken_model() {
+    let e = LlamaCppModel::load(&LlamaCppConfig::new("/nonexistent/model.gguf"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LlmError::Load { .. }), "{e}");
+    assert!(e.to_string().contains("/nonexistent/model.gguf"), "{e}");
+    let dir = std::env::temp_dir().join(format!("voxline-llm-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("not-a-model.gguf");
+    std::fs::write(&bad, b"GGUF but not really").unwrap();
+    let e = LlamaCppModel::load(&LlamaCppConfig::new(&bad)).await.unwrap_err();
+    assert!(e.to_string().contains("not-a-model.gguf"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
