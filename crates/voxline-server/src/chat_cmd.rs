@@ -22,6 +22,12 @@ pub struct ChatArgs {
     /// A system prompt file (domain instructions and facts).
     #[arg(long)]
     system: Option<PathBuf>,
+    /// Talk to a domain pack's agent (e.g. domains/demo-bank) instead of the bare model.
+    #[arg(long)]
+    domain: Option<PathBuf>,
+    /// With --domain: run this question set and print the shares answered, declined and tool calls right.
+    #[arg(long, requires = "domain")]
+    eval: Option<PathBuf>,
     /// Most tokens per reply.
     #[arg(long, default_value_t = 120)]
     max_tokens: usize,
@@ -57,6 +63,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         })?),
         None => load(args.engine, args.model.clone()).await?,
     };
+    if let Some(dir) = &args.domain {
+        return crate::chat_domain::run(dir, args.eval.as_deref(), model, args.question.clone()).await;
+    }
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {
         Some(q) => Box::new(std::iter::once(q)),

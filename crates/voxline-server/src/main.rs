@@ -8,6 +8,7 @@ mod bench_media;
 mod bench_tts;
 mod call_cmd;
 mod chat_cmd;
+mod chat_domain;
 mod config;
 mod handlers;
 mod http;

@@ -1,0 +1,534 @@
+//! One conversation with a domain agent, in text: each caller turn becomes
+//! a list of actions (fixed lines, a streamed and guarded answer, a digit
+//! collection, a tool call, a transfer, a hang-up). The voice loop and
+//! `voxline chat --domain` both drive it.
+
+use crate::guard::{Guard, Verdict};
+use crate::pack::{ArgType, DomainPack, ToolSpec};
+use crate::prompt::{best_sentence, system_prompt, user_message};
+use crate::router::{has_phrase, words, Intent, Router};
+use crate::tools::{fill_template, ToolCall};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, LlmError, Role};
+use voxline_tts::splitter::{PhraseSplitter, SplitterConfig};
+
+/// Exchanges of earlier turns the model sees.
+const HISTORY_TURNS: usize = 2;
+
+/// Words that accept an offer ("would you like me to transfer you?").
+const YES: &[&str] = &["yes", "yeah", "yep", "sure", "please do", "yes please", "ok", "okay"];
+
+/// The engine of one domain pack: shared by every call on it.
+pub struct Agent {
+    pack: Arc<DomainPack>,
+    llm: Arc<dyn ChatModel>,
+    router: Router,
+    system: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("pack", &self.pack.dir).finish()
+    }
+}
+
+/// What the agent does next.
+#[derive(Debug)]
+pub enum Action {
+    /// Speak this line.
+    Say(String),
+    /// Speak a generated answer, phrase by phrase.
+    Answer(Box<Answer>),
+    /// Collect this many DTMF digits (ended by `#`), then call
+    /// [`Conversation::digits`]; the prompt was the preceding `Say`.
+    CollectDigits {
+        /// How many digits.
+        length: usize,
+    },
+    /// Run a tool ([`Conversation::run_tool`]) while the line before it plays.
+    CallTool(ToolCall),
+    /// Transfer the call to a human.
+    Transfer {
+        /// The SIP URI.
+        to: String,
+    },
+    /// An advisor should call back.
+    ScheduleCallback {
+        /// When.
+        when: String,
+    },
+    /// End the call.
+    HangUp,
+}
+
+/// A tool waiting for its arguments.
+#[derive(Debug, Clone)]
+struct Pending {
+    tool: usize,
+    args: BTreeMap<String, String>,
+    asking: String,
+    tries: u8,
+}
+
+/// A generated answer being spoken: the model's text, cut into phrases,
+/// each checked before it is handed out.
+pub struct Answer {
+    stream: Option<ChatStream>,
+    splitter: PhraseSplitter,
+    guard: Guard,
+    fallback: Option<String>,
+    replacement: String,
+    queue: std::collections::VecDeque<String>,
+    words_left: usize,
+    handed_out: usize,
+    /// What was handed out so far.
+    said: String,
+    /// The user message sent (facts and question), for the history.
+    user_message: String,
+    /// Why the answer stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer").field("handed_out", &self.handed_out).finish()
+    }
+}
+
+impl Answer {
+    /// The next checked phrase to speak; None when the answer is over.
+    pub async fn next_phrase(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            if let Some(p) = self.queue.pop_front() {
+                match self.guard.check(&p) {
+                    Verdict::Speak => {
+                        let n = p.split_whitespace().count();
+                        if n > self.words_left && self.handed_out > 0 {
+                            self.finish("the reply reached its length limit");
+                            return Ok(None);
+                        }
+                        self.words_left = self.words_left.saturating_sub(n);
+                        self.handed_out += 1;
+                        self.said.push(' ');
+                        self.said.push_str(&p);
+                        return Ok(Some(p));
+                    }
+                    Verdict::Forbidden => {
+                        self.finish("a forbidden phrase was generated");
+                        self.handed_out += 1;
+                        return Ok(Some(self.replacement.clone()));
+                    }
+                    v @ (Verdict::Repeated | Verdict::Ungrounded(_)) => {
+                        let why = match v {
+                            Verdict::Ungrounded(what) => format!("ungrounded: {what}"),
+                            _ => "the model repeated itself".to_string(),
+                        };
+                        self.finish(&why);
+                        // The facts were not said yet: read their best sentence instead.
+                        if let Some(f) = self.fallback.take().filter(|f| !self.said.contains(f.as_str())) {
+                            if self.handed_out == 0 || self.said.split_whitespace().count() < 6 {
+                                self.handed_out += 1;
+                                return Ok(Some(f));
+                            }
+                        }
+                        return Ok(None);
+                    }
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(None);
+            };
+            match stream.next().await {
+                Some(Ok(ChatEvent::Delta(d))) => self.queue.extend(self.splitter.push(&d)),
+                Some(Ok(ChatEvent::Done(_))) | None => {
+                    self.stream = None;
+                    self.queue.extend(self.splitter.finish());
+                    if self.queue.is_empty() && self.handed_out == 0 {
+                        // The model said nothing: read the facts.
+                        if let Some(f) = self.fallback.take() {
+                            self.handed_out += 1;
+                            return Ok(Some(f));
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Stops generating (barge-in, or a failed check).
+    pub fn cancel(&mut self) {
+        self.finish("cancelled");
+    }
+
+    fn finish(&mut self, why: &str) {
+        if let Some(mut s) = self.stream.take() {
+            s.cancel();
+        }
+        self.queue.clear();
+        self.stopped.get_or_insert_with(|| why.to_string());
+    }
+
+    /// Time from the request to the model's first text, once there was some.
+    pub fn first_token(&self) -> Option<std::time::Duration> {
+        self.stream.as_ref().and_then(|s| s.first_token())
+    }
+}
+
+impl Agent {
+    /// The engine for `pack`, answering with `llm`.
+    pub fn new(pack: Arc<DomainPack>, llm: Arc<dyn ChatModel>) -> Agent {
+        Agent {
+            router: Router::new(&pack),
+            system: system_prompt(&pack),
+            pack,
+            llm,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The pack.
+    pub fn pack(&self) -> &DomainPack {
+        &self.pack
+    }
+
+    /// Puts the system prompt in the model's cache.
+    pub async fn warm(&self) -> Result<(), LlmError> {
+        self.llm.warm(&self.system).await
+    }
+
+    /// A new conversation.
+    pub fn conversation(self: &Arc<Self>) -> Conversation {
+        Conversation {
+            agent: Arc::clone(self),
+            history: Vec::new(),
+            pending: None,
+            offered_transfer: false,
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// What `utterance` asks for (for tests and evaluation).
+    pub fn route(&self, utterance: &str) -> Intent {
+        self.router.route(&self.pack, utterance)
+    }
+}
+
+/// One call's conversation.
+#[derive(Debug)]
+pub struct Conversation {
+    agent: Arc<Agent>,
+    history: Vec<ChatMessage>,
+    pending: Option<Pending>,
+    offered_transfer: bool,
+    /// Tools called so far: name and arguments.
+    pub tool_calls: Vec<(String, BTreeMap<String, String>)>,
+}
+
+/// The `length` digits the caller gave in `text`, spoken or written: a run
+/// of consecutive numbers of exactly that many digits ("the last four
+/// digits are nine eight seven six" → "9876"), else all its digits if they
+/// are exactly that many.
+pub fn digits_for(text: &str, length: usize) -> Option<String> {
+    let normal = voxline_asr::text_norm::normalize_english(text);
+    let mut runs: Vec<String> = vec![String::new()];
+    for w in normal.split_whitespace() {
+        if w.chars().all(|c| c.is_ascii_digit()) {
+            if let Some(r) = runs.last_mut() {
+                r.push_str(w);
+            }
+        } else if runs.last().is_some_and(|r| !r.is_empty()) {
+            runs.push(String::new());
+        }
+    }
+    if let Some(r) = runs.iter().rev().find(|r| r.len() == length) {
+        return Some(r.clone());
+    }
+    let all: String = runs.concat();
+    (all.len() == length).then_some(all)
+}
+
+impl Conversation {
+    /// The greeting and the lines that must follow it.
+    pub fn opening(&self) -> Vec<String> {
+        let pack = &self.agent.pack;
+        std::iter::once(pack.persona.greeting.clone())
+            .chain(pack.rules.mandatory.after_greeting.iter().cloned())
+            .collect()
+    }
+
+    /// The agent's reply to a caller's turn, with what the turn asked for.
+    pub async fn turn(&mut self, utterance: &str) -> Result<(Intent, Vec<Action>), LlmError> {
+        let pack = Arc::clone(&self.agent.pack);
+        let rules = &pack.rules;
+        // A tool waiting for a spoken argument.
+        if let Some(p) = self.pending.clone() {
+            let tool = &pack.tools[p.tool];
+            if let Some(arg) = tool.args.get(&p.asking) {
+                let value = match arg.kind {
+                    ArgType::Digits => arg.length.and_then(|n| digits_for(utterance, n)),
+                    ArgType::Enum => pick_value(&arg.values, utterance).or_else(|| arg.default.clone()),
+                };
+                if let Some(v) = value {
+                    self.pending = None;
+                    let mut args = p.args.clone();
+                    args.insert(p.asking.clone(), v);
+                    let intent = Intent::Tool {
+                        tool: p.tool,
+                        score: 1.0,
+                    };
+                    return Ok((intent, self.continue_tool(p.tool, args)));
+                }
+                if !matches!(self.agent.route(utterance), Intent::Unknown) {
+                    // The caller moved on: drop the tool and answer the new request.
+                    self.pending = None;
+                } else {
+                    return Ok((
+                        Intent::Tool {
+                            tool: p.tool,
+                            score: 1.0,
+                        },
+                        self.reask(p),
+                    ));
+                }
+            }
+        }
+        if self.offered_transfer {
+            self.offered_transfer = false;
+            if has_phrase(&words(utterance), YES) && utterance.split_whitespace().count() <= 4 {
+                return Ok((
+                    Intent::Escalate,
+                    vec![
+                        Action::Say(rules.escalation.say.clone()),
+                        Action::Transfer {
+                            to: rules.escalation.transfer_to.clone(),
+                        },
+                    ],
+                ));
+            }
+        }
+        let intent = self.agent.route(utterance);
+        let actions = match &intent {
+            Intent::Escalate => vec![
+                Action::Say(rules.escalation.say.clone()),
+                Action::Transfer {
+                    to: rules.escalation.transfer_to.clone(),
+                },
+            ],
+            Intent::Goodbye => vec![Action::Say(pack.persona.goodbye.clone()), Action::HangUp],
+            Intent::OffDomain => vec![Action::Say(rules.domain.decline.clone())],
+            Intent::Unknown => {
+                self.offered_transfer = true;
+                vec![Action::Say(rules.domain.unknown.clone())]
+            }
+            Intent::Greeting => vec![Action::Say("Hello! How can I help you today?".into())],
+            Intent::Thanks => vec![Action::Say(
+                "You're welcome. Is there anything else I can help with?".into(),
+            )],
+            Intent::Tool { tool, .. } => {
+                let args = extract_args(&pack.tools[*tool], utterance);
+                self.continue_tool(*tool, args)
+            }
+            Intent::Question { hits } => {
+                let user = user_message(hits, utterance);
+                let mut messages = vec![ChatMessage::new(Role::System, self.agent.system.clone())];
+                let keep = self.history.len().saturating_sub(HISTORY_TURNS * 2);
+                messages.extend(self.history[keep..].iter().cloned());
+                messages.push(ChatMessage::new(Role::User, user.clone()));
+                let max_words = pack.persona.max_reply_words;
+                let stream = self
+                    .agent
+                    .llm
+                    .chat(ChatRequest::new(messages, max_words * 2 + 8))
+                    .await?;
+                let facts: Vec<&str> = hits
+                    .iter()
+                    .map(|h| h.passage.text.as_str())
+                    .chain(std::iter::once(utterance))
+                    .collect();
+                let knowledge = &pack.knowledge;
+                vec![Action::Answer(Box::new(Answer {
+                    stream: Some(stream),
+                    splitter: PhraseSplitter::new(SplitterConfig::default()),
+                    guard: Guard::new(&rules.forbidden.phrases, &facts),
+                    fallback: best_sentence(hits, utterance, |t| knowledge.terms(t)),
+                    replacement: rules.forbidden.replacement.clone(),
+                    queue: Default::default(),
+                    words_left: max_words,
+                    handed_out: 0,
+                    said: String::new(),
+                    user_message: user,
+                    stopped: None,
+                }))]
+            }
+        };
+        Ok((intent, actions))
+    }
+
+    /// Records what the caller heard of an answer (all of it, or up to a barge-in).
+    pub fn answered(&mut self, answer: &Answer, heard: &str) {
+        self.history
+            .push(ChatMessage::new(Role::User, answer.user_message.clone()));
+        self.history
+            .push(ChatMessage::new(Role::Assistant, heard.trim().to_string()));
+    }
+
+    /// Digits keyed for a pending collection.
+    pub fn digits(&mut self, digits: &str) -> Vec<Action> {
+        let Some(p) = self.pending.clone() else {
+            return Vec::new();
+        };
+        let tool = &self.agent.pack.tools[p.tool];
+        let want = tool.args.get(&p.asking).and_then(|a| a.length);
+        if Some(digits.len()) == want {
+            self.pending = None;
+            let mut args = p.args;
+            args.insert(p.asking, digits.to_string());
+            return self.continue_tool(p.tool, args);
+        }
+        self.reask(p)
+    }
+
+    /// Whether the agent waits for digits or a spoken argument.
+    pub fn is_collecting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn reask(&mut self, mut p: Pending) -> Vec<Action> {
+        let tool = &self.agent.pack.tools[p.tool];
+        p.tries += 1;
+        if p.tries >= 3 {
+            self.pending = None;
+            self.offered_transfer = true;
+            return vec![Action::Say(self.agent.pack.rules.domain.unknown.clone())];
+        }
+        let Some(arg) = tool.args.get(&p.asking) else {
+            self.pending = None;
+            return Vec::new();
+        };
+        let mut out = vec![Action::Say(format!("Sorry, I didn't get that. {}", arg.prompt))];
+        if let (ArgType::Digits, Some(length)) = (arg.kind, arg.length) {
+            out.push(Action::CollectDigits { length });
+        }
+        self.pending = Some(p);
+        out
+    }
+
+    /// Asks for the next missing argument, or calls the tool.
+    fn continue_tool(&mut self, tool: usize, args: BTreeMap<String, String>) -> Vec<Action> {
+        let spec = &self.agent.pack.tools[tool];
+        // Every argument is asked for; an enum's default covers an answer that names none.
+        let missing = spec.args.iter().find(|(name, _)| !args.contains_key(*name));
+        if let Some((name, arg)) = missing {
+            let mut out = vec![Action::Say(arg.prompt.clone())];
+            if let (ArgType::Digits, Some(length)) = (arg.kind, arg.length) {
+                out.push(Action::CollectDigits { length });
+            }
+            self.pending = Some(Pending {
+                tool,
+                args,
+                asking: name.clone(),
+                tries: 0,
+            });
+            return out;
+        }
+        self.tool_calls.push((spec.name.clone(), args.clone()));
+        let mut out = Vec::new();
+        if let Some(s) = &spec.say_before {
+            out.push(Action::Say(s.clone()));
+        }
+        out.push(Action::CallTool(ToolCall {
+            tool: spec.name.clone(),
+            args,
+        }));
+        out
+    }
+
+    /// Runs a tool; returns what to say (and do) with its result.
+    pub async fn run_tool(&mut self, call: ToolCall) -> Vec<Action> {
+        let pack = Arc::clone(&self.agent.pack);
+        let Some(spec) = pack.tools.iter().find(|t| t.name == call.tool) else {
+            return vec![Action::Say(pack.rules.domain.unknown.clone())];
+        };
+        if spec.builtin {
+            return builtin_actions(spec, &call);
+        }
+        match crate::tools::invoke(&self.agent.http, spec, &call.args).await {
+            Ok(result) => {
+                let text = spec
+                    .say_result
+                    .as_deref()
+                    .map(|t| fill_template(t, &result, &call.args))
+                    .unwrap_or_else(|| "Done.".into());
+                vec![Action::Say(text)]
+            }
+            Err(e) => {
+                tracing::warn!(tool = %spec.name, error = %e, "tool call failed");
+                self.offered_transfer = true;
+                vec![Action::Say(
+                    spec.say_error
+                        .clone()
+                        .unwrap_or_else(|| pack.rules.domain.unknown.clone()),
+                )]
+            }
+        }
+    }
+}
+
+fn builtin_actions(spec: &ToolSpec, call: &ToolCall) -> Vec<Action> {
+    let say = spec
+        .say_result
+        .as_deref()
+        .map(|t| fill_template(t, &serde_json::Value::Null, &call.args));
+    let mut out = Vec::new();
+    match spec.name.as_str() {
+        "schedule_callback" => out.push(Action::ScheduleCallback {
+            when: call.args.get("when").cloned().unwrap_or_default(),
+        }),
+        "hangup" => {
+            out.extend(say.map(Action::Say));
+            out.push(Action::HangUp);
+            return out;
+        }
+        "transfer" => {
+            out.extend(say.map(Action::Say));
+            out.push(Action::Transfer {
+                to: call.args.get("to").cloned().unwrap_or_default(),
+            });
+            return out;
+        }
+        _ => {}
+    }
+    out.extend(say.map(Action::Say));
+    out
+}
+
+/// The value of `values` the caller's words name (all its words present).
+fn pick_value(values: &[String], utterance: &str) -> Option<String> {
+    let w = words(utterance);
+    values
+        .iter()
+        .filter(|v| has_phrase(&w, &[v.as_str()]))
+        .max_by_key(|v| v.len())
+        .cloned()
+}
+
+/// Arguments the caller already gave in the request.
+fn extract_args(tool: &ToolSpec, utterance: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, a) in &tool.args {
+        let v = match a.kind {
+            ArgType::Digits => a.length.and_then(|n| digits_for(utterance, n)),
+            ArgType::Enum => pick_value(&a.values, utterance),
+        };
+        if let Some(v) = v {
+            out.insert(name.clone(), v);
+        }
+    }
+    out
+}

@@ -1,0 +1,22 @@
+//! voxline's dialogue engine: domain packs (persona, knowledge, rules,
+//! tools) loaded and checked at start-up; each caller turn routed (goodbye,
+//! escalation, tool, off-domain, question) before any text is generated;
+//! answers grounded in retrieved passages and checked phrase by phrase
+//! before they are spoken; business tools called over HTTP.
+
+#![warn(missing_docs)]
+
+pub mod dialogue;
+pub mod eval;
+pub mod guard;
+pub mod knowledge;
+pub mod pack;
+pub mod prompt;
+pub mod router;
+pub mod tools;
+
+pub use dialogue::{Action, Agent, Answer, Conversation};
+pub use knowledge::{Hit, Knowledge, Passage};
+pub use pack::{DomainPack, PackError};
+pub use router::Intent;
+pub use tools::ToolCall;

@@ -1,0 +1,450 @@
+//! A domain pack on disk (`domains/NAME/`): `persona.toml`, `rules.toml`,
+//! `tools.toml`, `knowledge/*.md`. Loaded and checked at start-up; an
+//! error names the file, the field and why.
+
+use crate::knowledge::Knowledge;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A domain pack that failed to load: which file, which field, why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {why}", file.display(), field.as_deref().map(|f| format!(": {f}")).unwrap_or_default())]
+pub struct PackError {
+    /// The file (or folder).
+    pub file: PathBuf,
+    /// The field, when one is to blame.
+    pub field: Option<String>,
+    /// Why.
+    pub why: String,
+}
+
+impl PackError {
+    /// An error about `file` (and `field`).
+    pub fn new(file: &Path, field: Option<&str>, why: impl Into<String>) -> PackError {
+        PackError {
+            file: file.to_path_buf(),
+            field: field.map(String::from),
+            why: why.into(),
+        }
+    }
+}
+
+/// Who the agent is (`persona.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Persona {
+    /// The agent's name.
+    pub name: String,
+    /// The business it answers for.
+    pub company: String,
+    /// Language (BCP 47, e.g. `en`).
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// A Piper voice under the model cache (default voice when unset).
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Said when the call is answered.
+    pub greeting: String,
+    /// Said before hanging up.
+    pub goodbye: String,
+    /// Speaking style, given to the model.
+    #[serde(default)]
+    pub style: String,
+    /// Longest spoken reply, in words.
+    #[serde(default = "default_reply_words")]
+    pub max_reply_words: usize,
+    /// Silence handling and call length.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+fn default_reply_words() -> usize {
+    45
+}
+
+/// Silence and call-length limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Silence after the agent spoke before it asks again (ms).
+    pub reprompt_ms: u64,
+    /// What it asks.
+    pub reprompt: String,
+    /// Silence before it says goodbye and hangs up (ms).
+    pub hangup_ms: u64,
+    /// The longest call (s).
+    pub max_call_s: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            reprompt_ms: 7000,
+            reprompt: "Are you still there?".into(),
+            hangup_ms: 14000,
+            max_call_s: 600,
+        }
+    }
+}
+
+/// The domain boundary and the lines that keep the agent inside it (`rules.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// What the agent talks about, and what it says otherwise.
+    pub domain: DomainRules,
+    /// Phrases never spoken.
+    #[serde(default)]
+    pub forbidden: Forbidden,
+    /// Lines always spoken.
+    #[serde(default)]
+    pub mandatory: Mandatory,
+    /// What goes to a human at once.
+    pub escalation: Escalation,
+    /// Retrieval settings.
+    #[serde(default)]
+    pub knowledge: KnowledgeRules,
+}
+
+/// The domain boundary.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRules {
+    /// Topics, named in the prompt.
+    pub topics: Vec<String>,
+    /// Said when a request is outside the domain.
+    pub decline: String,
+    /// Words or phrases that mark a request as outside the domain.
+    #[serde(default)]
+    pub off_domain: Vec<String>,
+    /// Services the business does not offer (words or phrases): asked about, the agent says it does not know.
+    #[serde(default)]
+    pub not_offered: Vec<String>,
+    /// Said when the knowledge has no answer.
+    pub unknown: String,
+}
+
+/// Phrases never spoken.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forbidden {
+    /// Case-insensitive phrases.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// Said instead of a sentence holding one.
+    #[serde(default)]
+    pub replacement: String,
+}
+
+/// Lines always spoken.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mandatory {
+    /// Said right after the greeting.
+    #[serde(default)]
+    pub after_greeting: Vec<String>,
+}
+
+/// Escalation to a human.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Words or phrases that transfer at once.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// Said before the transfer.
+    pub say: String,
+    /// Where escalations go (a SIP URI).
+    pub transfer_to: String,
+}
+
+/// Retrieval settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeRules {
+    /// Passages put in the prompt.
+    pub passages: usize,
+    /// Lowest BM25 score of a passage that counts as relevant.
+    pub min_score: f32,
+}
+
+impl Default for KnowledgeRules {
+    fn default() -> KnowledgeRules {
+        KnowledgeRules {
+            passages: 2,
+            min_score: 2.0,
+        }
+    }
+}
+
+/// The built-in tools.
+pub const BUILTINS: &[&str] = &["transfer", "hangup", "collect_digits", "send_dtmf", "schedule_callback"];
+
+/// A business tool or a built-in (`tools.toml`, `[[tool]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// Its name.
+    pub name: String,
+    /// What it does (for people and the prompt).
+    pub description: String,
+    /// Caller phrasings that ask for it.
+    pub examples: Vec<String>,
+    /// A built-in (no URL).
+    #[serde(default)]
+    pub builtin: bool,
+    /// The HTTP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP method (POST or GET).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// How long to wait for it (ms).
+    #[serde(default = "default_tool_timeout")]
+    pub timeout_ms: u64,
+    /// Said while it runs.
+    #[serde(default)]
+    pub say_before: Option<String>,
+    /// Said with its result; `{field}` takes a field of the JSON result (or an argument).
+    #[serde(default)]
+    pub say_result: Option<String>,
+    /// Said when it fails.
+    #[serde(default)]
+    pub say_error: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, ArgSpec>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_tool_timeout() -> u64 {
+    3000
+}
+
+/// The kind of an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgType {
+    /// A fixed number of digits (said or keyed).
+    Digits,
+    /// One of a list of values.
+    Enum,
+}
+
+/// One argument of a tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgSpec {
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: ArgType,
+    /// Digits: how many.
+    #[serde(default)]
+    pub length: Option<usize>,
+    /// Enum: the values.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Said to ask for it.
+    pub prompt: String,
+    /// Used when the caller gives none.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolsFile {
+    #[serde(default)]
+    tool: Vec<ToolSpec>,
+}
+
+/// A loaded, checked domain pack.
+#[derive(Debug)]
+pub struct DomainPack {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Who the agent is.
+    pub persona: Persona,
+    /// The boundary and its lines.
+    pub rules: Rules,
+    /// Tools the agent may call.
+    pub tools: Vec<ToolSpec>,
+    /// The indexed knowledge.
+    pub knowledge: Knowledge,
+}
+
+fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, PackError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PackError::new(path, None, format!("reading: {e}")))?;
+    let de = toml::Deserializer::parse(&text).map_err(|e| PackError::new(path, None, e.to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        PackError::new(
+            path,
+            (field != ".").then_some(field.as_str()),
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+impl DomainPack {
+    /// Loads and checks the pack in `dir`.
+    pub fn load(dir: &Path) -> Result<DomainPack, PackError> {
+        if !dir.is_dir() {
+            return Err(PackError::new(dir, None, "no such domain pack folder"));
+        }
+        let persona: Persona = read_toml(&dir.join("persona.toml"))?;
+        let rules: Rules = read_toml(&dir.join("rules.toml"))?;
+        let tools_path = dir.join("tools.toml");
+        let tools = if tools_path.exists() {
+            read_toml::<ToolsFile>(&tools_path)?.tool
+        } else {
+            Vec::new()
+        };
+        let flows = dir.join("flows.toml");
+        if flows.exists() {
+            return Err(PackError::new(
+                &flows,
+                None,
+                "flows are not supported by this version yet",
+            ));
+        }
+        check_persona(&dir.join("persona.toml"), &persona)?;
+        check_rules(&dir.join("rules.toml"), &rules)?;
+        check_tools(&tools_path, &tools)?;
+        let knowledge = Knowledge::load(&dir.join("knowledge"))?;
+        Ok(DomainPack {
+            dir: dir.to_path_buf(),
+            persona,
+            rules,
+            tools,
+            knowledge,
+        })
+    }
+}
+
+fn non_empty(file: &Path, field: &str, value: &str) -> Result<(), PackError> {
+    if value.trim().is_empty() {
+        return Err(PackError::new(file, Some(field), "must not be empty"));
+    }
+    Ok(())
+}
+
+fn check_persona(file: &Path, p: &Persona) -> Result<(), PackError> {
+    non_empty(file, "name", &p.name)?;
+    non_empty(file, "greeting", &p.greeting)?;
+    non_empty(file, "goodbye", &p.goodbye)?;
+    if p.language != "en" && !p.language.starts_with("en-") {
+        return Err(PackError::new(
+            file,
+            Some("language"),
+            format!(
+                "{:?}: only English (en) packs are supported by the default models",
+                p.language
+            ),
+        ));
+    }
+    if !(5..=200).contains(&p.max_reply_words) {
+        return Err(PackError::new(file, Some("max_reply_words"), "must be 5 to 200"));
+    }
+    let t = &p.timeouts;
+    if t.reprompt_ms < 1000 || t.hangup_ms <= t.reprompt_ms {
+        return Err(PackError::new(
+            file,
+            Some("timeouts"),
+            "reprompt_ms must be at least 1000 and hangup_ms above it",
+        ));
+    }
+    Ok(())
+}
+
+fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
+    non_empty(file, "domain.decline", &r.domain.decline)?;
+    non_empty(file, "domain.unknown", &r.domain.unknown)?;
+    non_empty(file, "escalation.say", &r.escalation.say)?;
+    if !r.escalation.transfer_to.starts_with("sip:") && !r.escalation.transfer_to.starts_with("sips:") {
+        return Err(PackError::new(
+            file,
+            Some("escalation.transfer_to"),
+            "must be a sip: or sips: URI",
+        ));
+    }
+    if !r.forbidden.phrases.is_empty() {
+        non_empty(file, "forbidden.replacement", &r.forbidden.replacement)?;
+    }
+    if r.knowledge.passages == 0 || r.knowledge.passages > 8 {
+        return Err(PackError::new(file, Some("knowledge.passages"), "must be 1 to 8"));
+    }
+    Ok(())
+}
+
+fn check_tools(file: &Path, tools: &[ToolSpec]) -> Result<(), PackError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, t) in tools.iter().enumerate() {
+        let at = |f: &str| format!("tool[{i}].{f}");
+        if !seen.insert(t.name.as_str()) {
+            return Err(PackError::new(
+                file,
+                Some(&at("name")),
+                format!("{:?} is defined twice", t.name),
+            ));
+        }
+        if t.examples.is_empty() {
+            return Err(PackError::new(
+                file,
+                Some(&at("examples")),
+                "give at least one caller phrasing",
+            ));
+        }
+        if t.builtin {
+            if !BUILTINS.contains(&t.name.as_str()) {
+                return Err(PackError::new(
+                    file,
+                    Some(&at("name")),
+                    format!("{:?} is not a built-in (known: {})", t.name, BUILTINS.join(", ")),
+                ));
+            }
+        } else {
+            let url = t
+                .url
+                .as_deref()
+                .ok_or_else(|| PackError::new(file, Some(&at("url")), "a business tool needs its URL"))?;
+            reqwest::Url::parse(url).map_err(|e| PackError::new(file, Some(&at("url")), e.to_string()))?;
+            if !matches!(t.method.as_str(), "POST" | "GET") {
+                return Err(PackError::new(file, Some(&at("method")), "POST or GET"));
+            }
+            if !(100..=30_000).contains(&t.timeout_ms) {
+                return Err(PackError::new(file, Some(&at("timeout_ms")), "must be 100 to 30000"));
+            }
+        }
+        for (name, a) in &t.args {
+            let field = at(&format!("args.{name}"));
+            match a.kind {
+                ArgType::Digits if !matches!(a.length, Some(1..=32)) => {
+                    return Err(PackError::new(file, Some(&field), "digits need a length of 1 to 32"));
+                }
+                ArgType::Enum if a.values.is_empty() => {
+                    return Err(PackError::new(file, Some(&field), "an enum needs its values"));
+                }
+                _ => {}
+            }
+            if let (ArgType::Enum, Some(d)) = (a.kind, &a.default) {
+                if !a.values.contains(d) {
+                    return Err(PackError::new(
+                        file,
+                        Some(&field),
+                        format!("default {d:?} is not one of the values"),
+                    ));
+                }
+            }
+            non_empty(file, &field, &a.prompt)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The words the model sees. The system prompt is the same for every turn
+//! and call of a pack (so its KV stays cached); each turn's facts travel in
+//! its user message, right before the caller's question.
+
+use crate::knowledge::Hit;
+use crate::pack::DomainPack;
+
+/// The pack's fixed system prompt.
+pub fn system_prompt(pack: &DomainPack) -> String {
+    let p = &pack.persona;
+    format!(
+        "You are {name}, the phone assistant of {company}. {style} \
+         You help only with: {topics}. \
+         Answer the caller in one or two short sentences, using only the facts given with the question. \
+         If the facts do not answer it, say that you do not know.",
+        name = p.name,
+        company = p.company,
+        style = p.style.trim(),
+        topics = pack.rules.domain.topics.join(", "),
+    )
+}
+
+/// One turn's user message: the facts found, then the caller's words.
+pub fn user_message(hits: &[Hit], utterance: &str) -> String {
+    let mut s = String::from("Facts:\n");
+    for h in hits {
+        s.push_str("- ");
+        s.push_str(&h.passage.text);
+        s.push('\n');
+    }
+    s.push_str("\nQuestion: ");
+    s.push_str(utterance.trim());
+    s
+}
+
+/// The sentence of the facts that shares most words with the question:
+/// what the agent reads out when the model's wording fails a check.
+pub fn best_sentence(hits: &[Hit], utterance: &str, terms: impl Fn(&str) -> Vec<String>) -> Option<String> {
+    let asked = terms(utterance);
+    let mut best: Option<(usize, String)> = None;
+    for (rank, h) in hits.iter().enumerate() {
+        for sentence in h.passage.text.split_inclusive(". ") {
+            let s = sentence.trim();
+            if s.is_empty() {
+                continue;
+            }
+            let common = terms(s).iter().filter(|t| asked.contains(t)).count();
+            // Ties go to the better passage.
+            let score = common * 10 + (9 - rank.min(9));
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, s.to_string()));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
+}

@@ -1,0 +1,209 @@
+//! What a caller's turn asks for, decided before any text is generated:
+//! goodbye, a human, a tool, something outside the domain, small talk, or a
+//! question for the knowledge. Phrases match on whole words; tools match
+//! when the caller's words cover one of the tool's example phrasings
+//! (stemmed, stop words out), so the 135M model never has to pick a tool.
+
+use crate::knowledge::{english_analyzer, terms, Hit};
+use crate::pack::DomainPack;
+use tantivy::tokenizer::TextAnalyzer;
+
+/// Lowest match (F1 of the caller's words against an example's) that picks a tool.
+pub const TOOL_MATCH: f32 = 0.6;
+
+/// Words that end the call.
+const GOODBYES: &[&str] = &[
+    "goodbye",
+    "good bye",
+    "bye",
+    "bye bye",
+    "that's all",
+    "that is all",
+    "that's everything",
+    "nothing else",
+    "no thanks",
+    "no thank you",
+    "hang up",
+];
+
+/// Greetings and thanks that need no knowledge.
+const GREETINGS: &[&str] = &["hello", "hi", "hey", "good morning", "good afternoon", "good evening"];
+const THANKS: &[&str] = &[
+    "thanks",
+    "thank you",
+    "great",
+    "perfect",
+    "ok",
+    "okay",
+    "cheers",
+    "got it",
+];
+
+/// What a turn asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    /// The caller is done.
+    Goodbye,
+    /// The caller wants a human (or said an escalation word).
+    Escalate,
+    /// A tool, by index in the pack, with how well it matched.
+    Tool {
+        /// Index into `DomainPack::tools`.
+        tool: usize,
+        /// Match strength (0–1).
+        score: f32,
+    },
+    /// Outside the domain.
+    OffDomain,
+    /// A greeting.
+    Greeting,
+    /// Thanks or an acknowledgement.
+    Thanks,
+    /// A question with relevant knowledge.
+    Question {
+        /// The passages found, best first.
+        hits: Vec<Hit>,
+    },
+    /// A question the knowledge does not answer.
+    Unknown,
+}
+
+/// Lower-case words separated by single spaces, padded with spaces for
+/// whole-word `contains`.
+pub fn words(text: &str) -> String {
+    let s: String = text
+        .to_lowercase()
+        .replace(['\u{2019}', '\u{2018}'], "'")
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect();
+    format!(" {} ", s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Whether `text` (from [`words`]) holds any of `phrases` as whole words.
+pub fn has_phrase(text: &str, phrases: &[impl AsRef<str>]) -> bool {
+    phrases.iter().any(|p| {
+        let p = words(p.as_ref());
+        !p.trim().is_empty() && text.contains(&p)
+    })
+}
+
+/// Routes a pack's turns.
+pub struct Router {
+    analyzer: TextAnalyzer,
+    /// Per tool, per example: its terms.
+    tool_terms: Vec<Vec<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("tools", &self.tool_terms.len()).finish()
+    }
+}
+
+impl Router {
+    /// A router for `pack`'s tools.
+    pub fn new(pack: &DomainPack) -> Router {
+        let mut analyzer = english_analyzer();
+        let tool_terms = pack
+            .tools
+            .iter()
+            .map(|t| t.examples.iter().map(|e| terms(&mut analyzer, e)).collect())
+            .collect();
+        Router { analyzer, tool_terms }
+    }
+
+    /// The best tool for `utterance`: (index, F1 of word overlap) above [`TOOL_MATCH`].
+    pub fn match_tool(&self, utterance: &str) -> Option<(usize, f32)> {
+        let mut a = self.analyzer.clone();
+        // Numbers are arguments, not the request: "my card ending nine eight
+        // seven six was stolen" asks what "my card was stolen" asks.
+        let normal = voxline_asr::text_norm::normalize_english(utterance);
+        let said: Vec<String> = terms(&mut a, &normal)
+            .into_iter()
+            .filter(|t| !t.chars().any(|c| c.is_ascii_digit()))
+            .collect();
+        if said.is_empty() {
+            return None;
+        }
+        let mut best: Option<(usize, f32)> = None;
+        for (i, examples) in self.tool_terms.iter().enumerate() {
+            for ex in examples.iter().filter(|e| !e.is_empty()) {
+                let common = ex.iter().filter(|t| said.contains(t)).count() as f32;
+                if common == 0.0 {
+                    continue;
+                }
+                let recall = common / ex.len() as f32;
+                let precision = common / said.len() as f32;
+                let f1 = 2.0 * recall * precision / (recall + precision);
+                if f1 >= TOOL_MATCH && best.is_none_or(|(_, s)| f1 > s) {
+                    best = Some((i, f1));
+                }
+            }
+        }
+        best.filter(|&(_, s)| s >= TOOL_MATCH)
+    }
+
+    /// Decides what `utterance` asks for.
+    pub fn route(&self, pack: &DomainPack, utterance: &str) -> Intent {
+        let w = words(utterance);
+        if has_phrase(&w, &pack.rules.escalation.phrases) {
+            return Intent::Escalate;
+        }
+        if has_phrase(&w, GOODBYES) {
+            return Intent::Goodbye;
+        }
+        if let Some((tool, score)) = self.match_tool(utterance) {
+            return Intent::Tool { tool, score };
+        }
+        if has_phrase(&w, &pack.rules.domain.off_domain) {
+            return Intent::OffDomain;
+        }
+        // Something the domain does not offer, or a name the knowledge never
+        // mentions ("a branch in Paris"): the honest answer is "I don't know".
+        if has_phrase(&w, &pack.rules.domain.not_offered) || self.unknown_name(pack, utterance) {
+            return Intent::Unknown;
+        }
+        let k = &pack.rules.knowledge;
+        let hits = pack.knowledge.search(utterance, k.passages, k.min_score);
+        if !hits.is_empty() {
+            return Intent::Question { hits };
+        }
+        let content = pack.knowledge.terms(utterance);
+        if content.len() <= 2 && has_phrase(&w, GREETINGS) {
+            return Intent::Greeting;
+        }
+        if content.len() <= 2 && has_phrase(&w, THANKS) {
+            return Intent::Thanks;
+        }
+        Intent::Unknown
+    }
+
+    /// A capitalised word inside the sentence (a name: a place, a product)
+    /// that the knowledge never mentions.
+    fn unknown_name(&self, pack: &DomainPack, utterance: &str) -> bool {
+        let mut a = self.analyzer.clone();
+        utterance
+            .split(|c: char| c.is_whitespace())
+            .enumerate()
+            .filter(|(i, w)| {
+                *i > 0 && w.chars().next().is_some_and(char::is_uppercase) && *w != "I" && !w.starts_with("I'")
+            })
+            .flat_map(|(_, w)| terms(&mut a, w))
+            .any(|t| !pack.knowledge.knows(&t) && !words(&pack.persona.company).contains(&format!(" {t} ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_match_whole_words_only() {
+        let w = words("I'd like to speak to a Representative, please!");
+        assert!(has_phrase(&w, &["representative"]));
+        assert!(!has_phrase(&w, &["present"]));
+        assert!(has_phrase(&words("OK, bye."), GOODBYES));
+        assert!(!has_phrase(&words("Maybe later"), GOODBYES));
+    }
+}
