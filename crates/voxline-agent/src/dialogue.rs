@@ -161,6 +161,11 @@ impl Answer {
         }
     }
 
+    /// The user message this answers (facts and question), as the history keeps it.
+    pub fn user_message(&self) -> &str {
+        &self.user_message
+    }
+
     /// Stops generating (barge-in, or a failed check).
     pub fn cancel(&mut self) {
         self.finish("cancelled");
@@ -372,10 +377,20 @@ impl Conversation {
 
     /// Records what the caller heard of an answer (all of it, or up to a barge-in).
     pub fn answered(&mut self, answer: &Answer, heard: &str) {
+        self.answered_text(&answer.user_message, heard);
+    }
+
+    /// Records what the caller heard of the answer to `user_message`.
+    pub fn answered_text(&mut self, user_message: &str, heard: &str) {
         self.history
-            .push(ChatMessage::new(Role::User, answer.user_message.clone()));
+            .push(ChatMessage::new(Role::User, user_message.to_string()));
         self.history
             .push(ChatMessage::new(Role::Assistant, heard.trim().to_string()));
+    }
+
+    /// A tool call ended; after a failure the agent has offered a colleague.
+    pub fn tool_finished(&mut self, failed: bool) {
+        self.offered_transfer = failed;
     }
 
     /// Digits keyed for a pending collection.
@@ -451,30 +466,40 @@ impl Conversation {
 
     /// Runs a tool; returns what to say (and do) with its result.
     pub async fn run_tool(&mut self, call: ToolCall) -> Vec<Action> {
-        let pack = Arc::clone(&self.agent.pack);
+        let (actions, failed) = self.agent.run_tool(call).await;
+        self.tool_finished(failed);
+        actions
+    }
+}
+
+impl Agent {
+    /// Runs a tool; returns what to say (and do) with its result, and
+    /// whether it failed. Needs no conversation, so a call can keep
+    /// listening while it runs.
+    pub async fn run_tool(&self, call: ToolCall) -> (Vec<Action>, bool) {
+        let pack = &self.pack;
         let Some(spec) = pack.tools.iter().find(|t| t.name == call.tool) else {
-            return vec![Action::Say(pack.rules.domain.unknown.clone())];
+            return (vec![Action::Say(pack.rules.domain.unknown.clone())], true);
         };
         if spec.builtin {
-            return builtin_actions(spec, &call);
+            return (builtin_actions(spec, &call), false);
         }
-        match crate::tools::invoke(&self.agent.http, spec, &call.args).await {
+        match crate::tools::invoke(&self.http, spec, &call.args).await {
             Ok(result) => {
                 let text = spec
                     .say_result
                     .as_deref()
                     .map(|t| fill_template(t, &result, &call.args))
                     .unwrap_or_else(|| "Done.".into());
-                vec![Action::Say(text)]
+                (vec![Action::Say(text)], false)
             }
             Err(e) => {
                 tracing::warn!(tool = %spec.name, error = %e, "tool call failed");
-                self.offered_transfer = true;
-                vec![Action::Say(
-                    spec.say_error
-                        .clone()
-                        .unwrap_or_else(|| pack.rules.domain.unknown.clone()),
-                )]
+                let say = spec
+                    .say_error
+                    .clone()
+                    .unwrap_or_else(|| pack.rules.domain.unknown.clone());
+                (vec![Action::Say(say)], true)
             }
         }
     }

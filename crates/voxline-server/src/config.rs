@@ -133,6 +133,12 @@ pub struct Config {
     /// `[asr]`: speech recognition (used by routes that listen).
     #[serde(default)]
     pub asr: crate::asr_config::AsrConfig,
+    /// `[llm]`: the language model of agent routes.
+    #[serde(default)]
+    pub llm: crate::agent_config::LlmConfig,
+    /// `[tts]`: the voice of agent routes.
+    #[serde(default)]
+    pub tts: crate::agent_config::TtsSection,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -204,6 +210,8 @@ impl Config {
         cfg.media.recordings_dir = resolve_path(&cfg.base_dir, &cfg.media.recordings_dir);
         cfg.store.url = resolve_store_url(&cfg.base_dir, &cfg.store.url);
         cfg.asr.resolve_paths(&cfg.base_dir);
+        cfg.llm.resolve_paths(&cfg.base_dir);
+        cfg.tts.resolve_paths(&cfg.base_dir);
         cfg.validate().map_err(|e| err(&e.field, e.reason))?;
         Ok(cfg)
     }
@@ -245,6 +253,12 @@ impl Config {
         {
             self.asr.check_files()?;
         }
+        let talking = self
+            .routes
+            .iter()
+            .any(|r| crate::handlers::TALKING.contains(&r.handler.as_str()));
+        self.llm.validate(talking)?;
+        self.tts.validate(talking)?;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
+mod agent_config;
 mod asr_config;
 mod asr_engine;
 mod bench_asr;

@@ -33,7 +33,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     });
     let records = Records::new(store.clone());
     let shutdown = CancellationToken::new();
-    let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone())?);
+    let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
     let counters = handlers.counters();
     let endpoint = SipEndpoint::start(
         SipEndpointOptions {

@@ -2,8 +2,10 @@
 //! recording of the caller, hang-up after N seconds or on BYE), `echo`
 //! (the same, sending the caller's audio back through the MediaPort) and
 //! `transcribe` (the same, recognising what the caller says into the call's
-//! transcript); the agent joins when the dialogue engine exists.
+//! transcript) and `agent` (a domain agent talking with the caller).
 
+pub mod agent;
+pub mod call_media;
 pub mod playback;
 
 use crate::config::Config;
@@ -17,15 +19,19 @@ use voxline_sip::routing::Route;
 use voxline_sip::{CallHandler, CallInfo, InboundCall, RouteConfig};
 
 /// Handler names a route may use.
-pub const HANDLERS: &[&str] = &["playback", "echo", "transcribe"];
+pub const HANDLERS: &[&str] = &["playback", "echo", "transcribe", "agent"];
 
 /// Handlers that listen to the caller (they need the `[asr]` models).
-pub const LISTENING: &[&str] = &["transcribe"];
+pub const LISTENING: &[&str] = &["transcribe", "agent"];
+
+/// Handlers that talk (they need the `[llm]` and `[tts]` models).
+pub const TALKING: &[&str] = &["agent"];
 
 /// Checks a route's handler name and parameters; errors are (field, reason).
 pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
     match r.handler.as_str() {
         "playback" | "echo" | "transcribe" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
+        "agent" => agent::AgentParams::parse(&r.params, base).map(|_| ()),
         other => Err((
             "handler".into(),
             format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
@@ -52,12 +58,14 @@ pub struct CallCounters {
 pub struct Handlers {
     records: Records,
     playback: HashMap<String, Arc<playback::Playback>>,
+    agents: HashMap<String, Arc<agent::AgentRoute>>,
     counters: Arc<CallCounters>,
 }
 
 impl Handlers {
-    /// Prepares every route's handler (loads greetings) from a validated config.
-    pub fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
+    /// Prepares every route's handler (loads greetings, models and domain
+    /// packs, warms the agents) from a validated config.
+    pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
         // One media clock for every call of this server (a shard per core).
         let clock = voxline_media::MediaClock::per_core();
@@ -67,6 +75,42 @@ impl Handlers {
         } else {
             None
         };
+        // One language model and one voice for every agent route.
+        let talking = cfg.routes.iter().any(|r| TALKING.contains(&r.handler.as_str()));
+        let speech = if talking {
+            let llm = voxline_llm::load_local(cfg.llm.engine()?, &cfg.llm.model_path(), cfg.llm.chat_template.clone())
+                .await?;
+            let tts_cfg = voxline_tts::TtsConfig {
+                workers: cfg.tts.workers,
+                ..voxline_tts::TtsConfig::default()
+            };
+            let runtime = cfg.asr.onnxruntime_path();
+            let voice = cfg.tts.voice_path();
+            let tts =
+                tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &voice, tts_cfg)).await??;
+            Some((llm, tts))
+        } else {
+            None
+        };
+        let mut agents = HashMap::new();
+        for r in cfg.routes.iter().filter(|r| r.handler == "agent") {
+            let (Some((llm, tts)), Some(asr)) = (&speech, &asr) else {
+                continue;
+            };
+            let params = agent::AgentParams::parse(&r.params, &cfg.base_dir)
+                .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
+            let route = agent::AgentRoute::new(
+                params,
+                llm.clone(),
+                tts.clone(),
+                asr.clone(),
+                clock.clone(),
+                cfg.media.clone(),
+                shutdown.clone(),
+            )?;
+            route.prepare().await?;
+            agents.insert(r.name.clone(), Arc::new(route));
+        }
         for r in &cfg.routes {
             let mode = match r.handler.as_str() {
                 "playback" => Some(playback::Mode::Playback),
@@ -92,6 +136,7 @@ impl Handlers {
         Ok(Handlers {
             records,
             playback,
+            agents,
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
@@ -111,9 +156,13 @@ impl CallHandler for Handlers {
     async fn handle(&self, call: InboundCall, route: Arc<Route>) {
         self.counters.total.fetch_add(1, Ordering::Relaxed);
         self.counters.active.fetch_add(1, Ordering::Relaxed);
-        match self.playback.get(&route.config.name) {
-            Some(p) => p.run(call, &route.config, &self.records).await,
-            None => {
+        match (
+            self.playback.get(&route.config.name),
+            self.agents.get(&route.config.name),
+        ) {
+            (Some(p), _) => p.run(call, &route.config, &self.records).await,
+            (None, Some(a)) => a.run(call, &route.config, &self.records).await,
+            (None, None) => {
                 tracing::error!(route = %route.config.name, "route has no prepared handler");
             }
         }

@@ -6,18 +6,17 @@
 
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
-use crate::records::{call_end, Records};
+use crate::handlers::call_media::{answer_with_media, finish_call, Answered, Outcome};
+use crate::records::Records;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use voxline_media::{
-    CallRecorder, Codec, DtmfDigit, DtmfSource, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, Prompt,
-    RtpSession, RtpTarget, PORT_RATE,
+    Codec, DtmfDigit, DtmfSource, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, Prompt, RtpTarget,
+    PORT_RATE,
 };
 use voxline_sip::routing::ParamValue;
 use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
@@ -172,101 +171,22 @@ impl Playback {
     /// Runs one call to its end and completes its record.
     pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
-        let (end, answered, stats, detail) = self.converse(&mut call, records, &record_id).await;
-        let load = |f: fn(&voxline_media::MediaStats) -> &std::sync::atomic::AtomicU64| {
-            stats.as_deref().map(|s| f(s).load(Ordering::Relaxed)).unwrap_or(0)
-        };
-        info!(
-            reason = %end.reason,
-            by = end.by.inbound_name(),
-            sent = load(|s| &s.packets_sent),
-            received = load(|s| &s.packets_received),
-            lost = load(|s| &s.packets_lost),
-            jitter_us = load(|s| &s.jitter_us),
-            "call ended"
-        );
-        records
-            .ended(&record_id, &call_end(answered, &end, true, stats.as_deref(), detail))
-            .await;
+        let outcome = self.converse(&mut call, records, &record_id).await;
+        finish_call(records, &record_id, outcome).await;
     }
 
-    async fn converse(
-        &self,
-        call: &mut InboundCall,
-        records: &Records,
-        record_id: &str,
-    ) -> (EndReason, bool, Option<Arc<voxline_media::MediaStats>>, Option<String>) {
+    async fn converse(&self, call: &mut InboundCall, records: &Records, record_id: &str) -> Outcome {
         let local_end = |reason: &str| EndReason {
             by: Party::Local,
             reason: reason.into(),
             status: None,
         };
-        if let Err(e) = call.ringing() {
-            warn!(error = %e, "could not send 180");
-        }
-        if self.params.ring_ms > 0 {
-            let ring = tokio::time::sleep(Duration::from_millis(self.params.ring_ms));
-            tokio::pin!(ring);
-            loop {
-                tokio::select! {
-                    _ = &mut ring => break,
-                    ev = call.next_event() => {
-                        if let CallEvent::Ended(e) = ev {
-                            return (e, false, None, None);
-                        }
-                    }
-                }
-            }
-        }
-        let rtp = match RtpSession::bind(self.media.bind_ip, self.media.rtp_port_min, self.media.rtp_port_max).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "no RTP port: 503");
-                call.reject(503).ok();
-                return (
-                    EndReason {
-                        by: Party::Local,
-                        reason: "no_media_port".into(),
-                        status: Some(503),
-                    },
-                    false,
-                    None,
-                    Some(e.to_string()),
-                );
-            }
-        };
-        let advertised = SocketAddr::new(self.media.advertised(), rtp.local_addr().port());
-        let negotiated = match call.answer(advertised).await {
-            Ok(n) => n,
-            Err(e) => {
-                let end = call.ended().cloned().unwrap_or_else(|| local_end("error"));
-                return (end, false, None, Some(e.to_string()));
-            }
-        };
-        rtp.set_target(rtp_target(&negotiated));
-
         let record = self.params.record.unwrap_or(self.media.record);
-        let recorder = if record {
-            let day = chrono_day();
-            let path = self
-                .media
-                .recordings_dir
-                .join(day)
-                .join(format!("{}.wav", safe_name(&call.info.call_id)));
-            match CallRecorder::create(&path) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    warn!(error = %e, "recording disabled for this call");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
-        records
-            .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
-            .await;
+        let Answered { rtp, recorder } =
+            match answer_with_media(call, &self.media, record, self.params.ring_ms, records, record_id).await {
+                Ok(a) => a,
+                Err(outcome) => return outcome,
+            };
 
         // Echo and transcribe hear (and echo speaks) through the MediaPort, 16 kHz.
         let mut port = if matches!(self.mode, Mode::Playback) {
@@ -505,7 +425,7 @@ impl Transcriber {
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, for recording folders.
-fn chrono_day() -> String {
+pub fn chrono_day() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

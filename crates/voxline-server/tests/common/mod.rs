@@ -60,9 +60,15 @@ pub fn test_dir(name: &str) -> PathBuf {
 
 /// Writes an 8 kHz mono 16-bit WAV.
 pub fn write_wav(path: &Path, samples: &[i16]) {
+    write_wav_rate(path, samples, 8000);
+}
+
+/// Writes a mono 16-bit WAV at `rate`.
+#[allow(dead_code)]
+pub fn write_wav_rate(path: &Path, samples: &[i16], rate: u32) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 8000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };

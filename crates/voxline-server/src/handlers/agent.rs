@@ -1,0 +1,688 @@
+//! The `agent` handler: a domain agent on the call. It greets (cached
+//! audio), listens (VAD + streaming Whisper), answers each final caller
+//! turn through the dialogue engine (routing, tools, a grounded and guarded
+//! model answer spoken phrase by phrase as it is generated), stops talking
+//! when the caller talks over it (barge-in) and keeps in the history only
+//! what the caller heard, re-prompts on silence and hangs up when the
+//! conversation ends. Each turn's stage times are logged and written with
+//! the transcript.
+
+use crate::asr_engine::AsrEngine;
+use crate::config::{resolve_path, MediaConfig};
+use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
+use crate::records::Records;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+use voxline_agent::{Action, Agent, DomainPack};
+use voxline_asr::AsrEvent;
+use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput};
+use voxline_sip::routing::ParamValue;
+use voxline_sip::{CallEvent, EndReason, InboundCall, Party, RouteConfig};
+use voxline_tts::TtsEngine;
+
+/// Parameters of an agent route (`[route.params]`).
+#[derive(Debug, Clone)]
+pub struct AgentParams {
+    /// The domain pack's folder.
+    pub domain: PathBuf,
+    /// Hang up after this many seconds (default: the persona's `max_call_s`).
+    pub max_seconds: Option<u64>,
+    /// Record this route's calls (overrides `media.record`).
+    pub record: Option<bool>,
+    /// Caller speech this long (from its onset) while the agent talks stops the agent, ms.
+    pub barge_in_ms: u64,
+}
+
+impl AgentParams {
+    /// Reads and checks the parameters (the pack is loaded to check it); errors are (field, reason).
+    pub fn parse(params: &BTreeMap<String, ParamValue>, base: &Path) -> Result<AgentParams, (String, String)> {
+        let mut p = AgentParams {
+            domain: PathBuf::new(),
+            max_seconds: None,
+            record: None,
+            barge_in_ms: 200,
+        };
+        for (k, v) in params {
+            let field = format!("params.{k}");
+            let bad = |want: &str| (field.clone(), format!("must be {want}"));
+            match (k.as_str(), v) {
+                ("domain", ParamValue::Str(s)) => p.domain = resolve_path(base, Path::new(s)),
+                ("domain", _) => return Err(bad("the path of a domain pack folder")),
+                ("max_seconds", ParamValue::Int(n)) if *n > 0 && *n <= 86_400 => p.max_seconds = Some(*n as u64),
+                ("max_seconds", _) => return Err(bad("an integer from 1 to 86400")),
+                ("record", ParamValue::Bool(b)) => p.record = Some(*b),
+                ("record", _) => return Err(bad("true or false")),
+                ("barge_in_ms", ParamValue::Int(n)) if (60..=2000).contains(n) => p.barge_in_ms = *n as u64,
+                ("barge_in_ms", _) => return Err(bad("an integer from 60 to 2000")),
+                _ => return Err((field, "unknown parameter for the agent handler".into())),
+            }
+        }
+        if p.domain.as_os_str().is_empty() {
+            return Err((
+                "params.domain".into(),
+                "the agent needs a domain pack (e.g. domains/demo-bank)".into(),
+            ));
+        }
+        DomainPack::load(&p.domain).map_err(|e| ("params.domain".to_string(), e.to_string()))?;
+        Ok(p)
+    }
+}
+
+/// A prepared agent route: the pack's engine and the shared speech engines.
+pub struct AgentRoute {
+    params: AgentParams,
+    agent: Arc<Agent>,
+    tts: TtsEngine,
+    asr: Arc<AsrEngine>,
+    clock: MediaClock,
+    media: MediaConfig,
+    shutdown: CancellationToken,
+}
+
+/// Audio of the agent on its way to the caller.
+enum Spoken {
+    /// A phrase's audio at the voice's rate.
+    Audio { text: String, samples: Arc<[i16]> },
+    /// The reply is over (with what it said, for an answer).
+    Done,
+    /// Synthesis or generation failed.
+    Failed(String),
+}
+
+/// What is being spoken: one reply of the agent.
+struct Speaking {
+    cancel: CancellationToken,
+    rx: mpsc::Receiver<Spoken>,
+    /// For an answer: the user message it answered (the history keeps it).
+    answer_of: Option<String>,
+    /// Phrases queued for playout, with their length in port frames.
+    queued: Vec<(String, usize)>,
+    /// When the caller's turn ended (for the turn's latency).
+    turn: Option<TurnTimes>,
+}
+
+/// Stage times of one turn, from the end of the caller's speech.
+#[derive(Debug, Clone, Default)]
+struct TurnTimes {
+    /// When the recogniser declared the end of speech.
+    speech_end: Option<Instant>,
+    /// The final transcript.
+    asr_final: Option<Instant>,
+    /// The model's first token (answers only).
+    llm_first: Option<Duration>,
+    /// The first phrase's audio queued for playout.
+    first_audio: Option<Instant>,
+}
+
+impl AgentRoute {
+    /// Loads the pack and builds its engine.
+    pub fn new(
+        params: AgentParams,
+        llm: Arc<dyn voxline_llm::ChatModel>,
+        tts: TtsEngine,
+        asr: Arc<AsrEngine>,
+        clock: MediaClock,
+        media: MediaConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<AgentRoute> {
+        let pack = Arc::new(DomainPack::load(&params.domain)?);
+        Ok(AgentRoute {
+            agent: Arc::new(Agent::new(pack, llm)),
+            params,
+            tts,
+            asr,
+            clock,
+            media,
+            shutdown,
+        })
+    }
+
+    /// Warms the model with the pack's prompt and caches the fixed lines' audio.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        self.agent.warm().await?;
+        let pack = self.agent.pack();
+        let mut lines = vec![
+            pack.persona.greeting.clone(),
+            pack.persona.goodbye.clone(),
+            pack.persona.timeouts.reprompt.clone(),
+        ];
+        lines.extend(pack.rules.mandatory.after_greeting.iter().cloned());
+        lines.push(pack.rules.domain.decline.clone());
+        lines.push(pack.rules.domain.unknown.clone());
+        lines.push(pack.rules.escalation.say.clone());
+        for l in lines {
+            self.tts.cached(&l).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one call to its end and completes its record.
+    pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
+        let record_id = records.inbound_started(&call.info, route).await;
+        let span = tracing::info_span!("agent", domain = %self.params.domain.display());
+        let outcome = self.converse(&mut call, records, &record_id).instrument(span).await;
+        finish_call(records, &record_id, outcome).await;
+    }
+
+    async fn converse(
+        &self,
+        call: &mut InboundCall,
+        records: &Records,
+        record_id: &str,
+    ) -> (EndReason, bool, Option<Arc<voxline_media::MediaStats>>, Option<String>) {
+        let local_end = |reason: &str| EndReason {
+            by: Party::Local,
+            reason: reason.into(),
+            status: None,
+        };
+        let record = self.params.record.unwrap_or(self.media.record);
+        let Answered { rtp, recorder } = match answer_with_media(call, &self.media, record, 0, records, record_id).await
+        {
+            Ok(a) => a,
+            Err(outcome) => return outcome,
+        };
+        let mut port = match MediaPort::open(&rtp) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "media port unavailable: the agent cannot hear this call");
+                call.hangup().await.ok();
+                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+            }
+        };
+        let asr = self.asr.clone();
+        let mut recognizer = match tokio::task::spawn_blocking(move || asr.recognizer()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                warn!(error = %e, "speech recognition unavailable: hanging up");
+                call.hangup().await.ok();
+                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+            }
+            Err(e) => {
+                call.hangup().await.ok();
+                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+            }
+        };
+        let media_cancel = CancellationToken::new();
+        let media_task = {
+            let rtp = rtp.clone();
+            let c = media_cancel.clone();
+            let clock = self.clock.clone();
+            tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
+        };
+        rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
+
+        let persona = &self.agent.pack().persona;
+        let max_call = Duration::from_secs(self.params.max_seconds.unwrap_or(persona.timeouts.max_call_s));
+        let deadline = tokio::time::sleep(max_call);
+        tokio::pin!(deadline);
+        let mut conv = self.agent.conversation();
+        let mut transcript = Transcript::new(records.clone(), record_id.to_string(), recognizer.now_ms());
+        // Lines waiting to be spoken after the current one.
+        let mut pending: VecDeque<Action> = conv.opening().into_iter().map(Action::Say).collect();
+        let mut speaking: Option<Speaking> = None;
+        // Replies fully generated whose audio is still queued, oldest first.
+        let mut playing: VecDeque<Speaking> = VecDeque::new();
+        let mut tool_run: Option<tokio::task::JoinHandle<(Vec<Action>, bool)>> = None;
+        let mut digits = String::new();
+        let mut collecting: Option<usize> = None;
+        let mut hang_up_after_speech: Option<&'static str> = None;
+        // The caller's speech onset while the agent talks (stream ms), until it is long enough to stop it.
+        let mut barge: Option<u64> = None;
+        let mut caller_speaking = false;
+        let mut silent_since = Instant::now();
+        let mut reprompted = false;
+        let mut turn_times = TurnTimes::default();
+        let tts_rate = self.tts.sample_rate();
+        // Phrase lengths are kept in 20 ms frames, as the playout queue counts.
+        let port_frame_samples = (tts_rate / 50) as usize;
+
+        let end = loop {
+            // Start the next reply when nothing is being spoken.
+            if speaking.is_none() && tool_run.is_none() {
+                while let Some(action) = pending.pop_front() {
+                    match action {
+                        Action::Say(text) => {
+                            speaking = Some(self.speak_line(text, std::mem::take(&mut turn_times)));
+                            break;
+                        }
+                        Action::Answer(answer) => {
+                            speaking = Some(self.speak_answer(*answer, std::mem::take(&mut turn_times)));
+                            break;
+                        }
+                        Action::CollectDigits { length } => {
+                            collecting = Some(length);
+                            digits.clear();
+                        }
+                        Action::CallTool(c) => {
+                            let agent = self.agent.clone();
+                            tool_run = Some(tokio::spawn(async move { agent.run_tool(c).await }));
+                            break;
+                        }
+                        Action::Transfer { to } => {
+                            // Transfer (REFER) is not in the SIP layer yet: the
+                            // request is recorded and the call ends after the line.
+                            transcript.note(&format!("transfer requested to {to}")).await;
+                            hang_up_after_speech = Some("transfer_requested");
+                        }
+                        Action::ScheduleCallback { when } => {
+                            transcript.note(&format!("callback scheduled: {when}")).await;
+                        }
+                        Action::HangUp => hang_up_after_speech = Some("agent_goodbye"),
+                    }
+                }
+                if speaking.is_none() && tool_run.is_none() {
+                    if let Some(reason) = hang_up_after_speech {
+                        // Let the last words play out before the BYE.
+                        rtp.wait_drained().await;
+                        call.hangup().await.ok();
+                        break local_end(reason);
+                    }
+                }
+            }
+            let silence_limit = if reprompted {
+                Duration::from_millis(persona.timeouts.hangup_ms.saturating_sub(persona.timeouts.reprompt_ms))
+            } else {
+                Duration::from_millis(persona.timeouts.reprompt_ms)
+            };
+            let barge_wait = Duration::from_millis(barge.map_or(0, |at| {
+                (at + self.params.barge_in_ms).saturating_sub(recognizer.now_ms())
+            }));
+            let waiting_for_caller = speaking.is_none()
+                && playing.is_empty()
+                && tool_run.is_none()
+                && !caller_speaking
+                && port.queued_frames() == 0;
+            tokio::select! {
+                ev = call.next_event() => match ev {
+                    CallEvent::Ended(e) => break e,
+                    CallEvent::MediaChanged(n) => rtp.set_target(crate::handlers::playback::rtp_target(&n)),
+                    CallEvent::Dtmf { digit, duration_ms } => rtp.inject_dtmf(DtmfDigit {
+                        digit,
+                        duration_ms: duration_ms.unwrap_or(0),
+                        source: DtmfSource::SipInfo,
+                    }),
+                },
+                Some(input) = port.recv() => match input {
+                    PortInput::Frame(frame) => {
+                        if let Err(e) = recognizer.push(&frame) {
+                            warn!(error = %e, "speech recognition stopped: hanging up");
+                            call.hangup().await.ok();
+                            break local_end("error");
+                        }
+                    }
+                    PortInput::Event(MediaEvent::Dtmf(d)) => {
+                        silent_since = Instant::now();
+                        if let Some(length) = collecting {
+                            if d.digit != '#' {
+                                digits.push(d.digit);
+                            }
+                            if d.digit == '#' || digits.len() >= length {
+                                collecting = None;
+                                transcript.caller(&format!("(keyed {})", digits), None).await;
+                                pending.extend(conv.digits(&digits));
+                            }
+                        }
+                    }
+                    PortInput::Event(MediaEvent::MediaTimeout) => {
+                        call.hangup().await.ok();
+                        break local_end("media_timeout");
+                    }
+                    PortInput::Event(_) => {}
+                },
+                Some(ev) = recognizer.next_event() => match ev {
+                    AsrEvent::SpeechStart { at_ms, .. } => {
+                        caller_speaking = true;
+                        if speaking.is_some() || !playing.is_empty() || port.queued_frames() > 0 {
+                            barge = Some(at_ms);
+                        }
+                    }
+                    AsrEvent::SpeechEnd { .. } => {
+                        caller_speaking = false;
+                        barge = None;
+                        turn_times.speech_end = Some(Instant::now());
+                        silent_since = Instant::now();
+                    }
+                    AsrEvent::Partial { .. } => {}
+                    AsrEvent::Final { text, latency, .. } => {
+                        silent_since = Instant::now();
+                        reprompted = false;
+                        let text = text.trim().to_string();
+                        if text.is_empty() || is_backchannel(&text) {
+                            continue;
+                        }
+                        turn_times.asr_final = Some(Instant::now());
+                        transcript.caller(&text, Some(latency)).await;
+                        // A new turn replaces anything still queued.
+                        pending.clear();
+                        match conv.turn(&text).await {
+                            Ok((intent, actions)) => {
+                                info!(?intent, said = %text, "caller turn");
+                                pending.extend(actions);
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "the model failed: answering that it does not know");
+                                pending.push_back(Action::Say(self.agent.pack().rules.domain.unknown.clone()));
+                            }
+                        }
+                    }
+                    AsrEvent::Failed { error, .. } => warn!(%error, "caller turn not recognised"),
+                },
+                // Barge-in: the caller has talked over the agent long enough.
+                _ = tokio::time::sleep(barge_wait), if barge.is_some() => {
+                    let onset = barge.take().unwrap_or(0);
+                    let replies: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
+                    let heard = stop_speaking(replies, &port);
+                    pending.clear();
+                    info!(
+                        stopped_after_onset_ms = recognizer.now_ms().saturating_sub(onset),
+                        heard = %heard.iter().map(|(_, h, _)| h.as_str()).collect::<Vec<_>>().join(" "),
+                        "barge-in: the agent stopped"
+                    );
+                    for (user, text, cut) in heard {
+                        record_heard(user.as_deref(), &text, cut, &mut conv, &mut transcript).await;
+                    }
+                }
+                Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {
+                    match spoken {
+                        Spoken::Audio { text, samples } => {
+                            if let Some(s) = speaking.as_mut() {
+                                if let Some(t) = s.turn.as_mut() {
+                                    if t.first_audio.is_none() {
+                                        t.first_audio = Some(Instant::now());
+                                        log_turn(t);
+                                    }
+                                }
+                                s.queued.push((text, samples.len().div_ceil(port_frame_samples)));
+                            }
+                            if let Err(e) = port.play(&samples, tts_rate) {
+                                warn!(error = %e, "agent playout failed");
+                            }
+                        }
+                        Spoken::Done => {
+                            // Heard in full once it has played (a barge-in may still cut it).
+                            playing.extend(speaking.take());
+                        }
+                        Spoken::Failed(why) => {
+                            warn!(%why, "the agent's reply failed");
+                            speaking = None;
+                        }
+                    }
+                }
+                _ = rtp.wait_drained(), if !playing.is_empty() && speaking.is_none() => {
+                    for p in playing.drain(..) {
+                        let said: Vec<&str> = p.queued.iter().map(|(t, _)| t.as_str()).collect();
+                        record_heard(p.answer_of.as_deref(), &said.join(" "), false, &mut conv, &mut transcript).await;
+                    }
+                    silent_since = Instant::now();
+                }
+                done = async { match tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
+                    tool_run = None;
+                    if let Some((actions, failed)) = done {
+                        conv.tool_finished(failed);
+                        // The tool's answer goes first: it follows what was said before it.
+                        for a in actions.into_iter().rev() {
+                            pending.push_front(a);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(silence_limit.saturating_sub(silent_since.elapsed())), if waiting_for_caller && collecting.is_none() => {
+                    silent_since = Instant::now();
+                    if reprompted {
+                        pending.push_back(Action::Say(persona.goodbye.clone()));
+                        pending.push_back(Action::HangUp);
+                    } else {
+                        reprompted = true;
+                        pending.push_back(Action::Say(persona.timeouts.reprompt.clone()));
+                    }
+                }
+                _ = &mut deadline => {
+                    call.hangup().await.ok();
+                    break local_end("max_duration");
+                }
+                _ = self.shutdown.cancelled() => {
+                    call.hangup().await.ok();
+                    break local_end("shutdown");
+                }
+            }
+        };
+        for mut s in playing.drain(..).chain(speaking.take()) {
+            s.cancel.cancel();
+            s.rx.close();
+        }
+        if let Some(t) = tool_run.take() {
+            t.abort();
+        }
+        recognizer.close();
+        media_cancel.cancel();
+        media_task.await.ok();
+        (end, true, Some(rtp.stats()), None)
+    }
+
+    fn speak_line(&self, text: String, turn: TurnTimes) -> Speaking {
+        let (tx, rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let tts = self.tts.clone();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = c.cancelled() => {}
+                audio = tts.cached(&text) => {
+                    let msg = match audio {
+                        Ok(samples) => Spoken::Audio { text, samples },
+                        Err(e) => Spoken::Failed(e.to_string()),
+                    };
+                    let _ = tx.send(msg).await;
+                    let _ = tx.send(Spoken::Done).await;
+                }
+            }
+        });
+        Speaking {
+            cancel,
+            rx,
+            answer_of: None,
+            queued: Vec::new(),
+            turn: turn.asr_final.map(|_| turn),
+        }
+    }
+
+    fn speak_answer(&self, mut answer: voxline_agent::Answer, mut turn: TurnTimes) -> Speaking {
+        let (tx, rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let tts = self.tts.clone();
+        let c = cancel.clone();
+        let user = answer.user_message().to_string();
+        tokio::spawn(async move {
+            let run = async {
+                // Each phrase is synthesised as soon as it is checked; its
+                // audio is queued while the next one is generated.
+                loop {
+                    match answer.next_phrase().await {
+                        Ok(Some(phrase)) => match tts.synthesize(&phrase).await {
+                            Ok(samples) => {
+                                if tx
+                                    .send(Spoken::Audio {
+                                        text: phrase,
+                                        samples: samples.into(),
+                                    })
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Spoken::Failed(e.to_string())).await;
+                                return;
+                            }
+                        },
+                        Ok(None) => {
+                            if let Some(why) = &answer.stopped {
+                                info!(%why, "answer stopped early");
+                            }
+                            let _ = tx.send(Spoken::Done).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Spoken::Failed(e.to_string())).await;
+                            return;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = c.cancelled() => answer.cancel(),
+                _ = run => {}
+            }
+        });
+        turn.llm_first = None;
+        Speaking {
+            cancel,
+            rx,
+            answer_of: Some(user),
+            queued: Vec::new(),
+            turn: turn.asr_final.map(|_| turn),
+        }
+    }
+}
+
+/// Stops the agent's speech now. For each reply queued (oldest first):
+/// the user message it answered, the text the caller heard of it (whole
+/// phrases played, and the played share of the one cut), and whether it was cut.
+fn stop_speaking(replies: Vec<Speaking>, port: &MediaPort) -> Vec<(Option<String>, String, bool)> {
+    let still_queued = port.queued_frames();
+    port.clear();
+    let total: usize = replies.iter().flat_map(|s| s.queued.iter().map(|(_, n)| n)).sum();
+    // Audio goes out in order: the last `still_queued` frames were never heard.
+    let mut heard_frames = total.saturating_sub(still_queued);
+    let mut out = Vec::new();
+    for mut s in replies {
+        s.cancel.cancel();
+        s.rx.close();
+        let mut heard = Vec::new();
+        let mut cut = false;
+        for (text, n) in &s.queued {
+            if heard_frames >= *n {
+                heard.push(text.clone());
+                heard_frames -= n;
+            } else {
+                cut = true;
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let k = words.len() * heard_frames / (*n).max(1);
+                heard_frames = 0;
+                if k > 0 {
+                    heard.push(words[..k].join(" "));
+                }
+                break;
+            }
+        }
+        // A reply still being generated was cut too.
+        cut |= s.answer_of.is_some() && heard.len() < s.queued.len().max(1);
+        out.push((s.answer_of, heard.join(" "), cut));
+    }
+    out
+}
+
+/// What the caller heard of a reply goes into the history (answers) and the transcript.
+async fn record_heard(
+    answer_of: Option<&str>,
+    heard: &str,
+    cut: bool,
+    conv: &mut voxline_agent::Conversation,
+    transcript: &mut Transcript,
+) {
+    if let Some(user) = answer_of {
+        conv.answered_text(user, heard);
+    }
+    if cut {
+        transcript.agent(&format!("{heard} [cut off by the caller]")).await;
+    } else {
+        transcript.agent(heard).await;
+    }
+}
+
+/// Logs a turn's stage times once its first audio is queued.
+fn log_turn(t: &TurnTimes) {
+    let (Some(fin), Some(audio)) = (t.asr_final, t.first_audio) else {
+        return;
+    };
+    let from_end = t
+        .speech_end
+        .map(|e| audio.saturating_duration_since(e).as_millis() as u64);
+    info!(
+        speech_end_to_first_audio_ms = from_end,
+        final_to_first_audio_ms = audio.saturating_duration_since(fin).as_millis() as u64,
+        speech_end_to_final_ms = t
+            .speech_end
+            .map(|e| fin.saturating_duration_since(e).as_millis() as u64),
+        "turn: first reply audio queued"
+    );
+}
+
+/// Short acknowledgements that do not take the turn.
+fn is_backchannel(text: &str) -> bool {
+    const BACKCHANNELS: &[&str] = &[
+        "uh huh", "uh-huh", "mm", "mhm", "mm hmm", "hmm", "yeah", "right", "okay", "ok", "sure", "i see",
+    ];
+    let t: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace() || *c == '-')
+        .collect();
+    let t = t.trim();
+    BACKCHANNELS.contains(&t)
+}
+
+/// The call's transcript as it is written.
+struct Transcript {
+    records: Records,
+    record_id: String,
+    seq: i64,
+    started: Instant,
+    start_ms: u64,
+}
+
+impl Transcript {
+    fn new(records: Records, record_id: String, start_ms: u64) -> Transcript {
+        Transcript {
+            records,
+            record_id,
+            seq: 0,
+            started: Instant::now(),
+            start_ms,
+        }
+    }
+
+    async fn line(&mut self, speaker: &str, text: &str, latency: Option<Duration>) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.seq += 1;
+        let at = self.start_ms as i64 + self.started.elapsed().as_millis() as i64;
+        let line = voxline_store::TranscriptLine {
+            seq: self.seq,
+            speaker: speaker.into(),
+            start_ms: at,
+            end_ms: at,
+            text: text.trim().to_string(),
+            asr_latency_ms: latency.map(|l| l.as_secs_f64() * 1e3),
+        };
+        self.records.transcript_line(&self.record_id, &line).await;
+    }
+
+    async fn caller(&mut self, text: &str, latency: Option<Duration>) {
+        self.line("caller", text, latency).await;
+    }
+
+    async fn agent(&mut self, text: &str) {
+        self.line("agent", text, None).await;
+    }
+
+    async fn note(&mut self, text: &str) {
+        self.line("system", text, None).await;
+    }
+}

@@ -1,0 +1,122 @@
+//! What every answering handler does around its conversation: ring,
+//! bind an RTP port, answer with SDP, open the recording, mark the record
+//! answered; and at the end, log the media counters and complete the record.
+
+use crate::config::MediaConfig;
+use crate::handlers::playback::{chrono_day, rtp_target, safe_name};
+use crate::records::{call_end, Records};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+use voxline_media::{CallRecorder, MediaStats, RtpSession};
+use voxline_sip::{CallEvent, EndReason, InboundCall, Party};
+
+/// A call answered with media: its RTP session (target set) and recorder.
+pub struct Answered {
+    /// The call's RTP session.
+    pub rtp: RtpSession,
+    /// The call's recording, when recording is on.
+    pub recorder: Option<CallRecorder>,
+}
+
+/// How a call ended: (reason, answered, media counters, detail).
+pub type Outcome = (EndReason, bool, Option<Arc<MediaStats>>, Option<String>);
+
+/// Rings (180, then `ring_ms`), binds a media port, answers, opens the
+/// recording and marks the record answered. Err is the call's outcome when
+/// it ended before or while answering.
+pub async fn answer_with_media(
+    call: &mut InboundCall,
+    media: &MediaConfig,
+    record: bool,
+    ring_ms: u64,
+    records: &Records,
+    record_id: &str,
+) -> Result<Answered, Outcome> {
+    let local_end = |reason: &str| EndReason {
+        by: Party::Local,
+        reason: reason.into(),
+        status: None,
+    };
+    if let Err(e) = call.ringing() {
+        warn!(error = %e, "could not send 180");
+    }
+    if ring_ms > 0 {
+        let ring = tokio::time::sleep(Duration::from_millis(ring_ms));
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                _ = &mut ring => break,
+                ev = call.next_event() => {
+                    if let CallEvent::Ended(e) = ev {
+                        return Err((e, false, None, None));
+                    }
+                }
+            }
+        }
+    }
+    let rtp = match RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "no RTP port: 503");
+            call.reject(503).ok();
+            let end = EndReason {
+                by: Party::Local,
+                reason: "no_media_port".into(),
+                status: Some(503),
+            };
+            return Err((end, false, None, Some(e.to_string())));
+        }
+    };
+    let advertised = SocketAddr::new(media.advertised(), rtp.local_addr().port());
+    let negotiated = match call.answer(advertised).await {
+        Ok(n) => n,
+        Err(e) => {
+            let end = call.ended().cloned().unwrap_or_else(|| local_end("error"));
+            return Err((end, false, None, Some(e.to_string())));
+        }
+    };
+    rtp.set_target(rtp_target(&negotiated));
+    let recorder = if record {
+        let path = media
+            .recordings_dir
+            .join(chrono_day())
+            .join(format!("{}.wav", safe_name(&call.info.call_id)));
+        match CallRecorder::create(&path) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(error = %e, "recording disabled for this call");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
+    records
+        .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
+        .await;
+    Ok(Answered { rtp, recorder })
+}
+
+/// Logs how the call ended with its media counters and completes its record.
+pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome) {
+    let (end, answered, stats, detail) = outcome;
+    let load = |f: fn(&MediaStats) -> &std::sync::atomic::AtomicU64| {
+        stats.as_deref().map(|s| f(s).load(Ordering::Relaxed)).unwrap_or(0)
+    };
+    info!(
+        reason = %end.reason,
+        by = end.by.inbound_name(),
+        sent = load(|s| &s.packets_sent),
+        received = load(|s| &s.packets_received),
+        lost = load(|s| &s.packets_lost),
+        jitter_us = load(|s| &s.jitter_us),
+        "call ended"
+    );
+    records
+        .ended(record_id, &call_end(answered, &end, true, stats.as_deref(), detail))
+        .await;
+}

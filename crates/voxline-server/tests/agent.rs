@@ -1,0 +1,186 @@
+//! The `agent` route with the demo bank pack and the default models, called
+//! by `voxline call` (a real SIP UA over loopback, PCMU) that plays the
+//! caller's questions (spoken by the Piper voice) and records what it hears:
+//! the reply, transcribed by Whisper, holds the fact from the knowledge;
+//! the call's transcript holds both sides; and the caller talking over the
+//! greeting stops the agent's audio on the caller's recording.
+
+mod common;
+
+use common::{channel_rms, Server, DEFAULT_ROUTES};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const MODELS: &[&str] = &[
+    "whisper-tiny-en/ggml-model.bin",
+    "silero-vad/silero_vad.onnx",
+    "onnxruntime/libonnxruntime.so.1.31.1",
+    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
+    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
+];
+
+fn agent_server(name: &str) -> Server {
+    let domain = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    let routes = format!(
+        r#"
+[[route]]
+name = "bank"
+trunk = "local"
+number = {{ exact = "bank" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60 }}
+{DEFAULT_ROUTES}"#,
+        domain.display()
+    );
+    Server::start(name, "", Some(&routes))
+}
+
+fn voxline(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run voxline");
+    assert!(
+        out.status.success(),
+        "voxline {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The caller's side: `lead` seconds of silence, the Piper voice saying
+/// `text`, then `tail` seconds of silence, at 16 kHz. Returns the file and
+/// when the speech starts and ends (s).
+fn caller_audio(dir: &Path, name: &str, lead: f32, text: &str, tail: f32) -> (PathBuf, f32, f32) {
+    let spoken = dir.join(format!("{name}-said.wav"));
+    voxline(&["say", text, "--out", spoken.to_str().unwrap_or_default()], dir);
+    let said = voxline_media::read_wav_mono(&spoken).expect("said");
+    let speech = voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000).expect("resample");
+    let mut all = vec![0i16; (lead * 16_000.0) as usize];
+    all.extend_from_slice(&speech);
+    all.extend(std::iter::repeat_n(0, (tail * 16_000.0) as usize));
+    let path = dir.join(format!("{name}.wav"));
+    common::write_wav_rate(&path, &all, 16_000);
+    (path, lead, lead + speech.len() as f32 / 16_000.0)
+}
+
+/// Places a call to the agent, playing `play`; returns the recording (left: heard).
+fn call_agent(server: &Server, play: &Path, seconds: u32) -> PathBuf {
+    let rec = server.dir.join(format!(
+        "{}-heard.wav",
+        play.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default()
+    ));
+    let target = format!("sip:bank@127.0.0.1:{}", server.sip_port);
+    let out = voxline(
+        &[
+            "call",
+            &target,
+            "--play",
+            play.to_str().unwrap_or_default(),
+            "--record",
+            rec.to_str().unwrap_or_default(),
+            "--max-seconds",
+            &seconds.to_string(),
+        ],
+        &server.dir,
+    );
+    eprintln!("{out}");
+    rec
+}
+
+/// The left (heard) channel of a recording as a mono WAV, transcribed.
+fn heard_text(dir: &Path, rec: &Path) -> String {
+    let mut r = hound::WavReader::open(rec).expect("recording");
+    let spec = r.spec();
+    let ch = usize::from(spec.channels);
+    let left: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).step_by(ch).collect();
+    let mono = dir.join("heard-left.wav");
+    common::write_wav_rate(&mono, &left, spec.sample_rate);
+    voxline(&["transcribe", mono.to_str().unwrap_or_default()], dir)
+}
+
+#[test]
+fn the_agent_answers_a_spoken_question_from_its_knowledge() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-answer");
+    // The greeting and the recording notice take about 8 s.
+    let (play, _, _) = caller_audio(&server.dir, "downtown", 9.5, "Where is the Downtown branch?", 12.0);
+    let rec = call_agent(&server, &play, 24);
+    let heard = heard_text(&server.dir, &rec);
+    eprintln!("heard: {heard}");
+    let norm = voxline_asr::text_norm::normalize_english(&heard);
+    assert!(norm.contains("harbor bank"), "the greeting was not heard: {heard}");
+    assert!(
+        norm.contains("12 harbor street") || norm.contains("harbor street"),
+        "the answer lacks the branch's address: {heard}\n{}",
+        server.log_text()
+    );
+    // The call's transcript has the caller's question and the agent's lines.
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let lines = v[0]["lines"].as_array().cloned().unwrap_or_default();
+    let said_by = |who: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["speaker"] == who)
+            .filter_map(|l| l["text"].as_str().map(String::from))
+            .collect()
+    };
+    eprintln!("caller: {:?}\nagent: {:?}", said_by("caller"), said_by("agent"));
+    assert!(
+        said_by("caller").iter().any(|t| t.to_lowercase().contains("downtown")),
+        "{lines:?}"
+    );
+    assert!(
+        said_by("agent").iter().any(|t| t.contains("Harbor Street")),
+        "{lines:?}"
+    );
+    assert!(server.log_text().contains("turn: first reply audio queued"));
+}
+
+#[test]
+fn the_caller_talking_over_the_greeting_stops_the_agent() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-barge");
+    // The caller starts 2 s into the greeting and talks for about 2 s.
+    let (play, onset, _) = caller_audio(
+        &server.dir,
+        "barge",
+        2.0,
+        "Sorry to interrupt, I need to block my card right now.",
+        6.0,
+    );
+    let rec = call_agent(&server, &play, 10);
+    // The agent speaks before the onset...
+    let before = channel_rms(&rec, 0, 0.5, onset);
+    assert!(before > 300.0, "no greeting before the caller spoke: rms {before}");
+    // ...and is silent from its stop until it answers the interruption; find
+    // the stop on the caller's recording: the first 100 ms window after the
+    // onset whose heard level falls to silence.
+    let mut stop = None;
+    let mut t = onset;
+    while t < onset + 1.5 {
+        if channel_rms(&rec, 0, t, t + 0.1) < 60.0 && channel_rms(&rec, 0, t + 0.1, t + 0.5) < 60.0 {
+            stop = Some(t);
+            break;
+        }
+        t += 0.02;
+    }
+    let stop = stop.unwrap_or_else(|| panic!("the agent kept talking over the caller\n{}", server.log_text()));
+    let ms = ((stop - onset) * 1000.0).round();
+    eprintln!("barge-in: the agent's audio stopped {ms} ms after the caller's onset (caller's recording)");
+    let log = server.log_text();
+    assert!(log.contains("barge-in: the agent stopped"), "{log}");
+    assert!(ms <= 400.0, "stopped {ms} ms after the onset");
+}
