@@ -21,11 +21,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: deps prompts build models
 	@echo
 	@echo "voxline is starting with $(CONFIG)."
+	@echo "  Talk to the demo bank agent: baresip, then  /dial sip:demo@127.0.0.1:5060"
+	@echo "  or in text: $(VOXLINE) chat --domain domains/demo-bank"
 	@echo "  Call it:   sipp -sn uac 127.0.0.1:5060 -s demo -m 1 -d 5000"
-	@echo "  or:        baresip, then  /dial sip:demo@127.0.0.1:5060"
 	@echo "  or:        $(VOXLINE) call sip:demo@127.0.0.1:5060 --max-seconds 5 --record /tmp/heard.wav"
 	@echo "  Records:   curl -s http://127.0.0.1:8080/api/calls | head"
 	@echo
+	@echo "  The demo bank's tools call voxline demo-bank-service on 127.0.0.1:8091 (log: $(VOXLINE_CACHE)/demo-bank-service.log)."
+	$(VOXLINE) demo-bank-service > $(VOXLINE_CACHE)/demo-bank-service.log 2>&1 & svc=$$!; \
+	trap 'kill $$svc 2>/dev/null' EXIT INT TERM; \
 	$(VOXLINE) serve --config $(CONFIG)
 
 ## make test: everything CI runs

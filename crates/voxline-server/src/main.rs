@@ -11,6 +11,7 @@ mod call_cmd;
 mod chat_cmd;
 mod chat_domain;
 mod config;
+mod demo_service;
 mod handlers;
 mod http;
 mod models_cmd;
@@ -59,6 +60,8 @@ enum Command {
     Say(say_cmd::SayArgs),
     /// Ask the language model; the reply streams to the terminal.
     Chat(chat_cmd::ChatArgs),
+    /// The demo bank's business service (balances, card blocking) for the demo pack's tools.
+    DemoBankService(demo_service::DemoServiceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,6 +159,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench llm: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::DemoBankService(args) => match runtime.block_on(demo_service::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline demo-bank-service: {e:#}");
                 ExitCode::FAILURE
             }
         },

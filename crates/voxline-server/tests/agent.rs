@@ -184,3 +184,68 @@ fn the_caller_talking_over_the_greeting_stops_the_agent() {
     assert!(log.contains("barge-in: the agent stopped"), "{log}");
     assert!(ms <= 400.0, "stopped {ms} ms after the onset");
 }
+
+/// The demo pack's tools reach the demo bank service with the caller's
+/// digits (said in the request, and keyed when asked), and the agent speaks
+/// the service's answer.
+#[test]
+fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
+    if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-tools");
+    // The pack, pointed at a service on a free port.
+    let pack = dir.join("bank");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    std::fs::create_dir_all(pack.join("knowledge")).expect("pack dir");
+    for f in ["persona.toml", "rules.toml"] {
+        std::fs::copy(src.join(f), pack.join(f)).expect("copy");
+    }
+    for e in std::fs::read_dir(src.join("knowledge")).expect("knowledge").flatten() {
+        std::fs::copy(e.path(), pack.join("knowledge").join(e.file_name())).expect("copy");
+    }
+    let port = common::free_port();
+    let tools = std::fs::read_to_string(src.join("tools.toml")).expect("tools");
+    std::fs::write(
+        pack.join("tools.toml"),
+        tools.replace("127.0.0.1:8091", &format!("127.0.0.1:{port}")),
+    )
+    .expect("tools");
+    let log = std::fs::File::create(dir.join("service.log")).expect("log");
+    let mut service = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["demo-bank-service", "--listen", &format!("127.0.0.1:{port}")])
+        .env("NO_COLOR", "1")
+        .stderr(log)
+        .spawn()
+        .expect("service");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the demo service did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["chat", "--domain", pack.to_str().unwrap_or_default()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chat");
+    {
+        use std::io::Write;
+        let mut stdin = chat.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"What's my balance? My account number is 1 2 3 4 5 6 7 8.\nI lost my card.\n4321\ngoodbye\n")
+            .expect("write");
+    }
+    let out = chat.wait_with_output().expect("chat output");
+    service.kill().ok();
+    service.wait().ok();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let svc = std::fs::read_to_string(dir.join("service.log")).unwrap_or_default();
+    eprintln!("{said}\n{svc}");
+    assert!(svc.contains("balance looked up account=12345678"), "{svc}");
+    assert!(svc.contains("card blocked card_last4=4321"), "{svc}");
+    assert!(said.contains("The balance of account ending 5678 is"), "{said}");
+    assert!(said.contains("Your card ending 4321 is now blocked"), "{said}");
+    assert!(said.contains("Goodbye"), "{said}");
+}

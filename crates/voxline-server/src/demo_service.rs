@@ -1,0 +1,92 @@
+//! `voxline demo-bank-service`: the small business service the demo bank
+//! pack's tools call (`domains/demo-bank/tools.toml`), so a new user can try
+//! tool calls end to end. Accounts and cards are made up and held in memory;
+//! every request is logged with its arguments.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tracing::info;
+
+/// Arguments of `voxline demo-bank-service`.
+#[derive(clap::Args, Debug)]
+pub struct DemoServiceArgs {
+    /// Where to listen (the demo pack's tools call 127.0.0.1:8091).
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    listen: SocketAddr,
+}
+
+#[derive(Default)]
+struct Bank {
+    /// Blocked cards, by last four digits.
+    blocked: Mutex<HashMap<String, u32>>,
+}
+
+#[derive(Deserialize)]
+struct BalanceArgs {
+    account: String,
+}
+
+#[derive(Deserialize)]
+struct BlockArgs {
+    card_last4: String,
+}
+
+fn digits(s: &str, n: usize) -> Result<(), (StatusCode, Json<Value>)> {
+    if s.len() == n && s.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": format!("expected {n} digits") })),
+        ))
+    }
+}
+
+/// A made-up but stable balance for an account number.
+fn balance_of(account: &str) -> String {
+    let seed = account
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let cents = seed % 500_000;
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+async fn balance(Json(a): Json<BalanceArgs>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    digits(&a.account, 8)?;
+    let balance = balance_of(&a.account);
+    info!(account = %a.account, %balance, "balance looked up");
+    Ok(Json(json!({ "balance": balance, "last4": &a.account[4..] })))
+}
+
+async fn block(
+    State(bank): State<Arc<Bank>>,
+    Json(a): Json<BlockArgs>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    digits(&a.card_last4, 4)?;
+    if let Ok(mut b) = bank.blocked.lock() {
+        *b.entry(a.card_last4.clone()).or_default() += 1;
+    }
+    info!(card_last4 = %a.card_last4, "card blocked");
+    Ok(Json(json!({ "last4": a.card_last4, "blocked": true, "days": 5 })))
+}
+
+/// Runs the service until interrupted.
+pub async fn run(args: DemoServiceArgs) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/balance", post(balance))
+        .route("/cards/block", post(block))
+        .with_state(Arc::new(Bank::default()));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", args.listen))?;
+    info!(addr = %args.listen, "demo bank service listening");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
