@@ -95,6 +95,7 @@ load-test: deps prompts build models bench-venv
 	load-tests/media-capacity.sh
 	$(VOXLINE) bench asr
 	$(VOXLINE) bench tts
+	load-tests/latency.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
 # llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.

@@ -94,13 +94,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
     let system = std::fs::read_to_string(&args.system).with_context(|| format!("reading {}", args.system.display()))?;
-    let questions: Vec<String> = std::fs::read_to_string(&args.questions)
-        .with_context(|| format!("reading {}", args.questions.display()))?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let questions = crate::text_list::read(&args.questions)?;
     anyhow::ensure!(questions.len() >= 2, "need at least two questions");
     anyhow::ensure!(!args.engines.is_empty(), "name at least one engine");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

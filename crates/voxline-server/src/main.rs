@@ -7,6 +7,7 @@ mod bench_asr;
 mod bench_llm;
 mod bench_media;
 mod bench_tts;
+mod bench_turn;
 mod call_cmd;
 mod chat_cmd;
 mod chat_domain;
@@ -18,6 +19,7 @@ mod models_cmd;
 mod records;
 mod say_cmd;
 mod serve;
+mod text_list;
 mod transcribe_cmd;
 
 use clap::{Parser, Subcommand};
@@ -74,6 +76,8 @@ enum BenchCommand {
     Tts(bench_tts::BenchTtsArgs),
     /// Language model: time to first token (cold, warm) and tokens/s, side by side with llama.cpp.
     Llm(bench_llm::BenchLlmArgs),
+    /// Agent route: voice-to-voice latency on the caller's side, at 1, 2, 5, 10 simultaneous calls.
+    Turn(bench_turn::BenchTurnArgs),
 }
 
 fn init_logging() {
@@ -159,6 +163,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("voxline bench llm: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench(BenchCommand::Turn(args)) => match runtime.block_on(bench_turn::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("voxline bench turn: {e:#}");
                 ExitCode::FAILURE
             }
         },
