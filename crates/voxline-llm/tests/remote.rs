@@ -115,7 +115,17 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_named_with_the_cause() {
-    let port = free_port();
+    // A port held bound but not listening: nothing else can take it meanwhile
+    // (the other test starts a server on a free port), and connecting is refused.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = held
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("port");
     let model = RemoteModel::new(config(port)).expect("client");
     let e = model
         .chat(ChatRequest::new(vec![ChatMessage::new(Role::User, "hi")], 4))
