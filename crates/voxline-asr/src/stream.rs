@@ -169,6 +169,15 @@ pub enum AsrEvent {
         /// Queue wait and decode time of the decode that produced it.
         cost: Transcript,
     },
+    /// The early final's text, ready while the hang-over still runs: the
+    /// final will be this text unless the caller speaks again (then a new
+    /// `SpeechStart` comes first). Lets a consumer start its reply early.
+    Tentative {
+        /// Utterance number.
+        utterance: u64,
+        /// The text.
+        text: String,
+    },
     /// Decoding an utterance failed; the text is lost.
     Failed {
         /// Utterance number.
@@ -598,7 +607,18 @@ impl StreamingRecognizer {
                 }
             }
             Kind::Early => match self.early.as_mut().filter(|e| e.job == id) {
-                Some(early) => early.result = Some((result, self.vad_pos / PER_MS)),
+                Some(early) => {
+                    if let Ok(t) = &result {
+                        let text = t.text.trim();
+                        if !text.is_empty() {
+                            self.events.push_back(AsrEvent::Tentative {
+                                utterance: self.utterance,
+                                text: text.to_string(),
+                            });
+                        }
+                    }
+                    early.result = Some((result, self.vad_pos / PER_MS));
+                }
                 None => {
                     if let Ok(t) = &result {
                         self.stats.early_wasted += t.decode;

@@ -116,8 +116,13 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
     eprintln!("heard: {heard}");
     let norm = voxline_asr::text_norm::normalize_english(&heard);
     assert!(norm.contains("harbor bank"), "the greeting was not heard: {heard}");
+    // Whisper tiny.en hears the street name differently from run to run
+    // ("12 Harbor Street", "12th Harbor Street", "12-harvest tree"): the
+    // number and the branch must be there; the agent's own transcript line
+    // below must hold the exact address.
+    let words: Vec<&str> = norm.split_whitespace().collect();
     assert!(
-        norm.contains("12 harbor street") || norm.contains("harbor street"),
+        norm.contains("downtown branch") && words.iter().any(|w| w.starts_with("12")),
         "the answer lacks the branch's address: {heard}\n{}",
         server.log_text()
     );

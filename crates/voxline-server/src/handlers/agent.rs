@@ -106,6 +106,38 @@ struct Speaking {
     turn: Option<TurnTimes>,
 }
 
+/// A reply started on the early final, not yet heard.
+struct Preempt {
+    utterance: u64,
+    /// The tentative text's words, compared with the final's.
+    words: Vec<String>,
+    intent: voxline_agent::Intent,
+    /// Its first line or answer, generating (its audio waits).
+    first: Option<Speaking>,
+    /// What follows it.
+    rest: VecDeque<Action>,
+}
+
+impl Preempt {
+    /// Drops the reply: its generation and synthesis stop.
+    fn cancel(&mut self) {
+        if let Some(mut s) = self.first.take() {
+            s.cancel.cancel();
+            s.rx.close();
+        }
+        self.rest.clear();
+    }
+}
+
+/// Lower-case words, for comparing two transcripts of the same speech.
+fn words_of(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Stage times of one turn, from the end of the caller's speech.
 #[derive(Debug, Clone, Default)]
 struct TurnTimes {
@@ -237,6 +269,8 @@ impl AgentRoute {
         let mut silent_since = Instant::now();
         let mut reprompted = false;
         let mut turn_times = TurnTimes::default();
+        // A reply started on the early final, held until the final confirms it.
+        let mut preempt: Option<Preempt> = None;
         let tts_rate = self.tts.sample_rate();
         // Phrase lengths are kept in 20 ms frames, as the playout queue counts.
         let port_frame_samples = (tts_rate / 50) as usize;
@@ -337,6 +371,10 @@ impl AgentRoute {
                 Some(ev) = recognizer.next_event() => match ev {
                     AsrEvent::SpeechStart { at_ms, .. } => {
                         caller_speaking = true;
+                        // The caller goes on: a reply started early is out of date.
+                        if let Some(mut p) = preempt.take() {
+                            p.cancel();
+                        }
                         if speaking.is_some() || !playing.is_empty() || port.queued_frames() > 0 {
                             barge = Some(at_ms);
                         }
@@ -348,7 +386,28 @@ impl AgentRoute {
                         silent_since = Instant::now();
                     }
                     AsrEvent::Partial { .. } => {}
-                    AsrEvent::Final { text, latency, .. } => {
+                    AsrEvent::Tentative { utterance, text } => {
+                        // Preemptive generation: start the reply now, keep it
+                        // only if the final transcript is the same.
+                        let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
+                        if quiet && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
+                            if let Ok((intent, actions)) = conv.turn(&text).await {
+                                let mut actions: VecDeque<Action> = actions.into();
+                                let times = TurnTimes { asr_final: Some(Instant::now()), ..TurnTimes::default() };
+                                let first = match actions.pop_front() {
+                                    Some(Action::Say(t)) => Some(self.speak_line(t, times)),
+                                    Some(Action::Answer(a)) => Some(self.speak_answer(*a, times)),
+                                    Some(other) => {
+                                        actions.push_front(other);
+                                        None
+                                    }
+                                    None => None,
+                                };
+                                preempt = Some(Preempt { utterance, words: words_of(&text), intent, first, rest: actions });
+                            }
+                        }
+                    }
+                    AsrEvent::Final { utterance, text, latency, .. } => {
                         silent_since = Instant::now();
                         reprompted = false;
                         let text = text.trim().to_string();
@@ -359,6 +418,18 @@ impl AgentRoute {
                         transcript.caller(&text, Some(latency)).await;
                         // A new turn replaces anything still queued.
                         pending.clear();
+                        if let Some(mut p) = preempt.take() {
+                            if p.utterance == utterance && p.words == words_of(&text) && speaking.is_none() {
+                                info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
+                                if let Some(mut s) = p.first.take() {
+                                    s.turn = Some(std::mem::take(&mut turn_times));
+                                    speaking = Some(s);
+                                }
+                                pending.extend(p.rest.drain(..));
+                                continue;
+                            }
+                            p.cancel();
+                        }
                         match conv.turn(&text).await {
                             Ok((intent, actions)) => {
                                 info!(?intent, said = %text, "caller turn");
@@ -450,6 +521,9 @@ impl AgentRoute {
                 }
             }
         };
+        if let Some(mut p) = preempt.take() {
+            p.cancel();
+        }
         for mut s in playing.drain(..).chain(speaking.take()) {
             s.cancel.cancel();
             s.rx.close();
