@@ -245,20 +245,31 @@ impl Engine {
             let in_place = source.filter(|&(i, n)| {
                 matches!(self.slots[i].state, State::Cached { .. }) && n == self.slots[i].tokens.len()
             });
+            // With no other slot to use, a cached source is cut back to the
+            // shared prefix and reused (only with a tiny prefix cache).
+            let source_cached = source
+                .filter(|&(i, _)| matches!(self.slots[i].state, State::Cached { .. }))
+                .map(|(i, _)| i);
             let target = in_place
                 .map(|(i, _)| i)
-                .or_else(|| self.free_slot(source.map(|(i, _)| i)));
+                .or_else(|| self.free_slot(source.map(|(i, _)| i)))
+                .or(source_cached);
             let Some(target) = target else {
                 self.waiting.push_front(job);
                 return;
             };
             let shared = source.map_or(0, |(_, n)| n);
             let seq = self.slots[target].seq;
-            if in_place.is_none() {
-                let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-                if let Some((src, n)) = source {
-                    let src_seq = self.slots[src].seq;
-                    let _ = ctx.copy_kv_cache_seq(src_seq, seq, None, Some(n as u32));
+            match source {
+                Some((src, _)) if src == target => {
+                    let _ = ctx.clear_kv_cache_seq(Some(seq as u32), Some(shared as u32), None);
+                }
+                _ => {
+                    let _ = ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+                    if let Some((src, n)) = source {
+                        let src_seq = self.slots[src].seq;
+                        let _ = ctx.copy_kv_cache_seq(src_seq, seq, None, Some(n as u32));
+                    }
                 }
             }
             let slot = &mut self.slots[target];

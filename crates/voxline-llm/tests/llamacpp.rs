@@ -201,3 +201,31 @@ async fn llama_cpp_names_a_missing_or_broken_model() {
     assert!(e.to_string().contains("not-a-model.gguf"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slot_and_no_prefix_cache_still_serve_turn_after_turn() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let mut cfg = LlamaCppConfig::new(&path);
+    cfg.max_seqs = 1;
+    cfg.prefix_cache = 0;
+    let model = LlamaCppModel::load(&cfg).await.expect("load");
+    let stats = model.stats();
+    for q in [
+        "What is the capital of France?",
+        "What color is the sky?",
+        "Name a fruit.",
+    ] {
+        let reply = tokio::time::timeout(Duration::from_secs(30), async {
+            model.chat(ask(q, 8)).await?.text().await
+        })
+        .await
+        .expect("the engine answers with a single slot")
+        .expect("reply");
+        assert!(reply.1.completion_tokens > 0, "{reply:?}");
+    }
+    // The one slot is cut back to the shared system prompt and reused.
+    let reused = stats.reused_tokens.load(Ordering::Relaxed);
+    assert!(reused >= 20, "reused {reused}");
+}
