@@ -230,6 +230,9 @@ async fn metrics(State(s): State<AppState>) -> Response {
         );
     }
     let mut body = String::new();
+    if let Some(agent) = &s.counters.agent {
+        agent.register(&mut registry);
+    }
     match encode(&mut body, &registry) {
         Ok(()) => (
             [(

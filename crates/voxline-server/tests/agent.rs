@@ -150,6 +150,19 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         "{lines:?}"
     );
     assert!(server.log_text().contains("turn: first reply audio queued"));
+    // The turn's stage times are on /metrics.
+    let metrics = server.http_get("/metrics");
+    let turns = metrics
+        .lines()
+        .find(|l| l.starts_with("voxline_agent_turns_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(turns >= 1.0, "{metrics}");
+    assert!(
+        metrics.contains("voxline_agent_turn_final_to_first_audio_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -187,6 +200,13 @@ fn the_caller_talking_over_the_greeting_stops_the_agent() {
     eprintln!("barge-in: the agent's audio stopped {ms} ms after the caller's onset (caller's recording)");
     let log = server.log_text();
     assert!(log.contains("barge-in: the agent stopped"), "{log}");
+    let metrics = server.http_get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("voxline_agent_barge_ins_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     assert!(ms <= 400.0, "stopped {ms} ms after the onset");
 }
 

@@ -9,6 +9,7 @@
 
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
+use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
 use crate::records::Records;
 use std::collections::{BTreeMap, VecDeque};
@@ -82,6 +83,7 @@ pub struct AgentRoute {
     clock: MediaClock,
     media: MediaConfig,
     shutdown: CancellationToken,
+    metrics: AgentMetrics,
 }
 
 /// Audio of the agent on its way to the caller.
@@ -151,26 +153,39 @@ struct TurnTimes {
     first_audio: Option<Instant>,
 }
 
+/// What every agent route shares: the speech engines, the media clock and
+/// settings, the shutdown signal and the turn metrics.
+#[derive(Clone)]
+pub struct AgentShared {
+    /// The language model.
+    pub llm: Arc<dyn voxline_llm::ChatModel>,
+    /// The voice.
+    pub tts: TtsEngine,
+    /// The recogniser.
+    pub asr: Arc<AsrEngine>,
+    /// The media clock.
+    pub clock: MediaClock,
+    /// `[media]`.
+    pub media: MediaConfig,
+    /// Server shutdown.
+    pub shutdown: CancellationToken,
+    /// Turn figures for `/metrics`.
+    pub metrics: AgentMetrics,
+}
+
 impl AgentRoute {
     /// Loads the pack and builds its engine.
-    pub fn new(
-        params: AgentParams,
-        llm: Arc<dyn voxline_llm::ChatModel>,
-        tts: TtsEngine,
-        asr: Arc<AsrEngine>,
-        clock: MediaClock,
-        media: MediaConfig,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<AgentRoute> {
+    pub fn new(params: AgentParams, shared: AgentShared) -> anyhow::Result<AgentRoute> {
         let pack = Arc::new(DomainPack::load(&params.domain)?);
         Ok(AgentRoute {
-            agent: Arc::new(Agent::new(pack, llm)),
+            agent: Arc::new(Agent::new(pack, shared.llm)),
             params,
-            tts,
-            asr,
-            clock,
-            media,
-            shutdown,
+            tts: shared.tts,
+            asr: shared.asr,
+            clock: shared.clock,
+            media: shared.media,
+            shutdown: shared.shutdown,
+            metrics: shared.metrics,
         })
     }
 
@@ -421,6 +436,7 @@ impl AgentRoute {
                         if let Some(mut p) = preempt.take() {
                             if p.utterance == utterance && p.words == words_of(&text) && speaking.is_none() {
                                 info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
+                                self.metrics.preempted.inc();
                                 if let Some(mut s) = p.first.take() {
                                     s.turn = Some(std::mem::take(&mut turn_times));
                                     speaking = Some(s);
@@ -449,8 +465,11 @@ impl AgentRoute {
                     let replies: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
                     let heard = stop_speaking(replies, &port);
                     pending.clear();
+                    let stopped_ms = recognizer.now_ms().saturating_sub(onset);
+                    self.metrics.barge_ins.inc();
+                    self.metrics.barge_in_stop.observe(stopped_ms as f64 / 1e3);
                     info!(
-                        stopped_after_onset_ms = recognizer.now_ms().saturating_sub(onset),
+                        stopped_after_onset_ms = stopped_ms,
                         heard = %heard.iter().map(|(_, h, _)| h.as_str()).collect::<Vec<_>>().join(" "),
                         "barge-in: the agent stopped"
                     );
@@ -465,7 +484,7 @@ impl AgentRoute {
                                 if let Some(t) = s.turn.as_mut() {
                                     if t.first_audio.is_none() {
                                         t.first_audio = Some(Instant::now());
-                                        log_turn(t);
+                                        log_turn(t, &self.metrics);
                                     }
                                 }
                                 s.queued.push((text, samples.len().div_ceil(port_frame_samples)));
@@ -679,11 +698,20 @@ async fn record_heard(
     }
 }
 
-/// Logs a turn's stage times once its first audio is queued.
-fn log_turn(t: &TurnTimes) {
+/// Logs a turn's stage times once its first audio is queued, and counts them.
+fn log_turn(t: &TurnTimes, metrics: &AgentMetrics) {
     let (Some(fin), Some(audio)) = (t.asr_final, t.first_audio) else {
         return;
     };
+    metrics.turns.inc();
+    metrics
+        .final_to_audio
+        .observe(audio.saturating_duration_since(fin).as_secs_f64());
+    if let Some(e) = t.speech_end {
+        metrics
+            .speech_end_to_audio
+            .observe(audio.saturating_duration_since(e).as_secs_f64());
+    }
     let from_end = t
         .speech_end
         .map(|e| audio.saturating_duration_since(e).as_millis() as u64);

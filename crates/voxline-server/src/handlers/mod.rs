@@ -5,6 +5,7 @@
 //! transcript) and `agent` (a domain agent talking with the caller).
 
 pub mod agent;
+pub mod agent_metrics;
 pub mod call_media;
 pub mod playback;
 
@@ -52,6 +53,8 @@ pub struct CallCounters {
     pub media_clock: Arc<voxline_media::clock::ClockStats>,
     /// The recognition pool's counters, when a route listens.
     pub asr: Option<Arc<voxline_asr::PoolStats>>,
+    /// The agent routes' turn figures, when a route talks.
+    pub agent: Option<agent_metrics::AgentMetrics>,
 }
 
 /// Dispatches routed calls to their handler.
@@ -92,6 +95,7 @@ impl Handlers {
         } else {
             None
         };
+        let agent_metrics = talking.then(agent_metrics::AgentMetrics::default);
         let mut agents = HashMap::new();
         for r in cfg.routes.iter().filter(|r| r.handler == "agent") {
             let (Some((llm, tts)), Some(asr)) = (&speech, &asr) else {
@@ -101,12 +105,15 @@ impl Handlers {
                 .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
             let route = agent::AgentRoute::new(
                 params,
-                llm.clone(),
-                tts.clone(),
-                asr.clone(),
-                clock.clone(),
-                cfg.media.clone(),
-                shutdown.clone(),
+                agent::AgentShared {
+                    llm: llm.clone(),
+                    tts: tts.clone(),
+                    asr: asr.clone(),
+                    clock: clock.clone(),
+                    media: cfg.media.clone(),
+                    shutdown: shutdown.clone(),
+                    metrics: agent_metrics.clone().unwrap_or_default(),
+                },
             )?;
             route.prepare().await?;
             agents.insert(r.name.clone(), Arc::new(route));
@@ -140,6 +147,7 @@ impl Handlers {
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
+                agent: agent_metrics,
                 ..CallCounters::default()
             }),
         })

@@ -1,0 +1,75 @@
+//! The agent routes' per-turn figures, exported on `/metrics`: turns,
+//! time from the final transcript (and from the declared end of speech) to
+//! the first reply audio queued, barge-ins and how long after the caller's
+//! onset the agent stopped, and replies started on the early final.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Buckets for turn stage times, seconds.
+const TURN_BUCKETS: [f64; 12] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0];
+/// Buckets for barge-in stop times, seconds.
+const BARGE_BUCKETS: [f64; 8] = [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.6, 1.0];
+
+/// Live counters and histograms shared by every agent route.
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    /// Caller turns answered.
+    pub turns: Counter,
+    /// Final transcript → first reply audio queued.
+    pub final_to_audio: Histogram,
+    /// Declared end of speech → first reply audio queued.
+    pub speech_end_to_audio: Histogram,
+    /// Barge-ins.
+    pub barge_ins: Counter,
+    /// Caller's speech onset → the agent's playout cleared.
+    pub barge_in_stop: Histogram,
+    /// Replies started on the early final and used.
+    pub preempted: Counter,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> AgentMetrics {
+        AgentMetrics {
+            turns: Counter::default(),
+            final_to_audio: Histogram::new(TURN_BUCKETS),
+            speech_end_to_audio: Histogram::new(TURN_BUCKETS),
+            barge_ins: Counter::default(),
+            barge_in_stop: Histogram::new(BARGE_BUCKETS),
+            preempted: Counter::default(),
+        }
+    }
+}
+
+impl AgentMetrics {
+    /// Adds these metrics to a registry being encoded.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("agent_turns", "Caller turns the agent answered", self.turns.clone());
+        registry.register(
+            "agent_turn_final_to_first_audio_seconds",
+            "Final transcript to the first reply audio queued for the caller",
+            self.final_to_audio.clone(),
+        );
+        registry.register(
+            "agent_turn_speech_end_to_first_audio_seconds",
+            "Declared end of the caller's speech to the first reply audio queued",
+            self.speech_end_to_audio.clone(),
+        );
+        registry.register(
+            "agent_barge_ins",
+            "Times the caller talked over the agent and stopped it",
+            self.barge_ins.clone(),
+        );
+        registry.register(
+            "agent_barge_in_stop_seconds",
+            "Caller's speech onset to the agent's playout cleared",
+            self.barge_in_stop.clone(),
+        );
+        registry.register(
+            "agent_replies_preempted",
+            "Replies started on the early final and kept",
+            self.preempted.clone(),
+        );
+    }
+}
