@@ -43,3 +43,22 @@ pub enum LlmError {
         why: String,
     },
 }
+
+/// The error for a local model file that failed to load: names the file and why.
+pub(crate) fn load_error(gguf: &std::path::Path) -> impl Fn(String) -> LlmError + '_ {
+    move |why| LlmError::Load {
+        path: gguf.display().to_string(),
+        why,
+    }
+}
+
+/// Refuses a model path that is not a file, naming it.
+pub(crate) fn require_model_file(gguf: &std::path::Path) -> Result<(), LlmError> {
+    if gguf.is_file() {
+        Ok(())
+    } else {
+        Err(load_error(gguf)(
+            "no such file (voxline models fetch puts the default model there)".into(),
+        ))
+    }
+}

@@ -97,15 +97,8 @@ impl LlamaCppModel {
     }
 
     fn load_blocking(cfg: &LlamaCppConfig) -> Result<LlamaCppModel, LlmError> {
-        let fail = |why: String| LlmError::Load {
-            path: cfg.gguf.display().to_string(),
-            why,
-        };
-        if !cfg.gguf.is_file() {
-            return Err(fail(
-                "no such file (voxline models fetch puts the default model there)".into(),
-            ));
-        }
+        let fail = crate::load_error(&cfg.gguf);
+        crate::require_model_file(&cfg.gguf)?;
         let backend = backend().map_err(|e| fail(format!("starting llama.cpp: {e}")))?;
         let model = LlamaModel::load_from_file(backend, &cfg.gguf, &LlamaModelParams::default())
             .map_err(|e| fail(format!("llama.cpp could not load it ({e}); is it a GGUF model file?")))?;

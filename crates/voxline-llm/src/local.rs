@@ -57,15 +57,8 @@ impl std::fmt::Debug for LocalModel {
 impl LocalModel {
     /// Loads the model; errors name the file and why.
     pub async fn load(cfg: &LocalConfig) -> Result<LocalModel, LlmError> {
-        let fail = |why: String| LlmError::Load {
-            path: cfg.gguf.display().to_string(),
-            why,
-        };
-        if !cfg.gguf.is_file() {
-            return Err(fail(
-                "no such file (voxline models fetch puts the default model there)".into(),
-            ));
-        }
+        let fail = crate::load_error(&cfg.gguf);
+        crate::require_model_file(&cfg.gguf)?;
         let dir = cfg.gguf.parent().unwrap_or(Path::new(".")).display().to_string();
         let file = cfg
             .gguf

@@ -4,27 +4,13 @@
 //! concurrent calls into shared decode steps, and a dropped stream frees
 //! its sequence within one step.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlamaCppConfig, LlamaCppModel, LlmError, Role};
 
-const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
-const SYSTEM: &str = "You are a helpful assistant. Answer in one short sentence.";
+mod common;
 
-fn gguf() -> Option<PathBuf> {
-    voxline_models::fetched_for_test(&[GGUF]).and_then(|f| f.into_iter().next())
-}
-
-fn ask(question: &str, max_tokens: usize) -> ChatRequest {
-    ChatRequest::new(
-        vec![
-            ChatMessage::new(Role::System, SYSTEM),
-            ChatMessage::new(Role::User, question),
-        ],
-        max_tokens,
-    )
-}
+use common::{ask, gguf, streamed, two_at_once};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
@@ -32,27 +18,13 @@ async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
         return;
     };
     let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
-    model.warm(SYSTEM).await.expect("warm");
+    model.warm(common::SYSTEM).await.expect("warm");
     let stats = model.stats();
 
     // A streamed answer: several deltas, then usage; the system prompt's KV
     // (read by the warm-up) is reused, not read again.
     let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
-    let mut stream = model
-        .chat(ask("What is the capital of France?", 32))
-        .await
-        .expect("chat");
-    let (mut deltas, mut text, mut usage) = (0, String::new(), None);
-    while let Some(ev) = stream.next().await {
-        match ev.expect("event") {
-            ChatEvent::Delta(d) => {
-                deltas += 1;
-                text.push_str(&d);
-            }
-            ChatEvent::Done(u) => usage = Some(u),
-        }
-    }
-    let usage = usage.expect("done");
+    let (deltas, text, usage) = streamed(&model, ask("What is the capital of France?", 32)).await;
     let reused = stats.reused_tokens.load(Ordering::Relaxed) - reused_before;
     eprintln!(
         "{text:?} {usage:?} {:.1} tok/s, {reused} prompt tokens reused",
@@ -126,23 +98,7 @@ async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
         .text()
         .await
         .unwrap();
-    let (a, b) = tokio::join!(
-        async {
-            model
-                .chat(ask("What is the capital of France?", 24))
-                .await?
-                .text()
-                .await
-        },
-        async {
-            model
-                .chat(ask("What color is the sky on a clear day?", 24))
-                .await?
-                .text()
-                .await
-        },
-    );
-    let (a, b) = (a.expect("a").0, b.expect("b").0);
+    let (a, b) = two_at_once(&model).await;
     let batched = stats.batched_steps.load(Ordering::Relaxed) - batched_before;
     eprintln!("together: {a:?} / {b:?} ({batched} shared steps); alone: {alone_a:?} / {alone_b:?}");
     assert!(a.contains("Paris") && b.to_lowercase().contains("blue"), "{a} / {b}");
@@ -155,7 +111,7 @@ async fn a_dropped_llama_cpp_stream_frees_its_sequence_within_a_step() {
         return;
     };
     let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
-    model.warm(SYSTEM).await.expect("warm");
+    model.warm(common::SYSTEM).await.expect("warm");
     let stats = model.stats();
 
     let mut long = model

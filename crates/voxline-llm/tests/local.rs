@@ -3,28 +3,12 @@
 //! concurrent requests from one loaded model, and a dropped stream releases
 //! the engine at once.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, LocalConfig, LocalModel, Role};
+use voxline_llm::{ChatEvent, ChatModel, LlmError, LocalConfig, LocalModel};
 
-const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
+mod common;
 
-fn gguf() -> Option<PathBuf> {
-    voxline_models::fetched_for_test(&[GGUF]).and_then(|f| f.into_iter().next())
-}
-
-fn ask(question: &str, max_tokens: usize) -> ChatRequest {
-    ChatRequest::new(
-        vec![
-            ChatMessage::new(
-                Role::System,
-                "You are a helpful assistant. Answer in one short sentence.",
-            ),
-            ChatMessage::new(Role::User, question),
-        ],
-        max_tokens,
-    )
-}
+use common::{ask, gguf, streamed, two_at_once};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_model_answers_streams_and_shares_itself() {
@@ -35,21 +19,7 @@ async fn the_local_model_answers_streams_and_shares_itself() {
     model.warm("You are a test.").await.expect("warm");
 
     // A streamed answer: several deltas, then usage.
-    let mut stream = model
-        .chat(ask("What is the capital of France?", 32))
-        .await
-        .expect("chat");
-    let (mut deltas, mut text, mut usage) = (0, String::new(), None);
-    while let Some(ev) = stream.next().await {
-        match ev.expect("event") {
-            ChatEvent::Delta(d) => {
-                deltas += 1;
-                text.push_str(&d);
-            }
-            ChatEvent::Done(u) => usage = Some(u),
-        }
-    }
-    let usage = usage.expect("done");
+    let (deltas, text, usage) = streamed(&model, ask("What is the capital of France?", 32)).await;
     eprintln!("{text:?} {usage:?} {:.1} tok/s", usage.tokens_per_sec());
     assert!(text.contains("Paris"), "{text}");
     assert!(deltas >= 2, "streamed in pieces");
@@ -70,23 +40,7 @@ async fn the_local_model_answers_streams_and_shares_itself() {
     assert!(u.completion_tokens <= 5, "{u:?}");
 
     // Two calls at once share the one model; both are answered.
-    let (a, b) = tokio::join!(
-        async {
-            model
-                .chat(ask("What is the capital of France?", 24))
-                .await?
-                .text()
-                .await
-        },
-        async {
-            model
-                .chat(ask("What color is the sky on a clear day?", 24))
-                .await?
-                .text()
-                .await
-        },
-    );
-    let (a, b) = (a.expect("a").0, b.expect("b").0);
+    let (a, b) = two_at_once(&model).await;
     assert!(a.contains("Paris") && b.to_lowercase().contains("blue"), "{a} / {b}");
 }
 

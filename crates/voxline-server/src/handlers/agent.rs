@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
+use voxline_agent::router::words;
 use voxline_agent::{Action, Agent, DomainPack};
 use voxline_asr::AsrEvent;
 use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput};
@@ -111,8 +112,8 @@ struct Speaking {
 /// A reply started on the early final, not yet heard.
 struct Preempt {
     utterance: u64,
-    /// The tentative text's words, compared with the final's.
-    words: Vec<String>,
+    /// The tentative text's words (`router::words`), compared with the final's.
+    words: String,
     intent: voxline_agent::Intent,
     /// Its first line or answer, generating (its audio waits).
     first: Option<Speaking>,
@@ -131,15 +132,6 @@ impl Preempt {
     }
 }
 
-/// Lower-case words, for comparing two transcripts of the same speech.
-fn words_of(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// Stage times of one turn, from the end of the caller's speech.
 #[derive(Debug, Clone, Default)]
 struct TurnTimes {
@@ -147,8 +139,6 @@ struct TurnTimes {
     speech_end: Option<Instant>,
     /// The final transcript.
     asr_final: Option<Instant>,
-    /// The model's first token (answers only).
-    llm_first: Option<Duration>,
     /// The first phrase's audio queued for playout.
     first_audio: Option<Instant>,
 }
@@ -418,7 +408,7 @@ impl AgentRoute {
                                     }
                                     None => None,
                                 };
-                                preempt = Some(Preempt { utterance, words: words_of(&text), intent, first, rest: actions });
+                                preempt = Some(Preempt { utterance, words: words(&text), intent, first, rest: actions });
                             }
                         }
                     }
@@ -434,7 +424,7 @@ impl AgentRoute {
                         // A new turn replaces anything still queued.
                         pending.clear();
                         if let Some(mut p) = preempt.take() {
-                            if p.utterance == utterance && p.words == words_of(&text) && speaking.is_none() {
+                            if p.utterance == utterance && p.words == words(&text) && speaking.is_none() {
                                 info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
                                 self.metrics.preempted.inc();
                                 if let Some(mut s) = p.first.take() {
@@ -583,7 +573,7 @@ impl AgentRoute {
         }
     }
 
-    fn speak_answer(&self, mut answer: voxline_agent::Answer, mut turn: TurnTimes) -> Speaking {
+    fn speak_answer(&self, mut answer: voxline_agent::Answer, turn: TurnTimes) -> Speaking {
         let (tx, rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
         let tts = self.tts.clone();
@@ -632,7 +622,6 @@ impl AgentRoute {
                 _ = run => {}
             }
         });
-        turn.llm_first = None;
         Speaking {
             cancel,
             rx,
