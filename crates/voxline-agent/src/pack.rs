@@ -161,6 +161,13 @@ pub struct Escalation {
     pub say: String,
     /// Where escalations go (a SIP URI).
     pub transfer_to: String,
+    /// Said when the transfer could not be made (the call stays with the agent).
+    #[serde(default = "default_transfer_failed")]
+    pub failed: String,
+}
+
+fn default_transfer_failed() -> String {
+    "I'm sorry, I couldn't reach a colleague just now. Is there anything else I can help you with?".into()
 }
 
 /// Retrieval settings.
@@ -368,11 +375,16 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
     non_empty(file, "domain.decline", &r.domain.decline)?;
     non_empty(file, "domain.unknown", &r.domain.unknown)?;
     non_empty(file, "escalation.say", &r.escalation.say)?;
-    if !r.escalation.transfer_to.starts_with("sip:") && !r.escalation.transfer_to.starts_with("sips:") {
+    non_empty(file, "escalation.failed", &r.escalation.failed)?;
+    let to = &r.escalation.transfer_to;
+    if !(to.starts_with("sip:") || to.starts_with("sips:"))
+        || to.len() <= 4
+        || to.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+    {
         return Err(PackError::new(
             file,
             Some("escalation.transfer_to"),
-            "must be a sip: or sips: URI",
+            "must be a sip: or sips: URI (no spaces or angle brackets)",
         ));
     }
     if !r.forbidden.phrases.is_empty() {

@@ -277,3 +277,110 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
     assert!(said.contains("Your card ending 4321 is now blocked"), "{said}");
     assert!(said.contains("Goodbye"), "{said}");
 }
+
+/// A SIPp caller asks for a person (the Piper voice, played from a pcap);
+/// the agent says its escalation line and sends a REFER naming the pack's
+/// target. Returns the server and the SIPp run.
+fn escalate_with_sipp(name: &str, scenario: &str) -> (Server, common::SippRun) {
+    let server = agent_server(name);
+    // The greeting and the recording notice take about 8 s; then the request.
+    let (wav, _, _) = caller_audio(
+        &server.dir,
+        "escalate",
+        9.5,
+        "I would like to speak to a real person, please.",
+        1.0,
+    );
+    let clip = voxline_media::read_wav_mono(&wav).expect("caller audio");
+    let speech = voxline_media::rtp_session::resample_clip(&clip.samples, clip.rate, 8_000).expect("resample");
+    let dir = common::test_dir("sipp-refer");
+    common::write_speech_pcap(&dir.join("escalate.pcap"), &speech);
+    let run = common::sipp_in(
+        &dir,
+        server.sip_port,
+        scenario,
+        "bank",
+        "127.0.0.1",
+        &["-timeout", "60"],
+    );
+    (server, run)
+}
+
+/// The call's transcript lines as (speaker, text).
+fn transcript_lines(server: &Server, call_id: &str) -> Vec<(String, String)> {
+    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v[0]["lines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap_or_default().to_string(),
+                l["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_agent_transfers_the_caller_by_refer() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let (server, run) = escalate_with_sipp("agent-refer", "uac_refer_accept.xml");
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    assert_eq!(r["end_reason"], "transferred", "{r}");
+    assert_eq!(r["hangup_by"], "voxline", "{r}");
+    let lines = transcript_lines(&server, &run.call_id);
+    eprintln!("{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "caller" && t.to_lowercase().contains("person")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("Let me transfer you")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "system" && t == "transferred to sip:advisor@127.0.0.1:5070"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_refused_transfer_keeps_the_caller_with_the_agent() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let (server, run) = escalate_with_sipp("agent-refer-refused", "uac_refer_refused.xml");
+    assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
+    let r = server.record(&run.call_id);
+    // The caller hung up, 9 s after refusing: the agent had stayed on.
+    assert_eq!(r["end_reason"], "bye", "{r}");
+    assert_eq!(r["hangup_by"], "caller", "{r}");
+    let lines = transcript_lines(&server, &run.call_id);
+    eprintln!("{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "system"
+                && t == "transfer to sip:advisor@127.0.0.1:5070 failed: transfer_refused (603)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("I couldn't reach a colleague")),
+        "{lines:?}\n{}",
+        server.log_text()
+    );
+}

@@ -5,13 +5,16 @@
 use crate::call::{end_dialog, next_state, on_info, release_dialog, CallEvent, CallInfo, EndReason, Party};
 use crate::routing::CallPermit;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, RemoteSdp, SdpError};
+use crate::transfer::{self, TransferOutcome};
 use crate::SipError;
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, info, warn};
 
 /// One inbound call, owned by its handler.
@@ -29,6 +32,10 @@ pub struct InboundCall {
     negotiated: Option<Negotiated>,
     awaiting_ack_answer: bool,
     ended: Option<EndReason>,
+    /// Events that happened while a transfer was followed, not yet returned.
+    pending: VecDeque<CallEvent>,
+    /// A REFER was sent: NOTIFYs are answered with 200.
+    referred: bool,
 }
 
 impl std::fmt::Debug for InboundCall {
@@ -85,6 +92,8 @@ impl InboundCall {
             negotiated: None,
             awaiting_ack_answer: false,
             ended: None,
+            pending: VecDeque::new(),
+            referred: false,
         }
     }
 
@@ -187,54 +196,163 @@ impl InboundCall {
     /// Waits for the next thing that happens on the call. Re-INVITEs, UPDATEs,
     /// INFOs and in-dialog OPTIONS are answered here. Cancel-safe between events.
     pub async fn next_event(&mut self) -> CallEvent {
+        if let Some(ev) = self.pending.pop_front() {
+            return ev;
+        }
         loop {
             let state = match next_state(&mut self.states, &mut self.ended).await {
                 Ok(s) => s,
                 Err(ended) => return ended,
             };
+            if let Some(ev) = self.on_state(state).await {
+                return ev;
+            }
+        }
+    }
+
+    /// Answers what a dialog state asks for; returns the event it makes, if any.
+    async fn on_state(&mut self, state: DialogState) -> Option<CallEvent> {
+        match state {
+            DialogState::Updated(_, req, handle) => self.on_offer(&req, handle).await.map(CallEvent::MediaChanged),
+            DialogState::Confirmed(..) if self.awaiting_ack_answer => {
+                self.awaiting_ack_answer = false;
+                match self.answer_from_ack() {
+                    Ok(neg) => {
+                        self.negotiated = Some(neg.clone());
+                        Some(CallEvent::MediaChanged(neg))
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "re-INVITE answer in ACK unusable; media unchanged");
+                        None
+                    }
+                }
+            }
+            DialogState::Info(_, req, handle) => on_info(&req, handle).await,
+            DialogState::Options(_, _, handle) => {
+                handle
+                    .respond(
+                        StatusCode::OK,
+                        Some(vec![Header::Allow(crate::endpoint::ALLOWED_METHODS.into())]),
+                        None,
+                    )
+                    .await
+                    .ok();
+                None
+            }
+            // A late NOTIFY of a transfer already decided is acknowledged.
+            DialogState::Notify(_, _, handle) if self.referred => {
+                handle.reply(StatusCode::OK).await.ok();
+                None
+            }
+            DialogState::Refer(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Notify(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                handle.reply(StatusCode::MethodNotAllowed).await.ok();
+                None
+            }
+            DialogState::Terminated(_, r) => {
+                let e = end_reason(&r);
+                self.ended = Some(e.clone());
+                Some(CallEvent::Ended(e))
+            }
+            _ => None,
+        }
+    }
+
+    /// Transfers the call to `target` (a SIP URI) with a REFER, then follows
+    /// the far end's new call for up to `wait`: once the target answers,
+    /// voxline hangs up its leg. A refused REFER or a failed new call leaves
+    /// the call up (events that came meanwhile are returned by
+    /// [`InboundCall::next_event`] next). Not cancel-safe: await it to the end.
+    pub async fn transfer(&mut self, target: &str, wait: Duration) -> Result<TransferOutcome, SipError> {
+        if let Some(e) = &self.ended {
+            return Ok(TransferOutcome::Ended(e.clone()));
+        }
+        if !transfer::valid_target(target) {
+            return Err(SipError::Address(
+                target.into(),
+                "a transfer target must be a SIP URI".into(),
+            ));
+        }
+        let headers = vec![
+            Header::ReferTo(format!("<{target}>").into()),
+            Header::ReferredBy(format!("<{}>", self.info.to).into()),
+        ];
+        self.referred = true;
+        let deadline = tokio::time::Instant::now() + wait;
+        let refer = self.dialog.request(Method::Refer, Some(headers), None);
+        let status = match tokio::time::timeout_at(deadline, refer).await {
+            Ok(resp) => resp?.map(|r| u16::from(r.status_code)),
+            Err(_) => None,
+        };
+        if !status.is_some_and(|s| (200..300).contains(&s)) {
+            info!(target, ?status, "REFER refused");
+            return Ok(TransferOutcome::Refused { status });
+        }
+        info!(target, "REFER accepted: waiting for the target to answer");
+        loop {
+            let state = match tokio::time::timeout_at(deadline, next_state(&mut self.states, &mut self.ended)).await {
+                Err(_) => {
+                    info!(target, "no answer from the transfer target in time");
+                    return Ok(TransferOutcome::TargetFailed { status: None });
+                }
+                Ok(Err(CallEvent::Ended(e))) => return Ok(TransferOutcome::Ended(e)),
+                Ok(Err(other)) => {
+                    self.pending.push_back(other);
+                    continue;
+                }
+                Ok(Ok(s)) => s,
+            };
             match state {
-                DialogState::Updated(_, req, handle) => {
-                    if let Some(neg) = self.on_offer(&req, handle).await {
-                        return CallEvent::MediaChanged(neg);
-                    }
-                }
-                DialogState::Confirmed(..) if self.awaiting_ack_answer => {
-                    self.awaiting_ack_answer = false;
-                    match self.answer_from_ack() {
-                        Ok(neg) => {
-                            self.negotiated = Some(neg.clone());
-                            return CallEvent::MediaChanged(neg);
+                DialogState::Notify(_, req, handle) => {
+                    handle.reply(StatusCode::OK).await.ok();
+                    let sub_state = req
+                        .headers
+                        .iter()
+                        .find_map(|h| match h {
+                            Header::SubscriptionState(s) => Some(s.value().to_string()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    match transfer::sipfrag_status(&req.body) {
+                        Some(s) if (200..300).contains(&s) => {
+                            info!(target, status = s, "transfer target answered: leaving the call");
+                            end_dialog(&self.dialog).await.ok();
+                            self.ended = Some(EndReason {
+                                by: Party::Local,
+                                reason: "transferred".into(),
+                                status: None,
+                            });
+                            return Ok(TransferOutcome::Transferred);
                         }
-                        Err(e) => warn!(error = %e, "re-INVITE answer in ACK unusable; media unchanged"),
+                        Some(s) if s >= 300 => {
+                            info!(target, status = s, "transfer target not reached");
+                            return Ok(TransferOutcome::TargetFailed { status: Some(s) });
+                        }
+                        Some(s) => debug!(target, status = s, "transfer progress"),
+                        None if transfer::subscription_terminated(&sub_state) => {
+                            return Ok(TransferOutcome::TargetFailed { status: None });
+                        }
+                        None => debug!(target, "NOTIFY without a status line"),
                     }
-                }
-                DialogState::Info(_, req, handle) => {
-                    if let Some(ev) = on_info(&req, handle).await {
-                        return ev;
-                    }
-                }
-                DialogState::Options(_, _, handle) => {
-                    handle
-                        .respond(
-                            StatusCode::OK,
-                            Some(vec![Header::Allow(crate::endpoint::ALLOWED_METHODS.into())]),
-                            None,
-                        )
-                        .await
-                        .ok();
-                }
-                DialogState::Refer(_, _, handle)
-                | DialogState::Message(_, _, handle)
-                | DialogState::Notify(_, _, handle)
-                | DialogState::Publish(_, _, handle) => {
-                    handle.reply(StatusCode::MethodNotAllowed).await.ok();
                 }
                 DialogState::Terminated(_, r) => {
-                    let e = end_reason(&r);
+                    // The far end took the call over and let our leg go.
+                    let mut e = end_reason(&r);
+                    if e.by == Party::Remote && e.reason == "bye" {
+                        e.reason = "transferred".into();
+                        self.ended = Some(e);
+                        return Ok(TransferOutcome::Transferred);
+                    }
                     self.ended = Some(e.clone());
-                    return CallEvent::Ended(e);
+                    return Ok(TransferOutcome::Ended(e));
                 }
-                _ => {}
+                other => {
+                    if let Some(ev) = self.on_state(other).await {
+                        self.pending.push_back(ev);
+                    }
+                }
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod registration;
 pub mod routing;
 pub mod sdp;
 pub mod security;
+pub mod transfer;
 pub mod udp_guard;
 
 pub use call::{CallEvent, CallInfo, EndReason, Party};
@@ -30,6 +31,7 @@ pub use endpoint::{CallHandler, SipEndpoint, SipEndpointOptions};
 pub use inbound::InboundCall;
 pub use outbound::{OutboundCall, PlaceCall};
 pub use sdp::{AudioCodec, Direction, Negotiated};
+pub use transfer::TransferOutcome;
 
 /// Errors from the SIP layer.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use voxline_agent::{Action, Agent, DomainPack};
 use voxline_asr::AsrEvent;
 use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput};
 use voxline_sip::routing::ParamValue;
-use voxline_sip::{CallEvent, EndReason, InboundCall, Party, RouteConfig};
+use voxline_sip::{CallEvent, EndReason, InboundCall, Party, RouteConfig, TransferOutcome};
 use voxline_tts::TtsEngine;
 
 /// Parameters of an agent route (`[route.params]`).
@@ -38,6 +38,8 @@ pub struct AgentParams {
     pub record: Option<bool>,
     /// Caller speech this long (from its onset) while the agent talks stops the agent, ms.
     pub barge_in_ms: u64,
+    /// How long a transfer may take (REFER answered and the colleague answering), s.
+    pub transfer_wait_s: u64,
 }
 
 impl AgentParams {
@@ -48,6 +50,7 @@ impl AgentParams {
             max_seconds: None,
             record: None,
             barge_in_ms: 200,
+            transfer_wait_s: 30,
         };
         for (k, v) in params {
             let field = format!("params.{k}");
@@ -61,6 +64,8 @@ impl AgentParams {
                 ("record", _) => return Err(bad("true or false")),
                 ("barge_in_ms", ParamValue::Int(n)) if (60..=2000).contains(n) => p.barge_in_ms = *n as u64,
                 ("barge_in_ms", _) => return Err(bad("an integer from 60 to 2000")),
+                ("transfer_wait_s", ParamValue::Int(n)) if (1..=300).contains(n) => p.transfer_wait_s = *n as u64,
+                ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
                 _ => return Err((field, "unknown parameter for the agent handler".into())),
             }
         }
@@ -192,6 +197,7 @@ impl AgentRoute {
         lines.push(pack.rules.domain.decline.clone());
         lines.push(pack.rules.domain.unknown.clone());
         lines.push(pack.rules.escalation.say.clone());
+        lines.push(pack.rules.escalation.failed.clone());
         for l in lines {
             self.tts.cached(&l).await?;
         }
@@ -268,6 +274,8 @@ impl AgentRoute {
         let mut digits = String::new();
         let mut collecting: Option<usize> = None;
         let mut hang_up_after_speech: Option<&'static str> = None;
+        // A transfer to make once the line before it has played.
+        let mut transfer_after_speech: Option<String> = None;
         // The caller's speech onset while the agent talks (stream ms), until it is long enough to stop it.
         let mut barge: Option<u64> = None;
         let mut caller_speaking = false;
@@ -302,12 +310,7 @@ impl AgentRoute {
                             tool_run = Some(tokio::spawn(async move { agent.run_tool(c).await }));
                             break;
                         }
-                        Action::Transfer { to } => {
-                            // Transfer (REFER) is not in the SIP layer yet: the
-                            // request is recorded and the call ends after the line.
-                            transcript.note(&format!("transfer requested to {to}")).await;
-                            hang_up_after_speech = Some("transfer_requested");
-                        }
+                        Action::Transfer { to } => transfer_after_speech = Some(to),
                         Action::ScheduleCallback { when } => {
                             transcript.note(&format!("callback scheduled: {when}")).await;
                         }
@@ -315,9 +318,22 @@ impl AgentRoute {
                     }
                 }
                 if speaking.is_none() && tool_run.is_none() {
+                    if let Some(to) = transfer_after_speech.take() {
+                        rtp.wait_drained().await;
+                        record_played(&mut playing, &mut conv, &mut transcript).await;
+                        match self.transfer(call, &mut port, &to, &mut transcript).await {
+                            Some(end) => break end,
+                            None => {
+                                pending.push_back(Action::Say(self.agent.pack().rules.escalation.failed.clone()));
+                                silent_since = Instant::now();
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(reason) = hang_up_after_speech {
                         // Let the last words play out before the BYE.
                         rtp.wait_drained().await;
+                        record_played(&mut playing, &mut conv, &mut transcript).await;
                         call.hangup().await.ok();
                         break local_end(reason);
                     }
@@ -494,10 +510,7 @@ impl AgentRoute {
                     }
                 }
                 _ = rtp.wait_drained(), if !playing.is_empty() && speaking.is_none() => {
-                    for p in playing.drain(..) {
-                        let said: Vec<&str> = p.queued.iter().map(|(t, _)| t.as_str()).collect();
-                        record_heard(p.answer_of.as_deref(), &said.join(" "), false, &mut conv, &mut transcript).await;
-                    }
+                    record_played(&mut playing, &mut conv, &mut transcript).await;
                     silent_since = Instant::now();
                 }
                 done = async { match tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
@@ -544,6 +557,73 @@ impl AgentRoute {
         media_cancel.cancel();
         media_task.await.ok();
         (end, true, Some(rtp.stats()), None)
+    }
+
+    /// Transfers the call (REFER) once the agent's line has played. Returns
+    /// how the call ended, or `None` when the transfer failed and the call
+    /// stays with the agent. The caller's audio meanwhile is not listened to.
+    async fn transfer(
+        &self,
+        call: &mut InboundCall,
+        port: &mut MediaPort,
+        to: &str,
+        transcript: &mut Transcript,
+    ) -> Option<EndReason> {
+        transcript.note(&format!("transferring to {to}")).await;
+        let wait = Duration::from_secs(self.params.transfer_wait_s);
+        let outcome = {
+            let transfer = call.transfer(to, wait);
+            tokio::pin!(transfer);
+            loop {
+                tokio::select! {
+                    o = &mut transfer => break Some(o),
+                    Some(_) = port.recv() => {}
+                    _ = self.shutdown.cancelled() => break None,
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            call.hangup().await.ok();
+            return Some(EndReason {
+                by: Party::Local,
+                reason: "shutdown".into(),
+                status: None,
+            });
+        };
+        match outcome {
+            Ok(TransferOutcome::Transferred) => {
+                info!(to, "call transferred");
+                transcript.note(&format!("transferred to {to}")).await;
+                Some(EndReason {
+                    by: Party::Local,
+                    reason: "transferred".into(),
+                    status: None,
+                })
+            }
+            Ok(TransferOutcome::Ended(e)) => Some(e),
+            Ok(failed) => {
+                let status = match &failed {
+                    TransferOutcome::Refused { status } | TransferOutcome::TargetFailed { status } => *status,
+                    _ => None,
+                };
+                warn!(
+                    to,
+                    outcome = failed.name(),
+                    ?status,
+                    "transfer failed: the agent stays on the call"
+                );
+                let code = status.map(|s| format!(" ({s})")).unwrap_or_default();
+                transcript
+                    .note(&format!("transfer to {to} failed: {}{code}", failed.name()))
+                    .await;
+                None
+            }
+            Err(e) => {
+                warn!(to, error = %e, "transfer failed: the agent stays on the call");
+                transcript.note(&format!("transfer to {to} failed: {e}")).await;
+                None
+            }
+        }
     }
 
     fn speak_line(&self, text: String, turn: TurnTimes) -> Speaking {
@@ -667,6 +747,18 @@ fn stop_speaking(replies: Vec<Speaking>, port: &MediaPort) -> Vec<(Option<String
         out.push((s.answer_of, heard.join(" "), cut));
     }
     out
+}
+
+/// Replies that played out in full go into the history and the transcript.
+async fn record_played(
+    playing: &mut VecDeque<Speaking>,
+    conv: &mut voxline_agent::Conversation,
+    transcript: &mut Transcript,
+) {
+    for p in playing.drain(..) {
+        let said: Vec<&str> = p.queued.iter().map(|(t, _)| t.as_str()).collect();
+        record_heard(p.answer_of.as_deref(), &said.join(" "), false, conv, transcript).await;
+    }
 }
 
 /// What the caller heard of a reply goes into the history (answers) and the transcript.

@@ -390,7 +390,11 @@ pub fn sipp(server: &Server, scenario_file: &str, service: &str, local_ip: &str,
 
 /// `sipp` against a SIP port (usable from another thread).
 pub fn sipp_port(port: u16, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
-    let dir = test_dir("sipp");
+    sipp_in(&test_dir("sipp"), port, scenario_file, service, local_ip, extra)
+}
+
+/// `sipp` run in `dir` (where a scenario finds its pcap files).
+pub fn sipp_in(dir: &Path, port: u16, scenario_file: &str, service: &str, local_ip: &str, extra: &[&str]) -> SippRun {
     write_tone_ulaw(&dir.join("caller.ulaw"), 3.0, 300.0);
     // 150 packets (3 s) with 4 missing: 20, 21, 22 (a burst) and 50.
     write_rtp_pcap(&dir.join("lossy.pcap"), 150, &[20, 21, 22, 50]);
@@ -412,7 +416,7 @@ pub fn sipp_port(port: u16, scenario_file: &str, service: &str, local_ip: &str, 
         .args(["-mi", local_ip, "-mp", &media_port, "-timeout", "30", "-nostdin"])
         .args(["-cid_str", &call_id])
         .args(extra)
-        .current_dir(&dir);
+        .current_dir(dir);
     let out: Output = cmd.output().expect("run sipp (is sip-tester installed?)");
     let output = format!(
         "{}\n{}",
@@ -451,6 +455,31 @@ pub fn options_request(server: &Server, local: &std::net::SocketAddr, n: u32) ->
 /// `play_pcap_audio`, leaving out the packets whose index is in `skip`
 /// (real sequence gaps on the wire).
 pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
+    let frames = (0..packets).filter(|i| !skip.contains(i)).map(|i| {
+        let samples: Vec<i16> = (0..160)
+            .map(|n| {
+                let t = (u32::from(i) * 160 + n) as f32 / 8000.0;
+                ((2.0 * std::f32::consts::PI * 400.0 * t).sin() * 8000.0) as i16
+            })
+            .collect();
+        (i, samples)
+    });
+    write_pcmu_pcap(path, frames);
+}
+
+/// Writes a pcap of `speech` (8 kHz) as a PCMU RTP stream in 20 ms packets
+/// for SIPp's `play_pcap_audio`.
+pub fn write_speech_pcap(path: &Path, speech: &[i16]) {
+    let frames = speech.chunks(160).enumerate().map(|(i, c)| {
+        let mut samples = c.to_vec();
+        samples.resize(160, 0);
+        (i as u16, samples)
+    });
+    write_pcmu_pcap(path, frames);
+}
+
+/// Writes RTP packets (index, 160 samples) at 20 ms each into a pcap.
+fn write_pcmu_pcap(path: &Path, frames: impl Iterator<Item = (u16, Vec<i16>)>) {
     let mut out: Vec<u8> = Vec::new();
     // Global header: magic, v2.4, zone, sigfigs, snaplen, Ethernet.
     out.extend(0xa1b2c3d4u32.to_le_bytes());
@@ -460,21 +489,20 @@ pub fn write_rtp_pcap(path: &Path, packets: u16, skip: &[u16]) {
     out.extend(0u32.to_le_bytes());
     out.extend(65535u32.to_le_bytes());
     out.extend(1u32.to_le_bytes());
-    let mut pcm = Vec::new();
-    for i in 0..packets {
-        if skip.contains(&i) {
-            continue;
-        }
-        let samples: Vec<i16> = (0..160)
-            .map(|n| {
-                let t = (u32::from(i) * 160 + n) as f32 / 8000.0;
-                ((2.0 * std::f32::consts::PI * 400.0 * t).sin() * 8000.0) as i16
-            })
+    for (i, samples) in frames {
+        let pcm: Vec<u8> = samples
+            .iter()
+            .map(|&s| voxline_media::g711::linear_to_ulaw(s))
             .collect();
-        pcm.clear();
-        pcm.extend(samples.iter().map(|&s| voxline_media::g711::linear_to_ulaw(s)));
-        let rtp = voxline_media::rtp_packet(0, false, 1000 + i, u32::from(i) * 160, 0x5eed_5eed, pcm.clone().into())
-            .expect("rtp packet");
+        let rtp = voxline_media::rtp_packet(
+            0,
+            false,
+            1000u16.wrapping_add(i),
+            u32::from(i) * 160,
+            0x5eed_5eed,
+            pcm.into(),
+        )
+        .expect("rtp packet");
         let udp_len = 8 + rtp.len() as u16;
         let ip_len = 20 + udp_len;
         let mut frame = vec![0u8; 12];
