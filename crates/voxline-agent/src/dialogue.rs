@@ -89,6 +89,8 @@ pub struct Answer {
     user_message: String,
     /// Why the answer stopped early, if it did.
     pub stopped: Option<String>,
+    /// When the model's first text arrived.
+    first_token_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Answer {
@@ -140,7 +142,11 @@ impl Answer {
             let Some(stream) = self.stream.as_mut() else {
                 return Ok(None);
             };
-            match stream.next().await {
+            let next = stream.next().await;
+            if self.first_token_at.is_none() {
+                self.first_token_at = stream.first_token_at();
+            }
+            match next {
                 Some(Ok(ChatEvent::Delta(d))) => self.queue.extend(self.splitter.push(&d)),
                 Some(Ok(ChatEvent::Done(_))) | None => {
                     self.stream = None;
@@ -179,9 +185,10 @@ impl Answer {
         self.stopped.get_or_insert_with(|| why.to_string());
     }
 
-    /// Time from the request to the model's first text, once there was some.
-    pub fn first_token(&self) -> Option<std::time::Duration> {
-        self.stream.as_ref().and_then(|s| s.first_token())
+    /// When the model's first text arrived, once it has (`None` too for an
+    /// answer read from the passages without the model).
+    pub fn first_token_at(&self) -> Option<std::time::Instant> {
+        self.first_token_at
     }
 }
 
@@ -369,6 +376,7 @@ impl Conversation {
                     said: String::new(),
                     user_message: user,
                     stopped: None,
+                    first_token_at: None,
                 }))]
             }
         };

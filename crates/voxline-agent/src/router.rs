@@ -68,6 +68,22 @@ pub enum Intent {
     Unknown,
 }
 
+impl Intent {
+    /// A short name for records and logs (`question`, `tool`, `escalate`...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Intent::Goodbye => "goodbye",
+            Intent::Escalate => "escalate",
+            Intent::Tool { .. } => "tool",
+            Intent::OffDomain => "off_domain",
+            Intent::Greeting => "greeting",
+            Intent::Thanks => "thanks",
+            Intent::Question { .. } => "question",
+            Intent::Unknown => "unknown",
+        }
+    }
+}
+
 /// Lower-case words separated by single spaces, padded with spaces for
 /// whole-word `contains`.
 pub fn words(text: &str) -> String {

@@ -205,6 +205,11 @@ impl ChatStream {
         self.first_token
     }
 
+    /// When the first text arrived, once it has.
+    pub fn first_token_at(&self) -> Option<Instant> {
+        self.first_token.map(|d| self.started + d)
+    }
+
     /// Stops the generation now (the same as dropping the stream).
     pub fn cancel(&mut self) {
         self.done = true;

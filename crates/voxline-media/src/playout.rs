@@ -5,7 +5,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::Notify;
+
+/// Talk-spurt starts remembered (a reply's first packet is looked up after it played).
+const STARTS_KEPT: usize = 16;
 
 #[derive(Debug, Default)]
 struct Segments {
@@ -13,6 +17,10 @@ struct Segments {
     segs: VecDeque<(Arc<[i16]>, usize)>,
     /// Samples left in all segments.
     len: usize,
+    /// The last frame taken held queued audio.
+    playing: bool,
+    /// When queued audio followed silence (a frame about to be sent), latest last.
+    starts: VecDeque<Instant>,
 }
 
 /// Audio queued toward the caller.
@@ -45,6 +53,7 @@ impl PlayoutQueue {
         if let Ok(mut q) = self.inner.lock() {
             q.segs.clear();
             q.len = 0;
+            q.playing = false;
         }
         self.drained.notify_waiters();
     }
@@ -76,7 +85,21 @@ impl PlayoutQueue {
         }
         q.len -= filled;
         frame[filled..].fill(0);
+        if filled > 0 && !q.playing {
+            if q.starts.len() == STARTS_KEPT {
+                q.starts.pop_front();
+            }
+            q.starts.push_back(Instant::now());
+        }
+        q.playing = filled > 0;
         filled > 0
+    }
+
+    /// The first time since `t` that queued audio started after silence (the
+    /// frame it filled was sent right after), if one is remembered.
+    pub(crate) fn started_since(&self, t: Instant) -> Option<Instant> {
+        let q = self.inner.lock().ok()?;
+        q.starts.iter().copied().find(|&s| s >= t)
     }
 }
 
@@ -101,6 +124,38 @@ mod tests {
         assert_eq!(q.len(), 0);
         // The shared segment was not copied.
         assert_eq!(Arc::strong_count(&a), 1);
+    }
+
+    #[test]
+    fn talk_spurt_starts_are_remembered() {
+        let q = PlayoutQueue::default();
+        let before = Instant::now();
+        let mut f = [0i16; 4];
+        assert!(!q.fill(&mut f));
+        assert_eq!(q.started_since(before), None);
+        q.push(&[1; 6]);
+        assert!(q.fill(&mut f));
+        let first = q.started_since(before).expect("a start");
+        // Still the same spurt: no new start.
+        q.push(&[1; 4]);
+        assert!(q.fill(&mut f));
+        assert!(q.fill(&mut f));
+        assert_eq!(q.started_since(before), Some(first));
+        // Silence, then audio again: a new start, found from after the first.
+        assert!(!q.fill(&mut f));
+        let mid = Instant::now();
+        q.push(&[1; 4]);
+        assert!(q.fill(&mut f));
+        let second = q.started_since(mid).expect("second start");
+        assert!(second >= mid && second >= first);
+        // A clear ends the spurt.
+        q.push(&[1; 40]);
+        assert!(q.fill(&mut f));
+        q.clear();
+        let after_clear = Instant::now();
+        q.push(&[1; 4]);
+        assert!(q.fill(&mut f));
+        assert!(q.started_since(after_clear).is_some());
     }
 
     #[test]

@@ -165,6 +165,12 @@ impl MediaPort {
             .div_ceil((self.session.pcm_rate() / 50) as usize)
     }
 
+    /// When the first packet of a talk spurt that started after `t` was
+    /// sent (audio queued on silence goes out on the next 20 ms tick).
+    pub fn playout_started_since(&self, t: std::time::Instant) -> Option<std::time::Instant> {
+        self.session.playout_started_since(t)
+    }
+
     /// Waits until everything queued so far has been sent.
     pub async fn wait_drained(&self) {
         self.session.wait_drained().await

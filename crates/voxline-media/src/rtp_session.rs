@@ -389,6 +389,12 @@ impl RtpSession {
         self.shared.playout.clear();
     }
 
+    /// When audio queued after `t` began to be sent (the first packet of a
+    /// talk spurt that started after `t`), if it has.
+    pub fn playout_started_since(&self, t: std::time::Instant) -> Option<std::time::Instant> {
+        self.shared.playout.started_since(t)
+    }
+
     /// Samples (at the PCM rate) still queued for playout.
     pub fn queued_samples(&self) -> usize {
         self.shared.playout.len()

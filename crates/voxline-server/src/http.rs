@@ -48,6 +48,7 @@ pub async fn start(
         .route("/api/calls", get(list_calls))
         .route("/api/calls/{call_id}", get(get_call))
         .route("/api/calls/{call_id}/transcript", get(get_transcript))
+        .route("/api/calls/{call_id}/turns", get(get_turns))
         .route("/api/trunks", get(trunks))
         .route("/metrics", get(metrics))
         .with_state(state);
@@ -89,15 +90,39 @@ async fn get_call(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
 
 /// The transcript of each record with this Call-ID: `[{"id", "lines"}]`.
 async fn get_transcript(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
-    let rows = match s.store.find_by_call_id(&call_id).await {
+    per_record(
+        &s,
+        &call_id,
+        "lines",
+        |store, id| async move { store.transcript(&id).await },
+    )
+    .await
+}
+
+/// The agent turns (stage times) of each record with this Call-ID: `[{"id", "turns"}]`.
+async fn get_turns(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
+    per_record(&s, &call_id, "turns", |store, id| async move {
+        store.agent_turns(&id).await
+    })
+    .await
+}
+
+/// `[{"id": record id, key: rows}]` for each record with this Call-ID.
+async fn per_record<T, F, Fut>(s: &AppState, call_id: &str, key: &str, rows_of: F) -> Response
+where
+    T: serde::Serialize,
+    F: Fn(CallStore, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, voxline_store::StoreError>>,
+{
+    let records = match s.store.find_by_call_id(call_id).await {
         Ok(rows) if rows.is_empty() => return (StatusCode::NOT_FOUND, "no such call\n").into_response(),
         Ok(rows) => rows,
         Err(e) => return internal(e),
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        match s.store.transcript(&r.id).await {
-            Ok(lines) => out.push(serde_json::json!({ "id": r.id, "lines": lines })),
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        match rows_of(s.store.clone(), r.id.clone()).await {
+            Ok(rows) => out.push(serde_json::json!({ "id": r.id, key: rows })),
             Err(e) => return internal(e),
         }
     }

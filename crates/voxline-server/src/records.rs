@@ -75,6 +75,13 @@ impl Records {
         }
     }
 
+    /// Writes one of the agent's turns with its stage times.
+    pub async fn agent_turn(&self, id: &str, turn: &voxline_store::AgentTurn) {
+        if let Err(e) = self.store.agent_turn(id, turn).await {
+            tracing::error!(error = %e, "agent turn not written");
+        }
+    }
+
     /// Records a routed call refused before it had a dialog.
     pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
         let call = inbound_call(info, route);

@@ -163,6 +163,38 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         metrics.contains("voxline_agent_turn_final_to_first_audio_seconds_bucket"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("voxline_agent_turn_stage_seconds_count{stage=\"first_rtp\"} 1"),
+        "{metrics}"
+    );
+    // The turn is stored with its stage times, in the order they happen.
+    let body = server.http_get(&format!("/api/calls/{call_id}/turns"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let turns = v[0]["turns"].as_array().cloned().unwrap_or_default();
+    eprintln!("turns: {turns:?}");
+    let turn = turns
+        .iter()
+        .find(|t| {
+            t["caller_text"]
+                .as_str()
+                .is_some_and(|c| c.to_lowercase().contains("downtown"))
+        })
+        .unwrap_or_else(|| panic!("no stored turn for the question: {body}"));
+    assert_eq!(turn["seq"], 1, "{turn}");
+    let ms = |k: &str| turn[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {turn}"));
+    let (declared, fin, phrase, audio, rtp) = (
+        ms("end_declared_ms"),
+        ms("asr_final_ms"),
+        ms("first_phrase_ms"),
+        ms("tts_first_audio_ms"),
+        ms("first_rtp_ms"),
+    );
+    assert!(declared > 0.0 && fin > 0.0, "{turn}");
+    assert!(phrase <= audio && audio <= rtp, "{turn}");
+    if turn["intent"] == "question" {
+        assert!(ms("llm_first_token_ms") <= phrase, "{turn}");
+    }
+    assert!(turn["barge_in_onset_ms"].is_null(), "{turn}");
 }
 
 #[test]

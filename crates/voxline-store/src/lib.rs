@@ -9,7 +9,7 @@
 
 mod record;
 
-pub use record::{CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary, TranscriptLine};
+pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary, TranscriptLine};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -279,6 +279,64 @@ impl CallStore {
                     end_ms: row.try_get("end_ms")?,
                     text: row.try_get("text")?,
                     asr_latency_ms: row.try_get("asr_latency_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes one of the agent's turns.
+    pub async fn agent_turn(&self, record_id: &str, t: &AgentTurn) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agent_turns (record_id, seq, caller_end_ms, caller_text, intent, started_on, \
+             end_declared_ms, asr_final_ms, llm_first_token_ms, first_phrase_ms, tts_first_audio_ms, first_rtp_ms, \
+             barge_in_onset_ms, barge_in_stop_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(record_id)
+        .bind(t.seq)
+        .bind(t.caller_end_ms)
+        .bind(&t.caller_text)
+        .bind(&t.intent)
+        .bind(&t.started_on)
+        .bind(t.end_declared_ms)
+        .bind(t.asr_final_ms)
+        .bind(t.llm_first_token_ms)
+        .bind(t.first_phrase_ms)
+        .bind(t.tts_first_audio_ms)
+        .bind(t.first_rtp_ms)
+        .bind(t.barge_in_onset_ms)
+        .bind(t.barge_in_stop_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A call's agent turns, in order.
+    pub async fn agent_turns(&self, record_id: &str) -> Result<Vec<AgentTurn>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, caller_end_ms, caller_text, intent, started_on, end_declared_ms, asr_final_ms, \
+             llm_first_token_ms, first_phrase_ms, tts_first_audio_ms, first_rtp_ms, barge_in_onset_ms, \
+             barge_in_stop_ms FROM agent_turns WHERE record_id = $1 ORDER BY seq",
+        )
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentTurn {
+                    seq: row.try_get("seq")?,
+                    caller_end_ms: row.try_get("caller_end_ms")?,
+                    caller_text: row.try_get("caller_text")?,
+                    intent: row.try_get("intent")?,
+                    started_on: row.try_get("started_on")?,
+                    end_declared_ms: row.try_get("end_declared_ms")?,
+                    asr_final_ms: row.try_get("asr_final_ms")?,
+                    llm_first_token_ms: row.try_get("llm_first_token_ms")?,
+                    first_phrase_ms: row.try_get("first_phrase_ms")?,
+                    tts_first_audio_ms: row.try_get("tts_first_audio_ms")?,
+                    first_rtp_ms: row.try_get("first_rtp_ms")?,
+                    barge_in_onset_ms: row.try_get("barge_in_onset_ms")?,
+                    barge_in_stop_ms: row.try_get("barge_in_stop_ms")?,
                 })
             })
             .collect()

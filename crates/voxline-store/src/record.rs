@@ -129,3 +129,36 @@ pub struct TranscriptLine {
     /// How long after the end of speech was declared the text was ready, ms.
     pub asr_latency_ms: Option<f64>,
 }
+
+/// One caller turn the agent answered, with its stage times in ms after the
+/// caller's last voiced audio (`None`: the stage did not happen, e.g. no
+/// model for a fixed line, or was not measurable).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentTurn {
+    /// Order within the call, from 1.
+    pub seq: i64,
+    /// The caller's last voiced audio, ms of call audio from the answer.
+    pub caller_end_ms: i64,
+    /// What the caller said (the final transcript).
+    pub caller_text: String,
+    /// How the turn was routed (`question`, `tool`, `escalate`...).
+    pub intent: String,
+    /// `final` or `early_final` (the reply was started on the early final).
+    pub started_on: String,
+    /// The recogniser declared the end of speech (VAD hang-over over).
+    pub end_declared_ms: Option<f64>,
+    /// The final transcript was ready.
+    pub asr_final_ms: Option<f64>,
+    /// The model's first token.
+    pub llm_first_token_ms: Option<f64>,
+    /// The first phrase was ready (generated and checked).
+    pub first_phrase_ms: Option<f64>,
+    /// The first reply audio was synthesised (queued for playout).
+    pub tts_first_audio_ms: Option<f64>,
+    /// The first RTP packet of the reply was sent.
+    pub first_rtp_ms: Option<f64>,
+    /// The caller started talking over the reply (a barge-in that stopped it).
+    pub barge_in_onset_ms: Option<f64>,
+    /// The reply's playout was cleared by that barge-in.
+    pub barge_in_stop_ms: Option<f64>,
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, TranscriptLine};
+use voxline_store::{now_ms, AgentTurn, CallDirection, CallEnd, CallStore, NewCall, TranscriptLine};
 
 fn new_call(id: &str) -> NewCall {
     NewCall {
@@ -94,6 +94,33 @@ async fn life_cycle(url: &str) {
         ]
     );
     assert!(store.transcript("b").await.expect("empty").is_empty());
+    // Its agent turns with their stage times (a stage that did not happen is NULL).
+    let turn = |seq: i64, barge: Option<f64>| AgentTurn {
+        seq,
+        caller_end_ms: seq * 4000,
+        caller_text: "When do you open?".into(),
+        intent: "question".into(),
+        started_on: if seq == 1 { "early_final" } else { "final" }.into(),
+        end_declared_ms: Some(500.0),
+        asr_final_ms: Some(520.25),
+        llm_first_token_ms: Some(260.0),
+        first_phrase_ms: Some(410.0),
+        tts_first_audio_ms: Some(450.5),
+        first_rtp_ms: if seq == 1 { Some(461.0) } else { None },
+        barge_in_onset_ms: barge,
+        barge_in_stop_ms: barge.map(|b| b + 210.0),
+    };
+    store.agent_turn("a", &turn(2, Some(1800.0))).await.expect("turn 2");
+    store.agent_turn("a", &turn(1, None)).await.expect("turn 1");
+    assert!(
+        store.agent_turn("a", &turn(1, None)).await.is_err(),
+        "seq is unique per call"
+    );
+    assert_eq!(
+        store.agent_turns("a").await.expect("turns"),
+        vec![turn(1, None), turn(2, Some(1800.0))]
+    );
+    assert!(store.agent_turns("b").await.expect("none").is_empty());
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");
     store.heartbeat().await.expect("heartbeat");

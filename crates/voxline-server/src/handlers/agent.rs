@@ -10,6 +10,7 @@
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
 use crate::handlers::agent_metrics::AgentMetrics;
+use crate::handlers::agent_turns::{ReplyStages, TurnTimes};
 use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
 use crate::records::Records;
 use std::collections::{BTreeMap, VecDeque};
@@ -94,8 +95,12 @@ pub struct AgentRoute {
 
 /// Audio of the agent on its way to the caller.
 enum Spoken {
-    /// A phrase's audio at the voice's rate.
-    Audio { text: String, samples: Arc<[i16]> },
+    /// A phrase's audio at the voice's rate, with when its stages happened.
+    Audio {
+        text: String,
+        samples: Arc<[i16]>,
+        stages: ReplyStages,
+    },
     /// The reply is over (with what it said, for an answer).
     Done,
     /// Synthesis or generation failed.
@@ -135,17 +140,6 @@ impl Preempt {
         }
         self.rest.clear();
     }
-}
-
-/// Stage times of one turn, from the end of the caller's speech.
-#[derive(Debug, Clone, Default)]
-struct TurnTimes {
-    /// When the recogniser declared the end of speech.
-    speech_end: Option<Instant>,
-    /// The final transcript.
-    asr_final: Option<Instant>,
-    /// The first phrase's audio queued for playout.
-    first_audio: Option<Instant>,
 }
 
 /// What every agent route shares: the speech engines, the media clock and
@@ -282,6 +276,7 @@ impl AgentRoute {
         let mut silent_since = Instant::now();
         let mut reprompted = false;
         let mut turn_times = TurnTimes::default();
+        let mut turn_seq: i64 = 0;
         // A reply started on the early final, held until the final confirms it.
         let mut preempt: Option<Preempt> = None;
         let tts_rate = self.tts.sample_rate();
@@ -320,7 +315,9 @@ impl AgentRoute {
                 if speaking.is_none() && tool_run.is_none() {
                     if let Some(to) = transfer_after_speech.take() {
                         rtp.wait_drained().await;
-                        record_played(&mut playing, &mut conv, &mut transcript).await;
+                        let played = record_played(&mut playing, &mut conv, &mut transcript).await;
+                        self.finish_turns(played, &port, records, record_id, &mut turn_seq)
+                            .await;
                         match self.transfer(call, &mut port, &to, &mut transcript).await {
                             Some(end) => break end,
                             None => {
@@ -333,7 +330,9 @@ impl AgentRoute {
                     if let Some(reason) = hang_up_after_speech {
                         // Let the last words play out before the BYE.
                         rtp.wait_drained().await;
-                        record_played(&mut playing, &mut conv, &mut transcript).await;
+                        let played = record_played(&mut playing, &mut conv, &mut transcript).await;
+                        self.finish_turns(played, &port, records, record_id, &mut turn_seq)
+                            .await;
                         call.hangup().await.ok();
                         break local_end(reason);
                     }
@@ -400,10 +399,10 @@ impl AgentRoute {
                             barge = Some(at_ms);
                         }
                     }
-                    AsrEvent::SpeechEnd { .. } => {
+                    AsrEvent::SpeechEnd { at_ms, .. } => {
                         caller_speaking = false;
                         barge = None;
-                        turn_times.speech_end = Some(Instant::now());
+                        turn_times.caller_ended(at_ms, recognizer.now_ms());
                         silent_since = Instant::now();
                     }
                     AsrEvent::Partial { .. } => {}
@@ -414,7 +413,7 @@ impl AgentRoute {
                         if quiet && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
                             if let Ok((intent, actions)) = conv.turn(&text).await {
                                 let mut actions: VecDeque<Action> = actions.into();
-                                let times = TurnTimes { asr_final: Some(Instant::now()), ..TurnTimes::default() };
+                                let times = TurnTimes { asr_final: Some(Instant::now()), early: true, ..TurnTimes::default() };
                                 let first = match actions.pop_front() {
                                     Some(Action::Say(t)) => Some(self.speak_line(t, times)),
                                     Some(Action::Answer(a)) => Some(self.speak_answer(*a, times)),
@@ -444,7 +443,11 @@ impl AgentRoute {
                                 info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
                                 self.metrics.preempted.inc();
                                 if let Some(mut s) = p.first.take() {
-                                    s.turn = Some(std::mem::take(&mut turn_times));
+                                    let mut t = std::mem::take(&mut turn_times);
+                                    t.text = text.clone();
+                                    t.intent = p.intent.name().to_string();
+                                    t.early = true;
+                                    s.turn = Some(t);
                                     speaking = Some(s);
                                 }
                                 pending.extend(p.rest.drain(..));
@@ -455,10 +458,14 @@ impl AgentRoute {
                         match conv.turn(&text).await {
                             Ok((intent, actions)) => {
                                 info!(?intent, said = %text, "caller turn");
+                                turn_times.text = text.clone();
+                                turn_times.intent = intent.name().to_string();
                                 pending.extend(actions);
                             }
                             Err(e) => {
                                 warn!(error = %e, "the model failed: answering that it does not know");
+                                turn_times.text = text.clone();
+                                turn_times.intent = "model_failed".into();
                                 pending.push_back(Action::Say(self.agent.pack().rules.domain.unknown.clone()));
                             }
                         }
@@ -468,10 +475,18 @@ impl AgentRoute {
                 // Barge-in: the caller has talked over the agent long enough.
                 _ = tokio::time::sleep(barge_wait), if barge.is_some() => {
                     let onset = barge.take().unwrap_or(0);
-                    let replies: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
-                    let heard = stop_speaking(replies, &port);
-                    pending.clear();
+                    let mut replies: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
                     let stopped_ms = recognizer.now_ms().saturating_sub(onset);
+                    let stopped_at = Instant::now();
+                    let onset_at = stopped_at.checked_sub(Duration::from_millis(stopped_ms)).unwrap_or(stopped_at);
+                    let heard = stop_speaking(&mut replies, &port);
+                    for r in &mut replies {
+                        if let Some(t) = r.turn.as_mut() {
+                            t.barge_in = Some((onset_at, stopped_at));
+                        }
+                    }
+                    self.finish_turns(replies, &port, records, record_id, &mut turn_seq).await;
+                    pending.clear();
                     self.metrics.barge_ins.inc();
                     self.metrics.barge_in_stop.observe(stopped_ms as f64 / 1e3);
                     info!(
@@ -485,13 +500,11 @@ impl AgentRoute {
                 }
                 Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {
                     match spoken {
-                        Spoken::Audio { text, samples } => {
+                        Spoken::Audio { text, samples, stages } => {
+                            let on_silence = port.queued_frames() == 0;
                             if let Some(s) = speaking.as_mut() {
                                 if let Some(t) = s.turn.as_mut() {
-                                    if t.first_audio.is_none() {
-                                        t.first_audio = Some(Instant::now());
-                                        log_turn(t, &self.metrics);
-                                    }
+                                    t.first_audio_queued(stages, on_silence, &self.metrics);
                                 }
                                 s.queued.push((text, samples.len().div_ceil(port_frame_samples)));
                             }
@@ -505,12 +518,14 @@ impl AgentRoute {
                         }
                         Spoken::Failed(why) => {
                             warn!(%why, "the agent's reply failed");
-                            speaking = None;
+                            // What was queued of it still plays.
+                            playing.extend(speaking.take());
                         }
                     }
                 }
                 _ = rtp.wait_drained(), if !playing.is_empty() && speaking.is_none() => {
-                    record_played(&mut playing, &mut conv, &mut transcript).await;
+                    let played = record_played(&mut playing, &mut conv, &mut transcript).await;
+                        self.finish_turns(played, &port, records, record_id, &mut turn_seq).await;
                     silent_since = Instant::now();
                 }
                 done = async { match tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
@@ -546,10 +561,12 @@ impl AgentRoute {
         if let Some(mut p) = preempt.take() {
             p.cancel();
         }
-        for mut s in playing.drain(..).chain(speaking.take()) {
+        let mut left: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
+        for s in &mut left {
             s.cancel.cancel();
             s.rx.close();
         }
+        self.finish_turns(left, &port, records, record_id, &mut turn_seq).await;
         if let Some(t) = tool_run.take() {
             t.abort();
         }
@@ -626,17 +643,40 @@ impl AgentRoute {
         }
     }
 
+    /// Stores the turns of replies that are over (played, cut or dropped).
+    async fn finish_turns(
+        &self,
+        replies: Vec<Speaking>,
+        port: &MediaPort,
+        records: &Records,
+        record_id: &str,
+        seq: &mut i64,
+    ) {
+        for r in replies {
+            let Some(t) = r.turn else { continue };
+            if let Some(row) = t.record(*seq + 1, port, &self.metrics) {
+                *seq += 1;
+                records.agent_turn(record_id, &row).await;
+            }
+        }
+    }
+
     fn speak_line(&self, text: String, turn: TurnTimes) -> Speaking {
         let (tx, rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
         let tts = self.tts.clone();
         let c = cancel.clone();
+        let decided = Instant::now();
         tokio::spawn(async move {
             tokio::select! {
                 _ = c.cancelled() => {}
                 audio = tts.cached(&text) => {
                     let msg = match audio {
-                        Ok(samples) => Spoken::Audio { text, samples },
+                        Ok(samples) => Spoken::Audio {
+                            text,
+                            samples,
+                            stages: ReplyStages { llm_first_token: None, first_phrase: decided, audio_ready: Instant::now() },
+                        },
                         Err(e) => Spoken::Failed(e.to_string()),
                     };
                     let _ = tx.send(msg).await;
@@ -665,24 +705,29 @@ impl AgentRoute {
                 // audio is queued while the next one is generated.
                 loop {
                     match answer.next_phrase().await {
-                        Ok(Some(phrase)) => match tts.synthesize(&phrase).await {
-                            Ok(samples) => {
-                                if tx
-                                    .send(Spoken::Audio {
-                                        text: phrase,
-                                        samples: samples.into(),
-                                    })
-                                    .await
-                                    .is_err()
-                                {
+                        Ok(Some(phrase)) => {
+                            let phrase_at = Instant::now();
+                            let samples = match tts.synthesize(&phrase).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    let _ = tx.send(Spoken::Failed(e.to_string())).await;
                                     return;
                                 }
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Spoken::Failed(e.to_string())).await;
+                            };
+                            let stages = ReplyStages {
+                                llm_first_token: answer.first_token_at(),
+                                first_phrase: phrase_at,
+                                audio_ready: Instant::now(),
+                            };
+                            let audio = Spoken::Audio {
+                                text: phrase,
+                                samples: samples.into(),
+                                stages,
+                            };
+                            if tx.send(audio).await.is_err() {
                                 return;
                             }
-                        },
+                        }
                         Ok(None) => {
                             if let Some(why) = &answer.stopped {
                                 info!(%why, "answer stopped early");
@@ -715,14 +760,14 @@ impl AgentRoute {
 /// Stops the agent's speech now. For each reply queued (oldest first):
 /// the user message it answered, the text the caller heard of it (whole
 /// phrases played, and the played share of the one cut), and whether it was cut.
-fn stop_speaking(replies: Vec<Speaking>, port: &MediaPort) -> Vec<(Option<String>, String, bool)> {
+fn stop_speaking(replies: &mut [Speaking], port: &MediaPort) -> Vec<(Option<String>, String, bool)> {
     let still_queued = port.queued_frames();
     port.clear();
     let total: usize = replies.iter().flat_map(|s| s.queued.iter().map(|(_, n)| n)).sum();
     // Audio goes out in order: the last `still_queued` frames were never heard.
     let mut heard_frames = total.saturating_sub(still_queued);
     let mut out = Vec::new();
-    for mut s in replies {
+    for s in replies.iter_mut() {
         s.cancel.cancel();
         s.rx.close();
         let mut heard = Vec::new();
@@ -744,7 +789,7 @@ fn stop_speaking(replies: Vec<Speaking>, port: &MediaPort) -> Vec<(Option<String
         }
         // A reply still being generated was cut too.
         cut |= s.answer_of.is_some() && heard.len() < s.queued.len().max(1);
-        out.push((s.answer_of, heard.join(" "), cut));
+        out.push((s.answer_of.clone(), heard.join(" "), cut));
     }
     out
 }
@@ -754,11 +799,13 @@ async fn record_played(
     playing: &mut VecDeque<Speaking>,
     conv: &mut voxline_agent::Conversation,
     transcript: &mut Transcript,
-) {
-    for p in playing.drain(..) {
+) -> Vec<Speaking> {
+    let played: Vec<Speaking> = playing.drain(..).collect();
+    for p in &played {
         let said: Vec<&str> = p.queued.iter().map(|(t, _)| t.as_str()).collect();
         record_heard(p.answer_of.as_deref(), &said.join(" "), false, conv, transcript).await;
     }
+    played
 }
 
 /// What the caller heard of a reply goes into the history (answers) and the transcript.
@@ -777,33 +824,6 @@ async fn record_heard(
     } else {
         transcript.agent(heard).await;
     }
-}
-
-/// Logs a turn's stage times once its first audio is queued, and counts them.
-fn log_turn(t: &TurnTimes, metrics: &AgentMetrics) {
-    let (Some(fin), Some(audio)) = (t.asr_final, t.first_audio) else {
-        return;
-    };
-    metrics.turns.inc();
-    metrics
-        .final_to_audio
-        .observe(audio.saturating_duration_since(fin).as_secs_f64());
-    if let Some(e) = t.speech_end {
-        metrics
-            .speech_end_to_audio
-            .observe(audio.saturating_duration_since(e).as_secs_f64());
-    }
-    let from_end = t
-        .speech_end
-        .map(|e| audio.saturating_duration_since(e).as_millis() as u64);
-    info!(
-        speech_end_to_first_audio_ms = from_end,
-        final_to_first_audio_ms = audio.saturating_duration_since(fin).as_millis() as u64,
-        speech_end_to_final_ms = t
-            .speech_end
-            .map(|e| fin.saturating_duration_since(e).as_millis() as u64),
-        "turn: first reply audio queued"
-    );
 }
 
 /// Short acknowledgements that do not take the turn.

@@ -1,9 +1,11 @@
 //! The agent routes' per-turn figures, exported on `/metrics`: turns,
 //! time from the final transcript (and from the declared end of speech) to
 //! the first reply audio queued, barge-ins and how long after the caller's
-//! onset the agent stopped, and replies started on the early final.
+//! onset the agent stopped, replies started on the early final, and each
+//! stage of a turn measured from the caller's last voiced audio.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -27,6 +29,18 @@ pub struct AgentMetrics {
     pub barge_in_stop: Histogram,
     /// Replies started on the early final and used.
     pub preempted: Counter,
+    /// Each stage of a turn (`stage` label), from the caller's last voiced audio.
+    stages: Family<Vec<(String, String)>, Histogram, TurnHistogram>,
+}
+
+/// Makes a histogram with the turn buckets (for the stage family).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TurnHistogram;
+
+impl MetricConstructor<Histogram> for TurnHistogram {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(TURN_BUCKETS)
+    }
 }
 
 impl Default for AgentMetrics {
@@ -38,11 +52,20 @@ impl Default for AgentMetrics {
             barge_ins: Counter::default(),
             barge_in_stop: Histogram::new(BARGE_BUCKETS),
             preempted: Counter::default(),
+            stages: Family::new_with_constructor(TurnHistogram),
         }
     }
 }
 
 impl AgentMetrics {
+    /// The histogram of one turn stage (`end_declared`, `asr_final`,
+    /// `llm_first_token`, `first_phrase`, `tts_first_audio`, `first_rtp`).
+    pub fn stage(&self, stage: &str) -> Histogram {
+        self.stages
+            .get_or_create(&vec![("stage".to_string(), stage.to_string())])
+            .clone()
+    }
+
     /// Adds these metrics to a registry being encoded.
     pub fn register(&self, registry: &mut Registry) {
         registry.register("agent_turns", "Caller turns the agent answered", self.turns.clone());
@@ -65,6 +88,11 @@ impl AgentMetrics {
             "agent_barge_in_stop_seconds",
             "Caller's speech onset to the agent's playout cleared",
             self.barge_in_stop.clone(),
+        );
+        registry.register(
+            "agent_turn_stage_seconds",
+            "Each stage of a caller turn, from the caller's last voiced audio",
+            self.stages.clone(),
         );
         registry.register(
             "agent_replies_preempted",

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod agent_metrics;
+pub(crate) mod agent_turns;
 pub mod call_media;
 pub mod playback;
 

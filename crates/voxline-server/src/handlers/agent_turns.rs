@@ -1,0 +1,148 @@
+//! One caller turn's stage times, collected while the agent replies: the
+//! caller's last voiced audio, the declared end of speech, the final
+//! transcript, the model's first token, the first checked phrase, its
+//! synthesised audio, the first RTP packet of the reply and a barge-in that
+//! cut it. Logged and counted when the first audio is queued; stored with
+//! the call record (and observed on `/metrics`) when the reply is over.
+
+use crate::handlers::agent_metrics::AgentMetrics;
+use std::time::{Duration, Instant};
+use tracing::info;
+use voxline_media::MediaPort;
+use voxline_store::AgentTurn;
+
+/// When the reply's own stages happened (stamped where they happen: the
+/// generation and synthesis task).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplyStages {
+    /// The model's first token (none for a fixed line).
+    pub llm_first_token: Option<Instant>,
+    /// The first phrase was ready to synthesise.
+    pub first_phrase: Instant,
+    /// Its audio was synthesised.
+    pub audio_ready: Instant,
+}
+
+/// Stage times of one caller turn.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TurnTimes {
+    /// The caller's last voiced audio (the VAD's end of speech, on the stream clock).
+    pub caller_end: Option<Instant>,
+    /// The same, ms of call audio.
+    pub caller_end_ms: u64,
+    /// When the recogniser declared the end of speech.
+    pub speech_end: Option<Instant>,
+    /// The final transcript.
+    pub asr_final: Option<Instant>,
+    /// The reply's model, phrase and synthesis stages, from its first audio.
+    pub reply: Option<ReplyStages>,
+    /// The first phrase's audio queued for playout.
+    pub first_audio: Option<Instant>,
+    /// The playout queue was empty then: the reply's first packet starts a talk spurt.
+    pub audio_on_silence: bool,
+    /// The caller's onset and the playout cleared, when a barge-in cut the reply.
+    pub barge_in: Option<(Instant, Instant)>,
+    /// The final transcript's text.
+    pub text: String,
+    /// How the turn was routed (`Intent::name`).
+    pub intent: String,
+    /// The reply was started on the early final.
+    pub early: bool,
+}
+
+impl TurnTimes {
+    /// The recogniser's end of speech: the last voiced audio was at stream
+    /// `at_ms`, the stream is at `now_ms`.
+    pub fn caller_ended(&mut self, at_ms: u64, now_ms: u64) {
+        let now = Instant::now();
+        self.speech_end = Some(now);
+        self.caller_end = Some(
+            now.checked_sub(Duration::from_millis(now_ms.saturating_sub(at_ms)))
+                .unwrap_or(now),
+        );
+        self.caller_end_ms = at_ms;
+    }
+
+    /// The reply's first audio is being queued (`on_silence`: nothing else
+    /// was queued): logs the turn and counts it.
+    pub fn first_audio_queued(&mut self, stages: ReplyStages, on_silence: bool, metrics: &AgentMetrics) {
+        if self.first_audio.is_some() {
+            return;
+        }
+        let audio = Instant::now();
+        self.first_audio = Some(audio);
+        self.reply = Some(stages);
+        self.audio_on_silence = on_silence;
+        let Some(fin) = self.asr_final else {
+            return;
+        };
+        metrics.turns.inc();
+        metrics
+            .final_to_audio
+            .observe(audio.saturating_duration_since(fin).as_secs_f64());
+        if let Some(e) = self.speech_end {
+            metrics
+                .speech_end_to_audio
+                .observe(audio.saturating_duration_since(e).as_secs_f64());
+        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        info!(
+            speech_end_to_first_audio_ms = self.speech_end.map(|e| ms(audio.saturating_duration_since(e))),
+            final_to_first_audio_ms = ms(audio.saturating_duration_since(fin)),
+            speech_end_to_final_ms = self.speech_end.map(|e| ms(fin.saturating_duration_since(e))),
+            llm_first_token_after_final_ms = stages.llm_first_token.map(|t| ms(t.saturating_duration_since(fin))),
+            early_final = self.early,
+            "turn: first reply audio queued"
+        );
+    }
+
+    /// The turn's row for the store, once its reply is over; `port` tells
+    /// when its first packet went out. Observes the stage histograms.
+    pub fn record(&self, seq: i64, port: &MediaPort, metrics: &AgentMetrics) -> Option<AgentTurn> {
+        self.asr_final?;
+        let base = self.caller_end.or(self.speech_end).or(self.asr_final)?;
+        let rel = |t: Option<Instant>| {
+            t.map(|t| {
+                let ms = match t.checked_duration_since(base) {
+                    Some(d) => d.as_secs_f64() * 1e3,
+                    None => -(base.saturating_duration_since(t).as_secs_f64() * 1e3),
+                };
+                (ms * 10.0).round() / 10.0
+            })
+        };
+        // Audio queued on silence goes out as a new talk spurt: its first
+        // packet's send time is known. Queued behind other audio it is not.
+        let first_rtp = match (self.first_audio, self.audio_on_silence) {
+            (Some(q), true) => port.playout_started_since(q),
+            _ => None,
+        };
+        let turn = AgentTurn {
+            seq,
+            caller_end_ms: self.caller_end_ms as i64,
+            caller_text: self.text.clone(),
+            intent: self.intent.clone(),
+            started_on: if self.early { "early_final" } else { "final" }.into(),
+            end_declared_ms: rel(self.speech_end),
+            asr_final_ms: rel(self.asr_final),
+            llm_first_token_ms: rel(self.reply.and_then(|r| r.llm_first_token)),
+            first_phrase_ms: rel(self.reply.map(|r| r.first_phrase)),
+            tts_first_audio_ms: rel(self.reply.map(|r| r.audio_ready)),
+            first_rtp_ms: rel(first_rtp),
+            barge_in_onset_ms: rel(self.barge_in.map(|b| b.0)),
+            barge_in_stop_ms: rel(self.barge_in.map(|b| b.1)),
+        };
+        for (stage, ms) in [
+            ("end_declared", turn.end_declared_ms),
+            ("asr_final", turn.asr_final_ms),
+            ("llm_first_token", turn.llm_first_token_ms),
+            ("first_phrase", turn.first_phrase_ms),
+            ("tts_first_audio", turn.tts_first_audio_ms),
+            ("first_rtp", turn.first_rtp_ms),
+        ] {
+            if let Some(ms) = ms {
+                metrics.stage(stage).observe((ms / 1e3).max(0.0));
+            }
+        }
+        Some(turn)
+    }
+}
