@@ -13,8 +13,14 @@ use std::sync::Arc;
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, LlmError, Role};
 use voxline_tts::splitter::{PhraseSplitter, SplitterConfig};
 
-/// Exchanges of earlier turns the model sees.
-const HISTORY_TURNS: usize = 2;
+/// Exchanges of earlier turns the model sees at most: past this the history
+/// is cut back to `HISTORY_KEEP` at once. The history only grows between
+/// cuts, so each turn's prompt starts with the previous one and the model
+/// engine reuses its cached prefix (a sliding window would change the start
+/// of the history every turn and make the engine read all of it again).
+const HISTORY_MAX: usize = 6;
+/// Exchanges kept when the history is cut.
+const HISTORY_KEEP: usize = 3;
 
 /// Words that accept an offer ("would you like me to transfer you?").
 const YES: &[&str] = &["yes", "yeah", "yep", "sure", "please do", "yes please", "ok", "okay"];
@@ -85,8 +91,11 @@ pub struct Answer {
     handed_out: usize,
     /// What was handed out so far.
     said: String,
-    /// The user message sent (facts and question), for the history.
+    /// The user message sent (facts and question).
     user_message: String,
+    /// What the history keeps of it: the question (earlier facts stay out of
+    /// later prompts; what was said of them is in the answer).
+    question: String,
     /// Why the answer stopped early, if it did.
     pub stopped: Option<String>,
     /// When the model's first text arrived.
@@ -167,9 +176,14 @@ impl Answer {
         }
     }
 
-    /// The user message this answers (facts and question), as the history keeps it.
+    /// The user message this answers (facts and question).
     pub fn user_message(&self) -> &str {
         &self.user_message
+    }
+
+    /// The user message as the history keeps it (the question only).
+    pub fn history_message(&self) -> &str {
+        &self.question
     }
 
     /// Stops generating (barge-in, or a failed check).
@@ -349,8 +363,7 @@ impl Conversation {
             Intent::Question { hits } => {
                 let user = user_message(hits, utterance);
                 let mut messages = vec![ChatMessage::new(Role::System, self.agent.system.clone())];
-                let keep = self.history.len().saturating_sub(HISTORY_TURNS * 2);
-                messages.extend(self.history[keep..].iter().cloned());
+                messages.extend(self.history.iter().cloned());
                 messages.push(ChatMessage::new(Role::User, user.clone()));
                 let max_words = pack.persona.max_reply_words;
                 let stream = self
@@ -375,6 +388,7 @@ impl Conversation {
                     handed_out: 0,
                     said: String::new(),
                     user_message: user,
+                    question: format!("Question: {}", utterance.trim()),
                     stopped: None,
                     first_token_at: None,
                 }))]
@@ -385,11 +399,15 @@ impl Conversation {
 
     /// Records what the caller heard of an answer (all of it, or up to a barge-in).
     pub fn answered(&mut self, answer: &Answer, heard: &str) {
-        self.answered_text(&answer.user_message, heard);
+        self.answered_text(&answer.question, heard);
     }
 
-    /// Records what the caller heard of the answer to `user_message`.
+    /// Records what the caller heard of the answer to `user_message`
+    /// ([`Answer::history_message`]).
     pub fn answered_text(&mut self, user_message: &str, heard: &str) {
+        if self.history.len() >= HISTORY_MAX * 2 {
+            self.history.drain(..(HISTORY_MAX - HISTORY_KEEP) * 2);
+        }
         self.history
             .push(ChatMessage::new(Role::User, user_message.to_string()));
         self.history
@@ -420,6 +438,24 @@ impl Conversation {
     /// Whether the agent waits for digits or a spoken argument.
     pub fn is_collecting(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Lengths of the numbers the caller may be reading now: the one asked
+    /// for, else those of every digits argument of the pack's tools.
+    pub fn digit_lengths(&self) -> Vec<usize> {
+        let tools = &self.agent.pack.tools;
+        match &self.pending {
+            Some(p) => tools[p.tool]
+                .args
+                .get(&p.asking)
+                .and_then(|a| a.length)
+                .into_iter()
+                .collect(),
+            None => tools
+                .iter()
+                .flat_map(|t| t.args.values().filter_map(|a| a.length))
+                .collect(),
+        }
     }
 
     fn reask(&mut self, mut p: Pending) -> Vec<Action> {

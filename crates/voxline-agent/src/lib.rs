@@ -14,6 +14,7 @@ pub mod pack;
 pub mod prompt;
 pub mod router;
 pub mod tools;
+pub mod turn_end;
 
 pub use dialogue::{Action, Agent, Answer, Conversation};
 pub use knowledge::{Hit, Knowledge, Passage};

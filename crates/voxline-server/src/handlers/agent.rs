@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 use voxline_agent::router::words;
+use voxline_agent::turn_end::{self, TurnEnd};
 use voxline_agent::{Action, Agent, DomainPack};
 use voxline_asr::AsrEvent;
 use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput};
@@ -41,6 +42,12 @@ pub struct AgentParams {
     pub barge_in_ms: u64,
     /// How long a transfer may take (REFER answered and the colleague answering), s.
     pub transfer_wait_s: u64,
+    /// Silence that ends the caller's turn when their words are clearly a
+    /// finished sentence or question, ms (else `asr.hangover_ms`).
+    pub turn_complete_ms: u32,
+    /// Silence that ends the caller's turn when their words clearly go on
+    /// (a trailing "and", a half-read number), ms.
+    pub turn_incomplete_ms: u32,
 }
 
 impl AgentParams {
@@ -52,6 +59,8 @@ impl AgentParams {
             record: None,
             barge_in_ms: 200,
             transfer_wait_s: 30,
+            turn_complete_ms: 250,
+            turn_incomplete_ms: 1200,
         };
         for (k, v) in params {
             let field = format!("params.{k}");
@@ -67,6 +76,12 @@ impl AgentParams {
                 ("barge_in_ms", _) => return Err(bad("an integer from 60 to 2000")),
                 ("transfer_wait_s", ParamValue::Int(n)) if (1..=300).contains(n) => p.transfer_wait_s = *n as u64,
                 ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
+                ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => p.turn_complete_ms = *n as u32,
+                ("turn_complete_ms", _) => return Err(bad("an integer from 100 to 2000")),
+                ("turn_incomplete_ms", ParamValue::Int(n)) if (200..=5000).contains(n) => {
+                    p.turn_incomplete_ms = *n as u32
+                }
+                ("turn_incomplete_ms", _) => return Err(bad("an integer from 200 to 5000")),
                 _ => return Err((field, "unknown parameter for the agent handler".into())),
             }
         }
@@ -277,6 +292,8 @@ impl AgentRoute {
         let mut reprompted = false;
         let mut turn_times = TurnTimes::default();
         let mut turn_seq: i64 = 0;
+        // The configured hang-over, restored at each new utterance.
+        let hangover_ms = recognizer.segmenter_mut().config().hangover_ms;
         // A reply started on the early final, held until the final confirms it.
         let mut preempt: Option<Preempt> = None;
         let tts_rate = self.tts.sample_rate();
@@ -391,6 +408,7 @@ impl AgentRoute {
                 Some(ev) = recognizer.next_event() => match ev {
                     AsrEvent::SpeechStart { at_ms, .. } => {
                         caller_speaking = true;
+                        recognizer.segmenter_mut().set_hangover_ms(hangover_ms);
                         // The caller goes on: a reply started early is out of date.
                         if let Some(mut p) = preempt.take() {
                             p.cancel();
@@ -401,16 +419,26 @@ impl AgentRoute {
                     }
                     AsrEvent::SpeechEnd { at_ms, .. } => {
                         caller_speaking = false;
+                        recognizer.segmenter_mut().set_hangover_ms(hangover_ms);
                         barge = None;
                         turn_times.caller_ended(at_ms, recognizer.now_ms());
                         silent_since = Instant::now();
                     }
                     AsrEvent::Partial { .. } => {}
                     AsrEvent::Tentative { utterance, text } => {
+                        // End of turn from the words: answer sooner after a
+                        // finished sentence, wait longer for one that goes on.
+                        let end = turn_end::assess(&text, &conv.digit_lengths());
+                        recognizer.segmenter_mut().set_hangover_ms(match end {
+                            TurnEnd::Complete => self.params.turn_complete_ms,
+                            TurnEnd::Incomplete => self.params.turn_incomplete_ms,
+                            TurnEnd::Unclear => hangover_ms,
+                        });
+                        debug!(?end, %text, "end of turn from the early final");
                         // Preemptive generation: start the reply now, keep it
                         // only if the final transcript is the same.
                         let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
-                        if quiet && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
+                        if quiet && end != TurnEnd::Incomplete && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
                             if let Ok((intent, actions)) = conv.turn(&text).await {
                                 let mut actions: VecDeque<Action> = actions.into();
                                 let times = TurnTimes { asr_final: Some(Instant::now()), early: true, ..TurnTimes::default() };
@@ -698,7 +726,7 @@ impl AgentRoute {
         let cancel = CancellationToken::new();
         let tts = self.tts.clone();
         let c = cancel.clone();
-        let user = answer.user_message().to_string();
+        let user = answer.history_message().to_string();
         tokio::spawn(async move {
             let run = async {
                 // Each phrase is synthesised as soon as it is checked; its
