@@ -435,6 +435,12 @@ impl Conversation {
         self.reask(p)
     }
 
+    /// Whether the agent asked the caller something (an offer to transfer,
+    /// an argument): a bare "yeah" or "okay" is then an answer.
+    pub fn awaits_answer(&self) -> bool {
+        self.offered_transfer || self.pending.is_some()
+    }
+
     /// Whether the agent waits for digits or a spoken argument.
     pub fn is_collecting(&self) -> bool {
         self.pending.is_some()

@@ -54,16 +54,30 @@ fn voxline(args: &[&str], dir: &Path) -> String {
 /// `text`, then `tail` seconds of silence, at 16 kHz. Returns the file and
 /// when the speech starts and ends (s).
 fn caller_audio(dir: &Path, name: &str, lead: f32, text: &str, tail: f32) -> (PathBuf, f32, f32) {
-    let spoken = dir.join(format!("{name}-said.wav"));
-    voxline(&["say", text, "--out", spoken.to_str().unwrap_or_default()], dir);
-    let said = voxline_media::read_wav_mono(&spoken).expect("said");
-    let speech = voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000).expect("resample");
-    let mut all = vec![0i16; (lead * 16_000.0) as usize];
-    all.extend_from_slice(&speech);
+    let (path, spans) = caller_script(dir, name, &[(lead, text)], tail);
+    (path, spans[0].0, spans[0].1)
+}
+
+/// The caller's side as a script: for each line, the silence before it and
+/// the words (the Piper voice), then `tail` seconds of silence, at 16 kHz.
+/// Returns the file and when each line starts and ends (s).
+fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -> (PathBuf, Vec<(f32, f32)>) {
+    let mut all: Vec<i16> = Vec::new();
+    let mut spans = Vec::new();
+    for (i, (pause, text)) in lines.iter().enumerate() {
+        let spoken = dir.join(format!("{name}-said-{i}.wav"));
+        voxline(&["say", text, "--out", spoken.to_str().unwrap_or_default()], dir);
+        let said = voxline_media::read_wav_mono(&spoken).expect("said");
+        let speech = voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000).expect("resample");
+        all.extend(std::iter::repeat_n(0, (pause * 16_000.0) as usize));
+        let start = all.len() as f32 / 16_000.0;
+        all.extend_from_slice(&speech);
+        spans.push((start, all.len() as f32 / 16_000.0));
+    }
     all.extend(std::iter::repeat_n(0, (tail * 16_000.0) as usize));
     let path = dir.join(format!("{name}.wav"));
     common::write_wav_rate(&path, &all, 16_000);
-    (path, lead, lead + speech.len() as f32 / 16_000.0)
+    (path, spans)
 }
 
 /// Places a call to the agent, playing `play`; returns the recording (left: heard).
@@ -415,4 +429,68 @@ fn a_refused_transfer_keeps_the_caller_with_the_agent() {
         "{lines:?}\n{}",
         server.log_text()
     );
+}
+
+/// A backchannel ("okay") said over the agent's answer stops its audio for a
+/// moment at most: no words, so the agent plays on from the phrase it cut,
+/// and the whole answer is heard and recorded as not cut off.
+#[test]
+fn a_backchannel_over_the_agent_does_not_end_its_answer() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-backchannel");
+    // The greeting and the notice take about 8 s; the answer about opening
+    // hours starts about 1 s after the question and lasts several seconds:
+    // "okay" comes about a second into it.
+    let (play, spans) = caller_script(
+        &server.dir,
+        "backchannel",
+        &[(9.5, "What are your opening hours?"), (2.2, "Okay.")],
+        10.0,
+    );
+    let rec = call_agent(&server, &play, 26);
+    let log = server.log_text();
+    let (bc_start, bc_end) = spans[1];
+    // The agent was talking when the caller said it...
+    let during = channel_rms(&rec, 0, bc_start - 0.6, bc_start);
+    assert!(
+        during > 300.0,
+        "the agent was not answering when the caller said okay (rms {during})\n{log}"
+    );
+    assert!(
+        log.contains("barge-in: the agent stopped"),
+        "the backchannel did not pause the agent\n{log}"
+    );
+    assert!(log.contains("false interruption"), "{log}");
+    // ...and goes on after it.
+    let after = channel_rms(&rec, 0, bc_end + 0.8, bc_end + 2.0);
+    assert!(
+        after > 300.0,
+        "the agent did not go on after the backchannel (rms {after})\n{log}"
+    );
+    let metrics = server.http_get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("voxline_agent_false_interruptions_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let lines = transcript_lines(&server, &call_id);
+    eprintln!("{lines:?}");
+    // "okay" is not a caller turn, and the answer is whole.
+    assert!(
+        !lines
+            .iter()
+            .any(|(who, t)| who == "caller" && t.to_lowercase().starts_with("okay")),
+        "{lines:?}"
+    );
+    let answer = lines
+        .iter()
+        .find(|(who, t)| who == "agent" && t.contains("Monday"))
+        .unwrap_or_else(|| panic!("no answer about opening hours: {lines:?}"));
+    assert!(!answer.1.contains("[cut off"), "{lines:?}");
 }

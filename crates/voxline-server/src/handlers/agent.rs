@@ -128,10 +128,69 @@ struct Speaking {
     rx: mpsc::Receiver<Spoken>,
     /// For an answer: the user message it answered (the history keeps it).
     answer_of: Option<String>,
-    /// Phrases queued for playout, with their length in port frames.
-    queued: Vec<(String, usize)>,
+    /// Phrases queued for playout.
+    queued: Vec<Phrase>,
+    /// Phrases heard before a false interruption (the rest was queued again).
+    said_before: String,
     /// When the caller's turn ended (for the turn's latency).
     turn: Option<TurnTimes>,
+    /// Audio may still come (not Done or Failed yet).
+    generating: bool,
+}
+
+impl Speaking {
+    /// Marks the reply fully generated.
+    fn generated(mut self) -> Speaking {
+        self.generating = false;
+        self
+    }
+
+    /// What was heard of it before a false interruption, then `text`.
+    fn heard_with(&self, text: &str) -> String {
+        [self.said_before.as_str(), text]
+            .iter()
+            .filter(|t| !t.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// One phrase of a reply in the playout queue.
+struct Phrase {
+    text: String,
+    /// Length in port frames (20 ms).
+    frames: usize,
+    /// Its audio, kept to play it again after a false interruption.
+    audio: Arc<[i16]>,
+}
+
+/// How far the caller heard one reply when the agent stopped.
+struct Heard {
+    /// The user message it answered, for an answer.
+    answer_of: Option<String>,
+    /// Whole phrases played, and the played share of the one cut.
+    text: String,
+    /// The reply was cut.
+    cut: bool,
+    /// Index of the first phrase not heard in full.
+    resume_from: usize,
+}
+
+/// The agent's speech, stopped by the caller's speech, held until the
+/// caller's words show whether it was an interruption (cancel it) or a
+/// backchannel or noise (play on from the phrase that was cut).
+struct Paused {
+    /// The replies stopped, oldest first; the last may still be generating.
+    replies: Vec<Speaking>,
+    heard: Vec<Heard>,
+    /// The last reply was still being generated.
+    was_speaking: bool,
+    /// Actions that were waiting behind the replies.
+    pending: VecDeque<Action>,
+    /// The caller's onset and when the playout was cleared.
+    onset_at: Instant,
+    stopped_at: Instant,
 }
 
 /// A reply started on the early final, not yet heard.
@@ -296,6 +355,8 @@ impl AgentRoute {
         let hangover_ms = recognizer.segmenter_mut().config().hangover_ms;
         // A reply started on the early final, held until the final confirms it.
         let mut preempt: Option<Preempt> = None;
+        // Speech stopped by the caller, until their words decide.
+        let mut paused: Option<Paused> = None;
         let tts_rate = self.tts.sample_rate();
         // Phrase lengths are kept in 20 ms frames, as the playout queue counts.
         let port_frame_samples = (tts_rate / 50) as usize;
@@ -364,6 +425,7 @@ impl AgentRoute {
                 (at + self.params.barge_in_ms).saturating_sub(recognizer.now_ms())
             }));
             let waiting_for_caller = speaking.is_none()
+                && paused.is_none()
                 && playing.is_empty()
                 && tool_run.is_none()
                 && !caller_speaking
@@ -459,7 +521,19 @@ impl AgentRoute {
                         silent_since = Instant::now();
                         reprompted = false;
                         let text = text.trim().to_string();
-                        if text.is_empty() || is_backchannel(&text) {
+                        let no_words = !text.chars().any(char::is_alphanumeric);
+                        let backchannel = is_backchannel(&text);
+                        if let Some(p) = paused.take() {
+                            if no_words || backchannel {
+                                // A false interruption: the agent goes on.
+                                self.resume(p, &port, &mut playing, &mut speaking, &mut pending);
+                                continue;
+                            }
+                            self.interrupted(p, &port, &mut conv, &mut transcript, records, record_id, &mut turn_seq).await;
+                        }
+                        // "Yeah" answers a question the agent asked; otherwise a
+                        // backchannel does not take the turn.
+                        if no_words || (backchannel && !conv.awaits_answer()) {
                             continue;
                         }
                         turn_times.asr_final = Some(Instant::now());
@@ -498,7 +572,12 @@ impl AgentRoute {
                             }
                         }
                     }
-                    AsrEvent::Failed { error, .. } => warn!(%error, "caller turn not recognised"),
+                    AsrEvent::Failed { error, .. } => {
+                        warn!(%error, "caller turn not recognised");
+                        if let Some(p) = paused.take() {
+                            self.resume(p, &port, &mut playing, &mut speaking, &mut pending);
+                        }
+                    }
                 },
                 // Barge-in: the caller has talked over the agent long enough.
                 _ = tokio::time::sleep(barge_wait), if barge.is_some() => {
@@ -507,24 +586,23 @@ impl AgentRoute {
                     let stopped_ms = recognizer.now_ms().saturating_sub(onset);
                     let stopped_at = Instant::now();
                     let onset_at = stopped_at.checked_sub(Duration::from_millis(stopped_ms)).unwrap_or(stopped_at);
+                    let was_speaking = replies.last().is_some_and(|r| r.generating);
                     let heard = stop_speaking(&mut replies, &port);
-                    for r in &mut replies {
-                        if let Some(t) = r.turn.as_mut() {
-                            t.barge_in = Some((onset_at, stopped_at));
-                        }
-                    }
-                    self.finish_turns(replies, &port, records, record_id, &mut turn_seq).await;
-                    pending.clear();
                     self.metrics.barge_ins.inc();
                     self.metrics.barge_in_stop.observe(stopped_ms as f64 / 1e3);
                     info!(
                         stopped_after_onset_ms = stopped_ms,
-                        heard = %heard.iter().map(|(_, h, _)| h.as_str()).collect::<Vec<_>>().join(" "),
+                        heard = %heard.iter().map(|h| h.text.as_str()).collect::<Vec<_>>().join(" "),
                         "barge-in: the agent stopped"
                     );
-                    for (user, text, cut) in heard {
-                        record_heard(user.as_deref(), &text, cut, &mut conv, &mut transcript).await;
-                    }
+                    paused = Some(Paused {
+                        replies,
+                        heard,
+                        was_speaking,
+                        pending: std::mem::take(&mut pending),
+                        onset_at,
+                        stopped_at,
+                    });
                 }
                 Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {
                     match spoken {
@@ -534,7 +612,11 @@ impl AgentRoute {
                                 if let Some(t) = s.turn.as_mut() {
                                     t.first_audio_queued(stages, on_silence, &self.metrics);
                                 }
-                                s.queued.push((text, samples.len().div_ceil(port_frame_samples)));
+                                s.queued.push(Phrase {
+                                    frames: samples.len().div_ceil(port_frame_samples),
+                                    text,
+                                    audio: samples.clone(),
+                                });
                             }
                             if let Err(e) = port.play(&samples, tts_rate) {
                                 warn!(error = %e, "agent playout failed");
@@ -542,12 +624,12 @@ impl AgentRoute {
                         }
                         Spoken::Done => {
                             // Heard in full once it has played (a barge-in may still cut it).
-                            playing.extend(speaking.take());
+                            playing.extend(speaking.take().map(Speaking::generated));
                         }
                         Spoken::Failed(why) => {
                             warn!(%why, "the agent's reply failed");
                             // What was queued of it still plays.
-                            playing.extend(speaking.take());
+                            playing.extend(speaking.take().map(Speaking::generated));
                         }
                     }
                 }
@@ -588,6 +670,10 @@ impl AgentRoute {
         };
         if let Some(mut p) = preempt.take() {
             p.cancel();
+        }
+        if let Some(p) = paused.take() {
+            self.interrupted(p, &port, &mut conv, &mut transcript, records, record_id, &mut turn_seq)
+                .await;
         }
         let mut left: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
         for s in &mut left {
@@ -671,6 +757,75 @@ impl AgentRoute {
         }
     }
 
+    /// A false interruption: the replies play on from the phrase that was cut.
+    fn resume(
+        &self,
+        p: Paused,
+        port: &MediaPort,
+        playing: &mut VecDeque<Speaking>,
+        speaking: &mut Option<Speaking>,
+        pending: &mut VecDeque<Action>,
+    ) {
+        let Paused {
+            mut replies,
+            heard,
+            was_speaking,
+            pending: waiting,
+            ..
+        } = p;
+        let rate = self.tts.sample_rate();
+        for (r, h) in replies.iter_mut().zip(&heard) {
+            let before: Vec<String> = r.queued.drain(..h.resume_from).map(|ph| ph.text).collect();
+            r.said_before = r.heard_with(&before.join(" "));
+            for ph in &r.queued {
+                if let Err(e) = port.play(&ph.audio, rate) {
+                    warn!(error = %e, "agent playout failed");
+                }
+            }
+        }
+        self.metrics.false_interruptions.inc();
+        info!("false interruption (no words from the caller): the agent goes on");
+        if was_speaking {
+            *speaking = replies.pop();
+        }
+        playing.extend(replies);
+        *pending = waiting;
+    }
+
+    /// A real interruption: the stopped replies are cancelled, what the
+    /// caller heard of them goes into the history and the transcript, and
+    /// their turns are stored with the barge-in times.
+    #[allow(clippy::too_many_arguments)]
+    async fn interrupted(
+        &self,
+        p: Paused,
+        port: &MediaPort,
+        conv: &mut voxline_agent::Conversation,
+        transcript: &mut Transcript,
+        records: &Records,
+        record_id: &str,
+        seq: &mut i64,
+    ) {
+        let Paused {
+            mut replies,
+            heard,
+            onset_at,
+            stopped_at,
+            ..
+        } = p;
+        for r in &mut replies {
+            r.cancel.cancel();
+            r.rx.close();
+            if let Some(t) = r.turn.as_mut() {
+                t.barge_in = Some((onset_at, stopped_at));
+            }
+        }
+        for h in heard {
+            record_heard(h.answer_of.as_deref(), &h.text, h.cut, conv, transcript).await;
+        }
+        self.finish_turns(replies, port, records, record_id, seq).await;
+    }
+
     /// Stores the turns of replies that are over (played, cut or dropped).
     async fn finish_turns(
         &self,
@@ -717,6 +872,8 @@ impl AgentRoute {
             rx,
             answer_of: None,
             queued: Vec::new(),
+            said_before: String::new(),
+            generating: true,
             turn: turn.asr_final.map(|_| turn),
         }
     }
@@ -780,34 +937,36 @@ impl AgentRoute {
             rx,
             answer_of: Some(user),
             queued: Vec::new(),
+            said_before: String::new(),
+            generating: true,
             turn: turn.asr_final.map(|_| turn),
         }
     }
 }
 
-/// Stops the agent's speech now. For each reply queued (oldest first):
-/// the user message it answered, the text the caller heard of it (whole
-/// phrases played, and the played share of the one cut), and whether it was cut.
-fn stop_speaking(replies: &mut [Speaking], port: &MediaPort) -> Vec<(Option<String>, String, bool)> {
+/// Stops the agent's speech now (the replies are not cancelled: see
+/// [`Paused`]). For each reply queued (oldest first): how far the caller
+/// heard it, computed from the playout queue.
+fn stop_speaking(replies: &mut [Speaking], port: &MediaPort) -> Vec<Heard> {
     let still_queued = port.queued_frames();
     port.clear();
-    let total: usize = replies.iter().flat_map(|s| s.queued.iter().map(|(_, n)| n)).sum();
+    let total: usize = replies.iter().flat_map(|s| s.queued.iter().map(|p| p.frames)).sum();
     // Audio goes out in order: the last `still_queued` frames were never heard.
     let mut heard_frames = total.saturating_sub(still_queued);
     let mut out = Vec::new();
-    for s in replies.iter_mut() {
-        s.cancel.cancel();
-        s.rx.close();
+    for s in replies.iter() {
         let mut heard = Vec::new();
         let mut cut = false;
-        for (text, n) in &s.queued {
-            if heard_frames >= *n {
-                heard.push(text.clone());
-                heard_frames -= n;
+        let mut resume_from = s.queued.len();
+        for (i, p) in s.queued.iter().enumerate() {
+            if heard_frames >= p.frames {
+                heard.push(p.text.clone());
+                heard_frames -= p.frames;
             } else {
                 cut = true;
-                let words: Vec<&str> = text.split_whitespace().collect();
-                let k = words.len() * heard_frames / (*n).max(1);
+                resume_from = i;
+                let words: Vec<&str> = p.text.split_whitespace().collect();
+                let k = words.len() * heard_frames / p.frames.max(1);
                 heard_frames = 0;
                 if k > 0 {
                     heard.push(words[..k].join(" "));
@@ -816,8 +975,13 @@ fn stop_speaking(replies: &mut [Speaking], port: &MediaPort) -> Vec<(Option<Stri
             }
         }
         // A reply still being generated was cut too.
-        cut |= s.answer_of.is_some() && heard.len() < s.queued.len().max(1);
-        out.push((s.answer_of.clone(), heard.join(" "), cut));
+        cut |= s.generating;
+        out.push(Heard {
+            answer_of: s.answer_of.clone(),
+            text: s.heard_with(&heard.join(" ")),
+            cut,
+            resume_from,
+        });
     }
     out
 }
@@ -830,8 +994,9 @@ async fn record_played(
 ) -> Vec<Speaking> {
     let played: Vec<Speaking> = playing.drain(..).collect();
     for p in &played {
-        let said: Vec<&str> = p.queued.iter().map(|(t, _)| t.as_str()).collect();
-        record_heard(p.answer_of.as_deref(), &said.join(" "), false, conv, transcript).await;
+        let said: Vec<&str> = p.queued.iter().map(|ph| ph.text.as_str()).collect();
+        let heard = p.heard_with(&said.join(" "));
+        record_heard(p.answer_of.as_deref(), &heard, false, conv, transcript).await;
     }
     played
 }
@@ -847,17 +1012,40 @@ async fn record_heard(
     if let Some(user) = answer_of {
         conv.answered_text(user, heard);
     }
-    if cut {
+    if cut && !heard.trim().is_empty() {
         transcript.agent(&format!("{heard} [cut off by the caller]")).await;
     } else {
         transcript.agent(heard).await;
     }
 }
 
-/// Short acknowledgements that do not take the turn.
+/// Short acknowledgements that do not take the turn (English): "uh-huh",
+/// "okay", "yeah", "right", "I see", and hums however the recogniser spells
+/// them ("mm", "mmmm", "hmm", "mhm").
 fn is_backchannel(text: &str) -> bool {
     const BACKCHANNELS: &[&str] = &[
-        "uh huh", "uh-huh", "mm", "mhm", "mm hmm", "hmm", "yeah", "right", "okay", "ok", "sure", "i see",
+        "uh huh",
+        "uh-huh",
+        "mm hmm",
+        "mm-hmm",
+        "yeah",
+        "yep",
+        "yes",
+        "right",
+        "okay",
+        "ok",
+        "sure",
+        "i see",
+        "ah",
+        "oh",
+        "uh",
+        "um",
+        "aha",
+        "alright",
+        "all right",
+        "got it",
+        "okay okay",
+        "yeah yeah",
     ];
     let t: String = text
         .to_lowercase()
@@ -865,7 +1053,8 @@ fn is_backchannel(text: &str) -> bool {
         .filter(|c| c.is_alphanumeric() || c.is_whitespace() || *c == '-')
         .collect();
     let t = t.trim();
-    BACKCHANNELS.contains(&t)
+    let hum = |w: &str| !w.is_empty() && w.chars().all(|c| matches!(c, 'm' | 'h' | '-'));
+    BACKCHANNELS.contains(&t) || (!t.is_empty() && t.split_whitespace().all(hum))
 }
 
 /// The call's transcript as it is written.
@@ -915,5 +1104,28 @@ impl Transcript {
 
     async fn note(&mut self, text: &str) {
         self.line("system", text, None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_backchannel;
+
+    #[test]
+    fn backchannels_and_hums_however_spelled() {
+        for t in [
+            "Uh-huh.", "Okay.", "Yeah!", "MMMM.", "Mm-hmm.", "Hmm...", "mhm", "Ah.", "I see.", "Got it.",
+        ] {
+            assert!(is_backchannel(t), "{t}");
+        }
+        for t in [
+            "",
+            "Okay, what about fees?",
+            "Yeah, block my card.",
+            "Hello",
+            "My name is Mia.",
+        ] {
+            assert!(!is_backchannel(t), "{t}");
+        }
     }
 }

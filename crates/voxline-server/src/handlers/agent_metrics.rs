@@ -29,6 +29,8 @@ pub struct AgentMetrics {
     pub barge_in_stop: Histogram,
     /// Replies started on the early final and used.
     pub preempted: Counter,
+    /// Barge-ins after which the caller said no words (a backchannel, noise): the agent went on.
+    pub false_interruptions: Counter,
     /// Each stage of a turn (`stage` label), from the caller's last voiced audio.
     stages: Family<Vec<(String, String)>, Histogram, TurnHistogram>,
 }
@@ -52,6 +54,7 @@ impl Default for AgentMetrics {
             barge_ins: Counter::default(),
             barge_in_stop: Histogram::new(BARGE_BUCKETS),
             preempted: Counter::default(),
+            false_interruptions: Counter::default(),
             stages: Family::new_with_constructor(TurnHistogram),
         }
     }
@@ -93,6 +96,11 @@ impl AgentMetrics {
             "agent_turn_stage_seconds",
             "Each stage of a caller turn, from the caller's last voiced audio",
             self.stages.clone(),
+        );
+        registry.register(
+            "agent_false_interruptions",
+            "Barge-ins after which the caller said no words: the agent played on",
+            self.false_interruptions.clone(),
         );
         registry.register(
             "agent_replies_preempted",
