@@ -33,9 +33,12 @@ pub struct CallArgs {
     /// Write what is heard (left) and sent (right) to this WAV.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Send these DTMF digits (RFC 4733, 100 ms each) half a second after the answer.
+    /// Send these DTMF digits (RFC 4733, 100 ms each) after the answer.
     #[arg(long)]
     dtmf: Option<String>,
+    /// When to send `--dtmf`, ms after the answer (e.g. after the far end's prompt).
+    #[arg(long, default_value_t = 500)]
+    dtmf_after_ms: u64,
     /// Hang up after this many seconds of talk.
     #[arg(long, default_value_t = 30)]
     max_seconds: u64,
@@ -183,16 +186,20 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         .await;
     }
     rtp.play_prompt(&greeting)?;
-    if let Some(digits) = &args.dtmf {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        rtp.send_dtmf(digits, 100)?;
-        println!("dtmf sent: {digits}");
-    }
+    let mut dtmf = args.dtmf.clone();
+    let dtmf_at = tokio::time::sleep(Duration::from_millis(args.dtmf_after_ms));
+    tokio::pin!(dtmf_at);
 
     let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds));
     tokio::pin!(deadline);
     let end = loop {
         tokio::select! {
+            _ = &mut dtmf_at, if dtmf.is_some() => {
+                if let Some(digits) = dtmf.take() {
+                    rtp.send_dtmf(&digits, 100)?;
+                    println!("dtmf sent: {digits}");
+                }
+            }
             ev = call.next_event() => match ev {
                 CallEvent::Ended(e) => break e,
                 CallEvent::Dtmf { digit, .. } => println!("dtmf: {digit}"),

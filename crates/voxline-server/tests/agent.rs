@@ -21,7 +21,14 @@ const MODELS: &[&str] = &[
 ];
 
 fn agent_server(name: &str) -> Server {
-    let domain = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    agent_server_with(
+        name,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank"),
+    )
+}
+
+/// A server whose `bank` route is the agent with the pack at `domain`.
+fn agent_server_with(name: &str, domain: &Path) -> Server {
     let routes = format!(
         r#"
 [[route]]
@@ -82,6 +89,11 @@ fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -> (P
 
 /// Places a call to the agent, playing `play`; returns the recording (left: heard).
 fn call_agent(server: &Server, play: &Path, seconds: u32) -> PathBuf {
+    call_agent_with(server, play, seconds, &[])
+}
+
+/// `call_agent` with more `voxline call` arguments (e.g. `--dtmf`).
+fn call_agent_with(server: &Server, play: &Path, seconds: u32, extra: &[&str]) -> PathBuf {
     let rec = server.dir.join(format!(
         "{}-heard.wav",
         play.file_stem()
@@ -89,19 +101,19 @@ fn call_agent(server: &Server, play: &Path, seconds: u32) -> PathBuf {
             .unwrap_or_default()
     ));
     let target = format!("sip:bank@127.0.0.1:{}", server.sip_port);
-    let out = voxline(
-        &[
-            "call",
-            &target,
-            "--play",
-            play.to_str().unwrap_or_default(),
-            "--record",
-            rec.to_str().unwrap_or_default(),
-            "--max-seconds",
-            &seconds.to_string(),
-        ],
-        &server.dir,
-    );
+    let seconds = seconds.to_string();
+    let mut args = vec![
+        "call",
+        &target,
+        "--play",
+        play.to_str().unwrap_or_default(),
+        "--record",
+        rec.to_str().unwrap_or_default(),
+        "--max-seconds",
+        &seconds,
+    ];
+    args.extend_from_slice(extra);
+    let out = voxline(&args, &server.dir);
     eprintln!("{out}");
     rec
 }
@@ -259,16 +271,10 @@ fn the_caller_talking_over_the_greeting_stops_the_agent() {
     assert!(ms <= 1000.0, "stopped {ms} ms after the onset");
 }
 
-/// The demo pack's tools reach the demo bank service with the caller's
-/// digits (said in the request, and keyed when asked), and the agent speaks
-/// the service's answer.
-#[test]
-fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
-    if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
-        return;
-    }
-    let dir = common::test_dir("agent-tools");
-    // The pack, pointed at a service on a free port.
+/// The demo pack copied into `dir/bank`, its tools pointed at a demo bank
+/// service started on a free port. Returns the pack, the service (kill it)
+/// and the service's log file.
+fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
     let pack = dir.join("bank");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
     std::fs::create_dir_all(pack.join("knowledge")).expect("pack dir");
@@ -285,8 +291,9 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
         tools.replace("127.0.0.1:8091", &format!("127.0.0.1:{port}")),
     )
     .expect("tools");
-    let log = std::fs::File::create(dir.join("service.log")).expect("log");
-    let mut service = Command::new(env!("CARGO_BIN_EXE_voxline"))
+    let log_path = dir.join("service.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let service = Command::new(env!("CARGO_BIN_EXE_voxline"))
         .args(["demo-bank-service", "--listen", &format!("127.0.0.1:{port}")])
         .env("NO_COLOR", "1")
         .stderr(log)
@@ -297,6 +304,19 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
         assert!(std::time::Instant::now() < deadline, "the demo service did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (pack, service, log_path)
+}
+
+/// The demo pack's tools reach the demo bank service with the caller's
+/// digits (said in the request, and keyed when asked), and the agent speaks
+/// the service's answer.
+#[test]
+fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
+    if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-tools");
+    let (pack, mut service, service_log) = pack_with_service(&dir);
     let mut chat = Command::new(env!("CARGO_BIN_EXE_voxline"))
         .args(["chat", "--domain", pack.to_str().unwrap_or_default()])
         .stdin(std::process::Stdio::piped())
@@ -315,7 +335,7 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
     service.kill().ok();
     service.wait().ok();
     let said = String::from_utf8_lossy(&out.stdout);
-    let svc = std::fs::read_to_string(dir.join("service.log")).unwrap_or_default();
+    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
     eprintln!("{said}\n{svc}");
     assert!(svc.contains("balance looked up account=12345678"), "{svc}");
     assert!(svc.contains("card blocked card_last4=4321"), "{svc}");
@@ -493,4 +513,105 @@ fn a_backchannel_over_the_agent_does_not_end_its_answer() {
         .find(|(who, t)| who == "agent" && t.contains("Monday"))
         .unwrap_or_else(|| panic!("no answer about opening hours: {lines:?}"));
     assert!(!answer.1.contains("[cut off"), "{lines:?}");
+}
+
+/// baresip (a real softphone, headless) calls the agent with questions
+/// spoken by espeak-ng: the reply it heard, transcribed by `voxline
+/// transcribe`, holds the knowledge's fact; an off-domain question is declined.
+#[test]
+fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-baresip");
+    let espeak = |text: &str, name: &str| -> Vec<i16> {
+        let wav = server.dir.join(format!("{name}.wav"));
+        let ok = Command::new("espeak-ng")
+            .args(["-s", "150", "-w"])
+            .arg(&wav)
+            .arg(text)
+            .status()
+            .expect("run espeak-ng (is it installed?)");
+        assert!(ok.success(), "espeak-ng failed");
+        let clip = voxline_media::read_wav_mono(&wav).expect("espeak wav");
+        voxline_media::rtp_session::resample_clip(&clip.samples, clip.rate, 8_000)
+            .expect("resample")
+            .to_vec()
+    };
+    // The greeting and the notice (~8 s), a question, its answer, an
+    // off-domain question, its decline.
+    let mut mic = vec![0i16; 8_000 * 19 / 2];
+    mic.extend(espeak("Where is the Downtown branch?", "q1"));
+    mic.extend(std::iter::repeat_n(0, 8_000 * 9));
+    mic.extend(espeak("What is the weather like tomorrow?", "q2"));
+    mic.extend(std::iter::repeat_n(0, 8_000 * 8));
+    let snd = common::baresip_call_with(&server, "bank", &mic, ("g711", "PCMU"));
+    let heard =
+        common::dump(&snd, "-dec.wav").unwrap_or_else(|| panic!("baresip recorded nothing\n{}", server.log_text()));
+    let mono = server.dir.join("baresip-heard-16k.wav");
+    let clip = voxline_media::read_wav_mono(&heard).expect("heard");
+    let up = voxline_media::rtp_session::resample_clip(&clip.samples, clip.rate, 16_000).expect("resample");
+    common::write_wav_rate(&mono, &up, 16_000);
+    let text = voxline(&["transcribe", mono.to_str().unwrap_or_default()], &server.dir);
+    eprintln!("baresip heard: {text}");
+    let norm = voxline_asr::text_norm::normalize_english(&text);
+    let words: Vec<&str> = norm.split_whitespace().collect();
+    assert!(
+        norm.contains("downtown branch") && words.iter().any(|w| w.starts_with("12")),
+        "the answer lacks the branch's address: {text}\n{}",
+        server.log_text()
+    );
+    assert!(
+        norm.contains("only help with harbor bank"),
+        "the off-domain question was not declined: {text}"
+    );
+}
+
+/// Over SIP: the caller says they lost their card, the agent asks for the
+/// card's last four digits, the caller keys them (RFC 4733 events from
+/// `voxline call`), and the block reaches the demo service with them.
+#[test]
+fn digits_keyed_on_the_call_reach_the_tool() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-dtmf");
+    let (pack, mut service, service_log) = pack_with_service(&dir);
+    let server = agent_server_with("agent-dtmf", &pack);
+    let (play, _, end) = caller_audio(&server.dir, "lost-card", 9.5, "I lost my card.", 16.0);
+    // The agent answers about a second after the question and asks for the
+    // digits (its line and the prompt take about 6 s): key them meanwhile.
+    let dtmf_at = ((end + 4.0) * 1000.0) as u64;
+    let rec = call_agent_with(
+        &server,
+        &play,
+        (end + 15.0) as u32,
+        &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
+    );
+    service.kill().ok();
+    service.wait().ok();
+    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    assert!(
+        svc.contains("card blocked card_last4=4321"),
+        "{svc}\n{}",
+        server.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let lines = transcript_lines(&server, &call_id);
+    eprintln!("{lines:?}");
+    assert!(
+        lines.iter().any(|(who, t)| who == "caller" && t == "(keyed 4321)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("Your card ending 4321 is now blocked")),
+        "{lines:?}"
+    );
+    // And the caller heard it.
+    let heard = heard_text(&server.dir, &rec);
+    assert!(heard.to_lowercase().contains("blocked"), "{heard}");
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Seconds of 20 ms frames whose RMS is above `threshold` in a mono WAV.
@@ -31,46 +30,6 @@ fn read_wav(path: &std::path::Path) -> Vec<i16> {
         .collect()
 }
 
-/// Calls `service` with baresip offering only `codec` (its baresip module
-/// and name, e.g. `("g711", "PCMU")`, `("opus", "opus")`), `mic` as its
-/// microphone (8 kHz); returns the folder where baresip's sndfile module
-/// wrote what it sent and heard.
-fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&str, &str)) -> std::path::PathBuf {
-    let dir = test_dir("baresip-ua");
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).expect("snd dir");
-    write_wav(&dir.join("mic.wav"), mic);
-    let port = free_port();
-    let config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule {module}.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
-        mic = dir.join("mic.wav").display(),
-        snd = snd.display(),
-        module = codec.0,
-    );
-    std::fs::write(dir.join("config"), config).expect("config");
-    std::fs::write(
-        dir.join("accounts"),
-        format!("<sip:tester@127.0.0.1>;regint=0;audio_codecs={}\n", codec.1),
-    )
-    .expect("accounts");
-    let status = Command::new("timeout")
-        .args(["30", "baresip", "-f"])
-        .arg(&dir)
-        .args([
-            "-e",
-            &format!("/dial sip:{service}@127.0.0.1:{}", server.sip_port),
-            "-t",
-            // baresip quits after this many seconds.
-            &(mic.len() / 8000 + 1).max(10).to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run baresip (is it installed?)");
-    assert!(status.code().is_some(), "baresip did not run");
-    snd
-}
-
 /// A PCMU call with baresip (see `baresip_call_with`).
 fn baresip_call(server: &Server, service: &str, mic: &[i16]) -> std::path::PathBuf {
     baresip_call_with(server, service, mic, ("g711", "PCMU"))
@@ -81,13 +40,6 @@ fn read_wav_rate(path: &std::path::Path) -> (Vec<i16>, u32) {
     let mut r = hound::WavReader::open(path).expect("open");
     let rate = r.spec().sample_rate;
     (r.samples::<i16>().map(|s| s.expect("sample")).collect(), rate)
-}
-
-fn dump(snd: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
-    std::fs::read_dir(snd)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with(suffix))
 }
 
 #[test]

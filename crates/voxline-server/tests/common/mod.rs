@@ -524,3 +524,53 @@ fn write_pcmu_pcap(path: &Path, frames: impl Iterator<Item = (u16, Vec<i16>)>) {
     }
     std::fs::write(path, out).expect("pcap");
 }
+
+/// Calls `service` with baresip offering only `codec` (its baresip module
+/// and name, e.g. `("g711", "PCMU")`, `("opus", "opus")`), `mic` as its
+/// microphone (8 kHz); returns the folder where baresip's sndfile module
+/// wrote what it sent and heard.
+pub fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&str, &str)) -> std::path::PathBuf {
+    let dir = test_dir("baresip-ua");
+    let snd = dir.join("snd");
+    std::fs::create_dir_all(&snd).expect("snd dir");
+    write_wav(&dir.join("mic.wav"), mic);
+    let port = free_port();
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule {module}.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
+        mic = dir.join("mic.wav").display(),
+        snd = snd.display(),
+        module = codec.0,
+    );
+    std::fs::write(dir.join("config"), config).expect("config");
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:tester@127.0.0.1>;regint=0;audio_codecs={}\n", codec.1),
+    )
+    .expect("accounts");
+    // baresip quits after this many seconds (a guard kills it 20 s later).
+    let quit_after = (mic.len() / 8000 + 1).max(10);
+    let status = Command::new("timeout")
+        .arg((quit_after + 20).to_string())
+        .args(["baresip", "-f"])
+        .arg(&dir)
+        .args([
+            "-e",
+            &format!("/dial sip:{service}@127.0.0.1:{}", server.sip_port),
+            "-t",
+            &quit_after.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run baresip (is it installed?)");
+    assert!(status.code().is_some(), "baresip did not run");
+    snd
+}
+
+/// The file of baresip's sndfile dump ending in `suffix` (`-dec.wav`: what it heard).
+pub fn dump(snd: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(snd)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+}
