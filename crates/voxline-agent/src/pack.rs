@@ -79,6 +79,11 @@ pub struct Timeouts {
     pub hangup_ms: u64,
     /// The longest call (s).
     pub max_call_s: u64,
+    /// The caller waiting this long in silence for a reply (a slow tool or
+    /// model) hears `hold` (ms; 0: never).
+    pub hold_ms: u64,
+    /// Said once per turn when the reply is slow.
+    pub hold: String,
 }
 
 impl Default for Timeouts {
@@ -88,6 +93,8 @@ impl Default for Timeouts {
             reprompt: "Are you still there?".into(),
             hangup_ms: 14000,
             max_call_s: 600,
+            hold_ms: 1500,
+            hold: "One moment, please.".into(),
         }
     }
 }

@@ -271,10 +271,8 @@ fn the_caller_talking_over_the_greeting_stops_the_agent() {
     assert!(ms <= 1000.0, "stopped {ms} ms after the onset");
 }
 
-/// The demo pack copied into `dir/bank`, its tools pointed at a demo bank
-/// service started on a free port. Returns the pack, the service (kill it)
-/// and the service's log file.
-fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+/// The demo pack copied into `dir/bank`, its tools' URLs on `port`.
+fn copy_pack(dir: &Path, port: u16) -> PathBuf {
     let pack = dir.join("bank");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
     std::fs::create_dir_all(pack.join("knowledge")).expect("pack dir");
@@ -284,13 +282,21 @@ fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
     for e in std::fs::read_dir(src.join("knowledge")).expect("knowledge").flatten() {
         std::fs::copy(e.path(), pack.join("knowledge").join(e.file_name())).expect("copy");
     }
-    let port = common::free_port();
     let tools = std::fs::read_to_string(src.join("tools.toml")).expect("tools");
     std::fs::write(
         pack.join("tools.toml"),
         tools.replace("127.0.0.1:8091", &format!("127.0.0.1:{port}")),
     )
     .expect("tools");
+    pack
+}
+
+/// The demo pack copied into `dir/bank`, its tools pointed at a demo bank
+/// service started on a free port. Returns the pack, the service (kill it)
+/// and the service's log file.
+fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+    let port = common::free_port();
+    let pack = copy_pack(dir, port);
     let log_path = dir.join("service.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let service = Command::new(env!("CARGO_BIN_EXE_voxline"))
@@ -578,7 +584,13 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     let dir = common::test_dir("agent-dtmf");
     let (pack, mut service, service_log) = pack_with_service(&dir);
     let server = agent_server_with("agent-dtmf", &pack);
-    let (play, _, end) = caller_audio(&server.dir, "lost-card", 9.5, "I lost my card.", 16.0);
+    let (play, _, end) = caller_audio(
+        &server.dir,
+        "lost-card",
+        9.5,
+        "My card was stolen. Please block it.",
+        16.0,
+    );
     // The agent answers about a second after the question and asks for the
     // digits (its line and the prompt take about 6 s): key them meanwhile.
     let dtmf_at = ((end + 4.0) * 1000.0) as u64;
@@ -614,4 +626,71 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     // And the caller heard it.
     let heard = heard_text(&server.dir, &rec);
     assert!(heard.to_lowercase().contains("blocked"), "{heard}");
+}
+
+/// A slow business service: the caller, left waiting in silence after the
+/// agent's line, hears the hold line once; the tool then times out and the
+/// agent says so.
+#[test]
+fn a_slow_tool_gets_the_hold_line() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-hold");
+    // A service that takes connections and never answers.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").expect("slow service");
+    let port = slow.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in slow.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let pack = copy_pack(&dir, port);
+    let tools = std::fs::read_to_string(pack.join("tools.toml")).expect("tools");
+    std::fs::write(
+        pack.join("tools.toml"),
+        tools.replace("timeout_ms = 2000", "timeout_ms = 5000"),
+    )
+    .expect("tools");
+    let persona = std::fs::read_to_string(pack.join("persona.toml")).expect("persona");
+    std::fs::write(
+        pack.join("persona.toml"),
+        persona.replace("hold_ms = 1500", "hold_ms = 500"),
+    )
+    .expect("persona");
+    let server = agent_server_with("agent-hold", &pack);
+    let (play, _, end) = caller_audio(
+        &server.dir,
+        "lost-card-slow",
+        9.5,
+        "My card was stolen. Please block it.",
+        20.0,
+    );
+    let dtmf_at = ((end + 4.0) * 1000.0) as u64;
+    call_agent_with(
+        &server,
+        &play,
+        (end + 18.0) as u32,
+        &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let lines = transcript_lines(&server, &call_id);
+    eprintln!("{lines:?}");
+    let at = |want: &str| {
+        lines
+            .iter()
+            .position(|(who, t)| who == "agent" && t.contains(want))
+            .unwrap_or_else(|| panic!("no agent line with {want:?}: {lines:?}\n{}", server.log_text()))
+    };
+    let (before, hold, failed) = (
+        at("I'll block that card right away"),
+        at("One moment, please."),
+        at("I couldn't block the card automatically"),
+    );
+    assert!(before < hold && hold < failed, "{lines:?}");
+    let holds = lines.iter().filter(|(_, t)| t == "One moment, please.").count();
+    assert_eq!(holds, 1, "the hold line is said once per wait: {lines:?}");
 }

@@ -260,6 +260,7 @@ impl AgentRoute {
             pack.persona.greeting.clone(),
             pack.persona.goodbye.clone(),
             pack.persona.timeouts.reprompt.clone(),
+            pack.persona.timeouts.hold.clone(),
         ];
         lines.extend(pack.rules.mandatory.after_greeting.iter().cloned());
         lines.push(pack.rules.domain.decline.clone());
@@ -357,6 +358,10 @@ impl AgentRoute {
         let mut preempt: Option<Preempt> = None;
         // Speech stopped by the caller, until their words decide.
         let mut paused: Option<Paused> = None;
+        // Since when the caller has waited in silence for a reply being
+        // prepared (a tool, the model), and whether the hold line was said.
+        let mut working_since: Option<Instant> = None;
+        let mut hold_said = false;
         let tts_rate = self.tts.sample_rate();
         // Phrase lengths are kept in 20 ms frames, as the playout queue counts.
         let port_frame_samples = (tts_rate / 50) as usize;
@@ -379,6 +384,7 @@ impl AgentRoute {
                             digits.clear();
                         }
                         Action::CallTool(c) => {
+                            hold_said = false;
                             let agent = self.agent.clone();
                             tool_run = Some(tokio::spawn(async move { agent.run_tool(c).await }));
                             break;
@@ -424,6 +430,17 @@ impl AgentRoute {
             let barge_wait = Duration::from_millis(barge.map_or(0, |at| {
                 (at + self.params.barge_in_ms).saturating_sub(recognizer.now_ms())
             }));
+            let working = paused.is_none()
+                && !caller_speaking
+                && port.queued_frames() == 0
+                && (tool_run.is_some() || speaking.as_ref().is_some_and(|s| s.queued.is_empty()));
+            if !working {
+                working_since = None;
+            } else if working_since.is_none() {
+                working_since = Some(Instant::now());
+            }
+            let hold_after = Duration::from_millis(persona.timeouts.hold_ms);
+            let hold_wait = working_since.map_or(Duration::ZERO, |t| hold_after.saturating_sub(t.elapsed()));
             let waiting_for_caller = speaking.is_none()
                 && paused.is_none()
                 && playing.is_empty()
@@ -537,6 +554,7 @@ impl AgentRoute {
                             continue;
                         }
                         turn_times.asr_final = Some(Instant::now());
+                        hold_said = false;
                         transcript.caller(&text, Some(latency)).await;
                         // A new turn replaces anything still queued.
                         pending.clear();
@@ -579,6 +597,21 @@ impl AgentRoute {
                         }
                     }
                 },
+                // The reply is slow (a tool, the model under load): say so once.
+                _ = tokio::time::sleep(hold_wait), if working_since.is_some() && !hold_said && !hold_after.is_zero() => {
+                    hold_said = true;
+                    let line = persona.timeouts.hold.clone();
+                    match self.tts.cached(&line).await {
+                        Ok(audio) => {
+                            info!(waited_ms = hold_after.as_millis() as u64, "reply slow: hold line");
+                            if let Err(e) = port.play(&audio, tts_rate) {
+                                warn!(error = %e, "agent playout failed");
+                            }
+                            transcript.agent(&line).await;
+                        }
+                        Err(e) => warn!(error = %e, "hold line unavailable"),
+                    }
+                }
                 // Barge-in: the caller has talked over the agent long enough.
                 _ = tokio::time::sleep(barge_wait), if barge.is_some() => {
                     let onset = barge.take().unwrap_or(0);
