@@ -35,18 +35,21 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
     let counters = handlers.counters();
-    let endpoint = SipEndpoint::start(
-        SipEndpointOptions {
-            sip: cfg.sip.clone(),
-            trunks: cfg.trunks.clone(),
-            routes: cfg.routes.clone(),
-            users: cfg.users.clone(),
-            security: cfg.security.clone(),
-            accept_inbound: true,
-        },
-        Some(handlers.clone()),
-    )
-    .await?;
+    let endpoint = Arc::new(
+        SipEndpoint::start(
+            SipEndpointOptions {
+                sip: cfg.sip.clone(),
+                trunks: cfg.trunks.clone(),
+                routes: cfg.routes.clone(),
+                users: cfg.users.clone(),
+                security: cfg.security.clone(),
+                accept_inbound: true,
+            },
+            Some(handlers.clone()),
+        )
+        .await?,
+    );
+    handlers.set_endpoint(endpoint.clone());
     let registrations = endpoint.start_registrations(&cfg.trunks);
     if let Some(bind) = cfg.http.bind {
         crate::http::start(

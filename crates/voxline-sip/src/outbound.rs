@@ -301,6 +301,13 @@ impl OutboundCall {
                 DialogState::Options(_, _, handle) => {
                     handle.reply(StatusCode::OK).await.ok();
                 }
+                // voxline's outbound leg does not take transfers or messages.
+                DialogState::Refer(_, _, handle)
+                | DialogState::Message(_, _, handle)
+                | DialogState::Notify(_, _, handle)
+                | DialogState::Publish(_, _, handle) => {
+                    handle.reply(StatusCode::MethodNotAllowed).await.ok();
+                }
                 _ => {}
             }
         }

@@ -9,6 +9,7 @@
 
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
+use crate::handlers::agent_bridge::{bridge, BridgeEnv, Bridged, Dialer};
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_turns::{ReplyStages, TurnTimes};
 use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
@@ -42,6 +43,8 @@ pub struct AgentParams {
     pub barge_in_ms: u64,
     /// How long a transfer may take (REFER answered and the colleague answering), s.
     pub transfer_wait_s: u64,
+    /// When the REFER is refused or fails, call the target and join the calls.
+    pub transfer_bridge: bool,
     /// Silence that ends the caller's turn when their words are clearly a
     /// finished sentence or question, ms (else `asr.hangover_ms`).
     pub turn_complete_ms: u32,
@@ -59,6 +62,7 @@ impl AgentParams {
             record: None,
             barge_in_ms: 200,
             transfer_wait_s: 30,
+            transfer_bridge: true,
             turn_complete_ms: 250,
             turn_incomplete_ms: 1200,
         };
@@ -76,6 +80,8 @@ impl AgentParams {
                 ("barge_in_ms", _) => return Err(bad("an integer from 60 to 2000")),
                 ("transfer_wait_s", ParamValue::Int(n)) if (1..=300).contains(n) => p.transfer_wait_s = *n as u64,
                 ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
+                ("transfer_bridge", ParamValue::Bool(b)) => p.transfer_bridge = *b,
+                ("transfer_bridge", _) => return Err(bad("true or false")),
                 ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => p.turn_complete_ms = *n as u32,
                 ("turn_complete_ms", _) => return Err(bad("an integer from 100 to 2000")),
                 ("turn_incomplete_ms", ParamValue::Int(n)) if (200..=5000).contains(n) => {
@@ -106,6 +112,7 @@ pub struct AgentRoute {
     media: MediaConfig,
     shutdown: CancellationToken,
     metrics: AgentMetrics,
+    dialer: Dialer,
 }
 
 /// Audio of the agent on its way to the caller.
@@ -234,6 +241,8 @@ pub struct AgentShared {
     pub shutdown: CancellationToken,
     /// Turn figures for `/metrics`.
     pub metrics: AgentMetrics,
+    /// Places the agent's own calls (a transfer when REFER fails).
+    pub dialer: Dialer,
 }
 
 impl AgentRoute {
@@ -249,6 +258,7 @@ impl AgentRoute {
             media: shared.media,
             shutdown: shared.shutdown,
             metrics: shared.metrics,
+            dialer: shared.dialer,
         })
     }
 
@@ -770,21 +780,65 @@ impl AgentRoute {
                     TransferOutcome::Refused { status } | TransferOutcome::TargetFailed { status } => *status,
                     _ => None,
                 };
-                warn!(
-                    to,
-                    outcome = failed.name(),
-                    ?status,
-                    "transfer failed: the agent stays on the call"
-                );
+                warn!(to, outcome = failed.name(), ?status, "transfer by REFER failed");
                 let code = status.map(|s| format!(" ({s})")).unwrap_or_default();
                 transcript
                     .note(&format!("transfer to {to} failed: {}{code}", failed.name()))
                     .await;
-                None
+                self.bridge_to(call, port, to, transcript).await
             }
             Err(e) => {
-                warn!(to, error = %e, "transfer failed: the agent stays on the call");
+                warn!(to, error = %e, "transfer by REFER failed");
                 transcript.note(&format!("transfer to {to} failed: {e}")).await;
+                self.bridge_to(call, port, to, transcript).await
+            }
+        }
+    }
+
+    /// The transfer's second way (REFER failed): the agent calls `to` and
+    /// joins the calls. `None` when that fails too (or is off): the caller
+    /// stays with the agent.
+    async fn bridge_to(
+        &self,
+        call: &mut InboundCall,
+        port: &mut MediaPort,
+        to: &str,
+        transcript: &mut Transcript,
+    ) -> Option<EndReason> {
+        if !self.params.transfer_bridge {
+            return None;
+        }
+        // The caller hears the hold line while the colleague's phone rings.
+        if let Ok(audio) = self.tts.cached(&self.agent.pack().persona.timeouts.hold).await {
+            port.play(&audio, self.tts.sample_rate()).ok();
+        }
+        transcript.note(&format!("calling {to} to join the call")).await;
+        let env = BridgeEnv {
+            dialer: &self.dialer,
+            media: &self.media,
+            clock: &self.clock,
+            shutdown: &self.shutdown,
+        };
+        match bridge(call, port, to, Duration::from_secs(self.params.transfer_wait_s), env).await {
+            Ok(Bridged { end, joined: true }) => {
+                transcript
+                    .note(&format!(
+                        "joined with {to} until {} ({})",
+                        end.reason,
+                        end.by.inbound_name()
+                    ))
+                    .await;
+                Some(end)
+            }
+            Ok(Bridged { end, joined: false }) => {
+                transcript
+                    .note(&format!("the caller hung up while {to} was called"))
+                    .await;
+                Some(end)
+            }
+            Err(why) => {
+                warn!(to, %why, "the agent could not join the colleague: it stays on the call");
+                transcript.note(&format!("could not join {to}: {why}")).await;
                 None
             }
         }

@@ -5,6 +5,7 @@
 //! transcript) and `agent` (a domain agent talking with the caller).
 
 pub mod agent;
+pub mod agent_bridge;
 pub mod agent_metrics;
 pub(crate) mod agent_turns;
 pub mod call_media;
@@ -64,6 +65,7 @@ pub struct Handlers {
     playback: HashMap<String, Arc<playback::Playback>>,
     agents: HashMap<String, Arc<agent::AgentRoute>>,
     counters: Arc<CallCounters>,
+    dialer: agent_bridge::Dialer,
 }
 
 impl Handlers {
@@ -71,6 +73,7 @@ impl Handlers {
     /// packs, warms the agents) from a validated config.
     pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
+        let dialer = agent_bridge::Dialer::default();
         // One media clock for every call of this server (a shard per core).
         let clock = voxline_media::MediaClock::per_core();
         // One recogniser (model + workers) for every listening route.
@@ -114,6 +117,7 @@ impl Handlers {
                     media: cfg.media.clone(),
                     shutdown: shutdown.clone(),
                     metrics: agent_metrics.clone().unwrap_or_default(),
+                    dialer: dialer.clone(),
                 },
             )?;
             route.prepare().await?;
@@ -145,6 +149,7 @@ impl Handlers {
             records,
             playback,
             agents,
+            dialer,
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
@@ -157,6 +162,11 @@ impl Handlers {
     /// The live counters.
     pub fn counters(&self) -> Arc<CallCounters> {
         self.counters.clone()
+    }
+
+    /// Gives the handlers the running SIP endpoint (for the calls they place).
+    pub fn set_endpoint(&self, endpoint: Arc<voxline_sip::SipEndpoint>) {
+        self.dialer.set(endpoint);
     }
 }
 

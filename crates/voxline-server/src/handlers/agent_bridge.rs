@@ -1,0 +1,168 @@
+//! A transfer's second way: when the far end refuses the REFER (or the
+//! colleague is not reached through it), the agent calls the transfer
+//! target itself and joins the two calls. Each side's audio (20 ms frames
+//! at 16 kHz from its media port) is played to the other until either side
+//! hangs up. The SIP endpoint starts after the handlers, so it reaches them
+//! through a [`Dialer`] filled in at start-up.
+
+use crate::config::MediaConfig;
+use crate::handlers::playback::rtp_target;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use voxline_media::{MediaClock, MediaPort, PortInput, RtpSession, PORT_RATE};
+use voxline_sip::{CallEvent, EndReason, InboundCall, Party, PlaceCall, SipEndpoint};
+
+/// Lets a handler place calls of its own once the endpoint is up.
+#[derive(Clone, Default)]
+pub struct Dialer(Arc<OnceLock<Arc<SipEndpoint>>>);
+
+impl Dialer {
+    /// Hands the running endpoint to every handler holding this dialer.
+    pub fn set(&self, endpoint: Arc<SipEndpoint>) {
+        let _ = self.0.set(endpoint);
+    }
+
+    /// The endpoint, once set.
+    pub fn endpoint(&self) -> Option<Arc<SipEndpoint>> {
+        self.0.get().cloned()
+    }
+}
+
+/// What a bridge needs of the server: the endpoint, media settings and clock, shutdown.
+pub(crate) struct BridgeEnv<'a> {
+    pub dialer: &'a Dialer,
+    pub media: &'a MediaConfig,
+    pub clock: &'a MediaClock,
+    pub shutdown: &'a CancellationToken,
+}
+
+/// How a bridge ended.
+pub(crate) struct Bridged {
+    /// How the caller's call ended.
+    pub end: EndReason,
+    /// The colleague answered and the calls were joined (else the caller
+    /// hung up while the colleague's phone rang).
+    pub joined: bool,
+}
+
+/// Calls `to` (ringing up to `ring`) and joins it to `call` until one side
+/// hangs up. `Err` (why) when the new call could not be made: the caller is
+/// still with the agent.
+pub(crate) async fn bridge(
+    call: &mut InboundCall,
+    caller_port: &mut MediaPort,
+    to: &str,
+    ring: Duration,
+    env: BridgeEnv<'_>,
+) -> Result<Bridged, String> {
+    let endpoint = env
+        .dialer
+        .endpoint()
+        .ok_or_else(|| "no SIP endpoint to call from".to_string())?;
+    let media = env.media;
+    let rtp = RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max)
+        .await
+        .map_err(|e| format!("no RTP port: {e}"))?;
+    let media_cancel = CancellationToken::new();
+    let media_task = {
+        let rtp = rtp.clone();
+        let c = media_cancel.clone();
+        let clock = env.clock.clone();
+        tokio::spawn(async move { rtp.run(&clock, None, c).await })
+    };
+    let place = endpoint.place_call(
+        PlaceCall {
+            target: to.to_string(),
+            from: None,
+            trunk: None,
+            media: SocketAddr::new(media.advertised(), rtp.local_addr().port()),
+            ring_timeout: Some(ring),
+            call_id: None,
+        },
+        |_, _| {},
+    );
+    // The caller may hang up while the colleague's phone rings: the new
+    // call is then abandoned (its INVITE is left to its transaction timers).
+    let placed = tokio::select! {
+        placed = place => placed,
+        ev = next_end(call) => {
+            media_cancel.cancel();
+            media_task.await.ok();
+            return Ok(Bridged { end: ev, joined: false });
+        }
+    };
+    let mut leg = match placed {
+        Ok(Ok(leg)) => leg,
+        Ok(Err(failure)) => {
+            media_cancel.cancel();
+            media_task.await.ok();
+            return Err(format!("{to} not answered: {failure}"));
+        }
+        Err(e) => {
+            media_cancel.cancel();
+            media_task.await.ok();
+            return Err(format!("{to}: {e}"));
+        }
+    };
+    rtp.set_target(rtp_target(&leg.negotiated));
+    let mut leg_port = match MediaPort::open(&rtp) {
+        Ok(p) => p,
+        Err(e) => {
+            leg.hangup().await.ok();
+            media_cancel.cancel();
+            media_task.await.ok();
+            return Err(format!("media port for {to}: {e}"));
+        }
+    };
+    info!(to, call_id = %leg.call_id, "colleague answered: calls joined");
+    let end = loop {
+        tokio::select! {
+            ev = call.next_event() => match ev {
+                CallEvent::Ended(e) => {
+                    leg.hangup().await.ok();
+                    break e;
+                }
+                CallEvent::MediaChanged(n) => {
+                    // The caller's side of the media is the agent's session: the handler follows it.
+                    info!(remote = %n.remote_rtp, "caller's media changed during the bridge");
+                }
+                CallEvent::Dtmf { .. } => {}
+            },
+            ev = leg.next_event() => if let CallEvent::Ended(e) = ev {
+                info!(reason = %e.reason, "the colleague's call ended: ending the caller's");
+                call.hangup().await.ok();
+                break EndReason { by: Party::Local, reason: "bridge_ended".into(), status: None };
+            },
+            Some(input) = caller_port.recv() => if let PortInput::Frame(f) = input {
+                if let Err(e) = leg_port.play(&f, PORT_RATE) {
+                    warn!(error = %e, "bridge playout to the colleague failed");
+                }
+            },
+            Some(input) = leg_port.recv() => if let PortInput::Frame(f) = input {
+                if let Err(e) = caller_port.play(&f, PORT_RATE) {
+                    warn!(error = %e, "bridge playout to the caller failed");
+                }
+            },
+            _ = env.shutdown.cancelled() => {
+                leg.hangup().await.ok();
+                call.hangup().await.ok();
+                break EndReason { by: Party::Local, reason: "shutdown".into(), status: None };
+            }
+        }
+    };
+    media_cancel.cancel();
+    media_task.await.ok();
+    Ok(Bridged { end, joined: true })
+}
+
+/// The caller's call's end (other events are answered and let go).
+async fn next_end(call: &mut InboundCall) -> EndReason {
+    loop {
+        if let CallEvent::Ended(e) = call.next_event().await {
+            return e;
+        }
+    }
+}
