@@ -8,19 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
 
-/// Talk-spurt starts remembered (a reply's first packet is looked up after it played).
-const STARTS_KEPT: usize = 16;
+/// Start times of marked segments remembered (looked up after they played).
+const STARTS_KEPT: usize = 32;
 
 #[derive(Debug, Default)]
 struct Segments {
-    /// Each segment and how far into it playout has got.
-    segs: VecDeque<(Arc<[i16]>, usize)>,
+    /// Each segment, how far into it playout has got, and its mark.
+    segs: VecDeque<(Arc<[i16]>, usize, Option<u64>)>,
     /// Samples left in all segments.
     len: usize,
-    /// The last frame taken held queued audio.
-    playing: bool,
-    /// When queued audio followed silence (a frame about to be sent), latest last.
-    starts: VecDeque<Instant>,
+    /// The last mark handed out.
+    last_mark: u64,
+    /// When each marked segment's first sample was taken for a frame (the
+    /// frame is sent right after), latest last.
+    starts: VecDeque<(u64, Instant)>,
 }
 
 /// Audio queued toward the caller.
@@ -34,13 +35,34 @@ pub(crate) struct PlayoutQueue {
 impl PlayoutQueue {
     /// Queues a shared segment.
     pub(crate) fn push_shared(&self, samples: Arc<[i16]>) {
+        self.push_segment(samples, false);
+    }
+
+    /// Queues a segment whose start time is wanted: returns its mark (see
+    /// [`PlayoutQueue::started_at`]); `None` for empty audio.
+    pub(crate) fn push_marked(&self, samples: &[i16]) -> Option<u64> {
+        self.push_segment(Arc::from(samples), true)
+    }
+
+    fn push_segment(&self, samples: Arc<[i16]>, marked: bool) -> Option<u64> {
         if samples.is_empty() {
-            return;
+            return None;
         }
-        if let Ok(mut q) = self.inner.lock() {
-            q.len += samples.len();
-            q.segs.push_back((samples, 0));
-        }
+        let mut q = self.inner.lock().ok()?;
+        let mark = marked.then(|| {
+            q.last_mark += 1;
+            q.last_mark
+        });
+        q.len += samples.len();
+        q.segs.push_back((samples, 0, mark));
+        mark
+    }
+
+    /// When the segment with `mark` began to be sent, once it has (and if
+    /// it is still remembered).
+    pub(crate) fn started_at(&self, mark: u64) -> Option<Instant> {
+        let q = self.inner.lock().ok()?;
+        q.starts.iter().find(|(m, _)| *m == mark).map(|(_, t)| *t)
     }
 
     /// Queues a copy of `samples`.
@@ -53,7 +75,6 @@ impl PlayoutQueue {
         if let Ok(mut q) = self.inner.lock() {
             q.segs.clear();
             q.len = 0;
-            q.playing = false;
         }
         self.drained.notify_waiters();
     }
@@ -71,10 +92,14 @@ impl PlayoutQueue {
             return false;
         };
         let mut filled = 0;
+        let mut started = None;
         while filled < frame.len() {
-            let Some((seg, pos)) = q.segs.front_mut() else {
+            let Some((seg, pos, mark)) = q.segs.front_mut() else {
                 break;
             };
+            if *pos == 0 {
+                started = mark.take().or(started);
+            }
             let n = (seg.len() - *pos).min(frame.len() - filled);
             frame[filled..filled + n].copy_from_slice(&seg[*pos..*pos + n]);
             *pos += n;
@@ -85,21 +110,13 @@ impl PlayoutQueue {
         }
         q.len -= filled;
         frame[filled..].fill(0);
-        if filled > 0 && !q.playing {
+        if let Some(mark) = started {
             if q.starts.len() == STARTS_KEPT {
                 q.starts.pop_front();
             }
-            q.starts.push_back(Instant::now());
+            q.starts.push_back((mark, Instant::now()));
         }
-        q.playing = filled > 0;
         filled > 0
-    }
-
-    /// The first time since `t` that queued audio started after silence (the
-    /// frame it filled was sent right after), if one is remembered.
-    pub(crate) fn started_since(&self, t: Instant) -> Option<Instant> {
-        let q = self.inner.lock().ok()?;
-        q.starts.iter().copied().find(|&s| s >= t)
     }
 }
 
@@ -127,35 +144,29 @@ mod tests {
     }
 
     #[test]
-    fn talk_spurt_starts_are_remembered() {
+    fn a_marked_segment_records_when_its_first_sample_is_taken() {
         let q = PlayoutQueue::default();
-        let before = Instant::now();
-        let mut f = [0i16; 4];
-        assert!(!q.fill(&mut f));
-        assert_eq!(q.started_since(before), None);
         q.push(&[1; 6]);
+        let mark = q.push_marked(&[2; 6]).expect("a mark");
+        assert_eq!(q.push_marked(&[]), None);
+        let mut f = [0i16; 4];
+        // The first frame holds only unmarked audio.
+        let before = Instant::now();
         assert!(q.fill(&mut f));
-        let first = q.started_since(before).expect("a start");
-        // Still the same spurt: no new start.
-        q.push(&[1; 4]);
+        assert_eq!(q.started_at(mark), None);
+        // The second frame ends the first segment and starts the marked one.
         assert!(q.fill(&mut f));
+        assert_eq!(f, [1, 1, 2, 2]);
+        let at = q.started_at(mark).expect("started");
+        assert!(at >= before);
+        // Taking more of it does not move its start.
         assert!(q.fill(&mut f));
-        assert_eq!(q.started_since(before), Some(first));
-        // Silence, then audio again: a new start, found from after the first.
-        assert!(!q.fill(&mut f));
-        let mid = Instant::now();
-        q.push(&[1; 4]);
-        assert!(q.fill(&mut f));
-        let second = q.started_since(mid).expect("second start");
-        assert!(second >= mid && second >= first);
-        // A clear ends the spurt.
-        q.push(&[1; 40]);
-        assert!(q.fill(&mut f));
+        assert_eq!(q.started_at(mark), Some(at));
+        // A cleared marked segment never starts.
+        let cleared = q.push_marked(&[3; 8]).expect("mark");
         q.clear();
-        let after_clear = Instant::now();
-        q.push(&[1; 4]);
-        assert!(q.fill(&mut f));
-        assert!(q.started_since(after_clear).is_some());
+        assert!(!q.fill(&mut f));
+        assert_eq!(q.started_at(cleared), None);
     }
 
     #[test]

@@ -133,6 +133,14 @@ impl MediaPort {
             self.session.queue_pcm(samples);
             return Ok(());
         }
+        let out = self.resample_for_playout(samples, rate, to)?;
+        self.session.queue_pcm(&out);
+        Ok(())
+    }
+
+    /// `samples` at `rate` through the port's playout resampler (one state
+    /// kept while the rate stays the same), at the session's rate `to`.
+    fn resample_for_playout(&self, samples: &[i16], rate: u32, to: u32) -> Result<Vec<i16>, MediaError> {
         let mut guard = self
             .playout
             .lock()
@@ -140,12 +148,13 @@ impl MediaPort {
         if guard.as_ref().is_none_or(|r| r.from_rate() != rate) {
             *guard = Some(StreamResampler::new(rate, to)?);
         }
-        if let Some(r) = guard.as_mut() {
-            r.push(samples);
-            let out = r.drain_all();
-            self.session.queue_pcm(&out);
-        }
-        Ok(())
+        Ok(match guard.as_mut() {
+            Some(r) => {
+                r.push(samples);
+                r.drain_all()
+            }
+            None => Vec::new(),
+        })
     }
 
     /// Stops what is playing: the next frame sent is silence.
@@ -165,10 +174,20 @@ impl MediaPort {
             .div_ceil((self.session.pcm_rate() / 50) as usize)
     }
 
-    /// When the first packet of a talk spurt that started after `t` was
-    /// sent (audio queued on silence goes out on the next 20 ms tick).
-    pub fn playout_started_since(&self, t: std::time::Instant) -> Option<std::time::Instant> {
-        self.session.playout_started_since(t)
+    /// [`MediaPort::play`], with a mark to learn when its first packet is
+    /// sent ([`MediaPort::playout_started_at`]); `None` when no audio was queued.
+    pub fn play_marked(&self, samples: &[i16], rate: u32) -> Result<Option<u64>, MediaError> {
+        let to = self.session.pcm_rate();
+        if rate == to {
+            return Ok(self.session.queue_pcm_marked(samples));
+        }
+        let out = self.resample_for_playout(samples, rate, to)?;
+        Ok(self.session.queue_pcm_marked(&out))
+    }
+
+    /// When the audio queued with `mark` began to be sent, once it has.
+    pub fn playout_started_at(&self, mark: u64) -> Option<std::time::Instant> {
+        self.session.playout_started_at(mark)
     }
 
     /// Waits until everything queued so far has been sent.

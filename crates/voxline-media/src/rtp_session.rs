@@ -389,10 +389,15 @@ impl RtpSession {
         self.shared.playout.clear();
     }
 
-    /// When audio queued after `t` began to be sent (the first packet of a
-    /// talk spurt that started after `t`), if it has.
-    pub fn playout_started_since(&self, t: std::time::Instant) -> Option<std::time::Instant> {
-        self.shared.playout.started_since(t)
+    /// Queues audio at the session's PCM rate as a marked segment: returns
+    /// the mark to ask [`RtpSession::playout_started_at`] about.
+    pub(crate) fn queue_pcm_marked(&self, samples: &[i16]) -> Option<u64> {
+        self.shared.playout.push_marked(samples)
+    }
+
+    /// When the marked segment's first packet was sent, once it has.
+    pub fn playout_started_at(&self, mark: u64) -> Option<std::time::Instant> {
+        self.shared.playout.started_at(mark)
     }
 
     /// Samples (at the PCM rate) still queued for playout.

@@ -650,19 +650,29 @@ impl AgentRoute {
                 Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {
                     match spoken {
                         Spoken::Audio { text, samples, stages } => {
-                            let on_silence = port.queued_frames() == 0;
+                            // A turn's first audio is queued marked: when its
+                            // first packet leaves is read back for the record.
+                            let first_of_turn = speaking
+                                .as_ref()
+                                .is_some_and(|s| s.turn.as_ref().is_some_and(|t| t.first_audio.is_none()));
+                            let queued = if first_of_turn {
+                                port.play_marked(&samples, tts_rate)
+                            } else {
+                                port.play(&samples, tts_rate).map(|()| None)
+                            };
+                            let mark = queued.unwrap_or_else(|e| {
+                                warn!(error = %e, "agent playout failed");
+                                None
+                            });
                             if let Some(s) = speaking.as_mut() {
                                 if let Some(t) = s.turn.as_mut() {
-                                    t.first_audio_queued(stages, on_silence, &self.metrics);
+                                    t.first_audio_queued(stages, mark, &self.metrics);
                                 }
                                 s.queued.push(Phrase {
                                     frames: samples.len().div_ceil(port_frame_samples),
                                     text,
-                                    audio: samples.clone(),
+                                    audio: samples,
                                 });
-                            }
-                            if let Err(e) = port.play(&samples, tts_rate) {
-                                warn!(error = %e, "agent playout failed");
                             }
                         }
                         Spoken::Done => {

@@ -38,8 +38,8 @@ pub(crate) struct TurnTimes {
     pub reply: Option<ReplyStages>,
     /// The first phrase's audio queued for playout.
     pub first_audio: Option<Instant>,
-    /// The playout queue was empty then: the reply's first packet starts a talk spurt.
-    pub audio_on_silence: bool,
+    /// Its playout mark (when its first packet went out is asked with it).
+    pub first_audio_mark: Option<u64>,
     /// The caller's onset and the playout cleared, when a barge-in cut the reply.
     pub barge_in: Option<(Instant, Instant)>,
     /// The final transcript's text.
@@ -63,16 +63,16 @@ impl TurnTimes {
         self.caller_end_ms = at_ms;
     }
 
-    /// The reply's first audio is being queued (`on_silence`: nothing else
-    /// was queued): logs the turn and counts it.
-    pub fn first_audio_queued(&mut self, stages: ReplyStages, on_silence: bool, metrics: &AgentMetrics) {
+    /// The reply's first audio was queued with playout `mark`: logs the
+    /// turn and counts it.
+    pub fn first_audio_queued(&mut self, stages: ReplyStages, mark: Option<u64>, metrics: &AgentMetrics) {
         if self.first_audio.is_some() {
             return;
         }
         let audio = Instant::now();
         self.first_audio = Some(audio);
         self.reply = Some(stages);
-        self.audio_on_silence = on_silence;
+        self.first_audio_mark = mark;
         let Some(fin) = self.asr_final else {
             return;
         };
@@ -110,12 +110,9 @@ impl TurnTimes {
                 (ms * 10.0).round() / 10.0
             })
         };
-        // Audio queued on silence goes out as a new talk spurt: its first
-        // packet's send time is known. Queued behind other audio it is not.
-        let first_rtp = match (self.first_audio, self.audio_on_silence) {
-            (Some(q), true) => port.playout_started_since(q),
-            _ => None,
-        };
+        // When the playout took the reply's first sample (its packet is
+        // sent in the same media-clock slot); none if it never played.
+        let first_rtp = self.first_audio_mark.and_then(|m| port.playout_started_at(m));
         let turn = AgentTurn {
             seq,
             caller_end_ms: self.caller_end_ms as i64,
