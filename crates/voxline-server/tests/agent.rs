@@ -592,7 +592,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
         "lost-card",
         9.5,
         "My card was stolen. Please block it.",
-        16.0,
+        23.0,
     );
     // The agent answers about a second after the question and asks for the
     // digits (its line and the prompt take about 6 s): key them meanwhile.
@@ -600,7 +600,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     let rec = call_agent_with(
         &server,
         &play,
-        (end + 15.0) as u32,
+        (end + 22.0) as u32,
         &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
     );
     service.kill().ok();

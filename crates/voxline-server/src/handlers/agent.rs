@@ -412,7 +412,7 @@ impl AgentRoute {
                         let played = record_played(&mut playing, &mut conv, &mut transcript).await;
                         self.finish_turns(played, &port, records, record_id, &mut turn_seq)
                             .await;
-                        match self.transfer(call, &mut port, &to, &mut transcript).await {
+                        match self.transfer(call, &rtp, &mut port, &to, &mut transcript).await {
                             Some(end) => break end,
                             None => {
                                 pending.push_back(Action::Say(self.agent.pack().rules.escalation.failed.clone()));
@@ -728,10 +728,16 @@ impl AgentRoute {
             self.interrupted(p, &port, &mut conv, &mut transcript, records, record_id, &mut turn_seq)
                 .await;
         }
+        // The call ended while the agent spoke: the transcript and history
+        // keep what went out of its last replies (by playout position).
         let mut left: Vec<Speaking> = playing.drain(..).chain(speaking.take()).collect();
+        let heard = stop_speaking(&mut left, &port);
         for s in &mut left {
             s.cancel.cancel();
             s.rx.close();
+        }
+        for h in heard {
+            record_heard(h.answer_of.as_deref(), &h.text, h.cut, &mut conv, &mut transcript).await;
         }
         self.finish_turns(left, &port, records, record_id, &mut turn_seq).await;
         if let Some(t) = tool_run.take() {
@@ -749,6 +755,7 @@ impl AgentRoute {
     async fn transfer(
         &self,
         call: &mut InboundCall,
+        rtp: &voxline_media::RtpSession,
         port: &mut MediaPort,
         to: &str,
         transcript: &mut Transcript,
@@ -795,12 +802,12 @@ impl AgentRoute {
                 transcript
                     .note(&format!("transfer to {to} failed: {}{code}", failed.name()))
                     .await;
-                self.bridge_to(call, port, to, transcript).await
+                self.bridge_to(call, rtp, port, to, transcript).await
             }
             Err(e) => {
                 warn!(to, error = %e, "transfer by REFER failed");
                 transcript.note(&format!("transfer to {to} failed: {e}")).await;
-                self.bridge_to(call, port, to, transcript).await
+                self.bridge_to(call, rtp, port, to, transcript).await
             }
         }
     }
@@ -811,6 +818,7 @@ impl AgentRoute {
     async fn bridge_to(
         &self,
         call: &mut InboundCall,
+        rtp: &voxline_media::RtpSession,
         port: &mut MediaPort,
         to: &str,
         transcript: &mut Transcript,
@@ -824,6 +832,7 @@ impl AgentRoute {
         }
         transcript.note(&format!("calling {to} to join the call")).await;
         let env = BridgeEnv {
+            caller_rtp: rtp,
             dialer: &self.dialer,
             media: &self.media,
             clock: &self.clock,

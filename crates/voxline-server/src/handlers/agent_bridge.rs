@@ -31,8 +31,10 @@ impl Dialer {
     }
 }
 
-/// What a bridge needs of the server: the endpoint, media settings and clock, shutdown.
+/// What a bridge needs: the caller's media session, and of the server the
+/// endpoint, media settings and clock, shutdown.
 pub(crate) struct BridgeEnv<'a> {
+    pub caller_rtp: &'a RtpSession,
     pub dialer: &'a Dialer,
     pub media: &'a MediaConfig,
     pub clock: &'a MediaClock,
@@ -88,7 +90,7 @@ pub(crate) async fn bridge(
     // call is then abandoned (its INVITE is left to its transaction timers).
     let placed = tokio::select! {
         placed = place => placed,
-        ev = next_end(call) => {
+        ev = next_end(call, env.caller_rtp) => {
             media_cancel.cancel();
             media_task.await.ok();
             return Ok(Bridged { end: ev, joined: false });
@@ -126,8 +128,8 @@ pub(crate) async fn bridge(
                     break e;
                 }
                 CallEvent::MediaChanged(n) => {
-                    // The caller's side of the media is the agent's session: the handler follows it.
                     info!(remote = %n.remote_rtp, "caller's media changed during the bridge");
+                    env.caller_rtp.set_target(rtp_target(&n));
                 }
                 CallEvent::Dtmf { .. } => {}
             },
@@ -158,11 +160,13 @@ pub(crate) async fn bridge(
     Ok(Bridged { end, joined: true })
 }
 
-/// The caller's call's end (other events are answered and let go).
-async fn next_end(call: &mut InboundCall) -> EndReason {
+/// The caller's call's end; a media change meanwhile is followed.
+async fn next_end(call: &mut InboundCall, caller_rtp: &RtpSession) -> EndReason {
     loop {
-        if let CallEvent::Ended(e) = call.next_event().await {
-            return e;
+        match call.next_event().await {
+            CallEvent::Ended(e) => return e,
+            CallEvent::MediaChanged(n) => caller_rtp.set_target(rtp_target(&n)),
+            CallEvent::Dtmf { .. } => {}
         }
     }
 }
