@@ -352,6 +352,8 @@ impl AgentRoute {
         let mut tool_run: Option<tokio::task::JoinHandle<(Vec<Action>, bool)>> = None;
         let mut digits = String::new();
         let mut collecting: Option<usize> = None;
+        // Digits keyed before the agent asked for them (since the caller last spoke).
+        let mut typed_ahead = String::new();
         let mut hang_up_after_speech: Option<&'static str> = None;
         // A transfer to make once the line before it has played.
         let mut transfer_after_speech: Option<String> = None;
@@ -392,6 +394,15 @@ impl AgentRoute {
                         Action::CollectDigits { length } => {
                             collecting = Some(length);
                             digits.clear();
+                            // Digits keyed ahead of the prompt count (type-ahead).
+                            for d in std::mem::take(&mut typed_ahead).chars() {
+                                if let Some(done) = collect_digit(&mut digits, d, length) {
+                                    collecting = None;
+                                    transcript.caller(&format!("(keyed {done})"), None).await;
+                                    pending.extend(conv.digits(&done));
+                                    break;
+                                }
+                            }
                         }
                         Action::CallTool(c) => {
                             hold_said = false;
@@ -477,15 +488,16 @@ impl AgentRoute {
                     }
                     PortInput::Event(MediaEvent::Dtmf(d)) => {
                         silent_since = Instant::now();
-                        if let Some(length) = collecting {
-                            if d.digit != '#' {
-                                digits.push(d.digit);
+                        match collecting {
+                            Some(length) => {
+                                if let Some(done) = collect_digit(&mut digits, d.digit, length) {
+                                    collecting = None;
+                                    transcript.caller(&format!("(keyed {done})"), None).await;
+                                    pending.extend(conv.digits(&done));
+                                }
                             }
-                            if d.digit == '#' || digits.len() >= length {
-                                collecting = None;
-                                transcript.caller(&format!("(keyed {})", digits), None).await;
-                                pending.extend(conv.digits(&digits));
-                            }
+                            None if typed_ahead.len() < 32 => typed_ahead.push(d.digit),
+                            None => {}
                         }
                     }
                     PortInput::Event(MediaEvent::MediaTimeout) => {
@@ -497,6 +509,7 @@ impl AgentRoute {
                 Some(ev) = recognizer.next_event() => match ev {
                     AsrEvent::SpeechStart { at_ms, .. } => {
                         caller_speaking = true;
+                        typed_ahead.clear();
                         recognizer.segmenter_mut().set_hangover_ms(hangover_ms);
                         // The caller goes on: a reply started early is out of date.
                         if let Some(mut p) = preempt.take() {
@@ -1125,6 +1138,15 @@ async fn record_heard(
     }
 }
 
+/// Adds a keyed digit to those being collected; returns them once `#` ends
+/// them or `length` are there.
+fn collect_digit(digits: &mut String, digit: char, length: usize) -> Option<String> {
+    if digit != '#' {
+        digits.push(digit);
+    }
+    (digit == '#' || digits.len() >= length).then(|| std::mem::take(digits))
+}
+
 /// Short acknowledgements that do not take the turn (English): "uh-huh",
 /// "okay", "yeah", "right", "I see", and hums however the recogniser spells
 /// them ("mm", "mmmm", "hmm", "mhm").
@@ -1215,7 +1237,20 @@ impl Transcript {
 
 #[cfg(test)]
 mod tests {
-    use super::is_backchannel;
+    use super::{collect_digit, is_backchannel};
+
+    #[test]
+    fn digits_end_at_their_length_or_the_hash_key() {
+        let mut d = String::new();
+        assert_eq!(collect_digit(&mut d, '4', 4), None);
+        assert_eq!(collect_digit(&mut d, '3', 4), None);
+        assert_eq!(collect_digit(&mut d, '#', 4), Some("43".into()));
+        assert!(d.is_empty());
+        for c in "123".chars() {
+            assert_eq!(collect_digit(&mut d, c, 4), None);
+        }
+        assert_eq!(collect_digit(&mut d, '4', 4), Some("1234".into()));
+    }
 
     #[test]
     fn backchannels_and_hums_however_spelled() {
