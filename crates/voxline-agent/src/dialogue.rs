@@ -91,8 +91,6 @@ pub struct Answer {
     handed_out: usize,
     /// What was handed out so far.
     said: String,
-    /// The user message sent (facts and question).
-    user_message: String,
     /// What the history keeps of it: the question (earlier facts stay out of
     /// later prompts; what was said of them is in the answer).
     question: String,
@@ -174,11 +172,6 @@ impl Answer {
                 }
             }
         }
-    }
-
-    /// The user message this answers (facts and question).
-    pub fn user_message(&self) -> &str {
-        &self.user_message
     }
 
     /// The user message as the history keeps it (the question only).
@@ -364,7 +357,7 @@ impl Conversation {
                 let user = user_message(hits, utterance);
                 let mut messages = vec![ChatMessage::new(Role::System, self.agent.system.clone())];
                 messages.extend(self.history.iter().cloned());
-                messages.push(ChatMessage::new(Role::User, user.clone()));
+                messages.push(ChatMessage::new(Role::User, user));
                 let max_words = pack.persona.max_reply_words;
                 let stream = self
                     .agent
@@ -387,7 +380,6 @@ impl Conversation {
                     words_left: max_words,
                     handed_out: 0,
                     said: String::new(),
-                    user_message: user,
                     question: format!("Question: {}", utterance.trim()),
                     stopped: None,
                     first_token_at: None,

@@ -381,6 +381,16 @@ fn escalate_with_sipp(server: &Server, scenario: &str) -> common::SippRun {
     )
 }
 
+/// The transcript of the server's only call, once its last lines are written.
+fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let lines = transcript_lines(server, &call_id);
+    eprintln!("{lines:?}");
+    lines
+}
+
 /// The call's transcript lines as (speaker, text).
 fn transcript_lines(server: &Server, call_id: &str) -> Vec<(String, String)> {
     let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
@@ -506,11 +516,7 @@ fn a_backchannel_over_the_agent_does_not_end_its_line() {
             .any(|l| l.starts_with("voxline_agent_false_interruptions_total") && !l.ends_with(" 0")),
         "{metrics}"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
-    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
-    let lines = transcript_lines(&server, &call_id);
-    eprintln!("{lines:?}");
+    let lines = only_call_transcript(&server);
     // "okay" is not a caller turn, and the greeting and the notice are whole.
     assert!(!lines.iter().any(|(who, _)| who == "caller"), "{lines:?}");
     assert!(
@@ -612,11 +618,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
         "{svc}\n{}",
         server.log_text()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
-    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
-    let lines = transcript_lines(&server, &call_id);
-    eprintln!("{lines:?}");
+    let lines = only_call_transcript(&server);
     assert!(
         lines.iter().any(|(who, t)| who == "caller" && t == "(keyed 4321)"),
         "{lines:?}"
@@ -678,11 +680,7 @@ fn a_slow_tool_gets_the_hold_line() {
         (end + 18.0) as u32,
         &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
-    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
-    let lines = transcript_lines(&server, &call_id);
-    eprintln!("{lines:?}");
+    let lines = only_call_transcript(&server);
     let at = |want: &str| {
         lines
             .iter()
@@ -794,11 +792,7 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
         loud >= 100,
         "the colleague heard {loud} loud frames of the caller's 3 s tone\n{log}"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
-    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
-    let lines = transcript_lines(&server, &call_id);
-    eprintln!("{lines:?}");
+    let lines = only_call_transcript(&server);
     let target = format!("sip:advisor@127.0.0.1:{port}");
     assert!(
         lines

@@ -75,6 +75,24 @@ pub(crate) async fn bridge(
         let clock = env.clock.clone();
         tokio::spawn(async move { rtp.run(&clock, None, c).await })
     };
+    let result = call_and_join(call, caller_port, &rtp, &endpoint, to, ring, &env).await;
+    // The colleague's media stops here, however the bridge ended.
+    media_cancel.cancel();
+    media_task.await.ok();
+    result
+}
+
+/// The bridge on the colleague's RTP session `rtp` (already running).
+async fn call_and_join(
+    call: &mut InboundCall,
+    caller_port: &mut MediaPort,
+    rtp: &RtpSession,
+    endpoint: &SipEndpoint,
+    to: &str,
+    ring: Duration,
+    env: &BridgeEnv<'_>,
+) -> Result<Bridged, String> {
+    let media = env.media;
     let place = endpoint.place_call(
         PlaceCall {
             target: to.to_string(),
@@ -90,32 +108,18 @@ pub(crate) async fn bridge(
     // call is then abandoned (its INVITE is left to its transaction timers).
     let placed = tokio::select! {
         placed = place => placed,
-        ev = next_end(call, env.caller_rtp) => {
-            media_cancel.cancel();
-            media_task.await.ok();
-            return Ok(Bridged { end: ev, joined: false });
-        }
+        ev = next_end(call, env.caller_rtp) => return Ok(Bridged { end: ev, joined: false }),
     };
     let mut leg = match placed {
         Ok(Ok(leg)) => leg,
-        Ok(Err(failure)) => {
-            media_cancel.cancel();
-            media_task.await.ok();
-            return Err(format!("{to} not answered: {failure}"));
-        }
-        Err(e) => {
-            media_cancel.cancel();
-            media_task.await.ok();
-            return Err(format!("{to}: {e}"));
-        }
+        Ok(Err(failure)) => return Err(format!("{to} not answered: {failure}")),
+        Err(e) => return Err(format!("{to}: {e}")),
     };
     rtp.set_target(rtp_target(&leg.negotiated));
-    let mut leg_port = match MediaPort::open(&rtp) {
+    let mut leg_port = match MediaPort::open(rtp) {
         Ok(p) => p,
         Err(e) => {
             leg.hangup().await.ok();
-            media_cancel.cancel();
-            media_task.await.ok();
             return Err(format!("media port for {to}: {e}"));
         }
     };
@@ -155,8 +159,6 @@ pub(crate) async fn bridge(
             }
         }
     };
-    media_cancel.cancel();
-    media_task.await.ok();
     Ok(Bridged { end, joined: true })
 }
 
