@@ -3,9 +3,10 @@
 //! collection, a tool call, a transfer, a hang-up). The voice loop and
 //! `voxline chat --domain` both drive it.
 
+use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::guard::{Guard, Verdict};
 use crate::pack::{ArgType, DomainPack, ToolSpec};
-use crate::prompt::{best_sentence, system_prompt, user_message};
+use crate::prompt::{best_sentence, step_message, system_prompt, user_message};
 use crate::router::{has_phrase, words, Intent, Router};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
@@ -98,6 +99,9 @@ pub struct Answer {
     pub stopped: Option<String>,
     /// When the model's first text arrived.
     first_token_at: Option<std::time::Instant>,
+    /// It must ask the caller something (a flow step waiting for an
+    /// answer): when the model's words asked nothing, the fallback follows.
+    must_ask: bool,
 }
 
 impl std::fmt::Debug for Answer {
@@ -122,6 +126,9 @@ impl Answer {
                         self.handed_out += 1;
                         self.said.push(' ');
                         self.said.push_str(&p);
+                        if p.trim_end().ends_with('?') {
+                            self.must_ask = false;
+                        }
                         return Ok(Some(p));
                     }
                     Verdict::Forbidden => {
@@ -129,15 +136,16 @@ impl Answer {
                         self.handed_out += 1;
                         return Ok(Some(self.replacement.clone()));
                     }
-                    v @ (Verdict::Repeated | Verdict::Ungrounded(_)) => {
+                    v @ (Verdict::Repeated | Verdict::PromptEcho | Verdict::Ungrounded(_)) => {
                         let why = match v {
                             Verdict::Ungrounded(what) => format!("ungrounded: {what}"),
+                            Verdict::PromptEcho => "the model went on with the prompt".to_string(),
                             _ => "the model repeated itself".to_string(),
                         };
                         self.finish(&why);
                         // The facts were not said yet: read their best sentence instead.
                         if let Some(f) = self.fallback.take().filter(|f| !self.said.contains(f.as_str())) {
-                            if self.handed_out == 0 || self.said.split_whitespace().count() < 6 {
+                            if self.handed_out == 0 || self.said.split_whitespace().count() < 6 || self.must_ask {
                                 self.handed_out += 1;
                                 return Ok(Some(f));
                             }
@@ -147,6 +155,14 @@ impl Answer {
                 }
             }
             let Some(stream) = self.stream.as_mut() else {
+                // A step's question the model left out is asked in its own words.
+                if self.must_ask {
+                    self.must_ask = false;
+                    if let Some(f) = self.fallback.take() {
+                        self.handed_out += 1;
+                        return Ok(Some(f));
+                    }
+                }
                 return Ok(None);
             };
             let next = stream.next().await;
@@ -229,7 +245,43 @@ impl Agent {
             pending: None,
             offered_transfer: false,
             tool_calls: Vec::new(),
+            flow: FlowRun::default(),
         }
+    }
+
+    /// A guarded answer streamed from the model for `user` (the history
+    /// before it), checked against `facts`; `fallback` is read when the
+    /// model's words fail the check.
+    async fn generate(
+        &self,
+        history: &[ChatMessage],
+        user: String,
+        facts: &[&str],
+        fallback: Option<String>,
+        question: String,
+        must_ask: bool,
+    ) -> Result<Answer, LlmError> {
+        let pack = &self.pack;
+        let mut messages = vec![ChatMessage::new(Role::System, self.system.clone())];
+        messages.extend(history.iter().cloned());
+        messages.push(ChatMessage::new(Role::User, user));
+        let max_words = pack.persona.max_reply_words;
+        let stream = self.llm.chat(ChatRequest::new(messages, max_words * 2 + 8)).await?;
+        Ok(Answer {
+            stream: Some(stream),
+            splitter: PhraseSplitter::new(SplitterConfig::default()),
+            guard: Guard::new(&pack.rules.forbidden.phrases, facts),
+            fallback,
+            replacement: pack.rules.forbidden.replacement.clone(),
+            queue: Default::default(),
+            words_left: max_words,
+            handed_out: 0,
+            said: String::new(),
+            question,
+            stopped: None,
+            first_token_at: None,
+            must_ask,
+        })
     }
 
     /// What `utterance` asks for (for tests and evaluation).
@@ -238,8 +290,9 @@ impl Agent {
     }
 }
 
-/// One call's conversation.
-#[derive(Debug)]
+/// One call's conversation. Cloning it keeps a copy of its state (to go
+/// back to when a reply started early turns out to be for other words).
+#[derive(Debug, Clone)]
 pub struct Conversation {
     agent: Arc<Agent>,
     history: Vec<ChatMessage>,
@@ -247,6 +300,7 @@ pub struct Conversation {
     offered_transfer: bool,
     /// Tools called so far: name and arguments.
     pub tool_calls: Vec<(String, BTreeMap<String, String>)>,
+    flow: FlowRun,
 }
 
 /// The `length` digits the caller gave in `text`, spoken or written: a run
@@ -273,12 +327,154 @@ pub fn digits_for(text: &str, length: usize) -> Option<String> {
 }
 
 impl Conversation {
-    /// The greeting and the lines that must follow it.
-    pub fn opening(&self) -> Vec<String> {
-        let pack = &self.agent.pack;
-        std::iter::once(pack.persona.greeting.clone())
+    /// The greeting, the lines that must follow it, and the flow's first
+    /// step when the pack has a flow.
+    pub async fn opening(&mut self) -> Vec<Action> {
+        let pack = Arc::clone(&self.agent.pack);
+        let mut out: Vec<Action> = std::iter::once(pack.persona.greeting.clone())
             .chain(pack.rules.mandatory.after_greeting.iter().cloned())
-            .collect()
+            .map(Action::Say)
+            .collect();
+        if let Some(flow) = &pack.flow {
+            out.extend(self.enter_step(flow.start(), "start").await);
+        }
+        out
+    }
+
+    /// Moves the flow to step `i` (reached by `via`) and on through steps
+    /// that need no answer; returns what to say and do.
+    async fn enter_step(&mut self, mut i: usize, via: &str) -> Vec<Action> {
+        let pack = Arc::clone(&self.agent.pack);
+        let Some(flow) = &pack.flow else {
+            return Vec::new();
+        };
+        let mut via = via.to_string();
+        let mut out = Vec::new();
+        loop {
+            let step = &flow.steps[i];
+            tracing::info!(flow = %flow.flow.name, step = %step.name, %via, "flow step reached");
+            self.flow.reached.push(StepReached {
+                step: step.name.clone(),
+                via: std::mem::replace(&mut via, "next".into()),
+            });
+            self.flow.at = Some(i);
+            self.flow.tries = 0;
+            if step.say.is_some() {
+                out.push(self.step_line(i, false).await);
+            }
+            if let Some(tool) = &step.tool {
+                if let Some(t) = pack.tools.iter().position(|spec| &spec.name == tool) {
+                    out.extend(self.continue_tool(t, BTreeMap::new()));
+                }
+                return out;
+            }
+            match (step.end, step.next.as_deref().and_then(|n| flow.index(n))) {
+                (Some(end), _) => {
+                    self.flow.at = None;
+                    self.flow.over = true;
+                    out.push(match end {
+                        StepEnd::Hangup => Action::HangUp,
+                        StepEnd::Transfer => Action::Transfer {
+                            to: step
+                                .transfer_to
+                                .clone()
+                                .unwrap_or_else(|| pack.rules.escalation.transfer_to.clone()),
+                        },
+                    });
+                    return out;
+                }
+                (None, Some(next)) => i = next,
+                (None, None) => return out,
+            }
+        }
+    }
+
+    /// Step `i`'s line: its words, or the model's wording of its goal
+    /// (checked; its words when the model fails). `again`: asked again
+    /// after the caller went off script.
+    async fn step_line(&mut self, i: usize, again: bool) -> Action {
+        let pack = Arc::clone(&self.agent.pack);
+        let Some(flow) = &pack.flow else {
+            return Action::Say(String::new());
+        };
+        let step = &flow.steps[i];
+        let say = step.say.clone().unwrap_or_default();
+        let fixed = match (&step.reask, again) {
+            (Some(r), true) => r.clone(),
+            _ => say.clone(),
+        };
+        if flow.wording(i) == Wording::Fixed {
+            return Action::Say(fixed);
+        }
+        let user = step_message(&step.goal, &say);
+        let facts = [step.goal.as_str(), say.as_str()];
+        let question = format!("Step: {}", step.goal.trim());
+        let must_ask = !step.exit.is_empty() && fixed.trim_end().ends_with('?');
+        match self
+            .agent
+            .generate(&self.history, user, &facts, Some(fixed.clone()), question, must_ask)
+            .await
+        {
+            Ok(a) => Action::Answer(Box::new(a)),
+            Err(e) => {
+                tracing::warn!(error = %e, step = %step.name, "the model could not word the step: saying its line");
+                Action::Say(fixed)
+            }
+        }
+    }
+
+    /// The step of the flow the call is at (waiting for the caller or its tool).
+    pub fn flow_step(&self) -> Option<&str> {
+        let flow = self.agent.pack.flow.as_ref()?;
+        self.flow.at.map(|i| flow.steps[i].name.as_str())
+    }
+
+    /// The pack's flow's name, when it has one.
+    pub fn flow_name(&self) -> Option<&str> {
+        self.agent.pack.flow.as_ref().map(|f| f.flow.name.as_str())
+    }
+
+    /// Steps reached since the last call (for the call's records).
+    pub fn take_reached(&mut self) -> Vec<StepReached> {
+        std::mem::take(&mut self.flow.reached)
+    }
+
+    /// The step waiting for the caller's words, if the flow is at one.
+    fn waiting_step(&self) -> Option<usize> {
+        let flow = self.agent.pack.flow.as_ref()?;
+        self.flow
+            .at
+            .filter(|&i| flow.steps[i].tool.is_none() && !flow.steps[i].exit.is_empty())
+    }
+
+    /// After a turn off script: the step asked again, or its `otherwise`
+    /// once the caller went off script too often (the flow ends when it
+    /// has none).
+    async fn back_on_track(&mut self, i: usize) -> Vec<Action> {
+        let pack = Arc::clone(&self.agent.pack);
+        let Some(flow) = &pack.flow else {
+            return Vec::new();
+        };
+        self.flow.tries += 1;
+        if self.flow.tries < flow.max_tries(i) {
+            return vec![self.step_line(i, true).await];
+        }
+        match flow.steps[i].otherwise.as_deref().and_then(|n| flow.index(n)) {
+            Some(next) => self.enter_step(next, "otherwise").await,
+            None => {
+                tracing::info!(flow = %flow.flow.name, step = %flow.steps[i].name, "flow left: the caller went off script");
+                self.flow.at = None;
+                self.flow.over = true;
+                Vec::new()
+            }
+        }
+    }
+
+    /// What the agent asks after a silence: the step again when the flow
+    /// waits for an answer (else `None`: the persona's re-prompt).
+    pub async fn reprompt(&mut self) -> Option<Action> {
+        let i = self.waiting_step()?;
+        Some(self.step_line(i, true).await)
     }
 
     /// The agent's reply to a caller's turn, with what the turn asked for.
@@ -331,8 +527,17 @@ impl Conversation {
                 ));
             }
         }
+        if let Some(i) = self.waiting_step() {
+            let flow = pack.flow.as_ref().map(|f| &f.steps[i]);
+            if let Some(exit) = flow.and_then(|step| exit_for(step, utterance)) {
+                let (on, next) = (exit.on, exit.next.clone());
+                let to = pack.flow.as_ref().and_then(|f| f.index(&next)).unwrap_or(i);
+                let actions = self.enter_step(to, on.name()).await;
+                return Ok((Intent::Step { exit: on }, actions));
+            }
+        }
         let intent = self.agent.route(utterance);
-        let actions = match &intent {
+        let mut actions = match &intent {
             Intent::Escalate => vec![
                 Action::Say(rules.escalation.say.clone()),
                 Action::Transfer {
@@ -354,38 +559,33 @@ impl Conversation {
                 self.continue_tool(*tool, args)
             }
             Intent::Question { hits } => {
-                let user = user_message(hits, utterance);
-                let mut messages = vec![ChatMessage::new(Role::System, self.agent.system.clone())];
-                messages.extend(self.history.iter().cloned());
-                messages.push(ChatMessage::new(Role::User, user));
-                let max_words = pack.persona.max_reply_words;
-                let stream = self
-                    .agent
-                    .llm
-                    .chat(ChatRequest::new(messages, max_words * 2 + 8))
-                    .await?;
                 let facts: Vec<&str> = hits
                     .iter()
                     .map(|h| h.passage.text.as_str())
                     .chain(std::iter::once(utterance))
                     .collect();
                 let knowledge = &pack.knowledge;
-                vec![Action::Answer(Box::new(Answer {
-                    stream: Some(stream),
-                    splitter: PhraseSplitter::new(SplitterConfig::default()),
-                    guard: Guard::new(&rules.forbidden.phrases, &facts),
-                    fallback: best_sentence(hits, utterance, |t| knowledge.terms(t)),
-                    replacement: rules.forbidden.replacement.clone(),
-                    queue: Default::default(),
-                    words_left: max_words,
-                    handed_out: 0,
-                    said: String::new(),
-                    question: format!("Question: {}", utterance.trim()),
-                    stopped: None,
-                    first_token_at: None,
-                }))]
+                let answer = self
+                    .agent
+                    .generate(
+                        &self.history,
+                        user_message(hits, utterance),
+                        &facts,
+                        best_sentence(hits, utterance, |t| knowledge.terms(t)),
+                        format!("Question: {}", utterance.trim()),
+                        false,
+                    )
+                    .await?;
+                vec![Action::Answer(Box::new(answer))]
             }
+            Intent::Step { .. } => Vec::new(),
         };
+        // A flow waiting for an answer is asked again (unless the reply
+        // asked the caller something itself, or ends the call).
+        let ends = matches!(intent, Intent::Goodbye | Intent::Escalate | Intent::Tool { .. });
+        if let Some(i) = self.waiting_step().filter(|_| !ends && !self.awaits_other_answer()) {
+            actions.extend(self.back_on_track(i).await);
+        }
         Ok((intent, actions))
     }
 
@@ -406,9 +606,36 @@ impl Conversation {
             .push(ChatMessage::new(Role::Assistant, heard.trim().to_string()));
     }
 
-    /// A tool call ended; after a failure the agent has offered a colleague.
-    pub fn tool_finished(&mut self, failed: bool) {
+    /// A tool call ended: a flow step waiting for it moves on by its
+    /// result; else, after a failure, the agent has offered a colleague,
+    /// and a flow step waiting for the caller is asked again.
+    pub async fn tool_finished(&mut self, failed: bool) -> Vec<Action> {
+        let pack = Arc::clone(&self.agent.pack);
+        if let (Some(flow), Some(i)) = (&pack.flow, self.flow.at) {
+            let step = &flow.steps[i];
+            if step.tool.is_some() {
+                let on = if failed { ExitOn::Failed } else { ExitOn::Done };
+                let next = step.exit.iter().find(|e| e.on == on).map(|e| e.next.clone());
+                return match next
+                    .as_deref()
+                    .and_then(|n| flow.index(n))
+                    .or_else(|| step.otherwise.as_deref().and_then(|n| flow.index(n)))
+                {
+                    Some(n) => self.enter_step(n, on.name()).await,
+                    None => {
+                        self.flow.at = None;
+                        self.flow.over = true;
+                        self.offered_transfer = failed;
+                        Vec::new()
+                    }
+                };
+            }
+        }
         self.offered_transfer = failed;
+        match self.waiting_step() {
+            Some(i) if !failed => vec![self.step_line(i, true).await],
+            _ => Vec::new(),
+        }
     }
 
     /// Digits keyed for a pending collection.
@@ -430,6 +657,11 @@ impl Conversation {
     /// Whether the agent asked the caller something (an offer to transfer,
     /// an argument): a bare "yeah" or "okay" is then an answer.
     pub fn awaits_answer(&self) -> bool {
+        self.awaits_other_answer() || self.waiting_step().is_some()
+    }
+
+    /// Whether the agent asked the caller something outside the flow.
+    fn awaits_other_answer(&self) -> bool {
         self.offered_transfer || self.pending.is_some()
     }
 
@@ -508,8 +740,8 @@ impl Conversation {
 
     /// Runs a tool; returns what to say (and do) with its result.
     pub async fn run_tool(&mut self, call: ToolCall) -> Vec<Action> {
-        let (actions, failed) = self.agent.run_tool(call).await;
-        self.tool_finished(failed);
+        let (mut actions, failed) = self.agent.run_tool(call).await;
+        actions.extend(self.tool_finished(failed).await);
         actions
     }
 }

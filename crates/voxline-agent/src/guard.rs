@@ -25,7 +25,14 @@ pub enum Verdict {
     Ungrounded(String),
     /// It repeats an earlier phrase (the model is looping): drop it and stop.
     Repeated,
+    /// It carries on the prompt ("Question: ...", "Facts: ..."): the model
+    /// has stopped answering; drop it and stop.
+    PromptEcho,
 }
+
+/// Labels of the prompt's parts ([`crate::prompt`]): a phrase holding one
+/// is the model writing the next prompt, not an answer.
+const PROMPT_LABELS: &[&str] = &["question:", "facts:", "your next task", "say it to the caller"];
 
 /// The numbers in `text`, as digit strings ("nine a.m." → "9", "1,000" → "1000", "3.5" → "3.5").
 pub fn numbers(text: &str) -> Vec<String> {
@@ -83,6 +90,10 @@ impl Guard {
         let w = words(phrase);
         if has_phrase(&w, &self.forbidden) {
             return Verdict::Forbidden;
+        }
+        let lower = phrase.to_lowercase();
+        if PROMPT_LABELS.iter().any(|l| lower.contains(l)) {
+            return Verdict::PromptEcho;
         }
         if !self.said.insert(w.clone()) {
             return Verdict::Repeated;
@@ -143,6 +154,7 @@ mod tests {
         assert_eq!(g.check("It has a Guaranteed Return!"), Verdict::Forbidden);
         assert_eq!(g.check("Our branches open Monday."), Verdict::Speak);
         assert_eq!(g.check("Our branches open Monday."), Verdict::Repeated);
+        assert_eq!(g.check("Question: What time do you open?"), Verdict::PromptEcho);
         assert!(matches!(
             g.check("I'm sorry for your loss, the funeral costs nothing."),
             Verdict::Ungrounded(_)

@@ -1,5 +1,5 @@
 //! voxline's dialogue engine: domain packs (persona, knowledge, rules,
-//! tools) loaded and checked at start-up; each caller turn routed (goodbye,
+//! tools, flows) loaded and checked at start-up; each caller turn routed (goodbye,
 //! escalation, tool, off-domain, question) before any text is generated;
 //! answers grounded in retrieved passages and checked phrase by phrase
 //! before they are spoken; business tools called over HTTP.
@@ -8,6 +8,7 @@
 
 pub mod dialogue;
 pub mod eval;
+pub mod flow;
 pub mod guard;
 pub mod knowledge;
 pub mod pack;

@@ -1,7 +1,8 @@
 //! A domain pack on disk (`domains/NAME/`): `persona.toml`, `rules.toml`,
-//! `tools.toml`, `knowledge/*.md`. Loaded and checked at start-up; an
+//! `tools.toml`, `knowledge/*.md`, `flows.toml` (optional). Loaded and checked at start-up; an
 //! error names the file, the field and why.
 
+use crate::flow::Flow;
 use crate::knowledge::Knowledge;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -292,9 +293,12 @@ pub struct DomainPack {
     pub tools: Vec<ToolSpec>,
     /// The indexed knowledge.
     pub knowledge: Knowledge,
+    /// The scripted flow, when the pack has one.
+    pub flow: Option<Flow>,
 }
 
-fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, PackError> {
+/// Reads a TOML file; errors name the file and the field.
+pub(crate) fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<T, PackError> {
     let text = std::fs::read_to_string(path).map_err(|e| PackError::new(path, None, format!("reading: {e}")))?;
     let de = toml::Deserializer::parse(&text).map_err(|e| PackError::new(path, None, e.to_string()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -321,17 +325,15 @@ impl DomainPack {
         } else {
             Vec::new()
         };
-        let flows = dir.join("flows.toml");
-        if flows.exists() {
-            return Err(PackError::new(
-                &flows,
-                None,
-                "flows are not supported by this version yet",
-            ));
-        }
         check_persona(&dir.join("persona.toml"), &persona)?;
         check_rules(&dir.join("rules.toml"), &rules)?;
         check_tools(&tools_path, &tools)?;
+        let flows = dir.join("flows.toml");
+        let flow = if flows.exists() {
+            Some(Flow::load(&flows, &tools)?)
+        } else {
+            None
+        };
         let knowledge = Knowledge::load(&dir.join("knowledge"))?;
         Ok(DomainPack {
             dir: dir.to_path_buf(),
@@ -339,6 +341,7 @@ impl DomainPack {
             rules,
             tools,
             knowledge,
+            flow,
         })
     }
 }
@@ -383,11 +386,7 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
     non_empty(file, "domain.unknown", &r.domain.unknown)?;
     non_empty(file, "escalation.say", &r.escalation.say)?;
     non_empty(file, "escalation.failed", &r.escalation.failed)?;
-    let to = &r.escalation.transfer_to;
-    if !(to.starts_with("sip:") || to.starts_with("sips:"))
-        || to.len() <= 4
-        || to.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
-    {
+    if !is_sip_uri(&r.escalation.transfer_to) {
         return Err(PackError::new(
             file,
             Some("escalation.transfer_to"),
@@ -401,6 +400,13 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
         return Err(PackError::new(file, Some("knowledge.passages"), "must be 1 to 8"));
     }
     Ok(())
+}
+
+/// Whether `to` is a `sip:`/`sips:` URI usable as a transfer target.
+pub(crate) fn is_sip_uri(to: &str) -> bool {
+    (to.starts_with("sip:") || to.starts_with("sips:"))
+        && to.len() > 4
+        && !to.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
 }
 
 fn check_tools(file: &Path, tools: &[ToolSpec]) -> Result<(), PackError> {

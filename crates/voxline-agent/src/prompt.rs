@@ -33,6 +33,16 @@ pub fn user_message(hits: &[Hit], utterance: &str) -> String {
     s
 }
 
+/// The user message that has the model word a flow step: its goal and
+/// the line that says it, to be said in the agent's own words.
+pub fn step_message(goal: &str, say: &str) -> String {
+    format!(
+        "Your next task on this call: {goal}\nSay it to the caller in one short sentence, like: {say}",
+        goal = goal.trim(),
+        say = say.trim()
+    )
+}
+
 /// The sentence of the facts that shares most words with the question:
 /// what the agent reads out when the model's wording fails a check.
 pub fn best_sentence(hits: &[Hit], utterance: &str, terms: impl Fn(&str) -> Vec<String>) -> Option<String> {

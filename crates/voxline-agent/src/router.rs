@@ -66,6 +66,11 @@ pub enum Intent {
     },
     /// A question the knowledge does not answer.
     Unknown,
+    /// An answer that moved the flow on, by this exit.
+    Step {
+        /// The exit taken.
+        exit: crate::flow::ExitOn,
+    },
 }
 
 impl Intent {
@@ -80,6 +85,7 @@ impl Intent {
             Intent::Thanks => "thanks",
             Intent::Question { .. } => "question",
             Intent::Unknown => "unknown",
+            Intent::Step { .. } => "flow_step",
         }
     }
 }

@@ -4,6 +4,13 @@
 //! what they hear; for each question, the latency is the time from the end
 //! of the caller's speech (known from the script) to the first agent audio
 //! on the caller's recording. Run at 1, 2, 5 and 10 simultaneous calls.
+//!
+//! Each call then asks two more questions and talks over the answers: a
+//! real interruption (another question) and a backchannel ("okay",
+//! "uh-huh", "yeah"). On the recording: how soon the agent's audio stops
+//! after the interruption's onset (barge-in stop time); from the server's
+//! turn records (`GET /api/calls/{id}/turns`): how many backchannels took
+//! the turn, i.e. cut the agent's reply for nothing (false interruptions).
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -34,7 +41,24 @@ pub struct BenchTurnArgs {
     /// Where the call audio goes.
     #[arg(long, default_value = "/tmp/voxline-bench-turn")]
     work_dir: PathBuf,
+    /// How long after the end of a question the caller talks over the
+    /// answer (an interruption, a backchannel), s; 0: no talking over.
+    #[arg(long, default_value_t = 2.5)]
+    talk_over_s: f32,
+    /// The server's HTTP API (turn records for the backchannels).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
 }
+
+/// What the caller says over the agent's answer to interrupt it.
+const INTERRUPTIONS: &[&str] = &[
+    "Sorry, what about on Saturdays?",
+    "Wait, is that the same for credit cards?",
+    "Sorry, and where is the nearest branch?",
+];
+
+/// Backchannels said over the agent's answer (they must not take the turn).
+const BACKCHANNELS: &[&str] = &["Okay.", "Uh-huh.", "Yeah."];
 
 /// Frame RMS (20 ms) above which the agent is speaking on the recording.
 const VOICE_RMS: f64 = 300.0;
@@ -45,7 +69,46 @@ struct Script {
     record: PathBuf,
     /// (start, end) of each question, s from the answer.
     questions: Vec<(f32, f32)>,
+    /// Start of the interruption said over an answer, s.
+    interruption: Option<f32>,
+    /// Start of the backchannel said over an answer, s.
+    backchannel: Option<f32>,
     seconds: f32,
+}
+
+/// The audio being built for one call, at 16 kHz.
+struct Track(Vec<i16>);
+
+impl Track {
+    fn now(&self) -> f32 {
+        self.0.len() as f32 / 16_000.0
+    }
+    fn silence(&mut self, s: f32) {
+        self.0.extend(std::iter::repeat_n(0, (s * 16_000.0) as usize));
+    }
+    /// Appends `speech`; returns its start and end (s).
+    fn say(&mut self, speech: &[i16]) -> (f32, f32) {
+        let start = self.now();
+        self.0.extend_from_slice(speech);
+        (start, self.now())
+    }
+}
+
+/// What the agent's audio did after the caller started talking over it at
+/// `onset` (s): `None` when the agent was not speaking then; else the ms
+/// until its audio stopped (a quiet run of 500 ms began), `None` inside when
+/// it did not stop within 3 s.
+fn stop_after(levels: &[f64], onset: f32) -> Option<Option<f32>> {
+    let i = (onset * 50.0) as usize;
+    let speaking = levels.get(i.saturating_sub(10)..i)?.iter().any(|&l| l >= VOICE_RMS);
+    if !speaking {
+        return None;
+    }
+    Some(
+        (i..(i + 150).min(levels.len()))
+            .find(|&j| levels.get(j..j + 25).is_some_and(|w| w.iter().all(|&l| l < VOICE_RMS)))
+            .map(|j| (j - i) as f32 * 20.0),
+    )
 }
 
 fn write_wav(path: &Path, samples: &[i16], rate: u32) -> anyhow::Result<()> {
@@ -115,16 +178,24 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
         &models.join(voxline_models::defaults::PIPER_VOICE),
         voxline_tts::TtsConfig::default(),
     )?;
-    let mut spoken = Vec::new();
-    for q in &questions {
-        let s = tts.synthesize(q).await?;
-        spoken.push(voxline_media::rtp_session::resample_clip(
-            &s,
-            tts.sample_rate(),
-            16_000,
-        )?);
-    }
+    let say = async |lines: &[&str]| -> anyhow::Result<Vec<std::sync::Arc<[i16]>>> {
+        let mut out = Vec::new();
+        for q in lines {
+            let s = tts.synthesize(q).await?;
+            out.push(voxline_media::rtp_session::resample_clip(
+                &s,
+                tts.sample_rate(),
+                16_000,
+            )?);
+        }
+        Ok(out)
+    };
+    let spoken = say(&questions.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    let interrupt = say(INTERRUPTIONS).await?;
+    let backchannels = say(BACKCHANNELS).await?;
     drop(tts);
+    let http = reqwest::Client::new();
+    let mut talk_over = Vec::new();
     let exe = std::env::current_exe()?;
     println!(
         "target {}, {} questions (Piper voice), {} per call, caller's end of speech -> first agent audio on the caller's recording",
@@ -141,25 +212,40 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
     for &calls in &args.concurrency {
         let mut scripts = Vec::new();
         for k in 0..calls {
-            let mut audio = vec![0i16; (args.lead_s * 16_000.0) as usize];
+            let mut track = Track(Vec::new());
+            track.silence(args.lead_s);
             let mut marks = Vec::new();
             for _ in 0..args.turns {
-                let q = &spoken[next_q % spoken.len()];
+                marks.push(track.say(&spoken[next_q % spoken.len()]));
                 next_q += 1;
-                let start = audio.len() as f32 / 16_000.0;
-                audio.extend_from_slice(q);
-                marks.push((start, audio.len() as f32 / 16_000.0));
-                audio.extend(std::iter::repeat_n(0, (args.gap_s * 16_000.0) as usize));
+                track.silence(args.gap_s);
+            }
+            // Talking over two answers: an interruption, then a backchannel.
+            let (mut interruption, mut backchannel) = (None, None);
+            if args.talk_over_s > 0.0 {
+                for (over, lines, at) in [
+                    (&interrupt, INTERRUPTIONS, &mut interruption),
+                    (&backchannels, BACKCHANNELS, &mut backchannel),
+                ] {
+                    track.say(&spoken[next_q % spoken.len()]);
+                    next_q += 1;
+                    track.silence(args.talk_over_s);
+                    *at = Some(track.say(&over[k % lines.len()]).0);
+                    track.silence(args.gap_s);
+                }
             }
             let play = args.work_dir.join(format!("c{calls}-{k}.wav"));
-            write_wav(&play, &audio, 16_000)?;
+            write_wav(&play, &track.0, 16_000)?;
             scripts.push(Script {
                 record: args.work_dir.join(format!("c{calls}-{k}-heard.wav")),
                 play,
                 questions: marks,
-                seconds: audio.len() as f32 / 16_000.0,
+                interruption,
+                backchannel,
+                seconds: track.now(),
             });
         }
+        let run_started = voxline_store::now_ms();
         let mut children = Vec::new();
         for (k, s) in scripts.iter().enumerate() {
             // Calls start 300 ms apart, as callers would.
@@ -201,10 +287,139 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
             percentile(&all, 0.95) * 1e3,
             all.last().copied().unwrap_or(f32::NAN) * 1e3
         );
+        if args.talk_over_s > 0.0 {
+            talk_over.push(talked_over(calls, &scripts, &http, &args.api, run_started).await?);
+        }
     }
     println!();
     println!("missed = no agent audio within 8 s of the question's end (or the agent never went quiet)");
+    if !talk_over.is_empty() {
+        println!();
+        println!(
+            "talking over the answer {:.1} s after the question (barge-in stop: interruption onset -> agent audio stops, on the caller's recording)",
+            args.talk_over_s
+        );
+        println!();
+        println!(
+            "{:>6} {:>12} {:>9} {:>9} {:>9} {:>13} {:>10} {:>10}",
+            "calls", "interrupted", "stop p50", "stop p95", "no stop", "backchannels", "took turn", "false int"
+        );
+        for t in &talk_over {
+            println!("{t}");
+        }
+        println!();
+        println!("interrupted/backchannels = said while the agent's audio was playing (of those played);");
+        println!(
+            "took turn = the backchannel became a caller turn and replaced the agent's answer (server's turn records);"
+        );
+        println!("false int = took turn / backchannels over the agent");
+    }
     Ok(())
+}
+
+/// One run's talking-over figures.
+struct TalkOver {
+    calls: usize,
+    played: usize,
+    stops: Vec<f32>,
+    no_stop: usize,
+    backchannels: usize,
+    backchannels_played: usize,
+    took_turn: usize,
+}
+
+impl std::fmt::Display for TalkOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = self.stops.clone();
+        s.sort_by(f32::total_cmp);
+        write!(
+            f,
+            "{:>6} {:>12} {:>7.0}ms {:>7.0}ms {:>9} {:>13} {:>10} {:>9.0}%",
+            self.calls,
+            format!("{}/{}", s.len() + self.no_stop, self.played),
+            percentile(&s, 0.5),
+            percentile(&s, 0.95),
+            self.no_stop,
+            format!("{}/{}", self.backchannels, self.backchannels_played),
+            self.took_turn,
+            100.0 * self.took_turn as f64 / self.backchannels.max(1) as f64
+        )
+    }
+}
+
+/// Measures the run's interruptions on the recordings and asks the server
+/// which backchannels took the turn.
+async fn talked_over(
+    calls: usize,
+    scripts: &[Script],
+    http: &reqwest::Client,
+    api: &str,
+    since_ms: i64,
+) -> anyhow::Result<TalkOver> {
+    let mut t = TalkOver {
+        calls,
+        played: 0,
+        stops: Vec::new(),
+        no_stop: 0,
+        backchannels: 0,
+        backchannels_played: 0,
+        took_turn: 0,
+    };
+    for s in scripts {
+        let levels = heard_levels(&s.record)?;
+        if let Some(onset) = s.interruption {
+            t.played += 1;
+            match stop_after(&levels, onset) {
+                Some(Some(ms)) => t.stops.push(ms),
+                Some(None) => t.no_stop += 1,
+                None => {}
+            }
+        }
+        if let Some(onset) = s.backchannel {
+            t.backchannels_played += 1;
+            if stop_after(&levels, onset).is_some() {
+                t.backchannels += 1;
+            }
+        }
+    }
+    // The server's turns of this run's calls: a backchannel as a caller turn took it.
+    let get = |url: String| async move {
+        let r = http.get(&url).send().await.with_context(|| url.clone())?;
+        anyhow::ensure!(r.status().is_success(), "{url}: HTTP {}", r.status());
+        Ok::<serde_json::Value, anyhow::Error>(r.json().await?)
+    };
+    let records = get(format!("{api}/api/calls?limit=500")).await?;
+    for r in records.as_array().into_iter().flatten() {
+        let fresh = r["invite_at"].as_i64().is_some_and(|at| at >= since_ms);
+        if !fresh || r["handler"] != "agent" {
+            continue;
+        }
+        let Some(call_id) = r["call_id"].as_str() else {
+            continue;
+        };
+        let turns = get(format!("{api}/api/calls/{call_id}/turns")).await?;
+        for turn in turns[0]["turns"].as_array().into_iter().flatten() {
+            let said = turn["caller_text"].as_str().unwrap_or_default();
+            if is_backchannel_text(said) {
+                t.took_turn += 1;
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Whether the caller's words are one of the backchannels played (however
+/// Whisper wrote them: "Okay.", "OK", "Uh-huh", "Ah", "Yeah").
+fn is_backchannel_text(said: &str) -> bool {
+    let w: String = said
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphabetic() || c.is_whitespace())
+        .collect();
+    matches!(
+        w.trim(),
+        "okay" | "ok" | "uhhuh" | "uh huh" | "ah" | "yeah" | "yes" | "mhm" | "mmhmm" | "hmm"
+    )
 }
 
 #[cfg(test)]
@@ -223,5 +438,20 @@ mod tests {
         assert!((t - 1.0).abs() < 0.03, "{t}");
         // No reply at all.
         assert_eq!(latencies(&vec![10.0; 500], &[(1.0, 2.0)]), vec![None]);
+    }
+
+    #[test]
+    fn the_stop_is_the_start_of_the_agents_silence_after_the_onset() {
+        // Agent talks 0-2.3 s, then quiet: caller onset at 2.0 s -> stop 300 ms.
+        let mut levels = vec![1000.0; 115];
+        levels.extend(vec![10.0; 100]);
+        assert_eq!(stop_after(&levels, 2.0), Some(Some(300.0)));
+        // Not speaking at the onset: not counted.
+        assert_eq!(stop_after(&levels, 3.5), None);
+        // Still talking 3 s later: no stop.
+        assert_eq!(stop_after(&vec![1000.0; 400], 2.0), Some(None));
+        assert!(
+            is_backchannel_text("Uh-huh.") && is_backchannel_text(" OK ") && !is_backchannel_text("Okay, and fees?")
+        );
     }
 }

@@ -4,11 +4,12 @@
 //! With `--eval FILE` it runs the pack's question set instead and prints
 //! the shares answered, declined and tool calls right.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use voxline_agent::eval;
-use voxline_agent::{Action, Agent, DomainPack};
+use voxline_agent::{Action, Agent, Conversation, DomainPack};
 use voxline_llm::ChatModel;
 
 /// Runs the command.
@@ -25,8 +26,9 @@ pub async fn run(
         return run_eval(&agent, file).await;
     }
     let mut conv = agent.conversation();
-    for line in conv.opening() {
-        println!("agent> {line}");
+    let opening = conv.opening().await;
+    if act(&mut conv, opening.into()).await? {
+        return Ok(());
     }
     let turns: Box<dyn Iterator<Item = String>> = match question {
         Some(q) => Box::new(std::iter::once(q)),
@@ -38,14 +40,29 @@ pub async fn run(
             continue;
         }
         // Digits while the agent collects them are keyed, as DTMF would be.
-        let mut queue: std::collections::VecDeque<Action> =
-            if conv.is_collecting() && said.chars().all(|c| c.is_ascii_digit() || c == '#') {
-                conv.digits(said.trim_end_matches('#')).into()
-            } else {
-                conv.turn(&said).await?.1.into()
-            };
-        let mut ended = false;
-        while let Some(action) = queue.pop_front() {
+        let queue: VecDeque<Action> = if conv.is_collecting() && said.chars().all(|c| c.is_ascii_digit() || c == '#') {
+            conv.digits(said.trim_end_matches('#')).into()
+        } else {
+            conv.turn(&said).await?.1.into()
+        };
+        if act(&mut conv, queue).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Prints what the agent says and does; true when it ended the call.
+async fn act(conv: &mut Conversation, mut queue: VecDeque<Action>) -> anyhow::Result<bool> {
+    let mut ended = false;
+    loop {
+        for s in conv.take_reached() {
+            eprintln!("[flow step: {} (by {})]", s.step, s.via);
+        }
+        let Some(action) = queue.pop_front() else {
+            return Ok(ended);
+        };
+        {
             match action {
                 Action::Say(s) => println!("agent> {s}"),
                 Action::Answer(mut a) => {
@@ -78,11 +95,7 @@ pub async fn run(
                 }
             }
         }
-        if ended {
-            break;
-        }
     }
-    Ok(())
 }
 
 async fn run_eval(agent: &Arc<Agent>, file: &Path) -> anyhow::Result<()> {

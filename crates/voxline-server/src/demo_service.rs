@@ -1,6 +1,6 @@
-//! `voxline demo-bank-service`: the small business service the demo bank
-//! pack's tools call (`domains/demo-bank/tools.toml`), so a new user can try
-//! tool calls end to end. Accounts and cards are made up and held in memory;
+//! `voxline demo-bank-service`: the small business service the demo packs'
+//! tools call (`domains/demo-bank/tools.toml`, `domains/demo-renewal/tools.toml`),
+//! so a new user can try tool calls end to end. Accounts and cards are made up and held in memory;
 //! every request is logged with its arguments.
 
 use axum::extract::State;
@@ -34,6 +34,14 @@ struct BalanceArgs {
 }
 
 #[derive(Deserialize)]
+struct VerifyArgs {
+    birth_year: String,
+}
+
+/// The demo card holder's year of birth (the renewal script's security check).
+const DEMO_BIRTH_YEAR: &str = "1985";
+
+#[derive(Deserialize)]
 struct BlockArgs {
     card_last4: String,
 }
@@ -65,6 +73,17 @@ async fn balance(Json(a): Json<BalanceArgs>) -> Result<Json<Value>, (StatusCode,
     Ok(Json(json!({ "balance": balance, "last4": &a.account[4..] })))
 }
 
+async fn verify(Json(a): Json<VerifyArgs>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    digits(&a.birth_year, 4)?;
+    let verified = a.birth_year == DEMO_BIRTH_YEAR;
+    info!(birth_year = %a.birth_year, verified, "identity check");
+    if verified {
+        Ok(Json(json!({ "verified": true })))
+    } else {
+        Err((StatusCode::FORBIDDEN, Json(json!({ "error": "details do not match" }))))
+    }
+}
+
 async fn block(
     State(bank): State<Arc<Bank>>,
     Json(a): Json<BlockArgs>,
@@ -82,6 +101,7 @@ pub async fn run(args: DemoServiceArgs) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/balance", post(balance))
         .route("/cards/block", post(block))
+        .route("/verify", post(verify))
         .with_state(Arc::new(Bank::default()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -49,6 +49,7 @@ pub async fn start(
         .route("/api/calls/{call_id}", get(get_call))
         .route("/api/calls/{call_id}/transcript", get(get_transcript))
         .route("/api/calls/{call_id}/turns", get(get_turns))
+        .route("/api/calls/{call_id}/flow", get(get_flow))
         .route("/api/trunks", get(trunks))
         .route("/metrics", get(metrics))
         .with_state(state);
@@ -104,6 +105,17 @@ async fn get_turns(State(s): State<AppState>, Path(call_id): Path<String>) -> Re
     per_record(&s, &call_id, "turns", |store, id| async move {
         store.agent_turns(&id).await
     })
+    .await
+}
+
+/// The flow steps each record with this Call-ID reached: `[{"id", "steps"}]`.
+async fn get_flow(State(s): State<AppState>, Path(call_id): Path<String>) -> Response {
+    per_record(
+        &s,
+        &call_id,
+        "steps",
+        |store, id| async move { store.flow_steps(&id).await },
+    )
     .await
 }
 

@@ -82,6 +82,13 @@ impl Records {
         }
     }
 
+    /// Writes a flow step the call reached.
+    pub async fn flow_step(&self, id: &str, step: &voxline_store::FlowStep) {
+        if let Err(e) = self.store.flow_step(id, step).await {
+            tracing::error!(error = %e, "flow step not written");
+        }
+    }
+
     /// Records a routed call refused before it had a dialog.
     pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
         let call = inbound_call(info, route);

@@ -278,11 +278,18 @@ fn the_caller_talking_over_the_greeting_stops_the_agent() {
 
 /// The demo pack copied into `dir/bank`, its tools' URLs on `port`.
 fn copy_pack(dir: &Path, port: u16) -> PathBuf {
+    copy_named_pack("demo-bank", dir, port)
+}
+
+/// The pack `domains/NAME` copied into `dir/bank`, its tools' URLs on `port`.
+fn copy_named_pack(name: &str, dir: &Path, port: u16) -> PathBuf {
     let pack = dir.join("bank");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains").join(name);
     std::fs::create_dir_all(pack.join("knowledge")).expect("pack dir");
-    for f in ["persona.toml", "rules.toml"] {
-        std::fs::copy(src.join(f), pack.join(f)).expect("copy");
+    for f in ["persona.toml", "rules.toml", "flows.toml"] {
+        if src.join(f).exists() {
+            std::fs::copy(src.join(f), pack.join(f)).expect("copy");
+        }
     }
     for e in std::fs::read_dir(src.join("knowledge")).expect("knowledge").flatten() {
         std::fs::copy(e.path(), pack.join("knowledge").join(e.file_name())).expect("copy");
@@ -300,8 +307,13 @@ fn copy_pack(dir: &Path, port: u16) -> PathBuf {
 /// service started on a free port. Returns the pack, the service (kill it)
 /// and the service's log file.
 fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+    named_pack_with_service("demo-bank", dir)
+}
+
+/// `pack_with_service` for the pack `domains/NAME`.
+fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
     let port = common::free_port();
-    let pack = copy_pack(dir, port);
+    let pack = copy_named_pack(name, dir, port);
     let log_path = dir.join("service.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let service = Command::new(env!("CARGO_BIN_EXE_voxline"))
@@ -328,8 +340,27 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
     }
     let dir = common::test_dir("agent-tools");
     let (pack, mut service, service_log) = pack_with_service(&dir);
+    let (said, _) = chat(
+        &pack,
+        "What's my balance? My account number is 1 2 3 4 5 6 7 8.\nI lost my card.\n4321\ngoodbye\n",
+    );
+    service.kill().ok();
+    service.wait().ok();
+    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    eprintln!("{said}\n{svc}");
+    assert!(svc.contains("balance looked up account=12345678"), "{svc}");
+    assert!(svc.contains("card blocked card_last4=4321"), "{svc}");
+    assert!(said.contains("The balance of account ending 5678 is"), "{said}");
+    assert!(said.contains("Your card ending 4321 is now blocked"), "{said}");
+    assert!(said.contains("Goodbye"), "{said}");
+}
+
+/// `voxline chat --domain PACK` fed `input` (one caller turn per line):
+/// what it printed (the agent's lines) and its log (actions, flow steps).
+fn chat(pack: &Path, input: &str) -> (String, String) {
     let mut chat = Command::new(env!("CARGO_BIN_EXE_voxline"))
         .args(["chat", "--domain", pack.to_str().unwrap_or_default()])
+        .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -338,21 +369,161 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
     {
         use std::io::Write;
         let mut stdin = chat.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"What's my balance? My account number is 1 2 3 4 5 6 7 8.\nI lost my card.\n4321\ngoodbye\n")
-            .expect("write");
+        stdin.write_all(input.as_bytes()).expect("write");
     }
     let out = chat.wait_with_output().expect("chat output");
+    let (said, log) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{said}\n{log}");
+    (said, log)
+}
+
+/// The flow steps `voxline chat` reported, as "step by via".
+fn chat_steps(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("[flow step: "))
+        .map(|l| l.trim_end_matches(")]").replace(" (by ", " by "))
+        .collect()
+}
+
+/// The card-renewal flow in text: the script moves on by the caller's
+/// answers and the verification tool's result (the demo service), a
+/// question off script is answered and the step asked again, and a failed
+/// check ends in a transfer.
+#[test]
+fn the_renewal_flow_keeps_the_call_on_its_script() {
+    if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-flow-chat");
+    let (pack, mut service, service_log) = named_pack_with_service("demo-renewal", &dir);
+    let (said, log) = chat(
+        &pack,
+        "Yes, speaking.\n1985\nHow long does a new card take to arrive?\nI'd rather pick it up at the branch.\n",
+    );
+    let (said_wrong, log_wrong) = chat(&pack, "Yes.\n1990\n");
     service.kill().ok();
     service.wait().ok();
-    let said = String::from_utf8_lossy(&out.stdout);
     let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
-    eprintln!("{said}\n{svc}");
-    assert!(svc.contains("balance looked up account=12345678"), "{svc}");
-    assert!(svc.contains("card blocked card_last4=4321"), "{svc}");
-    assert!(said.contains("The balance of account ending 5678 is"), "{said}");
-    assert!(said.contains("Your card ending 4321 is now blocked"), "{said}");
-    assert!(said.contains("Goodbye"), "{said}");
+    eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{svc}");
+    assert_eq!(
+        chat_steps(&log),
+        [
+            "confirm by start",
+            "verify by yes",
+            "offer by done",
+            "branch by said",
+            "close by next"
+        ]
+    );
+    assert!(svc.contains("identity check birth_year=1985 verified=true"), "{svc}");
+    assert!(said.contains("Am I speaking with the account holder?"), "{said}");
+    assert!(said.contains("Thank you, that's confirmed."), "{said}");
+    // The question off script is answered, then the offer is asked again.
+    let question = said
+        .find("5 working days")
+        .unwrap_or_else(|| panic!("no answer: {said}"));
+    let again = said
+        .find("So, shall we post your new card")
+        .unwrap_or_else(|| panic!("the step was not asked again: {said}"));
+    assert!(question < again, "{said}");
+    assert!(said.contains("any Harbor Bank branch from Monday"), "{said}");
+    assert!(log.contains("[hang up]"), "{log}");
+    // A failed check goes to a colleague.
+    assert_eq!(
+        chat_steps(&log_wrong),
+        ["confirm by start", "verify by yes", "not_verified by failed"]
+    );
+    assert!(svc.contains("identity check birth_year=1990 verified=false"), "{svc}");
+    assert!(
+        log_wrong.contains("[transfer to sip:advisor@127.0.0.1:5070]"),
+        "{log_wrong}"
+    );
+}
+
+/// The card-renewal flow over SIP: the caller answers the script by voice
+/// and keys the security digits; the agent goes through every step, hangs
+/// up at the end, and the call's record holds the steps reached.
+#[test]
+fn a_call_on_the_renewal_flow_records_each_step_reached() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-flow");
+    let (pack, mut service, service_log) = named_pack_with_service("demo-renewal", &dir);
+    let server = agent_server_with("agent-flow", &pack);
+    // The greeting, the recording notice and the first step take about 9 s.
+    // After "yes" the agent says the step's line and asks for the year (about
+    // 7 s): the digits are keyed meanwhile or after (type-ahead counts);
+    // the offer follows the tool's result; "yes" comes well after it.
+    let (play, spans) = caller_script(
+        &server.dir,
+        "renewal",
+        &[(10.5, "Yes, speaking."), (20.0, "Yes, please.")],
+        16.0,
+    );
+    let dtmf_at = ((spans[0].1 + 7.0) * 1000.0) as u64;
+    call_agent_with(
+        &server,
+        &play,
+        (spans[1].1 + 16.0) as u32,
+        &["--dtmf", "1985#", "--dtmf-after-ms", &dtmf_at.to_string()],
+    );
+    service.kill().ok();
+    service.wait().ok();
+    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    assert!(
+        svc.contains("identity check birth_year=1985 verified=true"),
+        "{svc}\n{}",
+        server.log_text()
+    );
+    let lines = only_call_transcript(&server);
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id");
+    assert_eq!(records[0]["end_reason"], "agent_goodbye", "{records:?}");
+    let body = server.http_get(&format!("/api/calls/{call_id}/flow"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let steps: Vec<String> = v[0]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} by {}",
+                s["step"].as_str().unwrap_or_default(),
+                s["via"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "confirm by start",
+            "verify by yes",
+            "offer by done",
+            "posted by yes",
+            "close by next"
+        ],
+        "{lines:?}\n{}",
+        server.log_text()
+    );
+    assert!(v[0]["steps"][0]["flow"] == "card-renewal", "{body}");
+    // The transcript notes the steps among the lines.
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "system" && t == "flow step: posted (by yes)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t == "Great. It will arrive within five working days."),
+        "{lines:?}"
+    );
 }
 
 /// A SIPp caller asks for a person (the Piper voice, played from a pcap);

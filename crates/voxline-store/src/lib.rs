@@ -9,7 +9,7 @@
 
 mod record;
 
-pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, NewCall, RtcpSummary, TranscriptLine};
+pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -337,6 +337,39 @@ impl CallStore {
                     first_rtp_ms: row.try_get("first_rtp_ms")?,
                     barge_in_onset_ms: row.try_get("barge_in_onset_ms")?,
                     barge_in_stop_ms: row.try_get("barge_in_stop_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes a flow step a call reached.
+    pub async fn flow_step(&self, record_id: &str, f: &FlowStep) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO flow_steps (record_id, seq, flow, step, via, at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(record_id)
+            .bind(f.seq)
+            .bind(&f.flow)
+            .bind(&f.step)
+            .bind(&f.via)
+            .bind(f.at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The flow steps a call reached, in order.
+    pub async fn flow_steps(&self, record_id: &str) -> Result<Vec<FlowStep>, StoreError> {
+        let rows = sqlx::query("SELECT seq, flow, step, via, at_ms FROM flow_steps WHERE record_id = $1 ORDER BY seq")
+            .bind(record_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FlowStep {
+                    seq: row.try_get("seq")?,
+                    flow: row.try_get("flow")?,
+                    step: row.try_get("step")?,
+                    via: row.try_get("via")?,
+                    at_ms: row.try_get("at_ms")?,
                 })
             })
             .collect()

@@ -130,6 +130,22 @@ pub struct TranscriptLine {
     pub asr_latency_ms: Option<f64>,
 }
 
+/// A step of a domain pack's flow that a call reached.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FlowStep {
+    /// Order within the call, from 1.
+    pub seq: i64,
+    /// The flow's name.
+    pub flow: String,
+    /// The step's name.
+    pub step: String,
+    /// How it was reached: `start`, an exit (`yes`, `no`, `said`, `done`,
+    /// `failed`), `next` or `otherwise`.
+    pub via: String,
+    /// When, ms of call audio from the answer.
+    pub at_ms: i64,
+}
+
 /// One caller turn the agent answered, with its stage times in ms after the
 /// caller's last voiced audio (`None`: the stage did not happen, e.g. no
 /// model for a fixed line, or was not measurable).

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use voxline_store::{now_ms, AgentTurn, CallDirection, CallEnd, CallStore, NewCall, TranscriptLine};
+use voxline_store::{now_ms, AgentTurn, CallDirection, CallEnd, CallStore, FlowStep, NewCall, TranscriptLine};
 
 fn new_call(id: &str) -> NewCall {
     NewCall {
@@ -121,6 +121,28 @@ async fn life_cycle(url: &str) {
         vec![turn(1, None), turn(2, Some(1800.0))]
     );
     assert!(store.agent_turns("b").await.expect("none").is_empty());
+    // The flow steps it reached, in order.
+    let step = |seq: i64, name: &str, via: &str| FlowStep {
+        seq,
+        flow: "card-renewal".into(),
+        step: name.into(),
+        via: via.into(),
+        at_ms: seq * 3000,
+    };
+    store.flow_step("a", &step(2, "offer", "yes")).await.expect("step 2");
+    store
+        .flow_step("a", &step(1, "confirm", "start"))
+        .await
+        .expect("step 1");
+    assert!(
+        store.flow_step("a", &step(2, "x", "no")).await.is_err(),
+        "seq is unique per call"
+    );
+    assert_eq!(
+        store.flow_steps("a").await.expect("steps"),
+        vec![step(1, "confirm", "start"), step(2, "offer", "yes")]
+    );
+    assert!(store.flow_steps("b").await.expect("none").is_empty());
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");
     store.heartbeat().await.expect("heartbeat");

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 use voxline_agent::router::words;
 use voxline_agent::turn_end::{self, TurnEnd};
-use voxline_agent::{Action, Agent, DomainPack};
+use voxline_agent::{Action, Agent, Conversation, DomainPack};
 use voxline_asr::AsrEvent;
 use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput};
 use voxline_sip::routing::ParamValue;
@@ -210,9 +210,18 @@ struct Preempt {
     first: Option<Speaking>,
     /// What follows it.
     rest: VecDeque<Action>,
+    /// The conversation as it was before this turn.
+    before: Box<Conversation>,
 }
 
 impl Preempt {
+    /// Drops the reply (its generation and synthesis stop) and takes the
+    /// conversation back to before it.
+    fn undo(mut self, conv: &mut Conversation) {
+        self.cancel();
+        *conv = *self.before;
+    }
+
     /// Drops the reply: its generation and synthesis stop.
     fn cancel(&mut self) {
         if let Some(mut s) = self.first.take() {
@@ -345,7 +354,8 @@ impl AgentRoute {
         let mut conv = self.agent.conversation();
         let mut transcript = Transcript::new(records.clone(), record_id.to_string(), recognizer.now_ms());
         // Lines waiting to be spoken after the current one.
-        let mut pending: VecDeque<Action> = conv.opening().into_iter().map(Action::Say).collect();
+        let mut pending: VecDeque<Action> = conv.opening().await.into();
+        transcript.steps(&mut conv).await;
         let mut speaking: Option<Speaking> = None;
         // Replies fully generated whose audio is still queued, oldest first.
         let mut playing: VecDeque<Speaking> = VecDeque::new();
@@ -512,8 +522,8 @@ impl AgentRoute {
                         typed_ahead.clear();
                         recognizer.segmenter_mut().set_hangover_ms(hangover_ms);
                         // The caller goes on: a reply started early is out of date.
-                        if let Some(mut p) = preempt.take() {
-                            p.cancel();
+                        if let Some(p) = preempt.take() {
+                            p.undo(&mut conv);
                         }
                         if speaking.is_some() || !playing.is_empty() || port.queued_frames() > 0 {
                             barge = Some(at_ms);
@@ -541,6 +551,7 @@ impl AgentRoute {
                         // only if the final transcript is the same.
                         let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
                         if quiet && end != TurnEnd::Incomplete && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
+                            let before = Box::new(conv.clone());
                             if let Ok((intent, actions)) = conv.turn(&text).await {
                                 let mut actions: VecDeque<Action> = actions.into();
                                 let times = TurnTimes { asr_final: Some(Instant::now()), early: true, ..TurnTimes::default() };
@@ -553,7 +564,9 @@ impl AgentRoute {
                                     }
                                     None => None,
                                 };
-                                preempt = Some(Preempt { utterance, words: words(&text), intent, first, rest: actions });
+                                preempt = Some(Preempt { utterance, words: words(&text), intent, first, rest: actions, before });
+                            } else {
+                                conv = *before;
                             }
                         }
                     }
@@ -563,6 +576,12 @@ impl AgentRoute {
                         let text = text.trim().to_string();
                         let no_words = !text.chars().any(char::is_alphanumeric);
                         let backchannel = is_backchannel(&text);
+                        // A reply started on other words is undone before anything else.
+                        if preempt.as_ref().is_some_and(|p| p.utterance != utterance || p.words != words(&text)) {
+                            if let Some(p) = preempt.take() {
+                                p.undo(&mut conv);
+                            }
+                        }
                         if let Some(p) = paused.take() {
                             if no_words || backchannel {
                                 // A false interruption: the agent goes on.
@@ -574,6 +593,9 @@ impl AgentRoute {
                         // "Yeah" answers a question the agent asked; otherwise a
                         // backchannel does not take the turn.
                         if no_words || (backchannel && !conv.awaits_answer()) {
+                            if let Some(p) = preempt.take() {
+                                p.undo(&mut conv);
+                            }
                             continue;
                         }
                         turn_times.asr_final = Some(Instant::now());
@@ -594,9 +616,10 @@ impl AgentRoute {
                                     speaking = Some(s);
                                 }
                                 pending.extend(p.rest.drain(..));
+                                transcript.steps(&mut conv).await;
                                 continue;
                             }
-                            p.cancel();
+                            p.undo(&mut conv);
                         }
                         match conv.turn(&text).await {
                             Ok((intent, actions)) => {
@@ -604,6 +627,7 @@ impl AgentRoute {
                                 turn_times.text = text.clone();
                                 turn_times.intent = intent.name().to_string();
                                 pending.extend(actions);
+                                transcript.steps(&mut conv).await;
                             }
                             Err(e) => {
                                 warn!(error = %e, "the model failed: answering that it does not know");
@@ -707,9 +731,10 @@ impl AgentRoute {
                 done = async { match tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
                     tool_run = None;
                     if let Some((actions, failed)) = done {
-                        conv.tool_finished(failed);
+                        let next = conv.tool_finished(failed).await;
+                        transcript.steps(&mut conv).await;
                         // The tool's answer goes first: it follows what was said before it.
-                        for a in actions.into_iter().rev() {
+                        for a in actions.into_iter().chain(next).rev() {
                             pending.push_front(a);
                         }
                     }
@@ -721,7 +746,9 @@ impl AgentRoute {
                         pending.push_back(Action::HangUp);
                     } else {
                         reprompted = true;
-                        pending.push_back(Action::Say(persona.timeouts.reprompt.clone()));
+                        // A flow waiting for an answer asks its step again.
+                        let again = conv.reprompt().await;
+                        pending.push_back(again.unwrap_or_else(|| Action::Say(persona.timeouts.reprompt.clone())));
                     }
                 }
                 _ = &mut deadline => {
@@ -1185,11 +1212,12 @@ fn is_backchannel(text: &str) -> bool {
     BACKCHANNELS.contains(&t) || (!t.is_empty() && t.split_whitespace().all(hum))
 }
 
-/// The call's transcript as it is written.
+/// The call's transcript as it is written, with the flow steps it reached.
 struct Transcript {
     records: Records,
     record_id: String,
     seq: i64,
+    step_seq: i64,
     started: Instant,
     start_ms: u64,
 }
@@ -1200,8 +1228,33 @@ impl Transcript {
             records,
             record_id,
             seq: 0,
+            step_seq: 0,
             started: Instant::now(),
             start_ms,
+        }
+    }
+
+    /// Ms of call audio from the answer, now.
+    fn now_ms(&self) -> i64 {
+        self.start_ms as i64 + self.started.elapsed().as_millis() as i64
+    }
+
+    /// Writes the flow steps the conversation reached since the last call.
+    async fn steps(&mut self, conv: &mut Conversation) {
+        let Some(flow) = conv.flow_name().map(str::to_string) else {
+            return;
+        };
+        for s in conv.take_reached() {
+            self.step_seq += 1;
+            let step = voxline_store::FlowStep {
+                seq: self.step_seq,
+                flow: flow.clone(),
+                step: s.step,
+                via: s.via,
+                at_ms: self.now_ms(),
+            };
+            self.records.flow_step(&self.record_id, &step).await;
+            self.note(&format!("flow step: {} (by {})", step.step, step.via)).await;
         }
     }
 
@@ -1210,7 +1263,7 @@ impl Transcript {
             return;
         }
         self.seq += 1;
-        let at = self.start_ms as i64 + self.started.elapsed().as_millis() as i64;
+        let at = self.now_ms();
         let line = voxline_store::TranscriptLine {
             seq: self.seq,
             speaker: speaker.into(),
