@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VOXLINE=${VOXLINE:-${CARGO_TARGET_DIR:-$HOME/.cache/voxline/target}/release/voxline}
 LOG=${LOG:-/tmp/voxline-latency-serve.log}
-"$VOXLINE" serve --config sip-config/voxline.toml >"$LOG" 2>&1 &
+CONFIG=${CONFIG:-sip-config/voxline.toml}
+"$VOXLINE" serve --config "$CONFIG" >"$LOG" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

@@ -115,6 +115,10 @@ impl Answer {
     pub async fn next_phrase(&mut self) -> Result<Option<String>, LlmError> {
         loop {
             if let Some(p) = self.queue.pop_front() {
+                let p = without_label(&p).to_string();
+                if !p.chars().any(char::is_alphanumeric) {
+                    continue;
+                }
                 match self.guard.check(&p) {
                     Verdict::Speak => {
                         let n = p.split_whitespace().count();
@@ -807,6 +811,16 @@ fn builtin_actions(spec: &ToolSpec, call: &ToolCall) -> Vec<Action> {
     out
 }
 
+/// A phrase without the label or list mark the model may put before it
+/// ("A: ...", "- ..."): read aloud, they are noise.
+fn without_label(phrase: &str) -> &str {
+    let t = phrase.trim_start();
+    ["A:", "Answer:", "Assistant:", "- ", "* "]
+        .iter()
+        .find_map(|m| t.strip_prefix(m))
+        .map_or(t, str::trim_start)
+}
+
 /// The value of `values` the caller's words name (all its words present).
 fn pick_value(values: &[String], utterance: &str) -> Option<String> {
     let w = words(utterance);
@@ -830,4 +844,21 @@ fn extract_args(tool: &ToolSpec, utterance: &str) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_list_marks_are_not_read_aloud() {
+        assert_eq!(without_label("A: 12 hours a day."), "12 hours a day.");
+        assert_eq!(
+            without_label("- Harbor Bank ATMs are free."),
+            "Harbor Bank ATMs are free."
+        );
+        assert_eq!(without_label("Answer:"), "");
+        assert_eq!(without_label("Branches open at 9."), "Branches open at 9.");
+        assert_eq!(without_label("A-level fees"), "A-level fees");
+    }
 }

@@ -83,6 +83,13 @@ impl Segmenter {
         self.speaking.map(|(_, last)| self.now_ms - last)
     }
 
+    /// Since when the caller's voice has been going (speech in progress, or
+    /// a run of speech windows not yet long enough to be reported), ms.
+    /// Barge-in acts on it before speech is reported.
+    pub fn voice_since(&self) -> Option<u64> {
+        self.speaking.map(|(began, _)| began).or(self.candidate)
+    }
+
     /// The end of the last speech window of the speech in progress.
     pub fn last_speech_ms(&self) -> Option<u64> {
         self.speaking.map(|(_, last)| last)
@@ -160,6 +167,27 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn the_voice_is_known_from_its_first_window_before_it_is_speech() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.push(0.0, 32);
+        assert_eq!(s.voice_since(), None);
+        // Voice from 32 ms: known at once, reported as speech only at 200 ms.
+        assert_eq!(s.push(0.9, 32), None);
+        assert_eq!(s.voice_since(), Some(32));
+        for _ in 0..6 {
+            s.push(0.9, 32);
+        }
+        assert_eq!(s.voice_since(), Some(32));
+        assert!(s.speaking());
+        // A click: a voice run that ends before it is speech is forgotten.
+        let mut c = Segmenter::new(SegmenterConfig::default());
+        c.push(0.9, 32);
+        assert_eq!(c.voice_since(), Some(0));
+        c.push(0.0, 32);
+        assert_eq!(c.voice_since(), None);
     }
 
     #[test]

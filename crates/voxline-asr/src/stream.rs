@@ -308,6 +308,11 @@ impl StreamingRecognizer {
         }
     }
 
+    /// The segmenter's state.
+    pub fn segmenter(&self) -> &Segmenter {
+        &self.seg
+    }
+
     /// The segmenter (to read its state or change its hang-over).
     pub fn segmenter_mut(&mut self) -> &mut Segmenter {
         &mut self.seg

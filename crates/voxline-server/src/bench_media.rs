@@ -234,6 +234,7 @@ async fn place(endpoint: Arc<SipEndpoint>, target: String, bind: IpAddr) -> anyh
                 media,
                 ring_timeout: Some(Duration::from_secs(10)),
                 call_id: None,
+                abandon: None,
             },
             |_, _| {},
         )

@@ -2,8 +2,9 @@
 //! on the caller's side. Real SIP calls (`voxline call` processes, PCMU over
 //! the network) play scripted questions spoken by the Piper voice and record
 //! what they hear; for each question, the latency is the time from the end
-//! of the caller's speech (known from the script) to the first agent audio
-//! on the caller's recording. Run at 1, 2, 5 and 10 simultaneous calls.
+//! of the caller's speech (known from the script: the voice's last sound,
+//! not the silence it pads its audio with) to the first agent audio on the
+//! caller's recording. Run at 1, 2, 5 and 10 simultaneous calls.
 //!
 //! Each call then asks two more questions and talks over the answers: a
 //! real interruption (another question) and a backchannel ("okay",
@@ -45,6 +46,9 @@ pub struct BenchTurnArgs {
     /// answer (an interruption, a backchannel), s; 0: no talking over.
     #[arg(long, default_value_t = 2.5)]
     talk_over_s: f32,
+    /// Answers talked over per call, each time an interruption and a backchannel.
+    #[arg(long, default_value_t = 1)]
+    talk_overs: usize,
     /// The server's HTTP API (turn records for the backchannels).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
@@ -69,10 +73,10 @@ struct Script {
     record: PathBuf,
     /// (start, end) of each question, s from the answer.
     questions: Vec<(f32, f32)>,
-    /// Start of the interruption said over an answer, s.
-    interruption: Option<f32>,
-    /// Start of the backchannel said over an answer, s.
-    backchannel: Option<f32>,
+    /// Starts of the interruptions said over answers, s.
+    interruptions: Vec<f32>,
+    /// Starts of the backchannels said over answers, s.
+    backchannels: Vec<f32>,
     seconds: f32,
 }
 
@@ -86,12 +90,33 @@ impl Track {
     fn silence(&mut self, s: f32) {
         self.0.extend(std::iter::repeat_n(0, (s * 16_000.0) as usize));
     }
-    /// Appends `speech`; returns its start and end (s).
+    /// Appends `speech`; returns when its voice starts and ends (s): the
+    /// voice's silence before and after it is not speech.
     fn say(&mut self, speech: &[i16]) -> (f32, f32) {
         let start = self.now();
+        let (from, to) = voiced_span(speech);
         self.0.extend_from_slice(speech);
-        (start, self.now())
+        (start + from, start + to)
     }
+}
+
+/// RMS of a 10 ms frame (16 kHz) above which a clip is sounding: the tail
+/// of a word fades far below speaking level, the voice's padding is zeros.
+const SOUNDING_RMS: f64 = 30.0;
+
+/// Where the sound of a 16 kHz clip starts and ends (s), without the
+/// silence the voice puts around it.
+fn voiced_span(clip: &[i16]) -> (f32, f32) {
+    let frames: Vec<bool> = clip
+        .chunks(160)
+        .map(|c| (c.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / c.len() as f64).sqrt() >= SOUNDING_RMS)
+        .collect();
+    let first = frames.iter().position(|&v| v).unwrap_or(0);
+    let last = frames.iter().rposition(|&v| v).map_or(frames.len(), |i| i + 1);
+    (
+        first as f32 / 100.0,
+        (last as f32 / 100.0).min(clip.len() as f32 / 16_000.0),
+    )
 }
 
 /// What the agent's audio did after the caller started talking over it at
@@ -220,17 +245,14 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
                 next_q += 1;
                 track.silence(args.gap_s);
             }
-            // Talking over two answers: an interruption, then a backchannel.
-            let (mut interruption, mut backchannel) = (None, None);
-            if args.talk_over_s > 0.0 {
-                for (over, lines, at) in [
-                    (&interrupt, INTERRUPTIONS, &mut interruption),
-                    (&backchannels, BACKCHANNELS, &mut backchannel),
-                ] {
+            // Talking over answers: an interruption, then a backchannel.
+            let (mut interruptions, mut backchannel_at) = (Vec::new(), Vec::new());
+            for n in (0..args.talk_overs).filter(|_| args.talk_over_s > 0.0) {
+                for (over, at) in [(&interrupt, &mut interruptions), (&backchannels, &mut backchannel_at)] {
                     track.say(&spoken[next_q % spoken.len()]);
                     next_q += 1;
                     track.silence(args.talk_over_s);
-                    *at = Some(track.say(&over[k % lines.len()]).0);
+                    at.push(track.say(&over[(k + n) % over.len()]).0);
                     track.silence(args.gap_s);
                 }
             }
@@ -240,8 +262,8 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
                 record: args.work_dir.join(format!("c{calls}-{k}-heard.wav")),
                 play,
                 questions: marks,
-                interruption,
-                backchannel,
+                interruptions,
+                backchannels: backchannel_at,
                 seconds: track.now(),
             });
         }
@@ -367,7 +389,7 @@ async fn talked_over(
     };
     for s in scripts {
         let levels = heard_levels(&s.record)?;
-        if let Some(onset) = s.interruption {
+        for &onset in &s.interruptions {
             t.played += 1;
             match stop_after(&levels, onset) {
                 Some(Some(ms)) => t.stops.push(ms),
@@ -375,7 +397,7 @@ async fn talked_over(
                 None => {}
             }
         }
-        if let Some(onset) = s.backchannel {
+        for &onset in &s.backchannels {
             t.backchannels_played += 1;
             if stop_after(&levels, onset).is_some() {
                 t.backchannels += 1;
@@ -450,6 +472,11 @@ mod tests {
         assert_eq!(stop_after(&levels, 3.5), None);
         // Still talking 3 s later: no stop.
         assert_eq!(stop_after(&vec![1000.0; 400], 2.0), Some(None));
+        // A clip's sound, without the padding around it.
+        let mut clip = vec![0i16; 800];
+        clip.extend(vec![2000i16; 1600]);
+        clip.extend(vec![0i16; 2400]);
+        assert_eq!(voiced_span(&clip), (0.05, 0.15));
         assert!(
             is_backchannel_text("Uh-huh.") && is_backchannel_text(" OK ") && !is_backchannel_text("Okay, and fees?")
         );

@@ -136,6 +136,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
                 media: rtp.local_addr(),
                 ring_timeout: args.ring_timeout.map(Duration::from_secs),
                 call_id: Some(call_id.clone()),
+                abandon: None,
             },
             move |status, early| {
                 println!(

@@ -978,3 +978,45 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
         "{lines:?}"
     );
 }
+
+/// The caller hangs up while the colleague's phone rings (the caller's phone
+/// refused the REFER, so the agent called the colleague itself): the
+/// colleague's call is cancelled (SIPp, ringing for ever, sees the CANCEL
+/// and ends its INVITE with 487), not left ringing.
+#[test]
+fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-bridge-cancel");
+    let colleague = common::SippUas::start("uas_ring_forever.xml", 1);
+    let pack = copy_pack(&dir, common::free_port());
+    let rules = std::fs::read_to_string(pack.join("rules.toml")).expect("rules");
+    std::fs::write(
+        pack.join("rules.toml"),
+        rules.replace(
+            "sip:advisor@127.0.0.1:5070",
+            &format!("sip:advisor@127.0.0.1:{}", colleague.port),
+        ),
+    )
+    .expect("rules");
+    let server = agent_server_with("agent-bridge-cancel", &pack);
+    // The agent's line and the refused REFER take a few seconds, then the
+    // colleague's phone rings; the caller gives up 12 s after asking.
+    let (play, spans) = caller_script(
+        &server.dir,
+        "cancel",
+        &[(9.5, "I would like to speak to a real person, please.")],
+        12.0,
+    );
+    call_agent(&server, &play, (spans[0].1 + 12.0) as u32);
+    let log = server.log_text();
+    assert!(
+        log.contains("the caller hung up while the colleague's phone rang: CANCEL"),
+        "{log}"
+    );
+    assert!(
+        colleague.finish(),
+        "the colleague's call was not cancelled (CANCEL, 487, ACK)\n{log}"
+    );
+}

@@ -4,75 +4,8 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A SIPp UAS on a free port, running `scenario` for `calls` calls.
-struct SippUas {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl SippUas {
-    fn start(scenario_file: &str, calls: u32) -> SippUas {
-        let dir = test_dir("uas");
-        let port = free_port();
-        let media_port = free_port();
-        let mut cmd = Command::new("sipp");
-        if let Some(b) = scenario_file.strip_prefix("builtin:") {
-            cmd.args(["-sn", b]);
-        } else {
-            cmd.arg("-sf").arg(scenario(scenario_file));
-        }
-        let child = cmd
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string()])
-            .args([
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                &media_port.to_string(),
-                "-timeout",
-                "40",
-                "-nostdin",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sipp uas");
-        std::thread::sleep(Duration::from_millis(300));
-        SippUas {
-            child: Some(child),
-            port,
-        }
-    }
-
-    /// Waits for SIPp to finish; true when every call succeeded.
-    fn finish(mut self) -> bool {
-        let mut c = self.child.take().expect("child");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for SippUas {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn voxline_call(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_voxline"))

@@ -35,6 +35,9 @@ pub struct PlaceCall {
     pub ring_timeout: Option<Duration>,
     /// Call-ID to use (else a random one), so a record can be written first.
     pub call_id: Option<String>,
+    /// Abandons the call while it rings (CANCEL, as at the ring timeout):
+    /// e.g. the caller it was placed for hung up.
+    pub abandon: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// An answered outbound call.
@@ -194,14 +197,24 @@ impl SipEndpoint {
 
         let ring = tokio::time::sleep(req.ring_timeout.unwrap_or(self.ring_timeout()));
         tokio::pin!(ring);
+        let abandon = req.abandon.clone().unwrap_or_default();
         let mut early: Option<Negotiated> = None;
         let mut cancelled = false;
+        let mut abandoned = false;
         let result = loop {
             tokio::select! {
                 r = &mut join => break r,
                 _ = &mut ring, if !cancelled => {
                     info!(call_id = %call_id, "no answer before the ring timeout: CANCEL");
                     cancelled = true;
+                    if let Err(e) = dialog.cancel().await {
+                        warn!(error = %e, "CANCEL failed");
+                    }
+                }
+                _ = abandon.cancelled(), if !cancelled => {
+                    info!(call_id = %call_id, "call abandoned while ringing: CANCEL");
+                    cancelled = true;
+                    abandoned = true;
                     if let Err(e) = dialog.cancel().await {
                         warn!(error = %e, "CANCEL failed");
                     }
@@ -233,11 +246,17 @@ impl SipEndpoint {
             Err(e) => return Ok(Err(failure(None, &format!("error: {e}")))),
         };
         let Some(resp) = resp else {
-            return Ok(Err(failure(None, if cancelled { "no_answer" } else { "no_response" })));
+            let reason = match (abandoned, cancelled) {
+                (true, _) => "abandoned",
+                (false, true) => "no_answer",
+                (false, false) => "no_response",
+            };
+            return Ok(Err(failure(None, reason)));
         };
         let status = u16::from(resp.status_code.clone());
         if !(200..300).contains(&status) {
             let reason = match status {
+                487 if abandoned => "abandoned",
                 487 if cancelled => "no_answer",
                 401 | 407 => "auth_failed",
                 486 | 600 => "busy",

@@ -39,7 +39,8 @@ pub struct AgentParams {
     pub max_seconds: Option<u64>,
     /// Record this route's calls (overrides `media.record`).
     pub record: Option<bool>,
-    /// Caller speech this long (from its onset) while the agent talks stops the agent, ms.
+    /// The caller's voice this long (from its first VAD window, before the
+    /// VAD reports speech) while the agent talks stops the agent, ms.
     pub barge_in_ms: u64,
     /// How long a transfer may take (REFER answered and the colleague answering), s.
     pub transfer_wait_s: u64,
@@ -60,7 +61,7 @@ impl AgentParams {
             domain: PathBuf::new(),
             max_seconds: None,
             record: None,
-            barge_in_ms: 200,
+            barge_in_ms: 100,
             transfer_wait_s: 30,
             transfer_bridge: true,
             turn_complete_ms: 250,
@@ -184,6 +185,10 @@ struct Heard {
     resume_from: usize,
 }
 
+/// Silence after a voice too short to be speech (no utterance reported)
+/// before the agent, stopped by it, goes on (ms).
+const NOISE_GONE_MS: u64 = 150;
+
 /// The agent's speech, stopped by the caller's speech, held until the
 /// caller's words show whether it was an interruption (cancel it) or a
 /// backchannel or noise (play on from the phrase that was cut).
@@ -198,6 +203,9 @@ struct Paused {
     /// The caller's onset and when the playout was cleared.
     onset_at: Instant,
     stopped_at: Instant,
+    /// The caller's voice went on long enough to be speech (an utterance
+    /// whose words will decide); else, once the voice is gone, it was noise.
+    speech_started: bool,
 }
 
 /// A reply started on the early final, not yet heard.
@@ -369,6 +377,8 @@ impl AgentRoute {
         let mut transfer_after_speech: Option<String> = None;
         // The caller's speech onset while the agent talks (stream ms), until it is long enough to stop it.
         let mut barge: Option<u64> = None;
+        // The end of the caller's last voice window (stream ms).
+        let mut last_voice_ms: u64 = 0;
         let mut caller_speaking = false;
         let mut silent_since = Instant::now();
         let mut reprompted = false;
@@ -495,6 +505,28 @@ impl AgentRoute {
                             call.hangup().await.ok();
                             break local_end("error");
                         }
+                        // Barge-in runs on the caller's voice from its first
+                        // windows, before the VAD reports speech.
+                        let now = recognizer.now_ms();
+                        match recognizer.segmenter().voice_since() {
+                            Some(at) => {
+                                last_voice_ms = now;
+                                let agent_talking = speaking.is_some() || !playing.is_empty() || port.queued_frames() > 0;
+                                if barge.is_none() && paused.is_none() && agent_talking {
+                                    barge = Some(at);
+                                }
+                            }
+                            None if !caller_speaking => {
+                                barge = None;
+                                // A voice too short to be speech stopped the agent: noise, it goes on.
+                                if now.saturating_sub(last_voice_ms) >= NOISE_GONE_MS {
+                                    if let Some(p) = paused.take_if(|p| !p.speech_started) {
+                                        self.resume(p, &port, &mut playing, &mut speaking, &mut pending);
+                                    }
+                                }
+                            }
+                            None => {}
+                        }
                     }
                     PortInput::Event(MediaEvent::Dtmf(d)) => {
                         silent_since = Instant::now();
@@ -519,6 +551,9 @@ impl AgentRoute {
                 Some(ev) = recognizer.next_event() => match ev {
                     AsrEvent::SpeechStart { at_ms, .. } => {
                         caller_speaking = true;
+                        if let Some(p) = paused.as_mut() {
+                            p.speech_started = true;
+                        }
                         typed_ahead.clear();
                         recognizer.segmenter_mut().set_hangover_ms(hangover_ms);
                         // The caller goes on: a reply started early is out of date.
@@ -682,6 +717,7 @@ impl AgentRoute {
                         pending: std::mem::take(&mut pending),
                         onset_at,
                         stopped_at,
+                        speech_started: caller_speaking,
                     });
                 }
                 Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {

@@ -93,6 +93,7 @@ async fn call_and_join(
     env: &BridgeEnv<'_>,
 ) -> Result<Bridged, String> {
     let media = env.media;
+    let abandon = CancellationToken::new();
     let place = endpoint.place_call(
         PlaceCall {
             target: to.to_string(),
@@ -101,15 +102,30 @@ async fn call_and_join(
             media: SocketAddr::new(media.advertised(), rtp.local_addr().port()),
             ring_timeout: Some(ring),
             call_id: None,
+            abandon: Some(abandon.clone()),
         },
         |_, _| {},
     );
+    tokio::pin!(place);
     // The caller may hang up while the colleague's phone rings: the new
-    // call is then abandoned (its INVITE is left to its transaction timers).
-    let placed = tokio::select! {
-        placed = place => placed,
-        ev = next_end(call, env.caller_rtp) => return Ok(Bridged { end: ev, joined: false }),
+    // call is then cancelled (and hung up if its answer crossed the CANCEL).
+    let mut caller_gone: Option<EndReason> = None;
+    let placed = loop {
+        tokio::select! {
+            placed = &mut place => break placed,
+            ev = next_end(call, env.caller_rtp), if caller_gone.is_none() => {
+                info!(to, "the caller hung up while the colleague's phone rang: CANCEL");
+                caller_gone = Some(ev);
+                abandon.cancel();
+            }
+        }
     };
+    if let Some(end) = caller_gone {
+        if let Ok(Ok(mut leg)) = placed {
+            leg.hangup().await.ok();
+        }
+        return Ok(Bridged { end, joined: false });
+    }
     let mut leg = match placed {
         Ok(Ok(leg)) => leg,
         Ok(Err(failure)) => return Err(format!("{to} not answered: {failure}")),

@@ -574,3 +574,72 @@ pub fn dump(snd: &std::path::Path, suffix: &str) -> Option<std::path::PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.to_string_lossy().ends_with(suffix))
 }
+
+/// A SIPp UAS on a free port, running `scenario` for `calls` calls.
+pub struct SippUas {
+    child: Option<Child>,
+    /// Its SIP port.
+    pub port: u16,
+}
+
+impl SippUas {
+    /// Starts it.
+    pub fn start(scenario_file: &str, calls: u32) -> SippUas {
+        let dir = test_dir("uas");
+        let port = free_port();
+        let media_port = free_port();
+        let mut cmd = Command::new("sipp");
+        if let Some(b) = scenario_file.strip_prefix("builtin:") {
+            cmd.args(["-sn", b]);
+        } else {
+            cmd.arg("-sf").arg(scenario(scenario_file));
+        }
+        let child = cmd
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", &calls.to_string()])
+            .args([
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                &media_port.to_string(),
+                "-timeout",
+                "40",
+                "-nostdin",
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp uas");
+        std::thread::sleep(Duration::from_millis(300));
+        SippUas {
+            child: Some(child),
+            port,
+        }
+    }
+
+    /// Waits for SIPp to finish; true when every call succeeded.
+    pub fn finish(mut self) -> bool {
+        let mut c = self.child.take().expect("child");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SippUas {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
