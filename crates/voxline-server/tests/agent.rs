@@ -805,6 +805,54 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     assert!(heard.to_lowercase().contains("blocked"), "{heard}");
 }
 
+/// Digits keyed with the request, before the agent asks for them, answer
+/// its prompt: the prompt is not said, the tool gets the digits.
+#[test]
+fn digits_keyed_ahead_skip_the_prompt() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-typeahead");
+    let (pack, mut service, service_log) = pack_with_service(&dir);
+    let server = agent_server_with("agent-typeahead", &pack);
+    let (play, _, end) = caller_audio(
+        &server.dir,
+        "lost-card-ahead",
+        9.5,
+        "My card was stolen. Please block it.",
+        14.0,
+    );
+    // Keyed while finishing the request: there before the turn is decided.
+    let dtmf_at = ((end - 1.0) * 1000.0) as u64;
+    call_agent_with(
+        &server,
+        &play,
+        (end + 13.0) as u32,
+        &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
+    );
+    service.kill().ok();
+    service.wait().ok();
+    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    assert!(
+        svc.contains("card blocked card_last4=4321"),
+        "{svc}\n{}",
+        server.log_text()
+    );
+    let lines = only_call_transcript(&server);
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("Your card ending 4321 is now blocked")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|(_, t)| t.contains("Please key in the last four digits")),
+        "the prompt was said though the digits were keyed: {lines:?}"
+    );
+}
+
 /// A slow business service: the caller, left waiting in silence after the
 /// agent's line, hears the hold line once; the tool then times out and the
 /// agent says so.

@@ -232,11 +232,16 @@ impl Preempt {
 
     /// Drops the reply: its generation and synthesis stop.
     fn cancel(&mut self) {
+        self.drop_first();
+        self.rest.clear();
+    }
+
+    /// Drops its first line or answer (what follows stays).
+    fn drop_first(&mut self) {
         if let Some(mut s) = self.first.take() {
             s.cancel.cancel();
             s.rx.close();
         }
-        self.rest.clear();
     }
 }
 
@@ -404,6 +409,13 @@ impl AgentRoute {
                 while let Some(action) = pending.pop_front() {
                     match action {
                         Action::Say(text) => {
+                            // A digit prompt the caller already answered by keying ahead is not said.
+                            if let Some(Action::CollectDigits { length }) = pending.front() {
+                                if answers_prompt(&typed_ahead, *length) {
+                                    info!(prompt = %text, "digits keyed ahead answer the prompt: not said");
+                                    continue;
+                                }
+                            }
                             speaking = Some(self.speak_line(text, std::mem::take(&mut turn_times)));
                             break;
                         }
@@ -642,12 +654,16 @@ impl AgentRoute {
                             if p.utterance == utterance && p.words == words(&text) && speaking.is_none() {
                                 info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
                                 self.metrics.preempted.inc();
+                                // A digit prompt the caller already answered by keying ahead is dropped.
+                                if matches!(p.rest.front(), Some(Action::CollectDigits { length }) if answers_prompt(&typed_ahead, *length)) {
+                                    info!("digits keyed ahead answer the prompt: not said");
+                                    p.drop_first();
+                                }
+                                turn_times.text = text.clone();
+                                turn_times.intent = p.intent.name().to_string();
+                                turn_times.early = true;
                                 if let Some(mut s) = p.first.take() {
-                                    let mut t = std::mem::take(&mut turn_times);
-                                    t.text = text.clone();
-                                    t.intent = p.intent.name().to_string();
-                                    t.early = true;
-                                    s.turn = Some(t);
+                                    s.turn = Some(std::mem::take(&mut turn_times));
                                     speaking = Some(s);
                                 }
                                 pending.extend(p.rest.drain(..));
@@ -1210,6 +1226,16 @@ fn collect_digit(digits: &mut String, digit: char, length: usize) -> Option<Stri
     (digit == '#' || digits.len() >= length).then(|| std::mem::take(digits))
 }
 
+/// Whether digits keyed ahead already give a collection of `length` its
+/// full answer (not a short entry ended by `#`).
+fn answers_prompt(typed_ahead: &str, length: usize) -> bool {
+    let mut digits = String::new();
+    typed_ahead
+        .chars()
+        .find_map(|d| collect_digit(&mut digits, d, length))
+        .is_some_and(|entry| entry.len() == length)
+}
+
 /// Short acknowledgements that do not take the turn (English): "uh-huh",
 /// "okay", "yeah", "right", "I see", and hums however the recogniser spells
 /// them ("mm", "mmmm", "hmm", "mhm").
@@ -1326,7 +1352,7 @@ impl Transcript {
 
 #[cfg(test)]
 mod tests {
-    use super::{collect_digit, is_backchannel};
+    use super::{answers_prompt, collect_digit, is_backchannel};
 
     #[test]
     fn digits_end_at_their_length_or_the_hash_key() {
@@ -1339,6 +1365,9 @@ mod tests {
             assert_eq!(collect_digit(&mut d, c, 4), None);
         }
         assert_eq!(collect_digit(&mut d, '4', 4), Some("1234".into()));
+        // Keyed ahead: a full entry answers the prompt, a short one does not.
+        assert!(answers_prompt("4321#", 4) && answers_prompt("43217", 4));
+        assert!(!answers_prompt("43#", 4) && !answers_prompt("432", 4) && !answers_prompt("", 4));
     }
 
     #[test]
