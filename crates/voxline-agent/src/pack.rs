@@ -198,7 +198,9 @@ impl Default for KnowledgeRules {
 }
 
 /// The built-in tools.
-pub const BUILTINS: &[&str] = &["transfer", "hangup", "collect_digits", "send_dtmf", "schedule_callback"];
+/// (Digits are collected through a tool's `type = "digits"` arguments;
+/// sending DTMF is not a built-in yet, so a pack naming it is refused.)
+pub const BUILTINS: &[&str] = &["transfer", "hangup", "schedule_callback"];
 
 /// A business tool or a built-in (`tools.toml`, `[[tool]]`).
 #[derive(Debug, Clone, Deserialize)]

@@ -853,6 +853,47 @@ fn digits_keyed_ahead_skip_the_prompt() {
     );
 }
 
+/// A caller who never keys the digits asked for is asked again after the
+/// persona's `reprompt_ms` of silence, not left waiting until the call's
+/// time runs out.
+#[test]
+fn a_digit_entry_that_never_comes_is_asked_again() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-digit-timeout");
+    let (pack, mut service, _) = pack_with_service(&dir);
+    let server = agent_server_with("agent-digit-timeout", &pack);
+    // The prompt comes about a second after the request and lasts ~4 s;
+    // then 7 s of silence (reprompt_ms) end the entry.
+    let (play, _, end) = caller_audio(
+        &server.dir,
+        "lost-card-silent",
+        9.5,
+        "My card was stolen. Please block it.",
+        20.0,
+    );
+    call_agent(&server, &play, (end + 19.0) as u32);
+    service.kill().ok();
+    service.wait().ok();
+    let lines = only_call_transcript(&server);
+    let prompt = lines
+        .iter()
+        .position(|(who, t)| who == "agent" && t.starts_with("Please key in the last four digits"))
+        .unwrap_or_else(|| panic!("no prompt: {lines:?}\n{}", server.log_text()));
+    let timeout = lines
+        .iter()
+        .position(|(who, t)| who == "system" && t == "digit entry timed out")
+        .unwrap_or_else(|| panic!("the entry did not time out: {lines:?}\n{}", server.log_text()));
+    let again = lines
+        .iter()
+        .position(|(who, t)| {
+            who == "agent" && t.starts_with("Sorry, I didn't get that. Please key in the last four digits")
+        })
+        .unwrap_or_else(|| panic!("not asked again: {lines:?}"));
+    assert!(prompt < timeout && timeout < again, "{lines:?}");
+}
+
 /// A slow business service: the caller, left waiting in silence after the
 /// agent's line, hears the hold line once; the tool then times out and the
 /// agent says so.

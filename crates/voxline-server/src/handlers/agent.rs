@@ -475,7 +475,8 @@ impl AgentRoute {
                     }
                 }
             }
-            let silence_limit = if reprompted {
+            // A digit entry gets `reprompt_ms` each time it is asked for.
+            let silence_limit = if reprompted && collecting.is_none() {
                 Duration::from_millis(persona.timeouts.hangup_ms.saturating_sub(persona.timeouts.reprompt_ms))
             } else {
                 Duration::from_millis(persona.timeouts.reprompt_ms)
@@ -791,9 +792,15 @@ impl AgentRoute {
                         }
                     }
                 }
-                _ = tokio::time::sleep(silence_limit.saturating_sub(silent_since.elapsed())), if waiting_for_caller && collecting.is_none() => {
+                _ = tokio::time::sleep(silence_limit.saturating_sub(silent_since.elapsed())), if waiting_for_caller => {
                     silent_since = Instant::now();
-                    if reprompted {
+                    if collecting.take().is_some() {
+                        // No complete entry in time: asked again (the third miss offers a colleague).
+                        let keyed = std::mem::take(&mut digits);
+                        info!(%keyed, "digit entry timed out");
+                        transcript.note("digit entry timed out").await;
+                        pending.extend(conv.digits(&keyed));
+                    } else if reprompted {
                         pending.push_back(Action::Say(persona.goodbye.clone()));
                         pending.push_back(Action::HangUp);
                     } else {
