@@ -304,14 +304,13 @@ fn copy_named_pack(name: &str, dir: &Path, port: u16) -> PathBuf {
 }
 
 /// The demo pack copied into `dir/bank`, its tools pointed at a demo bank
-/// service started on a free port. Returns the pack, the service (kill it)
-/// and the service's log file.
-fn pack_with_service(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+/// service started on a free port. Returns the pack and the service.
+fn pack_with_service(dir: &Path) -> (PathBuf, DemoService) {
     named_pack_with_service("demo-bank", dir)
 }
 
 /// `pack_with_service` for the pack `domains/NAME`.
-fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, DemoService) {
     let port = common::free_port();
     let pack = copy_named_pack(name, dir, port);
     let log_path = dir.join("service.log");
@@ -327,7 +326,28 @@ fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, std::process::Ch
         assert!(std::time::Instant::now() < deadline, "the demo service did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (pack, service, log_path)
+    (
+        pack,
+        DemoService {
+            child: service,
+            log: log_path,
+        },
+    )
+}
+
+/// A running `voxline demo-bank-service`.
+struct DemoService {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl DemoService {
+    /// Stops it; returns its log (one line per request, with its arguments).
+    fn stop(mut self) -> String {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 /// The demo pack's tools reach the demo bank service with the caller's
@@ -339,14 +359,12 @@ fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
         return;
     }
     let dir = common::test_dir("agent-tools");
-    let (pack, mut service, service_log) = pack_with_service(&dir);
+    let (pack, service) = pack_with_service(&dir);
     let (said, _) = chat(
         &pack,
         "What's my balance? My account number is 1 2 3 4 5 6 7 8.\nI lost my card.\n4321\ngoodbye\n",
     );
-    service.kill().ok();
-    service.wait().ok();
-    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let svc = service.stop();
     eprintln!("{said}\n{svc}");
     assert!(svc.contains("balance looked up account=12345678"), "{svc}");
     assert!(svc.contains("card blocked card_last4=4321"), "{svc}");
@@ -398,15 +416,13 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
         return;
     }
     let dir = common::test_dir("agent-flow-chat");
-    let (pack, mut service, service_log) = named_pack_with_service("demo-renewal", &dir);
+    let (pack, service) = named_pack_with_service("demo-renewal", &dir);
     let (said, log) = chat(
         &pack,
         "Yes, speaking.\n1985\nHow long does a new card take to arrive?\nI'd rather pick it up at the branch.\n",
     );
     let (said_wrong, log_wrong) = chat(&pack, "Yes.\n1990\n");
-    service.kill().ok();
-    service.wait().ok();
-    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let svc = service.stop();
     eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{svc}");
     assert_eq!(
         chat_steps(&log),
@@ -452,7 +468,7 @@ fn a_call_on_the_renewal_flow_records_each_step_reached() {
         return;
     }
     let dir = common::test_dir("agent-flow");
-    let (pack, mut service, service_log) = named_pack_with_service("demo-renewal", &dir);
+    let (pack, service) = named_pack_with_service("demo-renewal", &dir);
     let server = agent_server_with("agent-flow", &pack);
     // The greeting, the recording notice and the first step take about 9 s.
     // After "yes" the agent says the step's line and asks for the year (about
@@ -471,9 +487,7 @@ fn a_call_on_the_renewal_flow_records_each_step_reached() {
         (spans[1].1 + 16.0) as u32,
         &["--dtmf", "1985#", "--dtmf-after-ms", &dtmf_at.to_string()],
     );
-    service.kill().ok();
-    service.wait().ok();
-    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let svc = service.stop();
     assert!(
         svc.contains("identity check birth_year=1985 verified=true"),
         "{svc}\n{}",
@@ -753,6 +767,17 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     );
 }
 
+/// A call to block a lost card: a server on the demo pack with its demo
+/// service, and the caller's audio (the request after the greeting, then
+/// `tail` s of silence). Returns them and the end of the request (s).
+fn lost_card_call(name: &str, tail: f32) -> (Server, DemoService, PathBuf, f32) {
+    let dir = common::test_dir(name);
+    let (pack, service) = pack_with_service(&dir);
+    let server = agent_server_with(name, &pack);
+    let (play, _, end) = caller_audio(&server.dir, name, 9.5, "My card was stolen. Please block it.", tail);
+    (server, service, play, end)
+}
+
 /// Over SIP: the caller says they lost their card, the agent asks for the
 /// card's last four digits, the caller keys them (RFC 4733 events from
 /// `voxline call`), and the block reaches the demo service with them.
@@ -761,16 +786,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let dir = common::test_dir("agent-dtmf");
-    let (pack, mut service, service_log) = pack_with_service(&dir);
-    let server = agent_server_with("agent-dtmf", &pack);
-    let (play, _, end) = caller_audio(
-        &server.dir,
-        "lost-card",
-        9.5,
-        "My card was stolen. Please block it.",
-        23.0,
-    );
+    let (server, service, play, end) = lost_card_call("agent-dtmf", 23.0);
     // The agent answers about a second after the question and asks for the
     // digits (its line and the prompt take about 6 s): key them meanwhile
     // (keyed before the prompt on a loaded machine, they count as type-ahead).
@@ -781,9 +797,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
         (end + 22.0) as u32,
         &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
     );
-    service.kill().ok();
-    service.wait().ok();
-    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let svc = service.stop();
     assert!(
         svc.contains("card blocked card_last4=4321"),
         "{svc}\n{}",
@@ -812,16 +826,7 @@ fn digits_keyed_ahead_skip_the_prompt() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let dir = common::test_dir("agent-typeahead");
-    let (pack, mut service, service_log) = pack_with_service(&dir);
-    let server = agent_server_with("agent-typeahead", &pack);
-    let (play, _, end) = caller_audio(
-        &server.dir,
-        "lost-card-ahead",
-        9.5,
-        "My card was stolen. Please block it.",
-        14.0,
-    );
+    let (server, service, play, end) = lost_card_call("agent-typeahead", 14.0);
     // Keyed while finishing the request: there before the turn is decided.
     let dtmf_at = ((end - 1.0) * 1000.0) as u64;
     call_agent_with(
@@ -830,9 +835,7 @@ fn digits_keyed_ahead_skip_the_prompt() {
         (end + 13.0) as u32,
         &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
     );
-    service.kill().ok();
-    service.wait().ok();
-    let svc = std::fs::read_to_string(&service_log).unwrap_or_default();
+    let svc = service.stop();
     assert!(
         svc.contains("card blocked card_last4=4321"),
         "{svc}\n{}",
@@ -861,21 +864,11 @@ fn a_digit_entry_that_never_comes_is_asked_again() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let dir = common::test_dir("agent-digit-timeout");
-    let (pack, mut service, _) = pack_with_service(&dir);
-    let server = agent_server_with("agent-digit-timeout", &pack);
+    let (server, service, play, end) = lost_card_call("agent-digit-timeout", 20.0);
     // The prompt comes about a second after the request and lasts ~4 s;
     // then 7 s of silence (reprompt_ms) end the entry.
-    let (play, _, end) = caller_audio(
-        &server.dir,
-        "lost-card-silent",
-        9.5,
-        "My card was stolen. Please block it.",
-        20.0,
-    );
     call_agent(&server, &play, (end + 19.0) as u32);
-    service.kill().ok();
-    service.wait().ok();
+    service.stop();
     let lines = only_call_transcript(&server);
     let prompt = lines
         .iter()
