@@ -375,7 +375,6 @@ impl Conversation {
             match (step.end, step.next.as_deref().and_then(|n| flow.index(n))) {
                 (Some(end), _) => {
                     self.flow.at = None;
-                    self.flow.over = true;
                     out.push(match end {
                         StepEnd::Hangup => Action::HangUp,
                         StepEnd::Transfer => Action::Transfer {
@@ -427,12 +426,6 @@ impl Conversation {
         }
     }
 
-    /// The step of the flow the call is at (waiting for the caller or its tool).
-    pub fn flow_step(&self) -> Option<&str> {
-        let flow = self.agent.pack.flow.as_ref()?;
-        self.flow.at.map(|i| flow.steps[i].name.as_str())
-    }
-
     /// The pack's flow's name, when it has one.
     pub fn flow_name(&self) -> Option<&str> {
         self.agent.pack.flow.as_ref().map(|f| f.flow.name.as_str())
@@ -468,7 +461,6 @@ impl Conversation {
             None => {
                 tracing::info!(flow = %flow.flow.name, step = %flow.steps[i].name, "flow left: the caller went off script");
                 self.flow.at = None;
-                self.flow.over = true;
                 Vec::new()
             }
         }
@@ -611,8 +603,8 @@ impl Conversation {
     }
 
     /// A tool call ended: a flow step waiting for it moves on by its
-    /// result; else, after a failure, the agent has offered a colleague,
-    /// and a flow step waiting for the caller is asked again.
+    /// result. Else a failure means the agent has offered a colleague, and
+    /// after a success a flow step waiting for the caller is asked again.
     pub async fn tool_finished(&mut self, failed: bool) -> Vec<Action> {
         let pack = Arc::clone(&self.agent.pack);
         if let (Some(flow), Some(i)) = (&pack.flow, self.flow.at) {
@@ -628,7 +620,6 @@ impl Conversation {
                     Some(n) => self.enter_step(n, on.name()).await,
                     None => {
                         self.flow.at = None;
-                        self.flow.over = true;
                         self.offered_transfer = failed;
                         Vec::new()
                     }

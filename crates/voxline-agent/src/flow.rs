@@ -381,12 +381,11 @@ pub struct StepReached {
 /// Where one call is in its flow.
 #[derive(Debug, Clone, Default)]
 pub struct FlowRun {
-    /// The step waiting for the caller or its tool (`None`: not started, or over).
+    /// The step waiting for the caller or its tool (`None`: not started,
+    /// ended, or left after too many turns off script).
     pub at: Option<usize>,
     /// Turns off script at this step.
     pub tries: u8,
-    /// Whether the flow is over (ended, or left after too many tries).
-    pub over: bool,
     /// Steps reached not yet handed to the records.
     pub reached: Vec<StepReached>,
 }
