@@ -23,6 +23,9 @@ const HISTORY_MAX: usize = 6;
 /// Exchanges kept when the history is cut.
 const HISTORY_KEEP: usize = 3;
 
+/// Times an argument is asked for before the agent gives up on it.
+const MAX_ASKS: u8 = 3;
+
 /// Words that accept an offer ("would you like me to transfer you?").
 const YES: &[&str] = &["yes", "yeah", "yep", "sure", "please do", "yes please", "ok", "okay"];
 
@@ -499,13 +502,8 @@ impl Conversation {
                     // The caller moved on: drop the tool and answer the new request.
                     self.pending = None;
                 } else {
-                    return Ok((
-                        Intent::Tool {
-                            tool: p.tool,
-                            score: 1.0,
-                        },
-                        self.reask(p),
-                    ));
+                    let tool = p.tool;
+                    return Ok((Intent::Tool { tool, score: 1.0 }, self.reask_or_fail(p).await));
                 }
             }
         }
@@ -634,7 +632,7 @@ impl Conversation {
     }
 
     /// Digits keyed for a pending collection.
-    pub fn digits(&mut self, digits: &str) -> Vec<Action> {
+    pub async fn digits(&mut self, digits: &str) -> Vec<Action> {
         let Some(p) = self.pending.clone() else {
             return Vec::new();
         };
@@ -645,6 +643,23 @@ impl Conversation {
             let mut args = p.args;
             args.insert(p.asking, digits.to_string());
             return self.continue_tool(p.tool, args);
+        }
+        self.reask_or_fail(p).await
+    }
+
+    /// Asks again for a missing argument; on the last try of a flow step's
+    /// tool, the step moves on by its `failed` exit instead.
+    async fn reask_or_fail(&mut self, p: Pending) -> Vec<Action> {
+        let step_tool = self
+            .agent
+            .pack
+            .flow
+            .as_ref()
+            .zip(self.flow.at)
+            .and_then(|(f, i)| f.steps[i].tool.clone());
+        if p.tries + 1 >= MAX_ASKS && step_tool.as_deref() == Some(self.agent.pack.tools[p.tool].name.as_str()) {
+            self.pending = None;
+            return self.tool_finished(true).await;
         }
         self.reask(p)
     }
@@ -686,7 +701,7 @@ impl Conversation {
     fn reask(&mut self, mut p: Pending) -> Vec<Action> {
         let tool = &self.agent.pack.tools[p.tool];
         p.tries += 1;
-        if p.tries >= 3 {
+        if p.tries >= MAX_ASKS {
             self.pending = None;
             self.offered_transfer = true;
             return vec![Action::Say(self.agent.pack.rules.domain.unknown.clone())];

@@ -120,7 +120,7 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
                 Action::CollectDigits { .. } => {
                     got.push("collect digits".into());
                     if let Some(d) = &case.keyed {
-                        queue.extend(conv.digits(d));
+                        queue.extend(conv.digits(d).await);
                     }
                 }
                 Action::CallTool(call) => {

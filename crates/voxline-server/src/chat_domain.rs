@@ -41,7 +41,7 @@ pub async fn run(
         }
         // Digits while the agent collects them are keyed, as DTMF would be.
         let queue: VecDeque<Action> = if conv.is_collecting() && said.chars().all(|c| c.is_ascii_digit() || c == '#') {
-            conv.digits(said.trim_end_matches('#')).into()
+            conv.digits(said.trim_end_matches('#')).await.into()
         } else {
             conv.turn(&said).await?.1.into()
         };

@@ -422,6 +422,8 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
         "Yes, speaking.\n1985\nHow long does a new card take to arrive?\nI'd rather pick it up at the branch.\n",
     );
     let (said_wrong, log_wrong) = chat(&pack, "Yes.\n1990\n");
+    // Three entries of the wrong length: the check fails without the service.
+    let (_, log_none) = chat(&pack, "Yes.\n12\n34\n56\n");
     let svc = service.stop();
     eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{svc}");
     assert_eq!(
@@ -456,6 +458,11 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
     assert!(
         log_wrong.contains("[transfer to sip:advisor@127.0.0.1:5070]"),
         "{log_wrong}"
+    );
+    assert_eq!(
+        chat_steps(&log_none),
+        ["confirm by start", "verify by yes", "not_verified by failed"],
+        "{log_none}"
     );
 }
 

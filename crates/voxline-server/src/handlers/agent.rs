@@ -431,7 +431,8 @@ impl AgentRoute {
                                 if let Some(done) = collect_digit(&mut digits, d, length) {
                                     collecting = None;
                                     transcript.caller(&format!("(keyed {done})"), None).await;
-                                    pending.extend(conv.digits(&done));
+                                    pending.extend(conv.digits(&done).await);
+                                    transcript.steps(&mut conv).await;
                                     break;
                                 }
                             }
@@ -548,7 +549,8 @@ impl AgentRoute {
                                 if let Some(done) = collect_digit(&mut digits, d.digit, length) {
                                     collecting = None;
                                     transcript.caller(&format!("(keyed {done})"), None).await;
-                                    pending.extend(conv.digits(&done));
+                                    pending.extend(conv.digits(&done).await);
+                                    transcript.steps(&mut conv).await;
                                 }
                             }
                             None if typed_ahead.len() < 32 => typed_ahead.push(d.digit),
@@ -799,7 +801,8 @@ impl AgentRoute {
                         let keyed = std::mem::take(&mut digits);
                         info!(%keyed, "digit entry timed out");
                         transcript.note("digit entry timed out").await;
-                        pending.extend(conv.digits(&keyed));
+                        pending.extend(conv.digits(&keyed).await);
+                        transcript.steps(&mut conv).await;
                     } else if reprompted {
                         pending.push_back(Action::Say(persona.goodbye.clone()));
                         pending.push_back(Action::HangUp);
