@@ -13,6 +13,7 @@
 //! turn records (`GET /api/calls/{id}/turns`): how many backchannels took
 //! the turn, i.e. cut the agent's reply for nothing (false interruptions).
 
+use crate::handlers::agent::is_backchannel;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -422,26 +423,12 @@ async fn talked_over(
         let turns = get(format!("{api}/api/calls/{call_id}/turns")).await?;
         for turn in turns[0]["turns"].as_array().into_iter().flatten() {
             let said = turn["caller_text"].as_str().unwrap_or_default();
-            if is_backchannel_text(said) {
+            if is_backchannel(said) {
                 t.took_turn += 1;
             }
         }
     }
     Ok(t)
-}
-
-/// Whether the caller's words are one of the backchannels played (however
-/// Whisper wrote them: "Okay.", "OK", "Uh-huh", "Ah", "Yeah").
-fn is_backchannel_text(said: &str) -> bool {
-    let w: String = said
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphabetic() || c.is_whitespace())
-        .collect();
-    matches!(
-        w.trim(),
-        "okay" | "ok" | "uhhuh" | "uh huh" | "ah" | "yeah" | "yes" | "mhm" | "mmhmm" | "hmm"
-    )
 }
 
 #[cfg(test)]
@@ -477,8 +464,6 @@ mod tests {
         clip.extend(vec![2000i16; 1600]);
         clip.extend(vec![0i16; 2400]);
         assert_eq!(voiced_span(&clip), (0.05, 0.15));
-        assert!(
-            is_backchannel_text("Uh-huh.") && is_backchannel_text(" OK ") && !is_backchannel_text("Okay, and fees?")
-        );
+        assert!(is_backchannel("Uh-huh.") && is_backchannel(" OK ") && !is_backchannel("Okay, and fees?"));
     }
 }

@@ -303,6 +303,19 @@ fn copy_named_pack(name: &str, dir: &Path, port: u16) -> PathBuf {
     pack
 }
 
+/// The demo pack copied into `dir/bank`, its transfers going to
+/// `sip:advisor@127.0.0.1:PORT`.
+fn pack_transferring_to(dir: &Path, port: u16) -> PathBuf {
+    let pack = copy_pack(dir, common::free_port());
+    let rules = std::fs::read_to_string(pack.join("rules.toml")).expect("rules");
+    std::fs::write(
+        pack.join("rules.toml"),
+        rules.replace("sip:advisor@127.0.0.1:5070", &format!("sip:advisor@127.0.0.1:{port}")),
+    )
+    .expect("rules");
+    pack
+}
+
 /// The demo pack copied into `dir/bank`, its tools pointed at a demo bank
 /// service started on a free port. Returns the pack and the service.
 fn pack_with_service(dir: &Path) -> (PathBuf, DemoService) {
@@ -999,13 +1012,7 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
         .spawn()
         .expect("run baresip (is it installed?)");
     // The pack, its transfers going to that colleague.
-    let pack = copy_pack(&dir, common::free_port());
-    let rules = std::fs::read_to_string(pack.join("rules.toml")).expect("rules");
-    std::fs::write(
-        pack.join("rules.toml"),
-        rules.replace("sip:advisor@127.0.0.1:5070", &format!("sip:advisor@127.0.0.1:{port}")),
-    )
-    .expect("rules");
+    let pack = pack_transferring_to(&dir, port);
     let server = agent_server_with("agent-bridge", &pack);
     // The caller asks for a person, waits, then sends 3 s of a 700 Hz tone
     // (for the colleague to hear), then waits again.
@@ -1079,16 +1086,7 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
     }
     let dir = common::test_dir("agent-bridge-cancel");
     let colleague = common::SippUas::start("uas_ring_forever.xml", 1);
-    let pack = copy_pack(&dir, common::free_port());
-    let rules = std::fs::read_to_string(pack.join("rules.toml")).expect("rules");
-    std::fs::write(
-        pack.join("rules.toml"),
-        rules.replace(
-            "sip:advisor@127.0.0.1:5070",
-            &format!("sip:advisor@127.0.0.1:{}", colleague.port),
-        ),
-    )
-    .expect("rules");
+    let pack = pack_transferring_to(&dir, colleague.port);
     let server = agent_server_with("agent-bridge-cancel", &pack);
     // The agent's line and the refused REFER take a few seconds, then the
     // colleague's phone rings; the caller gives up 12 s after asking.

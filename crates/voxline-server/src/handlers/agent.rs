@@ -1249,7 +1249,7 @@ fn answers_prompt(typed_ahead: &str, length: usize) -> bool {
 /// Short acknowledgements that do not take the turn (English): "uh-huh",
 /// "okay", "yeah", "right", "I see", and hums however the recogniser spells
 /// them ("mm", "mmmm", "hmm", "mhm").
-fn is_backchannel(text: &str) -> bool {
+pub(crate) fn is_backchannel(text: &str) -> bool {
     const BACKCHANNELS: &[&str] = &[
         "uh huh",
         "uh-huh",
