@@ -202,6 +202,14 @@ impl Answer {
         &self.question
     }
 
+    /// Pauses (`true`) or resumes the model's generation of the rest
+    /// (see [`ChatStream::hold`]).
+    pub fn hold(&self, on: bool) {
+        if let Some(s) = &self.stream {
+            s.hold(on);
+        }
+    }
+
     /// Stops generating (barge-in, or a failed check).
     pub fn cancel(&mut self) {
         self.finish("cancelled");
@@ -269,9 +277,7 @@ impl Agent {
         must_ask: bool,
     ) -> Result<Answer, LlmError> {
         let pack = &self.pack;
-        let mut messages = vec![ChatMessage::new(Role::System, self.system.clone())];
-        messages.extend(history.iter().cloned());
-        messages.push(ChatMessage::new(Role::User, user));
+        let messages = self.messages(history, user);
         let max_words = pack.persona.max_reply_words;
         let stream = self.llm.chat(ChatRequest::new(messages, max_words * 2 + 8)).await?;
         Ok(Answer {
@@ -289,6 +295,14 @@ impl Agent {
             first_token_at: None,
             must_ask,
         })
+    }
+
+    /// The prompt of a turn: the system prompt, the history, the turn's message.
+    fn messages(&self, history: &[ChatMessage], user: String) -> Vec<ChatMessage> {
+        let mut messages = vec![ChatMessage::new(Role::System, self.system.clone())];
+        messages.extend(history.iter().cloned());
+        messages.push(ChatMessage::new(Role::User, user));
+        messages
     }
 
     /// What `utterance` asks for (for tests and evaluation).
@@ -581,6 +595,27 @@ impl Conversation {
             actions.extend(self.back_on_track(i).await);
         }
         Ok((intent, actions))
+    }
+
+    /// While the caller still speaks: reads into the model's cache the
+    /// prompt their words so far (a partial transcript) would get as a
+    /// question, so when the final words start the same way (and find the
+    /// same facts) only the rest of the question is read then. `None` when
+    /// those words would not go to the model (a tool waits for an argument,
+    /// or they are not a question).
+    pub fn prefill(
+        &self,
+        partial: &str,
+    ) -> Option<impl std::future::Future<Output = Result<(), LlmError>> + Send + 'static> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let Intent::Question { hits } = self.agent.route(partial) else {
+            return None;
+        };
+        let messages = self.agent.messages(&self.history, user_message(&hits, partial));
+        let llm = Arc::clone(&self.agent.llm);
+        Some(async move { llm.prefill(messages).await })
     }
 
     /// Records what the caller heard of an answer (all of it, or up to a barge-in).

@@ -1,6 +1,8 @@
 //! The chat interface every backend implements.
 
 use crate::LlmError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -130,6 +132,8 @@ pub struct ChatStream {
     first_token: Option<Duration>,
     done: bool,
     probe: Option<ProbeMaker>,
+    /// Set while the caller wants generation paused (backends that can pause).
+    hold: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -147,6 +151,23 @@ impl ChatStream {
             first_token: None,
             done: false,
             probe: None,
+            hold: None,
+        }
+    }
+
+    /// Lets [`ChatStream::hold`] pause the backend through `flag`.
+    pub fn with_hold(mut self, flag: Arc<AtomicBool>) -> ChatStream {
+        self.hold = Some(flag);
+        self
+    }
+
+    /// Pauses (`true`) or resumes the generation. A voice reply holds it
+    /// while a phrase is synthesised, so the model and the voice do not
+    /// share the CPU when the phrase's audio is wanted first. Backends that
+    /// cannot pause go on.
+    pub fn hold(&self, on: bool) {
+        if let Some(flag) = &self.hold {
+            flag.store(on, Ordering::Relaxed);
         }
     }
 
@@ -237,5 +258,14 @@ pub trait ChatModel: Send + Sync {
             4,
         );
         self.chat(req).await?.text().await.map(|_| ())
+    }
+
+    /// Reads a prompt into the model's cache without answering it, so a
+    /// request that starts with the same messages later reads only what
+    /// differs (the caller's question, prefilled from a partial transcript
+    /// while they still speak). Backends without a prompt cache of their
+    /// own do nothing.
+    async fn prefill(&self, _messages: Vec<ChatMessage>) -> Result<(), LlmError> {
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -223,6 +224,7 @@ impl ChatModel for LlamaCppModel {
         // Room for every token's delta plus the end: the engine never waits on a caller.
         let (tx, rx) = mpsc::channel(max_tokens + 2);
         let probe_tx = tx.downgrade();
+        let hold = Arc::new(AtomicBool::new(false));
         self.shared
             .jobs
             .send(Job {
@@ -232,19 +234,28 @@ impl ChatModel for LlamaCppModel {
                 max_tokens,
                 stop: req.stop,
                 tx,
+                hold: Arc::clone(&hold),
             })
             .map_err(|_| LlmError::Generate("the model engine stopped".into()))?;
         // The engine holds the only sender and drops it when it frees the
         // sequence: the probe reports that moment.
-        Ok(ChatStream::new(rx, started).with_probe(Box::new(move || {
-            let weak = probe_tx.clone();
-            probe_tx
-                .upgrade()
-                .map(|_held| EngineProbe::new(move || weak.upgrade().is_none()))
-        })))
+        Ok(ChatStream::new(rx, started)
+            .with_hold(hold)
+            .with_probe(Box::new(move || {
+                let weak = probe_tx.clone();
+                probe_tx
+                    .upgrade()
+                    .map(|_held| EngineProbe::new(move || weak.upgrade().is_none()))
+            })))
     }
 
     fn name(&self) -> String {
         self.shared.name.clone()
+    }
+
+    /// One token is generated (the engine reads a prompt only for a
+    /// reply); the slot keeps the prompt's KV once the reply ends.
+    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
+        self.chat(ChatRequest::new(messages, 1)).await?.text().await.map(|_| ())
     }
 }

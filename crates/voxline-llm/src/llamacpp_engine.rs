@@ -18,13 +18,16 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Tokens in one decode step (generation tokens first, then prompt chunks).
 const BATCH: usize = 512;
+
+/// How often a held engine looks whether a sequence was released.
+const HELD_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// One chat reply for the engine to generate.
 pub(crate) struct Job {
@@ -40,6 +43,8 @@ pub(crate) struct Job {
     pub stop: Vec<String>,
     /// Where the reply goes; room for every event, so sends never wait.
     pub tx: mpsc::Sender<Result<ChatEvent, LlmError>>,
+    /// While set, the sequence sits out the decode steps.
+    pub hold: Arc<AtomicBool>,
 }
 
 /// Counters of the engine's work since start.
@@ -160,7 +165,14 @@ pub(crate) fn run_engine(
         }
         engine.drop_cancelled();
         engine.admit(&mut ctx);
-        engine.step(&mut ctx, model);
+        if !engine.step(&mut ctx, model) && !engine.is_idle() {
+            // Every live sequence is held: wait for a new job or a release.
+            match jobs.recv_timeout(HELD_POLL) {
+                Ok(job) => engine.waiting.push_back(job),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => closing = true,
+            }
+        }
     }
 }
 
@@ -323,8 +335,9 @@ impl Engine {
         true
     }
 
-    /// One decode step over every active sequence.
-    fn step(&mut self, ctx: &mut LlamaContext<'_>, model: &LlamaModel) {
+    /// One decode step over every active sequence not held; false when
+    /// there was nothing to decode.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>, model: &LlamaModel) -> bool {
         // (slot, tokens fed, batch index of the logits wanted)
         let mut fed: Vec<(usize, usize, Option<i32>)> = Vec::new();
         self.batch.clear();
@@ -335,7 +348,11 @@ impl Engine {
                 let State::Active(a) = &slot.state else {
                     continue;
                 };
-                if (a.generated > 0) != generating || budget == 0 || a.pending.is_empty() {
+                if (a.generated > 0) != generating
+                    || budget == 0
+                    || a.pending.is_empty()
+                    || a.job.hold.load(Ordering::Relaxed)
+                {
                     continue;
                 }
                 let want = a.pending.len().min(budget);
@@ -359,7 +376,7 @@ impl Engine {
             }
         }
         if fed.is_empty() {
-            return;
+            return false;
         }
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         if fed.len() > 1 {
@@ -382,7 +399,7 @@ impl Engine {
                         }
                         self.slots[i].state = State::Cached { used: now };
                     }
-                    return;
+                    return true;
                 }
             }
         }
@@ -435,5 +452,6 @@ impl Engine {
                 slot.state = State::Cached { used: now };
             }
         }
+        true
     }
 }

@@ -1,8 +1,9 @@
 //! The llama.cpp backend on the default model (SmolLM2-135M-Instruct,
 //! CPU): it answers, streams, honours max_tokens and stop strings, reuses
 //! the KV of a shared system prompt and of the call's last turn, batches
-//! concurrent calls into shared decode steps, and a dropped stream frees
-//! its sequence within one step.
+//! concurrent calls into shared decode steps, a dropped stream frees its
+//! sequence within one step, a held reply pauses, and a prefilled prompt
+//! is not read again.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -140,6 +141,79 @@ async fn a_dropped_llama_cpp_stream_frees_its_sequence_within_a_step() {
     let after = stats.generated_tokens.load(Ordering::Relaxed) - generated_at_drop;
     eprintln!("released {released:?} after the drop; {after} token(s) generated after it");
     assert!(after <= 1, "{after} tokens generated after the drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_reply_generates_nothing_until_released() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
+    model.warm(common::SYSTEM).await.expect("warm");
+    let stats = model.stats();
+
+    let mut long = model
+        .chat(ask("Tell me a long story about a dragon.", 200))
+        .await
+        .expect("chat");
+    assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    long.hold(true);
+    // The step already running may finish; after it, nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at_hold = stats.generated_tokens.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let while_held = stats.generated_tokens.load(Ordering::Relaxed) - at_hold;
+    long.hold(false);
+    let resumed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut more = 0;
+        while more < 5 {
+            match long.next().await {
+                Some(Ok(ChatEvent::Delta(_))) => more += 1,
+                other => return Err(format!("{other:?}")),
+            }
+        }
+        Ok(more)
+    })
+    .await;
+    eprintln!("{while_held} tokens generated while held; after release: {resumed:?}");
+    assert_eq!(while_held, 0, "the held reply went on");
+    assert!(
+        matches!(resumed, Ok(Ok(5))),
+        "the released reply did not go on: {resumed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefilled_prompt_leaves_only_the_rest_of_the_question_to_read() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
+    model.warm(common::SYSTEM).await.expect("warm");
+    let stats = model.stats();
+    let facts = "Facts:\n- Our branches open at nine in the morning and close at five in the \
+                 afternoon on weekdays, and at noon on Saturdays.\n- The downtown branch is at \
+                 twelve Market Street, next to the central library.\n\nQuestion: ";
+    let turn = |question: &str| {
+        vec![
+            ChatMessage::new(Role::System, common::SYSTEM),
+            ChatMessage::new(Role::User, format!("{facts}{question}")),
+        ]
+    };
+    // The caller's words so far, read while they still speak.
+    model.prefill(turn("When do your branches")).await.expect("prefill");
+    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
+    let (reply, usage) = model
+        .chat(ChatRequest::new(turn("When do your branches open on Saturdays?"), 24))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    let read = usage.prompt_tokens as u64 - (stats.reused_tokens.load(Ordering::Relaxed) - reused_before);
+    eprintln!("{reply:?}: read {read} of {} prompt tokens", usage.prompt_tokens);
+    assert!(read <= 16, "read {read} prompt tokens; the facts were prefilled");
+    assert!(usage.prompt_tokens >= 60, "{usage:?}");
 }
 
 #[tokio::test]

@@ -44,6 +44,9 @@ pub struct BenchAsrArgs {
     /// Partial every this many ms while the caller speaks (0: none).
     #[arg(long, default_value_t = 500)]
     partial_interval_ms: u32,
+    /// Silence after the last speech before the early final starts, ms (`asr.tail_ms`).
+    #[arg(long, default_value_t = 200)]
+    tail_ms: u32,
     /// Print each clip's reference and hypotheses.
     #[arg(long)]
     verbose: bool,
@@ -312,6 +315,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     // Streaming, in real time.
     let cfg = StreamConfig {
         partial_interval_ms: args.partial_interval_ms,
+        tail_ms: args.tail_ms,
         ..StreamConfig::default()
     };
     let mut streaming = Score::default();

@@ -393,6 +393,8 @@ impl AgentRoute {
         let hangover_ms = recognizer.segmenter_mut().config().hangover_ms;
         // A reply started on the early final, held until the final confirms it.
         let mut preempt: Option<Preempt> = None;
+        // The prompt of the caller's words so far being read into the model's cache.
+        let mut prefilling: Option<tokio::task::JoinHandle<()>> = None;
         // Speech stopped by the caller, until their words decide.
         let mut paused: Option<Paused> = None;
         // Since when the caller has waited in silence for a reply being
@@ -586,7 +588,25 @@ impl AgentRoute {
                         turn_times.caller_ended(at_ms, recognizer.now_ms());
                         silent_since = Instant::now();
                     }
-                    AsrEvent::Partial { .. } => {}
+                    AsrEvent::Partial { text, .. } => {
+                        // The model reads the question's facts while the caller
+                        // still speaks (one prefill at a time per call).
+                        let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
+                        let free = prefilling.as_ref().is_none_or(|h| h.is_finished());
+                        if quiet && free && preempt.is_none() && collecting.is_none() && !conv.is_collecting() {
+                            if let Some(read) = conv.prefill(&text) {
+                                debug!(%text, "prefilling the prompt from a partial");
+                                prefilling = Some(tokio::spawn(
+                                    async move {
+                                        if let Err(e) = read.await {
+                                            debug!(error = %e, "prefill failed");
+                                        }
+                                    }
+                                    .in_current_span(),
+                                ));
+                            }
+                        }
+                    }
                     AsrEvent::Tentative { utterance, text } => {
                         // End of turn from the words: answer sooner after a
                         // finished sentence, wait longer for one that goes on.
@@ -1100,7 +1120,13 @@ impl AgentRoute {
                     match answer.next_phrase().await {
                         Ok(Some(phrase)) => {
                             let phrase_at = Instant::now();
-                            let samples = match tts.synthesize(&phrase).await {
+                            // The model waits while the voice works: on two
+                            // cores they would slow each other, and the
+                            // phrase's audio is wanted first.
+                            answer.hold(true);
+                            let synthesized = tts.synthesize(&phrase).await;
+                            answer.hold(false);
+                            let samples = match synthesized {
                                 Ok(s) => s,
                                 Err(e) => {
                                     let _ = tx.send(Spoken::Failed(e.to_string())).await;
