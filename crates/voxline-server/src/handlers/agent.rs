@@ -761,12 +761,16 @@ impl AgentRoute {
                 }
                 Some(spoken) = async { match speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => {
                     match spoken {
-                        Spoken::Audio { text, samples, stages } => {
+                        Spoken::Audio { text, mut samples, stages } => {
                             // A turn's first audio is queued marked: when its
                             // first packet leaves is read back for the record.
                             let first_of_turn = speaking
                                 .as_ref()
                                 .is_some_and(|s| s.turn.as_ref().is_some_and(|t| t.first_audio.is_none()));
+                            if first_of_turn {
+                                // The reply starts with its first sound, not the voice's lead-in.
+                                samples = voxline_tts::without_leading_silence(&samples, tts_rate).into();
+                            }
                             let queued = if first_of_turn {
                                 port.play_marked(&samples, tts_rate)
                             } else {
