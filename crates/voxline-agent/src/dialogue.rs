@@ -69,6 +69,11 @@ pub enum Action {
         /// When.
         when: String,
     },
+    /// Key these digits on the call (RFC 4733), after the audio queued before them.
+    SendDtmf {
+        /// 0-9, *, #, A-D.
+        digits: String,
+    },
     /// End the call.
     HangUp,
 }
@@ -461,17 +466,35 @@ impl Conversation {
             .filter(|&i| flow.steps[i].tool.is_none() && !flow.steps[i].exit.is_empty())
     }
 
-    /// After a turn off script: the step asked again, or its `otherwise`
-    /// once the caller went off script too often (the flow ends when it
-    /// has none).
-    async fn back_on_track(&mut self, i: usize) -> Vec<Action> {
+    /// The flow's step at which `tool` runs, when the flow is at it.
+    fn tool_step_of(&self, tool: usize) -> Option<usize> {
+        let flow = self.agent.pack.flow.as_ref()?;
+        let name = &self.agent.pack.tools[tool].name;
+        self.flow.at.filter(|&i| flow.steps[i].tool.as_ref() == Some(name))
+    }
+
+    /// After a turn off script: the step asked again (a tool step: its
+    /// `reask` line, then the argument still missing, keeping `args`
+    /// given so far), or its `otherwise` once the caller went off script
+    /// too often (the flow ends when it has none).
+    async fn back_on_track(&mut self, i: usize, args: BTreeMap<String, String>) -> Vec<Action> {
         let pack = Arc::clone(&self.agent.pack);
         let Some(flow) = &pack.flow else {
             return Vec::new();
         };
         self.flow.tries += 1;
         if self.flow.tries < flow.max_tries(i) {
-            return vec![self.step_line(i, true).await];
+            let step = &flow.steps[i];
+            let Some(t) = step
+                .tool
+                .as_ref()
+                .and_then(|n| pack.tools.iter().position(|s| &s.name == n))
+            else {
+                return vec![self.step_line(i, true).await];
+            };
+            let mut out: Vec<Action> = step.reask.iter().cloned().map(Action::Say).collect();
+            out.extend(self.continue_tool(t, args));
+            return out;
         }
         match flow.steps[i].otherwise.as_deref().and_then(|n| flow.index(n)) {
             Some(next) => self.enter_step(next, "otherwise").await,
@@ -494,6 +517,9 @@ impl Conversation {
     pub async fn turn(&mut self, utterance: &str) -> Result<(Intent, Vec<Action>), LlmError> {
         let pack = Arc::clone(&self.agent.pack);
         let rules = &pack.rules;
+        // A flow's tool step whose argument the caller did not give (they
+        // asked something else): asked again after the answer.
+        let mut left_tool_step: Option<(usize, BTreeMap<String, String>)> = None;
         // A tool waiting for a spoken argument.
         if let Some(p) = self.pending.clone() {
             let tool = &pack.tools[p.tool];
@@ -515,6 +541,7 @@ impl Conversation {
                 if !matches!(self.agent.route(utterance), Intent::Unknown) {
                     // The caller moved on: drop the tool and answer the new request.
                     self.pending = None;
+                    left_tool_step = self.tool_step_of(p.tool).map(|i| (i, p.args));
                 } else {
                     let tool = p.tool;
                     return Ok((Intent::Tool { tool, score: 1.0 }, self.reask_or_fail(p).await));
@@ -591,8 +618,12 @@ impl Conversation {
         // A flow waiting for an answer is asked again (unless the reply
         // asked the caller something itself, or ends the call).
         let ends = matches!(intent, Intent::Goodbye | Intent::Escalate | Intent::Tool { .. });
-        if let Some(i) = self.waiting_step().filter(|_| !ends && !self.awaits_other_answer()) {
-            actions.extend(self.back_on_track(i).await);
+        if !ends && !self.awaits_other_answer() {
+            if let Some(i) = self.waiting_step() {
+                actions.extend(self.back_on_track(i, BTreeMap::new()).await);
+            } else if let Some((i, args)) = left_tool_step {
+                actions.extend(self.back_on_track(i, args).await);
+            }
         }
         Ok((intent, actions))
     }
@@ -846,6 +877,13 @@ fn builtin_actions(spec: &ToolSpec, call: &ToolCall) -> Vec<Action> {
             });
             return out;
         }
+        "send_dtmf" => {
+            out.extend(say.map(Action::Say));
+            out.push(Action::SendDtmf {
+                digits: call.args.get("digits").cloned().unwrap_or_default(),
+            });
+            return out;
+        }
         _ => {}
     }
     out.extend(say.map(Action::Say));
@@ -878,6 +916,8 @@ fn extract_args(tool: &ToolSpec, utterance: &str) -> BTreeMap<String, String> {
     for (name, a) in &tool.args {
         let v = match a.kind {
             ArgType::Digits => a.length.and_then(|n| digits_for(utterance, n)),
+            // A one-value enum is fixed: nothing to ask.
+            ArgType::Enum if a.values.len() == 1 => a.values.first().cloned(),
             ArgType::Enum => pick_value(&a.values, utterance),
         };
         if let Some(v) = v {

@@ -197,10 +197,15 @@ impl Default for KnowledgeRules {
     }
 }
 
-/// The built-in tools.
-/// (Digits are collected through a tool's `type = "digits"` arguments;
-/// sending DTMF is not a built-in yet, so a pack naming it is refused.)
-pub const BUILTINS: &[&str] = &["transfer", "hangup", "schedule_callback"];
+/// The built-in tools. (Digits are collected through a tool's
+/// `type = "digits"` arguments; `send_dtmf` keys its `digits` argument on
+/// the call, e.g. a PBX's feature code or an IVR's menu choice.)
+pub const BUILTINS: &[&str] = &["transfer", "hangup", "schedule_callback", "send_dtmf"];
+
+/// Whether `keys` can be sent as DTMF (RFC 4733 events): 0-9, *, #, A-D.
+pub fn is_dtmf(keys: &str) -> bool {
+    !keys.is_empty() && keys.chars().all(|c| c.is_ascii_digit() || "*#ABCD".contains(c))
+}
 
 /// A business tool or a built-in (`tools.toml`, `[[tool]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -436,6 +441,22 @@ fn check_tools(file: &Path, tools: &[ToolSpec]) -> Result<(), PackError> {
                     Some(&at("name")),
                     format!("{:?} is not a built-in (known: {})", t.name, BUILTINS.join(", ")),
                 ));
+            }
+            if t.name == "send_dtmf" {
+                let Some(keys) = t.args.get("digits") else {
+                    return Err(PackError::new(
+                        file,
+                        Some(&at("args")),
+                        "send_dtmf needs a \"digits\" argument (the keys to send)",
+                    ));
+                };
+                if let Some(bad) = keys.values.iter().chain(&keys.default).find(|v| !is_dtmf(v)) {
+                    return Err(PackError::new(
+                        file,
+                        Some(&at("args.digits")),
+                        format!("{bad:?} is not DTMF (0-9, *, #, A-D)"),
+                    ));
+                }
             }
         } else {
             let url = t

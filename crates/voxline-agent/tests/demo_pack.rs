@@ -86,6 +86,24 @@ fn a_broken_pack_is_refused_with_its_file_and_field() {
     assert!(e.contains("tools.toml") && e.contains("tool[0].args.account"), "{e}");
     std::fs::write(dir.join("tools.toml"), &tools).unwrap();
 
+    // A send_dtmf built-in must key DTMF, and must say which keys.
+    let keys = |values: &str| {
+        format!(
+            "{tools}\n[[tool]]\nname = \"send_dtmf\"\nbuiltin = true\ndescription = \"Key reception.\"\n\
+             examples = [\"reception please\"]\n{values}"
+        )
+    };
+    let ok = "[tool.args.digits]\ntype = \"enum\"\nvalues = [\"200#\"]\nprompt = \"Which desk?\"\n";
+    std::fs::write(dir.join("tools.toml"), keys(ok)).unwrap();
+    assert!(DomainPack::load(&dir).is_ok());
+    std::fs::write(dir.join("tools.toml"), keys(&ok.replace("200#", "2x0"))).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("args.digits") && e.contains("\"2x0\" is not DTMF"), "{e}");
+    std::fs::write(dir.join("tools.toml"), keys("")).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("send_dtmf needs a \"digits\" argument"), "{e}");
+    std::fs::write(dir.join("tools.toml"), &tools).unwrap();
+
     std::fs::remove_file(dir.join("knowledge/cards.md")).unwrap();
     let e = DomainPack::load(&dir).unwrap_err().to_string();
     assert!(e.contains("knowledge") && e.contains("no passages"), "{e}");

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use voxline_media::{CallRecorder, RtpSession};
+use voxline_media::{CallRecorder, MediaEvent, RtpSession};
 use voxline_sip::config::ListenerConfig;
 use voxline_sip::outbound::PlaceCall;
 use voxline_sip::{CallEvent, EndReason, Party, SipConfig, SipEndpoint, SipEndpointOptions};
@@ -193,8 +193,15 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
 
     let deadline = tokio::time::sleep(Duration::from_secs(args.max_seconds));
     tokio::pin!(deadline);
+    // RFC 4733 events from the far end (SIP INFO digits come as call events).
+    let mut media_events = rtp.take_events();
     let end = loop {
         tokio::select! {
+            Some(ev) = async { match media_events.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
+                if let MediaEvent::Dtmf(d) = ev {
+                    println!("dtmf: {} (rtp event, {} ms)", d.digit, d.duration_ms);
+                }
+            }
             _ = &mut dtmf_at, if dtmf.is_some() => {
                 if let Some(digits) = dtmf.take() {
                     rtp.send_dtmf(&digits, 100)?;

@@ -85,6 +85,7 @@ async fn act(conv: &mut Conversation, mut queue: VecDeque<Action>) -> anyhow::Re
                     queue.extend(conv.run_tool(call).await);
                 }
                 Action::ScheduleCallback { when } => eprintln!("[callback scheduled: {when}]"),
+                Action::SendDtmf { digits } => eprintln!("[keyed {digits}]"),
                 Action::Transfer { to } => {
                     eprintln!("[transfer to {to}]");
                     ended = true;

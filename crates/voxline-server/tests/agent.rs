@@ -99,6 +99,11 @@ fn call_agent(server: &Server, play: &Path, seconds: u32) -> PathBuf {
 
 /// `call_agent` with more `voxline call` arguments (e.g. `--dtmf`).
 fn call_agent_with(server: &Server, play: &Path, seconds: u32, extra: &[&str]) -> PathBuf {
+    call_agent_out(server, play, seconds, extra).0
+}
+
+/// `call_agent_with`, also returning what `voxline call` printed.
+fn call_agent_out(server: &Server, play: &Path, seconds: u32, extra: &[&str]) -> (PathBuf, String) {
     let rec = server.dir.join(format!(
         "{}-heard.wav",
         play.file_stem()
@@ -120,7 +125,7 @@ fn call_agent_with(server: &Server, play: &Path, seconds: u32, extra: &[&str]) -
     args.extend_from_slice(extra);
     let out = voxline(&args, &server.dir);
     eprintln!("{out}");
-    rec
+    (rec, out)
 }
 
 /// The left (heard) channel of a recording as a mono WAV, transcribed.
@@ -437,8 +442,10 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
     let (said_wrong, log_wrong) = chat(&pack, "Yes.\n1990\n");
     // Three entries of the wrong length: the check fails without the service.
     let (_, log_none) = chat(&pack, "Yes.\n12\n34\n56\n");
+    // A question instead of the year: answered, then the year asked again.
+    let (said_aside, log_aside) = chat(&pack, "Yes.\nWhat are your opening hours on Saturday?\n1975\n");
     let svc = service.stop();
-    eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{svc}");
+    eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{said_aside}\n{log_aside}\n{svc}");
     assert_eq!(
         chat_steps(&log),
         [
@@ -476,6 +483,20 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
         chat_steps(&log_none),
         ["confirm by start", "verify by yes", "not_verified by failed"],
         "{log_none}"
+    );
+    let year = "please say or key in the year you were born";
+    let asked: Vec<usize> = said_aside.match_indices(year).map(|(i, _)| i).collect();
+    assert_eq!(asked.len(), 2, "the year was not asked again: {said_aside}");
+    let between = &said_aside[asked[0] + year.len()..asked[1]];
+    assert!(
+        between.contains("Saturday") || between.contains("1 p.m."),
+        "no answer in between: {between}"
+    );
+    assert!(svc.contains("identity check birth_year=1975 verified=false"), "{svc}");
+    assert_eq!(
+        chat_steps(&log_aside),
+        ["confirm by start", "verify by yes", "not_verified by failed"],
+        "{log_aside}"
     );
 }
 
@@ -837,6 +858,60 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     // And the caller heard it.
     let heard = heard_text(&server.dir, &rec);
     assert!(heard.to_lowercase().contains("blocked"), "{heard}");
+}
+
+/// A `send_dtmf` tool (reception's extension, a one-value argument) keys
+/// its digits on the call after its line: the caller (`voxline call`)
+/// receives them as RFC 4733 events, and the transcript says so.
+#[test]
+fn the_send_dtmf_tool_keys_its_digits_on_the_call() {
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-send-dtmf");
+    let pack = copy_pack(&dir, common::free_port());
+    let tools = std::fs::read_to_string(pack.join("tools.toml")).expect("tools");
+    let reception = r#"
+[[tool]]
+name = "send_dtmf"
+builtin = true
+description = "Put the caller through to reception by keying its extension on the phone system."
+examples = ["put me through to reception", "connect me to reception", "reception please"]
+say_result = "Putting you through to reception."
+
+[tool.args.digits]
+type = "enum"
+values = ["200#"]
+prompt = "Which desk would you like?"
+"#;
+    std::fs::write(pack.join("tools.toml"), tools + reception).expect("tools");
+    let server = agent_server_with("agent-send-dtmf", &pack);
+    let (play, _, end) = caller_audio(
+        &server.dir,
+        "reception",
+        9.5,
+        "Please put me through to reception.",
+        10.0,
+    );
+    let (_, out) = call_agent_out(&server, &play, (end + 8.0) as u32, &[]);
+    let keyed: String = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("dtmf: "))
+        .filter(|l| l.contains("rtp event"))
+        .filter_map(|l| l.chars().next())
+        .collect();
+    assert_eq!(keyed, "200#", "{out}\n{}", server.log_text());
+    let lines = only_call_transcript(&server);
+    assert!(
+        lines.iter().any(|(who, t)| who == "agent" && t == "(keyed 200#)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("Putting you through to reception")),
+        "{lines:?}"
+    );
 }
 
 /// Digits keyed with the request, before the agent asks for them, answer

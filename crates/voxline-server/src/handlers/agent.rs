@@ -189,6 +189,9 @@ struct Heard {
 /// before the agent, stopped by it, goes on (ms).
 const NOISE_GONE_MS: u64 = 150;
 
+/// How long each DTMF key the agent sends is held, ms.
+const DTMF_KEY_MS: u32 = 100;
+
 /// The agent's speech, stopped by the caller's speech, held until the
 /// caller's words show whether it was an interruption (cancel it) or a
 /// backchannel or noise (play on from the phrase that was cut).
@@ -449,6 +452,14 @@ impl AgentRoute {
                         Action::ScheduleCallback { when } => {
                             transcript.note(&format!("callback scheduled: {when}")).await;
                         }
+                        Action::SendDtmf { digits } => match port.send_dtmf(&digits, DTMF_KEY_MS) {
+                            // Queued after the line before it.
+                            Ok(()) => {
+                                info!(%digits, "keying DTMF");
+                                transcript.agent(&format!("(keyed {digits})")).await;
+                            }
+                            Err(e) => warn!(error = %e, %digits, "DTMF not sent"),
+                        },
                         Action::HangUp => hang_up_after_speech = Some("agent_goodbye"),
                     }
                 }
