@@ -7,7 +7,7 @@
 
 use crate::whisper::{DecodeOptions, WhisperModel};
 use crate::AsrError;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -24,13 +24,13 @@ pub struct PoolConfig {
 }
 
 impl Default for PoolConfig {
-    /// One worker using every core: on a small machine one decode at full
-    /// speed gives the lowest final latency; raise `workers` for many
-    /// simultaneous calls.
+    /// Two workers that may each use every core: a decode alone runs at
+    /// full speed (the lowest final latency); with several calls each
+    /// decode gets one thread (see [`AsrPool::crowd`]) and two run at once.
     fn default() -> PoolConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         PoolConfig {
-            workers: 1,
+            workers: 2,
             threads_per_worker: cores,
             queue: 16,
         }
@@ -88,6 +88,7 @@ pub struct AsrPool {
     tx: flume::Sender<Job>,
     stats: Arc<PoolStats>,
     config: PoolConfig,
+    crowd: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for AsrPool {
@@ -106,16 +107,30 @@ impl AsrPool {
         };
         let (tx, rx) = flume::bounded::<Job>(config.queue);
         let stats = Arc::new(PoolStats::default());
+        let crowd = Arc::new(AtomicUsize::new(0));
         for n in 0..config.workers {
             let state = model.state()?;
-            let (model, rx, stats) = (model.clone(), rx.clone(), stats.clone());
+            let (model, rx, stats, crowd) = (model.clone(), rx.clone(), stats.clone(), crowd.clone());
             let threads = config.threads_per_worker as i32;
             std::thread::Builder::new()
                 .name(format!("asr-worker-{n}"))
-                .spawn(move || work(&model, state, &rx, &stats, threads))
+                .spawn(move || work(&model, state, &rx, &stats, threads, &crowd))
                 .map_err(|e| AsrError::Decode(format!("starting an ASR worker thread: {e}")))?;
         }
-        Ok(AsrPool { tx, stats, config })
+        Ok(AsrPool {
+            tx,
+            stats,
+            config,
+            crowd,
+        })
+    }
+
+    /// How many calls share the CPU now (their handlers count themselves
+    /// in). Above one, each decode runs on one thread: whisper.cpp's
+    /// threads wait for each other by spinning, and on a busy machine the
+    /// spinning takes the cores the other engines need.
+    pub fn crowd(&self) -> Arc<AtomicUsize> {
+        self.crowd.clone()
     }
 
     /// The pool's size.
@@ -209,6 +224,7 @@ fn work(
     rx: &flume::Receiver<Job>,
     stats: &PoolStats,
     threads: i32,
+    crowd: &AtomicUsize,
 ) {
     while let Ok(job) = rx.recv() {
         let started = Instant::now();
@@ -221,6 +237,7 @@ fn work(
             // Nobody waits for the answer (the call is gone): skip it.
             job.abort.store(true, Ordering::Release);
         }
+        let threads = if crowd.load(Ordering::Relaxed) > 1 { 1 } else { threads };
         let opts = DecodeOptions {
             threads: job.opts.threads.clamp(1, threads),
             ..(*job.opts).clone()

@@ -36,16 +36,19 @@ impl std::fmt::Display for LocalEngine {
 }
 
 /// Loads a local GGUF model on `engine`, with its own chat template or
-/// `chat_template`; errors name the file and why.
+/// `chat_template`, and `threads` per decode step on llama.cpp (0: one per
+/// core; mistralrs picks its own); errors name the file and why.
 pub async fn load_local(
     engine: LocalEngine,
     gguf: &Path,
     chat_template: Option<PathBuf>,
+    threads: usize,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
     Ok(match engine {
         LocalEngine::LlamaCpp => {
             let mut cfg = LlamaCppConfig::new(gguf);
             cfg.chat_template = chat_template;
+            cfg.threads = threads;
             Arc::new(LlamaCppModel::load(&cfg).await?)
         }
         LocalEngine::Mistralrs => {

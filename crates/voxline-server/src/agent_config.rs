@@ -18,6 +18,8 @@ pub struct LlmConfig {
     pub model: Option<PathBuf>,
     /// A chat template overriding the GGUF's.
     pub chat_template: Option<PathBuf>,
+    /// CPU threads of each decode step on llama.cpp (0: one per core).
+    pub threads: usize,
 }
 
 impl Default for LlmConfig {
@@ -26,6 +28,7 @@ impl Default for LlmConfig {
             engine: "llama.cpp".into(),
             model: None,
             chat_template: None,
+            threads: 0,
         }
     }
 }
@@ -38,6 +41,8 @@ pub struct TtsSection {
     pub voice: Option<PathBuf>,
     /// Synthesis worker threads shared by all calls.
     pub workers: usize,
+    /// ONNX Runtime threads per synthesis worker (0: one per core).
+    pub threads: usize,
 }
 
 impl Default for TtsSection {
@@ -45,6 +50,7 @@ impl Default for TtsSection {
         TtsSection {
             voice: None,
             workers: 1,
+            threads: 0,
         }
     }
 }
@@ -73,7 +79,13 @@ impl LlmConfig {
 
     /// Checks the fields, and the files when a route needs them.
     pub fn validate(&self, files: bool) -> Result<(), FieldError> {
-        self.engine()?;
+        let engine = self.engine()?;
+        if self.threads > 256 {
+            return Err(FieldError::new("llm.threads", "must be from 0 (one per core) to 256"));
+        }
+        if self.threads > 0 && engine != LocalEngine::LlamaCpp {
+            return Err(FieldError::new("llm.threads", "applies to the llama.cpp engine only"));
+        }
         if files {
             let m = self.model_path();
             if !m.is_file() {
@@ -117,6 +129,9 @@ impl TtsSection {
     pub fn validate(&self, files: bool) -> Result<(), FieldError> {
         if !(1..=8).contains(&self.workers) {
             return Err(FieldError::new("tts.workers", "must be 1 to 8"));
+        }
+        if self.threads > 256 {
+            return Err(FieldError::new("tts.threads", "must be from 0 (one per core) to 256"));
         }
         if files {
             let v = self.voice_path();

@@ -10,7 +10,7 @@ use crate::voice::PiperVoice;
 use crate::TtsError;
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -65,6 +65,7 @@ pub struct TtsEngine {
     lang: String,
     config: TtsConfig,
     cache: Arc<Mutex<HashMap<String, Arc<[i16]>>>>,
+    crowd: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for TtsEngine {
@@ -74,21 +75,33 @@ impl std::fmt::Debug for TtsEngine {
 }
 
 impl TtsEngine {
-    /// Loads the voice once per worker and starts the workers.
+    /// Loads the voice once per worker (twice with several threads per
+    /// worker: a one-thread session for a crowded machine, see
+    /// [`TtsEngine::crowd`]) and starts the workers.
     pub fn start(runtime_lib: &Path, model: &Path, config: TtsConfig) -> Result<TtsEngine, TtsError> {
         let (tx, rx) = flume::unbounded::<Job>();
         let mut sample_rate = 0;
         let mut lang = String::new();
-        for n in 0..config.workers.max(1) {
-            let mut voice = PiperVoice::load(runtime_lib, model, config.threads_per_worker)?;
-            sample_rate = voice.sample_rate();
-            lang = voice.config().espeak.voice.clone();
+        let crowd = Arc::new(AtomicUsize::new(0));
+        let load = |threads: usize| -> Result<PiperVoice, TtsError> {
+            let mut voice = PiperVoice::load(runtime_lib, model, threads)?;
             // Warm the session: the first run pays for allocations.
             voice.synthesize("Hello.")?;
-            let rx = rx.clone();
+            Ok(voice)
+        };
+        for n in 0..config.workers.max(1) {
+            let mut voice = load(config.threads_per_worker)?;
+            let mut lean = if config.threads_per_worker > 1 {
+                Some(load(1)?)
+            } else {
+                None
+            };
+            sample_rate = voice.sample_rate();
+            lang = voice.config().espeak.voice.clone();
+            let (rx, crowd) = (rx.clone(), crowd.clone());
             std::thread::Builder::new()
                 .name(format!("tts-worker-{n}"))
-                .spawn(move || work(&mut voice, &rx))
+                .spawn(move || work(&mut voice, lean.as_mut(), &rx, &crowd))
                 .map_err(|e| TtsError::Synthesis(format!("starting a synthesis thread: {e}")))?;
         }
         Ok(TtsEngine {
@@ -97,7 +110,16 @@ impl TtsEngine {
             lang,
             config,
             cache: Arc::default(),
+            crowd,
         })
+    }
+
+    /// How many calls share the CPU now (their handlers count themselves
+    /// in). Above one, phrases are synthesised on one thread: ONNX
+    /// Runtime's threads spin while they wait, and on a busy machine the
+    /// spinning takes the cores the other engines need.
+    pub fn crowd(&self) -> Arc<AtomicUsize> {
+        self.crowd.clone()
     }
 
     /// Output sample rate of the voice, Hz.
@@ -150,15 +172,19 @@ impl TtsEngine {
     }
 }
 
-/// One worker: synthesise phrases until the engine is dropped.
-fn work(voice: &mut PiperVoice, rx: &flume::Receiver<Job>) {
+/// One worker: synthesise phrases until the engine is dropped, on `lean`
+/// (one thread) while more than one call shares the CPU.
+fn work(voice: &mut PiperVoice, mut lean: Option<&mut PiperVoice>, rx: &flume::Receiver<Job>, crowd: &AtomicUsize) {
     while let Ok(job) = rx.recv() {
         if job.cancel.load(Ordering::Acquire) || job.reply.is_closed() {
             let _ = job.reply.send(Err(TtsError::Cancelled));
             continue;
         }
         let wait = job.submitted.elapsed();
-        let result = voice.synthesize(&job.text);
+        let result = match lean.as_deref_mut() {
+            Some(one) if crowd.load(Ordering::Relaxed) > 1 => one.synthesize(&job.text),
+            _ => voice.synthesize(&job.text),
+        };
         tracing::trace!(
             wait_ms = wait.as_millis() as u64,
             chars = job.text.len(),

@@ -16,6 +16,7 @@ use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
 use crate::records::Records;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -192,6 +193,27 @@ const NOISE_GONE_MS: u64 = 150;
 /// How long each DTMF key the agent sends is held, ms.
 const DTMF_KEY_MS: u32 = 100;
 
+/// One call counted into the engines' crowd counters (see
+/// `AsrPool::crowd`) for as long as it lives.
+struct Crowd(Vec<Arc<AtomicUsize>>);
+
+impl Crowd {
+    fn join(counters: Vec<Arc<AtomicUsize>>) -> Crowd {
+        for c in &counters {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Crowd(counters)
+    }
+}
+
+impl Drop for Crowd {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The agent's speech, stopped by the caller's speech, held until the
 /// caller's words show whether it was an interruption (cancel it) or a
 /// backchannel or noise (play on from the phrase that was cut).
@@ -327,6 +349,8 @@ impl AgentRoute {
             reason: reason.into(),
             status: None,
         };
+        // While this call lasts, the engines know the CPU is shared.
+        let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
         let record = self.params.record.unwrap_or(self.media.record);
         let Answered { rtp, recorder } = match answer_with_media(call, &self.media, record, 0, records, record_id).await
         {

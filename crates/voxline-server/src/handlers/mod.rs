@@ -85,11 +85,21 @@ impl Handlers {
         // One language model and one voice for every agent route.
         let talking = cfg.routes.iter().any(|r| TALKING.contains(&r.handler.as_str()));
         let speech = if talking {
-            let llm = voxline_llm::load_local(cfg.llm.engine()?, &cfg.llm.model_path(), cfg.llm.chat_template.clone())
-                .await?;
+            let llm = voxline_llm::load_local(
+                cfg.llm.engine()?,
+                &cfg.llm.model_path(),
+                cfg.llm.chat_template.clone(),
+                cfg.llm.threads,
+            )
+            .await?;
+            let defaults = voxline_tts::TtsConfig::default();
             let tts_cfg = voxline_tts::TtsConfig {
                 workers: cfg.tts.workers,
-                ..voxline_tts::TtsConfig::default()
+                threads_per_worker: match cfg.tts.threads {
+                    0 => defaults.threads_per_worker,
+                    n => n,
+                },
+                ..defaults
             };
             let runtime = cfg.asr.onnxruntime_path();
             let voice = cfg.tts.voice_path();
