@@ -885,6 +885,10 @@ impl AgentRoute {
         if let Some(mut p) = preempt.take() {
             p.cancel();
         }
+        // A prefill still waiting for the model is of no use any more.
+        if let Some(h) = prefilling.take() {
+            h.abort();
+        }
         if let Some(p) = paused.take() {
             self.interrupted(p, &port, &mut conv, &mut transcript, records, record_id, &mut turn_seq)
                 .await;
