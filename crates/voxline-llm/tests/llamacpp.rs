@@ -13,13 +13,20 @@ mod common;
 
 use common::{ask, gguf, streamed, two_at_once};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
-    let Some(path) = gguf() else {
-        return;
-    };
+/// The default model on llama.cpp with the test system prompt cached, or
+/// None when the model is not fetched (the test skips).
+async fn warmed_model() -> Option<LlamaCppModel> {
+    let path = gguf()?;
     let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
     model.warm(common::SYSTEM).await.expect("warm");
+    Some(model)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
+    let Some(model) = warmed_model().await else {
+        return;
+    };
     let stats = model.stats();
 
     // A streamed answer: several deltas, then usage; the system prompt's KV
@@ -108,11 +115,9 @@ async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_llama_cpp_stream_frees_its_sequence_within_a_step() {
-    let Some(path) = gguf() else {
+    let Some(model) = warmed_model().await else {
         return;
     };
-    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
-    model.warm(common::SYSTEM).await.expect("warm");
     let stats = model.stats();
 
     let mut long = model
@@ -145,11 +150,9 @@ async fn a_dropped_llama_cpp_stream_frees_its_sequence_within_a_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_reply_generates_nothing_until_released() {
-    let Some(path) = gguf() else {
+    let Some(model) = warmed_model().await else {
         return;
     };
-    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
-    model.warm(common::SYSTEM).await.expect("warm");
     let stats = model.stats();
 
     let mut long = model
@@ -185,11 +188,9 @@ async fn a_held_reply_generates_nothing_until_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefilled_prompt_leaves_only_the_rest_of_the_question_to_read() {
-    let Some(path) = gguf() else {
+    let Some(model) = warmed_model().await else {
         return;
     };
-    let model = LlamaCppModel::load(&LlamaCppConfig::new(&path)).await.expect("load");
-    model.warm(common::SYSTEM).await.expect("warm");
     let stats = model.stats();
     let facts = "Facts:\n- Our branches open at nine in the morning and close at five in the \
                  afternoon on weekdays, and at noon on Saturdays.\n- The downtown branch is at \

@@ -533,12 +533,9 @@ impl AgentRoute {
             }
             let hold_after = Duration::from_millis(persona.timeouts.hold_ms);
             let hold_wait = working_since.map_or(Duration::ZERO, |t| hold_after.saturating_sub(t.elapsed()));
-            let waiting_for_caller = speaking.is_none()
-                && paused.is_none()
-                && playing.is_empty()
-                && tool_run.is_none()
-                && !caller_speaking
-                && port.queued_frames() == 0;
+            // No reply being generated, queued or prepared by a tool.
+            let agent_quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
+            let waiting_for_caller = agent_quiet && paused.is_none() && !caller_speaking && port.queued_frames() == 0;
             tokio::select! {
                 ev = call.next_event() => match ev {
                     CallEvent::Ended(e) => break e,
@@ -626,9 +623,8 @@ impl AgentRoute {
                     AsrEvent::Partial { text, .. } => {
                         // The model reads the question's facts while the caller
                         // still speaks (one prefill at a time per call).
-                        let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
                         let free = prefilling.as_ref().is_none_or(|h| h.is_finished());
-                        if quiet && free && preempt.is_none() && collecting.is_none() && !conv.is_collecting() {
+                        if agent_quiet && free && preempt.is_none() && collecting.is_none() && !conv.is_collecting() {
                             if let Some(read) = conv.prefill(&text) {
                                 debug!(%text, "prefilling the prompt from a partial");
                                 prefilling = Some(tokio::spawn(
@@ -654,8 +650,7 @@ impl AgentRoute {
                         debug!(?end, %text, "end of turn from the early final");
                         // Preemptive generation: start the reply now, keep it
                         // only if the final transcript is the same.
-                        let quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
-                        if quiet && end != TurnEnd::Incomplete && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
+                        if agent_quiet && end != TurnEnd::Incomplete && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
                             let before = Box::new(conv.clone());
                             if let Ok((intent, actions)) = conv.turn(&text).await {
                                 let mut actions: VecDeque<Action> = actions.into();
