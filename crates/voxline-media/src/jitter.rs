@@ -302,6 +302,10 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return Pushed::Duplicate;
         }
+        // RTCP counts a late packet as received (RFC 3550 A.3): the
+        // network delivered it, only the playout had passed it.
+        self.source_received += 1;
+        self.base_seq = Some(self.base_seq.map_or(seq, |b| b.min(seq)));
         // A late packet still tells how much the network delays vary.
         self.update_jitter(&p, ts);
         if before_top.is_some_and(|top| seq < top) {
@@ -314,8 +318,6 @@ impl JitterBuffer {
             }
         }
         self.stats.received += 1;
-        self.source_received += 1;
-        self.base_seq = Some(self.base_seq.map_or(seq, |b| b.min(seq)));
         self.held.insert(
             ts,
             Held {
@@ -631,6 +633,9 @@ mod tests {
         assert_eq!(jb.push(pkt(2, 2 * FRAME, 100)), Pushed::Late);
         assert_eq!(played(&mut jb, 1), vec![Some(3)]);
         assert_eq!(jb.stats().late, 1);
+        // It arrived: the RTCP report does not count it as lost.
+        let r = jb.reception().expect("reception");
+        assert_eq!((r.highest_seq - r.base_seq + 1, r.received), (4, 4));
     }
 
     #[test]

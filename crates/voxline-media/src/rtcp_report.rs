@@ -38,7 +38,7 @@ pub struct Reception {
     pub base_seq: i64,
     /// Highest extended sequence number received.
     pub highest_seq: i64,
-    /// Packets received (duplicates excluded).
+    /// Packets received, late ones included (duplicates excluded).
     pub received: u64,
     /// Interarrival jitter in RTP timestamp units.
     pub jitter: u32,

@@ -886,13 +886,11 @@ prompt = "Which desk would you like?"
 "#;
     std::fs::write(pack.join("tools.toml"), tools + reception).expect("tools");
     let server = agent_server_with("agent-send-dtmf", &pack);
-    let (play, _, end) = caller_audio(
-        &server.dir,
-        "reception",
-        9.5,
-        "Please put me through to reception.",
-        10.0,
-    );
+    // The request is one of the tool's examples. "Please put me through to
+    // reception" came out of streaming Whisper tiny as "Place put me..." or
+    // "Please book me through...", whose match (0.67) sits just above the
+    // router's 0.6: a CI run under load routed it elsewhere.
+    let (play, _, end) = caller_audio(&server.dir, "reception", 9.5, "Reception, please.", 10.0);
     let (_, out) = call_agent_out(&server, &play, (end + 8.0) as u32, &[]);
     let keyed: String = out
         .lines()
@@ -900,8 +898,9 @@ prompt = "Which desk would you like?"
         .filter(|l| l.contains("rtp event"))
         .filter_map(|l| l.chars().next())
         .collect();
-    assert_eq!(keyed, "200#", "{out}\n{}", server.log_text());
     let lines = only_call_transcript(&server);
+    // The transcript first: a CI log keeps the head and tail of a long message.
+    assert_eq!(keyed, "200#", "{lines:?}\n{out}\n{}", server.log_text());
     assert!(
         lines.iter().any(|(who, t)| who == "agent" && t == "(keyed 200#)"),
         "{lines:?}"
