@@ -16,7 +16,24 @@ for _ in $(seq 1 120); do
 	sleep 0.5
 done
 grep -q "voxline ready" "$LOG" || { echo "voxline did not start"; cat "$LOG"; exit 1; }
+METRICS=${METRICS:-http://127.0.0.1:8080/metrics}
+snapshot() { curl -fsS "$METRICS" 2>/dev/null | grep -E '^voxline_(asr_decode_seconds|asr_audio_seconds|llm_[a-z_]+)_total ' || true; }
+BEFORE=$(snapshot)
+STARTED=$(date +%s.%N)
 "$VOXLINE" bench turn "$@"
+ENDED=$(date +%s.%N)
+AFTER=$(snapshot)
+echo
+echo "where the CPU went during the bench (from /metrics, summed over all calls):"
+{ echo "$BEFORE" | sed 's/^/before /'; echo "$AFTER" | sed 's/^/after /'; } | awk -v wall="$(echo "$ENDED - $STARTED" | bc)" '
+	{ v[$1 " " $2] = $3 }
+	END {
+		d = "after"; b = "before"
+		n = split("asr_decode_seconds asr_audio_seconds llm_decode_seconds llm_prompt_tokens llm_reused_prompt_tokens llm_generated_tokens llm_replies", k, " ")
+		for (i = 1; i <= n; i++) x[k[i]] = v[d " voxline_" k[i] "_total"] - v[b " voxline_" k[i] "_total"]
+		printf "  wall %.0f s; Whisper decoding %.0f s (%.0f s of audio); model decoding %.0f s\n", wall, x["asr_decode_seconds"], x["asr_audio_seconds"], x["llm_decode_seconds"]
+		printf "  model: %d replies and prefills, %d prompt tokens read (%d more reused from the cache), %d generated\n", x["llm_replies"], x["llm_prompt_tokens"] - x["llm_reused_prompt_tokens"], x["llm_reused_prompt_tokens"], x["llm_generated_tokens"]
+	}'
 echo
 echo "server-side stage times per turn (final transcript -> first reply audio queued):"
 grep "turn: first reply audio queued" "$LOG" | sed 's/.*final_to_first_audio_ms=\([0-9]*\).*/\1/' | sort -n |

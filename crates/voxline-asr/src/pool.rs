@@ -133,6 +133,11 @@ impl AsrPool {
         self.crowd.clone()
     }
 
+    /// How many calls share the CPU now (see [`AsrPool::crowd`]).
+    pub fn sharing(&self) -> usize {
+        self.crowd.load(Ordering::Relaxed)
+    }
+
     /// The pool's size.
     pub fn config(&self) -> PoolConfig {
         self.config

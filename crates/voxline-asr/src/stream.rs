@@ -457,13 +457,22 @@ impl StreamingRecognizer {
             }
         } else if silence < u64::from(self.cfg.tail_ms)
             && self.cfg.partial_interval_ms > 0
-            && self.vad_pos - self.last_partial_end >= u64::from(self.cfg.partial_interval_ms) * PER_MS
+            && self.vad_pos - self.last_partial_end >= self.partial_interval_ms() * PER_MS
             && !self.jobs.values().any(|j| j.kind == Kind::Partial)
             && self.pool.idle()
         {
             self.last_partial_end = self.vad_pos;
             self.submit(Kind::Partial, self.vad_pos);
         }
+    }
+
+    /// How often a partial is decoded now: `partial_interval_ms`, times the
+    /// calls sharing the CPU ([`AsrPool::sharing`]), so that together they
+    /// decode partials about as often as one call alone. Partials are
+    /// optional work; on a crowded machine they took the CPU the finals,
+    /// the model and the voice needed.
+    fn partial_interval_ms(&self) -> u64 {
+        u64::from(self.cfg.partial_interval_ms) * self.pool.sharing().max(1) as u64
     }
 
     /// Speech ended at `at_ms`: the early final is the final if it covers

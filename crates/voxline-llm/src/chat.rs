@@ -268,4 +268,10 @@ pub trait ChatModel: Send + Sync {
     async fn prefill(&self, _messages: Vec<ChatMessage>) -> Result<(), LlmError> {
         Ok(())
     }
+
+    /// The counters of the engine's work (prompt tokens read, tokens
+    /// generated, decode time), for engines that keep them.
+    fn engine_stats(&self) -> Option<std::sync::Arc<crate::EngineStats>> {
+        None
+    }
 }

@@ -15,7 +15,7 @@ pub mod remote;
 pub mod text_out;
 
 pub use chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
-pub use llamacpp::{LlamaCppConfig, LlamaCppModel};
+pub use llamacpp::{EngineStats, LlamaCppConfig, LlamaCppModel};
 pub use local::{LocalConfig, LocalModel};
 pub use local_engine::{load_local, LocalEngine};
 pub use remote::{RemoteConfig, RemoteModel};

@@ -253,6 +253,10 @@ impl ChatModel for LlamaCppModel {
         self.shared.name.clone()
     }
 
+    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
+        Some(self.shared.stats.clone())
+    }
+
     /// One token is generated (the engine reads a prompt only for a
     /// reply); the slot keeps the prompt's KV once the reply ends.
     async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {

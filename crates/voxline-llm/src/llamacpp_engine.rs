@@ -62,6 +62,10 @@ pub struct EngineStats {
     pub steps: AtomicU64,
     /// Decode steps that carried more than one sequence.
     pub batched_steps: AtomicU64,
+    /// Time spent in decode steps, microseconds.
+    pub decode_us: AtomicU64,
+    /// Replies waiting for a free sequence now.
+    pub waiting: AtomicU64,
 }
 
 /// Engine sizing.
@@ -165,6 +169,10 @@ pub(crate) fn run_engine(
         }
         engine.drop_cancelled();
         engine.admit(&mut ctx);
+        engine
+            .stats
+            .waiting
+            .store(engine.waiting.len() as u64, Ordering::Relaxed);
         if !engine.step(&mut ctx, model) && !engine.is_idle() {
             // Every live sequence is held: wait for a new job or a release.
             match jobs.recv_timeout(HELD_POLL) {
@@ -382,9 +390,10 @@ impl Engine {
         if fed.len() > 1 {
             self.stats.batched_steps.fetch_add(1, Ordering::Relaxed);
         }
-        loop {
+        let started = std::time::Instant::now();
+        let decoded = loop {
             match ctx.decode(&mut self.batch) {
-                Ok(()) => break,
+                Ok(()) => break true,
                 Err(DecodeError::NoKvCacheSlot) if self.evict_one(ctx) => continue,
                 Err(e) => {
                     let why = match e {
@@ -399,9 +408,15 @@ impl Engine {
                         }
                         self.slots[i].state = State::Cached { used: now };
                     }
-                    return true;
+                    break false;
                 }
             }
+        };
+        self.stats
+            .decode_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if !decoded {
+            return true;
         }
         let vocab = model.vocab();
         for (i, n, logits) in fed {

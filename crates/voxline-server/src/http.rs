@@ -163,6 +163,43 @@ async fn trunks(State(s): State<AppState>) -> Response {
     Json(list).into_response()
 }
 
+/// The language model engine's work: what it read, generated and how long
+/// its decode steps took (decode / wall time = how busy the model is).
+fn register_llm(registry: &mut Registry, llm: &voxline_llm::EngineStats) {
+    for (name, help, value) in [
+        ("llm_replies", "Replies (and prefills) the model started", &llm.requests),
+        (
+            "llm_prompt_tokens",
+            "Prompt tokens of those replies",
+            &llm.prompt_tokens,
+        ),
+        (
+            "llm_reused_prompt_tokens",
+            "Prompt tokens whose KV was reused from the cache, not read again",
+            &llm.reused_tokens,
+        ),
+        ("llm_generated_tokens", "Tokens generated", &llm.generated_tokens),
+        ("llm_decode_steps", "Decode steps run", &llm.steps),
+        (
+            "llm_batched_decode_steps",
+            "Decode steps that carried more than one reply",
+            &llm.batched_steps,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    registry.register(
+        "llm_decode_seconds",
+        "Time the model spent in decode steps, summed",
+        ConstCounter::new(llm.decode_us.load(Ordering::Relaxed) as f64 / 1e6),
+    );
+    registry.register(
+        "llm_replies_waiting",
+        "Replies waiting for a free sequence now",
+        ConstGauge::new(llm.waiting.load(Ordering::Relaxed) as i64),
+    );
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
     let mut registry = Registry::with_prefix("voxline");
     registry.register(
@@ -257,6 +294,9 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "Whisper workers decoding now",
             ConstGauge::new(asr.busy.load(Ordering::Relaxed) as i64),
         );
+    }
+    if let Some(llm) = &s.counters.llm {
+        register_llm(&mut registry, llm);
     }
     for t in s.router.trunks() {
         let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));

@@ -188,13 +188,22 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
     assert!(server.log_text().contains("turn: first reply audio queued"));
     // The turn's stage times are on /metrics.
     let metrics = server.http_get("/metrics");
-    let turns = metrics
-        .lines()
-        .find(|l| l.starts_with("voxline_agent_turns_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    assert!(turns >= 1.0, "{metrics}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("voxline_agent_turns_total") >= 1.0, "{metrics}");
+    // So is the model's work: the answer's prompt was read, words generated.
+    assert!(
+        value("voxline_llm_prompt_tokens_total") > value("voxline_llm_reused_prompt_tokens_total"),
+        "{metrics}"
+    );
+    assert!(value("voxline_llm_generated_tokens_total") >= 1.0, "{metrics}");
+    assert!(value("voxline_llm_decode_seconds_total") > 0.0, "{metrics}");
     assert!(
         metrics.contains("voxline_agent_turn_final_to_first_audio_seconds_bucket"),
         "{metrics}"

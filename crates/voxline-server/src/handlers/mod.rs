@@ -57,6 +57,8 @@ pub struct CallCounters {
     pub asr: Option<Arc<voxline_asr::PoolStats>>,
     /// The agent routes' turn figures, when a route talks.
     pub agent: Option<agent_metrics::AgentMetrics>,
+    /// The language model engine's counters, when a route talks on a local model.
+    pub llm: Option<Arc<voxline_llm::EngineStats>>,
 }
 
 /// Dispatches routed calls to their handler.
@@ -164,6 +166,7 @@ impl Handlers {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
                 agent: agent_metrics,
+                llm: speech.as_ref().and_then(|(llm, _)| llm.engine_stats()),
                 ..CallCounters::default()
             }),
         })
