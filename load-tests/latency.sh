@@ -29,10 +29,11 @@ echo "where the CPU went during the bench (from /metrics, summed over all calls)
 	{ v[$1 " " $2] = $3 }
 	END {
 		d = "after"; b = "before"
-		n = split("asr_decode_seconds asr_audio_seconds llm_decode_seconds llm_prompt_tokens llm_reused_prompt_tokens llm_generated_tokens llm_replies", k, " ")
+		n = split("asr_decode_seconds asr_audio_seconds llm_decode_seconds llm_prompt_tokens llm_reused_prompt_tokens llm_generated_tokens llm_replies llm_decode_steps llm_batched_decode_steps", k, " ")
 		for (i = 1; i <= n; i++) x[k[i]] = v[d " voxline_" k[i] "_total"] - v[b " voxline_" k[i] "_total"]
 		printf "  wall %.0f s; Whisper decoding %.0f s (%.0f s of audio); model decoding %.0f s\n", wall, x["asr_decode_seconds"], x["asr_audio_seconds"], x["llm_decode_seconds"]
 		printf "  model: %d replies and prefills, %d prompt tokens read (%d more reused from the cache), %d generated\n", x["llm_replies"], x["llm_prompt_tokens"] - x["llm_reused_prompt_tokens"], x["llm_reused_prompt_tokens"], x["llm_generated_tokens"]
+		if (x["llm_decode_steps"] > 0) printf "  model: %d decode steps (%d carrying more than one reply), %.1f ms each on average\n", x["llm_decode_steps"], x["llm_batched_decode_steps"], 1000 * x["llm_decode_seconds"] / x["llm_decode_steps"]
 	}'
 echo
 echo "server-side stage times per turn (final transcript -> first reply audio queued):"

@@ -14,7 +14,7 @@ pub mod voice;
 
 pub use engine::{AudioChunk, TtsConfig, TtsEngine, TtsStream};
 pub use splitter::{PhraseSplitter, SplitterConfig};
-pub use trim::without_leading_silence;
+pub use trim::{without_leading_silence, without_trailing_silence};
 pub use voice::{PiperVoice, VoiceConfig};
 
 /// Errors from speech synthesis.

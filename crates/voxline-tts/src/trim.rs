@@ -1,4 +1,4 @@
-//! Cutting the quiet start of a synthesised clip.
+//! Cutting the quiet start and end of a synthesised clip.
 
 /// A sample at or below this magnitude (−50 dBFS) is silence.
 const QUIET: i16 = 100;
@@ -6,6 +6,10 @@ const QUIET: i16 = 100;
 const KEEP_MS: u32 = 5;
 /// At most this much is cut, ms: a clip that starts softly is not eaten into.
 const MAX_CUT_MS: u32 = 100;
+/// Silence kept after the last sound, ms: the pause before what follows.
+const KEEP_TAIL_MS: u32 = 80;
+/// At most this much is cut from the end, ms.
+const MAX_TAIL_CUT_MS: u32 = 400;
 
 /// `samples` (at `rate` Hz) from just before their first sound. Piper
 /// starts every clip with 25–50 ms of near silence; a reply's first phrase
@@ -22,9 +26,40 @@ pub fn without_leading_silence(samples: &[i16], rate: u32) -> &[i16] {
     &samples[cut..]
 }
 
+/// `samples` (at `rate` Hz) up to a short pause after their last sound.
+/// Piper ends every clip with ~200 ms of silence; a line that something
+/// else follows at once (the hold line, then the answer) need not keep it.
+pub fn without_trailing_silence(samples: &[i16], rate: u32) -> &[i16] {
+    let per_ms = (rate / 1000).max(1) as usize;
+    let end = samples
+        .iter()
+        .rposition(|s| s.unsigned_abs() > QUIET.unsigned_abs())
+        .map_or(0, |i| i + 1);
+    let cut = (samples.len() - end)
+        .saturating_sub(KEEP_TAIL_MS as usize * per_ms)
+        .min(MAX_TAIL_CUT_MS as usize * per_ms);
+    &samples[..samples.len() - cut]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quiet_end_goes_but_a_short_pause_stays() {
+        let rate = 22_050;
+        let mut clip = vec![3_000i16; 100];
+        clip.extend(vec![20i16; 4_410]); // 200 ms of near silence
+        let out = without_trailing_silence(&clip, rate);
+        // 80 ms (80 x 22 samples) after the last sound are kept.
+        assert_eq!(out.len(), 100 + 1_760);
+        // Never more than 400 ms is cut.
+        let long = [vec![500i16; 10], vec![0i16; 22_050]].concat();
+        assert_eq!(without_trailing_silence(&long, rate).len(), 10 + 22_050 - 8_800);
+        // A clip that ends with sound keeps its end; silence alone loses at most the cap.
+        assert_eq!(without_trailing_silence(&[0, 0, 900], rate).len(), 3);
+        assert_eq!(without_trailing_silence(&[], rate).len(), 0);
+    }
 
     #[test]
     fn the_quiet_start_goes_but_the_onset_and_a_soft_start_stay() {

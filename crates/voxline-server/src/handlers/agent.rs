@@ -755,7 +755,9 @@ impl AgentRoute {
                     match self.tts.cached(&line).await {
                         Ok(audio) => {
                             info!(waited_ms = hold_after.as_millis() as u64, "reply slow: hold line");
-                            if let Err(e) = port.play(&audio, tts_rate) {
+                            // The reply follows it: no long pause in between.
+                            let audio = voxline_tts::without_trailing_silence(&audio, tts_rate);
+                            if let Err(e) = port.play(audio, tts_rate) {
                                 warn!(error = %e, "agent playout failed");
                             }
                             transcript.agent(&line).await;
