@@ -83,6 +83,10 @@ pub struct Timeouts {
     /// The caller waiting this long in silence for a reply (a slow tool or
     /// model) hears `hold` (ms; 0: never).
     pub hold_ms: u64,
+    /// When the route's recent answers took longer than `hold_ms` (the
+    /// model under load), the hold line comes this soon instead (ms; 0:
+    /// always after `hold_ms`).
+    pub hold_early_ms: u64,
     /// Said once per turn when the reply is slow.
     pub hold: String,
 }
@@ -95,6 +99,7 @@ impl Default for Timeouts {
             hangup_ms: 14000,
             max_call_s: 600,
             hold_ms: 1500,
+            hold_early_ms: 300,
             hold: "One moment, please.".into(),
         }
     }

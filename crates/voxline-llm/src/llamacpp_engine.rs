@@ -412,9 +412,16 @@ impl Engine {
                 }
             }
         };
+        let took = started.elapsed();
         self.stats
             .decode_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            sequences = fed.len(),
+            tokens = self.batch.n_tokens(),
+            us = took.as_micros() as u64,
+            "llm step"
+        );
         if !decoded {
             return true;
         }

@@ -32,6 +32,10 @@ pub struct BenchLlmArgs {
     /// Python with llama-cpp-python (`make bench-venv`); "none" skips llama.cpp.
     #[arg(long, default_value = "~/.cache/voxline/bench-venv/bin/python")]
     llama_python: String,
+    /// Also ask this many questions at once (as that many calls would) on
+    /// the first engine; 0: only one at a time.
+    #[arg(long, default_value_t = 0)]
+    at_once: usize,
 }
 
 /// One reply's timing.
@@ -87,6 +91,61 @@ async fn measure(
     Ok((replies, prompt_tokens))
 }
 
+/// Asks `n` questions at once (cycling through `questions`) with the
+/// domain prompt cached, and prints their first-token times, the total
+/// generation rate and the engine's decode steps.
+async fn measure_at_once(
+    model: &dyn ChatModel,
+    system: &str,
+    questions: &[String],
+    max_tokens: usize,
+    n: usize,
+) -> anyhow::Result<()> {
+    let stats = model.engine_stats();
+    let counters = || {
+        stats.as_ref().map_or((0, 0, 0), |s| {
+            use std::sync::atomic::Ordering::Relaxed;
+            (
+                s.steps.load(Relaxed),
+                s.decode_us.load(Relaxed),
+                s.batched_steps.load(Relaxed),
+            )
+        })
+    };
+    let before = counters();
+    let started = Instant::now();
+    let asks = questions.iter().cycle().take(n).map(|q| async move {
+        let req = ChatRequest::new(
+            vec![ChatMessage::new(Role::System, system), ChatMessage::new(Role::User, q)],
+            max_tokens,
+        );
+        model.chat(req).await?.text().await
+    });
+    let replies = futures_util::future::try_join_all(asks).await?;
+    let wall = started.elapsed().as_secs_f64();
+    let after = counters();
+    let mut first: Vec<f64> = replies.iter().map(|(_, u)| u.first_token.as_secs_f64()).collect();
+    first.sort_by(f64::total_cmp);
+    let tokens: usize = replies.iter().map(|(_, u)| u.completion_tokens).sum();
+    let pick = |p: f64| first[((first.len() - 1) as f64 * p).round() as usize] * 1e3;
+    println!(
+        "{n} at once: first token p50 {:.0} ms, p95 {:.0} ms; {tokens} tokens in {:.2} s ({:.1} tokens/s together)",
+        pick(0.5),
+        pick(0.95),
+        wall,
+        tokens as f64 / wall.max(1e-9)
+    );
+    let steps = after.0 - before.0;
+    if steps > 0 {
+        println!(
+            "{n} at once: {steps} decode steps ({} carrying more than one reply), {:.1} ms each on average",
+            after.2 - before.2,
+            (after.1 - before.1) as f64 / 1e3 / steps as f64
+        );
+    }
+    Ok(())
+}
+
 /// Runs the benchmark.
 pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let path = args
@@ -115,6 +174,9 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
             "voxline on {engine}: model loaded in {:.2} s; prompt {prompt_tokens} tokens",
             load.as_secs_f64()
         );
+        if args.at_once > 0 && ours.is_empty() {
+            measure_at_once(model.as_ref(), &system, &questions, args.max_tokens, args.at_once).await?;
+        }
         ours.push((engine, replies));
     }
 

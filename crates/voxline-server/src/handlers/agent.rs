@@ -13,6 +13,7 @@ use crate::handlers::agent_bridge::{bridge, BridgeEnv, Bridged, Dialer};
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_turns::{ReplyStages, TurnTimes};
 use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
+use crate::handlers::reply_pace::{self, ReplyPace};
 use crate::records::Records;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,8 @@ pub struct AgentRoute {
     shutdown: CancellationToken,
     metrics: AgentMetrics,
     dialer: Dialer,
+    /// How long this route's answers take (an early hold line).
+    pace: Arc<ReplyPace>,
 }
 
 /// Audio of the agent on its way to the caller.
@@ -306,6 +309,7 @@ impl AgentRoute {
             shutdown: shared.shutdown,
             metrics: shared.metrics,
             dialer: shared.dialer,
+            pace: Arc::new(ReplyPace::default()),
         })
     }
 
@@ -531,7 +535,14 @@ impl AgentRoute {
             } else if working_since.is_none() {
                 working_since = Some(Instant::now());
             }
-            let hold_after = Duration::from_millis(persona.timeouts.hold_ms);
+            // The model's answer, expected slow from the recent ones: the hold line comes early.
+            let model_reply = tool_run.is_none() && speaking.as_ref().is_some_and(|s| s.answer_of.is_some());
+            let hold_after = reply_pace::hold_wait(
+                Duration::from_millis(persona.timeouts.hold_ms),
+                Duration::from_millis(persona.timeouts.hold_early_ms),
+                model_reply,
+                self.pace.expected(),
+            );
             let hold_wait = working_since.map_or(Duration::ZERO, |t| hold_after.saturating_sub(t.elapsed()));
             // No reply being generated, queued or prepared by a tool.
             let agent_quiet = speaking.is_none() && playing.is_empty() && tool_run.is_none();
@@ -754,7 +765,12 @@ impl AgentRoute {
                     let line = persona.timeouts.hold.clone();
                     match self.tts.cached(&line).await {
                         Ok(audio) => {
-                            info!(waited_ms = hold_after.as_millis() as u64, "reply slow: hold line");
+                            info!(
+                                waited_ms = hold_after.as_millis() as u64,
+                                expected_ms = self.pace.expected().map(|e| e.as_millis() as u64),
+                                answers_in_preparation = self.pace.in_preparation(),
+                                "reply slow: hold line"
+                            );
                             // The reply follows it: no long pause in between.
                             let audio = voxline_tts::without_trailing_silence(&audio, tts_rate);
                             if let Err(e) = port.play(audio, tts_rate) {
@@ -1152,6 +1168,8 @@ impl AgentRoute {
         let tts = self.tts.clone();
         let c = cancel.clone();
         let user = answer.history_message().to_string();
+        // Counted among the answers in preparation until its first audio is ready.
+        let mut pace = self.pace.start();
         tokio::spawn(async move {
             let run = async {
                 // Each phrase is synthesised as soon as it is checked; its
@@ -1166,6 +1184,7 @@ impl AgentRoute {
                             answer.hold(true);
                             let synthesized = tts.synthesize(&phrase).await;
                             answer.hold(false);
+                            pace.ready();
                             let samples = match synthesized {
                                 Ok(s) => s,
                                 Err(e) => {

@@ -10,6 +10,7 @@ pub mod agent_metrics;
 pub(crate) mod agent_turns;
 pub mod call_media;
 pub mod playback;
+pub(crate) mod reply_pace;
 
 use crate::config::Config;
 use crate::records::Records;
