@@ -122,8 +122,15 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let record_id = new_record_id();
     let from_text = args.from.clone().unwrap_or_default();
     if let Some(r) = &records {
-        r.outbound_started(&record_id, &call_id, &from_text, &args.target, args.trunk.as_deref())
-            .await;
+        r.outbound_started(
+            &record_id,
+            &call_id,
+            &from_text,
+            &args.target,
+            args.trunk.as_deref(),
+            "call",
+        )
+        .await;
     }
     let started = Instant::now();
     let progress_rtp = rtp.clone();

@@ -35,8 +35,17 @@ impl Records {
         call.id
     }
 
-    /// Writes the start of an outbound call.
-    pub async fn outbound_started(&self, id: &str, call_id: &str, from: &str, to: &str, trunk: Option<&str>) {
+    /// Writes the start of an outbound call placed by `handler` (`call`:
+    /// `voxline call`; `bridge`: an agent's transfer to a colleague).
+    pub async fn outbound_started(
+        &self,
+        id: &str,
+        call_id: &str,
+        from: &str,
+        to: &str,
+        trunk: Option<&str>,
+        handler: &str,
+    ) {
         let call = NewCall {
             id: id.to_string(),
             call_id: call_id.to_string(),
@@ -46,7 +55,7 @@ impl Records {
             source_addr: None,
             trunk: trunk.map(str::to_string),
             route: None,
-            handler: Some("call".into()),
+            handler: Some(handler.into()),
             invite_at: now_ms(),
         };
         if let Err(e) = self.store.call_started(&call).await {

@@ -620,7 +620,13 @@ fn escalate_with_sipp(server: &Server, scenario: &str) -> common::SippRun {
 fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
     std::thread::sleep(Duration::from_millis(500));
     let records = server.all_records();
-    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    // The caller's call (a transfer's leg to a colleague is an outbound record).
+    let call_id = records
+        .iter()
+        .find(|r| r["direction"] == "inbound")
+        .and_then(|r| r["call_id"].as_str())
+        .unwrap_or_else(|| panic!("no inbound call record: {records:?}"))
+        .to_string();
     let lines = transcript_lines(server, &call_id);
     eprintln!("{lines:?}");
     lines
@@ -1156,6 +1162,32 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
             .any(|(who, t)| who == "system" && t.starts_with(&format!("joined with {target} until"))),
         "{lines:?}"
     );
+    // The colleague's leg has a complete record of its own, naming the caller's call.
+    let records = server.all_records();
+    let caller = records
+        .iter()
+        .find(|r| r["direction"] == "inbound")
+        .unwrap_or_else(|| panic!("no caller record: {records:?}"));
+    let leg = records
+        .iter()
+        .find(|r| r["direction"] == "outbound" && r["handler"] == "bridge")
+        .unwrap_or_else(|| panic!("no record of the colleague's leg: {records:?}"));
+    assert_eq!(leg["to_uri"], target.as_str(), "{leg}");
+    assert!(leg["answer_at"].is_i64() && leg["end_at"].is_i64(), "{leg}");
+    assert_eq!(
+        leg["detail"].as_str(),
+        Some(
+            format!(
+                "transfer leg of call {}",
+                caller["call_id"].as_str().unwrap_or_default()
+            )
+            .as_str()
+        ),
+        "{leg}"
+    );
+    for counter in ["packets_sent", "packets_received"] {
+        assert!(leg[counter].as_i64().is_some_and(|n| n > 100), "{counter}: {leg}");
+    }
 }
 
 /// The caller hangs up while the colleague's phone rings (the caller's phone

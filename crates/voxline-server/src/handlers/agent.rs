@@ -12,7 +12,7 @@ use crate::config::{resolve_path, MediaConfig};
 use crate::handlers::agent_bridge::{bridge, BridgeEnv, Bridged, Dialer};
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_turns::{ReplyStages, TurnTimes};
-use crate::handlers::call_media::{answer_with_media, finish_call, Answered};
+use crate::handlers::call_media::{answer_with_media, finish_call, local_end, Answered};
 use crate::handlers::reply_pace::{self, ReplyPace};
 use crate::records::Records;
 use std::collections::{BTreeMap, VecDeque};
@@ -348,11 +348,6 @@ impl AgentRoute {
         records: &Records,
         record_id: &str,
     ) -> (EndReason, bool, Option<Arc<voxline_media::MediaStats>>, Option<String>) {
-        let local_end = |reason: &str| EndReason {
-            by: Party::Local,
-            reason: reason.into(),
-            status: None,
-        };
         // While this call lasts, the engines know the CPU is shared.
         let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
         let record = self.params.record.unwrap_or(self.media.record);
@@ -497,7 +492,10 @@ impl AgentRoute {
                         let played = record_played(&mut playing, &mut conv, &mut transcript).await;
                         self.finish_turns(played, &port, records, record_id, &mut turn_seq)
                             .await;
-                        match self.transfer(call, &rtp, &mut port, &to, &mut transcript).await {
+                        match self
+                            .transfer(call, &rtp, &mut port, &to, &mut transcript, records)
+                            .await
+                        {
                             Some(end) => break end,
                             None => {
                                 pending.push_back(Action::Say(self.agent.pack().rules.escalation.failed.clone()));
@@ -937,6 +935,7 @@ impl AgentRoute {
         port: &mut MediaPort,
         to: &str,
         transcript: &mut Transcript,
+        records: &Records,
     ) -> Option<EndReason> {
         transcript.note(&format!("transferring to {to}")).await;
         let wait = Duration::from_secs(self.params.transfer_wait_s);
@@ -980,12 +979,12 @@ impl AgentRoute {
                 transcript
                     .note(&format!("transfer to {to} failed: {}{code}", failed.name()))
                     .await;
-                self.bridge_to(call, rtp, port, to, transcript).await
+                self.bridge_to(call, rtp, port, to, transcript, records).await
             }
             Err(e) => {
                 warn!(to, error = %e, "transfer by REFER failed");
                 transcript.note(&format!("transfer to {to} failed: {e}")).await;
-                self.bridge_to(call, rtp, port, to, transcript).await
+                self.bridge_to(call, rtp, port, to, transcript, records).await
             }
         }
     }
@@ -1000,6 +999,7 @@ impl AgentRoute {
         port: &mut MediaPort,
         to: &str,
         transcript: &mut Transcript,
+        records: &Records,
     ) -> Option<EndReason> {
         if !self.params.transfer_bridge {
             return None;
@@ -1011,6 +1011,7 @@ impl AgentRoute {
         transcript.note(&format!("calling {to} to join the call")).await;
         let env = BridgeEnv {
             caller_rtp: rtp,
+            records,
             dialer: &self.dialer,
             media: &self.media,
             clock: &self.clock,

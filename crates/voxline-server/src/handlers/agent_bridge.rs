@@ -3,10 +3,14 @@
 //! target itself and joins the two calls. Each side's audio (20 ms frames
 //! at 16 kHz from its media port) is played to the other until either side
 //! hangs up. The SIP endpoint starts after the handlers, so it reaches them
-//! through a [`Dialer`] filled in at start-up.
+//! through a [`Dialer`] filled in at start-up. The colleague's leg gets a
+//! call record of its own (outbound, handler `bridge`), whose end names the
+//! caller's call it was joined to.
 
 use crate::config::MediaConfig;
+use crate::handlers::call_media::local_end;
 use crate::handlers::playback::rtp_target;
+use crate::records::{call_end, new_record_id, Records};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -35,6 +39,8 @@ impl Dialer {
 /// endpoint, media settings and clock, shutdown.
 pub(crate) struct BridgeEnv<'a> {
     pub caller_rtp: &'a RtpSession,
+    /// Where the colleague's leg is recorded.
+    pub records: &'a Records,
     pub dialer: &'a Dialer,
     pub media: &'a MediaConfig,
     pub clock: &'a MediaClock,
@@ -94,6 +100,15 @@ async fn call_and_join(
 ) -> Result<Bridged, String> {
     let media = env.media;
     let abandon = CancellationToken::new();
+    let leg_call_id = format!("{:032x}@voxline", rand::random::<u128>());
+    let leg = LegRecord {
+        records: env.records,
+        id: new_record_id(),
+        joined_to: call.info.call_id.clone(),
+    };
+    env.records
+        .outbound_started(&leg.id, &leg_call_id, "", to, None, "bridge")
+        .await;
     let place = endpoint.place_call(
         PlaceCall {
             target: to.to_string(),
@@ -101,7 +116,7 @@ async fn call_and_join(
             trunk: None,
             media: SocketAddr::new(media.advertised(), rtp.local_addr().port()),
             ring_timeout: Some(ring),
-            call_id: None,
+            call_id: Some(leg_call_id),
             abandon: Some(abandon.clone()),
         },
         |_, _| {},
@@ -121,31 +136,49 @@ async fn call_and_join(
         }
     };
     if let Some(end) = caller_gone {
+        let answered = matches!(placed, Ok(Ok(_)));
         if let Ok(Ok(mut leg)) = placed {
             leg.hangup().await.ok();
         }
+        leg.ended(answered, local_end("caller_hung_up"), None).await;
         return Ok(Bridged { end, joined: false });
     }
-    let mut leg = match placed {
+    let mut leg_call = match placed {
         Ok(Ok(leg)) => leg,
-        Ok(Err(failure)) => return Err(format!("{to} not answered: {failure}")),
-        Err(e) => return Err(format!("{to}: {e}")),
+        Ok(Err(failure)) => {
+            let end = EndReason {
+                by: Party::Remote,
+                reason: failure.reason.clone(),
+                status: failure.status,
+            };
+            leg.ended(false, end, None).await;
+            return Err(format!("{to} not answered: {failure}"));
+        }
+        Err(e) => {
+            leg.ended(false, local_end("error"), None).await;
+            return Err(format!("{to}: {e}"));
+        }
     };
-    rtp.set_target(rtp_target(&leg.negotiated));
+    env.records
+        .answered(&leg.id, leg_call.negotiated.codec.name(), None)
+        .await;
+    rtp.set_target(rtp_target(&leg_call.negotiated));
     let mut leg_port = match MediaPort::open(rtp) {
         Ok(p) => p,
         Err(e) => {
-            leg.hangup().await.ok();
+            leg_call.hangup().await.ok();
+            leg.ended(true, local_end("error"), Some(rtp)).await;
             return Err(format!("media port for {to}: {e}"));
         }
     };
-    info!(to, call_id = %leg.call_id, "colleague answered: calls joined");
-    let end = loop {
+    info!(to, call_id = %leg_call.call_id, "colleague answered: calls joined");
+    // (the caller's call's end, the colleague's)
+    let (end, leg_end) = loop {
         tokio::select! {
             ev = call.next_event() => match ev {
                 CallEvent::Ended(e) => {
-                    leg.hangup().await.ok();
-                    break e;
+                    leg_call.hangup().await.ok();
+                    break (e, local_end("caller_ended"));
                 }
                 CallEvent::MediaChanged(n) => {
                     info!(remote = %n.remote_rtp, "caller's media changed during the bridge");
@@ -153,10 +186,10 @@ async fn call_and_join(
                 }
                 CallEvent::Dtmf { .. } => {}
             },
-            ev = leg.next_event() => if let CallEvent::Ended(e) = ev {
+            ev = leg_call.next_event() => if let CallEvent::Ended(e) = ev {
                 info!(reason = %e.reason, "the colleague's call ended: ending the caller's");
                 call.hangup().await.ok();
-                break EndReason { by: Party::Local, reason: "bridge_ended".into(), status: None };
+                break (local_end("bridge_ended"), e);
             },
             Some(input) = caller_port.recv() => if let PortInput::Frame(f) = input {
                 if let Err(e) = leg_port.play(&f, PORT_RATE) {
@@ -169,13 +202,34 @@ async fn call_and_join(
                 }
             },
             _ = env.shutdown.cancelled() => {
-                leg.hangup().await.ok();
+                leg_call.hangup().await.ok();
                 call.hangup().await.ok();
-                break EndReason { by: Party::Local, reason: "shutdown".into(), status: None };
+                break (local_end("shutdown"), local_end("shutdown"));
             }
         }
     };
+    // The leg's media counters as they are now: its RTP stops right after.
+    leg.ended(true, leg_end, Some(rtp)).await;
     Ok(Bridged { end, joined: true })
+}
+
+/// The colleague's leg in the call store.
+struct LegRecord<'a> {
+    records: &'a Records,
+    id: String,
+    /// The SIP Call-ID of the caller's call it is joined to.
+    joined_to: String,
+}
+
+impl LegRecord<'_> {
+    /// Completes the leg's record.
+    async fn ended(&self, answered: bool, end: EndReason, rtp: Option<&RtpSession>) {
+        let stats = rtp.map(RtpSession::stats);
+        let detail = Some(format!("transfer leg of call {}", self.joined_to));
+        self.records
+            .ended(&self.id, &call_end(answered, &end, false, stats.as_deref(), detail))
+            .await;
+    }
 }
 
 /// The caller's call's end; a media change meanwhile is followed.

@@ -24,6 +24,15 @@ pub struct Answered {
 /// How a call ended: (reason, answered, media counters, detail).
 pub type Outcome = (EndReason, bool, Option<Arc<MediaStats>>, Option<String>);
 
+/// An end of a call decided on this side (`reason` as the record keeps it).
+pub(crate) fn local_end(reason: &str) -> EndReason {
+    EndReason {
+        by: Party::Local,
+        reason: reason.into(),
+        status: None,
+    }
+}
+
 /// Rings (180, then `ring_ms`), binds a media port, answers, opens the
 /// recording and marks the record answered. Err is the call's outcome when
 /// it ended before or while answering.
@@ -35,11 +44,6 @@ pub async fn answer_with_media(
     records: &Records,
     record_id: &str,
 ) -> Result<Answered, Outcome> {
-    let local_end = |reason: &str| EndReason {
-        by: Party::Local,
-        reason: reason.into(),
-        status: None,
-    };
     if let Err(e) = call.ringing() {
         warn!(error = %e, "could not send 180");
     }

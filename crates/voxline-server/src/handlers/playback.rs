@@ -6,7 +6,7 @@
 
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
-use crate::handlers::call_media::{answer_with_media, finish_call, Answered, Outcome};
+use crate::handlers::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
 use crate::records::Records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,11 +176,6 @@ impl Playback {
     }
 
     async fn converse(&self, call: &mut InboundCall, records: &Records, record_id: &str) -> Outcome {
-        let local_end = |reason: &str| EndReason {
-            by: Party::Local,
-            reason: reason.into(),
-            status: None,
-        };
         let record = self.params.record.unwrap_or(self.media.record);
         let Answered { rtp, recorder } =
             match answer_with_media(call, &self.media, record, self.params.ring_ms, records, record_id).await {
