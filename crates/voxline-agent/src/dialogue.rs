@@ -270,13 +270,16 @@ impl Agent {
     }
 
     /// A guarded answer streamed from the model for `user` (the history
-    /// before it), checked against `facts`; `fallback` is read when the
-    /// model's words fail the check.
+    /// before it), each phrase checked against one of `passages` with
+    /// `shared` (see [`Guard`]); `fallback` is read when the model's words
+    /// fail the check.
+    #[allow(clippy::too_many_arguments)]
     async fn generate(
         &self,
         history: &[ChatMessage],
         user: String,
-        facts: &[&str],
+        passages: &[&str],
+        shared: &[&str],
         fallback: Option<String>,
         question: String,
         must_ask: bool,
@@ -288,7 +291,7 @@ impl Agent {
         Ok(Answer {
             stream: Some(stream),
             splitter: PhraseSplitter::new(SplitterConfig::default()),
-            guard: Guard::new(&pack.rules.forbidden.phrases, facts),
+            guard: Guard::new(&pack.rules.forbidden.phrases, passages, shared),
             fallback,
             replacement: pack.rules.forbidden.replacement.clone(),
             queue: Default::default(),
@@ -437,7 +440,15 @@ impl Conversation {
         let must_ask = !step.exit.is_empty() && fixed.trim_end().ends_with('?');
         match self
             .agent
-            .generate(&self.history, user, &facts, Some(fixed.clone()), question, must_ask)
+            .generate(
+                &self.history,
+                user,
+                &[],
+                &facts,
+                Some(fixed.clone()),
+                question,
+                must_ask,
+            )
             .await
         {
             Ok(a) => Action::Answer(Box::new(a)),
@@ -594,18 +605,15 @@ impl Conversation {
                 self.continue_tool(*tool, args)
             }
             Intent::Question { hits } => {
-                let facts: Vec<&str> = hits
-                    .iter()
-                    .map(|h| h.passage.text.as_str())
-                    .chain(std::iter::once(utterance))
-                    .collect();
+                let passages: Vec<&str> = hits.iter().map(|h| h.passage.text.as_str()).collect();
                 let knowledge = &pack.knowledge;
                 let answer = self
                     .agent
                     .generate(
                         &self.history,
                         user_message(hits, utterance),
-                        &facts,
+                        &passages,
+                        &[utterance],
                         best_sentence(hits, utterance, |t| knowledge.terms(t)),
                         format!("Question: {}", utterance.trim()),
                         false,
