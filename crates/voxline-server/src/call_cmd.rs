@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::handlers::playback::rtp_target;
-use crate::records::{call_end, new_record_id, Records};
+use crate::records::{call_end, new_call_id, new_record_id, Records};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -118,7 +118,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
     };
 
-    let call_id = format!("{:032x}@voxline", rand::random::<u128>());
+    let call_id = new_call_id();
     let record_id = new_record_id();
     let from_text = args.from.clone().unwrap_or_default();
     if let Some(r) = &records {

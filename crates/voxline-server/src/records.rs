@@ -15,6 +15,11 @@ pub fn new_record_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// A fresh SIP Call-ID for a call this server places.
+pub fn new_call_id() -> String {
+    format!("{:032x}@voxline", rand::random::<u128>())
+}
+
 impl Records {
     /// Wraps an open store.
     pub fn new(store: CallStore) -> Records {

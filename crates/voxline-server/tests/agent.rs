@@ -1221,4 +1221,14 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
         colleague.finish(),
         "the colleague's call was not cancelled (CANCEL, 487, ACK)\n{log}"
     );
+    // The abandoned leg is recorded: not answered, ended because the caller hung up.
+    std::thread::sleep(Duration::from_millis(500));
+    let records = server.all_records();
+    let leg = records
+        .iter()
+        .find(|r| r["direction"] == "outbound" && r["handler"] == "bridge")
+        .unwrap_or_else(|| panic!("no record of the colleague's leg: {records:?}"));
+    assert!(leg["answer_at"].is_null(), "{leg}");
+    assert_eq!(leg["end_reason"], "caller_hung_up", "{leg}");
+    assert_eq!(leg["hangup_by"], "voxline", "{leg}");
 }

@@ -10,7 +10,7 @@
 use crate::config::MediaConfig;
 use crate::handlers::call_media::local_end;
 use crate::handlers::playback::rtp_target;
-use crate::records::{call_end, new_record_id, Records};
+use crate::records::{call_end, new_call_id, new_record_id, Records};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -100,7 +100,7 @@ async fn call_and_join(
 ) -> Result<Bridged, String> {
     let media = env.media;
     let abandon = CancellationToken::new();
-    let leg_call_id = format!("{:032x}@voxline", rand::random::<u128>());
+    let leg_call_id = new_call_id();
     let leg = LegRecord {
         records: env.records,
         id: new_record_id(),
@@ -136,9 +136,13 @@ async fn call_and_join(
         }
     };
     if let Some(end) = caller_gone {
+        // The colleague's answer may have crossed the CANCEL: that call is hung up.
         let answered = matches!(placed, Ok(Ok(_)));
-        if let Ok(Ok(mut leg)) = placed {
-            leg.hangup().await.ok();
+        if let Ok(Ok(mut leg_call)) = placed {
+            env.records
+                .answered(&leg.id, leg_call.negotiated.codec.name(), None)
+                .await;
+            leg_call.hangup().await.ok();
         }
         leg.ended(answered, local_end("caller_hung_up"), None).await;
         return Ok(Bridged { end, joined: false });
