@@ -533,13 +533,17 @@ impl AgentRoute {
             } else if working_since.is_none() {
                 working_since = Some(Instant::now());
             }
-            // The model's answer, expected slow from the recent ones: the hold line comes early.
+            // The model's answer, expected slow from the recent ones: the hold
+            // line comes early. Asked only while a caller waits for one.
             let model_reply = tool_run.is_none() && speaking.as_ref().is_some_and(|s| s.answer_of.is_some());
+            let expected = (model_reply && working_since.is_some() && !hold_said)
+                .then(|| self.pace.expected())
+                .flatten();
             let hold_after = reply_pace::hold_wait(
                 Duration::from_millis(persona.timeouts.hold_ms),
                 Duration::from_millis(persona.timeouts.hold_early_ms),
                 model_reply,
-                self.pace.expected(),
+                expected,
             );
             let hold_wait = working_since.map_or(Duration::ZERO, |t| hold_after.saturating_sub(t.elapsed()));
             // No reply being generated, queued or prepared by a tool.
@@ -765,7 +769,7 @@ impl AgentRoute {
                         Ok(audio) => {
                             info!(
                                 waited_ms = hold_after.as_millis() as u64,
-                                expected_ms = self.pace.expected().map(|e| e.as_millis() as u64),
+                                expected_ms = expected.map(|e| e.as_millis() as u64),
                                 answers_in_preparation = self.pace.in_preparation(),
                                 "reply slow: hold line"
                             );

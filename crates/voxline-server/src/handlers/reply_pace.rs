@@ -65,8 +65,8 @@ impl ReplyPace {
 
     /// What a caller waiting for an answer now should expect: the recent
     /// cost of one answer (upper quartile) times the answers in
-    /// preparation; none before
-    /// three answers were ready in the last five minutes.
+    /// preparation; none before three answers were ready in the last five
+    /// minutes.
     pub fn expected(&self) -> Option<Duration> {
         self.expected_at(Instant::now())
     }
@@ -130,7 +130,8 @@ impl Drop for PaceTicket {
 
 /// How long a caller waiting for a reply hears silence before the hold
 /// line: `hold` (the persona's `hold_ms`), or `early` when the reply is the
-/// model's and recent answers took longer than `hold` (zero `hold`: never).
+/// model's and the wait `expected` ([`ReplyPace::expected`]) is longer
+/// than `hold` (zero `hold`: never; zero `early`: always `hold`).
 pub(crate) fn hold_wait(hold: Duration, early: Duration, model_reply: bool, expected: Option<Duration>) -> Duration {
     let slow = model_reply && expected.is_some_and(|e| e > hold);
     if slow && !early.is_zero() {
