@@ -45,6 +45,8 @@ pub struct StreamConfig {
     pub decode: DecodeOptions,
     /// Decode with an encoder window fitted to the utterance instead of 30 s.
     pub fit_audio_ctx: bool,
+    /// The shortest encoder window of a final decode, ms (see [`audio_ctx_for`]).
+    pub min_window_ms: u32,
 }
 
 impl Default for StreamConfig {
@@ -60,16 +62,22 @@ impl Default for StreamConfig {
                 ..DecodeOptions::default()
             },
             fit_audio_ctx: true,
+            min_window_ms: MIN_WINDOW_MS,
         }
     }
 }
 
+/// The default shortest encoder window of a final decode, ms (384 frames,
+/// 7.7 s; decision 0030: as accurate as 10 s with the loop guard, a fifth
+/// less decoding).
+pub const MIN_WINDOW_MS: u32 = 7_680;
+
 /// The encoder window (in 20 ms encoder frames, 1500 = 30 s) for `samples`
-/// at 16 kHz: the audio plus 2.5 s, but never under 512 frames (10 s) —
-/// tiny.en falls into repetition loops when the window ends just after the
-/// speech (at +1 s every other clip looped) — rounded up to 64 frames.
-pub fn audio_ctx_for(samples: usize) -> i32 {
-    let frames = (samples.div_ceil(320) + 128).max(512);
+/// at 16 kHz: the audio plus 2.5 s — tiny.en falls into repetition loops
+/// when the window ends just after the speech (at +1 s every other clip
+/// looped) — but never under `min_window_ms`, rounded up to 64 frames.
+pub fn audio_ctx_for(samples: usize, min_window_ms: u32) -> i32 {
+    let frames = (samples.div_ceil(320) + 128).max(min_window_ms.div_ceil(20) as usize);
     (frames.div_ceil(64) * 64).min(1500) as i32
 }
 
@@ -544,7 +552,7 @@ impl StreamingRecognizer {
             opts.audio_ctx = Some(if kind == Kind::Partial {
                 partial_audio_ctx_for(audio.len())
             } else {
-                audio_ctx_for(audio.len())
+                audio_ctx_for(audio.len(), self.cfg.min_window_ms)
             });
         }
         opts.max_tokens = Some(if kind == Kind::Partial {
@@ -696,9 +704,12 @@ mod tests {
 
     #[test]
     fn encoder_windows_cover_the_audio() {
-        assert_eq!(audio_ctx_for(16_000), 512);
-        assert_eq!(audio_ctx_for(16_000 * 12), 768);
-        assert_eq!(audio_ctx_for(16_000 * 40), 1500);
+        assert_eq!(audio_ctx_for(16_000, MIN_WINDOW_MS), 384);
+        assert_eq!(audio_ctx_for(16_000, 10_240), 512);
+        assert_eq!(audio_ctx_for(16_000, 5_120), 256);
+        assert_eq!(audio_ctx_for(16_000 * 4, 5_120), 384);
+        assert_eq!(audio_ctx_for(16_000 * 12, MIN_WINDOW_MS), 768);
+        assert_eq!(audio_ctx_for(16_000 * 40, MIN_WINDOW_MS), 1500);
         assert_eq!(partial_audio_ctx_for(16_000), 128);
         assert!(max_tokens_for(16_000 * 30) <= 440);
     }

@@ -233,8 +233,24 @@ mod tests {
         let a = Arc::new(Counter(AtomicU32::new(0), 1000));
         clock.register(Arc::new(Bomb));
         clock.register(a.clone());
-        std::thread::sleep(Duration::from_millis(110));
-        assert!(a.0.load(Ordering::Relaxed) >= 4, "the other session still ticks");
+        // Wait for the panic (printing its backtrace can take a while on a
+        // cold machine), then for the other session to tick on after it.
+        let until = |what: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !what() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            what()
+        };
+        assert!(
+            until(&|| clock.stats().panicked_tasks.load(Ordering::Relaxed) == 1),
+            "the panic is counted"
+        );
+        let after_panic = a.0.load(Ordering::Relaxed);
+        assert!(
+            until(&|| a.0.load(Ordering::Relaxed) >= after_panic + 4),
+            "the other session still ticks"
+        );
         assert_eq!(clock.stats().panicked_tasks.load(Ordering::Relaxed), 1);
     }
 

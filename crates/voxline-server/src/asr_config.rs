@@ -44,6 +44,9 @@ pub struct AsrConfig {
     pub tail_ms: u32,
     /// Longest utterance before it is cut and finalised, ms.
     pub max_utterance_ms: u32,
+    /// Shortest encoder window of a final decode, ms (the audio plus 2.5 s
+    /// when longer); shorter is faster, too short makes Whisper loop.
+    pub min_window_ms: u32,
     /// Whisper's temperature fallback on doubtful decodes (slower finals).
     pub temperature_fallback: bool,
 }
@@ -70,6 +73,7 @@ impl Default for AsrConfig {
             preroll_ms: stream.preroll_ms,
             tail_ms: stream.tail_ms,
             max_utterance_ms: stream.max_utterance_ms,
+            min_window_ms: stream.min_window_ms,
             temperature_fallback: stream.decode.temperature_fallback,
         }
     }
@@ -151,6 +155,9 @@ impl AsrConfig {
                 "must be from 1000 to 28000 (Whisper hears at most 30 s at once)",
             );
         }
+        if !(2_000..=30_000).contains(&self.min_window_ms) {
+            return bad("min_window_ms", "must be from 2000 to 30000");
+        }
         Ok(())
     }
 
@@ -205,6 +212,7 @@ impl AsrConfig {
                 ..DecodeOptions::default()
             },
             fit_audio_ctx: true,
+            min_window_ms: self.min_window_ms,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct BenchAsrArgs {
     /// Silence after the last speech before the early final starts, ms (`asr.tail_ms`).
     #[arg(long, default_value_t = 200)]
     tail_ms: u32,
+    /// Shortest encoder window of a final decode, ms (`asr.min_window_ms`).
+    #[arg(long, default_value_t = voxline_asr::stream::MIN_WINDOW_MS)]
+    min_window_ms: u32,
     /// Print each clip's reference and hypotheses.
     #[arg(long)]
     verbose: bool,
@@ -294,7 +297,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         offline.decode += t.decode;
         offline.audio_secs += t.audio_secs;
         let fit = Arc::new(DecodeOptions {
-            audio_ctx: Some(audio_ctx_for(audio.len())),
+            audio_ctx: Some(audio_ctx_for(audio.len(), args.min_window_ms)),
             max_tokens: Some(max_tokens_for(audio.len())),
             temperature_fallback: false,
             ..DecodeOptions::default()
@@ -316,6 +319,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     let cfg = StreamConfig {
         partial_interval_ms: args.partial_interval_ms,
         tail_ms: args.tail_ms,
+        min_window_ms: args.min_window_ms,
         ..StreamConfig::default()
     };
     let mut streaming = Score::default();

@@ -4,7 +4,10 @@
 //! what they hear; for each question, the latency is the time from the end
 //! of the caller's speech (known from the script: the voice's last sound,
 //! not the silence it pads its audio with) to the first agent audio on the
-//! caller's recording. Run at 1, 2, 5 and 10 simultaneous calls.
+//! caller's recording. Run at 1, 2, 5 and 10 simultaneous calls, started
+//! 300 ms apart (every turn, all callers ask within a few seconds: the
+//! worst case) or with `--stagger` spread over one question's cycle (the
+//! questions come one after another, as independent callers' do).
 //!
 //! Each call then asks two more questions and talks over the answers: a
 //! real interruption (another question) and a backchannel ("okay",
@@ -50,6 +53,11 @@ pub struct BenchTurnArgs {
     /// Answers talked over per call, each time an interruption and a backchannel.
     #[arg(long, default_value_t = 1)]
     talk_overs: usize,
+    /// Start the calls spread over one question's cycle (question + gap)
+    /// instead of 300 ms apart: their questions then come one after
+    /// another, as independent callers' do, rather than all at once.
+    #[arg(long)]
+    stagger: bool,
     /// The server's HTTP API (turn records for the backchannels).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
@@ -229,6 +237,9 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
         questions.len(),
         args.turns
     );
+    if args.stagger {
+        println!("calls staggered: spread over one question's cycle, so their questions come one after another");
+    }
     println!();
     println!(
         "{:>6} {:>7} {:>9} {:>9} {:>9} {:>8}",
@@ -268,11 +279,18 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
                 seconds: track.now(),
             });
         }
+        // Calls start 300 ms apart (their questions come nearly at once),
+        // or spread over one question's cycle.
+        let spacing = if args.stagger {
+            let question_s = spoken.iter().map(|q| q.len()).sum::<usize>() as f32 / 16_000.0 / spoken.len() as f32;
+            Duration::from_secs_f32((question_s + args.gap_s) / calls as f32)
+        } else {
+            Duration::from_millis(300)
+        };
         let run_started = voxline_store::now_ms();
         let mut children = Vec::new();
         for (k, s) in scripts.iter().enumerate() {
-            // Calls start 300 ms apart, as callers would.
-            tokio::time::sleep(Duration::from_millis(if k == 0 { 0 } else { 300 })).await;
+            tokio::time::sleep(if k == 0 { Duration::ZERO } else { spacing }).await;
             let child = tokio::process::Command::new(&exe)
                 .arg("call")
                 .arg(&args.target)

@@ -141,6 +141,7 @@ fn heard_text(dir: &Path, rec: &Path) -> String {
 
 #[test]
 fn the_agent_answers_a_spoken_question_from_its_knowledge() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -244,6 +245,7 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
 
 #[test]
 fn the_caller_talking_over_the_greeting_stops_the_agent() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -382,6 +384,7 @@ impl DemoService {
 /// the service's answer.
 #[test]
 fn the_agents_tools_reach_the_demo_service_with_the_callers_digits() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
         return;
     }
@@ -439,6 +442,7 @@ fn chat_steps(log: &str) -> Vec<String> {
 /// check ends in a transfer.
 #[test]
 fn the_renewal_flow_keeps_the_call_on_its_script() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(&[MODELS[3]]).is_none() {
         return;
     }
@@ -452,7 +456,11 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
     // Three entries of the wrong length: the check fails without the service.
     let (_, log_none) = chat(&pack, "Yes.\n12\n34\n56\n");
     // A question instead of the year: answered, then the year asked again.
-    let (said_aside, log_aside) = chat(&pack, "Yes.\nWhat are your opening hours on Saturday?\n1975\n");
+    // (A question the 135M model answers the same on every CPU: asked about
+    // Saturday's hours, it answered with the Saturday hours on one machine
+    // and the phone line's weekday hours on another, whose kernels round
+    // differently.)
+    let (said_aside, log_aside) = chat(&pack, "Yes.\nHow long does a new card take to arrive?\n1975\n");
     let svc = service.stop();
     eprintln!("{said}\n{log}\n{said_wrong}\n{log_wrong}\n{said_aside}\n{log_aside}\n{svc}");
     assert_eq!(
@@ -498,7 +506,7 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
     assert_eq!(asked.len(), 2, "the year was not asked again: {said_aside}");
     let between = &said_aside[asked[0] + year.len()..asked[1]];
     assert!(
-        between.contains("Saturday") || between.contains("1 p.m."),
+        between.contains("3 to 5 working days"),
         "no answer in between: {between}"
     );
     assert!(svc.contains("identity check birth_year=1975 verified=false"), "{svc}");
@@ -514,6 +522,7 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
 /// up at the end, and the call's record holds the steps reached.
 #[test]
 fn a_call_on_the_renewal_flow_records_each_step_reached() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -652,6 +661,7 @@ fn transcript_lines(server: &Server, call_id: &str) -> Vec<(String, String)> {
 
 #[test]
 fn the_agent_transfers_the_caller_by_refer() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -685,6 +695,7 @@ fn the_agent_transfers_the_caller_by_refer() {
 
 #[test]
 fn a_refused_transfer_keeps_the_caller_with_the_agent() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -724,6 +735,7 @@ fn a_refused_transfer_keeps_the_caller_with_the_agent() {
 /// does not depend on the machine's load (a generated answer's does).
 #[test]
 fn a_backchannel_over_the_agent_does_not_end_its_line() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -776,6 +788,7 @@ fn a_backchannel_over_the_agent_does_not_end_its_line() {
 
 #[test]
 fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -839,6 +852,7 @@ fn lost_card_call(name: &str, tail: f32) -> (Server, DemoService, PathBuf, f32) 
 /// `voxline call`), and the block reaches the demo service with them.
 #[test]
 fn digits_keyed_on_the_call_reach_the_tool() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -880,6 +894,7 @@ fn digits_keyed_on_the_call_reach_the_tool() {
 /// receives them as RFC 4733 events, and the transcript says so.
 #[test]
 fn the_send_dtmf_tool_keys_its_digits_on_the_call() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -932,6 +947,7 @@ prompt = "Which desk would you like?"
 /// its prompt: the prompt is not said, the tool gets the digits.
 #[test]
 fn digits_keyed_ahead_skip_the_prompt() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -970,6 +986,7 @@ fn digits_keyed_ahead_skip_the_prompt() {
 /// time runs out.
 #[test]
 fn a_digit_entry_that_never_comes_is_asked_again() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -1001,6 +1018,7 @@ fn a_digit_entry_that_never_comes_is_asked_again() {
 /// agent says so.
 #[test]
 fn a_slow_tool_gets_the_hold_line() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -1064,6 +1082,7 @@ fn a_slow_tool_gets_the_hold_line() {
 /// as its microphone) and joins the two calls: each side hears the other.
 #[test]
 fn a_refused_refer_is_bridged_to_the_colleague() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
@@ -1196,6 +1215,7 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
 /// and ends its INVITE with 487), not left ringing.
 #[test]
 fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
+    let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }

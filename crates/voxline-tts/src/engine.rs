@@ -2,7 +2,7 @@
 //! turn phrases into audio; a reply's text arrives in pieces, is cut into
 //! phrases, and its audio comes out phrase by phrase in order as soon as
 //! each is ready. Cancelling a reply drops its queued phrases and any audio
-//! not yet handed out. Fixed prompts are synthesised once and cached.
+//! not yet handed out. Fixed lines are synthesised once and pinned.
 
 use crate::normalize::normalize;
 use crate::splitter::{PhraseSplitter, SplitterConfig};
@@ -64,6 +64,7 @@ pub struct TtsEngine {
     sample_rate: u32,
     lang: String,
     config: TtsConfig,
+    /// The audio of pinned fixed lines, by text.
     cache: Arc<Mutex<HashMap<String, Arc<[i16]>>>>,
     crowd: Arc<AtomicUsize>,
 }
@@ -134,10 +135,10 @@ impl TtsEngine {
             .map_err(|_| TtsError::Stopped)?
     }
 
-    /// A fixed prompt ("one moment please"), synthesised on first use and
-    /// shared afterwards.
-    pub async fn cached(&self, text: &str) -> Result<Arc<[i16]>, TtsError> {
-        if let Some(a) = self.cache.lock().ok().and_then(|c| c.get(text).cloned()) {
+    /// Synthesises a fixed line (a greeting, a tool's prompt) and keeps its
+    /// audio for the engine's life, so [`TtsEngine::line`] plays it at once.
+    pub async fn pin(&self, text: &str) -> Result<Arc<[i16]>, TtsError> {
+        if let Some(a) = self.pinned(text) {
             return Ok(a);
         }
         let audio: Arc<[i16]> = self.synthesize(text).await?.into();
@@ -145,6 +146,25 @@ impl TtsEngine {
             c.insert(text.to_string(), audio.clone());
         }
         Ok(audio)
+    }
+
+    /// A whole line's audio: the pinned audio of a fixed line, else a fresh
+    /// synthesis that is not kept (lines with a caller's data, such as a
+    /// balance, must not pile up in memory).
+    pub async fn line(&self, text: &str) -> Result<Arc<[i16]>, TtsError> {
+        match self.pinned(text) {
+            Some(a) => Ok(a),
+            None => Ok(self.synthesize(text).await?.into()),
+        }
+    }
+
+    /// Lines pinned so far.
+    pub fn pinned_lines(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
+    fn pinned(&self, text: &str) -> Option<Arc<[i16]>> {
+        self.cache.lock().ok().and_then(|c| c.get(text).cloned())
     }
 
     /// A stream for one reply.

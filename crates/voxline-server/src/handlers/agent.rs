@@ -313,7 +313,8 @@ impl AgentRoute {
         })
     }
 
-    /// Warms the model with the pack's prompt and caches the fixed lines' audio.
+    /// Warms the model with the pack's prompt and pins the fixed lines' audio
+    /// (persona, rules, the tools' prompts and lines, the flow's steps).
     pub async fn prepare(&self) -> anyhow::Result<()> {
         self.agent.warm().await?;
         let pack = self.agent.pack();
@@ -328,8 +329,16 @@ impl AgentRoute {
         lines.push(pack.rules.domain.unknown.clone());
         lines.push(pack.rules.escalation.say.clone());
         lines.push(pack.rules.escalation.failed.clone());
-        for l in lines {
-            self.tts.cached(&l).await?;
+        // The tools' and the flow's own words, where no value is filled in.
+        for tool in &pack.tools {
+            lines.extend(tool.say_before.iter().chain(&tool.say_error).cloned());
+            lines.extend(tool.args.values().map(|a| a.prompt.clone()));
+        }
+        for step in pack.flow.iter().flat_map(|f| &f.steps) {
+            lines.extend(step.say.iter().chain(&step.reask).cloned());
+        }
+        for l in lines.iter().filter(|l| !l.contains('{') && !l.trim().is_empty()) {
+            self.tts.pin(l).await?;
         }
         Ok(())
     }
@@ -765,7 +774,7 @@ impl AgentRoute {
                 _ = tokio::time::sleep(hold_wait), if working_since.is_some() && !hold_said && !hold_after.is_zero() => {
                     hold_said = true;
                     let line = persona.timeouts.hold.clone();
-                    match self.tts.cached(&line).await {
+                    match self.tts.line(&line).await {
                         Ok(audio) => {
                             info!(
                                 waited_ms = hold_after.as_millis() as u64,
@@ -1009,7 +1018,7 @@ impl AgentRoute {
             return None;
         }
         // The caller hears the hold line while the colleague's phone rings.
-        if let Ok(audio) = self.tts.cached(&self.agent.pack().persona.timeouts.hold).await {
+        if let Ok(audio) = self.tts.line(&self.agent.pack().persona.timeouts.hold).await {
             port.play(&audio, self.tts.sample_rate()).ok();
         }
         transcript.note(&format!("calling {to} to join the call")).await;
@@ -1142,7 +1151,7 @@ impl AgentRoute {
         tokio::spawn(async move {
             tokio::select! {
                 _ = c.cancelled() => {}
-                audio = tts.cached(&text) => {
+                audio = tts.line(&text) => {
                     let msg = match audio {
                         Ok(samples) => Spoken::Audio {
                             text,
