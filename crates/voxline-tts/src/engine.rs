@@ -158,11 +158,6 @@ impl TtsEngine {
         }
     }
 
-    /// Lines pinned so far.
-    pub fn pinned_lines(&self) -> usize {
-        self.cache.lock().map_or(0, |c| c.len())
-    }
-
     fn pinned(&self, text: &str) -> Option<Arc<[i16]>> {
         self.cache.lock().ok().and_then(|c| c.get(text).cloned())
     }
