@@ -79,6 +79,24 @@ struct Job {
     abort: Arc<AtomicBool>,
     submitted: Instant,
     reply: oneshot::Sender<Result<Transcript, AsrError>>,
+    /// Counted in [`AsrPool::urgent`] until its result is sent.
+    urgent: Option<UrgentMark>,
+}
+
+/// One job counted in [`AsrPool::urgent`]; uncounted when dropped.
+struct UrgentMark(Arc<AtomicUsize>);
+
+impl UrgentMark {
+    fn new(count: &Arc<AtomicUsize>) -> UrgentMark {
+        count.fetch_add(1, Ordering::AcqRel);
+        UrgentMark(count.clone())
+    }
+}
+
+impl Drop for UrgentMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Handle to the pool; cheap to clone. Workers stop when the last handle
@@ -89,6 +107,7 @@ pub struct AsrPool {
     stats: Arc<PoolStats>,
     config: PoolConfig,
     crowd: Arc<AtomicUsize>,
+    urgent: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for AsrPool {
@@ -122,6 +141,7 @@ impl AsrPool {
             stats,
             config,
             crowd,
+            urgent: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -131,6 +151,14 @@ impl AsrPool {
     /// spinning takes the cores the other engines need.
     pub fn crowd(&self) -> Arc<AtomicUsize> {
         self.crowd.clone()
+    }
+
+    /// Decodes someone waits for (finals, early finals: every
+    /// [`AsrPool::transcribe`] job), queued or running. A caller's turn waits
+    /// on them, so other engines let speculative work (a prompt read ahead
+    /// from a partial) wait while this is above zero.
+    pub fn urgent(&self) -> Arc<AtomicUsize> {
+        self.urgent.clone()
     }
 
     /// How many calls share the CPU now (see [`AsrPool::crowd`]).
@@ -172,7 +200,7 @@ impl AsrPool {
         opts: Arc<DecodeOptions>,
         abort: Arc<AtomicBool>,
     ) -> Result<Transcript, AsrError> {
-        let (job, reply) = job(audio, opts, abort);
+        let (job, reply) = job(audio, opts, abort, Some(UrgentMark::new(&self.urgent)));
         self.tx
             .send_async(job)
             .await
@@ -190,7 +218,7 @@ impl AsrPool {
         opts: Arc<DecodeOptions>,
         abort: Arc<AtomicBool>,
     ) -> Result<impl std::future::Future<Output = Result<Transcript, AsrError>> + Send + 'static, AsrError> {
-        let (job, reply) = job(audio, opts, abort);
+        let (job, reply) = job(audio, opts, abort, None);
         match self.tx.try_send(job) {
             Ok(()) => Ok(async move {
                 reply
@@ -210,6 +238,7 @@ fn job(
     audio: Arc<[f32]>,
     opts: Arc<DecodeOptions>,
     abort: Arc<AtomicBool>,
+    urgent: Option<UrgentMark>,
 ) -> (Job, oneshot::Receiver<Result<Transcript, AsrError>>) {
     let (reply, rx) = oneshot::channel();
     let job = Job {
@@ -218,6 +247,7 @@ fn job(
         abort,
         submitted: Instant::now(),
         reply,
+        urgent,
     };
     (job, rx)
 }
@@ -250,6 +280,15 @@ fn work(
         let result = model.transcribe_abortable(&mut state, &job.audio, &opts, &job.abort);
         let decode = started.elapsed();
         stats.busy.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(
+            audio_ms = job.audio.len() / 16,
+            window = opts.audio_ctx,
+            threads = opts.threads,
+            queued_us = wait_us,
+            decode_us = micros(decode),
+            ok = result.is_ok(),
+            "asr decode"
+        );
         let result = match result {
             Ok(text) => {
                 stats.decoded.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +313,8 @@ fn work(
                 Err(e)
             }
         };
+        // Uncounted before the submitter hears back.
+        drop(job.urgent);
         // The submitter may have gone away meanwhile; that is fine.
         let _ = job.reply.send(result);
     }

@@ -1,7 +1,8 @@
 //! The worker pool and the streaming recogniser on real models: JFK through
 //! a μ-law telephone line, streamed in 20 ms frames, comes out as speech
 //! events, partials and finals close to the words; a cancelled decode stops;
-//! a full pool holds submitters back and turns optional work away.
+//! a full pool holds submitters back, turns optional work away and counts
+//! the finals waited for.
 
 mod common;
 
@@ -163,9 +164,12 @@ async fn a_full_pool_holds_finals_back_and_turns_partials_away() {
             tokio::spawn(async move { pool.transcribe(audio, opts, flag).await })
         })
         .collect();
-    // Wait until one decodes and one waits in the queue (the third waits for room).
+    // Wait until one decodes and one waits in the queue (the third waits for
+    // room); all three count as work a caller waits for.
+    let urgent = pool.urgent();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(pool.queued() == 1 && pool.stats().busy.load(Ordering::Relaxed) == 1) {
+    while !(pool.queued() == 1 && pool.stats().busy.load(Ordering::Relaxed) == 1 && urgent.load(Ordering::Acquire) == 3)
+    {
         assert!(Instant::now() < deadline, "the pool never filled");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -173,6 +177,7 @@ async fn a_full_pool_holds_finals_back_and_turns_partials_away() {
     let refused = pool.try_transcribe(audio.clone(), opts.clone(), never());
     assert!(matches!(refused, Err(AsrError::Pool(_))), "queue should be full");
     assert!(!pool.idle());
+    assert_eq!(urgent.load(Ordering::Acquire), 3, "optional work is not urgent");
     let mut waits = Vec::new();
     for j in jobs {
         let t = j.await.expect("join").expect("decode");
@@ -186,4 +191,5 @@ async fn a_full_pool_holds_finals_back_and_turns_partials_away() {
     assert_eq!(pool.stats().skipped_full.load(Ordering::Relaxed), 1);
     assert!(pool.stats().queue_wait_us_max.load(Ordering::Relaxed) >= waits[2].as_micros() as u64);
     assert!(pool.idle());
+    assert_eq!(urgent.load(Ordering::Acquire), 0, "every final is done");
 }

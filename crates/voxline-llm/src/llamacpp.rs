@@ -13,13 +13,13 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// How to load a model into llama.cpp.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LlamaCppConfig {
     /// The GGUF file.
     pub gguf: PathBuf,
@@ -35,6 +35,11 @@ pub struct LlamaCppConfig {
     pub context_tokens: u32,
     /// CPU threads for each decode step (0: one per core).
     pub threads: usize,
+    /// A count of urgent work elsewhere (the recogniser's finals, see
+    /// `AsrPool::urgent`): while it is above zero, prompts read ahead by
+    /// [`ChatModel::prefill`] wait, so they do not slow down what a caller
+    /// is waiting for.
+    pub yield_to: Option<Arc<AtomicUsize>>,
 }
 
 impl LlamaCppConfig {
@@ -47,6 +52,7 @@ impl LlamaCppConfig {
             prefix_cache: 8,
             context_tokens: 0,
             threads: 0,
+            yield_to: None,
         }
     }
 }
@@ -151,6 +157,7 @@ impl LlamaCppModel {
             prefix_cache: cfg.prefix_cache,
             context_tokens,
             threads,
+            yield_to: cfg.yield_to.clone(),
         };
         let (jobs, rx) = std_mpsc::channel();
         let (ready_tx, ready_rx) = std_mpsc::channel();
@@ -207,6 +214,32 @@ impl LlamaCppModel {
 #[async_trait::async_trait]
 impl ChatModel for LlamaCppModel {
     async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
+        self.submit(req, false)
+    }
+
+    fn name(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
+        Some(self.shared.stats.clone())
+    }
+
+    /// One token is generated (the engine reads a prompt only for a
+    /// reply); the slot keeps the prompt's KV once the reply ends. It reads
+    /// in the background: it gives way to urgent work (see
+    /// [`LlamaCppConfig::yield_to`]).
+    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
+        self.submit(ChatRequest::new(messages, 1), true)?
+            .text()
+            .await
+            .map(|_| ())
+    }
+}
+
+impl LlamaCppModel {
+    /// Queues a reply on the engine; `background`: a read-ahead.
+    fn submit(&self, req: ChatRequest, background: bool) -> Result<ChatStream, LlmError> {
         let started = Instant::now();
         let tokens = self.prompt_tokens(&req.messages)?;
         if tokens.is_empty() {
@@ -235,6 +268,7 @@ impl ChatModel for LlamaCppModel {
                 stop: req.stop,
                 tx,
                 hold: Arc::clone(&hold),
+                background,
             })
             .map_err(|_| LlmError::Generate("the model engine stopped".into()))?;
         // The engine holds the only sender and drops it when it frees the
@@ -247,19 +281,5 @@ impl ChatModel for LlamaCppModel {
                     .upgrade()
                     .map(|_held| EngineProbe::new(move || weak.upgrade().is_none()))
             })))
-    }
-
-    fn name(&self) -> String {
-        self.shared.name.clone()
-    }
-
-    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
-        Some(self.shared.stats.clone())
-    }
-
-    /// One token is generated (the engine reads a prompt only for a
-    /// reply); the slot keeps the prompt's KV once the reply ends.
-    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
-        self.chat(ChatRequest::new(messages, 1)).await?.text().await.map(|_| ())
     }
 }

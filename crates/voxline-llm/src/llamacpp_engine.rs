@@ -18,13 +18,17 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Tokens in one decode step (generation tokens first, then prompt chunks).
 const BATCH: usize = 512;
+
+/// Most prompt tokens a read-ahead (background) sequence feeds per step, so
+/// that it gives way within one short step when urgent work starts.
+const BACKGROUND_CHUNK: usize = 32;
 
 /// How often a held engine looks whether a sequence was released.
 const HELD_POLL: std::time::Duration = std::time::Duration::from_millis(2);
@@ -45,6 +49,10 @@ pub(crate) struct Job {
     pub tx: mpsc::Sender<Result<ChatEvent, LlmError>>,
     /// While set, the sequence sits out the decode steps.
     pub hold: Arc<AtomicBool>,
+    /// A prompt read ahead on speculation (a prefill): it sits out the steps
+    /// while [`EngineConfig::yield_to`] is above zero and reads its prompt
+    /// in short chunks.
+    pub background: bool,
 }
 
 /// Counters of the engine's work since start.
@@ -78,6 +86,9 @@ pub(crate) struct EngineConfig {
     pub context_tokens: u32,
     /// CPU threads per decode step.
     pub threads: usize,
+    /// A count of urgent work elsewhere on the machine (the recogniser's
+    /// finals): while above zero, background sequences wait.
+    pub yield_to: Option<Arc<AtomicUsize>>,
 }
 
 struct Active {
@@ -145,6 +156,7 @@ pub(crate) fn run_engine(
         tick: 0,
         batch: LlamaBatch::new(BATCH, 1),
         stats,
+        yield_to: cfg.yield_to.clone(),
     };
     let mut closing = false;
     loop {
@@ -191,6 +203,7 @@ struct Engine {
     tick: u64,
     batch: LlamaBatch<'static>,
     stats: Arc<EngineStats>,
+    yield_to: Option<Arc<AtomicUsize>>,
 }
 
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
@@ -350,6 +363,7 @@ impl Engine {
         let mut fed: Vec<(usize, usize, Option<i32>)> = Vec::new();
         self.batch.clear();
         let mut budget = BATCH;
+        let yielding = self.yield_to.as_ref().is_some_and(|n| n.load(Ordering::Acquire) > 0);
         // Generating sequences first (one token each), then prompt chunks.
         for generating in [true, false] {
             for (i, slot) in self.slots.iter().enumerate() {
@@ -360,10 +374,12 @@ impl Engine {
                     || budget == 0
                     || a.pending.is_empty()
                     || a.job.hold.load(Ordering::Relaxed)
+                    || (a.job.background && yielding)
                 {
                     continue;
                 }
-                let want = a.pending.len().min(budget);
+                let chunk = if a.job.background { BACKGROUND_CHUNK } else { budget };
+                let want = a.pending.len().min(budget).min(chunk);
                 let last = want == a.pending.len();
                 let base = slot.tokens.len();
                 let mut n = 0;

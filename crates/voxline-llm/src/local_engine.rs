@@ -2,6 +2,7 @@
 
 use crate::{ChatModel, LlamaCppConfig, LlamaCppModel, LlmError, LocalConfig, LocalModel};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// The inference engine for a local GGUF model.
@@ -37,18 +38,22 @@ impl std::fmt::Display for LocalEngine {
 
 /// Loads a local GGUF model on `engine`, with its own chat template or
 /// `chat_template`, and `threads` per decode step on llama.cpp (0: one per
-/// core; mistralrs picks its own); errors name the file and why.
+/// core; mistralrs picks its own); errors name the file and why. On
+/// llama.cpp, prompts read ahead wait while `yield_to` is above zero (see
+/// [`LlamaCppConfig::yield_to`]).
 pub async fn load_local(
     engine: LocalEngine,
     gguf: &Path,
     chat_template: Option<PathBuf>,
     threads: usize,
+    yield_to: Option<Arc<AtomicUsize>>,
 ) -> Result<Arc<dyn ChatModel>, LlmError> {
     Ok(match engine {
         LocalEngine::LlamaCpp => {
             let mut cfg = LlamaCppConfig::new(gguf);
             cfg.chat_template = chat_template;
             cfg.threads = threads;
+            cfg.yield_to = yield_to;
             Arc::new(LlamaCppModel::load(&cfg).await?)
         }
         LocalEngine::Mistralrs => {

@@ -2,10 +2,11 @@
 //! CPU): it answers, streams, honours max_tokens and stop strings, reuses
 //! the KV of a shared system prompt and of the call's last turn, batches
 //! concurrent calls into shared decode steps, a dropped stream frees its
-//! sequence within one step, a held reply pauses, and a prefilled prompt
-//! is not read again.
+//! sequence within one step, a held reply pauses, a prefilled prompt is
+//! not read again, and a prefill waits while urgent work runs elsewhere.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlamaCppConfig, LlamaCppModel, LlmError, Role};
 
@@ -215,6 +216,73 @@ async fn a_prefilled_prompt_leaves_only_the_rest_of_the_question_to_read() {
     eprintln!("{reply:?}: read {read} of {} prompt tokens", usage.prompt_tokens);
     assert!(read <= 16, "read {read} prompt tokens; the facts were prefilled");
     assert!(usage.prompt_tokens >= 60, "{usage:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefill_waits_while_urgent_work_runs_elsewhere() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    // Urgent work elsewhere (a final transcript being decoded) from the start.
+    let urgent = Arc::new(AtomicUsize::new(1));
+    let mut cfg = LlamaCppConfig::new(&path);
+    cfg.yield_to = Some(urgent.clone());
+    let model = LlamaCppModel::load(&cfg).await.expect("load");
+    model.warm(common::SYSTEM).await.expect("warm");
+    let stats = model.stats();
+    let facts = "Facts:\n- Our branches open at nine in the morning and close at five in the afternoon on \
+                 weekdays, and at noon on Saturdays; they are closed on Sundays and public holidays.\n- The \
+                 downtown branch is at twelve Market Street, next to the central library, and the riverside \
+                 branch is at forty River Road, opposite the old mill, with parking behind it.\n- A lost \
+                 card is blocked at once by phone, day and night, and a new card arrives in three to five \
+                 working days by post.\n\nQuestion: When do your branches open on Saturdays?";
+    let messages = vec![
+        ChatMessage::new(Role::System, common::SYSTEM),
+        ChatMessage::new(Role::User, facts),
+    ];
+    let admitted = stats.requests.load(Ordering::Relaxed);
+    let prefill = tokio::spawn({
+        let model = model.clone();
+        let messages = messages.clone();
+        async move { model.prefill(messages).await }
+    });
+    // The engine has the prefill before the reply below comes.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while stats.requests.load(Ordering::Relaxed) == admitted {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the prefill reached the engine");
+    // A reply goes on meanwhile. Each of its steps would have carried a
+    // 32-token chunk of the prefill, which would be read long before the
+    // reply's last token if it did not wait.
+    let (text, usage) = model
+        .chat(ask("Tell me a long story about a dragon.", 24))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    eprintln!("reply while urgent: {text:?} ({} tokens)", usage.completion_tokens);
+    assert!(usage.completion_tokens >= 8, "too short a reply to tell: {usage:?}");
+    assert!(!prefill.is_finished(), "the prefill was read while urgent work ran");
+    // The urgent work is over: the prefill is read, and a reply to the same
+    // prompt then reads almost nothing.
+    urgent.store(0, Ordering::Release);
+    let done = tokio::time::timeout(Duration::from_secs(60), prefill).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "the prefill did not finish: {done:?}");
+    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
+    let (_, usage) = model
+        .chat(ChatRequest::new(messages, 8))
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("text");
+    let read = usage.prompt_tokens as u64 - (stats.reused_tokens.load(Ordering::Relaxed) - reused_before);
+    assert!(usage.prompt_tokens >= 100, "several chunks to read: {usage:?}");
+    assert!(read <= 1, "read {read} prompt tokens after the prefill");
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub struct ChatArgs {
 /// Loads the default (or given) local model on `engine`.
 pub async fn load(engine: LocalEngine, model: Option<PathBuf>) -> anyhow::Result<Arc<dyn ChatModel>> {
     let path = model.unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
-    Ok(voxline_llm::load_local(engine, &path, None, 0).await?)
+    Ok(voxline_llm::load_local(engine, &path, None, 0, None).await?)
 }
 
 /// Runs the command.

@@ -196,6 +196,16 @@ const NOISE_GONE_MS: u64 = 150;
 /// How long each DTMF key the agent sends is held, ms.
 const DTMF_KEY_MS: u32 = 100;
 
+/// Stops the prompt read ahead from a partial, if it is still being read:
+/// the turn's reply (or the call's end) makes it of no further use. The KV
+/// it read stays cached, so a reply that starts with the same words takes
+/// it over instead of both reading them.
+fn stop_read_ahead(prefilling: &mut Option<tokio::task::JoinHandle<()>>) {
+    if let Some(h) = prefilling.take() {
+        h.abort();
+    }
+}
+
 /// One call counted into the engines' crowd counters (see
 /// `AsrPool::crowd`) for as long as it lives.
 struct Crowd(Vec<Arc<AtomicUsize>>);
@@ -674,6 +684,7 @@ impl AgentRoute {
                         // only if the final transcript is the same.
                         if agent_quiet && end != TurnEnd::Incomplete && preempt.is_none() && collecting.is_none() && !conv.is_collecting() && !is_backchannel(&text) {
                             let before = Box::new(conv.clone());
+                            stop_read_ahead(&mut prefilling);
                             if let Ok((intent, actions)) = conv.turn(&text).await {
                                 let mut actions: VecDeque<Action> = actions.into();
                                 let times = TurnTimes { asr_final: Some(Instant::now()), early: true, ..TurnTimes::default() };
@@ -747,6 +758,7 @@ impl AgentRoute {
                             }
                             p.undo(&mut conv);
                         }
+                        stop_read_ahead(&mut prefilling);
                         match conv.turn(&text).await {
                             Ok((intent, actions)) => {
                                 info!(?intent, said = %text, "caller turn");
@@ -909,10 +921,7 @@ impl AgentRoute {
         if let Some(mut p) = preempt.take() {
             p.cancel();
         }
-        // A prefill still waiting for the model is of no use any more.
-        if let Some(h) = prefilling.take() {
-            h.abort();
-        }
+        stop_read_ahead(&mut prefilling);
         if let Some(p) = paused.take() {
             self.interrupted(p, &port, &mut conv, &mut transcript, records, record_id, &mut turn_seq)
                 .await;

@@ -93,6 +93,8 @@ impl Handlers {
                 &cfg.llm.model_path(),
                 cfg.llm.chat_template.clone(),
                 cfg.llm.threads,
+                // Read-ahead prompts give way to the recogniser's finals.
+                asr.as_ref().map(|a| a.pool().urgent()),
             )
             .await?;
             let defaults = voxline_tts::TtsConfig::default();
