@@ -209,35 +209,7 @@ impl LlamaCppModel {
             .map_err(|e| LlmError::Generate(format!("applying the chat template: {e}")))?;
         Ok(model.vocab().tokenize(text.as_bytes(), true, true))
     }
-}
 
-#[async_trait::async_trait]
-impl ChatModel for LlamaCppModel {
-    async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
-        self.submit(req, false)
-    }
-
-    fn name(&self) -> String {
-        self.shared.name.clone()
-    }
-
-    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
-        Some(self.shared.stats.clone())
-    }
-
-    /// One token is generated (the engine reads a prompt only for a
-    /// reply); the slot keeps the prompt's KV once the reply ends. It reads
-    /// in the background: it gives way to urgent work (see
-    /// [`LlamaCppConfig::yield_to`]).
-    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
-        self.submit(ChatRequest::new(messages, 1), true)?
-            .text()
-            .await
-            .map(|_| ())
-    }
-}
-
-impl LlamaCppModel {
     /// Queues a reply on the engine; `background`: a read-ahead.
     fn submit(&self, req: ChatRequest, background: bool) -> Result<ChatStream, LlmError> {
         let started = Instant::now();
@@ -281,5 +253,31 @@ impl LlamaCppModel {
                     .upgrade()
                     .map(|_held| EngineProbe::new(move || weak.upgrade().is_none()))
             })))
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for LlamaCppModel {
+    async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
+        self.submit(req, false)
+    }
+
+    fn name(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
+        Some(self.shared.stats.clone())
+    }
+
+    /// One token is generated (the engine reads a prompt only for a
+    /// reply); the slot keeps the prompt's KV once the reply ends. It reads
+    /// in the background: it gives way to urgent work (see
+    /// [`LlamaCppConfig::yield_to`]).
+    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
+        self.submit(ChatRequest::new(messages, 1), true)?
+            .text()
+            .await
+            .map(|_| ())
     }
 }

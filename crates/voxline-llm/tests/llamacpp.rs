@@ -14,6 +14,16 @@ mod common;
 
 use common::{ask, gguf, streamed, two_at_once};
 
+/// The whole reply to `req`, and how many of its prompt tokens were reused
+/// from the engine's cache (not read again).
+async fn reply_reusing(model: &LlamaCppModel, req: ChatRequest) -> (String, voxline_llm::Usage, u64) {
+    let stats = model.stats();
+    let before = stats.reused_tokens.load(Ordering::Relaxed);
+    let (text, usage) = model.chat(req).await.expect("chat").text().await.expect("text");
+    let reused = stats.reused_tokens.load(Ordering::Relaxed) - before;
+    (text, usage, reused)
+}
+
 /// The default model on llama.cpp with the test system prompt cached, or
 /// None when the model is not fetched (the test skips).
 async fn warmed_model() -> Option<LlamaCppModel> {
@@ -57,15 +67,7 @@ async fn llama_cpp_answers_streams_reuses_the_prompt_and_batches_calls() {
     let mut turn2 = ask("What is the capital of France?", 32).messages;
     turn2.push(ChatMessage::new(Role::Assistant, text.clone()));
     turn2.push(ChatMessage::new(Role::User, "And of Spain?"));
-    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
-    let (reply2, u2) = model
-        .chat(ChatRequest::new(turn2, 24))
-        .await
-        .expect("chat")
-        .text()
-        .await
-        .expect("text");
-    let reused2 = stats.reused_tokens.load(Ordering::Relaxed) - reused_before;
+    let (reply2, u2, reused2) = reply_reusing(&model, ChatRequest::new(turn2, 24)).await;
     eprintln!(
         "turn 2: {reply2:?}, {reused2} of {} prompt tokens reused",
         u2.prompt_tokens
@@ -192,7 +194,6 @@ async fn a_prefilled_prompt_leaves_only_the_rest_of_the_question_to_read() {
     let Some(model) = warmed_model().await else {
         return;
     };
-    let stats = model.stats();
     let facts = "Facts:\n- Our branches open at nine in the morning and close at five in the \
                  afternoon on weekdays, and at noon on Saturdays.\n- The downtown branch is at \
                  twelve Market Street, next to the central library.\n\nQuestion: ";
@@ -204,15 +205,12 @@ async fn a_prefilled_prompt_leaves_only_the_rest_of_the_question_to_read() {
     };
     // The caller's words so far, read while they still speak.
     model.prefill(turn("When do your branches")).await.expect("prefill");
-    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
-    let (reply, usage) = model
-        .chat(ChatRequest::new(turn("When do your branches open on Saturdays?"), 24))
-        .await
-        .expect("chat")
-        .text()
-        .await
-        .expect("text");
-    let read = usage.prompt_tokens as u64 - (stats.reused_tokens.load(Ordering::Relaxed) - reused_before);
+    let (reply, usage, reused) = reply_reusing(
+        &model,
+        ChatRequest::new(turn("When do your branches open on Saturdays?"), 24),
+    )
+    .await;
+    let read = usage.prompt_tokens as u64 - reused;
     eprintln!("{reply:?}: read {read} of {} prompt tokens", usage.prompt_tokens);
     assert!(read <= 16, "read {read} prompt tokens; the facts were prefilled");
     assert!(usage.prompt_tokens >= 60, "{usage:?}");
@@ -272,15 +270,8 @@ async fn a_prefill_waits_while_urgent_work_runs_elsewhere() {
     urgent.store(0, Ordering::Release);
     let done = tokio::time::timeout(Duration::from_secs(60), prefill).await;
     assert!(matches!(done, Ok(Ok(Ok(())))), "the prefill did not finish: {done:?}");
-    let reused_before = stats.reused_tokens.load(Ordering::Relaxed);
-    let (_, usage) = model
-        .chat(ChatRequest::new(messages, 8))
-        .await
-        .expect("chat")
-        .text()
-        .await
-        .expect("text");
-    let read = usage.prompt_tokens as u64 - (stats.reused_tokens.load(Ordering::Relaxed) - reused_before);
+    let (_, usage, reused) = reply_reusing(&model, ChatRequest::new(messages, 8)).await;
+    let read = usage.prompt_tokens as u64 - reused;
     assert!(usage.prompt_tokens >= 100, "several chunks to read: {usage:?}");
     assert!(read <= 1, "read {read} prompt tokens after the prefill");
 }
