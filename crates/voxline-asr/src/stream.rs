@@ -10,6 +10,8 @@
 //! trailing silence) goes to the pool, and if they stay silent until the
 //! hang-over ends, that decode is the final one; if they speak again it is
 //! cancelled. So the hang-over (500 ms by default) hides the decode time.
+//! Finals come out in the order the caller spoke, whichever decode ends
+//! first: a later utterance's final waits for every earlier one.
 //! Closing or dropping the recogniser cancels every decode it started.
 
 use crate::pool::{AsrPool, Transcript};
@@ -17,7 +19,7 @@ use crate::segmenter::{Segmenter, SegmenterConfig, VadEvent};
 use crate::vad::{SileroVad, VAD_WINDOW};
 use crate::whisper::DecodeOptions;
 use crate::AsrError;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,6 +225,8 @@ struct Early {
 
 /// A final the caller waits for.
 struct Awaited {
+    /// The utterance it finalises.
+    utterance: u64,
     declared: Instant,
     cut: bool,
     /// End of the last speech window, stream ms.
@@ -266,6 +270,9 @@ pub struct StreamingRecognizer {
     jobs: HashMap<u64, Job>,
     next_job: u64,
     awaited: HashMap<u64, Awaited>,
+    /// Finals (or failures) ready while an earlier utterance's final is
+    /// still decoding, by utterance.
+    held: BTreeMap<u64, AsrEvent>,
     events: VecDeque<AsrEvent>,
     stats: RecognizerStats,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -309,6 +316,7 @@ impl StreamingRecognizer {
             jobs: HashMap::new(),
             next_job: 0,
             awaited: HashMap::new(),
+            held: BTreeMap::new(),
             events: VecDeque::new(),
             stats: RecognizerStats::default(),
             done_tx,
@@ -499,6 +507,7 @@ impl StreamingRecognizer {
                     self.awaited.insert(
                         early.job,
                         Awaited {
+                            utterance: self.utterance,
                             declared,
                             cut,
                             speech_end_ms,
@@ -515,6 +524,7 @@ impl StreamingRecognizer {
                     self.awaited.insert(
                         job,
                         Awaited {
+                            utterance: self.utterance,
                             declared,
                             cut,
                             speech_end_ms,
@@ -628,25 +638,30 @@ impl StreamingRecognizer {
                     }
                 }
             }
-            Kind::Early => match self.early.as_mut().filter(|e| e.job == id) {
-                Some(early) => {
-                    if let Ok(t) = &result {
-                        let text = t.text.trim();
-                        if !text.is_empty() {
-                            self.events.push_back(AsrEvent::Tentative {
-                                utterance: self.utterance,
-                                text: text.to_string(),
-                            });
+            Kind::Early => {
+                // A reply started early must not overtake an earlier
+                // utterance still being decoded.
+                let first_in_line = self.oldest_awaited().is_none_or(|u| u >= self.utterance);
+                match self.early.as_mut().filter(|e| e.job == id) {
+                    Some(early) => {
+                        if let (Ok(t), true) = (&result, first_in_line) {
+                            let text = t.text.trim();
+                            if !text.is_empty() {
+                                self.events.push_back(AsrEvent::Tentative {
+                                    utterance: self.utterance,
+                                    text: text.to_string(),
+                                });
+                            }
+                        }
+                        early.result = Some((result, self.vad_pos / PER_MS));
+                    }
+                    None => {
+                        if let Ok(t) = &result {
+                            self.stats.early_wasted += t.decode;
                         }
                     }
-                    early.result = Some((result, self.vad_pos / PER_MS));
                 }
-                None => {
-                    if let Ok(t) = &result {
-                        self.stats.early_wasted += t.decode;
-                    }
-                }
-            },
+            }
             Kind::Final => {}
         }
     }
@@ -659,7 +674,7 @@ impl StreamingRecognizer {
         after_speech_ms: u64,
         cut: bool,
     ) {
-        self.events.push_back(match result {
+        let event = match result {
             Ok(cost) => AsrEvent::Final {
                 utterance,
                 text: cost.text.clone(),
@@ -672,7 +687,20 @@ impl StreamingRecognizer {
                 utterance,
                 error: e.to_string(),
             },
-        });
+        };
+        self.held.insert(utterance, event);
+        let oldest = self.oldest_awaited();
+        while let Some(entry) = self.held.first_entry() {
+            if oldest.is_some_and(|u| u < *entry.key()) {
+                break;
+            }
+            self.events.push_back(entry.remove());
+        }
+    }
+
+    /// The earliest utterance whose final is still decoding.
+    fn oldest_awaited(&self) -> Option<u64> {
+        self.awaited.values().map(|w| w.utterance).min()
     }
 }
 

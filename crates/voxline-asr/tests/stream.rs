@@ -95,6 +95,79 @@ async fn jfk_streamed_over_a_phone_line_comes_out_as_utterances_and_words() {
     }
 }
 
+/// Finals come out in the order the caller spoke even when a later, shorter
+/// utterance decodes first: all of JFK as one utterance (a 2 s hang-over
+/// bridges its pauses), then its first words again, pushed at once so that
+/// the two workers decode them side by side and the short one ends first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finals_come_out_in_the_order_spoken_whichever_decode_ends_first() {
+    let Some(f) = common::fetched(&[MODEL, VAD, common::ONNX_RUNTIME, common::JFK_WAV]) else {
+        return;
+    };
+    // One thread per decode, so that each runs on its own core at the speed
+    // its length gives.
+    let pool = pool(
+        &f[0],
+        PoolConfig {
+            workers: 2,
+            threads_per_worker: 1,
+            queue: 16,
+        },
+    );
+    let vad = SileroVad::load(&f[2], &f[1]).expect("vad");
+    let mut cfg = StreamConfig::default();
+    cfg.segmenter.hangover_ms = 2_000;
+    // No partials to queue behind, and a window fitted to the short one.
+    cfg.partial_interval_ms = 0;
+    cfg.min_window_ms = 2_560;
+    let mut rec = StreamingRecognizer::new(pool.clone(), vad, cfg);
+    let jfk = jfk_on_the_line(&f[3]);
+    let mut audio = vec![0i16; 8_000];
+    audio.extend(&jfk);
+    audio.extend(std::iter::repeat_n(0, 16_000 * 3));
+    // "And so my fellow Americans" alone.
+    audio.extend(&jfk[..16_000 * 2]);
+    audio.extend(std::iter::repeat_n(0, 16_000 * 3));
+    rec.push(&audio).expect("push");
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rec.pending() > 0 {
+        assert!(Instant::now() < deadline, "no end: {events:?}");
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(100), rec.next_event()).await {
+            events.push(e);
+        }
+    }
+    while let Some(e) = rec.try_event() {
+        events.push(e);
+    }
+    let ends: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            AsrEvent::SpeechEnd { utterance, .. } => Some(*utterance),
+            _ => None,
+        })
+        .collect();
+    // Each final with the time its decode took from submission to result.
+    let finals: Vec<(u64, &str, Duration)> = events
+        .iter()
+        .filter_map(|e| match e {
+            AsrEvent::Final {
+                utterance, text, cost, ..
+            } => Some((*utterance, text.as_str(), cost.queue_wait + cost.decode)),
+            _ => None,
+        })
+        .collect();
+    eprintln!("finals (utterance, text, queued + decoded): {finals:?}");
+    assert_eq!(ends, [1, 2], "{events:?}");
+    let order: Vec<u64> = finals.iter().map(|f| f.0).collect();
+    assert_eq!(order, ends, "one final per utterance, in the order spoken: {events:?}");
+    let (long, short) = (&finals[0], &finals[1]);
+    assert!(long.1.to_lowercase().contains("ask not"), "{finals:?}");
+    assert!(short.1.to_lowercase().contains("fellow"), "{finals:?}");
+    // The test means something only if the short one was ready first.
+    assert!(short.2 < long.2, "the short utterance was not ready first: {finals:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_decode_stops_and_says_so() {
     let Some(f) = common::fetched(&[MODEL, common::JFK_WAV]) else {
