@@ -59,6 +59,35 @@ pub struct Persona {
     /// Silence handling and call length.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Words callers say that a general recogniser mishears (names, places,
+    /// products: "Downtown branch", "PIN"); with the company's name they
+    /// steer speech recognition on this pack's calls.
+    #[serde(default)]
+    pub vocabulary: Vec<String>,
+}
+
+/// The longest vocabulary, in characters (~150 of Whisper's tokens; its
+/// prompt holds at most 224).
+pub const MAX_VOCABULARY_CHARS: usize = 600;
+
+impl Persona {
+    /// The words that steer the recogniser on this pack's calls: the
+    /// company's name, then the vocabulary ("Harbor Bank. Downtown branch,
+    /// PIN."); `None` without a vocabulary (a prompt costs decode time
+    /// whatever its length, decision 0034).
+    pub fn asr_prompt(&self) -> Option<String> {
+        if self.vocabulary.is_empty() {
+            return None;
+        }
+        let words: Vec<&str> = self.vocabulary.iter().map(|w| w.trim()).collect();
+        let company = self.company.trim().trim_end_matches('.');
+        let lead = if company.is_empty() {
+            String::new()
+        } else {
+            format!("{company}. ")
+        };
+        Some(format!("{lead}{}.", words.join(", ")))
+    }
 }
 
 fn default_language() -> String {
@@ -381,6 +410,17 @@ fn check_persona(file: &Path, p: &Persona) -> Result<(), PackError> {
     }
     if !(5..=200).contains(&p.max_reply_words) {
         return Err(PackError::new(file, Some("max_reply_words"), "must be 5 to 200"));
+    }
+    if p.vocabulary.iter().any(|w| w.trim().is_empty()) {
+        return Err(PackError::new(file, Some("vocabulary"), "an entry is empty"));
+    }
+    let chars = p.asr_prompt().map_or(0, |w| w.chars().count());
+    if chars > MAX_VOCABULARY_CHARS {
+        return Err(PackError::new(
+            file,
+            Some("vocabulary"),
+            format!("{chars} characters with the company's name; at most {MAX_VOCABULARY_CHARS} fit the recogniser's prompt"),
+        ));
     }
     let t = &p.timeouts;
     if t.reprompt_ms < 1000 || t.hangup_ms <= t.reprompt_ms {

@@ -80,6 +80,23 @@ fn a_broken_pack_is_refused_with_its_file_and_field() {
     assert!(e.contains("persona.toml") && e.contains("max_reply_words"), "{e}");
     std::fs::write(dir.join("persona.toml"), &persona).unwrap();
 
+    // The vocabulary steers the recogniser; an empty entry or one too long is named.
+    let pack = DomainPack::load(&dir).unwrap();
+    let prompt = pack.persona.asr_prompt().unwrap_or_default();
+    assert!(
+        prompt.starts_with("Harbor Bank. Downtown branch, Riverside branch, Airport branch, ATM, PIN,"),
+        "{prompt}"
+    );
+    let with_vocabulary = |words: &str| persona.replace("vocabulary = [", &format!("vocabulary = [{words}"));
+    std::fs::write(dir.join("persona.toml"), with_vocabulary("\" \", ")).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("persona.toml: vocabulary: an entry is empty"), "{e}");
+    let long = format!("\"{}\", ", "Harbor ".repeat(90));
+    std::fs::write(dir.join("persona.toml"), with_vocabulary(&long)).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("vocabulary") && e.contains("at most 600"), "{e}");
+    std::fs::write(dir.join("persona.toml"), &persona).unwrap();
+
     let tools = std::fs::read_to_string(dir.join("tools.toml")).unwrap();
     std::fs::write(dir.join("tools.toml"), tools.replace("length = 8", "length = 0")).unwrap();
     let e = DomainPack::load(&dir).unwrap_err().to_string();

@@ -45,14 +45,49 @@ impl AsrEngine {
         Ok(engine)
     }
 
-    /// A recogniser for one call's caller audio (16 kHz frames).
-    pub fn recognizer(&self) -> Result<StreamingRecognizer, AsrError> {
+    /// A recogniser for one call's caller audio (16 kHz frames). `domain`:
+    /// words of the call's domain (a pack's vocabulary) that steer it, after
+    /// the server's own `asr.initial_prompt`.
+    pub fn recognizer(&self, domain: Option<&str>) -> Result<StreamingRecognizer, AsrError> {
         let vad = SileroVad::load(&self.onnxruntime, &self.vad_model)?;
-        Ok(StreamingRecognizer::new(self.pool.clone(), vad, self.stream.clone()))
+        let mut stream = self.stream.clone();
+        stream.decode.initial_prompt = joined_prompt(stream.decode.initial_prompt.as_deref(), domain);
+        Ok(StreamingRecognizer::new(self.pool.clone(), vad, stream))
     }
 
     /// The shared worker pool (for its counters).
     pub fn pool(&self) -> &AsrPool {
         &self.pool
+    }
+}
+
+/// The server's prompt and a domain's, in that order; `None` when both are
+/// empty.
+fn joined_prompt(server: Option<&str>, domain: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [server, domain]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::joined_prompt;
+
+    #[test]
+    fn the_domain_words_follow_the_servers() {
+        assert_eq!(joined_prompt(None, None), None);
+        assert_eq!(joined_prompt(Some(" "), Some("")), None);
+        assert_eq!(
+            joined_prompt(None, Some("Harbor Bank. PIN.")).as_deref(),
+            Some("Harbor Bank. PIN.")
+        );
+        assert_eq!(
+            joined_prompt(Some("Acme."), Some("Harbor Bank.")).as_deref(),
+            Some("Acme. Harbor Bank.")
+        );
     }
 }

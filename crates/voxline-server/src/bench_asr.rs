@@ -50,6 +50,10 @@ pub struct BenchAsrArgs {
     /// Shortest encoder window of a final decode, ms (`asr.min_window_ms`).
     #[arg(long, default_value_t = voxline_asr::stream::MIN_WINDOW_MS)]
     min_window_ms: u32,
+    /// Domain words that steer recognition (Whisper's initial prompt, as a
+    /// pack's `vocabulary` gives it).
+    #[arg(long)]
+    prompt: Option<String>,
     /// Print each clip's reference and hypotheses.
     #[arg(long)]
     verbose: bool,
@@ -281,7 +285,11 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
 
     // Offline: each clip in one decode, 30 s encoder window and with the
     // window fitted to the clip.
-    let full = Arc::new(DecodeOptions::default());
+    let decode = DecodeOptions {
+        initial_prompt: args.prompt.clone(),
+        ..DecodeOptions::default()
+    };
+    let full = Arc::new(decode.clone());
     let (mut offline, mut fitted) = (Score::default(), Score::default());
     let mut offline_text = Vec::new();
     // Per source: (offline, streaming).
@@ -300,7 +308,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             audio_ctx: Some(audio_ctx_for(audio.len(), args.min_window_ms)),
             max_tokens: Some(max_tokens_for(audio.len())),
             temperature_fallback: false,
-            ..DecodeOptions::default()
+            ..decode.clone()
         });
         let f = pool.transcribe(audio, fit, never.clone()).await?;
         fitted.add(&clip.reference, &f.text);
@@ -321,6 +329,13 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         tail_ms: args.tail_ms,
         min_window_ms: args.min_window_ms,
         ..StreamConfig::default()
+    };
+    let cfg = StreamConfig {
+        decode: DecodeOptions {
+            initial_prompt: args.prompt.clone(),
+            ..cfg.decode
+        },
+        ..cfg
     };
     let mut streaming = Score::default();
     let mut figures = StreamFigures::default();

@@ -21,10 +21,12 @@ const MODELS: &[&str] = &[
 ];
 
 fn agent_server(name: &str) -> Server {
-    agent_server_with(
-        name,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank"),
-    )
+    agent_server_with(name, &demo_bank())
+}
+
+/// The demo pack's folder.
+fn demo_bank() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank")
 }
 
 /// A server whose `bank` route is the agent with the pack at `domain`.
@@ -700,11 +702,7 @@ fn a_refused_transfer_keeps_the_caller_with_the_agent() {
         return;
     }
     // The agent does not call the colleague itself here (transfer_bridge off).
-    let server = agent_server_params(
-        "agent-refer-refused",
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank"),
-        ", transfer_bridge = false",
-    );
+    let server = agent_server_params("agent-refer-refused", &demo_bank(), ", transfer_bridge = false");
     let run = escalate_with_sipp(&server, "uac_refer_refused.xml");
     assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
     let r = server.record(&run.call_id);
@@ -821,7 +819,15 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     let clip = voxline_media::read_wav_mono(&heard).expect("heard");
     let up = voxline_media::rtp_session::resample_clip(&clip.samples, clip.rate, 16_000).expect("resample");
     common::write_wav_rate(&mono, &up, 16_000);
-    let text = voxline(&["transcribe", mono.to_str().unwrap_or_default()], &server.dir);
+    // The listener knows the bank's words as a caller would: Whisper hears
+    // the recording with the pack's vocabulary, as the server hears callers
+    // (without it tiny.en once heard "the town town branches").
+    let pack = voxline_agent::pack::DomainPack::load(&demo_bank()).expect("the demo pack");
+    let prompt = pack.persona.asr_prompt().expect("the demo pack has a vocabulary");
+    let text = voxline(
+        &["transcribe", "--prompt", &prompt, mono.to_str().unwrap_or_default()],
+        &server.dir,
+    );
     eprintln!("baresip heard: {text}");
     let norm = voxline_asr::text_norm::normalize_english(&text);
     let words: Vec<&str> = norm.split_whitespace().collect();

@@ -384,7 +384,8 @@ impl AgentRoute {
             }
         };
         let asr = self.asr.clone();
-        let mut recognizer = match tokio::task::spawn_blocking(move || asr.recognizer()).await {
+        let vocabulary = self.agent.pack().persona.asr_prompt();
+        let mut recognizer = match tokio::task::spawn_blocking(move || asr.recognizer(vocabulary.as_deref())).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 warn!(error = %e, "speech recognition unavailable: hanging up");

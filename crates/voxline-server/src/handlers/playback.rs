@@ -199,7 +199,7 @@ impl Playback {
             // Building the VAD session reads its model: off the async threads.
             (Mode::Transcribe(asr), Some(_)) => match tokio::task::spawn_blocking({
                 let asr = asr.clone();
-                move || asr.recognizer()
+                move || asr.recognizer(None)
             })
             .await
             .map_err(|e| voxline_asr::AsrError::Decode(e.to_string()))

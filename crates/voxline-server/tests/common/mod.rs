@@ -626,8 +626,12 @@ impl SippUas {
                 "127.0.0.1",
                 "-mp",
                 &media_port.to_string(),
+                // Its clock starts now, before the server under test loads
+                // its models (up to ~15 s on a slow machine) and before the
+                // call that reaches it: a ringing colleague was cancelled 49 s
+                // after start once, past a 40 s limit.
                 "-timeout",
-                "40",
+                "120",
                 "-nostdin",
             ])
             .current_dir(&dir)
