@@ -1208,7 +1208,6 @@ impl AgentRoute {
                             answer.hold(true);
                             let synthesized = tts.synthesize(&phrase).await;
                             answer.hold(false);
-                            pace.ready();
                             let samples = match synthesized {
                                 Ok(s) => s,
                                 Err(e) => {
@@ -1216,6 +1215,9 @@ impl AgentRoute {
                                     return;
                                 }
                             };
+                            // Only audio that came teaches the pace; a failed
+                            // synthesis drops its ticket uncounted.
+                            pace.ready();
                             let stages = ReplyStages {
                                 llm_first_token: answer.first_token_at(),
                                 first_phrase: phrase_at,
