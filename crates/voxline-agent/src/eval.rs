@@ -38,6 +38,10 @@ pub struct Case {
     /// Answer: words or numbers the answer must hold (each may list alternatives: `no|not`).
     #[serde(default)]
     pub contains: Vec<String>,
+    /// Answer: words or numbers it must not hold, a wrong fact the pack's
+    /// passages make likely (each may list alternatives: `12 Harbor|Downtown`).
+    #[serde(default)]
+    pub lacks: Vec<String>,
     /// Tool: its name.
     #[serde(default)]
     pub tool: Option<String>,
@@ -146,14 +150,13 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
         // Compared after Whisper's English normalisation: "1,000" = "1000", "nine" = "9".
         let norm = |t: &str| format!(" {} ", voxline_asr::text_norm::normalize_english(t));
         let w = norm(&said);
+        let holds = |c: &String| c.split('|').any(|alt| w.contains(&norm(alt)));
         let ok = match case.expect {
             Expect::Answer => {
                 got.iter().any(|g| g.starts_with("answer"))
-                    && case
-                        .contains
-                        .iter()
-                        .all(|c| c.split('|').any(|alt| w.contains(&norm(alt))))
+                    && case.contains.iter().all(holds)
                     && !case.contains.is_empty()
+                    && !case.lacks.iter().any(holds)
             }
             Expect::Decline => said.contains(rules.domain.decline.trim()),
             Expect::Unknown => {
