@@ -81,14 +81,22 @@ fn a_broken_pack_is_refused_with_its_file_and_field() {
     assert!(e.contains("persona.toml") && e.contains("max_reply_words"), "{e}");
     std::fs::write(dir.join("persona.toml"), &persona).unwrap();
 
-    // The vocabulary steers the recogniser; an empty entry or one too long is named.
+    // Without a vocabulary the recogniser gets no prompt; with one, the
+    // company and the words. An empty entry or one too long is named.
     let pack = DomainPack::load(&dir).unwrap();
-    let prompt = pack.persona.asr_prompt().unwrap_or_default();
-    assert!(
-        prompt.starts_with("Harbor Bank. Downtown branch, Riverside branch, Airport branch, ATM, PIN,"),
-        "{prompt}"
+    assert_eq!(pack.persona.asr_prompt(), None);
+    let with_vocabulary = |words: &str| {
+        persona.replace(
+            "company = \"Harbor Bank\"\n",
+            &format!("company = \"Harbor Bank\"\nvocabulary = [{words}\"Downtown branch\", \"ATM\"]\n"),
+        )
+    };
+    std::fs::write(dir.join("persona.toml"), with_vocabulary("")).unwrap();
+    let pack = DomainPack::load(&dir).unwrap();
+    assert_eq!(
+        pack.persona.asr_prompt().as_deref(),
+        Some("Harbor Bank. Downtown branch, ATM.")
     );
-    let with_vocabulary = |words: &str| persona.replace("vocabulary = [", &format!("vocabulary = [{words}"));
     std::fs::write(dir.join("persona.toml"), with_vocabulary("\" \", ")).unwrap();
     let e = DomainPack::load(&dir).unwrap_err().to_string();
     assert!(e.contains("persona.toml: vocabulary: an entry is empty"), "{e}");

@@ -29,7 +29,7 @@ pub struct BenchAsrArgs {
     /// A ggml Whisper model (default: the converted tiny.en).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Harvard sentences for espeak-ng and the Piper voice, one per line.
+    /// Sentences spoken by espeak-ng and the Piper voice, one per line (default: Harvard sentences).
     #[arg(long, default_value = "load-tests/asr/harvard-sentences.txt")]
     sentences: PathBuf,
     /// espeak-ng voice for the sentences.
@@ -149,7 +149,7 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
         set.push(wav_clip(
             &wav,
             &format!("espeak-{}", i + 1),
-            "espeak-ng Harvard sentences",
+            "espeak-ng, --sentences lines",
             line.into(),
         )?);
     }
@@ -163,7 +163,7 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
         let audio = tts.synthesize(line).await?;
         set.push(Clip {
             name: format!("piper-{}", i + 1),
-            source: "Piper joe (voxline's voice)",
+            source: "Piper joe, --sentences lines",
             reference: line.into(),
             audio: through_ulaw_line(&audio, tts.sample_rate())?,
         });
@@ -324,18 +324,16 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     }
 
     // Streaming, in real time.
+    let defaults = StreamConfig::default();
     let cfg = StreamConfig {
         partial_interval_ms: args.partial_interval_ms,
         tail_ms: args.tail_ms,
         min_window_ms: args.min_window_ms,
-        ..StreamConfig::default()
-    };
-    let cfg = StreamConfig {
         decode: DecodeOptions {
             initial_prompt: args.prompt.clone(),
-            ..cfg.decode
+            ..defaults.decode.clone()
         },
-        ..cfg
+        ..defaults
     };
     let mut streaming = Score::default();
     let mut figures = StreamFigures::default();

@@ -790,7 +790,26 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let server = agent_server("agent-baresip");
+    // The bank's pack with the vocabulary a deployment lists for names
+    // tiny.en mishears on a phone line ("Downtown" came out as "town town"
+    // on the server, and the answer was Riverside's).
+    let dir = common::test_dir("agent-baresip-pack");
+    let pack = copy_pack(&dir, common::free_port());
+    let persona = std::fs::read_to_string(pack.join("persona.toml")).expect("persona");
+    let company = "company = \"Harbor Bank\"\n";
+    assert!(persona.contains(company), "{persona}");
+    let vocabulary = concat!(
+        r#"vocabulary = ["Downtown branch", "Riverside branch", "Airport branch", "ATM", "PIN", "contactless", "#,
+        r#""credit card", "Everyday account", "student account", "savings account", "international transfer", "#,
+        r#""overdraft", "online banking"]"#,
+        "\n"
+    );
+    std::fs::write(
+        pack.join("persona.toml"),
+        persona.replacen(company, &format!("{company}{vocabulary}"), 1),
+    )
+    .expect("persona");
+    let server = agent_server_with("agent-baresip", &pack);
     let espeak = |text: &str, name: &str| -> Vec<i16> {
         let wav = server.dir.join(format!("{name}.wav"));
         let ok = Command::new("espeak-ng")
@@ -822,8 +841,8 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     // The listener knows the bank's words as a caller would: Whisper hears
     // the recording with the pack's vocabulary, as the server hears callers
     // (without it tiny.en once heard "the town town branches").
-    let pack = voxline_agent::pack::DomainPack::load(&demo_bank()).expect("the demo pack");
-    let prompt = pack.persona.asr_prompt().expect("the demo pack has a vocabulary");
+    let pack = voxline_agent::pack::DomainPack::load(&pack).expect("the pack");
+    let prompt = pack.persona.asr_prompt().expect("the pack has a vocabulary");
     let text = voxline(
         &["transcribe", "--prompt", &prompt, mono.to_str().unwrap_or_default()],
         &server.dir,
