@@ -27,8 +27,10 @@ use tokio::sync::mpsc;
 const BATCH: usize = 512;
 
 /// Most prompt tokens a read-ahead (background) sequence feeds per step, so
-/// that it gives way within one short step when urgent work starts.
-const BACKGROUND_CHUNK: usize = 32;
+/// that it gives way within one short step when urgent work starts (~50 ms
+/// here; 32 tokens took ~180 ms alone and up to ~460 ms next to a final
+/// decode, which both waited through: decision 0036).
+const BACKGROUND_CHUNK: usize = 8;
 
 /// How often a held engine looks whether a sequence was released.
 const HELD_POLL: std::time::Duration = std::time::Duration::from_millis(2);

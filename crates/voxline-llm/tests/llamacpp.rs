@@ -252,18 +252,19 @@ async fn a_prefill_waits_while_urgent_work_runs_elsewhere() {
     })
     .await
     .expect("the prefill reached the engine");
-    // A reply goes on meanwhile. Each of its steps would have carried a
-    // 32-token chunk of the prefill, which would be read long before the
+    // A reply goes on meanwhile. Each of its steps would have carried an
+    // 8-token chunk of the prefill, which would be read long before the
     // reply's last token if it did not wait.
     let (text, usage) = model
-        .chat(ask("Tell me a long story about a dragon.", 24))
+        .chat(ask("Tell me a long story about a dragon.", 64))
         .await
         .expect("chat")
         .text()
         .await
         .expect("text");
     eprintln!("reply while urgent: {text:?} ({} tokens)", usage.completion_tokens);
-    assert!(usage.completion_tokens >= 8, "too short a reply to tell: {usage:?}");
+    let reply_tokens = usage.completion_tokens;
+    assert!(reply_tokens >= 8, "too short a reply to tell: {usage:?}");
     assert!(!prefill.is_finished(), "the prefill was read while urgent work ran");
     // The urgent work is over: the prefill is read, and a reply to the same
     // prompt then reads almost nothing.
@@ -273,6 +274,10 @@ async fn a_prefill_waits_while_urgent_work_runs_elsewhere() {
     let (_, usage, reused) = reply_reusing(&model, ChatRequest::new(messages, 8)).await;
     let read = usage.prompt_tokens as u64 - reused;
     assert!(usage.prompt_tokens >= 100, "several chunks to read: {usage:?}");
+    assert!(
+        reply_tokens * 8 >= usage.prompt_tokens,
+        "the reply ({reply_tokens} tokens) was too short to have read the prefill ({usage:?})"
+    );
     assert!(read <= 1, "read {read} prompt tokens after the prefill");
 }
 
