@@ -296,7 +296,7 @@ impl StreamingRecognizer {
         // threads' barriers cost more than the work) and leaves a core free.
         // They decode without the initial prompt: it made every decode
         // ~40 % dearer, and under load partials are most of the work, while
-        // the words it steers matter in the final (decision 0034).
+        // the words it steers matter in the final (decision 0035).
         let partial_opts = DecodeOptions {
             temperature_fallback: false,
             threads: 1,
