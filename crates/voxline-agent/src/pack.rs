@@ -61,7 +61,7 @@ pub struct Persona {
     pub timeouts: Timeouts,
     /// Words callers say that a general recogniser mishears (names, places,
     /// products: "Downtown branch", "PIN"); with the company's name they
-    /// steer speech recognition on this pack's calls.
+    /// steer the final transcripts of this pack's calls (decision 0035).
     #[serde(default)]
     pub vocabulary: Vec<String>,
 }
@@ -74,7 +74,7 @@ impl Persona {
     /// The words that steer the recogniser on this pack's calls: the
     /// company's name, then the vocabulary ("Harbor Bank. Downtown branch,
     /// PIN."); `None` without a vocabulary (a prompt costs decode time
-    /// whatever its length, decision 0034).
+    /// whatever its length, decisions 0034 and 0035).
     pub fn asr_prompt(&self) -> Option<String> {
         if self.vocabulary.is_empty() {
             return None;
