@@ -2,7 +2,8 @@
 //! tools, flows) loaded and checked at start-up; each caller turn routed (goodbye,
 //! escalation, tool, off-domain, question) before any text is generated;
 //! answers grounded in retrieved passages and checked phrase by phrase
-//! before they are spoken; business tools called over HTTP.
+//! before they are spoken; business tools called over HTTP; and the voice
+//! session (`voice`) that holds such a conversation on any call leg.
 
 #![warn(missing_docs)]
 
@@ -15,7 +16,7 @@ pub mod pack;
 pub mod prompt;
 pub mod router;
 pub mod tools;
-pub mod turn_end;
+pub mod voice;
 
 pub use dialogue::{Action, Agent, Answer, Conversation};
 pub use knowledge::{Hit, Knowledge, Passage};

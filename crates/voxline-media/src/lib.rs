@@ -5,8 +5,10 @@
 //! once per frame with kernel arrival times (`socket`), symmetric RTP
 //! (`latch`), an adaptive jitter buffer (`jitter`), PCMU/PCMA/Opus
 //! (`codec`, `g711`), RFC 4733 DTMF (`dtmf`), RTCP reports (`rtcp_report`),
-//! resampling (`resample`), a stereo recorder (`recorder`), and the
-//! `MediaPort` a call handler uses (`port`).
+//! resampling (`resample`), a stereo recorder (`recorder`), the
+//! `MediaPort` a call handler uses (`port`), and the call-leg contract every
+//! kind of call implements for the conversation on it (`leg`, with an
+//! in-memory leg for tests).
 
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ mod frame_task;
 pub mod g711;
 pub mod jitter;
 pub mod latch;
+pub mod leg;
 mod playout;
 pub mod port;
 pub mod recorder;
@@ -30,7 +33,8 @@ pub mod wav_source;
 pub use clock::MediaClock;
 pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};
-pub use port::{MediaEvent, MediaPort, PortInput, PORT_FRAME, PORT_RATE};
+pub use leg::{CallLeg, LegAudio, LegControl, LegEnd, LegFacts, LegInput, Playout};
+pub use port::{MediaEvent, MediaPort, PortInput, PortPlayout, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
 pub use wav_source::{load_wav_mono, read_wav_mono, Prompt};

@@ -3,6 +3,7 @@
 //! supported rate, `clear()` for barge-in, DTMF digits, and counters.
 
 use crate::dtmf::DtmfDigit;
+use crate::leg::{Drained, Playout};
 use crate::resample::StreamResampler;
 use crate::rtp_session::{MediaStats, RtpSession};
 use crate::MediaError;
@@ -45,7 +46,23 @@ pub struct MediaPort {
     session: RtpSession,
     frames: mpsc::Receiver<Vec<i16>>,
     events: Option<mpsc::UnboundedReceiver<MediaEvent>>,
-    playout: Mutex<Option<StreamResampler>>,
+    playout: Arc<PortPlayout>,
+}
+
+/// A port's playout queue as a shareable handle (the call-leg contract's
+/// [`Playout`]): the session's queue with one resampler state kept while
+/// the rate of the audio queued stays the same.
+pub struct PortPlayout {
+    session: RtpSession,
+    resampler: Mutex<Option<StreamResampler>>,
+}
+
+impl std::fmt::Debug for PortPlayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortPlayout")
+            .field("local", &self.session.local_addr())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for MediaPort {
@@ -90,7 +107,10 @@ impl MediaPort {
             session: session.clone(),
             frames: rx,
             events: session.take_events(),
-            playout: Mutex::new(None),
+            playout: Arc::new(PortPlayout {
+                session: session.clone(),
+                resampler: Mutex::new(None),
+            }),
         })
     }
 
@@ -128,21 +148,57 @@ impl MediaPort {
     /// Queues audio for the caller. `rate` is its sample rate (8, 16, 22.05,
     /// 24 or 48 kHz); one resampler state is kept while the rate stays the same.
     pub fn play(&self, samples: &[i16], rate: u32) -> Result<(), MediaError> {
-        let to = self.session.pcm_rate();
-        if rate == to {
-            self.session.queue_pcm(samples);
-            return Ok(());
-        }
-        let out = self.resample_for_playout(samples, rate, to)?;
-        self.session.queue_pcm(&out);
-        Ok(())
+        self.playout.play(samples, rate)
     }
 
-    /// `samples` at `rate` through the port's playout resampler (one state
-    /// kept while the rate stays the same), at the session's rate `to`.
-    fn resample_for_playout(&self, samples: &[i16], rate: u32, to: u32) -> Result<Vec<i16>, MediaError> {
+    /// Stops what is playing: the next frame sent is silence.
+    pub fn clear(&self) {
+        self.playout.clear()
+    }
+
+    /// Audio still queued toward the caller, in 20 ms frames.
+    pub fn queued_frames(&self) -> usize {
+        self.playout.queued_frames()
+    }
+
+    /// [`MediaPort::play`], with a mark to learn when its first packet is
+    /// sent ([`MediaPort::playout_started_at`]); `None` when no audio was queued.
+    pub fn play_marked(&self, samples: &[i16], rate: u32) -> Result<Option<u64>, MediaError> {
+        self.playout.play_marked(samples, rate)
+    }
+
+    /// When the audio queued with `mark` began to be sent, once it has.
+    pub fn playout_started_at(&self, mark: u64) -> Option<std::time::Instant> {
+        self.playout.started_at(mark)
+    }
+
+    /// Waits until everything queued so far has been sent.
+    pub async fn wait_drained(&self) {
+        self.session.wait_drained().await
+    }
+
+    /// Sends DTMF digits toward the caller (RFC 4733), `duration_ms` each.
+    pub fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
+        self.session.send_dtmf(digits, duration_ms)
+    }
+
+    /// The playout queue as a handle that outlives borrows of the port.
+    pub fn playout(&self) -> Arc<PortPlayout> {
+        self.playout.clone()
+    }
+
+    /// Counters of the call's media.
+    pub fn stats(&self) -> Arc<MediaStats> {
+        self.session.stats()
+    }
+}
+
+impl PortPlayout {
+    /// `samples` at `rate` through the playout resampler (one state kept
+    /// while the rate stays the same), at the session's rate `to`.
+    fn resample(&self, samples: &[i16], rate: u32, to: u32) -> Result<Vec<i16>, MediaError> {
         let mut guard = self
-            .playout
+            .resampler
             .lock()
             .map_err(|_| MediaError::Resample("playout resampler poisoned".into()))?;
         if guard.as_ref().is_none_or(|r| r.from_rate() != rate) {
@@ -156,10 +212,35 @@ impl MediaPort {
             None => Vec::new(),
         })
     }
+}
 
-    /// Stops what is playing: the next frame sent is silence.
-    pub fn clear(&self) {
-        if let Ok(mut g) = self.playout.lock() {
+impl Playout for PortPlayout {
+    fn play(&self, samples: &[i16], rate: u32) -> Result<(), MediaError> {
+        let to = self.session.pcm_rate();
+        if rate == to {
+            self.session.queue_pcm(samples);
+            return Ok(());
+        }
+        let out = self.resample(samples, rate, to)?;
+        self.session.queue_pcm(&out);
+        Ok(())
+    }
+
+    fn play_marked(&self, samples: &[i16], rate: u32) -> Result<Option<u64>, MediaError> {
+        let to = self.session.pcm_rate();
+        if rate == to {
+            return Ok(self.session.queue_pcm_marked(samples));
+        }
+        let out = self.resample(samples, rate, to)?;
+        Ok(self.session.queue_pcm_marked(&out))
+    }
+
+    fn started_at(&self, mark: u64) -> Option<std::time::Instant> {
+        self.session.playout_started_at(mark)
+    }
+
+    fn clear(&self) {
+        if let Ok(mut g) = self.resampler.lock() {
             if let Some(r) = g.as_mut() {
                 r.clear();
             }
@@ -167,41 +248,18 @@ impl MediaPort {
         self.session.clear();
     }
 
-    /// Audio still queued toward the caller, in 20 ms frames.
-    pub fn queued_frames(&self) -> usize {
+    fn queued_frames(&self) -> usize {
         self.session
             .queued_samples()
             .div_ceil((self.session.pcm_rate() / 50) as usize)
     }
 
-    /// [`MediaPort::play`], with a mark to learn when its first packet is
-    /// sent ([`MediaPort::playout_started_at`]); `None` when no audio was queued.
-    pub fn play_marked(&self, samples: &[i16], rate: u32) -> Result<Option<u64>, MediaError> {
-        let to = self.session.pcm_rate();
-        if rate == to {
-            return Ok(self.session.queue_pcm_marked(samples));
-        }
-        let out = self.resample_for_playout(samples, rate, to)?;
-        Ok(self.session.queue_pcm_marked(&out))
-    }
-
-    /// When the audio queued with `mark` began to be sent, once it has.
-    pub fn playout_started_at(&self, mark: u64) -> Option<std::time::Instant> {
-        self.session.playout_started_at(mark)
-    }
-
-    /// Waits until everything queued so far has been sent.
-    pub async fn wait_drained(&self) {
-        self.session.wait_drained().await
-    }
-
-    /// Sends DTMF digits toward the caller (RFC 4733), `duration_ms` each.
-    pub fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
+    fn send_dtmf(&self, digits: &str, duration_ms: u32) -> Result<(), MediaError> {
         self.session.send_dtmf(digits, duration_ms)
     }
 
-    /// Counters of the call's media.
-    pub fn stats(&self) -> Arc<MediaStats> {
-        self.session.stats()
+    fn drained(&self) -> Drained {
+        let session = self.session.clone();
+        Box::pin(async move { session.wait_drained().await })
     }
 }

@@ -16,11 +16,11 @@
 //! turn records (`GET /api/calls/{id}/turns`): how many backchannels took
 //! the turn, i.e. cut the agent's reply for nothing (false interruptions).
 
-use crate::handlers::agent::is_backchannel;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use voxline_agent::voice::interruption::is_backchannel;
 
 /// Arguments of `voxline bench turn`.
 #[derive(clap::Args, Debug)]

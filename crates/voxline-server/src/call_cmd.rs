@@ -1,7 +1,7 @@
 //! `voxline call`: place one call (a test softphone, and the outbound primitive).
 
 use crate::config::Config;
-use crate::handlers::playback::rtp_target;
+use crate::leg::rtp_target;
 use crate::records::{call_end, new_call_id, new_record_id, Records};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -15,6 +15,7 @@ mod config;
 mod demo_service;
 mod handlers;
 mod http;
+mod leg;
 mod models_cmd;
 mod records;
 mod say_cmd;

@@ -8,6 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::time::Duration;
 
 /// Buckets for turn stage times, seconds.
 const TURN_BUCKETS: [f64; 12] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0];
@@ -107,5 +108,32 @@ impl AgentMetrics {
             "Replies started on the early final and kept",
             self.preempted.clone(),
         );
+    }
+}
+
+impl voxline_agent::voice::SessionObserver for AgentMetrics {
+    fn first_audio(&self, after_final: Duration, after_speech_end: Option<Duration>) {
+        self.turns.inc();
+        self.final_to_audio.observe(after_final.as_secs_f64());
+        if let Some(d) = after_speech_end {
+            self.speech_end_to_audio.observe(d.as_secs_f64());
+        }
+    }
+
+    fn barge_in(&self, onset_to_stop: Duration) {
+        self.barge_ins.inc();
+        self.barge_in_stop.observe(onset_to_stop.as_secs_f64());
+    }
+
+    fn preempted(&self) {
+        self.preempted.inc();
+    }
+
+    fn false_interruption(&self) {
+        self.false_interruptions.inc();
+    }
+
+    fn stage(&self, stage: &str, after_caller: Duration) {
+        AgentMetrics::stage(self, stage).observe(after_caller.as_secs_f64());
     }
 }

@@ -4,13 +4,9 @@
 //! `transcribe` (the same, recognising what the caller says into the call's
 //! transcript) and `agent` (a domain agent talking with the caller).
 
-pub mod agent;
-pub mod agent_bridge;
 pub mod agent_metrics;
-pub(crate) mod agent_turns;
-pub mod call_media;
+pub mod agent_route;
 pub mod playback;
-pub(crate) mod reply_pace;
 
 use crate::config::Config;
 use crate::records::Records;
@@ -35,7 +31,7 @@ pub const TALKING: &[&str] = &["agent"];
 pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
     match r.handler.as_str() {
         "playback" | "echo" | "transcribe" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
-        "agent" => agent::AgentParams::parse(&r.params, base).map(|_| ()),
+        "agent" => agent_route::AgentParams::parse(&r.params, base).map(|_| ()),
         other => Err((
             "handler".into(),
             format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
@@ -66,9 +62,9 @@ pub struct CallCounters {
 pub struct Handlers {
     records: Records,
     playback: HashMap<String, Arc<playback::Playback>>,
-    agents: HashMap<String, Arc<agent::AgentRoute>>,
+    agents: HashMap<String, Arc<agent_route::AgentRoute>>,
     counters: Arc<CallCounters>,
-    dialer: agent_bridge::Dialer,
+    dialer: crate::leg::bridge::Dialer,
 }
 
 impl Handlers {
@@ -76,7 +72,7 @@ impl Handlers {
     /// packs, warms the agents) from a validated config.
     pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
-        let dialer = agent_bridge::Dialer::default();
+        let dialer = crate::leg::bridge::Dialer::default();
         // One media clock for every call of this server (a shard per core).
         let clock = voxline_media::MediaClock::per_core();
         // One recogniser (model + workers) for every listening route.
@@ -120,11 +116,11 @@ impl Handlers {
             let (Some((llm, tts)), Some(asr)) = (&speech, &asr) else {
                 continue;
             };
-            let params = agent::AgentParams::parse(&r.params, &cfg.base_dir)
+            let params = agent_route::AgentParams::parse(&r.params, &cfg.base_dir)
                 .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
-            let route = agent::AgentRoute::new(
+            let route = agent_route::AgentRoute::new(
                 params,
-                agent::AgentShared {
+                agent_route::AgentShared {
                     llm: llm.clone(),
                     tts: tts.clone(),
                     asr: asr.clone(),

@@ -6,7 +6,7 @@
 
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
-use crate::handlers::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
+use crate::leg::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
 use crate::records::Records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,12 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use voxline_media::{
-    Codec, DtmfDigit, DtmfSource, MediaClock, MediaDirection, MediaEvent, MediaPort, PortInput, Prompt, RtpTarget,
-    PORT_RATE,
-};
+use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput, Prompt, PORT_RATE};
 use voxline_sip::routing::ParamValue;
-use voxline_sip::{CallEvent, Direction, EndReason, InboundCall, Negotiated, Party, RouteConfig};
+use voxline_sip::{CallEvent, EndReason, InboundCall, Party, RouteConfig};
 
 /// Parameters of a playback route (`[route.params]`).
 #[derive(Debug, Clone)]
@@ -93,55 +90,6 @@ pub struct Playback {
     greeting: [Prompt; 2],
     media: MediaConfig,
     shutdown: CancellationToken,
-}
-
-/// Turns a negotiation result into the media layer's target.
-pub fn rtp_target(n: &Negotiated) -> RtpTarget {
-    RtpTarget {
-        addr: n.remote_rtp,
-        codec: match n.codec {
-            voxline_sip::AudioCodec::Pcmu => Codec::Pcmu,
-            voxline_sip::AudioCodec::Pcma => Codec::Pcma,
-            voxline_sip::AudioCodec::Opus => Codec::Opus,
-        },
-        payload_type: n.payload_type,
-        telephone_event_pt: n.telephone_event_pt,
-        telephone_event_rate: n.telephone_event_rate,
-        comfort_noise_pt: n.comfort_noise_pt,
-        rtcp_mux: n.rtcp_mux,
-        rtcp_addr: n.remote_rtcp,
-        direction: if n.we_send() {
-            match n.local_direction {
-                Direction::SendRecv => MediaDirection::SendRecv,
-                _ => MediaDirection::SendOnly,
-            }
-        } else {
-            match n.local_direction {
-                Direction::Inactive | Direction::SendOnly => MediaDirection::Inactive,
-                _ => MediaDirection::RecvOnly,
-            }
-        },
-    }
-}
-
-/// A file name made of the safe characters of a Call-ID.
-pub fn safe_name(call_id: &str) -> String {
-    let s: String = call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(80)
-        .collect();
-    if s.is_empty() {
-        "call".into()
-    } else {
-        s
-    }
 }
 
 impl Playback {
@@ -237,7 +185,7 @@ impl Playback {
                     CallEvent::Ended(e) => break e,
                     CallEvent::MediaChanged(n) => {
                         info!(direction = n.local_direction.as_str(), remote_rtp = %n.remote_rtp, "media changed");
-                        rtp.set_target(rtp_target(&n));
+                        rtp.set_target(crate::leg::rtp_target(&n));
                     }
                     CallEvent::Dtmf { digit, duration_ms } => {
                         // SIP INFO digits join the RFC 4733 ones as the same event.
@@ -420,25 +368,6 @@ impl Transcriber {
     }
 }
 
-/// Today's date (UTC) as `YYYY-MM-DD`, for recording folders.
-pub fn chrono_day() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,19 +390,5 @@ mod tests {
         m.insert("greeting".to_string(), ParamValue::Str("/nonexistent.wav".into()));
         let e = PlaybackParams::parse(&m, Path::new(".")).unwrap_err();
         assert!(e.1.contains("/nonexistent.wav"), "{e:?}");
-    }
-
-    #[test]
-    fn call_ids_become_safe_file_names() {
-        assert_eq!(safe_name("1-234@127.0.0.1"), "1-234_127.0.0.1");
-        assert_eq!(safe_name("../../etc/passwd"), ".._.._etc_passwd");
-        assert_eq!(safe_name(""), "call");
-    }
-
-    #[test]
-    fn day_is_formatted() {
-        let d = chrono_day();
-        assert_eq!(d.len(), 10);
-        assert!(d.starts_with("20"));
     }
 }

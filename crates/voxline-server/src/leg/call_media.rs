@@ -3,7 +3,7 @@
 //! answered; and at the end, log the media counters and complete the record.
 
 use crate::config::MediaConfig;
-use crate::handlers::playback::{chrono_day, rtp_target, safe_name};
+use crate::leg::{chrono_day, rtp_target, safe_name};
 use crate::records::{call_end, Records};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

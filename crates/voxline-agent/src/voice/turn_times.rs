@@ -4,17 +4,21 @@
 //! synthesised audio, the first RTP packet of the reply and a barge-in that
 //! cut it. Logged and counted when the first audio is queued; stored with
 //! the call record (and observed on `/metrics`) when the reply is over.
+//!
+//! Times are tokio's clock (the same as the system's monotonic clock on a
+//! running server; virtual in tests that pause it).
 
-use crate::handlers::agent_metrics::AgentMetrics;
-use std::time::{Duration, Instant};
+use super::SessionObserver;
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::info;
-use voxline_media::MediaPort;
+use voxline_media::Playout;
 use voxline_store::AgentTurn;
 
 /// When the reply's own stages happened (stamped where they happen: the
 /// generation and synthesis task).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ReplyStages {
+pub struct ReplyStages {
     /// The model's first token (none for a fixed line).
     pub llm_first_token: Option<Instant>,
     /// The first phrase was ready to synthesise.
@@ -25,7 +29,7 @@ pub(crate) struct ReplyStages {
 
 /// Stage times of one caller turn.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TurnTimes {
+pub struct TurnTimes {
     /// The caller's last voiced audio (the VAD's end of speech, on the stream clock).
     pub caller_end: Option<Instant>,
     /// The same, ms of call audio.
@@ -65,7 +69,7 @@ impl TurnTimes {
 
     /// The reply's first audio was queued with playout `mark`: logs the
     /// turn and counts it.
-    pub fn first_audio_queued(&mut self, stages: ReplyStages, mark: Option<u64>, metrics: &AgentMetrics) {
+    pub fn first_audio_queued(&mut self, stages: ReplyStages, mark: Option<u64>, observer: &dyn SessionObserver) {
         if self.first_audio.is_some() {
             return;
         }
@@ -76,15 +80,10 @@ impl TurnTimes {
         let Some(fin) = self.asr_final else {
             return;
         };
-        metrics.turns.inc();
-        metrics
-            .final_to_audio
-            .observe(audio.saturating_duration_since(fin).as_secs_f64());
-        if let Some(e) = self.speech_end {
-            metrics
-                .speech_end_to_audio
-                .observe(audio.saturating_duration_since(e).as_secs_f64());
-        }
+        observer.first_audio(
+            audio.saturating_duration_since(fin),
+            self.speech_end.map(|e| audio.saturating_duration_since(e)),
+        );
         let ms = |d: Duration| d.as_millis() as u64;
         info!(
             speech_end_to_first_audio_ms = self.speech_end.map(|e| ms(audio.saturating_duration_since(e))),
@@ -96,9 +95,9 @@ impl TurnTimes {
         );
     }
 
-    /// The turn's row for the store, once its reply is over; `port` tells
-    /// when its first packet went out. Observes the stage histograms.
-    pub fn record(&self, seq: i64, port: &MediaPort, metrics: &AgentMetrics) -> Option<AgentTurn> {
+    /// The turn's row for the store, once its reply is over; `playout`
+    /// tells when its first packet went out. Observes the stages.
+    pub fn record(&self, seq: i64, playout: &dyn Playout, observer: &dyn SessionObserver) -> Option<AgentTurn> {
         self.asr_final?;
         let base = self.caller_end.or(self.speech_end).or(self.asr_final)?;
         let rel = |t: Option<Instant>| {
@@ -112,7 +111,10 @@ impl TurnTimes {
         };
         // When the playout took the reply's first sample (its packet is
         // sent in the same media-clock slot); none if it never played.
-        let first_rtp = self.first_audio_mark.and_then(|m| port.playout_started_at(m));
+        let first_rtp = self
+            .first_audio_mark
+            .and_then(|m| playout.started_at(m))
+            .map(Instant::from_std);
         let turn = AgentTurn {
             seq,
             caller_end_ms: self.caller_end_ms as i64,
@@ -137,7 +139,7 @@ impl TurnTimes {
             ("first_rtp", turn.first_rtp_ms),
         ] {
             if let Some(ms) = ms {
-                metrics.stage(stage).observe((ms / 1e3).max(0.0));
+                observer.stage(stage, Duration::from_secs_f64((ms / 1e3).max(0.0)));
             }
         }
         Some(turn)

@@ -8,8 +8,8 @@
 //! caller's call it was joined to.
 
 use crate::config::MediaConfig;
-use crate::handlers::call_media::local_end;
-use crate::handlers::playback::rtp_target;
+use crate::leg::call_media::local_end;
+use crate::leg::rtp_target;
 use crate::records::{call_end, new_call_id, new_record_id, Records};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

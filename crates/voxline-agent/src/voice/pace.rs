@@ -23,7 +23,7 @@ const FRESH: Duration = Duration::from_secs(300);
 /// The answers of one route: those being prepared, and what the recent
 /// ones cost.
 #[derive(Debug, Default)]
-pub(crate) struct ReplyPace {
+pub struct ReplyPace {
     in_flight: AtomicUsize,
     /// When each recent answer was ready, and its wait divided by the
     /// answers prepared with it.
@@ -33,7 +33,7 @@ pub(crate) struct ReplyPace {
 /// One answer being prepared: counted until its audio is ready or it is
 /// dropped (cancelled, failed).
 #[derive(Debug)]
-pub(crate) struct PaceTicket {
+pub struct PaceTicket {
     pace: Arc<ReplyPace>,
     started: Instant,
     /// Answers in preparation when it started, itself included.
@@ -132,7 +132,7 @@ impl Drop for PaceTicket {
 /// line: `hold` (the persona's `hold_ms`), or `early` when the reply is the
 /// model's and the wait `expected` ([`ReplyPace::expected`]) is longer
 /// than `hold` (zero `hold`: never; zero `early`: always `hold`).
-pub(crate) fn hold_wait(hold: Duration, early: Duration, model_reply: bool, expected: Option<Duration>) -> Duration {
+pub fn hold_wait(hold: Duration, early: Duration, model_reply: bool, expected: Option<Duration>) -> Duration {
     let slow = model_reply && expected.is_some_and(|e| e > hold);
     if slow && !early.is_zero() {
         early.min(hold)

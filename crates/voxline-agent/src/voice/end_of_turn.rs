@@ -1,8 +1,60 @@
-//! End of turn from the words: whether the caller's sentence, as the
-//! recogniser has it once they fell silent, is clearly complete (the agent
+//! End of turn: how much silence ends the caller's turn. From the words
+//! ([`assess`]): whether the caller's sentence, as the recogniser has it
+//! once they fell silent (the early final), is clearly complete (the agent
 //! may answer after a short silence), clearly not (a trailing "and", a
 //! half-read account number: wait longer) or neither (the configured
-//! hang-over). English word lists; other languages get `Unclear`.
+//! hang-over). [`EndOfTurn`] owns that decision and sets the recogniser's
+//! hang-over by it. English word lists; other languages get `Unclear`.
+
+use super::Recognizer;
+use tracing::debug;
+
+/// The end-of-turn policy of one call: the silence that ends the caller's
+/// turn, set on the recogniser as each utterance goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndOfTurn {
+    /// The recogniser's configured hang-over, ms.
+    configured_ms: u32,
+    /// After a clearly finished sentence, ms.
+    complete_ms: u32,
+    /// After words that clearly go on, ms.
+    incomplete_ms: u32,
+}
+
+impl EndOfTurn {
+    /// The policy for a recogniser whose hang-over is `configured_ms` now.
+    pub fn new(configured_ms: u32, complete_ms: u32, incomplete_ms: u32) -> EndOfTurn {
+        EndOfTurn {
+            configured_ms,
+            complete_ms,
+            incomplete_ms,
+        }
+    }
+
+    /// The silence that ends a turn whose words were judged `end`, ms.
+    pub fn hangover_ms(&self, end: TurnEnd) -> u32 {
+        match end {
+            TurnEnd::Complete => self.complete_ms,
+            TurnEnd::Incomplete => self.incomplete_ms,
+            TurnEnd::Unclear => self.configured_ms,
+        }
+    }
+
+    /// An utterance starts or ends: the configured hang-over again.
+    pub fn reset(&self, recognizer: &mut dyn Recognizer) {
+        recognizer.set_hangover_ms(self.configured_ms);
+    }
+
+    /// The early final's words came while the caller is silent: judges
+    /// them and sets the silence that ends this utterance by them.
+    /// `digit_lengths`: lengths of numbers the caller may be reading.
+    pub fn early_final(&self, recognizer: &mut dyn Recognizer, text: &str, digit_lengths: &[usize]) -> TurnEnd {
+        let end = assess(text, digit_lengths);
+        recognizer.set_hangover_ms(self.hangover_ms(end));
+        debug!(?end, %text, "end of turn from the early final");
+        end
+    }
+}
 
 /// What the words say about the end of the caller's turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +138,14 @@ mod tests {
         assert_eq!(assess("It's 1 2 3 4 5 6 7 8.", &[8]), TurnEnd::Complete);
         // No number asked for: a number at the end is not half-read.
         assert_eq!(assess("Is branch 12 open?", &[]), TurnEnd::Complete);
+    }
+
+    #[test]
+    fn the_policy_picks_the_silence_by_the_words() {
+        let p = EndOfTurn::new(500, 250, 1200);
+        assert_eq!(p.hangover_ms(assess("Where is the branch?", &[])), 250);
+        assert_eq!(p.hangover_ms(assess("My number is", &[8])), 1200);
+        assert_eq!(p.hangover_ms(assess("yes", &[])), 500);
     }
 
     #[test]

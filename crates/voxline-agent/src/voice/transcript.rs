@@ -1,0 +1,101 @@
+//! The call's transcript as it is written (through the session's sink),
+//! with the flow steps the conversation reached.
+
+use super::SessionSink;
+use crate::Conversation;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use voxline_store::{FlowStep, TranscriptLine};
+
+/// The transcript of one call.
+pub(crate) struct Transcript {
+    sink: Arc<dyn SessionSink>,
+    seq: i64,
+    step_seq: i64,
+    started: Instant,
+    start_ms: u64,
+}
+
+impl Transcript {
+    /// A transcript whose times count from `start_ms` of call audio, now.
+    pub fn new(sink: Arc<dyn SessionSink>, start_ms: u64) -> Transcript {
+        Transcript {
+            sink,
+            seq: 0,
+            step_seq: 0,
+            started: Instant::now(),
+            start_ms,
+        }
+    }
+
+    /// Ms of call audio from the answer, now.
+    fn now_ms(&self) -> i64 {
+        self.start_ms as i64 + self.started.elapsed().as_millis() as i64
+    }
+
+    /// Writes the flow steps the conversation reached since the last call.
+    pub async fn steps(&mut self, conv: &mut Conversation) {
+        let Some(flow) = conv.flow_name().map(str::to_string) else {
+            return;
+        };
+        for s in conv.take_reached() {
+            self.step_seq += 1;
+            let step = FlowStep {
+                seq: self.step_seq,
+                flow: flow.clone(),
+                step: s.step,
+                via: s.via,
+                at_ms: self.now_ms(),
+            };
+            let note = format!("flow step: {} (by {})", step.step, step.via);
+            self.sink.flow_step(step).await;
+            self.note(&note).await;
+        }
+    }
+
+    async fn line(&mut self, speaker: &str, text: &str, latency: Option<Duration>) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.seq += 1;
+        let at = self.now_ms();
+        let line = TranscriptLine {
+            seq: self.seq,
+            speaker: speaker.into(),
+            start_ms: at,
+            end_ms: at,
+            text: text.trim().to_string(),
+            asr_latency_ms: latency.map(|l| l.as_secs_f64() * 1e3),
+        };
+        self.sink.transcript_line(line).await;
+    }
+
+    /// What the caller said (with the recogniser's latency).
+    pub async fn caller(&mut self, text: &str, latency: Option<Duration>) {
+        self.line("caller", text, latency).await;
+    }
+
+    /// What the agent said (as heard).
+    pub async fn agent(&mut self, text: &str) {
+        self.line("agent", text, None).await;
+    }
+
+    /// A note of what happened (a transfer, a tool, a timeout).
+    pub async fn note(&mut self, text: &str) {
+        self.line("system", text, None).await;
+    }
+
+    /// What the caller heard of a reply goes into the history (answers,
+    /// for the user message `answer_of`) and the transcript.
+    pub async fn heard(&mut self, conv: &mut Conversation, answer_of: Option<&str>, heard: &str, cut: bool) {
+        if let Some(user) = answer_of {
+            conv.answered_text(user, heard);
+        }
+        if cut && !heard.trim().is_empty() {
+            self.agent(&format!("{heard} [cut off by the caller]")).await;
+        } else {
+            self.agent(heard).await;
+        }
+    }
+}

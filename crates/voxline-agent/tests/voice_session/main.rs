@@ -1,0 +1,351 @@
+//! Turn-taking of the voice session on an in-memory call leg, on tokio's
+//! paused clock: deterministic and fast, no SIP, no models (the engines are
+//! scripted doubles, see `doubles`). The demo bank pack is the real one.
+//! The SIP tests of voxline-server run the same session with the real
+//! models and peers.
+
+mod doubles;
+
+use doubles::{Counts, KeptRecords, Script, ScriptedModel, ScriptedRecognizer, ToneVoice, MS_PER_WORD};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use voxline_agent::voice::{ReplyPace, SessionEnd, VoiceConfig, VoiceSession};
+use voxline_agent::{Agent, DomainPack};
+use voxline_llm::{ChatMessage, Role};
+use voxline_media::leg::memory::{MemoryLeg, MemoryPeer, Verb};
+use voxline_media::leg::Direction;
+use voxline_media::LegEnd;
+
+/// The demo bank's Downtown branch passage, as the scripted model answers.
+const DOWNTOWN: &str = "The Downtown branch is at 12 Harbor Street, next to the central station. \
+It has a coin deposit machine and a safe deposit service.";
+
+/// The recogniser double's configured hang-over, ms.
+const HANGOVER_MS: u32 = 500;
+
+struct Call {
+    peer: MemoryPeer,
+    script: Script,
+    records: Arc<KeptRecords>,
+    counts: Arc<Counts>,
+    requests: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
+    session: tokio::task::JoinHandle<SessionEnd>,
+}
+
+/// Starts a session on the demo bank pack; the model answers `DOWNTOWN`
+/// after `first_token`.
+fn start(first_token: Duration) -> Call {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    let pack = Arc::new(DomainPack::load(&dir).expect("demo pack"));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let model = ScriptedModel {
+        reply: DOWNTOWN.into(),
+        first_token,
+        requests: requests.clone(),
+    };
+    let agent = Arc::new(Agent::new(pack, Arc::new(model)));
+    let (leg, peer) = MemoryLeg::start(Direction::Inbound, BTreeMap::new());
+    let script = Script::default();
+    let records = Arc::new(KeptRecords::default());
+    let counts = Arc::new(Counts::default());
+    let session = VoiceSession {
+        agent,
+        voice: Arc::new(ToneVoice),
+        pace: Arc::new(ReplyPace::default()),
+        config: VoiceConfig {
+            barge_in_ms: 100,
+            turn_complete_ms: 250,
+            turn_incomplete_ms: 1200,
+            transfer_wait: Duration::from_secs(5),
+            transfer_bridge: true,
+            max_call: Duration::from_secs(600),
+        },
+        sink: records.clone(),
+        observer: counts.clone(),
+        shutdown: CancellationToken::new(),
+    };
+    let mut rec = ScriptedRecognizer::new(script.clone(), HANGOVER_MS);
+    let session = tokio::spawn(async move {
+        let mut leg = leg;
+        session.run(&mut leg, &mut rec).await
+    });
+    Call {
+        peer,
+        script,
+        records,
+        counts,
+        requests,
+        session,
+    }
+}
+
+impl Call {
+    /// Waits (leg clock, at most `limit_ms`) for `cond` on the records.
+    async fn until(&self, limit_ms: u64, what: &str, cond: impl Fn(&KeptRecords) -> bool) -> u64 {
+        let records = self.records.clone();
+        match self.peer.until(limit_ms, |_| cond(&records)).await {
+            Ok(at) => at,
+            Err(at) => panic!("{what}: not by {at} ms; transcript {:?}", self.records.said()),
+        }
+    }
+
+    /// Waits until the greeting and the recording notice have played.
+    async fn greeted(&self) {
+        self.until(5000, "the greeting and notice", |r| r.agent_said("recorded"))
+            .await;
+        let peer = self.peer.clone();
+        peer.until(3000, |p| p.queued_ms() == 0 && !p.hearing())
+            .await
+            .expect("the opening played out");
+    }
+
+    /// The caller asks `text` (speaking `ms`).
+    fn ask(&self, text: &str, ms: u64) {
+        self.script.next_says(text);
+        self.peer.speak_for(ms);
+    }
+
+    /// The messages of the model's last request.
+    fn last_request(&self) -> Vec<ChatMessage> {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the model was asked")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_plays_in_full_and_the_history_keeps_it() {
+    let call = start(Duration::from_millis(200));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    call.until(8000, "the answer", |r| r.agent_said("coin deposit machine"))
+        .await;
+    let said = call.records.said();
+    assert!(said
+        .iter()
+        .any(|(w, t)| w == "caller" && t == "Where is the Downtown branch?"));
+    assert!(!said.iter().any(|(_, t)| t.contains("[cut off")), "{said:?}");
+    let turns = call.records.turns.lock().unwrap().clone();
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    let t = &turns[0];
+    assert!(t.first_rtp_ms.is_some() && t.barge_in_onset_ms.is_none(), "{t:?}");
+    // The end came 250 ms after the voice (a finished question), the reply after it.
+    assert_eq!(t.end_declared_ms.map(|ms| ms.round()), Some(260.0), "{t:?}");
+    assert!(t.first_rtp_ms >= t.tts_first_audio_ms, "{t:?}");
+    // The next question's prompt holds the whole answer as the agent's turn.
+    call.ask("Is there parking?", 800);
+    call.peer
+        .until(8000, |_| call.requests.lock().unwrap().len() == 2)
+        .await
+        .expect("the model was asked the second question");
+    let history = call.last_request();
+    assert!(
+        history
+            .iter()
+            .any(|m| m.role == Role::Assistant && m.content == DOWNTOWN),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_barge_in_stops_playout_and_only_what_was_heard_stays() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    let peer = call.peer.clone();
+    let answering = peer.until(6000, |p| p.hearing()).await.expect("the answer plays");
+    // The caller talks over it 700 ms in.
+    peer.pause_for(700);
+    call.ask("Actually, what about Saturday?", 900);
+    // Nothing else was queued: the caller's voice starts 700 ms in.
+    let onset = answering + 700;
+    call.until(4000, "the cut answer in the transcript", |r| {
+        r.agent_said("[cut off by the caller]")
+    })
+    .await;
+    // The playout stopped within the barge-in time (100 ms) and one frame.
+    let last_audio = call
+        .peer
+        .played()
+        .iter()
+        .filter(|f| f.audio && f.at_ms >= answering && f.at_ms < onset + 1000)
+        .map(|f| f.at_ms)
+        .max()
+        .expect("audio was played");
+    assert!(
+        last_audio >= onset && last_audio <= onset + 140,
+        "audio until {last_audio} ms, onset {onset} ms"
+    );
+    let stop = call.counts.barge_ins.lock().unwrap().clone();
+    assert_eq!(stop.len(), 1, "{stop:?}");
+    // 100 ms from the first voiced window, give or take the frame in flight.
+    assert!(
+        stop[0] >= Duration::from_millis(80) && stop[0] <= Duration::from_millis(140),
+        "{stop:?}"
+    );
+    // The transcript and the history keep the words played before the stop.
+    let cut = call
+        .records
+        .said()
+        .into_iter()
+        .find(|(_, t)| t.contains("[cut off"))
+        .map(|(_, t)| t)
+        .expect("cut line");
+    let heard = cut.trim_end_matches(" [cut off by the caller]").to_string();
+    let words = heard.split_whitespace().count() as u64;
+    // ~700 ms at 60 ms a word: 11 words, give or take the phrase boundary.
+    assert!((9..=13).contains(&words), "{heard}");
+    assert!(DOWNTOWN.starts_with(&heard), "{heard}");
+    call.until(6000, "the next question's answer", |r| {
+        r.said().iter().any(|(w, t)| w == "caller" && t.contains("Saturday"))
+    })
+    .await;
+    call.peer
+        .until(6000, |_| call.requests.lock().unwrap().len() == 2)
+        .await
+        .expect("asked again");
+    let history = call.last_request();
+    assert!(
+        history.iter().any(|m| m.role == Role::Assistant && m.content == heard),
+        "the history keeps only what was heard: {history:?}"
+    );
+    let turns = call.records.turns.lock().unwrap().clone();
+    assert!(
+        turns[0].barge_in_onset_ms.is_some() && turns[0].barge_in_stop_ms.is_some(),
+        "{turns:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_stops_the_agent_and_it_goes_on_from_the_cut_phrase() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    let peer = call.peer.clone();
+    let answering = peer.until(6000, |p| p.hearing()).await.expect("the answer plays");
+    peer.pause_for(300);
+    call.ask("uh-huh", 300);
+    call.until(8000, "the whole answer", |r| r.agent_said("safe deposit service"))
+        .await;
+    assert_eq!(call.counts.barge_ins.lock().unwrap().len(), 1);
+    assert_eq!(*call.counts.false_interruptions.lock().unwrap(), 1);
+    let said = call.records.said();
+    assert!(!said.iter().any(|(_, t)| t.contains("[cut off")), "{said:?}");
+    assert!(
+        !said.iter().any(|(w, t)| w == "caller" && t.contains("uh")),
+        "not a turn: {said:?}"
+    );
+    let answer = said
+        .iter()
+        .find(|(_, t)| t.contains("Harbor Street"))
+        .expect("answer")
+        .1
+        .clone();
+    assert_eq!(answer, DOWNTOWN, "heard in full, once");
+    // It stopped and went on: more audio than the answer alone was heard,
+    // since the cut phrase was played again from its start.
+    let answer_ms = DOWNTOWN.split_whitespace().count() as u64 * MS_PER_WORD;
+    assert!(call.peer.heard_ms(answering, answering + 10_000) >= answer_ms);
+}
+
+#[tokio::test(start_paused = true)]
+async fn digits_keyed_ahead_answer_the_prompt_which_is_not_said() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    call.ask("I want to check my balance.", 1200);
+    // Keyed as soon as the caller stopped talking, before the agent asks.
+    let peer = call.peer.clone();
+    peer.until(3000, |p| p.unsaid_ms() == 0).await.expect("said");
+    for d in "12345678".chars() {
+        call.peer.key(d);
+    }
+    call.until(8000, "the entry", |r| {
+        r.said().iter().any(|(_, t)| t == "(keyed 12345678)")
+    })
+    .await;
+    let tools =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank/tools.toml"))
+            .expect("tools");
+    assert!(
+        tools.contains("account number"),
+        "the balance tool asks for an account number"
+    );
+    assert!(
+        !call
+            .records
+            .said()
+            .iter()
+            .any(|(w, t)| w == "agent" && t.to_lowercase().contains("account number")),
+        "{:?}",
+        call.records.said()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_gets_a_reprompt_then_goodbye_and_a_hang_up() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    let end = tokio::time::timeout(Duration::from_secs(60), call.session)
+        .await
+        .expect("the session ends")
+        .expect("no panic");
+    assert_eq!(end.end, LegEnd::local("agent_goodbye"));
+    let agent: Vec<String> = call
+        .records
+        .said()
+        .into_iter()
+        .filter(|(w, _)| w == "agent")
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(agent.len(), 4, "{agent:?}");
+    assert!(agent[2].starts_with("Are you still there?"), "{agent:?}");
+    assert!(agent[3].ends_with("Goodbye."), "{agent:?}");
+    let hung_up = call.peer.verbs().into_iter().find_map(|v| match v {
+        Verb::HangUp { at_ms } => Some(at_ms),
+        _ => None,
+    });
+    // Greeted at ~2.3 s; reprompt 7 s after; goodbye 7 s after that.
+    let at = hung_up.expect("hung up");
+    assert!((16_000..19_000).contains(&at), "hung up at {at} ms");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_answer_gets_the_hold_line_first() {
+    let call = start(Duration::from_millis(2500));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    call.until(10_000, "the answer", |r| r.agent_said("Harbor Street"))
+        .await;
+    let agent: Vec<String> = call
+        .records
+        .said()
+        .into_iter()
+        .filter(|(w, _)| w == "agent")
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(agent[2], "One moment, please.", "{agent:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_sentence_ends_the_turn_sooner_than_an_unfinished_one() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1000);
+    call.until(8000, "the answer", |r| r.agent_said("coin deposit")).await;
+    call.peer
+        .until(8000, |p| p.queued_ms() == 0 && !p.hearing())
+        .await
+        .expect("played");
+    call.ask("I want to ask about my card and", 1000);
+    call.peer
+        .until(4000, |_| call.script.hangovers.lock().unwrap().len() == 2)
+        .await
+        .expect("the second utterance ended");
+    assert_eq!(*call.script.hangovers.lock().unwrap(), vec![250, 1200]);
+}
