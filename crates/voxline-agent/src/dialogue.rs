@@ -285,6 +285,14 @@ impl Agent {
         must_ask: bool,
     ) -> Result<Answer, LlmError> {
         let pack = &self.pack;
+        // What the model is told the agent said last: after a barge-in,
+        // only what the caller heard of it (tests read this line).
+        let last_said = history
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant)
+            .map_or("", |m| m.content.as_str());
+        tracing::info!(exchanges = history.len() / 2, %last_said, "answer prompted");
         let messages = self.messages(history, user);
         let max_words = pack.persona.max_reply_words;
         let stream = self.llm.chat(ChatRequest::new(messages, max_words * 2 + 8)).await?;

@@ -785,6 +785,79 @@ fn a_backchannel_over_the_agent_does_not_end_its_line() {
 }
 
 #[test]
+fn a_cut_answer_leaves_only_what_was_heard_in_the_transcript_history_and_turn() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-cut-answer");
+    // After the greeting (~8 s) the caller asks about opening hours (an
+    // answer of ~8 s), then talks over it 4 s after the question.
+    let (play, spans) = caller_script(
+        &server.dir,
+        "cut-answer",
+        &[
+            (9.5, "What are the opening hours of your branches?"),
+            (4.0, "Sorry, where is the Riverside branch?"),
+        ],
+        10.0,
+    );
+    let total = spans[1].1 + 10.0;
+    call_agent(&server, &play, total.ceil() as u32);
+    let log = server.log_text();
+    assert!(log.contains("barge-in: the agent stopped"), "{log}");
+    let lines = only_call_transcript(&server);
+    // The answer's line in the transcript: the words played before the stop.
+    let cut = lines
+        .iter()
+        .find_map(|(who, t)| {
+            (who == "agent")
+                .then(|| t.strip_suffix(" [cut off by the caller]"))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no cut answer in the transcript: {lines:?}\n{log}"))
+        .to_string();
+    assert!(!cut.is_empty(), "{lines:?}");
+    // The next answer was prompted with exactly that as the agent's last words.
+    let prompted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("answer prompted"))
+        .map(|l| l.split("last_said=").nth(1).unwrap_or_default().trim())
+        .collect();
+    assert!(prompted.len() >= 2, "two answers were prompted: {prompted:?}\n{log}");
+    assert_eq!(
+        prompted[prompted.len() - 1],
+        cut,
+        "the history keeps only what was heard\n{log}"
+    );
+    // The cut answer's turn is stored with the barge-in's times.
+    let records = server.all_records();
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    let body = server.http_get(&format!("/api/calls/{call_id}/turns"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let turns = v[0]["turns"].as_array().cloned().unwrap_or_default();
+    let first = turns
+        .iter()
+        .find(|t| {
+            t["caller_text"]
+                .as_str()
+                .is_some_and(|c| c.to_lowercase().contains("hours"))
+        })
+        .unwrap_or_else(|| panic!("no stored turn for the first question: {body}"));
+    let onset = first["barge_in_onset_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no onset: {first}"));
+    let stop = first["barge_in_stop_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no stop: {first}"));
+    assert!(onset > 0.0 && stop >= onset, "{first}");
+    let first_rtp = first["first_rtp_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no first RTP: {first}"));
+    assert!(first_rtp < onset, "the answer played before the caller cut in: {first}");
+}
+
+#[test]
 fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
