@@ -1,7 +1,7 @@
 //! `voxline call`: place one call (a test softphone, and the outbound primitive).
 
 use crate::config::Config;
-use crate::leg::rtp_target;
+use crate::leg::{rtp_target, RunningMedia};
 use crate::records::{call_end, new_call_id, new_record_id, Records};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 use voxline_media::{CallRecorder, MediaEvent, RtpSession};
 use voxline_sip::config::ListenerConfig;
 use voxline_sip::outbound::PlaceCall;
@@ -110,13 +109,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         Some(p) => voxline_media::load_wav_mono(p)?,
         None => voxline_media::Prompt::default(),
     };
-    let media_cancel = CancellationToken::new();
-    let media_task = {
-        let rtp = rtp.clone();
-        let c = media_cancel.clone();
-        let clock = voxline_media::MediaClock::start(1);
-        tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
-    };
+    let media = RunningMedia::start(&rtp, &voxline_media::MediaClock::start(1), recorder);
 
     let call_id = new_call_id();
     let record_id = new_record_id();
@@ -161,8 +154,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(failure) => {
             println!("not answered: {failure} call-id={call_id}");
-            media_cancel.cancel();
-            media_task.await.ok();
+            media.stop().await;
             if let Some(r) = &records {
                 let end = EndReason {
                     by: Party::Remote,
@@ -230,8 +222,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    media_cancel.cancel();
-    media_task.await.ok();
+    media.stop().await;
     let stats = rtp.stats();
     let (sent, received) = (
         stats.packets_sent.load(Ordering::Relaxed),

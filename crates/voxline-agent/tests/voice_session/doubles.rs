@@ -231,6 +231,15 @@ impl KeptRecords {
             .collect()
     }
 
+    /// The agent's lines so far.
+    pub fn agent_lines(&self) -> Vec<String> {
+        self.said()
+            .into_iter()
+            .filter(|(who, _)| who == "agent")
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     /// Whether the agent said a line containing `text`.
     pub fn agent_said(&self, text: &str) -> bool {
         self.said().iter().any(|(who, t)| who == "agent" && t.contains(text))

@@ -296,13 +296,7 @@ async fn silence_gets_a_reprompt_then_goodbye_and_a_hang_up() {
         .expect("the session ends")
         .expect("no panic");
     assert_eq!(end.end, LegEnd::local("agent_goodbye"));
-    let agent: Vec<String> = call
-        .records
-        .said()
-        .into_iter()
-        .filter(|(w, _)| w == "agent")
-        .map(|(_, t)| t)
-        .collect();
+    let agent = call.records.agent_lines();
     assert_eq!(agent.len(), 4, "{agent:?}");
     assert!(agent[2].starts_with("Are you still there?"), "{agent:?}");
     assert!(agent[3].ends_with("Goodbye."), "{agent:?}");
@@ -322,13 +316,7 @@ async fn a_slow_answer_gets_the_hold_line_first() {
     call.ask("Where is the Downtown branch?", 1200);
     call.until(10_000, "the answer", |r| r.agent_said("Harbor Street"))
         .await;
-    let agent: Vec<String> = call
-        .records
-        .said()
-        .into_iter()
-        .filter(|(w, _)| w == "agent")
-        .map(|(_, t)| t)
-        .collect();
+    let agent = call.records.agent_lines();
     assert_eq!(agent[2], "One moment, please.", "{agent:?}");
 }
 

@@ -11,8 +11,8 @@ use crate::config::{resolve_path, MediaConfig};
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::leg::bridge::Dialer;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
-use crate::leg::end_reason;
 use crate::leg::sip_leg::{BridgeServices, SipLeg};
+use crate::leg::{end_reason, RunningMedia};
 use crate::records::Records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -248,13 +248,7 @@ impl AgentRoute {
                 return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
             }
         };
-        let media_cancel = CancellationToken::new();
-        let media_task = {
-            let rtp = rtp.clone();
-            let c = media_cancel.clone();
-            let clock = self.clock.clone();
-            tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
-        };
+        let media = RunningMedia::start(&rtp, &self.clock, recorder);
         rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
         let services = BridgeServices {
             records: records.clone(),
@@ -285,8 +279,7 @@ impl AgentRoute {
             shutdown: self.shutdown.clone(),
         };
         let end = session.run(&mut leg, &mut recognizer).await;
-        media_cancel.cancel();
-        media_task.await.ok();
+        media.stop().await;
         (end_reason(end.end), true, Some(rtp.stats()), end.detail)
     }
 }

@@ -7,6 +7,7 @@
 use crate::asr_engine::AsrEngine;
 use crate::config::{resolve_path, MediaConfig};
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
+use crate::leg::RunningMedia;
 use crate::records::Records;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,13 +162,7 @@ impl Playback {
             },
             _ => None,
         };
-        let media_cancel = CancellationToken::new();
-        let media_task = {
-            let rtp = rtp.clone();
-            let c = media_cancel.clone();
-            let clock = self.clock.clone();
-            tokio::spawn(async move { rtp.run(&clock, recorder, c).await })
-        };
+        let media = RunningMedia::start(&rtp, &self.clock, recorder);
         let greeting = &self.greeting[usize::from(rtp.pcm_rate() == 16_000)];
         if let Err(e) = rtp.play_prompt(greeting) {
             warn!(error = %e, "greeting not played");
@@ -248,8 +243,7 @@ impl Playback {
         if let Some(mut t) = listener.take() {
             t.recognizer.close();
         }
-        media_cancel.cancel();
-        media_task.await.ok();
+        media.stop().await;
         (end, true, Some(rtp.stats()), None)
     }
 }

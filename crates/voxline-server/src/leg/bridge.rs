@@ -9,7 +9,7 @@
 
 use crate::config::MediaConfig;
 use crate::leg::call_media::local_end;
-use crate::leg::rtp_target;
+use crate::leg::{rtp_target, RunningMedia};
 use crate::records::{call_end, new_call_id, new_record_id, Records};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -74,17 +74,10 @@ pub(crate) async fn bridge(
     let rtp = RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max)
         .await
         .map_err(|e| format!("no RTP port: {e}"))?;
-    let media_cancel = CancellationToken::new();
-    let media_task = {
-        let rtp = rtp.clone();
-        let c = media_cancel.clone();
-        let clock = env.clock.clone();
-        tokio::spawn(async move { rtp.run(&clock, None, c).await })
-    };
+    let running = RunningMedia::start(&rtp, env.clock, None);
     let result = call_and_join(call, caller_port, &rtp, &endpoint, to, ring, &env).await;
     // The colleague's media stops here, however the bridge ended.
-    media_cancel.cancel();
-    media_task.await.ok();
+    running.stop().await;
     result
 }
 

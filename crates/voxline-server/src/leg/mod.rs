@@ -8,8 +8,9 @@ pub mod bridge;
 pub mod call_media;
 pub mod sip_leg;
 
+use tokio_util::sync::CancellationToken;
 use voxline_media::leg::{EndedBy, LegEnd};
-use voxline_media::{Codec, MediaDirection, RtpTarget};
+use voxline_media::{CallRecorder, Codec, MediaClock, MediaDirection, RtpSession, RtpTarget};
 use voxline_sip::{Direction, EndReason, Negotiated, Party};
 
 /// Turns a negotiation result into the media layer's target.
@@ -78,6 +79,28 @@ pub fn chrono_day() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A call's RTP session running on the media clock until stopped.
+pub struct RunningMedia {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMedia {
+    /// Runs `rtp` on `clock`, recording into `recorder` when there is one.
+    pub fn start(rtp: &RtpSession, clock: &MediaClock, recorder: Option<CallRecorder>) -> RunningMedia {
+        let cancel = CancellationToken::new();
+        let (rtp, clock, c) = (rtp.clone(), clock.clone(), cancel.clone());
+        let task = tokio::spawn(async move { rtp.run(&clock, recorder, c).await });
+        RunningMedia { cancel, task }
+    }
+
+    /// Stops it and waits until its last frame is done (the recording closed).
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.task.await.ok();
+    }
 }
 
 /// A SIP call's end as the call-leg contract has it.
