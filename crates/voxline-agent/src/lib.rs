@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod answer;
 pub mod dialogue;
 pub mod eval;
 pub mod flow;
@@ -18,7 +19,8 @@ pub mod router;
 pub mod tools;
 pub mod voice;
 
-pub use dialogue::{Action, Agent, Answer, Conversation};
+pub use answer::Answer;
+pub use dialogue::{Action, Agent, Conversation};
 pub use knowledge::{Hit, Knowledge, Passage};
 pub use pack::{DomainPack, PackError};
 pub use router::Intent;

@@ -166,8 +166,7 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         server.log_text()
     );
     // The call's transcript has the caller's question and the agent's lines.
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = settled_records(&server, |r| r["direction"] == "inbound");
     let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
     let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -627,10 +626,28 @@ fn escalate_with_sipp(server: &Server, scenario: &str) -> common::SippRun {
     )
 }
 
+/// The call records once every one is complete (its end written, so its
+/// transcript and turns are too) and one of them is as `want`ed; waits up
+/// to 10 s for that.
+fn settled_records(server: &Server, want: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = server.all_records();
+        if records.iter().any(&want) && records.iter().all(|r| !r["end_at"].is_null()) {
+            return records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no complete record as wanted: {records:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The transcript of the server's only call, once its last lines are written.
 fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = settled_records(server, |r| r["direction"] == "inbound");
     // The caller's call (a transfer's leg to a colleague is an outbound record).
     let call_id = records
         .iter()
@@ -831,7 +848,7 @@ fn a_cut_answer_leaves_only_what_was_heard_in_the_transcript_history_and_turn() 
         "the history keeps only what was heard\n{log}"
     );
     // The cut answer's turn is stored with the barge-in's times.
-    let records = server.all_records();
+    let records = settled_records(&server, |r| r["direction"] == "inbound");
     let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
     let body = server.http_get(&format!("/api/calls/{call_id}/turns"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -1340,8 +1357,7 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
         "the colleague's call was not cancelled (CANCEL, 487, ACK)\n{log}"
     );
     // The abandoned leg is recorded: not answered, ended because the caller hung up.
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = settled_records(&server, |r| r["handler"] == "bridge");
     let leg = records
         .iter()
         .find(|r| r["direction"] == "outbound" && r["handler"] == "bridge")

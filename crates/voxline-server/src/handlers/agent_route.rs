@@ -230,7 +230,7 @@ impl AgentRoute {
             Err(e) => {
                 warn!(error = %e, "media port unavailable: the agent cannot hear this call");
                 call.hangup().await.ok();
-                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
             }
         };
         let asr = self.asr.clone();
@@ -241,11 +241,11 @@ impl AgentRoute {
             Ok(Err(e)) => {
                 warn!(error = %e, "speech recognition unavailable: hanging up");
                 call.hangup().await.ok();
-                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
             }
             Err(e) => {
                 call.hangup().await.ok();
-                return (local_end("error"), true, Some(rtp.stats()), Some(e.to_string()));
+                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
             }
         };
         let media = RunningMedia::start(&rtp, &self.clock, recorder);
@@ -280,7 +280,7 @@ impl AgentRoute {
         };
         let end = session.run(&mut leg, &mut recognizer).await;
         media.stop().await;
-        (end_reason(end.end), true, Some(rtp.stats()), end.detail)
+        Outcome::answered(end_reason(end.end), &rtp, end.detail)
     }
 }
 

@@ -244,7 +244,7 @@ impl Playback {
             t.recognizer.close();
         }
         media.stop().await;
-        (end, true, Some(rtp.stats()), None)
+        Outcome::answered(end, &rtp, None)
     }
 }
 

@@ -21,8 +21,40 @@ pub struct Answered {
     pub recorder: Option<CallRecorder>,
 }
 
-/// How a call ended: (reason, answered, media counters, detail).
-pub type Outcome = (EndReason, bool, Option<Arc<MediaStats>>, Option<String>);
+/// How a call ended, as its record is completed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Who ended it and why.
+    pub end: EndReason,
+    /// It was answered.
+    pub answered: bool,
+    /// Its media counters, when it had media.
+    pub stats: Option<Arc<MediaStats>>,
+    /// What went wrong, when something did.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    /// A call that ended before it was answered.
+    pub fn unanswered(end: EndReason, detail: Option<String>) -> Outcome {
+        Outcome {
+            end,
+            answered: false,
+            stats: None,
+            detail,
+        }
+    }
+
+    /// An answered call whose media ran on `rtp`.
+    pub fn answered(end: EndReason, rtp: &RtpSession, detail: Option<String>) -> Outcome {
+        Outcome {
+            end,
+            answered: true,
+            stats: Some(rtp.stats()),
+            detail,
+        }
+    }
+}
 
 /// An end of a call decided on this side (`reason` as the record keeps it).
 pub(crate) fn local_end(reason: &str) -> EndReason {
@@ -55,7 +87,7 @@ pub async fn answer_with_media(
                 _ = &mut ring => break,
                 ev = call.next_event() => {
                     if let CallEvent::Ended(e) = ev {
-                        return Err((e, false, None, None));
+                        return Err(Outcome::unanswered(e, None));
                     }
                 }
             }
@@ -71,7 +103,7 @@ pub async fn answer_with_media(
                 reason: "no_media_port".into(),
                 status: Some(503),
             };
-            return Err((end, false, None, Some(e.to_string())));
+            return Err(Outcome::unanswered(end, Some(e.to_string())));
         }
     };
     let advertised = SocketAddr::new(media.advertised(), rtp.local_addr().port());
@@ -79,7 +111,7 @@ pub async fn answer_with_media(
         Ok(n) => n,
         Err(e) => {
             let end = call.ended().cloned().unwrap_or_else(|| local_end("error"));
-            return Err((end, false, None, Some(e.to_string())));
+            return Err(Outcome::unanswered(end, Some(e.to_string())));
         }
     };
     rtp.set_target(rtp_target(&negotiated));
@@ -107,7 +139,12 @@ pub async fn answer_with_media(
 
 /// Logs how the call ended with its media counters and completes its record.
 pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome) {
-    let (end, answered, stats, detail) = outcome;
+    let Outcome {
+        end,
+        answered,
+        stats,
+        detail,
+    } = outcome;
     let load = |f: fn(&MediaStats) -> &std::sync::atomic::AtomicU64| {
         stats.as_deref().map(|s| f(s).load(Ordering::Relaxed)).unwrap_or(0)
     };

@@ -1,0 +1,184 @@
+//! A generated answer being spoken: the model's streamed text cut into
+//! phrases, each checked by the guard before it is handed out; a forbidden
+//! phrase is replaced, an ungrounded or repeated one ends the answer (the
+//! passage's best sentence is read instead when no fact was said yet).
+
+use crate::guard::{Guard, Verdict};
+use std::collections::VecDeque;
+use voxline_llm::{ChatEvent, ChatStream, LlmError};
+use voxline_tts::splitter::PhraseSplitter;
+
+/// A generated answer being spoken: the model's text, cut into phrases,
+/// each checked before it is handed out.
+pub struct Answer {
+    pub(crate) stream: Option<ChatStream>,
+    pub(crate) splitter: PhraseSplitter,
+    pub(crate) guard: Guard,
+    pub(crate) fallback: Option<String>,
+    pub(crate) replacement: String,
+    pub(crate) queue: VecDeque<String>,
+    pub(crate) words_left: usize,
+    pub(crate) handed_out: usize,
+    /// What was handed out so far.
+    pub(crate) said: String,
+    /// What the history keeps of it: the question (earlier facts stay out of
+    /// later prompts; what was said of them is in the answer).
+    pub(crate) question: String,
+    /// Why the answer stopped early, if it did.
+    pub stopped: Option<String>,
+    /// When the model's first text arrived.
+    pub(crate) first_token_at: Option<std::time::Instant>,
+    /// It must ask the caller something (a flow step waiting for an
+    /// answer): when the model's words asked nothing, the fallback follows.
+    pub(crate) must_ask: bool,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer").field("handed_out", &self.handed_out).finish()
+    }
+}
+
+impl Answer {
+    /// The next checked phrase to speak; None when the answer is over.
+    pub async fn next_phrase(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            if let Some(p) = self.queue.pop_front() {
+                let p = without_label(&p).to_string();
+                if !p.chars().any(char::is_alphanumeric) {
+                    continue;
+                }
+                match self.guard.check(&p) {
+                    Verdict::Speak => {
+                        let n = p.split_whitespace().count();
+                        if n > self.words_left && self.handed_out > 0 {
+                            self.finish("the reply reached its length limit");
+                            return Ok(None);
+                        }
+                        self.words_left = self.words_left.saturating_sub(n);
+                        self.handed_out += 1;
+                        self.said.push(' ');
+                        self.said.push_str(&p);
+                        if p.trim_end().ends_with('?') {
+                            self.must_ask = false;
+                        }
+                        return Ok(Some(p));
+                    }
+                    Verdict::Forbidden => {
+                        self.finish("a forbidden phrase was generated");
+                        self.handed_out += 1;
+                        return Ok(Some(self.replacement.clone()));
+                    }
+                    v @ (Verdict::Repeated | Verdict::PromptEcho | Verdict::Ungrounded(_)) => {
+                        let why = match v {
+                            Verdict::Ungrounded(what) => format!("ungrounded: {what}"),
+                            Verdict::PromptEcho => "the model went on with the prompt".to_string(),
+                            _ => "the model repeated itself".to_string(),
+                        };
+                        self.finish(&why);
+                        // The facts were not said yet: read their best sentence instead.
+                        if let Some(f) = self.fallback.take().filter(|f| !self.said.contains(f.as_str())) {
+                            if self.handed_out == 0 || self.said.split_whitespace().count() < 6 || self.must_ask {
+                                self.handed_out += 1;
+                                return Ok(Some(f));
+                            }
+                        }
+                        return Ok(None);
+                    }
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                // A step's question the model left out is asked in its own words.
+                if self.must_ask {
+                    self.must_ask = false;
+                    if let Some(f) = self.fallback.take() {
+                        self.handed_out += 1;
+                        return Ok(Some(f));
+                    }
+                }
+                return Ok(None);
+            };
+            let next = stream.next().await;
+            if self.first_token_at.is_none() {
+                self.first_token_at = stream.first_token_at();
+            }
+            match next {
+                Some(Ok(ChatEvent::Delta(d))) => self.queue.extend(self.splitter.push(&d)),
+                Some(Ok(ChatEvent::Done(_))) | None => {
+                    self.stream = None;
+                    self.queue.extend(self.splitter.finish());
+                    if self.queue.is_empty() && self.handed_out == 0 {
+                        // The model said nothing: read the facts.
+                        if let Some(f) = self.fallback.take() {
+                            self.handed_out += 1;
+                            return Ok(Some(f));
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The user message as the history keeps it (the question only).
+    pub fn history_message(&self) -> &str {
+        &self.question
+    }
+
+    /// Pauses (`true`) or resumes the model's generation of the rest
+    /// (see [`ChatStream::hold`]).
+    pub fn hold(&self, on: bool) {
+        if let Some(s) = &self.stream {
+            s.hold(on);
+        }
+    }
+
+    /// Stops generating (barge-in, or a failed check).
+    pub fn cancel(&mut self) {
+        self.finish("cancelled");
+    }
+
+    fn finish(&mut self, why: &str) {
+        if let Some(mut s) = self.stream.take() {
+            s.cancel();
+        }
+        self.queue.clear();
+        self.stopped.get_or_insert_with(|| why.to_string());
+    }
+
+    /// When the model's first text arrived, once it has (`None` too for an
+    /// answer read from the passages without the model).
+    pub fn first_token_at(&self) -> Option<std::time::Instant> {
+        self.first_token_at
+    }
+}
+
+/// A phrase without the label or list mark the model may put before it
+/// ("A: ...", "- ..."): read aloud, they are noise.
+fn without_label(phrase: &str) -> &str {
+    let t = phrase.trim_start();
+    ["A:", "Answer:", "Assistant:", "- ", "* "]
+        .iter()
+        .find_map(|m| t.strip_prefix(m))
+        .map_or(t, str::trim_start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_list_marks_are_not_read_aloud() {
+        assert_eq!(without_label("A: 12 hours a day."), "12 hours a day.");
+        assert_eq!(
+            without_label("- Harbor Bank ATMs are free."),
+            "Harbor Bank ATMs are free."
+        );
+        assert_eq!(without_label("Answer:"), "");
+        assert_eq!(without_label("Branches open at 9."), "Branches open at 9.");
+        assert_eq!(without_label("A-level fees"), "A-level fees");
+    }
+}
