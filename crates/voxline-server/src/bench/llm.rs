@@ -153,7 +153,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
     let system = std::fs::read_to_string(&args.system).with_context(|| format!("reading {}", args.system.display()))?;
-    let questions = crate::text_list::read(&args.questions)?;
+    let questions = crate::cli::text_list::read(&args.questions)?;
     anyhow::ensure!(questions.len() >= 2, "need at least two questions");
     anyhow::ensure!(!args.engines.is_empty(), "name at least one engine");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -167,7 +167,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let mut ours = Vec::new();
     for &engine in &args.engines {
         let t = Instant::now();
-        let model = crate::chat_cmd::load(engine, Some(path.clone())).await?;
+        let model = crate::cli::chat::load(engine, Some(path.clone())).await?;
         let load = t.elapsed();
         let (replies, prompt_tokens) = measure(model.as_ref(), &system, &questions, args.max_tokens).await?;
         println!(

@@ -137,7 +137,7 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
         std::fs::read_to_string(&args.sentences).with_context(|| format!("reading {}", args.sentences.display()))?;
     let scratch = std::env::temp_dir().join(format!("voxline-bench-asr-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    for (i, line) in crate::text_list::items(&sentences).enumerate() {
+    for (i, line) in crate::cli::text_list::items(&sentences).enumerate() {
         let wav = scratch.join(format!("espeak-{i}.wav"));
         let status = std::process::Command::new("espeak-ng")
             .args(["-v", &args.espeak_voice, "-w"])
@@ -159,7 +159,7 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
     let voice = models.join(voxline_models::defaults::PIPER_VOICE);
     let runtime = models.join(voxline_models::defaults::ONNX_RUNTIME);
     let tts = voxline_tts::TtsEngine::start(&runtime, &voice, voxline_tts::TtsConfig::default())?;
-    for (i, line) in crate::text_list::items(&sentences).enumerate() {
+    for (i, line) in crate::cli::text_list::items(&sentences).enumerate() {
         let audio = tts.synthesize(line).await?;
         set.push(Clip {
             name: format!("piper-{}", i + 1),

@@ -203,7 +203,7 @@ fn percentile(sorted: &[f32], p: f64) -> f32 {
 
 /// Runs the benchmark.
 pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
-    let questions = crate::text_list::read(&args.questions)?;
+    let questions = crate::cli::text_list::read(&args.questions)?;
     anyhow::ensure!(!questions.is_empty(), "no questions in {}", args.questions.display());
     std::fs::create_dir_all(&args.work_dir)?;
     let models = voxline_models::models_dir();

@@ -1,0 +1,11 @@
+//! The command line's tools besides `serve` and `bench`: place a call,
+//! chat with a pack in text, fetch and check the models, speak and
+//! transcribe files.
+
+pub mod call;
+pub mod chat;
+pub mod chat_domain;
+pub mod models;
+pub mod say;
+pub mod text_list;
+pub mod transcribe;
