@@ -92,7 +92,10 @@ impl VoiceSession {
             }
         };
         call.finish().await;
-        SessionEnd { end, detail: None }
+        SessionEnd {
+            end,
+            detail: call.detail.take(),
+        }
     }
 }
 
@@ -160,6 +163,8 @@ pub(super) struct Call<'a> {
     pub working_since: Option<Instant>,
     pub hold_said: bool,
     pub tts_rate: u32,
+    /// What went wrong, when the session ends on a fault.
+    pub detail: Option<String>,
     /// Samples of the voice in one 20 ms frame (phrase lengths are kept in frames).
     pub frame_samples: usize,
 }
@@ -197,6 +202,7 @@ impl<'a> Call<'a> {
             working_since: None,
             hold_said: false,
             tts_rate,
+            detail: None,
             frame_samples: (tts_rate / 50) as usize,
             s,
             leg,

@@ -63,6 +63,7 @@ impl Call<'_> {
             LegInput::Frame(frame) => {
                 if let Err(e) = self.rec.push(&frame) {
                     warn!(error = %e, "speech recognition stopped: hanging up");
+                    self.detail = Some(format!("speech recognition stopped: {e}"));
                     self.leg.hangup().await.ok();
                     return Some(LegEnd::local("error"));
                 }
