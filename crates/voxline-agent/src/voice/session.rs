@@ -8,7 +8,7 @@ use super::interruption::{BargeIn, Paused};
 use super::pace::{self, ReplyPace};
 use super::preempt::Preempt;
 use super::silence::Silence;
-use super::speech::{stop_speaking, SpeechHandle, Spoken};
+use super::speech::{stop_speaking, Heard, SpeechHandle, Spoken};
 use super::transcript::Transcript;
 use super::turn_times::TurnTimes;
 use super::{Recognizer, SessionObserver, SessionSink, Voice};
@@ -358,7 +358,7 @@ impl<'a> Call<'a> {
         let persona = &s.agent.pack().persona;
         let model_reply = self.tool_run.is_none() && self.speaking.as_ref().is_some_and(|s| s.answer_of.is_some());
         let expected = (model_reply && self.working_since.is_some() && !self.hold_said)
-            .then(|| self.s.pace.expected())
+            .then(|| s.pace.expected())
             .flatten();
         let hold_after = pace::hold_wait(
             Duration::from_millis(persona.timeouts.hold_ms),
@@ -373,15 +373,16 @@ impl<'a> Call<'a> {
         let waiting_for_caller =
             self.agent_quiet() && self.paused.is_none() && !self.caller_speaking && self.playout.queued_frames() == 0;
         let silence_wait = self.silence.due_in(collecting);
-        let drain_due = !self.playing.is_empty() && self.speaking.is_none();
-        let drained = self.playout.drained();
+        // Made only when it can fire: not a boxed future per frame.
+        let drained = (!self.playing.is_empty() && self.speaking.is_none()).then(|| self.playout.drained());
+        let drain_due = drained.is_some();
         tokio::select! {
             input = self.leg.recv() => Event::Leg(input),
             Some(ev) = self.rec.next_event() => Event::Asr(ev),
             _ = tokio::time::sleep(hold_wait), if hold_due => Event::HoldDue { after: hold_after, expected },
             _ = tokio::time::sleep(barge_wait.unwrap_or_default()), if barge_wait.is_some() => Event::BargeDue,
             Some(spoken) = async { match self.speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => Event::Spoken(spoken),
-            _ = drained, if drain_due => Event::Drained,
+            _ = async { match drained { Some(d) => d.await, None => std::future::pending().await } }, if drain_due => Event::Drained,
             done = async { match self.tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => Event::ToolDone(done),
             _ = tokio::time::sleep(silence_wait), if waiting_for_caller => Event::SilenceDue,
             _ = deadline => Event::Deadline,
@@ -406,11 +407,7 @@ impl<'a> Call<'a> {
         for s in &mut left {
             s.cancel();
         }
-        for h in heard {
-            self.transcript
-                .heard(&mut self.conv, h.answer_of.as_deref(), &h.text, h.cut)
-                .await;
-        }
+        self.record_heard(heard).await;
         self.finish_turns(left).await;
         if let Some(t) = self.tool_run.take() {
             t.abort();
@@ -535,12 +532,18 @@ impl<'a> Call<'a> {
                 t.barge_in = Some((onset_at, stopped_at));
             }
         }
+        self.record_heard(heard).await;
+        self.finish_turns(replies).await;
+    }
+
+    /// What the caller heard of stopped replies goes into the history and
+    /// the transcript.
+    async fn record_heard(&mut self, heard: Vec<Heard>) {
         for h in heard {
             self.transcript
                 .heard(&mut self.conv, h.answer_of.as_deref(), &h.text, h.cut)
                 .await;
         }
-        self.finish_turns(replies).await;
     }
 
     /// Replies that played out in full go into the history and the transcript.
