@@ -8,6 +8,7 @@ export CARGO_TARGET_DIR ?= $(VOXLINE_CACHE)/target
 export VOXLINE_MODELS ?= $(VOXLINE_CACHE)/models
 CONFIG ?= sip-config/voxline.toml
 VOXLINE := $(CARGO_TARGET_DIR)/release/voxline
+DEMO_BANK := $(CARGO_TARGET_DIR)/release/voxline-demo-bank
 
 # Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libespeak-ng-dev sqlite3 \
@@ -27,8 +28,8 @@ run: deps prompts build models
 	@echo "  or:        $(VOXLINE) call sip:demo@127.0.0.1:5060 --max-seconds 5 --record /tmp/heard.wav"
 	@echo "  Records:   curl -s http://127.0.0.1:8080/api/calls | head"
 	@echo
-	@echo "  The demo bank's tools call voxline demo-bank-service on 127.0.0.1:8091 (log: $(VOXLINE_CACHE)/demo-bank-service.log)."
-	$(VOXLINE) demo-bank-service > $(VOXLINE_CACHE)/demo-bank-service.log 2>&1 & svc=$$!; \
+	@echo "  The demo bank's tools call voxline-demo-bank on 127.0.0.1:8091 (log: $(VOXLINE_CACHE)/demo-bank-service.log)."
+	$(DEMO_BANK) > $(VOXLINE_CACHE)/demo-bank-service.log 2>&1 & svc=$$!; \
 	trap 'kill $$svc 2>/dev/null' EXIT INT TERM; \
 	$(VOXLINE) serve --config $(CONFIG)
 

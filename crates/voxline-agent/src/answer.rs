@@ -6,7 +6,7 @@
 use crate::guard::{Guard, Verdict};
 use std::collections::VecDeque;
 use voxline_llm::{ChatEvent, ChatStream, LlmError};
-use voxline_tts::splitter::PhraseSplitter;
+use voxline_text::phrases::PhraseSplitter;
 
 /// A generated answer being spoken: the model's text, cut into phrases,
 /// each checked before it is handed out.

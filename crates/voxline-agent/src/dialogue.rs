@@ -8,12 +8,13 @@ use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::guard::Guard;
 use crate::pack::{ArgType, DomainPack, ToolSpec};
 use crate::prompt::{best_sentence, step_message, system_prompt, user_message};
-use crate::router::{has_phrase, words, Intent, Router};
+use crate::router::{Intent, Router};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use voxline_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, Role};
-use voxline_tts::splitter::{PhraseSplitter, SplitterConfig};
+use voxline_text::phrases::{PhraseSplitter, SplitterConfig};
+use voxline_text::words::{has_phrase, words};
 
 /// Exchanges of earlier turns the model sees at most: past this the history
 /// is cut back to `HISTORY_KEEP` at once. The history only grows between
@@ -198,7 +199,7 @@ pub struct Conversation {
 /// digits are nine eight seven six" → "9876"), else all its digits if they
 /// are exactly that many.
 pub fn digits_for(text: &str, length: usize) -> Option<String> {
-    let normal = voxline_asr::text_norm::normalize_english(text);
+    let normal = voxline_text::heard::normalize_english(text);
     let mut runs: Vec<String> = vec![String::new()];
     for w in normal.split_whitespace() {
         if w.chars().all(|c| c.is_ascii_digit()) {

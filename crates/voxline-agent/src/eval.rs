@@ -148,7 +148,7 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
         let said = said.join(" ");
         let rules = &agent.pack().rules;
         // Compared after Whisper's English normalisation: "1,000" = "1000", "nine" = "9".
-        let norm = |t: &str| format!(" {} ", voxline_asr::text_norm::normalize_english(t));
+        let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
         let w = norm(&said);
         let holds = |c: &String| c.split('|').any(|alt| w.contains(&norm(alt)));
         let ok = match case.expect {

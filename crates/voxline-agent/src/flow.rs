@@ -6,10 +6,10 @@
 //! again, so the call stays on track; which steps were reached is recorded.
 
 use crate::pack::{PackError, ToolSpec};
-use crate::router::{has_phrase, words};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
+use voxline_text::words::{has_phrase, words};
 
 /// How a step's line is worded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

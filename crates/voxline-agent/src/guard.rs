@@ -9,14 +9,14 @@
 //! reaches the caller.
 
 use crate::knowledge::{english_analyzer, terms};
-use crate::router::{has_phrase, words};
 use std::collections::HashSet;
 use tantivy::tokenizer::TextAnalyzer;
+use voxline_text::words::{has_phrase, words};
 
 /// Words any reply may use without the facts holding them.
 const GLUE: &str = "sorry help thanks thank welcome glad happy sure course yes no okay call calling \
 bank branch customer customers today now anything else information day days working";
-use voxline_asr::text_norm::normalize_english;
+use voxline_text::heard::normalize_english;
 
 /// What the guard says about a phrase.
 #[derive(Debug, Clone, PartialEq, Eq)]

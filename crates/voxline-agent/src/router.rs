@@ -7,6 +7,7 @@
 use crate::knowledge::{english_analyzer, terms, Hit};
 use crate::pack::DomainPack;
 use tantivy::tokenizer::TextAnalyzer;
+use voxline_text::words::{has_phrase, words};
 
 /// Lowest match (F1 of the caller's words against an example's) that picks a tool.
 pub const TOOL_MATCH: f32 = 0.6;
@@ -90,26 +91,6 @@ impl Intent {
     }
 }
 
-/// Lower-case words separated by single spaces, padded with spaces for
-/// whole-word `contains`.
-pub fn words(text: &str) -> String {
-    let s: String = text
-        .to_lowercase()
-        .replace(['\u{2019}', '\u{2018}'], "'")
-        .chars()
-        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
-        .collect();
-    format!(" {} ", s.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-/// Whether `text` (from [`words`]) holds any of `phrases` as whole words.
-pub fn has_phrase(text: &str, phrases: &[impl AsRef<str>]) -> bool {
-    phrases.iter().any(|p| {
-        let p = words(p.as_ref());
-        !p.trim().is_empty() && text.contains(&p)
-    })
-}
-
 /// Routes a pack's turns.
 pub struct Router {
     analyzer: TextAnalyzer,
@@ -140,7 +121,7 @@ impl Router {
         let mut a = self.analyzer.clone();
         // Numbers are arguments, not the request: "my card ending nine eight
         // seven six was stolen" asks what "my card was stolen" asks.
-        let normal = voxline_asr::text_norm::normalize_english(utterance);
+        let normal = voxline_text::heard::normalize_english(utterance);
         let said: Vec<String> = terms(&mut a, &normal)
             .into_iter()
             .filter(|t| !t.chars().any(|c| c.is_ascii_digit()))

@@ -10,7 +10,6 @@
 pub mod pool;
 pub mod segmenter;
 pub mod stream;
-pub mod text_norm;
 pub mod vad;
 pub mod whisper;
 

@@ -5,8 +5,8 @@
 mod common;
 
 use std::time::Instant;
-use voxline_asr::text_norm::normalize_english;
 use voxline_asr::{DecodeOptions, WhisperModel};
+use voxline_text::heard::normalize_english;
 
 const JFK: &str =
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";

@@ -9,12 +9,12 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use voxline_asr::text_norm::word_errors;
 use voxline_asr::{
     AsrError, AsrEvent, AsrPool, DecodeOptions, PoolConfig, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel,
 };
 use voxline_media::g711::{linear_to_ulaw, ulaw_to_linear};
 use voxline_media::rtp_session::resample_clip;
+use voxline_text::heard::word_errors;
 
 const JFK: &str =
     "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";

@@ -2,7 +2,7 @@
 //! by every call, and a streaming recogniser (with its own VAD state) per
 //! call that listens.
 
-use crate::asr_config::AsrConfig;
+use crate::config::asr::AsrConfig;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;

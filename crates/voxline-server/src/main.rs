@@ -1,12 +1,9 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
-mod agent_config;
-mod asr_config;
 mod asr_engine;
 mod bench;
 mod cli;
 mod config;
-mod demo_service;
 mod handlers;
 mod http;
 mod leg;
@@ -53,8 +50,6 @@ enum Command {
     Say(cli::say::SayArgs),
     /// Ask the language model; the reply streams to the terminal.
     Chat(cli::chat::ChatArgs),
-    /// The demo bank's business service (balances, card blocking) for the demo pack's tools.
-    DemoBankService(demo_service::DemoServiceArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,10 +143,6 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Turn(args)) => finish(
             "voxline bench turn",
             runtime.block_on(bench::turn::run(args)).map(|()| ExitCode::SUCCESS),
-        ),
-        Command::DemoBankService(args) => finish(
-            "voxline demo-bank-service",
-            runtime.block_on(demo_service::run(args)).map(|()| ExitCode::SUCCESS),
         ),
         Command::Chat(args) => finish(
             "voxline chat",

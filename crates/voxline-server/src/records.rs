@@ -40,27 +40,18 @@ impl Records {
         call.id
     }
 
-    /// Writes the start of an outbound call placed by `handler` (`call`:
-    /// `voxline call`; `bridge`: an agent's transfer to a colleague).
-    pub async fn outbound_started(
-        &self,
-        id: &str,
-        call_id: &str,
-        from: &str,
-        to: &str,
-        trunk: Option<&str>,
-        handler: &str,
-    ) {
+    /// Writes the start of an outbound call.
+    pub async fn outbound_started(&self, start: &OutboundStart<'_>) {
         let call = NewCall {
-            id: id.to_string(),
-            call_id: call_id.to_string(),
+            id: start.id.to_string(),
+            call_id: start.call_id.to_string(),
             direction: CallDirection::Outbound,
-            from_uri: from.to_string(),
-            to_uri: to.to_string(),
+            from_uri: start.from.to_string(),
+            to_uri: start.to.to_string(),
             source_addr: None,
-            trunk: trunk.map(str::to_string),
-            route: None,
-            handler: Some(handler.into()),
+            trunk: start.trunk.map(str::to_string),
+            route: start.route.map(str::to_string),
+            handler: Some(start.handler.into()),
             invite_at: now_ms(),
         };
         if let Err(e) = self.store.call_started(&call).await {
@@ -141,6 +132,25 @@ fn inbound_call(info: &CallInfo, route: Option<&RouteConfig>) -> NewCall {
         handler: route.map(|r| r.handler.clone()),
         invite_at: now_ms(),
     }
+}
+
+/// The start of an outbound call's record.
+pub struct OutboundStart<'a> {
+    /// The record's id.
+    pub id: &'a str,
+    /// The SIP Call-ID the INVITE will carry.
+    pub call_id: &'a str,
+    /// voxline's From ("" when the trunk's caller-ID decides).
+    pub from: &'a str,
+    /// Who is called.
+    pub to: &'a str,
+    /// The trunk it leaves by.
+    pub trunk: Option<&'a str>,
+    /// The route whose handler talks on it (an agent's outbound call).
+    pub route: Option<&'a str>,
+    /// Who placed it: `call` (`voxline call`), `bridge` (an agent's transfer
+    /// to a colleague), `agent` (an agent's own call).
+    pub handler: &'a str,
 }
 
 /// Builds the end of a call record from an end reason and the media counters.

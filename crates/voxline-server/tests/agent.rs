@@ -94,6 +94,38 @@ fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -> (P
     (path, spans)
 }
 
+/// The caller's lines, each said by the Piper voice into a file of its own
+/// (16 kHz), for a caller that takes turns ([`call_agent_turns`]).
+fn caller_lines(dir: &Path, name: &str, lines: &[&str]) -> Vec<PathBuf> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, text)| caller_script(dir, &format!("{name}-{i}"), &[(0.2, text)], 0.2).0)
+        .collect()
+}
+
+/// How long the agent must be quiet before the turn-taking caller speaks
+/// (or hangs up after the agent's last answer), ms: longer than the gaps
+/// between the agent's phrases and lines, shorter than its reprompt.
+const CALLER_WAITS_MS: &str = "2500";
+
+/// Calls the agent as a person would: each of `lines` (a WAV, or
+/// `dtmf:DIGITS`) once the agent has spoken and gone quiet, hanging up once
+/// it has answered the last one (unless it hung up first); `seconds` only
+/// bounds a call that goes wrong. Returns the recording
+/// (left: heard) and what `voxline call` printed.
+fn call_agent_turns(server: &Server, lines: &[PathBuf], seconds: u32, extra: &[&str]) -> (PathBuf, String) {
+    let mut args: Vec<&str> = vec!["--after-quiet-ms", CALLER_WAITS_MS, "--hangup-after-reply"];
+    for l in &lines[1..] {
+        args.extend(["--play", l.to_str().unwrap_or_default()]);
+    }
+    args.extend_from_slice(extra);
+    let (rec, out) = call_agent_out(server, &lines[0], seconds, &args);
+    let last = format!("line {} ", lines.len());
+    assert!(out.contains(&last), "the caller did not get to say every line: {out}");
+    (rec, out)
+}
+
 /// Places a call to the agent, playing `play`; returns the recording (left: heard).
 fn call_agent(server: &Server, play: &Path, seconds: u32) -> PathBuf {
     call_agent_with(server, play, seconds, &[])
@@ -148,12 +180,11 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         return;
     }
     let server = agent_server("agent-answer");
-    // The greeting and the recording notice take about 8 s.
-    let (play, _, _) = caller_audio(&server.dir, "downtown", 9.5, "Where is the Downtown branch?", 12.0);
-    let rec = call_agent(&server, &play, 24);
+    let lines = caller_lines(&server.dir, "downtown", &["Where is the Downtown branch?"]);
+    let (rec, _) = call_agent_turns(&server, &lines, 60, &[]);
     let heard = heard_text(&server.dir, &rec);
     eprintln!("heard: {heard}");
-    let norm = voxline_asr::text_norm::normalize_english(&heard);
+    let norm = voxline_text::heard::normalize_english(&heard);
     assert!(norm.contains("harbor bank"), "the greeting was not heard: {heard}");
     // Whisper tiny.en hears the street name differently from run to run
     // ("12 Harbor Street", "12th Harbor Street", "12-harvest tree"): the
@@ -345,8 +376,8 @@ fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, DemoService) {
     let pack = copy_named_pack(name, dir, port);
     let log_path = dir.join("service.log");
     let log = std::fs::File::create(&log_path).expect("log");
-    let service = Command::new(env!("CARGO_BIN_EXE_voxline"))
-        .args(["demo-bank-service", "--listen", &format!("127.0.0.1:{port}")])
+    let service = Command::new(env!("CARGO_BIN_EXE_voxline-demo-bank"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("NO_COLOR", "1")
         .stderr(log)
         .spawn()
@@ -365,7 +396,7 @@ fn named_pack_with_service(name: &str, dir: &Path) -> (PathBuf, DemoService) {
     )
 }
 
-/// A running `voxline demo-bank-service`.
+/// A running `voxline-demo-bank`.
 struct DemoService {
     child: std::process::Child,
     log: PathBuf,
@@ -530,23 +561,11 @@ fn a_call_on_the_renewal_flow_records_each_step_reached() {
     let dir = common::test_dir("agent-flow");
     let (pack, service) = named_pack_with_service("demo-renewal", &dir);
     let server = agent_server_with("agent-flow", &pack);
-    // The greeting, the recording notice and the first step take about 9 s.
-    // After "yes" the agent says the step's line and asks for the year (about
-    // 7 s): the digits are keyed meanwhile or after (type-ahead counts);
-    // the offer follows the tool's result; "yes" comes well after it.
-    let (play, spans) = caller_script(
-        &server.dir,
-        "renewal",
-        &[(10.5, "Yes, speaking."), (20.0, "Yes, please.")],
-        16.0,
-    );
-    let dtmf_at = ((spans[0].1 + 7.0) * 1000.0) as u64;
-    call_agent_with(
-        &server,
-        &play,
-        (spans[1].1 + 16.0) as u32,
-        &["--dtmf", "1985#", "--dtmf-after-ms", &dtmf_at.to_string()],
-    );
+    // Each answer once the agent has asked: "yes" to the first step, the
+    // birth year keyed, "yes" to the offer; then the agent says goodbye.
+    let mut lines = caller_lines(&server.dir, "renewal", &["Yes, speaking.", "Yes, please."]);
+    lines.insert(1, PathBuf::from("dtmf:1985#"));
+    call_agent_turns(&server, &lines, 90, &[]);
     let svc = service.stop();
     assert!(
         svc.contains("identity check birth_year=1985 verified=true"),
@@ -658,6 +677,11 @@ fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
     let lines = transcript_lines(server, &call_id);
     eprintln!("{lines:?}");
     lines
+}
+
+/// Whether `who` said a line for which `what` holds.
+fn said(lines: &[(String, String)], who: &str, what: impl Fn(&str) -> bool) -> bool {
+    lines.iter().any(|(w, t)| w == who && what(t))
 }
 
 /// The call's transcript lines as (speaker, text).
@@ -938,7 +962,7 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
         &server.dir,
     );
     eprintln!("baresip heard: {text}");
-    let norm = voxline_asr::text_norm::normalize_english(&text);
+    let norm = voxline_text::heard::normalize_english(&text);
     let words: Vec<&str> = norm.split_whitespace().collect();
     assert!(
         norm.contains("downtown branch") && words.iter().any(|w| w.starts_with("12")),
@@ -951,37 +975,36 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
     );
 }
 
+/// A server on the demo pack with its demo service.
+fn bank_with_service(name: &str) -> (Server, DemoService) {
+    let dir = common::test_dir(name);
+    let (pack, service) = pack_with_service(&dir);
+    (agent_server_with(name, &pack), service)
+}
+
 /// A call to block a lost card: a server on the demo pack with its demo
 /// service, and the caller's audio (the request after the greeting, then
 /// `tail` s of silence). Returns them and the end of the request (s).
 fn lost_card_call(name: &str, tail: f32) -> (Server, DemoService, PathBuf, f32) {
-    let dir = common::test_dir(name);
-    let (pack, service) = pack_with_service(&dir);
-    let server = agent_server_with(name, &pack);
+    let (server, service) = bank_with_service(name);
     let (play, _, end) = caller_audio(&server.dir, name, 9.5, "My card was stolen. Please block it.", tail);
     (server, service, play, end)
 }
 
 /// Over SIP: the caller says they lost their card, the agent asks for the
-/// card's last four digits, the caller keys them (RFC 4733 events from
-/// `voxline call`), and the block reaches the demo service with them.
+/// card's last four digits, the caller keys them once asked (RFC 4733
+/// events from `voxline call`), and the block reaches the demo service.
 #[test]
 fn digits_keyed_on_the_call_reach_the_tool() {
     let _one = common::one_at_a_time();
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let (server, service, play, end) = lost_card_call("agent-dtmf", 23.0);
-    // The agent answers about a second after the question and asks for the
-    // digits (its line and the prompt take about 6 s): key them meanwhile
-    // (keyed before the prompt on a loaded machine, they count as type-ahead).
-    let dtmf_at = ((end + 5.0) * 1000.0) as u64;
-    let rec = call_agent_with(
-        &server,
-        &play,
-        (end + 22.0) as u32,
-        &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
-    );
+    let (server, service) = bank_with_service("agent-dtmf");
+    // The request, then the digits once the agent has asked for them.
+    let mut lines = caller_lines(&server.dir, "lost", &["My card was stolen. Please block it."]);
+    lines.push(PathBuf::from("dtmf:4321#"));
+    let (rec, _) = call_agent_turns(&server, &lines, 60, &[]);
     let svc = service.stop();
     assert!(
         svc.contains("card blocked card_last4=4321"),
@@ -1035,8 +1058,8 @@ prompt = "Which desk would you like?"
     // reception" came out of streaming Whisper tiny as "Place put me..." or
     // "Please book me through...", whose match (0.67) sits just above the
     // router's 0.6: a CI run under load routed it elsewhere.
-    let (play, _, end) = caller_audio(&server.dir, "reception", 9.5, "Reception, please.", 10.0);
-    let (_, out) = call_agent_out(&server, &play, (end + 8.0) as u32, &[]);
+    let lines = caller_lines(&server.dir, "reception", &["Reception, please."]);
+    let (_, out) = call_agent_turns(&server, &lines, 60, &[]);
     let keyed: String = out
         .lines()
         .filter_map(|l| l.strip_prefix("dtmf: "))
@@ -1365,4 +1388,103 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
     assert!(leg["answer_at"].is_null(), "{leg}");
     assert_eq!(leg["end_reason"], "caller_hung_up", "{leg}");
     assert_eq!(leg["hangup_by"], "voxline", "{leg}");
+}
+
+/// The agent on an outbound call: `voxline call --agent bank` places the
+/// call to a person (a server's playback route, playing a question after
+/// the agent's opening and recording what it hears), speaks first once
+/// answered, hears the question and answers it from the pack; its call
+/// record is an outbound agent call with the route, transcript and turn.
+#[test]
+fn the_agent_places_a_call_speaks_first_and_answers_the_callee() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let voice_dir = common::test_dir("agent-outbound-voice");
+    // The person answers, listens to the agent's opening (about 8 s), asks,
+    // and hangs up 12 s after asking.
+    let (question, spans) = caller_script(&voice_dir, "person", &[(9.5, "Where is the Downtown branch?")], 0.5);
+    let hang_up = (spans[0].1 + 12.0).ceil() as u32;
+    let callee_routes = format!(
+        r#"
+[[route]]
+name = "person"
+trunk = "local"
+number = {{ exact = "person" }}
+handler = "playback"
+params = {{ greeting = "{}", max_seconds = {hang_up} }}
+"#,
+        question.display()
+    );
+    let callee = Server::start("agent-outbound", "", Some(&callee_routes));
+    // The agent's side: the same node and store, with the bank route (not
+    // recording: its file would have the same name, the call's Call-ID).
+    let config = callee.dir.join("agent.toml");
+    let text = std::fs::read_to_string(&callee.config).expect("callee config");
+    let agent_route = format!(
+        r#"
+[[route]]
+name = "bank"
+trunk = "local"
+number = {{ exact = "bank" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60, record = false }}
+"#,
+        demo_bank().display()
+    );
+    std::fs::write(&config, format!("{text}{agent_route}")).expect("agent config");
+    let target = format!("sip:person@127.0.0.1:{}", callee.sip_port);
+    let out = voxline(
+        &[
+            "call",
+            &target,
+            "--agent",
+            "bank",
+            "--var",
+            "first_name=Ana",
+            "--config",
+            config.to_str().unwrap_or_default(),
+        ],
+        &callee.dir,
+    );
+    eprintln!("{out}");
+    assert!(out.contains("ended: answered=true by=callee reason=bye"), "{out}");
+    let call_id = out
+        .split("call-id=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no call-id printed: {out}"))
+        .to_string();
+
+    // The agent's record: outbound, by the agent route, complete.
+    let r = callee.record(&call_id);
+    assert_eq!(r["direction"], "outbound", "{r}");
+    assert_eq!(r["handler"], "agent", "{r}");
+    assert_eq!(r["route"], "bank", "{r}");
+    assert!(!r["answer_at"].is_null(), "{r}");
+    assert_eq!(r["hangup_by"], "callee", "{r}");
+    // It spoke first, heard the question and answered from the pack.
+    let lines = transcript_lines(&callee, &call_id);
+    eprintln!("{lines:?}");
+    let first = lines.first().unwrap_or_else(|| panic!("no transcript: {r}"));
+    assert_eq!(first.0, "agent", "the agent did not speak first: {lines:?}");
+    assert!(first.1.contains("Harbor Bank"), "{lines:?}");
+    assert!(
+        said(&lines, "caller", |t| t.to_lowercase().contains("downtown")),
+        "{lines:?}"
+    );
+    assert!(said(&lines, "agent", |t| t.contains("Harbor Street")), "{lines:?}");
+    // The person heard the opening and the answer (the left channel of its recording).
+    let records = settled_records(&callee, |r| r["direction"] == "inbound");
+    let person = records
+        .iter()
+        .find(|r| r["direction"] == "inbound")
+        .unwrap_or_else(|| panic!("no record of the person's side: {records:?}"));
+    let rec = PathBuf::from(person["recording_path"].as_str().expect("recording"));
+    let rec = if rec.is_absolute() { rec } else { callee.dir.join(rec) };
+    let heard = voxline_text::heard::normalize_english(&heard_text(&callee.dir, &rec));
+    eprintln!("the person heard: {heard}");
+    assert!(heard.contains("harbor bank"), "the opening was not heard: {heard}");
+    assert!(heard.contains("downtown branch"), "the answer was not heard: {heard}");
 }

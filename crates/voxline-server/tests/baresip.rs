@@ -440,7 +440,7 @@ params = {{ max_seconds = 40 }}
     // Speech starts about 1 s in (the leading silence) and lasts about 11 s.
     let first = lines[0]["start_ms"].as_i64().unwrap_or(0);
     assert!((500..=2500).contains(&first), "speech start {first} ms");
-    let (errors, words) = voxline_asr::text_norm::word_errors(
+    let (errors, words) = voxline_text::heard::word_errors(
         "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.",
         &text.join(" "),
     );

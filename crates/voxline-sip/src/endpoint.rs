@@ -4,6 +4,7 @@
 use crate::auth::{AuthOutcome, DigestAuthenticator};
 use crate::call::CallInfo;
 use crate::config::{ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TransportKind, TrunkConfig, UserConfig};
+use crate::dialog::{CallDialog, DialogParts, Role};
 use crate::inbound::InboundCall;
 use crate::routing::{LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
@@ -552,15 +553,17 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
             .in_current_span(),
         );
         info!(route = %route.config.name, handler = %route.config.handler, dialled = %info.dialled, "call routed");
-        let call = InboundCall::new(
-            info,
-            dialog,
-            state_rx,
-            shared.dialog_layer.clone(),
-            offer,
-            shared.codecs.clone(),
+        let local_uri = info.to.clone();
+        let dialog = CallDialog::new(DialogParts {
+            role: Role::Inbound,
+            local_uri,
+            invite: dialog,
+            states: state_rx,
+            dialog_layer: shared.dialog_layer.clone(),
+            codecs: shared.codecs.clone(),
             permit,
-        );
+        });
+        let call = InboundCall::new(info, offer, dialog);
         handler.handle(call, route).await;
     }
     .instrument(span)

@@ -7,13 +7,15 @@
 //! limit with bans, digest authentication of phones, and outbound calls.
 //! It knows nothing of media or models: a call hands its handler an
 //! [`InboundCall`] (or the caller gets an [`OutboundCall`]) whose SDP result
-//! says where RTP goes.
+//! says where RTP goes; once answered, either gives up its [`CallDialog`],
+//! one type for what follows (re-INVITEs, keys, transfer, hang-up).
 
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod dialog;
 pub mod endpoint;
 pub mod inbound;
 pub mod ingress;
@@ -27,6 +29,7 @@ pub mod udp_guard;
 
 pub use call::{CallEvent, CallInfo, EndReason, Party};
 pub use config::{FieldError, ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TrunkConfig, UserConfig};
+pub use dialog::{CallDialog, Role};
 pub use endpoint::{CallHandler, SipEndpoint, SipEndpointOptions};
 pub use inbound::InboundCall;
 pub use outbound::{OutboundCall, PlaceCall};

@@ -2,21 +2,18 @@
 //! challenges answered, provisional and early media reported, CANCEL when the
 //! ring timeout passes, BYE at the end.
 
-use crate::call::{next_state, on_info, release_dialog, CallEvent, EndReason, Party};
+use crate::call::{CallEvent, EndReason};
+use crate::dialog::{CallDialog, DialogParts, Role};
 use crate::endpoint::{parse_host_port, SipEndpoint};
-use crate::inbound::end_reason;
-use crate::routing::CallPermit;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated};
+use crate::transfer::TransferOutcome;
 use crate::SipError;
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
-use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::dialog::DialogState;
 use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{StatusCode, Uri};
+use rsipstack::sip::Uri;
 use rsipstack::transport::SipAddr;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
@@ -52,11 +49,9 @@ pub struct OutboundCall {
     pub negotiated: Negotiated,
     /// Whether early media (SDP in a 18x) was seen before the answer.
     pub early_media: bool,
-    dialog: InviteDialog,
-    states: DialogStateReceiver,
-    dialog_layer: Arc<DialogLayer>,
-    _permit: Option<CallPermit>,
-    ended: Option<EndReason>,
+    /// voxline's From URI.
+    pub from: String,
+    dialog: CallDialog,
 }
 
 impl std::fmt::Debug for OutboundCall {
@@ -182,7 +177,7 @@ impl SipEndpoint {
             callee,
             destination: destination.clone(),
             content_type: Some("application/sdp".into()),
-            offer: Some(offer.into_bytes()),
+            offer: Some(offer.clone().into_bytes()),
             contact,
             credential,
             call_id: req.call_id.clone(),
@@ -274,80 +269,52 @@ impl SipEndpoint {
             }
         };
         info!(call_id = %call_id, codec = negotiated.codec.name(), "call answered");
+        let mut dialog = CallDialog::new(DialogParts {
+            role: Role::Outbound,
+            local_uri: from.clone(),
+            invite: dialog,
+            states,
+            dialog_layer,
+            codecs,
+            permit,
+        });
+        dialog.set_answered(local_sdp, offer, negotiated.clone());
         Ok(Ok(OutboundCall {
             call_id,
             destination: dest_text,
             trunk: req.trunk.clone(),
             negotiated,
             early_media: early.is_some(),
+            from,
             dialog,
-            states,
-            dialog_layer,
-            _permit: permit,
-            ended: None,
         }))
     }
 }
 
 impl OutboundCall {
-    /// Waits for the next event (the far end hanging up, DTMF by INFO,
-    /// re-INVITE), answering in-dialog requests.
+    /// Waits for the next event (the far end hanging up, DTMF by INFO, a
+    /// re-INVITE: see [`CallDialog::next_event`]).
     pub async fn next_event(&mut self) -> CallEvent {
-        loop {
-            let state = match next_state(&mut self.states, &mut self.ended).await {
-                Ok(s) => s,
-                Err(ended) => return ended,
-            };
-            match state {
-                DialogState::Terminated(_, r) => {
-                    let mut e = end_reason(&r);
-                    // For a UAC, a BYE received is the remote's.
-                    if e.reason == "bye" {
-                        e.by = Party::Remote;
-                    }
-                    self.ended = Some(e.clone());
-                    return CallEvent::Ended(e);
-                }
-                DialogState::Info(_, req, handle) => {
-                    if let Some(ev) = on_info(&req, handle).await {
-                        return ev;
-                    }
-                }
-                DialogState::Updated(_, _, handle) => {
-                    // voxline's outbound leg keeps its media; refuse changes politely.
-                    handle.reply(StatusCode::NotAcceptableHere).await.ok();
-                }
-                DialogState::Options(_, _, handle) => {
-                    handle.reply(StatusCode::OK).await.ok();
-                }
-                // voxline's outbound leg does not take transfers or messages.
-                DialogState::Refer(_, _, handle)
-                | DialogState::Message(_, _, handle)
-                | DialogState::Notify(_, _, handle)
-                | DialogState::Publish(_, _, handle) => {
-                    handle.reply(StatusCode::MethodNotAllowed).await.ok();
-                }
-                _ => {}
-            }
-        }
+        self.dialog.next_event().await
+    }
+
+    /// Transfers the call by REFER (see [`CallDialog::transfer`]).
+    pub async fn transfer(&mut self, target: &str, wait: Duration) -> Result<TransferOutcome, SipError> {
+        self.dialog.transfer(target, wait).await
     }
 
     /// Sends BYE.
     pub async fn hangup(&mut self) -> Result<(), SipError> {
-        if self.ended.is_none() {
-            self.dialog.bye().await?;
-            self.ended = Some(EndReason {
-                by: Party::Local,
-                reason: "bye".into(),
-                status: None,
-            });
-        }
-        Ok(())
+        self.dialog.hangup().await
     }
-}
 
-impl Drop for OutboundCall {
-    fn drop(&mut self) {
-        release_dialog(self.dialog_layer.clone(), self.dialog.clone(), self.ended.is_none());
+    /// How the call ended, once it has.
+    pub fn ended(&self) -> Option<&EndReason> {
+        self.dialog.ended()
+    }
+
+    /// The call's dialog, for what follows the answer (a leg, a bridge).
+    pub fn into_dialog(self) -> CallDialog {
+        self.dialog
     }
 }

@@ -4,8 +4,6 @@
 //! each is ready. Cancelling a reply drops its queued phrases and any audio
 //! not yet handed out. Fixed lines are synthesised once and pinned.
 
-use crate::normalize::normalize;
-use crate::splitter::{PhraseSplitter, SplitterConfig};
 use crate::voice::PiperVoice;
 use crate::TtsError;
 use std::collections::{HashMap, VecDeque};
@@ -14,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use voxline_text::phrases::{PhraseSplitter, SplitterConfig};
+use voxline_text::spoken::normalize;
 
 /// Size of the synthesis pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

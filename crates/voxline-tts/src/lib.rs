@@ -7,13 +7,10 @@
 
 pub mod engine;
 pub mod espeak;
-pub mod normalize;
-pub mod splitter;
 pub mod trim;
 pub mod voice;
 
 pub use engine::{AudioChunk, TtsConfig, TtsEngine, TtsStream};
-pub use splitter::{PhraseSplitter, SplitterConfig};
 pub use trim::{without_leading_silence, without_trailing_silence};
 pub use voice::{PiperVoice, VoiceConfig};
 

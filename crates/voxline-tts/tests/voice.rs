@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use voxline_asr::text_norm::word_errors;
 use voxline_asr::{DecodeOptions, WhisperModel};
+use voxline_text::heard::word_errors;
 use voxline_tts::{TtsConfig, TtsEngine, TtsError};
 
 const VOICE: &str = "piper-en-us-joe-medium/en_US-joe-medium.onnx";

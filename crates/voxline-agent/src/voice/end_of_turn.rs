@@ -87,7 +87,7 @@ pub fn assess(text: &str, digit_lengths: &[usize]) -> TurnEnd {
     if trimmed.ends_with(',') || trimmed.ends_with("...") || trimmed.ends_with('-') {
         return TurnEnd::Incomplete;
     }
-    let normal = voxline_asr::text_norm::normalize_english(trimmed);
+    let normal = voxline_text::heard::normalize_english(trimmed);
     let words: Vec<&str> = normal.split_whitespace().collect();
     let Some(last) = words.last() else {
         return TurnEnd::Unclear;

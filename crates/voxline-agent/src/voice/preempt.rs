@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub(crate) struct Preempt {
     pub utterance: u64,
-    /// The tentative text's words (`router::words`), compared with the final's.
+    /// The tentative text's words (`voxline_text::words::words`), compared with the final's.
     pub words: String,
     pub intent: Intent,
     /// Its first line or answer, generating (its audio waits).

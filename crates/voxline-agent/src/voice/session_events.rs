@@ -10,7 +10,6 @@ use super::session::{Call, Event};
 use super::silence::SilenceStep;
 use super::speech::{stop_speaking, Phrase, SpeechHandle, Spoken};
 use super::turn_times::TurnTimes;
-use crate::router::words;
 use crate::Action;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 use voxline_asr::AsrEvent;
 use voxline_media::{LegEnd, LegInput};
+use voxline_text::words::words;
 
 impl Call<'_> {
     /// Handles one event; `Some` when the call ended.

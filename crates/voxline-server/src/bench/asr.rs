@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxline_asr::stream::{audio_ctx_for, max_tokens_for};
-use voxline_asr::text_norm::word_errors;
 use voxline_asr::{
     AsrEvent, AsrPool, DecodeOptions, PoolConfig, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel, ASR_RATE,
 };
 use voxline_media::g711::{linear_to_ulaw, ulaw_to_linear};
 use voxline_media::rtp_session::resample_clip;
 use voxline_media::wav_source::read_wav_mono;
+use voxline_text::heard::word_errors;
 
 /// Arguments of `voxline bench asr`.
 #[derive(clap::Args, Debug)]

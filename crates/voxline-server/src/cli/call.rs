@@ -1,15 +1,20 @@
-//! `voxline call`: place one call (a test softphone, and the outbound primitive).
+//! `voxline call`: place one call (a test softphone, and the outbound
+//! primitive); with `--agent ROUTE`, an agent talks on it (`call_agent`);
+//! with `--after-quiet-ms`, its lines take turns with the far end (`call_turns`).
 
+use crate::cli::call_turns::{TurnLine, TurnStep, Turns};
 use crate::config::Config;
+use crate::handlers::agent_route::CallOut;
 use crate::leg::{rtp_target, RunningMedia};
-use crate::records::{call_end, new_call_id, new_record_id, Records};
+use crate::records::{call_end, new_call_id, new_record_id, OutboundStart, Records};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use voxline_media::{CallRecorder, MediaEvent, RtpSession};
+use voxline_media::{CallRecorder, MediaEvent, MediaPort, PortInput, RtpSession};
 use voxline_sip::config::ListenerConfig;
 use voxline_sip::outbound::PlaceCall;
 use voxline_sip::{CallEvent, EndReason, Party, SipConfig, SipEndpoint, SipEndpointOptions};
@@ -26,9 +31,26 @@ pub struct CallArgs {
     /// Send the call through this trunk of the configuration.
     #[arg(long)]
     trunk: Option<String>,
-    /// WAV to play once answered (16-bit, 8/16/22.05/24/48 kHz).
+    /// Let this agent route of the configuration talk on the call (it speaks
+    /// first once answered); the call is recorded in the store.
+    #[arg(long, conflicts_with_all = ["play", "record", "dtmf", "max_seconds"])]
+    agent: Option<String>,
+    /// A contact variable for `--agent` (`NAME=VALUE`, repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", requires = "agent", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+    /// WAV to play once answered (16-bit, 8/16/22.05/24/48 kHz); repeat it
+    /// for several lines (back to back, or one per turn with `--after-quiet-ms`,
+    /// where `dtmf:DIGITS` keys the digits as a turn).
     #[arg(long)]
-    play: Option<PathBuf>,
+    play: Vec<PathBuf>,
+    /// Take turns: each `--play` line starts once the far end has spoken and
+    /// then been quiet this long, ms (a test caller that waits like a person).
+    #[arg(long, requires = "play")]
+    after_quiet_ms: Option<u64>,
+    /// With `--after-quiet-ms`: hang up once the far end has answered the
+    /// last line and gone quiet.
+    #[arg(long, requires = "after_quiet_ms")]
+    hangup_after_reply: bool,
     /// Write what is heard (left) and sent (right) to this WAV.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -52,13 +74,21 @@ pub struct CallArgs {
     config: PathBuf,
 }
 
+/// `NAME=VALUE` of `--var`.
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not NAME=VALUE")),
+    }
+}
+
 /// Places the call; exit code 0 when it was answered, 1 when not.
 pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let cfg = if args.config.exists() {
         Some(Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?)
-    } else if args.trunk.is_some() {
+    } else if args.trunk.is_some() || args.agent.is_some() {
         anyhow::bail!(
-            "--trunk needs a configuration file ({} not found)",
+            "--trunk and --agent need a configuration file ({} not found)",
             args.config.display()
         );
     } else {
@@ -89,6 +119,16 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         None,
     )
     .await?;
+    if let (Some(route), Some(cfg)) = (&args.agent, &cfg) {
+        let out = CallOut {
+            target: args.target.clone(),
+            from: args.from.clone(),
+            trunk: args.trunk.clone(),
+            ring_timeout: args.ring_timeout.map(Duration::from_secs),
+            variables: args.vars.iter().cloned().collect(),
+        };
+        return crate::cli::call_agent::run(cfg, Arc::new(endpoint), route, out).await;
+    }
 
     let records = match &cfg {
         Some(c) => Some(Records::new(
@@ -105,24 +145,31 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(CallRecorder::create(p)?),
         None => None,
     };
-    let greeting = match &args.play {
-        Some(p) => voxline_media::load_wav_mono(p)?,
-        None => voxline_media::Prompt::default(),
-    };
+    let lines = args
+        .play
+        .iter()
+        .map(|p| match p.to_str().and_then(|s| s.strip_prefix("dtmf:")) {
+            Some(digits) if args.after_quiet_ms.is_some() => Ok(TurnLine::Keys(digits.to_string())),
+            _ => voxline_media::load_wav_mono(p)
+                .map(TurnLine::Audio)
+                .with_context(|| format!("--play {}", p.display())),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let media = RunningMedia::start(&rtp, &voxline_media::MediaClock::start(1), recorder);
 
     let call_id = new_call_id();
     let record_id = new_record_id();
     let from_text = args.from.clone().unwrap_or_default();
     if let Some(r) = &records {
-        r.outbound_started(
-            &record_id,
-            &call_id,
-            &from_text,
-            &args.target,
-            args.trunk.as_deref(),
-            "call",
-        )
+        r.outbound_started(&OutboundStart {
+            id: &record_id,
+            call_id: &call_id,
+            from: &from_text,
+            to: &args.target,
+            trunk: args.trunk.as_deref(),
+            route: None,
+            handler: "call",
+        })
         .await;
     }
     let started = Instant::now();
@@ -185,7 +232,22 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    rtp.play_prompt(&greeting)?;
+    // Taking turns, the far end's audio is listened to (its events too).
+    let (mut port, mut turns) = match args.after_quiet_ms {
+        Some(ms) => (
+            Some(MediaPort::open(&rtp)?),
+            Some(Turns::new(lines, Duration::from_millis(ms), args.hangup_after_reply)),
+        ),
+        None => {
+            for line in &lines {
+                if let TurnLine::Audio(prompt) = line {
+                    rtp.play_prompt(prompt)?;
+                }
+            }
+            (None, None)
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut dtmf = args.dtmf.clone();
     let dtmf_at = tokio::time::sleep(Duration::from_millis(args.dtmf_after_ms));
     tokio::pin!(dtmf_at);
@@ -199,6 +261,38 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             Some(ev) = async { match media_events.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
                 if let MediaEvent::Dtmf(d) = ev {
                     println!("dtmf: {} (rtp event, {} ms)", d.digit, d.duration_ms);
+                }
+            }
+            input = async { match port.as_mut() { Some(p) => p.recv().await, None => std::future::pending().await } } => {
+                match input {
+                    Some(PortInput::Frame(f)) => {
+                        if let Some(t) = turns.as_mut() {
+                            t.hear(&f, Instant::now());
+                        }
+                    }
+                    Some(PortInput::Event(MediaEvent::Dtmf(d))) => {
+                        println!("dtmf: {} (rtp event, {} ms)", d.digit, d.duration_ms);
+                    }
+                    Some(PortInput::Event(_)) => {}
+                    None => port = None,
+                }
+            }
+            _ = tick.tick(), if turns.is_some() => {
+                let step = turns.as_mut().and_then(|t| t.next(rtp.queued_samples(), Instant::now()));
+                match step {
+                    Some(TurnStep::Say { n, line: TurnLine::Audio(prompt) }) => {
+                        rtp.play_prompt(&prompt)?;
+                        println!("line {n} said at {:.1} s", answered_at.elapsed().as_secs_f64());
+                    }
+                    Some(TurnStep::Say { n, line: TurnLine::Keys(digits) }) => {
+                        rtp.send_dtmf(&digits, 100)?;
+                        println!("line {n} keyed at {:.1} s: {digits}", answered_at.elapsed().as_secs_f64());
+                    }
+                    Some(TurnStep::HangUp) => {
+                        call.hangup().await.ok();
+                        break EndReason { by: Party::Local, reason: "script_done".into(), status: None };
+                    }
+                    None => {}
                 }
             }
             _ = &mut dtmf_at, if dtmf.is_some() => {

@@ -1,21 +1,22 @@
 //! The `agent` route: a domain agent on the call. The route loads its
-//! pack, warms the model and pins the fixed lines' audio; each call is
-//! answered with media, made a SIP leg (`crate::leg`), and handed to the
-//! voice session of `voxline_agent::voice`, which holds the conversation
+//! pack, warms the model and pins the fixed lines' audio; each inbound call
+//! is answered with media (an outbound one placed and answered), made a SIP
+//! leg (`crate::leg`), and handed to the voice session of `voxline_agent::voice`, which holds the conversation
 //! (turn-taking, barge-in, the hold line, digits, transfers). Here only the
 //! server's side of it: the call record, the transcript and turns into the
 //! store (a [`SessionSink`]), the turn figures into `/metrics`.
 
 use crate::asr_engine::AsrEngine;
-use crate::config::{resolve_path, MediaConfig};
+use crate::config::routes::AgentParams;
+use crate::config::MediaConfig;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::leg::bridge::Dialer;
-use crate::leg::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
+use crate::leg::call_media::{answer_with_media, finish_call, local_end, place_with_media, Answered, Outcome};
 use crate::leg::sip_leg::{BridgeServices, SipLeg};
 use crate::leg::{end_reason, RunningMedia};
-use crate::records::Records;
+use crate::records::{new_call_id, new_record_id, OutboundStart, Records};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,83 +24,38 @@ use tokio_util::sync::CancellationToken;
 use tracing::{warn, Instrument};
 use voxline_agent::voice::{ReplyPace, SessionSink, VoiceConfig, VoiceSession};
 use voxline_agent::{Agent, DomainPack};
-use voxline_media::{MediaClock, MediaPort};
-use voxline_sip::routing::ParamValue;
-use voxline_sip::{InboundCall, RouteConfig};
+use voxline_media::leg::{Direction, LegControl};
+use voxline_media::{CallRecorder, MediaClock, RtpSession};
+use voxline_sip::{InboundCall, PlaceCall, RouteConfig, SipEndpoint};
 use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
 use voxline_tts::TtsEngine;
 
-/// Parameters of an agent route (`[route.params]`).
-#[derive(Debug, Clone)]
-pub struct AgentParams {
-    /// The domain pack's folder.
-    pub domain: PathBuf,
-    /// Hang up after this many seconds (default: the persona's `max_call_s`).
-    pub max_seconds: Option<u64>,
-    /// Record this route's calls (overrides `media.record`).
-    pub record: Option<bool>,
-    /// The caller's voice this long (from its first VAD window, before the
-    /// VAD reports speech) while the agent talks stops the agent, ms.
-    pub barge_in_ms: u64,
-    /// How long a transfer may take (REFER answered and the colleague answering), s.
-    pub transfer_wait_s: u64,
-    /// When the REFER is refused or fails, call the target and join the calls.
-    pub transfer_bridge: bool,
-    /// Silence that ends the caller's turn when their words are clearly a
-    /// finished sentence or question, ms (else `asr.hangover_ms`).
-    pub turn_complete_ms: u32,
-    /// Silence that ends the caller's turn when their words clearly go on
-    /// (a trailing "and", a half-read number), ms.
-    pub turn_incomplete_ms: u32,
+/// An outbound call for an agent route to place.
+#[derive(Debug, Clone, Default)]
+pub struct CallOut {
+    /// `sip:user@host[:port]`, or a number with a trunk.
+    pub target: String,
+    /// From URI (else the trunk's caller-ID).
+    pub from: Option<String>,
+    /// The trunk it leaves by.
+    pub trunk: Option<String>,
+    /// CANCEL after this long without an answer (else the endpoint's default).
+    pub ring_timeout: Option<Duration>,
+    /// The contact's variables (a campaign row's columns), in the leg's facts.
+    pub variables: BTreeMap<String, String>,
 }
 
-impl AgentParams {
-    /// Reads and checks the parameters (the pack is loaded to check it); errors are (field, reason).
-    pub fn parse(params: &BTreeMap<String, ParamValue>, base: &Path) -> Result<AgentParams, (String, String)> {
-        let mut p = AgentParams {
-            domain: PathBuf::new(),
-            max_seconds: None,
-            record: None,
-            barge_in_ms: 100,
-            transfer_wait_s: 30,
-            transfer_bridge: true,
-            turn_complete_ms: 250,
-            turn_incomplete_ms: 1200,
-        };
-        for (k, v) in params {
-            let field = format!("params.{k}");
-            let bad = |want: &str| (field.clone(), format!("must be {want}"));
-            match (k.as_str(), v) {
-                ("domain", ParamValue::Str(s)) => p.domain = resolve_path(base, Path::new(s)),
-                ("domain", _) => return Err(bad("the path of a domain pack folder")),
-                ("max_seconds", ParamValue::Int(n)) if *n > 0 && *n <= 86_400 => p.max_seconds = Some(*n as u64),
-                ("max_seconds", _) => return Err(bad("an integer from 1 to 86400")),
-                ("record", ParamValue::Bool(b)) => p.record = Some(*b),
-                ("record", _) => return Err(bad("true or false")),
-                ("barge_in_ms", ParamValue::Int(n)) if (60..=2000).contains(n) => p.barge_in_ms = *n as u64,
-                ("barge_in_ms", _) => return Err(bad("an integer from 60 to 2000")),
-                ("transfer_wait_s", ParamValue::Int(n)) if (1..=300).contains(n) => p.transfer_wait_s = *n as u64,
-                ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
-                ("transfer_bridge", ParamValue::Bool(b)) => p.transfer_bridge = *b,
-                ("transfer_bridge", _) => return Err(bad("true or false")),
-                ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => p.turn_complete_ms = *n as u32,
-                ("turn_complete_ms", _) => return Err(bad("an integer from 100 to 2000")),
-                ("turn_incomplete_ms", ParamValue::Int(n)) if (200..=5000).contains(n) => {
-                    p.turn_incomplete_ms = *n as u32
-                }
-                ("turn_incomplete_ms", _) => return Err(bad("an integer from 200 to 5000")),
-                _ => return Err((field, "unknown parameter for the agent handler".into())),
-            }
-        }
-        if p.domain.as_os_str().is_empty() {
-            return Err((
-                "params.domain".into(),
-                "the agent needs a domain pack (e.g. domains/demo-bank)".into(),
-            ));
-        }
-        DomainPack::load(&p.domain).map_err(|e| ("params.domain".to_string(), e.to_string()))?;
-        Ok(p)
-    }
+/// How an agent's outbound call ended.
+#[derive(Debug, Clone)]
+pub struct CallOutEnd {
+    /// Its SIP Call-ID (its record's `call_id`).
+    pub call_id: String,
+    /// It was answered.
+    pub answered: bool,
+    /// Why it ended (`bye`, `busy`, `no_answer`, `max_duration`...).
+    pub reason: String,
+    /// Who ended it (`callee`, `voxline`).
+    pub by: &'static str,
 }
 
 /// A prepared agent route: the pack's engine and the shared speech engines.
@@ -208,31 +164,98 @@ impl AgentRoute {
         Ok(())
     }
 
-    /// Runs one call to its end and completes its record.
+    /// Runs one inbound call to its end and completes its record.
     pub async fn run(&self, call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
         let span = tracing::info_span!("agent", domain = %self.params.domain.display());
-        let outcome = self.converse(call, records, &record_id).instrument(span).await;
-        finish_call(records, &record_id, outcome).await;
+        let outcome = self.answer(call, records, &record_id).instrument(span).await;
+        finish_call(records, &record_id, outcome, Direction::Inbound).await;
     }
 
-    async fn converse(&self, mut call: InboundCall, records: &Records, record_id: &str) -> Outcome {
-        // While this call lasts, the engines know the CPU is shared.
-        let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
+    /// Places an outbound call for route `route` and, once answered, talks
+    /// on it to its end (the agent speaks first); completes its record.
+    pub async fn call_out(&self, endpoint: &SipEndpoint, route: &str, out: CallOut, records: &Records) -> CallOutEnd {
+        let record_id = new_record_id();
+        let call_id = new_call_id();
+        records
+            .outbound_started(&OutboundStart {
+                id: &record_id,
+                call_id: &call_id,
+                from: out.from.as_deref().unwrap_or_default(),
+                to: &out.target,
+                trunk: out.trunk.as_deref(),
+                route: Some(route),
+                handler: "agent",
+            })
+            .await;
+        let span = tracing::info_span!("agent", call_id = %call_id, domain = %self.params.domain.display());
+        let place = PlaceCall {
+            target: out.target.clone(),
+            from: out.from.clone(),
+            trunk: out.trunk.clone(),
+            media: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ring_timeout: out.ring_timeout,
+            call_id: Some(call_id.clone()),
+            abandon: Some(self.shutdown.child_token()),
+        };
+        let outcome = async {
+            let record = self.params.record.unwrap_or(self.media.record);
+            let (call, Answered { rtp, recorder }) =
+                match place_with_media(endpoint, place, &self.media, record, records, &record_id).await {
+                    Ok(a) => a,
+                    Err(outcome) => return outcome,
+                };
+            let services = self.services(records);
+            let leg = match SipLeg::outbound(call, &out.target, out.variables, rtp.clone(), services) {
+                Ok(leg) => leg,
+                Err(why) => return no_media_port(&rtp, why),
+            };
+            self.talk(leg, rtp, recorder, StoreSink::new(records, &record_id)).await
+        }
+        .instrument(span)
+        .await;
+        let end = CallOutEnd {
+            call_id,
+            answered: outcome.answered,
+            reason: outcome.end.reason.clone(),
+            by: outcome.end.by.outbound_name(),
+        };
+        finish_call(records, &record_id, outcome, Direction::Outbound).await;
+        end
+    }
+
+    /// Answers an inbound call with media and talks on it.
+    async fn answer(&self, mut call: InboundCall, records: &Records, record_id: &str) -> Outcome {
         let record = self.params.record.unwrap_or(self.media.record);
         let Answered { rtp, recorder } =
             match answer_with_media(&mut call, &self.media, record, 0, records, record_id).await {
                 Ok(a) => a,
                 Err(outcome) => return outcome,
             };
-        let port = match MediaPort::open(&rtp) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "media port unavailable: the agent cannot hear this call");
-                call.hangup().await.ok();
-                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
-            }
+        let leg = match SipLeg::inbound(call, rtp.clone(), self.services(records)) {
+            Ok(leg) => leg,
+            Err(why) => return no_media_port(&rtp, why),
         };
+        self.talk(leg, rtp, recorder, StoreSink::new(records, record_id)).await
+    }
+
+    /// What a leg needs to bridge a colleague's call.
+    fn services(&self, records: &Records) -> BridgeServices {
+        BridgeServices {
+            records: records.clone(),
+            dialer: self.dialer.clone(),
+            media: self.media.clone(),
+            clock: self.clock.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// The voice session on an answered leg, its media running on `rtp`
+    /// (recorded into `recorder`), to the call's end; what it says and hears
+    /// goes to the call's record through `sink`.
+    async fn talk(&self, mut leg: SipLeg, rtp: RtpSession, recorder: Option<CallRecorder>, sink: StoreSink) -> Outcome {
+        // While this call lasts, the engines know the CPU is shared.
+        let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
         let asr = self.asr.clone();
         let vocabulary = self.agent.pack().persona.asr_prompt();
         let recognizer = tokio::task::spawn_blocking(move || asr.recognizer(vocabulary.as_deref())).await;
@@ -240,24 +263,16 @@ impl AgentRoute {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 warn!(error = %e, "speech recognition unavailable: hanging up");
-                call.hangup().await.ok();
+                leg.hangup().await.ok();
                 return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
             }
             Err(e) => {
-                call.hangup().await.ok();
+                leg.hangup().await.ok();
                 return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
             }
         };
         let media = RunningMedia::start(&rtp, &self.clock, recorder);
         rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
-        let services = BridgeServices {
-            records: records.clone(),
-            dialer: self.dialer.clone(),
-            media: self.media.clone(),
-            clock: self.clock.clone(),
-            shutdown: self.shutdown.clone(),
-        };
-        let mut leg = SipLeg::new(call, rtp.clone(), port, services);
         let persona = &self.agent.pack().persona;
         let session = VoiceSession {
             agent: self.agent.clone(),
@@ -271,10 +286,7 @@ impl AgentRoute {
                 transfer_bridge: self.params.transfer_bridge,
                 max_call: Duration::from_secs(self.params.max_seconds.unwrap_or(persona.timeouts.max_call_s)),
             },
-            sink: Arc::new(StoreSink {
-                records: records.clone(),
-                record_id: record_id.to_string(),
-            }),
+            sink: Arc::new(sink),
             observer: Arc::new(self.metrics.clone()),
             shutdown: self.shutdown.clone(),
         };
@@ -284,10 +296,25 @@ impl AgentRoute {
     }
 }
 
+/// A call whose media port could not be opened (its leg hung it up).
+fn no_media_port(rtp: &RtpSession, why: String) -> Outcome {
+    warn!(error = %why, "media port unavailable: the agent cannot hear this call");
+    Outcome::answered(local_end("error"), rtp, Some(why))
+}
+
 /// The session's records into the call store, under the call's record.
 struct StoreSink {
     records: Records,
     record_id: String,
+}
+
+impl StoreSink {
+    fn new(records: &Records, record_id: &str) -> StoreSink {
+        StoreSink {
+            records: records.clone(),
+            record_id: record_id.to_string(),
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -6,38 +6,18 @@
 
 pub mod agent_metrics;
 pub mod agent_route;
+pub mod engines;
 pub mod playback;
 
+use crate::config::routes::{LISTENING, TALKING};
 use crate::config::Config;
 use crate::records::Records;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use voxline_sip::routing::Route;
-use voxline_sip::{CallHandler, CallInfo, InboundCall, RouteConfig};
-
-/// Handler names a route may use.
-pub const HANDLERS: &[&str] = &["playback", "echo", "transcribe", "agent"];
-
-/// Handlers that listen to the caller (they need the `[asr]` models).
-pub const LISTENING: &[&str] = &["transcribe", "agent"];
-
-/// Handlers that talk (they need the `[llm]` and `[tts]` models).
-pub const TALKING: &[&str] = &["agent"];
-
-/// Checks a route's handler name and parameters; errors are (field, reason).
-pub fn validate_route(r: &RouteConfig, base: &Path) -> Result<(), (String, String)> {
-    match r.handler.as_str() {
-        "playback" | "echo" | "transcribe" => playback::PlaybackParams::parse(&r.params, base).map(|_| ()),
-        "agent" => agent_route::AgentParams::parse(&r.params, base).map(|_| ()),
-        other => Err((
-            "handler".into(),
-            format!("unknown handler {other:?} (known: {})", HANDLERS.join(", ")),
-        )),
-    }
-}
+use voxline_sip::{CallHandler, CallInfo, InboundCall};
 
 /// Live counters exported by the HTTP API.
 #[derive(Debug, Default)]
@@ -73,65 +53,23 @@ impl Handlers {
     pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
         let dialer = crate::leg::bridge::Dialer::default();
-        // One media clock for every call of this server (a shard per core).
-        let clock = voxline_media::MediaClock::per_core();
-        // One recogniser (model + workers) for every listening route.
-        let asr = if cfg.routes.iter().any(|r| LISTENING.contains(&r.handler.as_str())) {
-            Some(Arc::new(crate::asr_engine::AsrEngine::start(&cfg.asr)?))
-        } else {
-            None
-        };
-        // One language model and one voice for every agent route.
+        let listen = cfg.routes.iter().any(|r| LISTENING.contains(&r.handler.as_str()));
         let talking = cfg.routes.iter().any(|r| TALKING.contains(&r.handler.as_str()));
-        let speech = if talking {
-            let llm = voxline_llm::load_local(
-                cfg.llm.engine()?,
-                &cfg.llm.model_path(),
-                cfg.llm.chat_template.clone(),
-                cfg.llm.threads,
-                // Read-ahead prompts give way to the recogniser's finals.
-                asr.as_ref().map(|a| a.pool().urgent()),
-            )
-            .await?;
-            let defaults = voxline_tts::TtsConfig::default();
-            let tts_cfg = voxline_tts::TtsConfig {
-                workers: cfg.tts.workers,
-                threads_per_worker: match cfg.tts.threads {
-                    0 => defaults.threads_per_worker,
-                    n => n,
-                },
-                ..defaults
-            };
-            let runtime = cfg.asr.onnxruntime_path();
-            let voice = cfg.tts.voice_path();
-            let tts =
-                tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &voice, tts_cfg)).await??;
-            Some((llm, tts))
-        } else {
-            None
-        };
+        let engines = engines::Engines::load(cfg, listen, talking).await?;
+        let clock = engines.clock.clone();
+        let asr = engines.asr.clone();
         let agent_metrics = talking.then(agent_metrics::AgentMetrics::default);
         let mut agents = HashMap::new();
         for r in cfg.routes.iter().filter(|r| r.handler == "agent") {
-            let (Some((llm, tts)), Some(asr)) = (&speech, &asr) else {
-                continue;
-            };
-            let params = agent_route::AgentParams::parse(&r.params, &cfg.base_dir)
-                .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
-            let route = agent_route::AgentRoute::new(
-                params,
-                agent_route::AgentShared {
-                    llm: llm.clone(),
-                    tts: tts.clone(),
-                    asr: asr.clone(),
-                    clock: clock.clone(),
-                    media: cfg.media.clone(),
-                    shutdown: shutdown.clone(),
-                    metrics: agent_metrics.clone().unwrap_or_default(),
-                    dialer: dialer.clone(),
-                },
-            )?;
-            route.prepare().await?;
+            let route = engines
+                .agent_route(
+                    cfg,
+                    r,
+                    agent_metrics.clone().unwrap_or_default(),
+                    dialer.clone(),
+                    shutdown.clone(),
+                )
+                .await?;
             agents.insert(r.name.clone(), Arc::new(route));
         }
         for r in &cfg.routes {
@@ -142,7 +80,7 @@ impl Handlers {
                 _ => None,
             };
             if let Some(mode) = mode {
-                let params = playback::PlaybackParams::parse(&r.params, &cfg.base_dir)
+                let params = crate::config::routes::PlaybackParams::parse(&r.params, &cfg.base_dir)
                     .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", r.name))?;
                 playback.insert(
                     r.name.clone(),
@@ -165,7 +103,7 @@ impl Handlers {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
                 agent: agent_metrics,
-                llm: speech.as_ref().and_then(|(llm, _)| llm.engine_stats()),
+                llm: engines.speech.as_ref().and_then(|(llm, _)| llm.engine_stats()),
                 ..CallCounters::default()
             }),
         })

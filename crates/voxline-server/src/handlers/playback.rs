@@ -5,69 +5,18 @@
 //! into the call's transcript.
 
 use crate::asr_engine::AsrEngine;
-use crate::config::{resolve_path, MediaConfig};
+use crate::config::routes::PlaybackParams;
+use crate::config::MediaConfig;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, Answered, Outcome};
 use crate::leg::RunningMedia;
 use crate::records::Records;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use voxline_media::leg::Direction;
 use voxline_media::{DtmfDigit, DtmfSource, MediaClock, MediaEvent, MediaPort, PortInput, Prompt, PORT_RATE};
-use voxline_sip::routing::ParamValue;
 use voxline_sip::{CallEvent, EndReason, InboundCall, Party, RouteConfig};
-
-/// Parameters of a playback route (`[route.params]`).
-#[derive(Debug, Clone)]
-pub struct PlaybackParams {
-    /// WAV played after answering (16-bit, 8/16/22.05/24/48 kHz); none = silence.
-    pub greeting: Option<PathBuf>,
-    /// Hang up after this many seconds.
-    pub max_seconds: u64,
-    /// Hang up as soon as the greeting has been played.
-    pub hangup_after_greeting: bool,
-    /// Ring this long (180) before answering, ms.
-    pub ring_ms: u64,
-    /// Record this route's calls (overrides `media.record`).
-    pub record: Option<bool>,
-}
-
-impl PlaybackParams {
-    /// Reads and checks the parameters; errors are (field, reason).
-    pub fn parse(params: &BTreeMap<String, ParamValue>, base: &Path) -> Result<PlaybackParams, (String, String)> {
-        let mut p = PlaybackParams {
-            greeting: None,
-            max_seconds: 30,
-            hangup_after_greeting: false,
-            ring_ms: 0,
-            record: None,
-        };
-        for (k, v) in params {
-            let field = format!("params.{k}");
-            let bad = |want: &str| (field.clone(), format!("must be {want}"));
-            match (k.as_str(), v) {
-                ("greeting", ParamValue::Str(s)) => {
-                    let path = resolve_path(base, Path::new(s));
-                    voxline_media::load_wav_mono(&path).map_err(|e| (field.clone(), e.to_string()))?;
-                    p.greeting = Some(path);
-                }
-                ("greeting", _) => return Err(bad("a path to a WAV file")),
-                ("max_seconds", ParamValue::Int(n)) if *n > 0 && *n <= 86_400 => p.max_seconds = *n as u64,
-                ("max_seconds", _) => return Err(bad("an integer from 1 to 86400")),
-                ("hangup_after_greeting", ParamValue::Bool(b)) => p.hangup_after_greeting = *b,
-                ("hangup_after_greeting", _) => return Err(bad("true or false")),
-                ("ring_ms", ParamValue::Int(n)) if *n >= 0 && *n <= 120_000 => p.ring_ms = *n as u64,
-                ("ring_ms", _) => return Err(bad("an integer from 0 to 120000")),
-                ("record", ParamValue::Bool(b)) => p.record = Some(*b),
-                ("record", _) => return Err(bad("true or false")),
-                _ => return Err((field, "unknown parameter for the playback handler".into())),
-            }
-        }
-        Ok(p)
-    }
-}
 
 /// What a playback-style route does with the caller's audio.
 #[derive(Debug, Clone)]
@@ -121,7 +70,7 @@ impl Playback {
     pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
         let outcome = self.converse(&mut call, records, &record_id).await;
-        finish_call(records, &record_id, outcome).await;
+        finish_call(records, &record_id, outcome, Direction::Inbound).await;
     }
 
     async fn converse(&self, call: &mut InboundCall, records: &Records, record_id: &str) -> Outcome {
@@ -359,30 +308,5 @@ impl Transcriber {
                 warn!(utterance, %error, "caller utterance not recognised");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_and_mistyped_params_are_named() {
-        let mut m = BTreeMap::new();
-        m.insert("max_secs".to_string(), ParamValue::Int(3));
-        assert_eq!(
-            PlaybackParams::parse(&m, Path::new(".")).unwrap_err().0,
-            "params.max_secs"
-        );
-        let mut m = BTreeMap::new();
-        m.insert("max_seconds".to_string(), ParamValue::Str("3".into()));
-        assert_eq!(
-            PlaybackParams::parse(&m, Path::new(".")).unwrap_err().0,
-            "params.max_seconds"
-        );
-        let mut m = BTreeMap::new();
-        m.insert("greeting".to_string(), ParamValue::Str("/nonexistent.wav".into()));
-        let e = PlaybackParams::parse(&m, Path::new(".")).unwrap_err();
-        assert!(e.1.contains("/nonexistent.wav"), "{e:?}");
     }
 }

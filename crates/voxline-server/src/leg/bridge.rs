@@ -10,14 +10,14 @@
 use crate::config::MediaConfig;
 use crate::leg::call_media::local_end;
 use crate::leg::{rtp_target, RunningMedia};
-use crate::records::{call_end, new_call_id, new_record_id, Records};
+use crate::records::{call_end, new_call_id, new_record_id, OutboundStart, Records};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use voxline_media::{MediaClock, MediaPort, PortInput, RtpSession, PORT_RATE};
-use voxline_sip::{CallEvent, EndReason, InboundCall, Party, PlaceCall, SipEndpoint};
+use voxline_sip::{CallDialog, CallEvent, EndReason, Party, PlaceCall, SipEndpoint};
 
 /// Lets a handler place calls of its own once the endpoint is up.
 #[derive(Clone, Default)]
@@ -60,7 +60,7 @@ pub(crate) struct Bridged {
 /// hangs up. `Err` (why) when the new call could not be made: the caller is
 /// still with the agent.
 pub(crate) async fn bridge(
-    call: &mut InboundCall,
+    call: &mut CallDialog,
     caller_port: &mut MediaPort,
     to: &str,
     ring: Duration,
@@ -83,7 +83,7 @@ pub(crate) async fn bridge(
 
 /// The bridge on the colleague's RTP session `rtp` (already running).
 async fn call_and_join(
-    call: &mut InboundCall,
+    call: &mut CallDialog,
     caller_port: &mut MediaPort,
     rtp: &RtpSession,
     endpoint: &SipEndpoint,
@@ -97,10 +97,18 @@ async fn call_and_join(
     let leg = LegRecord {
         records: env.records,
         id: new_record_id(),
-        joined_to: call.info.call_id.clone(),
+        joined_to: call.call_id().to_string(),
     };
     env.records
-        .outbound_started(&leg.id, &leg_call_id, "", to, None, "bridge")
+        .outbound_started(&OutboundStart {
+            id: &leg.id,
+            call_id: &leg_call_id,
+            from: "",
+            to,
+            trunk: None,
+            route: None,
+            handler: "bridge",
+        })
         .await;
     let place = endpoint.place_call(
         PlaceCall {
@@ -230,7 +238,7 @@ impl LegRecord<'_> {
 }
 
 /// The caller's call's end; a media change meanwhile is followed.
-async fn next_end(call: &mut InboundCall, caller_rtp: &RtpSession) -> EndReason {
+async fn next_end(call: &mut CallDialog, caller_rtp: &RtpSession) -> EndReason {
     loop {
         match call.next_event().await {
             CallEvent::Ended(e) => return e,

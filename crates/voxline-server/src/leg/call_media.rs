@@ -1,6 +1,7 @@
-//! What every answering handler does around its conversation: ring,
-//! bind an RTP port, answer with SDP, open the recording, mark the record
-//! answered; and at the end, log the media counters and complete the record.
+//! What every handler does around its conversation: ring, bind an RTP
+//! port, answer with SDP (or place the call and take its answer), open the
+//! recording, mark the record answered; and at the end, log the media
+//! counters and complete the record.
 
 use crate::config::MediaConfig;
 use crate::leg::{chrono_day, rtp_target, safe_name};
@@ -10,8 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+use voxline_media::leg::Direction;
 use voxline_media::{CallRecorder, MediaStats, RtpSession};
-use voxline_sip::{CallEvent, EndReason, InboundCall, Party};
+use voxline_sip::{CallEvent, EndReason, InboundCall, OutboundCall, Party, PlaceCall, SipEndpoint};
 
 /// A call answered with media: its RTP session (target set) and recorder.
 pub struct Answered {
@@ -115,21 +117,7 @@ pub async fn answer_with_media(
         }
     };
     rtp.set_target(rtp_target(&negotiated));
-    let recorder = if record {
-        let path = media
-            .recordings_dir
-            .join(chrono_day())
-            .join(format!("{}.wav", safe_name(&call.info.call_id)));
-        match CallRecorder::create(&path) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                warn!(error = %e, "recording disabled for this call");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let recorder = open_recorder(media, record, &call.info.call_id);
     let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
     records
         .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
@@ -137,8 +125,67 @@ pub async fn answer_with_media(
     Ok(Answered { rtp, recorder })
 }
 
+/// Binds a media port, places `place` (its media address is filled in here)
+/// and waits for the answer; then opens the recording and marks the record
+/// answered. Err is the call's outcome when it was not answered.
+pub async fn place_with_media(
+    endpoint: &SipEndpoint,
+    mut place: PlaceCall,
+    media: &MediaConfig,
+    record: bool,
+    records: &Records,
+    record_id: &str,
+) -> Result<(OutboundCall, Answered), Outcome> {
+    let rtp = match RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "no RTP port: the call is not placed");
+            return Err(Outcome::unanswered(local_end("no_media_port"), Some(e.to_string())));
+        }
+    };
+    place.media = SocketAddr::new(media.advertised(), rtp.local_addr().port());
+    let call = match endpoint.place_call(place, |_, _| {}).await {
+        Ok(Ok(call)) => call,
+        Ok(Err(failure)) => {
+            let end = EndReason {
+                by: Party::Remote,
+                reason: failure.reason.clone(),
+                status: failure.status,
+            };
+            return Err(Outcome::unanswered(end, None));
+        }
+        Err(e) => return Err(Outcome::unanswered(local_end("error"), Some(e.to_string()))),
+    };
+    rtp.set_target(rtp_target(&call.negotiated));
+    let recorder = open_recorder(media, record, &call.call_id);
+    let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
+    records
+        .answered(record_id, call.negotiated.codec.name(), rec_path.as_deref())
+        .await;
+    Ok((call, Answered { rtp, recorder }))
+}
+
+/// The call's recording under `recordings_dir/<day>/<call-id>.wav`, when
+/// recording is on (a file that cannot be created turns it off, logged).
+fn open_recorder(media: &MediaConfig, record: bool, call_id: &str) -> Option<CallRecorder> {
+    if !record {
+        return None;
+    }
+    let path = media
+        .recordings_dir
+        .join(chrono_day())
+        .join(format!("{}.wav", safe_name(call_id)));
+    match CallRecorder::create(&path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            warn!(error = %e, "recording disabled for this call");
+            None
+        }
+    }
+}
+
 /// Logs how the call ended with its media counters and completes its record.
-pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome) {
+pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome, direction: Direction) {
     let Outcome {
         end,
         answered,
@@ -150,7 +197,7 @@ pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome) {
     };
     info!(
         reason = %end.reason,
-        by = end.by.inbound_name(),
+        by = party_name(&end, direction),
         sent = load(|s| &s.packets_sent),
         received = load(|s| &s.packets_received),
         lost = load(|s| &s.packets_lost),
@@ -158,6 +205,23 @@ pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome) {
         "call ended"
     );
     records
-        .ended(record_id, &call_end(answered, &end, true, stats.as_deref(), detail))
+        .ended(
+            record_id,
+            &call_end(
+                answered,
+                &end,
+                direction == Direction::Inbound,
+                stats.as_deref(),
+                detail,
+            ),
+        )
         .await;
+}
+
+/// Who ended the call, as the record names them.
+fn party_name(end: &EndReason, direction: Direction) -> &'static str {
+    match direction {
+        Direction::Inbound => end.by.inbound_name(),
+        Direction::Outbound => end.by.outbound_name(),
+    }
 }

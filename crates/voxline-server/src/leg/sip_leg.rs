@@ -1,8 +1,8 @@
-//! An answered inbound SIP call as a leg of the call-leg contract: its
-//! media port's frames and events and the dialog's events on one stream
-//! (a re-INVITE moves the media, a SIP INFO key joins the RFC 4733 ones),
-//! its playout queue, and hang-up, transfer by REFER and the bridge to a
-//! colleague's call as control verbs.
+//! An answered SIP call, inbound or outbound, as a leg of the call-leg
+//! contract: its media port's frames and events and the dialog's events on
+//! one stream (a re-INVITE moves the media, a SIP INFO key joins the RFC
+//! 4733 ones), its playout queue, and hang-up, transfer by REFER and the
+//! bridge to a colleague's call as control verbs.
 
 use crate::config::MediaConfig;
 use crate::leg::bridge::{bridge, BridgeEnv, Bridged, Dialer};
@@ -17,7 +17,7 @@ use voxline_media::{
     DtmfDigit, DtmfSource, LegAudio, LegControl, LegInput, MediaClock, MediaEvent, MediaPort, Playout, PortInput,
     RtpSession,
 };
-use voxline_sip::{CallEvent, InboundCall, TransferOutcome};
+use voxline_sip::{CallDialog, CallEvent, InboundCall, OutboundCall, TransferOutcome};
 
 /// What a leg needs of the server to call a colleague for a bridge.
 #[derive(Clone)]
@@ -34,9 +34,9 @@ pub struct BridgeServices {
     pub shutdown: CancellationToken,
 }
 
-/// An answered inbound SIP call with its running RTP session.
+/// An answered SIP call with its running RTP session.
 pub struct SipLeg {
-    call: InboundCall,
+    call: CallDialog,
     rtp: RtpSession,
     port: MediaPort,
     facts: LegFacts,
@@ -47,8 +47,9 @@ pub struct SipLeg {
 }
 
 impl SipLeg {
-    /// The leg of `call`, answered on `rtp` (whose `port` was opened).
-    pub fn new(call: InboundCall, rtp: RtpSession, port: MediaPort, services: BridgeServices) -> SipLeg {
+    /// The leg of an answered inbound `call`, on `rtp`. Err (why) when its
+    /// media port cannot be opened: the call is then hung up.
+    pub fn inbound(call: InboundCall, rtp: RtpSession, services: BridgeServices) -> Result<SipLeg, String> {
         let facts = LegFacts {
             call_id: call.info.call_id.clone(),
             direction: Direction::Inbound,
@@ -60,7 +61,38 @@ impl SipLeg {
                 ("trunk".to_string(), call.info.trunk.clone()),
             ]),
         };
-        SipLeg {
+        SipLeg::new(call.into_dialog(), facts, rtp, services)
+    }
+
+    /// The leg of an answered outbound `call` to `callee`; `variables` are
+    /// the contact's (a campaign row's columns), the trunk is added. Err as
+    /// for [`SipLeg::inbound`].
+    pub fn outbound(
+        call: OutboundCall,
+        callee: &str,
+        mut variables: BTreeMap<String, String>,
+        rtp: RtpSession,
+        services: BridgeServices,
+    ) -> Result<SipLeg, String> {
+        if let Some(t) = &call.trunk {
+            variables.insert("trunk".to_string(), t.clone());
+        }
+        let facts = LegFacts {
+            call_id: call.call_id.clone(),
+            direction: Direction::Outbound,
+            caller: call.from.clone(),
+            callee: callee.to_string(),
+            channel: "sip",
+            variables,
+        };
+        SipLeg::new(call.into_dialog(), facts, rtp, services)
+    }
+
+    /// Opens the call's media port; when it cannot be, the dialog is
+    /// dropped, which hangs the call up (BYE).
+    fn new(call: CallDialog, facts: LegFacts, rtp: RtpSession, services: BridgeServices) -> Result<SipLeg, String> {
+        let port = MediaPort::open(&rtp).map_err(|e| e.to_string())?;
+        Ok(SipLeg {
             call,
             rtp,
             port,
@@ -68,7 +100,7 @@ impl SipLeg {
             services,
             media_closed: false,
             ended: false,
-        }
+        })
     }
 }
 

@@ -1,7 +1,8 @@
-//! `voxline demo-bank-service`: the small business service the demo packs'
+//! `voxline-demo-bank`: the small business service the demo packs'
 //! tools call (`domains/demo-bank/tools.toml`, `domains/demo-renewal/tools.toml`),
 //! so a new user can try tool calls end to end. Accounts and cards are made up and held in memory;
-//! every request is logged with its arguments.
+//! every request is logged with its arguments. A binary of its own: it is
+//! not part of `voxline`, the production binary.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,9 +15,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tracing::info;
 
-/// Arguments of `voxline demo-bank-service`.
-#[derive(clap::Args, Debug)]
-pub struct DemoServiceArgs {
+/// The demo bank's business service (balances, card blocking, identity
+/// checks) for the demo packs' tools. Accounts are made up, held in memory.
+#[derive(clap::Parser, Debug)]
+#[command(name = "voxline-demo-bank", version, about)]
+struct DemoServiceArgs {
     /// Where to listen (the demo pack's tools call 127.0.0.1:8091).
     #[arg(long, default_value = "127.0.0.1:8091")]
     listen: SocketAddr,
@@ -97,7 +100,29 @@ async fn block(
 }
 
 /// Runs the service until interrupted.
-pub async fn run(args: DemoServiceArgs) -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let args = <DemoServiceArgs as clap::Parser>::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("voxline-demo-bank: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxline-demo-bank: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: DemoServiceArgs) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/balance", post(balance))
         .route("/cards/block", post(block))

@@ -9,6 +9,8 @@
 //! short list of British spellings). Not covered: currency amounts,
 //! ordinals, decimals and Whisper's full 1,700-word spelling table.
 
+use crate::numbers::word_value;
+
 /// Hesitations Whisper's normaliser removes.
 const FILLERS: &[&str] = &["hmm", "mm", "mhm", "mmm", "uh", "um", "uhm", "er", "ah"];
 
@@ -49,32 +51,6 @@ const SPELLINGS: &[(&str, &str)] = &[
     ("licence", "license"),
     ("programme", "program"),
     ("okay", "ok"),
-];
-
-const UNITS: &[&str] = &[
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: &[&str] = &[
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 
 /// Normalises an English transcript for scoring.
@@ -127,28 +103,13 @@ fn remove_bracketed(s: &str) -> String {
     out
 }
 
-/// The value of a number word below a hundred, if it is one.
-fn small_number(word: &str) -> Option<u64> {
-    if let Some(i) = UNITS.iter().position(|u| *u == word) {
-        return Some(i as u64);
-    }
-    if let Some(i) = TENS.iter().position(|t| !t.is_empty() && *t == word) {
-        return Some(i as u64 * 10);
-    }
-    let (tens, unit) = word.split_once('-')?;
-    match (small_number(tens), small_number(unit)) {
-        (Some(t), Some(u)) if t >= 20 && t % 10 == 0 && (1..10).contains(&u) => Some(t + u),
-        _ => None,
-    }
-}
-
 /// Rewrites runs of number words as digits: "twenty one" → "21", "two
 /// hundred and five" → "205"; "one two three" stays three numbers.
 fn numbers_to_digits(words: &[&str]) -> Vec<String> {
     let mut out = Vec::with_capacity(words.len());
     let mut i = 0;
     while i < words.len() {
-        let Some(first) = small_number(words[i]) else {
+        let Some(first) = word_value(words[i]) else {
             out.push(words[i].to_string());
             i += 1;
             continue;
@@ -166,8 +127,8 @@ fn numbers_to_digits(words: &[&str]) -> Vec<String> {
                 total += current * 1000;
                 current = 0;
                 last_small = 1000;
-            } else if w == "and" && last_small >= 100 && words.get(j + 1).and_then(|n| small_number(n)).is_some() {
-            } else if let Some(n) = small_number(w) {
+            } else if w == "and" && last_small >= 100 && words.get(j + 1).and_then(|n| word_value(n)).is_some() {
+            } else if let Some(n) = word_value(w) {
                 // A unit may follow a ten ("twenty one") or a hundred/thousand.
                 let follows_ten = (20..100).contains(&last_small) && last_small % 10 == 0 && (1..10).contains(&n);
                 let follows_big = last_small >= 100 && n < 100;

@@ -1,5 +1,12 @@
 //! The server configuration file (`sip-config/voxline.toml`): loading,
 //! path resolution and validation with errors that name the file and field.
+//! Its sections: `[asr]` (`asr`), `[llm]` and `[tts]` (`speech`), and each
+//! route's handler parameters (`routes`). Nothing here depends on the
+//! handlers: they take what this layer parsed.
+
+pub mod asr;
+pub mod routes;
+pub mod speech;
 
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -132,13 +139,13 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[asr]`: speech recognition (used by routes that listen).
     #[serde(default)]
-    pub asr: crate::asr_config::AsrConfig,
+    pub asr: crate::config::asr::AsrConfig,
     /// `[llm]`: the language model of agent routes.
     #[serde(default)]
-    pub llm: crate::agent_config::LlmConfig,
+    pub llm: crate::config::speech::LlmConfig,
     /// `[tts]`: the voice of agent routes.
     #[serde(default)]
-    pub tts: crate::agent_config::TtsSection,
+    pub tts: crate::config::speech::TtsSection,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -242,21 +249,21 @@ impl Config {
             return Err(FieldError::new("node.name", "must not be empty"));
         }
         for (i, r) in self.routes.iter().enumerate() {
-            crate::handlers::validate_route(r, &self.base_dir)
+            crate::config::routes::validate_route(r, &self.base_dir)
                 .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
         }
         self.asr.validate()?;
         if self
             .routes
             .iter()
-            .any(|r| crate::handlers::LISTENING.contains(&r.handler.as_str()))
+            .any(|r| crate::config::routes::LISTENING.contains(&r.handler.as_str()))
         {
             self.asr.check_files()?;
         }
         let talking = self
             .routes
             .iter()
-            .any(|r| crate::handlers::TALKING.contains(&r.handler.as_str()));
+            .any(|r| crate::config::routes::TALKING.contains(&r.handler.as_str()));
         self.llm.validate(talking)?;
         self.tts.validate(talking)?;
         Ok(())
