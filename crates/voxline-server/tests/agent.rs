@@ -832,19 +832,18 @@ fn a_cut_answer_leaves_only_what_was_heard_in_the_transcript_history_and_turn() 
         return;
     }
     let server = agent_server("agent-cut-answer");
-    // After the greeting (~8 s) the caller asks about opening hours (an
-    // answer of ~8 s), then talks over it 4 s after the question.
-    let (play, spans) = caller_script(
+    // After the greeting the caller asks about opening hours (an answer of
+    // several seconds), then talks over it 1.5 s into it.
+    let lines = caller_lines(
         &server.dir,
         "cut-answer",
         &[
-            (9.5, "What are the opening hours of your branches?"),
-            (4.0, "Sorry, where is the Riverside branch?"),
+            "What are the opening hours of your branches?",
+            "Sorry, where is the Riverside branch?",
         ],
-        10.0,
     );
-    let total = spans[1].1 + 10.0;
-    call_agent(&server, &play, total.ceil() as u32);
+    let over = PathBuf::from(format!("over:1500:{}", lines[1].display()));
+    call_agent_turns(&server, &[lines[0].clone(), over], 60, &[]);
     let log = server.log_text();
     assert!(log.contains("barge-in: the agent stopped"), "{log}");
     let lines = only_call_transcript(&server);

@@ -2,14 +2,14 @@
 //! primitive); with `--agent ROUTE`, an agent talks on it (`call_agent`);
 //! with `--after-quiet-ms`, its lines take turns with the far end (`call_turns`).
 
-use crate::cli::call_turns::{TurnLine, TurnStep, Turns};
+use crate::cli::call_turns::{Turn, TurnLine, TurnStep, Turns, When};
 use crate::config::Config;
 use crate::handlers::agent_route::CallOut;
 use crate::leg::{rtp_target, RunningMedia};
 use crate::records::{call_end, new_call_id, new_record_id, OutboundStart, Records};
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,7 +40,8 @@ pub struct CallArgs {
     vars: Vec<(String, String)>,
     /// WAV to play once answered (16-bit, 8/16/22.05/24/48 kHz); repeat it
     /// for several lines (back to back, or one per turn with `--after-quiet-ms`,
-    /// where `dtmf:DIGITS` keys the digits as a turn).
+    /// where `dtmf:DIGITS` keys the digits as a turn and `over:MS:LINE` starts
+    /// LINE MS after the far end starts speaking, talking over it).
     #[arg(long)]
     play: Vec<PathBuf>,
     /// Take turns: each `--play` line starts once the far end has spoken and
@@ -72,6 +73,36 @@ pub struct CallArgs {
     /// Configuration file (trunks, codecs, call store); used when it exists.
     #[arg(long, default_value = "sip-config/voxline.toml")]
     config: PathBuf,
+}
+
+/// One `--play` value: a WAV; taking turns, also `dtmf:DIGITS` (keys) and
+/// `over:MS:LINE` (the line MS after the far end starts speaking).
+fn turn_line(value: &Path, turns: bool) -> anyhow::Result<Turn> {
+    let text = value.to_string_lossy();
+    if turns {
+        if let Some(rest) = text.strip_prefix("over:") {
+            let (ms, line) = rest
+                .split_once(':')
+                .with_context(|| format!("--play {text}: over:MS:LINE expected"))?;
+            let ms: u64 = ms.parse().with_context(|| format!("--play {text}: {ms:?} is not ms"))?;
+            let inner = turn_line(Path::new(line), true)?;
+            return Ok(Turn {
+                when: When::IntoSpeech(Duration::from_millis(ms)),
+                what: inner.what,
+            });
+        }
+        if let Some(digits) = text.strip_prefix("dtmf:") {
+            return Ok(Turn {
+                when: When::AfterQuiet,
+                what: TurnLine::Keys(digits.to_string()),
+            });
+        }
+    }
+    let prompt = voxline_media::load_wav_mono(value).with_context(|| format!("--play {text}"))?;
+    Ok(Turn {
+        when: When::AfterQuiet,
+        what: TurnLine::Audio(prompt),
+    })
 }
 
 /// `NAME=VALUE` of `--var`.
@@ -148,12 +179,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let lines = args
         .play
         .iter()
-        .map(|p| match p.to_str().and_then(|s| s.strip_prefix("dtmf:")) {
-            Some(digits) if args.after_quiet_ms.is_some() => Ok(TurnLine::Keys(digits.to_string())),
-            _ => voxline_media::load_wav_mono(p)
-                .map(TurnLine::Audio)
-                .with_context(|| format!("--play {}", p.display())),
-        })
+        .map(|p| turn_line(p, args.after_quiet_ms.is_some()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let media = RunningMedia::start(&rtp, &voxline_media::MediaClock::start(1), recorder);
 
@@ -240,7 +266,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         ),
         None => {
             for line in &lines {
-                if let TurnLine::Audio(prompt) = line {
+                if let TurnLine::Audio(prompt) = &line.what {
                     rtp.play_prompt(prompt)?;
                 }
             }

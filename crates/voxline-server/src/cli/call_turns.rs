@@ -1,7 +1,9 @@
 //! `voxline call --after-quiet-ms MS`: a caller that takes turns like a
 //! person instead of following a clock. Each `--play` line (a WAV, or
 //! `dtmf:DIGITS` to key them) starts once the far end has spoken and then
-//! been quiet for MS (and the previous line has been sent); with `--hangup-after-reply`, the call ends once the far end
+//! been quiet for MS (and the previous line has been sent), or, written
+//! `over:MS2:LINE`, MS2 after the far end starts speaking again (to talk
+//! over it, as a caller interrupting an answer does); with `--hangup-after-reply`, the call ends once the far end
 //! has answered the last line and gone quiet. What the far end says is
 //! judged by its loudness, frame by frame, from the call's media port.
 //! (A test caller's tool: it tells speech from silence, not words.)
@@ -22,6 +24,24 @@ pub enum TurnLine {
     Keys(String),
 }
 
+/// When a line starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Once the far end has spoken and then been quiet (the caller's turn).
+    AfterQuiet,
+    /// This long after the far end starts speaking (talking over it).
+    IntoSpeech(Duration),
+}
+
+/// One line of the caller and when it starts.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// When it starts.
+    pub when: When,
+    /// What it is.
+    pub what: TurnLine,
+}
+
 /// What the turn-taking caller does next.
 #[derive(Debug)]
 pub enum TurnStep {
@@ -38,26 +58,29 @@ pub enum TurnStep {
 
 /// The caller's turn-taking state.
 pub struct Turns {
-    lines: VecDeque<TurnLine>,
+    lines: VecDeque<Turn>,
     /// Lines said so far.
     said: usize,
     quiet: Duration,
     hang_up_after_reply: bool,
     /// The far end spoke since our last line started.
     heard: bool,
+    /// When it started to, since our last line started.
+    first_loud: Option<Instant>,
     /// When the far end last sounded like speech.
     last_loud: Instant,
 }
 
 impl Turns {
-    /// Lines to say in order, each after `quiet` of the far end's silence.
-    pub fn new(lines: Vec<TurnLine>, quiet: Duration, hang_up_after_reply: bool) -> Turns {
+    /// Lines to say in order; `quiet` is the far end's silence that gives the caller the turn.
+    pub fn new(lines: Vec<Turn>, quiet: Duration, hang_up_after_reply: bool) -> Turns {
         Turns {
             lines: lines.into(),
             said: 0,
             quiet,
             hang_up_after_reply,
             heard: false,
+            first_loud: None,
             last_loud: Instant::now(),
         }
     }
@@ -70,6 +93,7 @@ impl Turns {
         let energy: f64 = frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len() as f64;
         if energy.sqrt() > SPEECH_RMS {
             self.heard = true;
+            self.first_loud.get_or_insert(now);
             self.last_loud = now;
         }
     }
@@ -77,15 +101,25 @@ impl Turns {
     /// What to do now, given how much of our own audio is still queued.
     pub fn next(&mut self, queued: usize, now: Instant) -> Option<TurnStep> {
         let their_turn_over = self.heard && now.duration_since(self.last_loud) >= self.quiet;
-        if queued > 0 || !their_turn_over {
+        if queued > 0 {
             return None;
         }
-        let Some(line) = self.lines.pop_front() else {
-            return (self.hang_up_after_reply && self.said > 0).then_some(TurnStep::HangUp);
+        let due = match self.lines.front().map(|t| t.when) {
+            None => return (their_turn_over && self.hang_up_after_reply && self.said > 0).then_some(TurnStep::HangUp),
+            Some(When::AfterQuiet) => their_turn_over,
+            Some(When::IntoSpeech(d)) => self.first_loud.is_some_and(|t| now.duration_since(t) >= d),
         };
+        if !due {
+            return None;
+        }
+        let turn = self.lines.pop_front()?;
         self.heard = false;
+        self.first_loud = None;
         self.said += 1;
-        Some(TurnStep::Say { n: self.said, line })
+        Some(TurnStep::Say {
+            n: self.said,
+            line: turn.what,
+        })
     }
 }
 
@@ -93,22 +127,25 @@ impl Turns {
 mod tests {
     use super::*;
 
-    fn line() -> TurnLine {
-        TurnLine::Audio(Prompt {
-            samples: std::sync::Arc::from(vec![0i16; 160]),
-            rate: 8000,
-        })
+    fn line(when: When) -> Turn {
+        Turn {
+            when,
+            what: TurnLine::Audio(Prompt {
+                samples: std::sync::Arc::from(vec![0i16; 160]),
+                rate: 8000,
+            }),
+        }
     }
 
     #[test]
     fn lines_wait_for_the_far_end_to_speak_and_stop() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let mut turns = Turns::new(
-            vec![line(), TurnLine::Keys("12#".into())],
-            Duration::from_millis(1000),
-            true,
-        );
+        let keys = Turn {
+            when: When::AfterQuiet,
+            what: TurnLine::Keys("12#".into()),
+        };
+        let mut turns = Turns::new(vec![line(When::AfterQuiet), keys], Duration::from_millis(1000), true);
         let loud = vec![3000i16; 320];
         let quiet = vec![0i16; 320];
         // Nothing heard yet: nothing to say, however long the silence.
@@ -131,5 +168,24 @@ mod tests {
         turns.hear(&loud, ms(12_000));
         assert!(turns.next(0, ms(12_500)).is_none());
         assert!(matches!(turns.next(0, ms(13_000)), Some(TurnStep::HangUp)));
+    }
+
+    #[test]
+    fn a_line_over_the_far_end_starts_into_its_speech() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let over = line(When::IntoSpeech(Duration::from_millis(1500)));
+        let mut turns = Turns::new(vec![line(When::AfterQuiet), over], Duration::from_millis(1000), false);
+        let loud = vec![3000i16; 320];
+        turns.hear(&loud, ms(0));
+        assert!(matches!(turns.next(0, ms(1000)), Some(TurnStep::Say { n: 1, .. })));
+        // The far end answers from 3 s and goes on talking: 1.5 s into it, the caller talks over it.
+        turns.hear(&loud, ms(3000));
+        turns.hear(&loud, ms(4000));
+        assert!(turns.next(0, ms(4400)).is_none());
+        turns.hear(&loud, ms(4500));
+        assert!(matches!(turns.next(0, ms(4500)), Some(TurnStep::Say { n: 2, .. })));
+        // No hang-up asked for: the call goes on.
+        assert!(turns.next(0, ms(9000)).is_none());
     }
 }
