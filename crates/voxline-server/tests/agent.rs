@@ -1127,10 +1127,12 @@ fn a_digit_entry_that_never_comes_is_asked_again() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    let (server, service, play, end) = lost_card_call("agent-digit-timeout", 20.0);
-    // The prompt comes about a second after the request and lasts ~4 s;
-    // then 7 s of silence (reprompt_ms) end the entry.
-    call_agent(&server, &play, (end + 19.0) as u32);
+    let (server, service) = bank_with_service("agent-digit-timeout");
+    let lines = caller_lines(&server.dir, "lost", &["My card was stolen. Please block it."]);
+    // After the prompt, 7 s of silence (reprompt_ms) end the entry and the
+    // agent asks again: the caller stays on, silent, until its 40 s are up
+    // (the agent goes on prompting, so it is never quiet long enough).
+    call_agent_turns(&server, &lines, 40, &["--hangup-quiet-ms", "9000"]);
     service.stop();
     let lines = only_call_transcript(&server);
     let prompt = lines
@@ -1183,20 +1185,10 @@ fn a_slow_tool_gets_the_hold_line() {
     )
     .expect("persona");
     let server = agent_server_with("agent-hold", &pack);
-    let (play, _, end) = caller_audio(
-        &server.dir,
-        "lost-card-slow",
-        9.5,
-        "My card was stolen. Please block it.",
-        20.0,
-    );
-    let dtmf_at = ((end + 4.0) * 1000.0) as u64;
-    call_agent_with(
-        &server,
-        &play,
-        (end + 18.0) as u32,
-        &["--dtmf", "4321#", "--dtmf-after-ms", &dtmf_at.to_string()],
-    );
+    // The request, then the digits once asked for.
+    let mut lines = caller_lines(&server.dir, "lost-card-slow", &["My card was stolen. Please block it."]);
+    lines.push(PathBuf::from("dtmf:4321#"));
+    call_agent_turns(&server, &lines, 90, &[]);
     let lines = only_call_transcript(&server);
     let at = |want: &str| {
         lines
@@ -1361,14 +1353,13 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
     let pack = pack_transferring_to(&dir, colleague.port);
     let server = agent_server_with("agent-bridge-cancel", &pack);
     // The agent's line and the refused REFER take a few seconds, then the
-    // colleague's phone rings; the caller gives up 12 s after asking.
-    let (play, spans) = caller_script(
+    // colleague's phone rings; the caller, left in silence 5 s, gives up.
+    let lines = caller_lines(
         &server.dir,
         "cancel",
-        &[(9.5, "I would like to speak to a real person, please.")],
-        12.0,
+        &["I would like to speak to a real person, please."],
     );
-    call_agent(&server, &play, (spans[0].1 + 12.0) as u32);
+    call_agent_turns(&server, &lines, 60, &["--hangup-quiet-ms", "5000"]);
     let log = server.log_text();
     assert!(
         log.contains("the caller hung up while the colleague's phone rang: CANCEL"),

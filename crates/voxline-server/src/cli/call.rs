@@ -52,6 +52,10 @@ pub struct CallArgs {
     /// last line and gone quiet.
     #[arg(long, requires = "after_quiet_ms")]
     hangup_after_reply: bool,
+    /// The far end's silence after the last answer that ends the call, ms
+    /// (default: `--after-quiet-ms`); longer to hear what it says after a wait.
+    #[arg(long, requires = "hangup_after_reply")]
+    hangup_quiet_ms: Option<u64>,
     /// Write what is heard (left) and sent (right) to this WAV.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -262,7 +266,12 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let (mut port, mut turns) = match args.after_quiet_ms {
         Some(ms) => (
             Some(MediaPort::open(&rtp)?),
-            Some(Turns::new(lines, Duration::from_millis(ms), args.hangup_after_reply)),
+            Some(Turns::new(
+                lines,
+                Duration::from_millis(ms),
+                args.hangup_after_reply
+                    .then(|| Duration::from_millis(args.hangup_quiet_ms.unwrap_or(ms))),
+            )),
         ),
         None => {
             for line in &lines {

@@ -62,7 +62,8 @@ pub struct Turns {
     /// Lines said so far.
     said: usize,
     quiet: Duration,
-    hang_up_after_reply: bool,
+    /// Hang up once the far end answered the last line and was quiet this long.
+    hang_up_after: Option<Duration>,
     /// The far end spoke since our last line started.
     heard: bool,
     /// When it started to, since our last line started.
@@ -72,13 +73,15 @@ pub struct Turns {
 }
 
 impl Turns {
-    /// Lines to say in order; `quiet` is the far end's silence that gives the caller the turn.
-    pub fn new(lines: Vec<Turn>, quiet: Duration, hang_up_after_reply: bool) -> Turns {
+    /// Lines to say in order; `quiet` is the far end's silence that gives the
+    /// caller the turn; `hang_up_after`, when given, the silence after the
+    /// answer to the last line that ends the call.
+    pub fn new(lines: Vec<Turn>, quiet: Duration, hang_up_after: Option<Duration>) -> Turns {
         Turns {
             lines: lines.into(),
             said: 0,
             quiet,
-            hang_up_after_reply,
+            hang_up_after,
             heard: false,
             first_loud: None,
             last_loud: Instant::now(),
@@ -100,12 +103,16 @@ impl Turns {
 
     /// What to do now, given how much of our own audio is still queued.
     pub fn next(&mut self, queued: usize, now: Instant) -> Option<TurnStep> {
-        let their_turn_over = self.heard && now.duration_since(self.last_loud) >= self.quiet;
+        let quiet_for = |d: Duration| self.heard && now.duration_since(self.last_loud) >= d;
+        let their_turn_over = quiet_for(self.quiet);
         if queued > 0 {
             return None;
         }
         let due = match self.lines.front().map(|t| t.when) {
-            None => return (their_turn_over && self.hang_up_after_reply && self.said > 0).then_some(TurnStep::HangUp),
+            None => {
+                let done = self.said > 0 && self.hang_up_after.is_some_and(quiet_for);
+                return done.then_some(TurnStep::HangUp);
+            }
             Some(When::AfterQuiet) => their_turn_over,
             Some(When::IntoSpeech(d)) => self.first_loud.is_some_and(|t| now.duration_since(t) >= d),
         };
@@ -145,7 +152,11 @@ mod tests {
             when: When::AfterQuiet,
             what: TurnLine::Keys("12#".into()),
         };
-        let mut turns = Turns::new(vec![line(When::AfterQuiet), keys], Duration::from_millis(1000), true);
+        let mut turns = Turns::new(
+            vec![line(When::AfterQuiet), keys],
+            Duration::from_millis(1000),
+            Some(Duration::from_millis(1000)),
+        );
         let loud = vec![3000i16; 320];
         let quiet = vec![0i16; 320];
         // Nothing heard yet: nothing to say, however long the silence.
@@ -175,7 +186,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let over = line(When::IntoSpeech(Duration::from_millis(1500)));
-        let mut turns = Turns::new(vec![line(When::AfterQuiet), over], Duration::from_millis(1000), false);
+        let mut turns = Turns::new(vec![line(When::AfterQuiet), over], Duration::from_millis(1000), None);
         let loud = vec![3000i16; 320];
         turns.hear(&loud, ms(0));
         assert!(matches!(turns.next(0, ms(1000)), Some(TurnStep::Say { n: 1, .. })));
