@@ -135,3 +135,38 @@ fn a_broken_pack_is_refused_with_its_file_and_field() {
     assert!(e.contains("knowledge") && e.contains("no passages"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every pack under `domains/` loads, and every question set in it
+/// (`eval*.toml`) reads, with enough cases of each kind to judge the pack:
+/// a pack or a set with a typo fails here, without a model.
+#[test]
+fn every_pack_and_its_question_sets_load() {
+    let domains = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains");
+    let mut packs = 0;
+    for entry in std::fs::read_dir(&domains).expect("domains folder").flatten() {
+        let dir = entry.path();
+        if !dir.join("persona.toml").exists() {
+            continue;
+        }
+        DomainPack::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        packs += 1;
+        let sets = std::fs::read_dir(&dir)
+            .expect("pack folder")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.starts_with("eval") && name.ends_with(".toml")
+            });
+        for set in sets {
+            let cases = eval::load_cases(&set).unwrap_or_else(|e| panic!("{e}"));
+            let answers = cases.iter().filter(|c| c.expect == Expect::Answer).count();
+            assert!(cases.len() >= 30, "{}: {} cases", set.display(), cases.len());
+            assert!(answers >= 15, "{}: {answers} fact questions", set.display());
+            for c in cases.iter().filter(|c| c.expect == Expect::Answer) {
+                assert!(!c.contains.is_empty(), "{}: {:?} checks nothing", set.display(), c.ask);
+            }
+        }
+    }
+    assert!(packs >= 3, "packs found: {packs}");
+}

@@ -1,5 +1,6 @@
 //! `voxline-demo-bank`: the small business service the demo packs'
-//! tools call (`domains/demo-bank/tools.toml`, `domains/demo-renewal/tools.toml`),
+//! tools call (`domains/demo-bank/tools.toml`, `domains/demo-renewal/tools.toml`,
+//! and the energy endpoints of `domains/demo-energy/tools.toml`),
 //! so a new user can try tool calls end to end. Accounts and cards are made up and held in memory;
 //! every request is logged with its arguments. A binary of its own: it is
 //! not part of `voxline`, the production binary.
@@ -29,6 +30,19 @@ struct DemoServiceArgs {
 struct Bank {
     /// Blocked cards, by last four digits.
     blocked: Mutex<HashMap<String, u32>>,
+    /// Power cuts reported (the next reference number).
+    outages: Mutex<u32>,
+}
+
+#[derive(Deserialize)]
+struct ReadingArgs {
+    account: String,
+    reading: String,
+}
+
+#[derive(Deserialize)]
+struct OutageArgs {
+    account: String,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +113,36 @@ async fn block(
     Ok(Json(json!({ "last4": a.card_last4, "blocked": true, "days": 5 })))
 }
 
+/// The energy pack's meter reading: recorded (logged) and confirmed.
+async fn reading(Json(a): Json<ReadingArgs>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    digits(&a.account, 8)?;
+    digits(&a.reading, 5)?;
+    info!(account = %a.account, reading = %a.reading, "meter reading recorded");
+    Ok(Json(json!({ "last4": &a.account[4..], "reading": a.reading })))
+}
+
+/// The energy pack's power cut report: a reference number per report.
+async fn outage(
+    State(bank): State<Arc<Bank>>,
+    Json(a): Json<OutageArgs>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    digits(&a.account, 8)?;
+    let reference = match bank.outages.lock() {
+        Ok(mut n) => {
+            *n += 1;
+            format!("PC{:04}", *n)
+        }
+        Err(_) => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "outage register unavailable" })),
+            ))
+        }
+    };
+    info!(account = %a.account, %reference, "power cut reported");
+    Ok(Json(json!({ "last4": &a.account[4..], "reference": reference })))
+}
+
 /// Runs the service until interrupted.
 fn main() -> std::process::ExitCode {
     let args = <DemoServiceArgs as clap::Parser>::parse();
@@ -127,6 +171,8 @@ async fn run(args: DemoServiceArgs) -> anyhow::Result<()> {
         .route("/balance", post(balance))
         .route("/cards/block", post(block))
         .route("/verify", post(verify))
+        .route("/energy/readings", post(reading))
+        .route("/energy/outages", post(outage))
         .with_state(Arc::new(Bank::default()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
