@@ -121,8 +121,9 @@ fn call_agent_turns(server: &Server, lines: &[PathBuf], seconds: u32, extra: &[&
     }
     args.extend_from_slice(extra);
     let (rec, out) = call_agent_out(server, &lines[0], seconds, &args);
-    let last = format!("line {} ", lines.len());
-    assert!(out.contains(&last), "the caller did not get to say every line: {out}");
+    let n = lines.len();
+    let last_sent = out.contains(&format!("line {n} said")) || out.contains(&format!("line {n} keyed"));
+    assert!(last_sent, "the caller did not get to say every line: {out}");
     (rec, out)
 }
 
@@ -968,8 +969,10 @@ fn baresip_asks_the_agent_and_hears_the_fact_and_a_decline() {
         "the answer lacks the branch's address: {text}\n{}",
         server.log_text()
     );
+    // The decline's own words; the listener's tiny.en once heard the
+    // company as "Harvard Bank" in it (the agent said it right).
     assert!(
-        norm.contains("only help with harbor bank"),
+        norm.contains("i can only help with"),
         "the off-domain question was not declined: {text}"
     );
 }

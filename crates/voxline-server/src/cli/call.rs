@@ -264,15 +264,24 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     }
     // Taking turns, the far end's audio is listened to (its events too).
     let (mut port, mut turns) = match args.after_quiet_ms {
-        Some(ms) => (
-            Some(MediaPort::open(&rtp)?),
-            Some(Turns::new(
+        Some(ms) => {
+            let port = match MediaPort::open(&rtp) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // Without its audio the turns cannot be taken: none are.
+                    eprintln!("the far end cannot be listened to: {e}");
+                    None
+                }
+            };
+            let turns = Turns::new(
                 lines,
                 Duration::from_millis(ms),
                 args.hangup_after_reply
                     .then(|| Duration::from_millis(args.hangup_quiet_ms.unwrap_or(ms))),
-            )),
-        ),
+            );
+            let turns = port.is_some().then_some(turns);
+            (port, turns)
+        }
         None => {
             for line in &lines {
                 if let TurnLine::Audio(prompt) = &line.what {
@@ -315,14 +324,14 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             _ = tick.tick(), if turns.is_some() => {
                 let step = turns.as_mut().and_then(|t| t.next(rtp.queued_samples(), Instant::now()));
                 match step {
-                    Some(TurnStep::Say { n, line: TurnLine::Audio(prompt) }) => {
-                        rtp.play_prompt(&prompt)?;
-                        println!("line {n} said at {:.1} s", answered_at.elapsed().as_secs_f64());
-                    }
-                    Some(TurnStep::Say { n, line: TurnLine::Keys(digits) }) => {
-                        rtp.send_dtmf(&digits, 100)?;
-                        println!("line {n} keyed at {:.1} s: {digits}", answered_at.elapsed().as_secs_f64());
-                    }
+                    Some(TurnStep::Say { n, line: TurnLine::Audio(prompt) }) => match rtp.play_prompt(&prompt) {
+                        Ok(()) => println!("line {n} said at {:.1} s", answered_at.elapsed().as_secs_f64()),
+                        Err(e) => println!("line {n} not said: {e}"),
+                    },
+                    Some(TurnStep::Say { n, line: TurnLine::Keys(digits) }) => match rtp.send_dtmf(&digits, 100) {
+                        Ok(()) => println!("line {n} keyed at {:.1} s: {digits}", answered_at.elapsed().as_secs_f64()),
+                        Err(e) => println!("line {n} not keyed: {e}"),
+                    },
                     Some(TurnStep::HangUp) => {
                         call.hangup().await.ok();
                         break EndReason { by: Party::Local, reason: "script_done".into(), status: None };
