@@ -1,7 +1,9 @@
 //! A generated answer being spoken: the model's streamed text cut into
 //! phrases, each checked by the guard before it is handed out; a forbidden
 //! phrase is replaced, an ungrounded or repeated one ends the answer (the
-//! passage's best sentence is read instead when no fact was said yet).
+//! knowledge sentence that best answers the question is read as written
+//! when little was said or a sentence was left hanging; see
+//! [`crate::grounding`]).
 
 use crate::guard::{Guard, Verdict};
 use std::collections::VecDeque;
@@ -19,6 +21,9 @@ pub struct Answer {
     pub(crate) queue: VecDeque<String>,
     pub(crate) words_left: usize,
     pub(crate) handed_out: usize,
+    /// Of those, phrases read from the knowledge as written (the fallback),
+    /// not the model's words.
+    pub(crate) read: usize,
     /// What was handed out so far.
     pub(crate) said: String,
     /// What the history keeps of it: the question (earlier facts stay out of
@@ -75,13 +80,16 @@ impl Answer {
                             Verdict::PromptEcho => "the model went on with the prompt".to_string(),
                             _ => "the model repeated itself".to_string(),
                         };
+                        tracing::debug!(phrase = %p, %why, "phrase not said");
                         self.finish(&why);
                         // The facts were not said yet: read their best sentence instead.
-                        if let Some(f) = self.fallback.take().filter(|f| !self.said.contains(f.as_str())) {
-                            if self.handed_out == 0 || self.said.split_whitespace().count() < 6 || self.must_ask {
-                                self.handed_out += 1;
-                                return Ok(Some(f));
-                            }
+                        // Read when little was said, or the last phrase left a
+                        // sentence hanging ("You can block a lost card,").
+                        let little_said = self.handed_out == 0 || self.said.split_whitespace().count() < 6;
+                        let hanging = !self.said.trim_end().ends_with(['.', '!', '?']);
+                        let unsaid = self.fallback.as_ref().is_some_and(|f| !self.said.contains(f.as_str()));
+                        if unsaid && (little_said || hanging || self.must_ask) {
+                            return Ok(self.read_fallback());
                         }
                         return Ok(None);
                     }
@@ -91,8 +99,7 @@ impl Answer {
                 // A step's question the model left out is asked in its own words.
                 if self.must_ask {
                     self.must_ask = false;
-                    if let Some(f) = self.fallback.take() {
-                        self.handed_out += 1;
+                    if let Some(f) = self.read_fallback() {
                         return Ok(Some(f));
                     }
                 }
@@ -109,8 +116,7 @@ impl Answer {
                     self.queue.extend(self.splitter.finish());
                     if self.queue.is_empty() && self.handed_out == 0 {
                         // The model said nothing: read the facts.
-                        if let Some(f) = self.fallback.take() {
-                            self.handed_out += 1;
+                        if let Some(f) = self.read_fallback() {
                             return Ok(Some(f));
                         }
                     }
@@ -121,6 +127,25 @@ impl Answer {
                 }
             }
         }
+    }
+
+    /// The fallback, handed out once as a phrase read from the knowledge.
+    fn read_fallback(&mut self) -> Option<String> {
+        let f = self.fallback.take()?;
+        self.handed_out += 1;
+        self.read += 1;
+        Some(f)
+    }
+
+    /// Whether any of the answer was read from the knowledge as written
+    /// (the model's words failed a check, or it wrote none).
+    pub fn read_from_knowledge(&self) -> bool {
+        self.read > 0
+    }
+
+    /// How many phrases of the answer were the model's own words.
+    pub fn model_phrases(&self) -> usize {
+        self.handed_out - self.read
     }
 
     /// The user message as the history keeps it (the question only).

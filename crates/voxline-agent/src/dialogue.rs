@@ -5,9 +5,10 @@
 
 use crate::answer::Answer;
 use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
+use crate::grounding::grounding;
 use crate::guard::Guard;
 use crate::pack::{ArgType, DomainPack, ToolSpec};
-use crate::prompt::{best_sentence, step_message, system_prompt, user_message};
+use crate::prompt::{step_message, system_prompt, user_message};
 use crate::router::{Intent, Router};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
@@ -118,22 +119,20 @@ impl Agent {
             history: Vec::new(),
             pending: None,
             offered_transfer: false,
+            asked_again: 0,
             tool_calls: Vec::new(),
             flow: FlowRun::default(),
         }
     }
 
     /// A guarded answer streamed from the model for `user` (the history
-    /// before it), each phrase checked against one of `passages` with
-    /// `shared` (see [`Guard`]); `fallback` is read when the model's words
-    /// fail the check.
-    #[allow(clippy::too_many_arguments)]
+    /// before it), each phrase checked by `guard`; `fallback` is read when
+    /// the model's words fail the check.
     async fn generate(
         &self,
         history: &[ChatMessage],
         user: String,
-        passages: &[&str],
-        shared: &[&str],
+        guard: Guard,
         fallback: Option<String>,
         question: String,
         must_ask: bool,
@@ -153,12 +152,13 @@ impl Agent {
         Ok(Answer {
             stream: Some(stream),
             splitter: PhraseSplitter::new(SplitterConfig::default()),
-            guard: Guard::new(&pack.rules.forbidden.phrases, passages, shared),
+            guard,
             fallback,
             replacement: pack.rules.forbidden.replacement.clone(),
             queue: Default::default(),
             words_left: max_words,
             handed_out: 0,
+            read: 0,
             said: String::new(),
             question,
             stopped: None,
@@ -189,6 +189,8 @@ pub struct Conversation {
     history: Vec<ChatMessage>,
     pending: Option<Pending>,
     offered_transfer: bool,
+    /// Turns in a row the caller was asked to say it again.
+    asked_again: u8,
     /// Tools called so far: name and arguments.
     pub tool_calls: Vec<(String, BTreeMap<String, String>)>,
     flow: FlowRun,
@@ -305,8 +307,7 @@ impl Conversation {
             .generate(
                 &self.history,
                 user,
-                &[],
-                &facts,
+                Guard::new(&pack.rules.forbidden.phrases, &[], &facts),
                 Some(fixed.clone()),
                 question,
                 must_ask,
@@ -445,6 +446,9 @@ impl Conversation {
             }
         }
         let intent = self.agent.route(utterance);
+        if intent != Intent::Unclear {
+            self.asked_again = 0;
+        }
         let mut actions = match &intent {
             Intent::Escalate => vec![
                 Action::Say(rules.escalation.say.clone()),
@@ -458,6 +462,17 @@ impl Conversation {
                 self.offered_transfer = true;
                 vec![Action::Say(rules.domain.unknown.clone())]
             }
+            Intent::Unclear => {
+                // Asked again at most twice in a row; then a colleague is offered.
+                self.asked_again += 1;
+                if self.asked_again > 2 {
+                    self.asked_again = 0;
+                    self.offered_transfer = true;
+                    vec![Action::Say(rules.domain.unclear_again.clone())]
+                } else {
+                    vec![Action::Say(rules.domain.unclear.clone())]
+                }
+            }
             Intent::Greeting => vec![Action::Say("Hello! How can I help you today?".into())],
             Intent::Thanks => vec![Action::Say(
                 "You're welcome. Is there anything else I can help with?".into(),
@@ -466,17 +481,15 @@ impl Conversation {
                 let args = extract_args(&pack.tools[*tool], utterance);
                 self.continue_tool(*tool, args)
             }
-            Intent::Question { hits } => {
-                let passages: Vec<&str> = hits.iter().map(|h| h.passage.text.as_str()).collect();
-                let knowledge = &pack.knowledge;
+            Intent::Question { hits, sentences } => {
+                let (guard, fallback) = grounding(&pack, hits, sentences, utterance);
                 let answer = self
                     .agent
                     .generate(
                         &self.history,
                         user_message(hits, utterance),
-                        &passages,
-                        &[utterance],
-                        best_sentence(hits, utterance, |t| knowledge.terms(t)),
+                        guard,
+                        fallback,
                         format!("Question: {}", utterance.trim()),
                         false,
                     )
@@ -511,7 +524,7 @@ impl Conversation {
         if self.pending.is_some() {
             return None;
         }
-        let Intent::Question { hits } = self.agent.route(partial) else {
+        let Intent::Question { hits, .. } = self.agent.route(partial) else {
             return None;
         };
         let messages = self.agent.messages(&self.history, user_message(&hits, partial));
@@ -521,6 +534,10 @@ impl Conversation {
 
     /// Records what the caller heard of an answer (all of it, or up to a barge-in).
     pub fn answered(&mut self, answer: &Answer, heard: &str) {
+        // An answer that ended in "I don't know" offered a colleague.
+        if heard.contains(self.agent.pack.rules.domain.unknown.trim()) {
+            self.offered_transfer = true;
+        }
         self.answered_text(&answer.question, heard);
     }
 

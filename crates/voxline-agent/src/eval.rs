@@ -69,6 +69,21 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
     Ok(f.case)
 }
 
+/// How a case went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grade {
+    /// What the case expects.
+    Right,
+    /// A fact stated that is not the expected one: a `lacks` said, or a
+    /// number, amount or time in a reply that misses the case (or in one
+    /// that should have declined). The worst outcome: said with confidence.
+    WrongFact(String),
+    /// The agent asked the caller to say it again: neither right nor wrong.
+    AskedAgain,
+    /// Not what the case expects, and no wrong fact stated.
+    Missed,
+}
+
 /// What happened to one case.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -78,8 +93,18 @@ pub struct Outcome {
     pub got: String,
     /// What it said.
     pub said: String,
-    /// Whether that is what the case expects.
-    pub ok: bool,
+    /// How that compares with the case.
+    pub grade: Grade,
+    /// Some of the answer was read from the knowledge as written (the
+    /// model's words failed a check, or it wrote none), not the model's.
+    pub read: bool,
+}
+
+impl Outcome {
+    /// Whether it is what the case expects.
+    pub fn ok(&self) -> bool {
+        self.grade == Grade::Right
+    }
 }
 
 const DONT_KNOW: &[&str] = &[
@@ -97,8 +122,13 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
         let mut conv = agent.conversation();
         let mut said = Vec::new();
         let mut got = Vec::new();
+        let mut read = false;
+        let mut asked_again = false;
         let mut queue: std::collections::VecDeque<Action> = match conv.turn(&case.ask).await {
-            Ok((_, actions)) => actions.into(),
+            Ok((intent, actions)) => {
+                asked_again = intent == crate::Intent::Unclear;
+                actions.into()
+            }
             Err(e) => {
                 got.push(format!("error: {e}"));
                 Default::default()
@@ -115,9 +145,15 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
                     }
                     let text = text.join(" ");
                     conv.answered(&ans, &text);
+                    read |= ans.read_from_knowledge();
+                    let by = if ans.read_from_knowledge() {
+                        "read from the knowledge"
+                    } else {
+                        "in the model's words"
+                    };
                     got.push(match &ans.stopped {
-                        Some(why) => format!("answer ({why})"),
-                        None => "answer".into(),
+                        Some(why) => format!("answer {by} ({why})"),
+                        None => format!("answer {by}"),
                     });
                     said.push(text);
                 }
@@ -146,55 +182,215 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
             }
         }
         let said = said.join(" ");
-        let rules = &agent.pack().rules;
-        // Compared after Whisper's English normalisation: "1,000" = "1000", "nine" = "9".
-        let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
-        let w = norm(&said);
-        let holds = |c: &String| c.split('|').any(|alt| w.contains(&norm(alt)));
-        let ok = match case.expect {
-            Expect::Answer => {
-                got.iter().any(|g| g.starts_with("answer"))
-                    && case.contains.iter().all(holds)
-                    && !case.contains.is_empty()
-                    && !case.lacks.iter().any(holds)
-            }
-            Expect::Decline => said.contains(rules.domain.decline.trim()),
-            Expect::Unknown => {
-                said.contains(rules.domain.unknown.trim()) || DONT_KNOW.iter().any(|d| w.contains(&norm(d)))
-            }
-            Expect::Tool => conv.tool_calls.iter().any(|(name, args)| {
-                Some(name) == case.tool.as_ref() && case.args.iter().all(|(k, v)| args.get(k) == Some(v))
-            }),
-            Expect::Transfer => got.iter().any(|g| g.starts_with("transfer")),
-            Expect::Goodbye => got.iter().any(|g| g == "hang up"),
-        };
+        let grade = grade(agent, case, &conv, &got, &said, asked_again);
         out.push(Outcome {
             case: case.clone(),
             got: got.join(", "),
             said,
-            ok,
+            grade,
+            read,
         });
     }
     out
 }
 
-/// Shares of the outcomes: (label, right, total) for answers, declines
-/// (off-domain and unknown), tool calls and routing (transfer, goodbye).
-pub fn summary(outcomes: &[Outcome]) -> Vec<(&'static str, usize, usize)> {
+/// Grades one case from what the agent did (`got`) and said.
+fn grade(
+    agent: &Agent,
+    case: &Case,
+    conv: &crate::Conversation,
+    got: &[String],
+    said: &str,
+    asked_again: bool,
+) -> Grade {
+    let rules = &agent.pack().rules;
+    // Compared after Whisper's English normalisation: "1,000" = "1000", "nine" = "9".
+    let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
+    let w = norm(said);
+    let holds = |c: &String| c.split('|').any(|alt| w.contains(&norm(alt)));
+    let answered = got.iter().any(|g| g.starts_with("answer"));
+    let right = match case.expect {
+        Expect::Answer => {
+            answered && !case.contains.is_empty() && case.contains.iter().all(holds) && !case.lacks.iter().any(holds)
+        }
+        Expect::Decline => said.contains(rules.domain.decline.trim()),
+        Expect::Unknown => said.contains(rules.domain.unknown.trim()) || DONT_KNOW.iter().any(|d| w.contains(&norm(d))),
+        Expect::Tool => conv.tool_calls.iter().any(|(name, args)| {
+            Some(name) == case.tool.as_ref() && case.args.iter().all(|(k, v)| args.get(k) == Some(v))
+        }),
+        Expect::Transfer => got.iter().any(|g| g.starts_with("transfer")),
+        Expect::Goodbye => got.iter().any(|g| g == "hang up"),
+    };
+    if right {
+        return Grade::Right;
+    }
+    if let Some(wrong) = case.lacks.iter().find(|l| holds(l)) {
+        return Grade::WrongFact(wrong.clone());
+    }
+    // A reply that misses the case, or should not have answered, and
+    // states a figure: a number the caller may act on.
+    let states_figures = matches!(case.expect, Expect::Answer | Expect::Decline | Expect::Unknown);
+    if states_figures && answered {
+        if let Some(n) = crate::guard::numbers(said).into_iter().next() {
+            return Grade::WrongFact(n);
+        }
+    }
+    if asked_again {
+        return Grade::AskedAgain;
+    }
+    Grade::Missed
+}
+
+/// A group of cases and how they went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// What the group holds.
+    pub label: &'static str,
+    /// Cases in it.
+    pub cases: usize,
+    /// Right.
+    pub right: usize,
+    /// Right, with some of the answer read from the knowledge as written.
+    pub right_read: usize,
+    /// A wrong fact stated.
+    pub wrong_facts: usize,
+    /// The caller asked to say it again.
+    pub asked_again: usize,
+}
+
+impl Tally {
+    fn of(label: &'static str, outcomes: &[&Outcome]) -> Tally {
+        let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+        Tally {
+            label,
+            cases: outcomes.len(),
+            right: count(&|o| o.ok()),
+            right_read: count(&|o| o.ok() && o.read),
+            wrong_facts: count(&|o| matches!(o.grade, Grade::WrongFact(_))),
+            asked_again: count(&|o| o.grade == Grade::AskedAgain),
+        }
+    }
+}
+
+/// The outcomes by group: fact answers, declines (off-domain, unknown),
+/// tool calls, routing (transfer, goodbye), then all of them.
+pub fn summary(outcomes: &[Outcome]) -> Vec<Tally> {
     let groups: [(&str, &[Expect]); 4] = [
-        ("answered correctly", &[Expect::Answer]),
-        (
-            "declined correctly (off-domain, unknown)",
-            &[Expect::Decline, Expect::Unknown],
-        ),
-        ("tool calls right (tool and arguments)", &[Expect::Tool]),
-        ("transfers and goodbyes right", &[Expect::Transfer, Expect::Goodbye]),
+        ("fact questions", &[Expect::Answer]),
+        ("declined (off-domain, unknown)", &[Expect::Decline, Expect::Unknown]),
+        ("tool calls (tool and arguments)", &[Expect::Tool]),
+        ("transfers and goodbyes", &[Expect::Transfer, Expect::Goodbye]),
     ];
-    groups
+    let mut out: Vec<Tally> = groups
         .iter()
         .map(|(label, kinds)| {
             let of: Vec<&Outcome> = outcomes.iter().filter(|o| kinds.contains(&o.case.expect)).collect();
-            (*label, of.iter().filter(|o| o.ok).count(), of.len())
+            Tally::of(label, &of)
         })
-        .collect()
+        .collect();
+    out.push(Tally::of("all", &outcomes.iter().collect::<Vec<_>>()));
+    out
+}
+
+/// What a question set must show to pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Bar {
+    /// Least share of all cases right (0–1).
+    pub min_right: f64,
+    /// Least share of the fact questions answered right in the model's own
+    /// words (0–1): an engine whose model writes nothing usable, every
+    /// answer read from the knowledge, does not pass as a working model.
+    pub min_model_answers: f64,
+}
+
+impl Default for Bar {
+    /// 95 % right (the grounding issue's target), half the facts in the model's words.
+    fn default() -> Bar {
+        Bar {
+            min_right: 0.95,
+            min_model_answers: 0.5,
+        }
+    }
+}
+
+/// Whether the outcomes clear `bar`: no wrong fact at all, enough right,
+/// enough fact answers in the model's words. `Err` says each shortfall.
+pub fn passes(outcomes: &[Outcome], bar: Bar) -> Result<(), Vec<String>> {
+    let all = Tally::of("all", &outcomes.iter().collect::<Vec<_>>());
+    let facts: Vec<&Outcome> = outcomes.iter().filter(|o| o.case.expect == Expect::Answer).collect();
+    let facts = Tally::of("facts", &facts);
+    let share = |n: usize, of: usize| if of == 0 { 1.0 } else { n as f64 / of as f64 };
+    let mut why = Vec::new();
+    if all.wrong_facts > 0 {
+        why.push(format!("{} wrong facts stated", all.wrong_facts));
+    }
+    if share(all.right, all.cases) < bar.min_right {
+        why.push(format!(
+            "{}/{} right, under {:.0}%",
+            all.right,
+            all.cases,
+            bar.min_right * 100.0
+        ));
+    }
+    let by_model = facts.right - facts.right_read;
+    if share(by_model, facts.cases) < bar.min_model_answers {
+        why.push(format!(
+            "{by_model}/{} fact questions answered right in the model's words, under {:.0}%",
+            facts.cases,
+            bar.min_model_answers * 100.0
+        ));
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why)
+    }
+}
+
+/// Retrieval on the fact questions: how often a passage holding the answer
+/// (every `contains`, one of its alternatives) is the first found, or among
+/// the first three. Cases no passage answers are left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recall {
+    /// Fact questions some passage answers.
+    pub cases: usize,
+    /// Of those, answered by the first passage found.
+    pub at_1: usize,
+    /// Of those, answered by one of the first three.
+    pub at_3: usize,
+}
+
+/// Measures [`Recall`] of `agent`'s knowledge search on `cases`.
+pub fn retrieval(agent: &Agent, cases: &[Case]) -> Recall {
+    let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
+    let knowledge = &agent.pack().knowledge;
+    let k = &agent.pack().rules.knowledge;
+    let mut r = Recall::default();
+    for case in cases
+        .iter()
+        .filter(|c| c.expect == Expect::Answer && !c.contains.is_empty())
+    {
+        let answers = |text: &str| {
+            let w = norm(text);
+            case.contains
+                .iter()
+                .all(|c| c.split('|').any(|alt| w.contains(&norm(alt))))
+        };
+        let holding: Vec<usize> = knowledge
+            .passages()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| answers(&format!("{} {}", p.title, p.text)))
+            .map(|(i, _)| i)
+            .collect();
+        if holding.is_empty() {
+            continue;
+        }
+        r.cases += 1;
+        let found = knowledge.search(&case.ask, 3, k.min_score);
+        let rank = found.iter().position(|h| holding.contains(&h.index));
+        r.at_1 += usize::from(rank == Some(0));
+        r.at_3 += usize::from(rank.is_some());
+    }
+    r
 }

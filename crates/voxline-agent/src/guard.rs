@@ -2,13 +2,17 @@
 //! replaced, never played; a number the facts do not hold (a made-up fee,
 //! hour or rate), a phrase whose words mostly are not in the facts, or a
 //! phrase said twice stops the reply. A phrase must come from one source:
-//! its numbers and words from one passage (with the caller's words), so a
-//! small model mixing two passages ("open from 9 a.m. to 10 p.m." from the
-//! branches' hours and the airport branch's) is stopped too. A checked
-//! phrase is the unit: the TTS speaks whole phrases, so nothing unchecked
-//! reaches the caller.
+//! its words from one passage (with the caller's words), its numbers from
+//! one sentence of that passage that answers the question (decision 0040),
+//! so a small model mixing two passages ("open from 9 a.m. to 10 p.m." from
+//! the branches' hours and the airport branch's) or telling a figure of one
+//! subject about another ("the daily ATM limit is 3,000 dollars", the card
+//! spending limit) is stopped too. The facts of one answer come from one
+//! passage. A checked phrase is the unit: the TTS speaks whole phrases, so
+//! nothing unchecked reaches the caller.
 
-use crate::knowledge::{english_analyzer, terms};
+use crate::knowledge::{english_analyzer, fact_terms};
+use crate::relevance::split_sentences;
 use std::collections::HashSet;
 use tantivy::tokenizer::TextAnalyzer;
 use voxline_text::words::{has_phrase, words};
@@ -51,8 +55,37 @@ pub fn numbers(text: &str) -> Vec<String> {
 /// What one source of facts holds.
 #[derive(Clone, Default)]
 struct Source {
+    /// Per sentence that may be stated: its numbers.
+    facts: Vec<Vec<String>>,
+    /// Every number of the source (the caller's, for the shared source).
     numbers: Vec<String>,
+    /// The words of the passage and its heading.
     terms: HashSet<String>,
+    /// The words of its heading: what it is about.
+    title: HashSet<String>,
+}
+
+/// What one passage lacks of a phrase.
+#[derive(Default)]
+struct Miss {
+    passage: usize,
+    /// Numbers no answering sentence holds (with the phrase's others).
+    numbers: Vec<String>,
+    /// Words neither the passage nor the caller's words hold.
+    words: Vec<String>,
+    /// The caller's named things the phrase ties a fact to, not in the passage.
+    mistied: Vec<String>,
+}
+
+/// A passage an answer may draw on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ground<'a> {
+    /// Its heading.
+    pub title: &'a str,
+    /// Its text: the words a phrase may use.
+    pub text: &'a str,
+    /// Its sentences that answer the question: the facts a phrase may state.
+    pub answering: &'a [&'a str],
 }
 
 /// The guard for one reply: its forbidden phrases and the facts it may use.
@@ -68,6 +101,17 @@ pub struct Guard {
     /// The passages that hold the sentence being said so far (its earlier
     /// phrases ended at a comma): its next phrase must come from one of them.
     sentence: Option<Vec<usize>>,
+    /// The passages that hold the facts stated so far: the answer's next
+    /// fact must come from one of them.
+    stated: Option<Vec<usize>>,
+    /// The caller's words that name something of the knowledge: a phrase
+    /// stating a fact must not tie it to one its passage does not hold.
+    topic: HashSet<String>,
+    /// The caller's own words: a phrase of nothing else only says their
+    /// question back.
+    caller: HashSet<String>,
+    /// The terms of [`GLUE`].
+    glue: HashSet<String>,
     analyzer: TextAnalyzer,
 }
 
@@ -86,27 +130,69 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
-    /// A guard for a reply grounded in `passages`; `shared` (the caller's
-    /// words) may go with any of them. No passages: `shared` only.
+    /// A guard for a reply grounded in `passages`, any of whose sentences
+    /// may be stated; `shared` (the caller's words) may go with any of them.
+    /// No passages: `shared` only.
     pub fn new(forbidden: &[String], passages: &[&str], shared: &[&str]) -> Guard {
+        let sentences: Vec<Vec<String>> = passages.iter().map(|p| split_sentences(p)).collect();
+        let answering: Vec<Vec<&str>> = sentences
+            .iter()
+            .map(|s| s.iter().map(String::as_str).collect())
+            .collect();
+        let grounds: Vec<Ground> = passages
+            .iter()
+            .zip(&answering)
+            .map(|(text, answering)| Ground {
+                title: "",
+                text,
+                answering,
+            })
+            .collect();
+        Guard::grounded(forbidden, &grounds, shared, &[])
+    }
+
+    /// A guard for a reply grounded in `grounds`: each phrase's words from
+    /// one of them, its numbers from one of that passage's answering
+    /// sentences; `shared` (the caller's words) may go with any of them;
+    /// `topic` (the caller's words the knowledge holds, analysed) may only
+    /// go with a fact whose passage holds them.
+    pub fn grounded(forbidden: &[String], grounds: &[Ground], shared: &[&str], topic: &[String]) -> Guard {
         let mut analyzer = english_analyzer();
-        let mut source = |texts: &mut dyn Iterator<Item = &str>| {
-            let mut s = Source::default();
-            for t in texts {
-                // "9 a.m." may come back as "9:00"; "1000" as "1,000": both normalise alike.
-                s.numbers.extend(numbers(t).iter().map(|n| bare(n).to_string()));
-                s.terms.extend(terms(&mut analyzer, &normalize_english(t)));
-            }
-            s
-        };
-        let sources = passages.iter().map(|p| source(&mut std::iter::once(*p))).collect();
-        let shared = source(&mut shared.iter().copied().chain(std::iter::once(GLUE)));
+        // "9 a.m." may come back as "9:00"; "1000" as "1,000": both normalise alike.
+        let bare_numbers = |t: &str| numbers(t).iter().map(|n| bare(n).to_string()).collect::<Vec<_>>();
+        let sources = grounds
+            .iter()
+            .map(|g| {
+                let title: HashSet<String> = fact_terms(&mut analyzer, g.title).into_iter().collect();
+                let mut terms: HashSet<String> = fact_terms(&mut analyzer, g.text).into_iter().collect();
+                terms.extend(title.iter().cloned());
+                Source {
+                    facts: g.answering.iter().map(|s| bare_numbers(s)).collect(),
+                    numbers: bare_numbers(g.text),
+                    terms,
+                    title,
+                }
+            })
+            .collect();
+        let mut shared_source = Source::default();
+        let mut caller = HashSet::new();
+        for t in shared {
+            shared_source.numbers.extend(bare_numbers(t));
+            caller.extend(fact_terms(&mut analyzer, t));
+        }
+        let glue: HashSet<String> = fact_terms(&mut analyzer, GLUE).into_iter().collect();
+        shared_source.terms.extend(caller.iter().cloned());
+        shared_source.terms.extend(glue.iter().cloned());
         Guard {
             forbidden: forbidden.to_vec(),
             sources,
-            shared,
+            shared: shared_source,
             said: HashSet::new(),
             sentence: None,
+            stated: None,
+            topic: topic.iter().cloned().collect(),
+            caller,
+            glue,
             analyzer,
         }
     }
@@ -125,66 +211,118 @@ impl Guard {
             return Verdict::Repeated;
         }
         // Spelled numbers become digits first: they are checked as numbers below.
-        let t = terms(&mut self.analyzer, &normalize_english(phrase));
-        let said_numbers = numbers(phrase);
+        let t = fact_terms(&mut self.analyzer, phrase);
+        // The caller's numbers may be said back; the others are facts.
+        let facts: Vec<String> = numbers(phrase)
+            .into_iter()
+            .filter(|n| !self.shared.numbers.iter().any(|k| k == bare(n)))
+            .collect();
+        // "You forgot your online banking password.": the question said back.
+        let own: Vec<&String> = t.iter().filter(|x| !self.glue.contains(*x)).collect();
+        if !self.sources.is_empty() && own.len() >= 2 && own.iter().all(|x| self.caller.contains(*x)) {
+            return Verdict::Ungrounded("only the caller's words".into());
+        }
         let no_passage = Source::default();
         let sources: Vec<(usize, &Source)> = if self.sources.is_empty() {
             vec![(0, &no_passage)]
         } else {
             self.sources.iter().enumerate().collect()
         };
-        // Per passage (of those holding the sentence so far): the numbers
-        // and words of the phrase it does not hold.
-        let misses: Vec<(usize, Vec<&String>, Vec<&String>)> = sources
+        let misses: Vec<Miss> = sources
             .into_iter()
             .filter(|(i, _)| self.sentence.as_ref().is_none_or(|held| held.contains(i)))
-            .map(|(i, src)| {
-                let knows = |n: &str| {
-                    let n = bare(n);
-                    src.numbers.iter().chain(&self.shared.numbers).any(|k| k == n)
-                };
-                let numbers: Vec<&String> = said_numbers.iter().filter(|n| !knows(n)).collect();
-                let words: Vec<&String> = t
-                    .iter()
-                    .filter(|x| {
-                        !x.chars().any(|c| c.is_ascii_digit())
-                            && !src.terms.contains(*x)
-                            && !self.shared.terms.contains(*x)
-                    })
-                    .collect();
-                (i, numbers, words)
-            })
+            .filter(|(i, src)| facts.is_empty() || self.may_state_from(*i, src, &t))
+            .map(|(i, src)| self.miss(i, src, &t, &facts))
             .collect();
         // One stray word is wording; more than a third is not from the facts.
-        let too_many = |unknown: &[&String]| unknown.len() > 1 && unknown.len() * 3 > t.len();
+        let too_many = |unknown: &[String]| unknown.len() > 1 && unknown.len() * 3 > t.len();
         let holding: Vec<usize> = misses
             .iter()
-            .filter(|(_, n, w)| n.is_empty() && !too_many(w))
-            .map(|(i, _, _)| *i)
+            .filter(|m| m.numbers.is_empty() && m.mistied.is_empty() && !too_many(&m.words))
+            .map(|m| m.passage)
             .collect();
         if holding.is_empty() {
             // Why, from the passage that came closest.
-            let (_, numbers, words) = misses
+            let restricted = misses.len() < self.sources.len();
+            let closest = misses
                 .into_iter()
-                .min_by_key(|(_, n, w)| (n.len(), w.len()))
+                .min_by_key(|m| (m.numbers.len(), m.mistied.len(), m.words.len()))
                 .unwrap_or_default();
-            let mixed = if self.sentence.is_some() {
-                " (with the sentence's passage)"
+            let mixed = if restricted && (self.sentence.is_some() || self.stated.is_some()) {
+                " (with the answer's passage)"
             } else {
                 ""
             };
-            return Verdict::Ungrounded(match numbers.first() {
-                Some(n) => format!("{n}{mixed}"),
-                None => format!(
-                    "{} not in the facts{mixed}",
-                    words.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
+            return Verdict::Ungrounded(match (closest.numbers.first(), closest.mistied.is_empty()) {
+                (Some(n), _) => format!("{n}{mixed}"),
+                (None, false) => format!("a fact told of {}{mixed}", closest.mistied.join(", ")),
+                (None, true) if closest.words.is_empty() => "a fact of another passage than the answer's".into(),
+                (None, true) => format!("{} not in the facts{mixed}", closest.words.join(", ")),
             });
         }
-        // A sentence going on after this phrase stays with its passages.
+        // A sentence going on after this phrase stays with its passages;
+        // the answer's later facts come from the passages of its first.
         let ends_sentence = phrase.trim_end().ends_with(['.', '!', '?']);
+        if !facts.is_empty() {
+            self.stated = Some(holding.clone());
+        }
         self.sentence = (!ends_sentence).then_some(holding);
         Verdict::Speak
+    }
+
+    /// Whether a phrase with terms `t` may state facts of passage `i`: the
+    /// answer's earlier facts came from it (or none was stated yet), or the
+    /// phrase names what it is about, a word of its heading the earlier
+    /// facts' passages' headings lack ("the airport branch opens at 6"
+    /// after the branches' hours; not "the rate is 15 percent" after the
+    /// savings account's rate).
+    fn may_state_from(&self, i: usize, src: &Source, t: &[String]) -> bool {
+        let Some(held) = &self.stated else { return true };
+        held.contains(&i)
+            || t.iter().any(|x| {
+                src.title.contains(x)
+                    && held
+                        .iter()
+                        .all(|h| self.sources.get(*h).is_none_or(|o| !o.title.contains(x)))
+            })
+    }
+
+    /// What passage `i` (`src`) lacks of a phrase with terms `t` stating `facts`.
+    fn miss(&self, i: usize, src: &Source, t: &[String], facts: &[String]) -> Miss {
+        let holds = |f: &Vec<String>, n: &String| f.iter().any(|k| k == bare(n));
+        // The facts must all be in one answering sentence: name those the
+        // closest one lacks.
+        let closest = src
+            .facts
+            .iter()
+            .max_by_key(|f| facts.iter().filter(|n| holds(f, n)).count());
+        let numbers = facts
+            .iter()
+            .filter(|n| closest.is_none_or(|f| !holds(f, n)))
+            .cloned()
+            .collect();
+        let unknown = |x: &&String| !src.terms.contains(*x) && !self.shared.terms.contains(*x);
+        let words = t
+            .iter()
+            .filter(|x| !x.chars().any(|c| c.is_ascii_digit()))
+            .filter(unknown)
+            .cloned()
+            .collect();
+        // A fact told of something the caller named that its passage does not hold.
+        let mistied = if facts.is_empty() {
+            Vec::new()
+        } else {
+            t.iter()
+                .filter(|x| self.topic.contains(*x) && !src.terms.contains(*x))
+                .cloned()
+                .collect()
+        };
+        Miss {
+            passage: i,
+            numbers,
+            words,
+            mistied,
+        }
     }
 }
 
@@ -220,26 +358,60 @@ mod tests {
         ));
     }
 
+    /// Grounds with headings, every sentence answering.
+    fn titled<'a>(passages: &'a [(&'a str, &'a str)], sentences: &'a [Vec<&'a str>]) -> Vec<Ground<'a>> {
+        passages
+            .iter()
+            .zip(sentences)
+            .map(|((title, text), answering)| Ground { title, text, answering })
+            .collect()
+    }
+
+    fn as_strs(sentences: &[Vec<String>]) -> Vec<Vec<&str>> {
+        sentences
+            .iter()
+            .map(|s| s.iter().map(String::as_str).collect())
+            .collect()
+    }
+
+    fn sentences_of(passages: &[(&str, &str)]) -> Vec<Vec<String>> {
+        passages.iter().map(|(_, text)| split_sentences(text)).collect()
+    }
+
     #[test]
     fn a_phrase_mixing_two_passages_is_caught() {
-        let mut g = Guard::new(
-            &[],
-            &[
+        let passages = [
+            (
+                "Opening hours",
                 "Harbor Bank branches are open Monday to Friday from 9 a.m. to 5 p.m.",
+            ),
+            (
+                "Airport branch",
                 "The Airport branch is in Terminal 2. It is open every day from 6 a.m. to 10 p.m.",
+            ),
+            (
+                "Downtown branch",
                 "The Downtown branch is at 12 Harbor Street, next to the central station.",
+            ),
+            (
+                "Riverside branch",
                 "The Riverside branch is at 48 Mill Road, opposite the Riverside library.",
-            ],
-            &["When is the branch open? My card ends 4321."],
-        );
+            ),
+        ];
+        let sentences = sentences_of(&passages);
+        let sentences = as_strs(&sentences);
+        let grounds = titled(&passages, &sentences);
+        let mut g = Guard::grounded(&[], &grounds, &["When is the branch open? My card ends 4321."], &[]);
         assert_eq!(g.check("Branches are open from 9 a.m. to 5 p.m."), Verdict::Speak);
         assert_eq!(
             g.check("The airport branch is open from 6 a.m. to 10 p.m."),
             Verdict::Speak
         );
-        assert_eq!(
-            g.check("Branches are open Monday to Friday from 9 a.m. to 10 p.m."),
-            Verdict::Ungrounded("10".into()),
+        assert!(
+            matches!(
+                g.check("Branches are open Monday to Friday from 9 a.m. to 10 p.m."),
+                Verdict::Ungrounded(n) if n.starts_with("10")
+            ),
             "hours from two passages"
         );
         assert!(
@@ -254,13 +426,36 @@ mod tests {
             Verdict::Speak,
             "the caller's words go with any passage"
         );
+        // A new answer: its facts stay with the passage of its first.
+        let mut g = Guard::grounded(&[], &grounds, &[], &[]);
+        assert_eq!(g.check("Branches are open from 9 a.m. to 5 p.m."), Verdict::Speak);
+        assert!(
+            matches!(
+                g.check("It is open every day from 6 a.m. to 10 p.m."),
+                Verdict::Ungrounded(_)
+            ),
+            "another passage's hours, not named"
+        );
+        assert_eq!(
+            g.check("The airport branch is open from 6 a.m. to 10 p.m."),
+            Verdict::Speak,
+            "another passage's facts, named by its heading"
+        );
         // A sentence cut into phrases at its commas stays with one passage.
         assert_eq!(g.check("The Downtown branch is at 12 Harbor Street,"), Verdict::Speak);
         assert!(
             matches!(g.check("opposite the Riverside library."), Verdict::Ungrounded(_)),
             "the sentence's second half from another passage"
         );
-        let mut g2 = Guard::new(
+        let mut g2 = Guard::grounded(&[], &grounds[2..], &[], &[]);
+        assert_eq!(g2.check("The Downtown branch is at 12 Harbor Street,"), Verdict::Speak);
+        assert_eq!(g2.check("next to the central station."), Verdict::Speak);
+        assert_eq!(
+            g2.check("The Riverside branch is at 48 Mill Road."),
+            Verdict::Speak,
+            "a new sentence may use another passage, named"
+        );
+        let mut g3 = Guard::new(
             &[],
             &[
                 "The Downtown branch is at 12 Harbor Street, next to the central station.",
@@ -268,12 +463,60 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(g2.check("The Downtown branch is at 12 Harbor Street,"), Verdict::Speak);
-        assert_eq!(g2.check("next to the central station."), Verdict::Speak);
-        assert_eq!(
-            g2.check("The Riverside branch is at 48 Mill Road."),
-            Verdict::Speak,
-            "a new sentence may use another passage"
+        assert_eq!(g3.check("The Downtown branch is at 12 Harbor Street."), Verdict::Speak);
+        assert!(
+            matches!(g3.check("The other one is at 48 Mill Road."), Verdict::Ungrounded(_)),
+            "another passage's facts, not named by its heading"
         );
+    }
+
+    #[test]
+    fn the_question_said_back_is_not_an_answer() {
+        let mut g = Guard::new(
+            &[],
+            &["You can reset your online banking password in the app under Settings."],
+            &["I forgot my online banking password."],
+        );
+        assert_eq!(
+            g.check("You forgot your online banking password."),
+            Verdict::Ungrounded("only the caller's words".into())
+        );
+        assert_eq!(g.check("You can reset your password in the app."), Verdict::Speak);
+    }
+
+    #[test]
+    fn a_figure_must_come_from_a_sentence_that_answers_and_of_what_was_asked() {
+        let passages = [
+            (
+                "Card declined",
+                "A card can be declined when the daily limit is reached. The daily card spending limit is 3,000 dollars.",
+            ),
+            (
+                "ATMs",
+                "Harbor Bank ATMs are free to use. You can withdraw up to 1,000 dollars a day.",
+            ),
+        ];
+        let sentences = sentences_of(&passages);
+        let sentences = as_strs(&sentences);
+        let grounds = titled(&passages, &sentences);
+        let topic = ["daili".to_string(), "atm".to_string(), "limit".to_string()];
+        let mut g = Guard::grounded(&[], &grounds, &["What is the daily ATM limit?"], &topic);
+        assert_eq!(
+            g.check("The daily ATM limit is 3,000 dollars."),
+            Verdict::Ungrounded("a fact told of atm".into()),
+            "the spending limit told of ATMs"
+        );
+        assert_eq!(
+            g.check("You can withdraw up to 1,000 dollars a day at ATMs."),
+            Verdict::Speak
+        );
+        // Only the answering sentences' figures may be stated.
+        let only_first = [vec![sentences[0][0]], vec![sentences[1][1]]];
+        let mut g = Guard::grounded(&[], &titled(&passages, &only_first), &[], &[]);
+        assert!(matches!(
+            g.check("The daily card spending limit is 3,000 dollars."),
+            Verdict::Ungrounded(n) if n == "3000"
+        ));
+        assert_eq!(g.check("You can withdraw up to 1,000 dollars a day."), Verdict::Speak);
     }
 }

@@ -2,6 +2,7 @@
 //! heading), indexed in memory with tantivy (BM25, English stemming and
 //! stop words) at start-up, searched for each caller turn.
 
+use crate::relevance::Sentences;
 use crate::PackError;
 use std::path::Path;
 use tantivy::collector::TopDocs;
@@ -33,12 +34,15 @@ pub struct Hit {
     pub passage: Passage,
     /// Its score (higher is more relevant).
     pub score: f32,
+    /// Its index among the knowledge's passages.
+    pub index: usize,
 }
 
 /// The indexed knowledge of a domain.
 pub struct Knowledge {
     passages: Vec<Passage>,
     vocabulary: std::collections::HashSet<String>,
+    sentences: Sentences,
     index: Index,
     reader: IndexReader,
     title: Field,
@@ -61,7 +65,8 @@ const STOP_WORDS: &str = "a an and are as at be been being but by can could did 
 had has have having he her here hers him his how i i'd i'll i'm i've if in into is it it's its just me \
 my myself of on or our ours please s so some such than that that's the their them then there these they \
 this those to too us very was we were what what's when where which while who whom why will with would \
-you your yours yourself um uh like want need tell know get got let also about any t d ll m ve re";
+you your yours yourself um uh like want need tell know get got let also about any t d ll m ve re \
+each";
 
 /// English words: lower-cased, stop words out, stemmed.
 pub fn english_analyzer() -> TextAnalyzer {
@@ -81,6 +86,12 @@ pub fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
         out.push(stream.token().text.clone());
     }
     out
+}
+
+/// The terms of `text` with its numbers as digits ("nine a.m." → "9",
+/// "1,000" → "1000"): how facts and what is said of them are compared.
+pub fn fact_terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    terms(analyzer, &voxline_text::heard::normalize_english(text))
 }
 
 /// Splits one Markdown document into passages at its headings. The first
@@ -177,11 +188,15 @@ impl Knowledge {
         let mut analyzer = english_analyzer();
         let vocabulary = passages
             .iter()
-            .flat_map(|p| terms(&mut analyzer, &format!("{} {}", p.title, p.text)))
+            .flat_map(|p| fact_terms(&mut analyzer, &format!("{} {}", p.title, p.text)))
             .collect();
+        let sentences = Sentences::new(passages.iter().map(|p| (p.title.as_str(), p.text.as_str())), |t| {
+            fact_terms(&mut english_analyzer(), t)
+        });
         Ok(Knowledge {
             passages,
             vocabulary,
+            sentences,
             index,
             reader,
             title,
@@ -196,15 +211,20 @@ impl Knowledge {
         &self.passages
     }
 
+    /// The knowledge's sentences, for grounding what is said.
+    pub fn sentences(&self) -> &Sentences {
+        &self.sentences
+    }
+
     /// Whether an analysed term occurs anywhere in the knowledge.
     pub fn knows(&self, term: &str) -> bool {
         self.vocabulary.contains(term)
     }
 
-    /// The analysed terms of `text`, as the index sees them.
+    /// The analysed terms of `text`, as the index sees them, numbers as
+    /// digits ([`fact_terms`]).
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let mut a = self.analyzer.clone();
-        terms(&mut a, text)
+        fact_terms(&mut self.analyzer.clone(), text)
     }
 
     /// The `k` best passages for `query` scoring at least `min_score`.
@@ -232,6 +252,7 @@ impl Knowledge {
                 Some(Hit {
                     passage: self.passages.get(i)?.clone(),
                     score,
+                    index: i,
                 })
             })
             .collect()

@@ -169,6 +169,22 @@ pub struct DomainRules {
     pub not_offered: Vec<String>,
     /// Said when the knowledge has no answer.
     pub unknown: String,
+    /// Said when the agent is not sure what the caller asked (the words
+    /// heard match no knowledge well): it asks them to say it again.
+    #[serde(default = "default_unclear")]
+    pub unclear: String,
+    /// Said instead when the caller was asked again twice already: the
+    /// agent offers a colleague.
+    #[serde(default = "default_unclear_again")]
+    pub unclear_again: String,
+}
+
+fn default_unclear() -> String {
+    "Sorry, I didn't quite catch that. Could you say it again in other words?".into()
+}
+
+fn default_unclear_again() -> String {
+    "I'm sorry, I still didn't understand. Would you like me to transfer you to a colleague?".into()
 }
 
 /// Phrases never spoken.
@@ -220,6 +236,17 @@ pub struct KnowledgeRules {
     pub passages: usize,
     /// Lowest BM25 score of a passage that counts as relevant.
     pub min_score: f32,
+    /// Least share (0–1) of the question's meaning words, weighted by how
+    /// rare they are, that the best knowledge sentence must hold for the
+    /// agent to answer at all (decision 0040); below it the agent says it
+    /// does not know, or asks again when the words look misheard.
+    pub min_coverage: f32,
+    /// Least share the best sentence must hold to be read as written when
+    /// the model's words fail a check; below it the agent says it does not know.
+    pub read_coverage: f32,
+    /// A sentence whose share is at least this part of the best one's
+    /// answers the question too: its facts may be stated.
+    pub answering_share: f32,
 }
 
 impl Default for KnowledgeRules {
@@ -227,6 +254,9 @@ impl Default for KnowledgeRules {
         KnowledgeRules {
             passages: 2,
             min_score: 2.0,
+            min_coverage: 0.25,
+            read_coverage: 0.5,
+            answering_share: 0.6,
         }
     }
 }
@@ -450,6 +480,15 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
     }
     if r.knowledge.passages == 0 || r.knowledge.passages > 8 {
         return Err(PackError::new(file, Some("knowledge.passages"), "must be 1 to 8"));
+    }
+    for (field, v) in [
+        ("knowledge.min_coverage", r.knowledge.min_coverage),
+        ("knowledge.read_coverage", r.knowledge.read_coverage),
+        ("knowledge.answering_share", r.knowledge.answering_share),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(PackError::new(file, Some(field), format!("must be 0 to 1, got {v}")));
+        }
     }
     Ok(())
 }

@@ -42,25 +42,3 @@ pub fn step_message(goal: &str, say: &str) -> String {
         say = say.trim()
     )
 }
-
-/// The sentence of the facts that shares most words with the question:
-/// what the agent reads out when the model's wording fails a check.
-pub fn best_sentence(hits: &[Hit], utterance: &str, terms: impl Fn(&str) -> Vec<String>) -> Option<String> {
-    let asked = terms(utterance);
-    let mut best: Option<(usize, String)> = None;
-    for (rank, h) in hits.iter().enumerate() {
-        for sentence in h.passage.text.split_inclusive(". ") {
-            let s = sentence.trim();
-            if s.is_empty() {
-                continue;
-            }
-            let common = terms(s).iter().filter(|t| asked.contains(t)).count();
-            // Ties go to the better passage.
-            let score = common * 10 + (9 - rank.min(9));
-            if best.as_ref().is_none_or(|(b, _)| score > *b) {
-                best = Some((score, s.to_string()));
-            }
-        }
-    }
-    best.map(|(_, s)| s)
-}

@@ -64,9 +64,15 @@ pub enum Intent {
     Question {
         /// The passages found, best first.
         hits: Vec<Hit>,
+        /// Their sentences (indices into the knowledge's sentences), the
+        /// best answer first, with the share of the question each holds.
+        sentences: Vec<(usize, f32)>,
     },
     /// A question the knowledge does not answer.
     Unknown,
+    /// Words the agent is not sure it understood (they match the knowledge
+    /// only weakly): the caller is asked to say it again.
+    Unclear,
     /// An answer that moved the flow on, by this exit.
     Step {
         /// The exit taken.
@@ -86,6 +92,7 @@ impl Intent {
             Intent::Thanks => "thanks",
             Intent::Question { .. } => "question",
             Intent::Unknown => "unknown",
+            Intent::Unclear => "unclear",
             Intent::Step { .. } => "flow_step",
         }
     }
@@ -170,7 +177,15 @@ impl Router {
         let k = &pack.rules.knowledge;
         let hits = pack.knowledge.search(utterance, k.passages, k.min_score);
         if !hits.is_empty() {
-            return Intent::Question { hits };
+            let asked = pack.knowledge.terms(utterance);
+            let passages: Vec<usize> = hits.iter().map(|h| h.index).collect();
+            let sentences = pack.knowledge.sentences().ranked(&asked, &passages);
+            let best = sentences.first().map_or(0.0, |s| s.1);
+            tracing::debug!(coverage = best, "knowledge sentence for the question");
+            if best >= k.min_coverage {
+                return Intent::Question { hits, sentences };
+            }
+            return self.unknown_or_unclear(pack, &asked);
         }
         let content = pack.knowledge.terms(utterance);
         if content.len() <= 2 && has_phrase(&w, GREETINGS) {
@@ -179,7 +194,19 @@ impl Router {
         if content.len() <= 2 && has_phrase(&w, THANKS) {
             return Intent::Thanks;
         }
-        Intent::Unknown
+        self.unknown_or_unclear(pack, &content)
+    }
+
+    /// Words no knowledge answers: most of them words the knowledge never
+    /// uses (misheard, or not about this business at all) ask for the
+    /// question again; otherwise the knowledge does not hold the answer.
+    fn unknown_or_unclear(&self, pack: &DomainPack, asked: &[String]) -> Intent {
+        let strange = asked.iter().filter(|t| !pack.knowledge.knows(t)).count();
+        if strange * 2 > asked.len() {
+            Intent::Unclear
+        } else {
+            Intent::Unknown
+        }
     }
 
     /// A capitalised word inside the sentence (a name: a place, a product)

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use voxline_agent::eval::{self, Expect};
-use voxline_agent::{Agent, DomainPack, Intent};
+use voxline_agent::{Action, Agent, DomainPack, Intent};
+use voxline_llm::{ChatEvent, ChatModel, ChatRequest, ChatStream, LlmError, Usage};
 
 const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
 
@@ -40,12 +41,12 @@ async fn the_demo_pack_answers_declines_and_calls_tools_as_measured() {
     let cases = eval::load_cases(&pack_dir().join("eval.toml")).expect("question set");
     assert!(cases.len() >= 30);
     let outcomes = eval::run(&agent, &cases).await;
-    for o in outcomes.iter().filter(|o| !o.ok) {
+    for o in outcomes.iter().filter(|o| !o.ok()) {
         eprintln!("miss: {:?} {:?} -> {} | {}", o.case.expect, o.case.ask, o.got, o.said);
     }
     let share = |kinds: &[Expect]| {
         let of: Vec<_> = outcomes.iter().filter(|o| kinds.contains(&o.case.expect)).collect();
-        (of.iter().filter(|o| o.ok).count(), of.len())
+        (of.iter().filter(|o| o.ok()).count(), of.len())
     };
     let answers = share(&[Expect::Answer]);
     let declines = share(&[Expect::Decline, Expect::Unknown]);
@@ -58,6 +59,101 @@ async fn the_demo_pack_answers_declines_and_calls_tools_as_measured() {
     assert_eq!(declines.0, declines.1, "declines {declines:?}");
     assert_eq!(tools.0, tools.1, "tools {tools:?}");
     assert_eq!(routing.0, routing.1, "routing {routing:?}");
+}
+
+/// A model double for the evaluator's own test: every reply is `reply`
+/// (empty: the model writes nothing).
+struct FixedModel {
+    reply: &'static str,
+}
+
+#[async_trait::async_trait]
+impl ChatModel for FixedModel {
+    async fn chat(&self, _request: ChatRequest) -> Result<ChatStream, LlmError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if !self.reply.is_empty() {
+            tx.send(Ok(ChatEvent::Delta(self.reply.to_string()))).await.ok();
+        }
+        tx.send(Ok(ChatEvent::Done(Usage::default()))).await.ok();
+        Ok(ChatStream::new(rx, std::time::Instant::now()))
+    }
+
+    fn name(&self) -> String {
+        "fixed".into()
+    }
+}
+
+/// The question set judges the model, not only the engine around it: with
+/// a model that writes nothing, or nonsense, every answer the caller gets is
+/// read from the knowledge (or "I don't know"), the evaluator says so, no
+/// answer counts as the model's, and the set does not pass. No wrong fact
+/// gets through either way: the guard stops the nonsense's made-up figures.
+#[tokio::test]
+async fn a_model_that_writes_nothing_or_nonsense_fails_the_question_set() {
+    let cases = eval::load_cases(&pack_dir().join("eval.toml")).expect("question set");
+    for reply in [
+        "",
+        "Purple elephants dance at 7 on the 45th moon. The fee is 99 dollars.",
+    ] {
+        let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
+        let agent = Arc::new(Agent::new(pack, Arc::new(FixedModel { reply })));
+        let outcomes = eval::run(&agent, &cases).await;
+        let answers: Vec<_> = outcomes.iter().filter(|o| o.got.starts_with("answer")).collect();
+        assert!(!answers.is_empty(), "{reply:?}: no case reached the model");
+        for o in &answers {
+            assert!(
+                o.read || !o.ok(),
+                "{reply:?}: {:?} counted as the model's: {}",
+                o.case.ask,
+                o.said
+            );
+            assert!(
+                !o.said.contains("elephants") && !o.said.contains("99"),
+                "{reply:?}: {}",
+                o.said
+            );
+        }
+        let facts = eval::summary(&outcomes).remove(0);
+        assert_eq!(facts.right, facts.right_read, "{reply:?}: {facts:?}");
+        let why = eval::passes(&outcomes, eval::Bar::default()).expect_err("the set must not pass");
+        assert!(
+            why.iter().any(|w| w.starts_with("0/") && w.contains("model's words")),
+            "{reply:?}: {why:?}"
+        );
+    }
+}
+
+/// Words that look misheard are asked again, twice at most; the third time
+/// a colleague is offered, and a "yes" transfers. A question the knowledge
+/// covers in between starts the count again.
+#[tokio::test]
+async fn misheard_words_are_asked_again_twice_then_a_colleague_is_offered() {
+    let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
+    let rules = pack.rules.domain.clone();
+    let agent = Arc::new(Agent::new(pack, Arc::new(FixedModel { reply: "" })));
+    // What espeak-ng's "What time do your branches open on weekdays?" was heard as.
+    let garbled = "I'm who you're wrenchin' over the next week, then";
+    assert_eq!(agent.route(garbled), Intent::Unclear);
+    let mut conv = agent.conversation();
+    let said = |actions: &[Action]| -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Say(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..2 {
+        let (intent, actions) = conv.turn(garbled).await.expect("turn");
+        assert_eq!(intent, Intent::Unclear);
+        assert_eq!(said(&actions), std::slice::from_ref(&rules.unclear));
+    }
+    let (_, actions) = conv.turn(garbled).await.expect("turn");
+    assert_eq!(said(&actions), std::slice::from_ref(&rules.unclear_again));
+    let (intent, actions) = conv.turn("Yes please").await.expect("turn");
+    assert_eq!(intent, Intent::Escalate, "{actions:?}");
+    assert!(actions.iter().any(|a| matches!(a, Action::Transfer { .. })));
 }
 
 #[test]

@@ -103,9 +103,14 @@ async fn run_eval(agent: &Arc<Agent>, file: &Path) -> anyhow::Result<()> {
     let cases = eval::load_cases(file).map_err(anyhow::Error::msg)?;
     let outcomes = eval::run(agent, &cases).await;
     for o in &outcomes {
+        let grade = match &o.grade {
+            eval::Grade::Right => "ok   ".to_string(),
+            eval::Grade::WrongFact(what) => format!("WRONG ({what})"),
+            eval::Grade::AskedAgain => "AGAIN".to_string(),
+            eval::Grade::Missed => "MISS ".to_string(),
+        };
         println!(
-            "{} {:<8} {:<62} -> {} | {}",
-            if o.ok { "ok  " } else { "FAIL" },
+            "{grade} {:<8} {:<62} -> {} | {}",
             format!("{:?}", o.case.expect).to_lowercase(),
             o.case.ask,
             o.got,
@@ -113,22 +118,33 @@ async fn run_eval(agent: &Arc<Agent>, file: &Path) -> anyhow::Result<()> {
         );
     }
     println!();
-    println!("{:<44} {:>6} {:>6} {:>7}", "question set", "right", "of", "share");
-    for (label, right, total) in eval::summary(&outcomes) {
-        let share = if total > 0 {
-            100.0 * right as f64 / total as f64
+    println!(
+        "{:<34} {:>6} {:>6} {:>7} {:>12} {:>12} {:>12}",
+        "question set", "cases", "right", "share", "of it read", "wrong facts", "asked again"
+    );
+    for t in eval::summary(&outcomes) {
+        let share = if t.cases > 0 {
+            100.0 * t.right as f64 / t.cases as f64
         } else {
             0.0
         };
-        println!("{label:<44} {right:>6} {total:>6} {share:>6.0}%");
+        println!(
+            "{:<34} {:>6} {:>6} {:>6.0}% {:>12} {:>12} {:>12}",
+            t.label, t.cases, t.right, share, t.right_read, t.wrong_facts, t.asked_again
+        );
     }
-    let right = outcomes.iter().filter(|o| o.ok).count();
+    println!();
+    println!("\"of it read\": right answers read from the knowledge as written (the model's words failed the guard, or it wrote none)");
+    let r = eval::retrieval(agent, &cases);
     println!(
-        "{:<44} {:>6} {:>6} {:>6.0}%",
-        "all",
-        right,
-        outcomes.len(),
-        100.0 * right as f64 / outcomes.len().max(1) as f64
+        "retrieval: a passage holding the answer first in {}/{} fact questions, in the first three in {}/{}",
+        r.at_1, r.cases, r.at_3, r.cases
     );
+    match eval::passes(&outcomes, eval::Bar::default()) {
+        Ok(()) => {
+            println!("the set passes (no wrong fact, at least 95% right, at least half the facts in the model's words)")
+        }
+        Err(why) => println!("the set does not pass: {}", why.join("; ")),
+    }
     Ok(())
 }
