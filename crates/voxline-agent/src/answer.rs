@@ -10,13 +10,31 @@ use std::collections::VecDeque;
 use voxline_llm::{ChatEvent, ChatStream, LlmError};
 use voxline_text::phrases::PhraseSplitter;
 
+/// What an answer reads as written when the model's words fail the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// A knowledge sentence that answers the question (or a flow step's
+    /// line): read in the model's place, also after a sentence it left hanging.
+    Sentence(String),
+    /// The pack's "I don't know" line: read only when nothing of use was said.
+    DontKnow(String),
+}
+
+impl Fallback {
+    fn text(&self) -> &str {
+        match self {
+            Fallback::Sentence(t) | Fallback::DontKnow(t) => t,
+        }
+    }
+}
+
 /// A generated answer being spoken: the model's text, cut into phrases,
 /// each checked before it is handed out.
 pub struct Answer {
     pub(crate) stream: Option<ChatStream>,
     pub(crate) splitter: PhraseSplitter,
     pub(crate) guard: Guard,
-    pub(crate) fallback: Option<String>,
+    pub(crate) fallback: Option<Fallback>,
     pub(crate) replacement: String,
     pub(crate) queue: VecDeque<String>,
     pub(crate) words_left: usize,
@@ -69,6 +87,10 @@ impl Answer {
                         }
                         return Ok(Some(p));
                     }
+                    Verdict::Echo => {
+                        tracing::debug!(phrase = %p, "phrase not said: the caller's words said back");
+                        continue;
+                    }
                     Verdict::Forbidden => {
                         self.finish("a forbidden phrase was generated");
                         self.handed_out += 1;
@@ -82,12 +104,14 @@ impl Answer {
                         };
                         tracing::debug!(phrase = %p, %why, "phrase not said");
                         self.finish(&why);
-                        // The facts were not said yet: read their best sentence instead.
-                        // Read when little was said, or the last phrase left a
-                        // sentence hanging ("You can block a lost card,").
+                        // The facts were not said yet: read their best sentence
+                        // instead when little was said, or a knowledge sentence
+                        // when the last phrase left one hanging ("You can block a
+                        // lost card,").
                         let little_said = self.handed_out == 0 || self.said.split_whitespace().count() < 6;
-                        let hanging = !self.said.trim_end().ends_with(['.', '!', '?']);
-                        let unsaid = self.fallback.as_ref().is_some_and(|f| !self.said.contains(f.as_str()));
+                        let hanging = !self.said.trim_end().ends_with(['.', '!', '?'])
+                            && matches!(self.fallback, Some(Fallback::Sentence(_)));
+                        let unsaid = self.fallback.as_ref().is_some_and(|f| !self.said.contains(f.text()));
                         if unsaid && (little_said || hanging || self.must_ask) {
                             return Ok(self.read_fallback());
                         }
@@ -134,7 +158,9 @@ impl Answer {
         let f = self.fallback.take()?;
         self.handed_out += 1;
         self.read += 1;
-        Some(f)
+        Some(match f {
+            Fallback::Sentence(t) | Fallback::DontKnow(t) => t,
+        })
     }
 
     /// Whether any of the answer was read from the knowledge as written
@@ -185,10 +211,18 @@ impl Answer {
 /// ("A: ...", "- ..."): read aloud, they are noise.
 fn without_label(phrase: &str) -> &str {
     let t = phrase.trim_start();
-    ["A:", "Answer:", "Assistant:", "- ", "* "]
-        .iter()
-        .find_map(|m| t.strip_prefix(m))
-        .map_or(t, str::trim_start)
+    [
+        "The answer is:",
+        "The answer is",
+        "A:",
+        "Answer:",
+        "Assistant:",
+        "- ",
+        "* ",
+    ]
+    .iter()
+    .find_map(|m| t.strip_prefix(m))
+    .map_or(t, str::trim_start)
 }
 
 #[cfg(test)]
@@ -205,5 +239,6 @@ mod tests {
         assert_eq!(without_label("Answer:"), "");
         assert_eq!(without_label("Branches open at 9."), "Branches open at 9.");
         assert_eq!(without_label("A-level fees"), "A-level fees");
+        assert_eq!(without_label("The answer is: 3."), "3.");
     }
 }

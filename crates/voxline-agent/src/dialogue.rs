@@ -3,7 +3,7 @@
 //! collection, a tool call, a transfer, a hang-up). The voice loop and
 //! `voxline chat --domain` both drive it.
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Fallback};
 use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::grounding::grounding;
 use crate::guard::Guard;
@@ -133,7 +133,7 @@ impl Agent {
         history: &[ChatMessage],
         user: String,
         guard: Guard,
-        fallback: Option<String>,
+        fallback: Option<Fallback>,
         question: String,
         must_ask: bool,
     ) -> Result<Answer, LlmError> {
@@ -299,7 +299,7 @@ impl Conversation {
             return Action::Say(fixed);
         }
         let user = step_message(&step.goal, &say);
-        let facts = [step.goal.as_str(), say.as_str()];
+        let facts = [step.goal.as_str(), say.as_str(), pack.persona.company.as_str()];
         let question = format!("Step: {}", step.goal.trim());
         let must_ask = !step.exit.is_empty() && fixed.trim_end().ends_with('?');
         match self
@@ -308,7 +308,7 @@ impl Conversation {
                 &self.history,
                 user,
                 Guard::new(&pack.rules.forbidden.phrases, &[], &facts),
-                Some(fixed.clone()),
+                Some(Fallback::Sentence(fixed.clone())),
                 question,
                 must_ask,
             )

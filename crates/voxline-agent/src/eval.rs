@@ -207,7 +207,14 @@ fn grade(
     // Compared after Whisper's English normalisation: "1,000" = "1000", "nine" = "9".
     let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
     let w = norm(said);
-    let holds = |c: &String| c.split('|').any(|alt| w.contains(&norm(alt)));
+    // A figure also matches as a number said ("5th" holds 5).
+    let said_numbers = crate::guard::numbers(said);
+    let is_number = |alt: &str| alt.chars().all(|c| c.is_ascii_digit() || c == '.') && !alt.is_empty();
+    let holds = |c: &String| {
+        c.split('|').any(|alt| {
+            w.contains(&norm(alt)) || (is_number(alt.trim()) && said_numbers.iter().any(|n| n == alt.trim()))
+        })
+    };
     let answered = got.iter().any(|g| g.starts_with("answer"));
     let right = match case.expect {
         Expect::Answer => {

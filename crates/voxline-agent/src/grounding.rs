@@ -4,6 +4,7 @@
 //! when the model's words fail the guard: the best sentence when it clearly
 //! answers, else the pack's "I don't know" line.
 
+use crate::answer::Fallback;
 use crate::guard::{Ground, Guard};
 use crate::knowledge::Hit;
 use crate::pack::DomainPack;
@@ -16,7 +17,7 @@ pub fn grounding(
     hits: &[Hit],
     sentences: &[(usize, f32)],
     utterance: &str,
-) -> (Guard, Option<String>) {
+) -> (Guard, Option<Fallback>) {
     let knowledge = &pack.knowledge;
     let rules = &pack.rules;
     let all = &knowledge.sentences().all;
@@ -47,11 +48,13 @@ pub fn grounding(
         .filter(|t| knowledge.knows(t) && !t.chars().any(|c| c.is_ascii_digit()))
         .cloned()
         .collect();
-    let guard = Guard::grounded(&rules.forbidden.phrases, &grounds, &[utterance], &topic);
+    // The agent may always name its company.
+    let shared = [utterance, pack.persona.company.as_str()];
+    let guard = Guard::grounded(&rules.forbidden.phrases, &grounds, &shared, &topic);
     // Read as written only what clearly answers.
     let fallback = match sentences.first() {
-        Some((i, c)) if *c >= rules.knowledge.read_coverage => all[*i].text.clone(),
-        _ => rules.domain.unknown.clone(),
+        Some((i, c)) if *c >= rules.knowledge.read_coverage => Fallback::Sentence(all[*i].text.clone()),
+        _ => Fallback::DontKnow(rules.domain.unknown.clone()),
     };
     (guard, Some(fallback))
 }

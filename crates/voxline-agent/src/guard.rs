@@ -36,6 +36,9 @@ pub enum Verdict {
     /// It carries on the prompt ("Question: ...", "Facts: ..."): the model
     /// has stopped answering; drop it and stop.
     PromptEcho,
+    /// It only says the caller's words back ("You forgot your online
+    /// banking password."): drop it and go on.
+    Echo,
 }
 
 /// Labels of the prompt's parts ([`crate::prompt`]): a phrase holding one
@@ -220,8 +223,15 @@ impl Guard {
         // "You forgot your online banking password.": the question said back.
         let own: Vec<&String> = t.iter().filter(|x| !self.glue.contains(*x)).collect();
         if !self.sources.is_empty() && own.len() >= 2 && own.iter().all(|x| self.caller.contains(*x)) {
-            return Verdict::Ungrounded("only the caller's words".into());
+            return Verdict::Echo;
         }
+        // "3." after "The answer is:": a figure without what it is.
+        if !facts.is_empty() && own.iter().all(|x| x.chars().any(|c| c.is_ascii_digit())) {
+            return Verdict::Ungrounded(format!("{} without what it is", facts[0]));
+        }
+        let names = self.names(phrase);
+        // Figures and names are what a phrase states as fact.
+        let states = !facts.is_empty() || !names.is_empty();
         let no_passage = Source::default();
         let sources: Vec<(usize, &Source)> = if self.sources.is_empty() {
             vec![(0, &no_passage)]
@@ -231,8 +241,8 @@ impl Guard {
         let misses: Vec<Miss> = sources
             .into_iter()
             .filter(|(i, _)| self.sentence.as_ref().is_none_or(|held| held.contains(i)))
-            .filter(|(i, src)| facts.is_empty() || self.may_state_from(*i, src, &t))
-            .map(|(i, src)| self.miss(i, src, &t, &facts))
+            .filter(|(i, src)| !states || self.may_state_from(*i, src, &t))
+            .map(|(i, src)| self.miss(i, src, &t, &facts, &names))
             .collect();
         // One stray word is wording; more than a third is not from the facts.
         let too_many = |unknown: &[String]| unknown.len() > 1 && unknown.len() * 3 > t.len();
@@ -263,7 +273,7 @@ impl Guard {
         // A sentence going on after this phrase stays with its passages;
         // the answer's later facts come from the passages of its first.
         let ends_sentence = phrase.trim_end().ends_with(['.', '!', '?']);
-        if !facts.is_empty() {
+        if states {
             self.stated = Some(holding.clone());
         }
         self.sentence = (!ends_sentence).then_some(holding);
@@ -287,8 +297,29 @@ impl Guard {
             })
     }
 
-    /// What passage `i` (`src`) lacks of a phrase with terms `t` stating `facts`.
-    fn miss(&self, i: usize, src: &Source, t: &[String], facts: &[String]) -> Miss {
+    /// The names a phrase says (its capitalised words inside a sentence,
+    /// analysed), but for the caller's words and the words any reply may use:
+    /// facts like its figures ("the Riverside branch" has the coin machine).
+    fn names(&mut self, phrase: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut starts = true;
+        for w in phrase.split_whitespace() {
+            let capital = w.chars().next().is_some_and(char::is_uppercase);
+            if capital && !starts && w != "I" && !w.starts_with("I'") {
+                for t in fact_terms(&mut self.analyzer, w) {
+                    if !self.shared.terms.contains(&t) && !t.chars().any(|c| c.is_ascii_digit()) {
+                        out.push(t);
+                    }
+                }
+            }
+            starts = w.ends_with(['.', '!', '?', ':']);
+        }
+        out
+    }
+
+    /// What passage `i` (`src`) lacks of a phrase with terms `t` stating
+    /// `facts` and naming `names`.
+    fn miss(&self, i: usize, src: &Source, t: &[String], facts: &[String], names: &[String]) -> Miss {
         let holds = |f: &Vec<String>, n: &String| f.iter().any(|k| k == bare(n));
         // The facts must all be in one answering sentence: name those the
         // closest one lacks.
@@ -308,8 +339,9 @@ impl Guard {
             .filter(unknown)
             .cloned()
             .collect();
-        // A fact told of something the caller named that its passage does not hold.
-        let mistied = if facts.is_empty() {
+        // A fact told of something the caller named that its passage does
+        // not hold, or a name the passage does not hold.
+        let mut mistied: Vec<String> = if facts.is_empty() && names.is_empty() {
             Vec::new()
         } else {
             t.iter()
@@ -317,6 +349,7 @@ impl Guard {
                 .cloned()
                 .collect()
         };
+        mistied.extend(names.iter().filter(|x| !src.terms.contains(*x)).cloned());
         Miss {
             passage: i,
             numbers,
@@ -471,16 +504,38 @@ mod tests {
     }
 
     #[test]
+    fn a_name_the_passage_does_not_hold_is_a_wrong_fact() {
+        let passages = [
+            (
+                "Downtown branch",
+                "The Downtown branch is at 12 Harbor Street. It has a coin deposit machine.",
+            ),
+            ("Riverside branch", "The Riverside branch is at 48 Mill Road."),
+        ];
+        let sentences = sentences_of(&passages);
+        let sentences = as_strs(&sentences);
+        let grounds = titled(&passages, &sentences);
+        let topic: Vec<String> = ["branch", "coin", "deposit", "machin"].map(String::from).to_vec();
+        let mut g = Guard::grounded(&[], &grounds, &["Which branch has a coin deposit machine?"], &topic);
+        assert!(matches!(
+            g.check("The branch with the coin deposit machine is the Riverside branch."),
+            Verdict::Ungrounded(_)
+        ));
+        assert_eq!(
+            g.check("The Downtown branch has a coin deposit machine."),
+            Verdict::Speak
+        );
+        assert!(matches!(g.check("3."), Verdict::Ungrounded(why) if why.contains("without")));
+    }
+
+    #[test]
     fn the_question_said_back_is_not_an_answer() {
         let mut g = Guard::new(
             &[],
             &["You can reset your online banking password in the app under Settings."],
             &["I forgot my online banking password."],
         );
-        assert_eq!(
-            g.check("You forgot your online banking password."),
-            Verdict::Ungrounded("only the caller's words".into())
-        );
+        assert_eq!(g.check("You forgot your online banking password."), Verdict::Echo);
         assert_eq!(g.check("You can reset your password in the app."), Verdict::Speak);
     }
 

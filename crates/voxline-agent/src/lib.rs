@@ -21,7 +21,7 @@ pub mod router;
 pub mod tools;
 pub mod voice;
 
-pub use answer::Answer;
+pub use answer::{Answer, Fallback};
 pub use dialogue::{Action, Agent, Conversation};
 pub use knowledge::{Hit, Knowledge, Passage};
 pub use pack::{DomainPack, PackError};
