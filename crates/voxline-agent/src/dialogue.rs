@@ -10,6 +10,7 @@ use crate::guard::Guard;
 use crate::pack::{ArgType, DomainPack, ToolSpec};
 use crate::prompt::{step_message, system_prompt, user_message};
 use crate::router::{Intent, Router};
+use crate::tool_args::{digits_for, extract_args, pick_value};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -194,29 +195,6 @@ pub struct Conversation {
     /// Tools called so far: name and arguments.
     pub tool_calls: Vec<(String, BTreeMap<String, String>)>,
     flow: FlowRun,
-}
-
-/// The `length` digits the caller gave in `text`, spoken or written: a run
-/// of consecutive numbers of exactly that many digits ("the last four
-/// digits are nine eight seven six" → "9876"), else all its digits if they
-/// are exactly that many.
-pub fn digits_for(text: &str, length: usize) -> Option<String> {
-    let normal = voxline_text::heard::normalize_english(text);
-    let mut runs: Vec<String> = vec![String::new()];
-    for w in normal.split_whitespace() {
-        if w.chars().all(|c| c.is_ascii_digit()) {
-            if let Some(r) = runs.last_mut() {
-                r.push_str(w);
-            }
-        } else if runs.last().is_some_and(|r| !r.is_empty()) {
-            runs.push(String::new());
-        }
-    }
-    if let Some(r) = runs.iter().rev().find(|r| r.len() == length) {
-        return Some(r.clone());
-    }
-    let all: String = runs.concat();
-    (all.len() == length).then_some(all)
 }
 
 impl Conversation {
@@ -774,32 +752,5 @@ fn builtin_actions(spec: &ToolSpec, call: &ToolCall) -> Vec<Action> {
         _ => {}
     }
     out.extend(say.map(Action::Say));
-    out
-}
-
-/// The value of `values` the caller's words name (all its words present).
-fn pick_value(values: &[String], utterance: &str) -> Option<String> {
-    let w = words(utterance);
-    values
-        .iter()
-        .filter(|v| has_phrase(&w, &[v.as_str()]))
-        .max_by_key(|v| v.len())
-        .cloned()
-}
-
-/// Arguments the caller already gave in the request.
-fn extract_args(tool: &ToolSpec, utterance: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (name, a) in &tool.args {
-        let v = match a.kind {
-            ArgType::Digits => a.length.and_then(|n| digits_for(utterance, n)),
-            // A one-value enum is fixed: nothing to ask.
-            ArgType::Enum if a.values.len() == 1 => a.values.first().cloned(),
-            ArgType::Enum => pick_value(&a.values, utterance),
-        };
-        if let Some(v) = v {
-            out.insert(name.clone(), v);
-        }
-    }
     out
 }

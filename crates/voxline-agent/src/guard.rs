@@ -226,7 +226,7 @@ impl Guard {
             return Verdict::Echo;
         }
         // "3." after "The answer is:": a figure without what it is.
-        if !facts.is_empty() && own.iter().all(|x| x.chars().any(|c| c.is_ascii_digit())) {
+        if !facts.is_empty() && t.iter().all(|x| x.chars().any(|c| c.is_ascii_digit())) {
             return Verdict::Ungrounded(format!("{} without what it is", facts[0]));
         }
         let names = self.names(phrase);
@@ -526,6 +526,9 @@ mod tests {
             Verdict::Speak
         );
         assert!(matches!(g.check("3."), Verdict::Ungrounded(why) if why.contains("without")));
+        // Words any reply may use still say what a figure is.
+        let mut g = Guard::new(&[], &["The PIN arrives in 3 to 5 working days."], &[]);
+        assert_eq!(g.check("3 to 5 working days."), Verdict::Speak);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod pack;
 pub mod prompt;
 pub mod relevance;
 pub mod router;
+pub mod tool_args;
 pub mod tools;
 pub mod voice;
 

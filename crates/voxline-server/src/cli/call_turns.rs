@@ -70,6 +70,9 @@ pub struct Turns {
     first_loud: Option<Instant>,
     /// When the far end last sounded like speech.
     last_loud: Instant,
+    /// Our own line was still being sent at the last step: the far end's
+    /// sound while it was counts as cut-off speech, not as its answer.
+    sending: bool,
 }
 
 impl Turns {
@@ -85,6 +88,7 @@ impl Turns {
             heard: false,
             first_loud: None,
             last_loud: Instant::now(),
+            sending: false,
         }
     }
 
@@ -103,11 +107,18 @@ impl Turns {
 
     /// What to do now, given how much of our own audio is still queued.
     pub fn next(&mut self, queued: usize, now: Instant) -> Option<TurnStep> {
-        let quiet_for = |d: Duration| self.heard && now.duration_since(self.last_loud) >= d;
-        let their_turn_over = quiet_for(self.quiet);
         if queued > 0 {
+            self.sending = true;
             return None;
         }
+        if std::mem::take(&mut self.sending) {
+            // Our line is out: what the far end says from now on answers it
+            // (what it said over our line was cut off, as a person hears it).
+            self.heard = false;
+            self.first_loud = None;
+        }
+        let quiet_for = |d: Duration| self.heard && now.duration_since(self.last_loud) >= d;
+        let their_turn_over = quiet_for(self.quiet);
         let due = match self.lines.front().map(|t| t.when) {
             None => {
                 let done = self.said > 0 && self.hang_up_after.is_some_and(quiet_for);
@@ -198,5 +209,31 @@ mod tests {
         assert!(matches!(turns.next(0, ms(4500)), Some(TurnStep::Say { n: 2, .. })));
         // No hang-up asked for: the call goes on.
         assert!(turns.next(0, ms(9000)).is_none());
+    }
+
+    #[test]
+    fn speech_cut_off_by_our_line_is_not_its_answer() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let over = line(When::IntoSpeech(Duration::from_millis(1500)));
+        let mut turns = Turns::new(
+            vec![over],
+            Duration::from_millis(1000),
+            Some(Duration::from_millis(2500)),
+        );
+        let loud = vec![3000i16; 320];
+        turns.hear(&loud, ms(0));
+        assert!(matches!(turns.next(0, ms(1500)), Some(TurnStep::Say { n: 1, .. })));
+        // The far end goes on for 100 ms over our line, which takes 2 s to send.
+        turns.hear(&loud, ms(1600));
+        assert!(turns.next(160, ms(2000)).is_none());
+        assert!(turns.next(160, ms(3400)).is_none());
+        // Our line is out: no answer yet, however long it takes.
+        assert!(turns.next(0, ms(3500)).is_none());
+        assert!(turns.next(0, ms(6000)).is_none());
+        // The answer comes, then 2.5 s of quiet: hang up.
+        turns.hear(&loud, ms(6500));
+        assert!(turns.next(0, ms(8000)).is_none());
+        assert!(matches!(turns.next(0, ms(9000)), Some(TurnStep::HangUp)));
     }
 }
