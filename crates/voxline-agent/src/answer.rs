@@ -120,8 +120,10 @@ impl Answer {
                 }
             }
             let Some(stream) = self.stream.as_mut() else {
-                // A step's question the model left out is asked in its own words.
-                if self.must_ask {
+                // A step's question the model left out is asked in its own
+                // words; an answer of which nothing could be said (the model's
+                // words all dropped) reads the facts.
+                if self.must_ask || self.handed_out == 0 {
                     self.must_ask = false;
                     if let Some(f) = self.read_fallback() {
                         return Ok(Some(f));

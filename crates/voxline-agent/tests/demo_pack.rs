@@ -123,6 +123,29 @@ async fn a_model_that_writes_nothing_or_nonsense_fails_the_question_set() {
     }
 }
 
+/// A model that only says the question back says nothing the caller can
+/// use: its words are dropped and the knowledge is read, never silence.
+#[tokio::test]
+async fn a_question_said_back_is_replaced_by_the_knowledge() {
+    let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
+    let reply = "You forgot your online banking password.";
+    let agent = Arc::new(Agent::new(pack, Arc::new(FixedModel { reply })));
+    let mut conv = agent.conversation();
+    let (_, actions) = conv.turn("I forgot my online banking password.").await.expect("turn");
+    let mut said = Vec::new();
+    for a in actions {
+        if let Action::Answer(mut ans) = a {
+            while let Some(p) = ans.next_phrase().await.expect("phrase") {
+                said.push(p);
+            }
+            assert!(ans.read_from_knowledge(), "{said:?}");
+        }
+    }
+    let said = said.join(" ");
+    assert!(said.contains("Forgot password"), "{said:?}");
+    assert!(!said.contains(reply), "{said:?}");
+}
+
 /// Words that look misheard are asked again, twice at most; the third time
 /// a colleague is offered, and a "yes" transfers. A question the knowledge
 /// covers in between starts the count again.
