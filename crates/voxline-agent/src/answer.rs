@@ -109,8 +109,10 @@ impl Answer {
                         // when the last phrase left one hanging ("You can block a
                         // lost card,").
                         let little_said = self.handed_out == 0 || self.said.split_whitespace().count() < 6;
+                        // (Not when it would only say again what was said: "3.5%
+                        // interest a year," then the same sentence.)
                         let hanging = !self.said.trim_end().ends_with(['.', '!', '?'])
-                            && matches!(self.fallback, Some(Fallback::Sentence(_)));
+                            && matches!(&self.fallback, Some(Fallback::Sentence(f)) if adds_to(f, &self.said));
                         let unsaid = self.fallback.as_ref().is_some_and(|f| !self.said.contains(f.text()));
                         if unsaid && (little_said || hanging || self.must_ask) {
                             return Ok(self.read_fallback());
@@ -209,6 +211,25 @@ impl Answer {
     }
 }
 
+/// Whether `sentence` says something `said` does not hold yet: a figure,
+/// or most of its longer words.
+fn adds_to(sentence: &str, said: &str) -> bool {
+    let already = crate::guard::numbers(said);
+    if crate::guard::numbers(sentence).iter().any(|n| !already.contains(n)) {
+        return true;
+    }
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.len() > 3)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let old = words(said);
+    let new = words(sentence);
+    let unsaid = new.iter().filter(|w| !old.contains(w)).count();
+    unsaid * 2 > new.len()
+}
+
 /// A phrase without the label or list mark the model may put before it
 /// ("A: ...", "- ..."): read aloud, they are noise.
 fn without_label(phrase: &str) -> &str {
@@ -242,5 +263,19 @@ mod tests {
         assert_eq!(without_label("Branches open at 9."), "Branches open at 9.");
         assert_eq!(without_label("A-level fees"), "A-level fees");
         assert_eq!(without_label("The answer is: 3."), "3.");
+    }
+
+    #[test]
+    fn a_sentence_read_after_a_hanging_phrase_must_add_to_it() {
+        let said = "The Harbor Saver account pays 3.5% interest a year,";
+        assert!(!adds_to(
+            "The Harbor Saver account pays 3.5 percent interest a year, paid monthly.",
+            said
+        ));
+        assert!(adds_to("Blocking is free.", "You can block a lost card,"));
+        assert!(adds_to(
+            "A replacement card arrives in 5 working days.",
+            "A replacement card arrives,"
+        ));
     }
 }
