@@ -60,7 +60,8 @@ pub fn numbers(text: &str) -> Vec<String> {
 struct Source {
     /// Per sentence that may be stated: its numbers.
     facts: Vec<Vec<String>>,
-    /// Every number of the source (the caller's, for the shared source).
+    /// The caller's numbers (the shared source only: a passage's figures
+    /// are in `facts`, sentence by sentence).
     numbers: Vec<String>,
     /// The words of the passage and its heading.
     terms: HashSet<String>,
@@ -171,7 +172,7 @@ impl Guard {
                 terms.extend(title.iter().cloned());
                 Source {
                     facts: g.answering.iter().map(|s| bare_numbers(s)).collect(),
-                    numbers: bare_numbers(g.text),
+                    numbers: Vec::new(),
                     terms,
                     title,
                 }
