@@ -176,9 +176,42 @@ impl Agent {
         messages
     }
 
-    /// What `utterance` asks for (for tests and evaluation).
+    /// What `utterance` asks for, by its words alone (for the early reply
+    /// started on a partial transcript, and for tests).
     pub fn route(&self, utterance: &str) -> Intent {
-        self.router.route(&self.pack, utterance)
+        self.router.route(&self.pack, utterance, None)
+    }
+
+    /// What `utterance` asks for, by its words and, given its embedding
+    /// ([`Agent::understand`]), its meaning.
+    pub fn route_with(&self, utterance: &str, meaning: Option<&[f32]>) -> Intent {
+        self.router.route(&self.pack, utterance, meaning)
+    }
+
+    /// The embedding of `utterance` when the pack's knowledge is embedded,
+    /// computed on the blocking pool (a model run never holds a runtime
+    /// thread). A failure is logged and the turn goes on by words alone.
+    pub async fn understand(&self, utterance: &str) -> Option<Vec<f32>> {
+        self.pack.knowledge.meaning()?;
+        let pack = Arc::clone(&self.pack);
+        let text = utterance.to_string();
+        let started = std::time::Instant::now();
+        let run = tokio::task::spawn_blocking(move || pack.knowledge.meaning().map(|m| m.embed(&text)));
+        match run.await {
+            Ok(Some(Ok(v))) => {
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "question embedded");
+                Some(v)
+            }
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "the question could not be embedded: answering by its words alone");
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the embedding task failed: answering by its words alone");
+                None
+            }
+        }
     }
 }
 
@@ -423,7 +456,8 @@ impl Conversation {
                 return Ok((Intent::Step { exit: on }, actions));
             }
         }
-        let intent = self.agent.route(utterance);
+        let meaning = self.agent.understand(utterance).await;
+        let intent = self.agent.route_with(utterance, meaning.as_deref());
         if intent != Intent::Unclear {
             self.asked_again = 0;
         }
@@ -459,8 +493,12 @@ impl Conversation {
                 let args = extract_args(&pack.tools[*tool], utterance);
                 self.continue_tool(*tool, args)
             }
-            Intent::Question { hits, sentences } => {
-                let (guard, fallback) = grounding(&pack, hits, sentences, utterance);
+            Intent::Question {
+                hits,
+                sentences,
+                similarity,
+            } => {
+                let (guard, fallback) = grounding(&pack, hits, sentences, *similarity, utterance);
                 let answer = self
                     .agent
                     .generate(

@@ -367,8 +367,9 @@ pub struct Recall {
     pub at_3: usize,
 }
 
-/// Measures [`Recall`] of `agent`'s knowledge search on `cases`.
-pub fn retrieval(agent: &Agent, cases: &[Case]) -> Recall {
+/// Measures [`Recall`] of `agent`'s knowledge search on `cases` (by words
+/// and, when the pack's knowledge is embedded, by meaning).
+pub async fn retrieval(agent: &Agent, cases: &[Case]) -> Recall {
     let norm = |t: &str| format!(" {} ", voxline_text::heard::normalize_english(t));
     let knowledge = &agent.pack().knowledge;
     let k = &agent.pack().rules.knowledge;
@@ -394,7 +395,9 @@ pub fn retrieval(agent: &Agent, cases: &[Case]) -> Recall {
             continue;
         }
         r.cases += 1;
-        let found = knowledge.search(&case.ask, 3, k.min_score);
+        let meaning = agent.understand(&case.ask).await;
+        let similarities = meaning.and_then(|q| Some(knowledge.meaning()?.similarities(&q)));
+        let found = knowledge.find(&case.ask, similarities.as_deref(), 3, k.min_score, k.min_similarity);
         let rank = found.iter().position(|h| holding.contains(&h.index));
         r.at_1 += usize::from(rank == Some(0));
         r.at_3 += usize::from(rank.is_some());

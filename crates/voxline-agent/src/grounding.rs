@@ -10,12 +10,13 @@ use crate::knowledge::Hit;
 use crate::pack::DomainPack;
 
 /// The guard and the fallback of an answer to `utterance` from `hits`,
-/// whose `sentences` are ranked best answer first (see
-/// [`crate::router::Intent::Question`]).
+/// whose `sentences` are ranked best answer first, the first `similarity`
+/// close in meaning (see [`crate::router::Intent::Question`]).
 pub fn grounding(
     pack: &DomainPack,
     hits: &[Hit],
     sentences: &[(usize, f32)],
+    similarity: Option<f32>,
     utterance: &str,
 ) -> (Guard, Option<Fallback>) {
     let knowledge = &pack.knowledge;
@@ -51,9 +52,12 @@ pub fn grounding(
     // The agent may always name its company.
     let shared = [utterance, pack.persona.company.as_str()];
     let guard = Guard::grounded(&rules.forbidden.phrases, &grounds, &shared, &topic);
-    // Read as written only what clearly answers.
+    // Read as written only what clearly answers: by its words, or by its
+    // meaning when the knowledge is embedded.
+    let k = &rules.knowledge;
+    let clear = |relevance: f32| relevance >= k.read_coverage || similarity.is_some_and(|s| s >= k.read_similarity);
     let fallback = match sentences.first() {
-        Some((i, c)) if *c >= rules.knowledge.read_coverage => Fallback::Sentence(all[*i].text.clone()),
+        Some((i, r)) if clear(*r) => Fallback::Sentence(all[*i].text.clone()),
         _ => Fallback::DontKnow(rules.domain.unknown.clone()),
     };
     (guard, Some(fallback))

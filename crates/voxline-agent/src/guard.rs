@@ -67,6 +67,19 @@ struct Source {
     terms: HashSet<String>,
     /// The words of its heading: what it is about.
     title: HashSet<String>,
+    /// One of its answering sentences denies something ("There is no
+    /// annual fee."): only then may a phrase deny.
+    denies: bool,
+}
+
+/// Words that deny: a phrase holding one states a "no" as fact.
+const DENIALS: &[&str] = &["no", "not", "never", "none", "nothing", "nobody", "cannot", "nor"];
+
+/// Whether `text` denies something ("no,", "you do not save", "isn't").
+pub fn denies(text: &str) -> bool {
+    text.to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+        .any(|w| DENIALS.contains(&w) || w.ends_with("n't") || w.ends_with("n’t"))
 }
 
 /// What one passage lacks of a phrase.
@@ -175,6 +188,7 @@ impl Guard {
                     numbers: Vec::new(),
                     terms,
                     title,
+                    denies: g.answering.iter().any(|s| denies(s)),
                 }
             })
             .collect();
@@ -229,6 +243,11 @@ impl Guard {
         // "3." after "The answer is:": a figure without what it is.
         if !facts.is_empty() && t.iter().all(|x| x.chars().any(|c| c.is_ascii_digit())) {
             return Verdict::Ungrounded(format!("{} without what it is", facts[0]));
+        }
+        // "No, you do not save anything": a denial is a claim, grounded only
+        // by an answering sentence that denies too.
+        if !self.sources.is_empty() && denies(phrase) && !self.sources.iter().any(|s| s.denies) {
+            return Verdict::Ungrounded("a denial no answering sentence makes".into());
         }
         let names = self.names(phrase);
         // Figures and names are what a phrase states as fact.
@@ -390,6 +409,24 @@ mod tests {
             g.check("I'm sorry for your loss, the funeral costs nothing."),
             Verdict::Ungrounded(_)
         ));
+    }
+
+    #[test]
+    fn a_denial_is_a_claim_the_answering_sentences_must_make() {
+        let mut g = Guard::new(
+            &[],
+            &["Direct debit customers get a 5 percent discount."],
+            &["do I save anything"],
+        );
+        assert!(matches!(g.check("no,"), Verdict::Ungrounded(w) if w.contains("denial")));
+        assert!(matches!(
+            g.check("you don't save anything by paying with direct debit."),
+            Verdict::Ungrounded(_)
+        ));
+        assert_eq!(g.check("You get a 5 percent discount."), Verdict::Speak);
+        let mut g = Guard::new(&[], &["There is no annual fee."], &["is there a yearly fee"]);
+        assert_eq!(g.check("No, there is no annual fee."), Verdict::Speak);
+        assert!(denies("It isn't free") && denies("never") && !denies("Note the notice, it is free."));
     }
 
     /// Grounds with headings, every sentence answering.

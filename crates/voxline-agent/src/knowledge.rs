@@ -2,6 +2,7 @@
 //! heading), indexed in memory with tantivy (BM25, English stemming and
 //! stop words) at start-up, searched for each caller turn.
 
+use crate::meaning::Meaning;
 use crate::relevance::Sentences;
 use crate::PackError;
 use std::path::Path;
@@ -12,6 +13,10 @@ use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{doc, Index, IndexReader, TantivyDocument};
+
+/// Reciprocal rank fusion's constant: a passage ranked r-th (from 0) in
+/// one list adds 1 / (RRF_K + r + 1).
+const RRF_K: f32 = 10.0;
 
 /// The tokenizer name registered on the index.
 const ANALYZER: &str = "voxline_en";
@@ -27,12 +32,13 @@ pub struct Passage {
     pub source: String,
 }
 
-/// A passage found for a query, with its BM25 score.
+/// A passage found for a query, with its score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     /// The passage.
     pub passage: Passage,
-    /// Its score (higher is more relevant).
+    /// Its score, higher is more relevant: BM25 from [`Knowledge::search`],
+    /// the fused rank score from [`Knowledge::find`].
     pub score: f32,
     /// Its index among the knowledge's passages.
     pub index: usize,
@@ -43,6 +49,7 @@ pub struct Knowledge {
     passages: Vec<Passage>,
     vocabulary: std::collections::HashSet<String>,
     sentences: Sentences,
+    meaning: Option<Meaning>,
     index: Index,
     reader: IndexReader,
     title: Field,
@@ -197,6 +204,7 @@ impl Knowledge {
             passages,
             vocabulary,
             sentences,
+            meaning: None,
             index,
             reader,
             title,
@@ -216,6 +224,26 @@ impl Knowledge {
         &self.sentences
     }
 
+    /// Embeds every sentence with `embedder`, so questions find sentences by
+    /// meaning as well as by words.
+    pub fn understand(
+        &mut self,
+        embedder: std::sync::Arc<voxline_llm::Embedder>,
+    ) -> Result<(), voxline_llm::EmbedError> {
+        let headings: Vec<&str> = self
+            .passages
+            .iter()
+            .map(|p| p.title.rsplit(" › ").next().unwrap_or(&p.title))
+            .collect();
+        self.meaning = Some(Meaning::new(embedder, &self.sentences, &headings)?);
+        Ok(())
+    }
+
+    /// The sentences by meaning, when [`Knowledge::understand`] was called.
+    pub fn meaning(&self) -> Option<&Meaning> {
+        self.meaning.as_ref()
+    }
+
     /// Whether an analysed term occurs anywhere in the knowledge.
     pub fn knows(&self, term: &str) -> bool {
         self.vocabulary.contains(term)
@@ -227,7 +255,60 @@ impl Knowledge {
         fact_terms(&mut self.analyzer.clone(), text)
     }
 
-    /// The `k` best passages for `query` scoring at least `min_score`.
+    /// The `k` best passages for `query` by its words and, given the
+    /// question's similarity to each sentence ([`Meaning::similarities`]),
+    /// by its meaning: a passage found by words scores BM25 at least
+    /// `min_score`, one found by meaning has a sentence at least
+    /// `min_similarity` close; the two rankings are fused by reciprocal rank
+    /// (ties to the closer meaning).
+    pub fn find(
+        &self,
+        query: &str,
+        similarities: Option<&[f32]>,
+        k: usize,
+        min_score: f32,
+        min_similarity: f32,
+    ) -> Vec<Hit> {
+        let by_words = self.search(query, self.passages.len(), min_score);
+        let Some(sims) = similarities else {
+            return by_words.into_iter().take(k).collect();
+        };
+        let mut closest = vec![f32::MIN; self.passages.len()];
+        for (s, sim) in self.sentences.all.iter().zip(sims) {
+            if let Some(c) = closest.get_mut(s.passage) {
+                *c = c.max(*sim);
+            }
+        }
+        let mut by_meaning: Vec<usize> = (0..self.passages.len())
+            .filter(|&p| closest[p] >= min_similarity)
+            .collect();
+        by_meaning.sort_by(|a, b| closest[*b].total_cmp(&closest[*a]));
+        let mut fused = vec![0.0f32; self.passages.len()];
+        let rank_score = |rank: usize| 1.0 / (RRF_K + rank as f32 + 1.0);
+        for (rank, h) in by_words.iter().enumerate() {
+            fused[h.index] += rank_score(rank);
+        }
+        for (rank, &p) in by_meaning.iter().enumerate() {
+            fused[p] += rank_score(rank);
+        }
+        let mut order: Vec<usize> = (0..self.passages.len()).filter(|&p| fused[p] > 0.0).collect();
+        order.sort_by(|a, b| {
+            fused[*b]
+                .total_cmp(&fused[*a])
+                .then(closest[*b].total_cmp(&closest[*a]))
+        });
+        order
+            .into_iter()
+            .take(k)
+            .map(|i| Hit {
+                passage: self.passages[i].clone(),
+                score: fused[i],
+                index: i,
+            })
+            .collect()
+    }
+
+    /// The `k` best passages for `query` by its words alone (BM25) scoring at least `min_score`.
     pub fn search(&self, query: &str, k: usize, min_score: f32) -> Vec<Hit> {
         // Only stop words: nothing to look for (the parser would match everything).
         if self.terms(query).is_empty() {

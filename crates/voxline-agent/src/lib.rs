@@ -14,6 +14,7 @@ pub mod flow;
 pub mod grounding;
 pub mod guard;
 pub mod knowledge;
+pub mod meaning;
 pub mod pack;
 pub mod prompt;
 pub mod relevance;

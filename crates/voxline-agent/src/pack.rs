@@ -247,6 +247,19 @@ pub struct KnowledgeRules {
     /// A sentence whose share is at least this part of the best one's
     /// answers the question too: its facts may be stated.
     pub answering_share: f32,
+    /// With the embedding model: the share (0–1) of a sentence's relevance
+    /// that comes from how close its meaning is to the question, the rest
+    /// from the words' coverage (decision 0041).
+    pub meaning_weight: f32,
+    /// With the embedding model: a passage whose closest sentence is at
+    /// least this similar (cosine) to the question is found by meaning,
+    /// and the agent answers it even when few of the question's words are
+    /// in the knowledge.
+    pub min_similarity: f32,
+    /// With the embedding model: the best sentence is read as written
+    /// (when the model's words fail a check) also when it is at least this
+    /// similar (cosine) to the question, whatever its words' coverage.
+    pub read_similarity: f32,
 }
 
 impl Default for KnowledgeRules {
@@ -257,6 +270,9 @@ impl Default for KnowledgeRules {
             min_coverage: 0.25,
             read_coverage: 0.5,
             answering_share: 0.6,
+            meaning_weight: 0.7,
+            min_similarity: 0.5,
+            read_similarity: 0.6,
         }
     }
 }
@@ -366,6 +382,9 @@ pub struct DomainPack {
     pub knowledge: Knowledge,
     /// The scripted flow, when the pack has one.
     pub flow: Option<Flow>,
+    /// The tools' examples and escalation phrases by meaning, once
+    /// [`DomainPack::understand`] ran.
+    pub requests: Option<crate::meaning::Requests>,
 }
 
 /// Reads a TOML file; errors name the file and the field.
@@ -413,7 +432,34 @@ impl DomainPack {
             tools,
             knowledge,
             flow,
+            requests: None,
         })
+    }
+}
+
+impl DomainPack {
+    /// Embeds the pack's knowledge with `embedder` so questions find it by
+    /// meaning as well as by words; an error names the knowledge folder.
+    pub fn understand(mut self, embedder: std::sync::Arc<voxline_llm::Embedder>) -> Result<DomainPack, PackError> {
+        let started = std::time::Instant::now();
+        let examples: Vec<&[String]> = self.tools.iter().map(|t| t.examples.as_slice()).collect();
+        let requests = crate::meaning::Requests::new(&embedder, &examples, &self.rules.escalation.phrases)
+            .map_err(|e| PackError::new(&self.dir, None, format!("embedding the tools' examples: {e}")))?;
+        self.requests = Some(requests);
+        self.knowledge.understand(embedder).map_err(|e| {
+            PackError::new(
+                &self.dir.join("knowledge"),
+                None,
+                format!("embedding the sentences: {e}"),
+            )
+        })?;
+        tracing::info!(
+            pack = %self.dir.display(),
+            sentences = self.knowledge.sentences().all.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "knowledge embedded"
+        );
+        Ok(self)
     }
 }
 
@@ -485,6 +531,9 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
         ("knowledge.min_coverage", r.knowledge.min_coverage),
         ("knowledge.read_coverage", r.knowledge.read_coverage),
         ("knowledge.answering_share", r.knowledge.answering_share),
+        ("knowledge.meaning_weight", r.knowledge.meaning_weight),
+        ("knowledge.min_similarity", r.knowledge.min_similarity),
+        ("knowledge.read_similarity", r.knowledge.read_similarity),
     ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(PackError::new(file, Some(field), format!("must be 0 to 1, got {v}")));

@@ -20,6 +20,8 @@ pub struct Sentence {
     pub terms: HashSet<String>,
     /// Its section heading's terms.
     pub title_terms: HashSet<String>,
+    /// Whether it goes on about the sentence before ("It is open …").
+    pub continues: bool,
 }
 
 /// First words of a sentence that goes on about the one before.
@@ -33,6 +35,36 @@ pub struct Sentences {
     /// Every sentence, passage by passage.
     pub all: Vec<Sentence>,
     idf: HashMap<String, f32>,
+}
+
+/// Cosine similarities at or below this say nothing of meaning (unrelated
+/// sentences of one domain score up to about 0.4 with all-MiniLM-L6-v2).
+const SIMILARITY_FLOOR: f32 = 0.4;
+/// Similarities at or above this count as the same meaning.
+const SIMILARITY_FULL: f32 = 0.8;
+
+/// The meaning side of a question's relevance: each sentence's cosine
+/// similarity to the question and the weight it gets against the words'
+/// coverage (decision 0041).
+#[derive(Debug, Clone, Copy)]
+pub struct ByMeaning<'a> {
+    /// Per knowledge sentence, in order.
+    pub similarities: &'a [f32],
+    /// 0–1: the share of a sentence's relevance that comes from meaning.
+    pub weight: f32,
+}
+
+impl ByMeaning<'_> {
+    /// Sentence `i`'s similarity mapped onto 0–1 (floor → 0, full → 1).
+    pub fn closeness(&self, i: usize) -> f32 {
+        let s = self.similarities.get(i).copied().unwrap_or(0.0);
+        ((s - SIMILARITY_FLOOR) / (SIMILARITY_FULL - SIMILARITY_FLOOR)).clamp(0.0, 1.0)
+    }
+
+    /// The relevance of sentence `i` whose word coverage is `coverage`.
+    pub fn relevance(&self, coverage: f32, i: usize) -> f32 {
+        self.weight * self.closeness(i) + (1.0 - self.weight) * coverage
+    }
 }
 
 /// Splits a passage's text into sentences ("9 a.m." does not end one).
@@ -77,7 +109,9 @@ impl Sentences {
             for s in split_sentences(text) {
                 let mut own: HashSet<String> = terms(&s).into_iter().collect();
                 let first = s.split_whitespace().next().unwrap_or("").to_lowercase();
-                if ANAPHORA.contains(&first.trim_matches(|c: char| !c.is_alphabetic())) {
+                let continues =
+                    ANAPHORA.contains(&first.trim_matches(|c: char| !c.is_alphabetic())) && before.is_some();
+                if continues {
                     if let Some(b) = &before {
                         own.extend(b.iter().cloned());
                     }
@@ -87,6 +121,7 @@ impl Sentences {
                     passage: i,
                     terms: own,
                     title_terms: title_terms.clone(),
+                    continues,
                     text: s,
                 });
             }
@@ -134,14 +169,18 @@ impl Sentences {
     }
 
     /// The sentences of `passages`, best answer to `question` first, with
-    /// their coverage.
-    pub fn ranked(&self, question: &[String], passages: &[usize]) -> Vec<(usize, f32)> {
+    /// their relevance: the coverage, blended with how close each sentence's
+    /// meaning is when `by_meaning` is given ([`ByMeaning::relevance`]).
+    pub fn ranked(&self, question: &[String], passages: &[usize], by_meaning: Option<ByMeaning>) -> Vec<(usize, f32)> {
         let mut out: Vec<(usize, f32)> = self
             .all
             .iter()
             .enumerate()
             .filter(|(_, s)| passages.contains(&s.passage))
-            .map(|(i, _)| (i, self.coverage(question, i)))
+            .map(|(i, _)| {
+                let c = self.coverage(question, i);
+                (i, by_meaning.map_or(c, |m| m.relevance(c, i)))
+            })
             .collect();
         // Ties go to the shorter sentence (it says less else), then keep the
         // knowledge's order.
@@ -194,11 +233,11 @@ mod tests {
             .into_iter(),
             words,
         );
-        let open = s.ranked(&words("when is the airport branch open"), &[0]);
+        let open = s.ranked(&words("when is the airport branch open"), &[0], None);
         assert!(s.all[open[0].0].text.starts_with("It is open"), "{open:?}");
         assert!((open[0].1 - 1.0).abs() < 1e-6, "{open:?}");
         // Asked where, both hold the words; the shorter one answers.
-        let where_ = s.ranked(&words("where is the airport branch"), &[0]);
+        let where_ = s.ranked(&words("where is the airport branch"), &[0], None);
         assert!(s.all[where_[0].0].text.contains("Terminal 2"), "{where_:?}");
     }
 
@@ -219,11 +258,11 @@ mod tests {
             words,
         );
         let q = words("how much can I withdraw from an atm");
-        let ranked = s.ranked(&q, &[0, 1]);
+        let ranked = s.ranked(&q, &[0, 1], None);
         assert!(s.all[ranked[0].0].text.contains("1,000"), "{ranked:?}");
         assert!(ranked[0].1 > 0.5 && ranked.last().unwrap().1 < 0.2, "{ranked:?}");
         // Words the knowledge never holds weigh most: a misheard question covers little.
         let garbled = words("whom wrenching over the next weekend then atm");
-        assert!(s.ranked(&garbled, &[0, 1])[0].1 < 0.4);
+        assert!(s.ranked(&garbled, &[0, 1], None)[0].1 < 0.4);
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::knowledge::{english_analyzer, terms, Hit};
 use crate::pack::DomainPack;
+use crate::relevance::ByMeaning;
 use tantivy::tokenizer::TextAnalyzer;
 use voxline_text::words::{has_phrase, words};
 
@@ -65,8 +66,12 @@ pub enum Intent {
         /// The passages found, best first.
         hits: Vec<Hit>,
         /// Their sentences (indices into the knowledge's sentences), the
-        /// best answer first, with the share of the question each holds.
+        /// best answer first, with their relevance (the share of the
+        /// question each holds, blended with its meaning when known).
         sentences: Vec<(usize, f32)>,
+        /// How close in meaning the best sentence is to the question
+        /// (cosine), when the knowledge is embedded.
+        similarity: Option<f32>,
     },
     /// A question the knowledge does not answer.
     Unknown,
@@ -96,6 +101,32 @@ impl Intent {
             Intent::Step { .. } => "flow_step",
         }
     }
+}
+
+/// How much a question about a request's topic leans: a tool's question is
+/// answered unless this much closer to the tool's examples than to the
+/// knowledge; an escalation's only when this much closer to the knowledge
+/// (decision 0041).
+const QUESTION_LEAN: f32 = 0.1;
+
+/// Words that open a question ("what …", "is there …", "by what day …").
+const QUESTION_WORDS: &[&str] = &["what", "how", "when", "where", "which", "who", "whom", "whose", "why"];
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "am", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "may", "have",
+    "has",
+];
+
+/// Whether `utterance` is put as a question: it opens with an auxiliary
+/// ("Is there …", "Can I …") or has a question word among its first three
+/// words ("By what day …", "Up to what amount …").
+pub fn is_question(utterance: &str) -> bool {
+    let first: Vec<String> = utterance
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .collect();
+    first.first().is_some_and(|w| AUXILIARIES.contains(&w.as_str()))
+        || first.iter().any(|w| QUESTION_WORDS.contains(&w.as_str()))
 }
 
 /// Routes a pack's turns.
@@ -154,17 +185,40 @@ impl Router {
         best.filter(|&(_, s)| s >= TOOL_MATCH)
     }
 
-    /// Decides what `utterance` asks for.
-    pub fn route(&self, pack: &DomainPack, utterance: &str) -> Intent {
+    /// Decides what `utterance` asks for; `meaning` is its embedding when
+    /// the pack's knowledge is embedded too ([`crate::Knowledge::understand`]).
+    pub fn route(&self, pack: &DomainPack, utterance: &str, meaning: Option<&[f32]>) -> Intent {
         let w = words(utterance);
-        if has_phrase(&w, &pack.rules.escalation.phrases) {
+        let k = &pack.rules.knowledge;
+        let similarities = meaning.and_then(|q| Some(pack.knowledge.meaning()?.similarities(q)));
+        let sims = similarities.as_deref();
+        // A question about a request's topic is answered, not taken as the
+        // request: put as a question, its meaning closer to a knowledge
+        // sentence than to the request's examples, give or take `lean`
+        // (a tool's question leans to the answer; an escalation's to the
+        // colleague, the safe side).
+        let closest = sims.map_or(f32::MIN, |s| s.iter().copied().fold(f32::MIN, f32::max));
+        let asks_about = |request: &dyn Fn(&crate::meaning::Requests, &[f32]) -> f32, lean: f32| -> bool {
+            let (Some(q), Some(requests)) = (meaning, pack.requests.as_ref()) else {
+                return false;
+            };
+            let near = request(requests, q);
+            let answer = is_question(utterance) && closest >= k.min_similarity && closest + lean > near;
+            if answer {
+                tracing::debug!(closest, request = near, "a question about a request's topic");
+            }
+            answer
+        };
+        if has_phrase(&w, &pack.rules.escalation.phrases) && !asks_about(&|r, q| r.escalation(q), -QUESTION_LEAN) {
             return Intent::Escalate;
         }
         if has_phrase(&w, GOODBYES) {
             return Intent::Goodbye;
         }
         if let Some((tool, score)) = self.match_tool(utterance) {
-            return Intent::Tool { tool, score };
+            if !asks_about(&|r, q| r.tool(tool, q), QUESTION_LEAN) {
+                return Intent::Tool { tool, score };
+            }
         }
         if has_phrase(&w, &pack.rules.domain.off_domain) {
             return Intent::OffDomain;
@@ -174,16 +228,33 @@ impl Router {
         if has_phrase(&w, &pack.rules.domain.not_offered) || self.unknown_name(pack, utterance) {
             return Intent::Unknown;
         }
-        let k = &pack.rules.knowledge;
-        let hits = pack.knowledge.search(utterance, k.passages, k.min_score);
+        let hits = pack
+            .knowledge
+            .find(utterance, sims, k.passages, k.min_score, k.min_similarity);
         if !hits.is_empty() {
             let asked = pack.knowledge.terms(utterance);
             let passages: Vec<usize> = hits.iter().map(|h| h.index).collect();
-            let sentences = pack.knowledge.sentences().ranked(&asked, &passages);
-            let best = sentences.first().map_or(0.0, |s| s.1);
-            tracing::debug!(coverage = best, "knowledge sentence for the question");
-            if best >= k.min_coverage {
-                return Intent::Question { hits, sentences };
+            let knowledge = pack.knowledge.sentences();
+            let by_meaning = sims.map(|similarities| ByMeaning {
+                similarities,
+                weight: k.meaning_weight,
+            });
+            let sentences = knowledge.ranked(&asked, &passages, by_meaning);
+            // Understood when the words of the best sentence cover enough of
+            // the question, or its meaning is close enough.
+            let (coverage, closest) = sentences.iter().fold((0.0f32, f32::MIN), |(c, m), (i, _)| {
+                let sim = sims.and_then(|s| s.get(*i)).copied().unwrap_or(f32::MIN);
+                (c.max(knowledge.coverage(&asked, *i)), m.max(sim))
+            });
+            let relevance = sentences.first().map_or(0.0, |s| s.1);
+            tracing::debug!(coverage, closest, relevance, "knowledge sentence for the question");
+            if coverage >= k.min_coverage || closest >= k.min_similarity {
+                let similarity = sims.and_then(|s| Some(*s.get(sentences.first()?.0)?));
+                return Intent::Question {
+                    hits,
+                    sentences,
+                    similarity,
+                };
             }
             return self.unknown_or_unclear(pack, &asked);
         }
@@ -227,6 +298,17 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_are_told_from_requests_by_how_they_open() {
+        assert!(is_question("Is there a charge for blocking my card?"));
+        assert!(is_question("By what day of the month should I send my reading"));
+        assert!(is_question("Up to what amount can I tap?"));
+        assert!(is_question("How long do you take to reply to a complaint?"));
+        assert!(!is_question("My power is off, can you report it?"));
+        assert!(!is_question("I want to make a complaint about my bill."));
+        assert!(!is_question("Block my card please"));
+    }
 
     #[test]
     fn phrases_match_whole_words_only() {

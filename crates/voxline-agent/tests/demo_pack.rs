@@ -9,6 +9,21 @@ use voxline_agent::{Action, Agent, DomainPack, Intent};
 use voxline_llm::{ChatEvent, ChatModel, ChatRequest, ChatStream, LlmError, Usage};
 
 const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
+const EMBEDDING: &str = "minilm-l6-v2/model.safetensors";
+
+/// The pack in `dir` with its knowledge embedded by the default embedding
+/// model, as the server and `voxline chat` load it; None when the model is
+/// not fetched (and models are not required).
+fn understood(dir: &Path) -> Option<DomainPack> {
+    let files = voxline_models::fetched_for_test(&[EMBEDDING])?;
+    let embedder = voxline_llm::Embedder::load(files[0].parent()?).expect("embedding model");
+    Some(
+        DomainPack::load(dir)
+            .expect("pack loads")
+            .understand(Arc::new(embedder))
+            .expect("knowledge embedded"),
+    )
+}
 
 fn pack_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank")
@@ -19,7 +34,10 @@ async fn the_demo_pack_answers_declines_and_calls_tools_as_measured() {
     let Some(files) = voxline_models::fetched_for_test(&[GGUF]) else {
         return;
     };
-    let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
+    let Some(pack) = understood(&pack_dir()) else {
+        return;
+    };
+    let pack = Arc::new(pack);
     let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &files[0], None, 0, None)
         .await
         .expect("model");
@@ -59,6 +77,63 @@ async fn the_demo_pack_answers_declines_and_calls_tools_as_measured() {
     assert_eq!(declines.0, declines.1, "declines {declines:?}");
     assert_eq!(tools.0, tools.1, "tools {tools:?}");
     assert_eq!(routing.0, routing.1, "routing {routing:?}");
+}
+
+/// By meaning (no language model involved): a question put in other words
+/// finds its passage; a question about a tool's or an escalation's topic
+/// is answered, while the request itself still starts the tool or the
+/// transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_find_knowledge_by_meaning_and_are_told_from_requests() {
+    let energy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-energy");
+    let (Some(bank), Some(energy)) = (understood(&pack_dir()), understood(&energy)) else {
+        return;
+    };
+    let model = Arc::new(FixedModel { reply: "" });
+    let bank = Arc::new(Agent::new(Arc::new(bank), model.clone()));
+    let energy = Arc::new(Agent::new(Arc::new(energy), model));
+    let route = |agent: &Arc<Agent>, said: &'static str| {
+        let agent = Arc::clone(agent);
+        async move {
+            let meaning = agent.understand(said).await;
+            assert!(meaning.is_some(), "{said}: not embedded");
+            (agent.route(said), agent.route_with(said, meaning.as_deref()))
+        }
+    };
+    // Few words in common with the ATM passage: by words nothing clear; by
+    // meaning its sentence comes first.
+    let (_, by_meaning) = route(&bank, "What is the most cash I can take out in one day?").await;
+    let Intent::Question {
+        hits,
+        sentences,
+        similarity,
+    } = &by_meaning
+    else {
+        panic!("{by_meaning:?}");
+    };
+    assert!(hits[0].passage.title.ends_with("ATMs"), "{hits:?}");
+    let first = &bank.pack().knowledge.sentences().all[sentences[0].0];
+    assert!(first.text.contains("1,000"), "{}", first.text);
+    assert!(similarity.is_some_and(|s| s > 0.5), "{similarity:?}");
+    // Asked about a tool's topic: answered; asked for the tool: the tool.
+    let (by_words, by_meaning) = route(&bank, "Is there a charge for blocking my card?").await;
+    assert!(matches!(by_words, Intent::Tool { .. }), "{by_words:?}");
+    assert!(matches!(by_meaning, Intent::Question { .. }), "{by_meaning:?}");
+    let (_, by_meaning) = route(&bank, "I lost my card, please block it.").await;
+    assert!(matches!(by_meaning, Intent::Tool { .. }), "{by_meaning:?}");
+    let (_, by_meaning) = route(&energy, "My power is off, can you report it?").await;
+    assert!(matches!(by_meaning, Intent::Tool { .. }), "{by_meaning:?}");
+    // Asked about complaints: answered; a complaint: a colleague.
+    let (by_words, by_meaning) = route(&energy, "How long do you take to reply to a complaint?").await;
+    assert_eq!(by_words, Intent::Escalate);
+    assert!(matches!(by_meaning, Intent::Question { .. }), "{by_meaning:?}");
+    let (_, by_meaning) = route(&energy, "I want to make a complaint about my bill.").await;
+    assert_eq!(by_meaning, Intent::Escalate);
+    let (_, by_meaning) = route(&bank, "Can I speak to a real person?").await;
+    assert_eq!(by_meaning, Intent::Escalate);
+    // Off the domain stays off it.
+    let (_, by_meaning) = route(&bank, "Can you tell me a joke?").await;
+    assert_eq!(by_meaning, Intent::OffDomain);
 }
 
 /// A model double for the evaluator's own test: every reply is `reply`

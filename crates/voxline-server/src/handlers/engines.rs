@@ -10,6 +10,7 @@ use crate::handlers::agent_route::{AgentRoute, AgentShared};
 use crate::leg::bridge::Dialer;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use voxline_agent::DomainPack;
 use voxline_sip::RouteConfig;
 
 /// The shared engines: what is not needed is not loaded.
@@ -20,6 +21,8 @@ pub struct Engines {
     pub asr: Option<Arc<AsrEngine>>,
     /// The language model and the voice, when a route talks.
     pub speech: Option<(Arc<dyn voxline_llm::ChatModel>, voxline_tts::TtsEngine)>,
+    /// The sentence-embedding model, when a route talks and `[llm] embedding` is on.
+    pub embedder: Option<Arc<voxline_llm::Embedder>>,
 }
 
 impl Engines {
@@ -58,7 +61,18 @@ impl Engines {
         } else {
             None
         };
-        Ok(Engines { clock, asr, speech })
+        let embedder = match cfg.llm.embedding_path().filter(|_| talk) {
+            Some(dir) => Some(Arc::new(
+                tokio::task::spawn_blocking(move || voxline_llm::Embedder::load(&dir)).await??,
+            )),
+            None => None,
+        };
+        Ok(Engines {
+            clock,
+            asr,
+            speech,
+            embedder,
+        })
     }
 
     /// The agent route `route` on these engines, prepared (model warm, fixed
@@ -76,8 +90,19 @@ impl Engines {
         };
         let params = AgentParams::parse(&route.params, &cfg.base_dir)
             .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", route.name))?;
+        // Reading and embedding the knowledge takes ~1 s: off the runtime.
+        let (dir, embedder) = (params.domain.clone(), self.embedder.clone());
+        let pack = tokio::task::spawn_blocking(move || {
+            let pack = DomainPack::load(&dir)?;
+            match embedder {
+                Some(e) => pack.understand(e),
+                None => Ok(pack),
+            }
+        })
+        .await??;
         let agent = AgentRoute::new(
             params,
+            Arc::new(pack),
             AgentShared {
                 llm: llm.clone(),
                 tts: tts.clone(),
