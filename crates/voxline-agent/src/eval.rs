@@ -396,7 +396,7 @@ pub async fn retrieval(agent: &Agent, cases: &[Case]) -> Recall {
         }
         r.cases += 1;
         let meaning = agent.understand(&case.ask).await;
-        let similarities = meaning.and_then(|q| Some(knowledge.meaning()?.similarities(&q)));
+        let similarities = meaning.and_then(|q| knowledge.similarities(&q));
         let found = knowledge.find(&case.ask, similarities.as_deref(), 3, k.min_score, k.min_similarity);
         let rank = found.iter().position(|h| holding.contains(&h.index));
         r.at_1 += usize::from(rank == Some(0));

@@ -244,6 +244,13 @@ impl Knowledge {
         self.meaning.as_ref()
     }
 
+    /// How close each sentence's meaning is to the question embedded as
+    /// `question` ([`Meaning::similarities`]); None when the knowledge is
+    /// not embedded.
+    pub fn similarities(&self, question: &[f32]) -> Option<Vec<f32>> {
+        Some(self.meaning.as_ref()?.similarities(question))
+    }
+
     /// Whether an analysed term occurs anywhere in the knowledge.
     pub fn knows(&self, term: &str) -> bool {
         self.vocabulary.contains(term)

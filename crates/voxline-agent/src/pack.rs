@@ -435,9 +435,7 @@ impl DomainPack {
             requests: None,
         })
     }
-}
 
-impl DomainPack {
     /// Embeds the pack's knowledge with `embedder` so questions find it by
     /// meaning as well as by words; an error names the knowledge folder.
     pub fn understand(mut self, embedder: std::sync::Arc<voxline_llm::Embedder>) -> Result<DomainPack, PackError> {

@@ -190,7 +190,7 @@ impl Router {
     pub fn route(&self, pack: &DomainPack, utterance: &str, meaning: Option<&[f32]>) -> Intent {
         let w = words(utterance);
         let k = &pack.rules.knowledge;
-        let similarities = meaning.and_then(|q| Some(pack.knowledge.meaning()?.similarities(q)));
+        let similarities = meaning.and_then(|q| pack.knowledge.similarities(q));
         let sims = similarities.as_deref();
         // A question about a request's topic is answered, not taken as the
         // request: put as a question, its meaning closer to a knowledge
@@ -240,15 +240,15 @@ impl Router {
                 weight: k.meaning_weight,
             });
             let sentences = knowledge.ranked(&asked, &passages, by_meaning);
-            // Understood when the words of the best sentence cover enough of
-            // the question, or its meaning is close enough.
-            let (coverage, closest) = sentences.iter().fold((0.0f32, f32::MIN), |(c, m), (i, _)| {
+            // Understood when the words of one found sentence cover enough
+            // of the question, or its meaning is close enough.
+            let (coverage, nearest) = sentences.iter().fold((0.0f32, f32::MIN), |(c, m), (i, _)| {
                 let sim = sims.and_then(|s| s.get(*i)).copied().unwrap_or(f32::MIN);
                 (c.max(knowledge.coverage(&asked, *i)), m.max(sim))
             });
             let relevance = sentences.first().map_or(0.0, |s| s.1);
-            tracing::debug!(coverage, closest, relevance, "knowledge sentence for the question");
-            if coverage >= k.min_coverage || closest >= k.min_similarity {
+            tracing::debug!(coverage, nearest, relevance, "knowledge sentence for the question");
+            if coverage >= k.min_coverage || nearest >= k.min_similarity {
                 let similarity = sims.and_then(|s| Some(*s.get(sentences.first()?.0)?));
                 return Intent::Question {
                     hits,

