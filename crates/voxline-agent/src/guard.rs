@@ -55,11 +55,66 @@ pub fn numbers(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The ranges `text` states of one quantity ("from 500 to 10,000 dollars",
+/// "3 to 5 working days", "between 2 and 4 hours") as pairs of digit
+/// strings. Times of day ("from 9 a.m. to 5 p.m.") are not ranges: saying
+/// when a branch opens without when it closes is an answer, saying a credit
+/// limit starts at 500 when asked the highest is not.
+pub fn ranges(text: &str) -> Vec<(String, String)> {
+    let toks: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    let bare_word = |w: &str| {
+        w.trim_matches(|c: char| !c.is_alphanumeric() && c != '%' && c != '.')
+            .to_string()
+    };
+    let num = |w: &str| -> Option<String> {
+        let w = bare_word(w);
+        w.chars().next().filter(char::is_ascii_digit)?;
+        numbers(&w).into_iter().next().map(|n| bare(&n).to_string())
+    };
+    let unit = |w: &str| {
+        matches!(
+            bare_word(w).trim_end_matches('.'),
+            "dollars" | "dollar" | "cents" | "percent" | "%"
+        )
+    };
+    let time = |w: Option<&String>| {
+        w.is_some_and(|w| {
+            matches!(
+                bare_word(w).trim_end_matches('.'),
+                "a.m" | "p.m" | "am" | "pm" | "o'clock"
+            )
+        })
+    };
+    let mut out = Vec::new();
+    for j in 1..toks.len().saturating_sub(1) {
+        let word = bare_word(&toks[j]);
+        if word != "to" && word != "and" {
+            continue;
+        }
+        let a_at = if unit(&toks[j - 1]) && j >= 2 { j - 2 } else { j - 1 };
+        let (Some(a), Some(b)) = (num(&toks[a_at]), num(&toks[j + 1])) else {
+            continue;
+        };
+        if time(toks.get(a_at + 1)) || time(toks.get(j + 2)) {
+            continue;
+        }
+        // "3 dollars and 5 percent" are two facts; "between 2 and 4" one range.
+        if word == "and" && (a_at == 0 || bare_word(&toks[a_at - 1]) != "between") {
+            continue;
+        }
+        out.push((a, b));
+    }
+    out
+}
+
 /// What one source of facts holds.
 #[derive(Clone, Default)]
 struct Source {
     /// Per sentence that may be stated: its numbers.
     facts: Vec<Vec<String>>,
+    /// Per sentence that may be stated: the ranges it states ([`ranges`]),
+    /// whose two ends go together.
+    ranges: Vec<Vec<(String, String)>>,
     /// The caller's numbers (the shared source only: a passage's figures
     /// are in `facts`, sentence by sentence).
     numbers: Vec<String>,
@@ -185,6 +240,7 @@ impl Guard {
                 terms.extend(title.iter().cloned());
                 Source {
                     facts: g.answering.iter().map(|s| bare_numbers(s)).collect(),
+                    ranges: g.answering.iter().map(|s| ranges(s)).collect(),
                     numbers: Vec::new(),
                     terms,
                     title,
@@ -341,17 +397,32 @@ impl Guard {
     /// `facts` and naming `names`.
     fn miss(&self, i: usize, src: &Source, t: &[String], facts: &[String], names: &[String]) -> Miss {
         let holds = |f: &Vec<String>, n: &String| f.iter().any(|k| k == bare(n));
-        // The facts must all be in one answering sentence: name those the
-        // closest one lacks.
-        let closest = src
-            .facts
+        // One end of a range of sentence `k` the phrase states without the other.
+        let half = |k: usize| -> Option<String> {
+            let stated = |x: &String| facts.iter().any(|n| bare(n) == x);
+            src.ranges
+                .get(k)?
+                .iter()
+                .find_map(|(a, b)| match (stated(a), stated(b)) {
+                    (true, false) => Some(format!("{a} (of {a} to {b})")),
+                    (false, true) => Some(format!("{b} (of {a} to {b})")),
+                    _ => None,
+                })
+        };
+        // The facts must all be in one answering sentence, and a range's
+        // ends together: name what the closest one lacks.
+        let closest = (0..src.facts.len()).max_by_key(|&k| {
+            (
+                facts.iter().filter(|n| holds(&src.facts[k], n)).count(),
+                half(k).is_none(),
+            )
+        });
+        let mut numbers: Vec<String> = facts
             .iter()
-            .max_by_key(|f| facts.iter().filter(|n| holds(f, n)).count());
-        let numbers = facts
-            .iter()
-            .filter(|n| closest.is_none_or(|f| !holds(f, n)))
+            .filter(|n| closest.is_none_or(|k| !holds(&src.facts[k], n)))
             .cloned()
             .collect();
+        numbers.extend(closest.and_then(half));
         let unknown = |x: &&String| !src.terms.contains(*x) && !self.shared.terms.contains(*x);
         let words = t
             .iter()
@@ -409,6 +480,47 @@ mod tests {
             g.check("I'm sorry for your loss, the funeral costs nothing."),
             Verdict::Ungrounded(_)
         ));
+    }
+
+    #[test]
+    fn ranges_of_one_quantity_are_found_but_not_hours_of_the_day() {
+        assert_eq!(
+            ranges("The credit limit is from 500 to 10,000 dollars and the rate 19.9 percent."),
+            [("500".to_string(), "10000".to_string())]
+        );
+        assert_eq!(
+            ranges("It arrives in 3 to 5 working days."),
+            [("3".to_string(), "5".to_string())]
+        );
+        assert_eq!(
+            ranges("Fixed within between 2 and 4 hours."),
+            [("2".to_string(), "4".to_string())]
+        );
+        assert!(ranges("Open Monday to Friday from 9 a.m. to 5 p.m.").is_empty());
+        assert!(ranges("It costs 3 dollars and 5 percent more.").is_empty());
+    }
+
+    #[test]
+    fn one_end_of_a_range_is_not_said_without_the_other() {
+        let mut g = Guard::new(
+            &[],
+            &["The credit card has a credit limit from 500 to 10,000 dollars. There is no annual fee."],
+            &["what is the highest credit limit"],
+        );
+        assert!(
+            matches!(g.check("The maximum credit limit is 500 dollars."), Verdict::Ungrounded(w) if w.contains("of 500 to 10000")),
+        );
+        assert_eq!(
+            g.check("The credit limit is from 500 to 10,000 dollars."),
+            Verdict::Speak
+        );
+        // A lone figure another answering sentence states is grounded there.
+        let mut g = Guard::new(
+            &[],
+            &["A new PIN arrives in 3 to 5 working days. A replacement card arrives in 5 working days."],
+            &["how long does a new card take"],
+        );
+        assert_eq!(g.check("A replacement card arrives in 5 working days."), Verdict::Speak);
     }
 
     #[test]

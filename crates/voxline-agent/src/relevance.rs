@@ -35,6 +35,10 @@ pub struct Sentences {
     /// Every sentence, passage by passage.
     pub all: Vec<Sentence>,
     idf: HashMap<String, f32>,
+    /// The terms that name one section's subject: in exactly one heading
+    /// ("airport", "riverside", "green"; not "branch" or "open", which
+    /// several headings hold).
+    headings: HashSet<String>,
 }
 
 /// Cosine similarities at or below this say nothing of meaning (unrelated
@@ -65,6 +69,19 @@ impl ByMeaning<'_> {
     pub fn relevance(&self, coverage: f32, i: usize) -> f32 {
         self.weight * self.closeness(i) + (1.0 - self.weight) * coverage
     }
+}
+
+/// One sentence of the found passages, ranked for a question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    /// Its index into [`Sentences::all`].
+    pub index: usize,
+    /// How well it answers: [`ByMeaning::relevance`], or the coverage alone.
+    pub relevance: f32,
+    /// The share of the question's words it holds ([`Sentences::coverage`]).
+    pub coverage: f32,
+    /// How close its meaning is (0–1, [`ByMeaning::closeness`]), when known.
+    pub closeness: Option<f32>,
 }
 
 /// Splits a passage's text into sentences ("9 a.m." does not end one).
@@ -108,9 +125,23 @@ impl Sentences {
             let mut before: Option<HashSet<String>> = None;
             for s in split_sentences(text) {
                 let mut own: HashSet<String> = terms(&s).into_iter().collect();
-                let first = s.split_whitespace().next().unwrap_or("").to_lowercase();
-                let continues =
-                    ANAPHORA.contains(&first.trim_matches(|c: char| !c.is_alphabetic())) && before.is_some();
+                let mut opening = s.split_whitespace();
+                let first = opening.next().unwrap_or("").to_lowercase();
+                let first = first.trim_matches(|c: char| !c.is_alphabetic());
+                // "The fee is waived …" after "The Everyday account costs 4
+                // dollars a month." in "Account fees": a definite thing the
+                // heading or the sentence before named.
+                let named_before = |word: &str| {
+                    let t = terms(word);
+                    !t.is_empty()
+                        && t.iter()
+                            .all(|x| title_terms.contains(x) || before.as_ref().is_some_and(|b| b.contains(x)))
+                };
+                let definite = first == "the"
+                    && opening
+                        .next()
+                        .is_some_and(|w| w.chars().next().is_some_and(char::is_lowercase) && named_before(w));
+                let continues = (ANAPHORA.contains(&first) || definite) && before.is_some();
                 if continues {
                     if let Some(b) = &before {
                         own.extend(b.iter().cloned());
@@ -134,7 +165,56 @@ impl Sentences {
         }
         let n = all.len().max(1) as f32;
         let idf = df.into_iter().map(|(t, d)| (t, (1.0 + n / d as f32).ln())).collect();
-        Sentences { all, idf }
+        let mut in_headings: HashMap<String, HashSet<usize>> = HashMap::new();
+        for s in &all {
+            for t in &s.title_terms {
+                in_headings.entry(t.clone()).or_default().insert(s.passage);
+            }
+        }
+        let headings = in_headings
+            .into_iter()
+            .filter(|(_, passages)| passages.len() == 1)
+            .map(|(t, _)| t)
+            .collect();
+        Sentences { all, idf, headings }
+    }
+
+    /// Sentence `i` as a caller must hear it read: with the sentences before
+    /// it that it goes on about ("The Riverside branch is at 48 Mill Road.
+    /// It has free parking."), else "it" would name nothing.
+    pub fn as_read(&self, i: usize) -> String {
+        let Some(s) = self.all.get(i) else { return String::new() };
+        let mut first = i;
+        while first > 0 && self.all[first].continues && self.all[first - 1].passage == s.passage {
+            first -= 1;
+        }
+        self.all[first..=i]
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The terms of `question` that name what one passage is about (a word
+    /// of one section heading only): "airport" in "Is the airport branch
+    /// open on Sunday?".
+    pub fn subjects(&self, question: &[String]) -> HashSet<String> {
+        question
+            .iter()
+            .filter(|t| self.headings.contains(*t))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether passage `p` (its heading or any of its sentences) holds every
+    /// one of `subjects`.
+    pub fn passage_holds(&self, p: usize, subjects: &HashSet<String>) -> bool {
+        subjects.iter().all(|t| {
+            self.all
+                .iter()
+                .filter(|s| s.passage == p)
+                .any(|s| s.terms.contains(t) || s.title_terms.contains(t))
+        })
     }
 
     /// How rare `term` is; a term the knowledge never holds weighs as one
@@ -171,22 +251,28 @@ impl Sentences {
     /// The sentences of `passages`, best answer to `question` first, with
     /// their relevance: the coverage, blended with how close each sentence's
     /// meaning is when `by_meaning` is given ([`ByMeaning::relevance`]).
-    pub fn ranked(&self, question: &[String], passages: &[usize], by_meaning: Option<ByMeaning>) -> Vec<(usize, f32)> {
-        let mut out: Vec<(usize, f32)> = self
+    pub fn ranked(&self, question: &[String], passages: &[usize], by_meaning: Option<ByMeaning>) -> Vec<Ranked> {
+        let mut out: Vec<Ranked> = self
             .all
             .iter()
             .enumerate()
             .filter(|(_, s)| passages.contains(&s.passage))
             .map(|(i, _)| {
-                let c = self.coverage(question, i);
-                (i, by_meaning.map_or(c, |m| m.relevance(c, i)))
+                let coverage = self.coverage(question, i);
+                Ranked {
+                    index: i,
+                    relevance: by_meaning.map_or(coverage, |m| m.relevance(coverage, i)),
+                    coverage,
+                    closeness: by_meaning.map(|m| m.closeness(i)),
+                }
             })
             .collect();
         // Ties go to the shorter sentence (it says less else), then keep the
         // knowledge's order.
         out.sort_by(|a, b| {
-            b.1.total_cmp(&a.1)
-                .then_with(|| self.all[a.0].terms.len().cmp(&self.all[b.0].terms.len()))
+            b.relevance
+                .total_cmp(&a.relevance)
+                .then_with(|| self.all[a.index].terms.len().cmp(&self.all[b.index].terms.len()))
         });
         out
     }
@@ -234,11 +320,56 @@ mod tests {
             words,
         );
         let open = s.ranked(&words("when is the airport branch open"), &[0], None);
-        assert!(s.all[open[0].0].text.starts_with("It is open"), "{open:?}");
-        assert!((open[0].1 - 1.0).abs() < 1e-6, "{open:?}");
+        assert!(s.all[open[0].index].text.starts_with("It is open"), "{open:?}");
+        assert!((open[0].relevance - 1.0).abs() < 1e-6, "{open:?}");
         // Asked where, both hold the words; the shorter one answers.
         let where_ = s.ranked(&words("where is the airport branch"), &[0], None);
-        assert!(s.all[where_[0].0].text.contains("Terminal 2"), "{where_:?}");
+        assert!(s.all[where_[0].index].text.contains("Terminal 2"), "{where_:?}");
+    }
+
+    #[test]
+    fn a_sentence_is_read_with_the_one_it_goes_on_about_and_subjects_name_passages() {
+        let s = Sentences::new(
+            [
+                ("Branches › Opening hours", "Branches are closed on Sundays."),
+                (
+                    "Branches › Airport branch",
+                    "The Airport branch is in Terminal 2. It is open every day. It has a cash machine.",
+                ),
+                ("Branches › Riverside branch", "The Riverside branch has parking."),
+            ]
+            .into_iter(),
+            words,
+        );
+        assert_eq!(s.as_read(0), "Branches are closed on Sundays.");
+        let fees = Sentences::new(
+            [(
+                "Fees › Monthly fee",
+                "The Everyday account costs 4 dollars a month. The fee is waived when you deposit 1,000 dollars. The Student account is free.",
+            )]
+            .into_iter(),
+            words,
+        );
+        assert_eq!(
+            fees.as_read(1),
+            "The Everyday account costs 4 dollars a month. The fee is waived when you deposit 1,000 dollars."
+        );
+        assert_eq!(fees.as_read(2), "The Student account is free.");
+        assert_eq!(
+            s.as_read(3),
+            "The Airport branch is in Terminal 2. It is open every day. It has a cash machine."
+        );
+        let subjects = s.subjects(&words("is the airport branch open on sundays"));
+        assert!(
+            subjects.contains("airport") && !subjects.contains("sundays"),
+            "{subjects:?}"
+        );
+        // "branch" heads both sections: it names neither.
+        assert!(
+            !subjects.contains("branches") && !subjects.contains("branch"),
+            "{subjects:?}"
+        );
+        assert!(!s.passage_holds(0, &subjects) && s.passage_holds(1, &subjects));
     }
 
     #[test]
@@ -259,10 +390,13 @@ mod tests {
         );
         let q = words("how much can I withdraw from an atm");
         let ranked = s.ranked(&q, &[0, 1], None);
-        assert!(s.all[ranked[0].0].text.contains("1,000"), "{ranked:?}");
-        assert!(ranked[0].1 > 0.5 && ranked.last().unwrap().1 < 0.2, "{ranked:?}");
+        assert!(s.all[ranked[0].index].text.contains("1,000"), "{ranked:?}");
+        assert!(
+            ranked[0].relevance > 0.5 && ranked.last().unwrap().relevance < 0.2,
+            "{ranked:?}"
+        );
         // Words the knowledge never holds weigh most: a misheard question covers little.
         let garbled = words("whom wrenching over the next weekend then atm");
-        assert!(s.ranked(&garbled, &[0, 1], None)[0].1 < 0.4);
+        assert!(s.ranked(&garbled, &[0, 1], None)[0].relevance < 0.4);
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::knowledge::{english_analyzer, terms, Hit};
 use crate::pack::DomainPack;
-use crate::relevance::ByMeaning;
+use crate::relevance::{ByMeaning, Ranked};
 use tantivy::tokenizer::TextAnalyzer;
 use voxline_text::words::{has_phrase, words};
 
@@ -65,10 +65,10 @@ pub enum Intent {
     Question {
         /// The passages found, best first.
         hits: Vec<Hit>,
-        /// Their sentences (indices into the knowledge's sentences), the
-        /// best answer first, with their relevance (the share of the
-        /// question each holds, blended with its meaning when known).
-        sentences: Vec<(usize, f32)>,
+        /// Their sentences, the best answer first, with their relevance (the
+        /// share of the question each holds, blended with its meaning when
+        /// known).
+        sentences: Vec<Ranked>,
         /// How close in meaning the best sentence is to the question
         /// (cosine), when the knowledge is embedded.
         similarity: Option<f32>,
@@ -242,14 +242,18 @@ impl Router {
             let sentences = knowledge.ranked(&asked, &passages, by_meaning);
             // Understood when the words of one found sentence cover enough
             // of the question, or its meaning is close enough.
-            let (coverage, nearest) = sentences.iter().fold((0.0f32, f32::MIN), |(c, m), (i, _)| {
-                let sim = sims.and_then(|s| s.get(*i)).copied().unwrap_or(f32::MIN);
-                (c.max(knowledge.coverage(&asked, *i)), m.max(sim))
+            let (coverage, nearest) = sentences.iter().fold((0.0f32, f32::MIN), |(c, m), r| {
+                let sim = sims.and_then(|s| s.get(r.index)).copied().unwrap_or(f32::MIN);
+                (c.max(r.coverage), m.max(sim))
             });
-            let relevance = sentences.first().map_or(0.0, |s| s.1);
+            let relevance = sentences.first().map_or(0.0, |s| s.relevance);
             tracing::debug!(coverage, nearest, relevance, "knowledge sentence for the question");
+            for r in sentences.iter().take(3) {
+                let text = knowledge.all.get(r.index).map_or("", |s| s.text.as_str());
+                tracing::trace!(relevance = r.relevance, coverage = r.coverage, closeness = ?r.closeness, text, "ranked sentence");
+            }
             if coverage >= k.min_coverage || nearest >= k.min_similarity {
-                let similarity = sims.and_then(|s| Some(*s.get(sentences.first()?.0)?));
+                let similarity = sims.and_then(|s| Some(*s.get(sentences.first()?.index)?));
                 return Intent::Question {
                     hits,
                     sentences,

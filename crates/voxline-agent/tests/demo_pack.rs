@@ -112,7 +112,7 @@ async fn questions_find_knowledge_by_meaning_and_are_told_from_requests() {
         panic!("{by_meaning:?}");
     };
     assert!(hits[0].passage.title.ends_with("ATMs"), "{hits:?}");
-    let first = &bank.pack().knowledge.sentences().all[sentences[0].0];
+    let first = &bank.pack().knowledge.sentences().all[sentences[0].index];
     assert!(first.text.contains("1,000"), "{}", first.text);
     assert!(similarity.is_some_and(|s| s > 0.5), "{similarity:?}");
     // Asked about a tool's topic: answered; asked for the tool: the tool.

@@ -167,7 +167,7 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let mut ours = Vec::new();
     for &engine in &args.engines {
         let t = Instant::now();
-        let model = crate::cli::chat::load(engine, Some(path.clone())).await?;
+        let model = crate::cli::chat::load(engine, Some(path.clone()), None).await?;
         let load = t.elapsed();
         let (replies, prompt_tokens) = measure(model.as_ref(), &system, &questions, args.max_tokens).await?;
         println!(

@@ -19,6 +19,9 @@ pub struct ChatArgs {
     /// The engine running the local model: llama.cpp or mistralrs.
     #[arg(long, default_value_t = LocalEngine::LlamaCpp)]
     engine: LocalEngine,
+    /// A chat template for a GGUF that carries none: a file, or a name llama.cpp knows (e.g. gemma, chatml).
+    #[arg(long)]
+    chat_template: Option<PathBuf>,
     /// A system prompt file (domain instructions and facts).
     #[arg(long)]
     system: Option<PathBuf>,
@@ -48,10 +51,15 @@ pub struct ChatArgs {
     remote_model: String,
 }
 
-/// Loads the default (or given) local model on `engine`.
-pub async fn load(engine: LocalEngine, model: Option<PathBuf>) -> anyhow::Result<Arc<dyn ChatModel>> {
+/// Loads the default (or given) local model on `engine`, with the GGUF's
+/// own chat template unless `chat_template` names one.
+pub async fn load(
+    engine: LocalEngine,
+    model: Option<PathBuf>,
+    chat_template: Option<PathBuf>,
+) -> anyhow::Result<Arc<dyn ChatModel>> {
     let path = model.unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
-    Ok(voxline_llm::load_local(engine, &path, None, 0, None).await?)
+    Ok(voxline_llm::load_local(engine, &path, chat_template, 0, None).await?)
 }
 
 /// Runs the command.
@@ -67,7 +75,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             api_key: std::env::var("VOXLINE_LLM_API_KEY").ok(),
             connect_timeout: std::time::Duration::from_secs(10),
         })?),
-        None => load(args.engine, args.model.clone()).await?,
+        None => load(args.engine, args.model.clone(), args.chat_template.clone()).await?,
     };
     if let Some(dir) = &args.domain {
         let embedding = (!args.words_only).then(|| {
