@@ -97,6 +97,8 @@ load-test: deps prompts build models bench-venv
 	$(VOXLINE) bench asr
 	$(VOXLINE) bench tts
 	load-tests/latency.sh
+	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml piper
+	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml espeak
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
 # llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.

@@ -7,15 +7,9 @@ cd "$(dirname "$0")/.."
 VOXLINE=${VOXLINE:-${CARGO_TARGET_DIR:-$HOME/.cache/voxline/target}/release/voxline}
 LOG=${LOG:-/tmp/voxline-latency-serve.log}
 CONFIG=${CONFIG:-sip-config/voxline.toml}
-"$VOXLINE" serve --config "$CONFIG" >"$LOG" 2>&1 &
-SERVER=$!
+. load-tests/agent-server.sh
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-	grep -q "voxline ready" "$LOG" && break
-	kill -0 $SERVER 2>/dev/null || { cat "$LOG"; exit 1; }
-	sleep 0.5
-done
-grep -q "voxline ready" "$LOG" || { echo "voxline did not start"; cat "$LOG"; exit 1; }
+start_agent_server
 METRICS=${METRICS:-http://127.0.0.1:8080/metrics}
 snapshot() { curl -fsS "$METRICS" 2>/dev/null | grep -E '^voxline_(asr_decode_seconds|asr_audio_seconds|llm_[a-z_]+)_total ' || true; }
 BEFORE=$(snapshot)

@@ -8,7 +8,7 @@
 use crate::guard::{Guard, Verdict};
 use std::collections::VecDeque;
 use voxline_llm::{ChatEvent, ChatStream, LlmError};
-use voxline_text::phrases::PhraseSplitter;
+use voxline_text::phrases::{PhraseSplitter, SplitterConfig};
 
 /// What an answer reads as written when the model's words fail the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub struct Answer {
     pub(crate) fallback: Option<Fallback>,
     pub(crate) replacement: String,
     pub(crate) queue: VecDeque<String>,
+    /// The rest of a fallback being read, a phrase at a time (the voice
+    /// starts on its first phrase while the next are synthesised).
+    pub(crate) reading: VecDeque<String>,
     pub(crate) words_left: usize,
     pub(crate) handed_out: usize,
     /// Of those, phrases read from the knowledge as written (the fallback),
@@ -65,6 +68,11 @@ impl std::fmt::Debug for Answer {
 impl Answer {
     /// The next checked phrase to speak; None when the answer is over.
     pub async fn next_phrase(&mut self) -> Result<Option<String>, LlmError> {
+        if let Some(s) = self.reading.pop_front() {
+            self.handed_out += 1;
+            self.read += 1;
+            return Ok(Some(s));
+        }
         loop {
             if let Some(p) = self.queue.pop_front() {
                 let p = without_label(&p).to_string();
@@ -88,7 +96,7 @@ impl Answer {
                         return Ok(Some(p));
                     }
                     Verdict::Echo => {
-                        tracing::debug!(phrase = %p, "phrase not said: the caller's words said back");
+                        tracing::debug!(phrase = %p, "phrase not said: nothing of the facts (the caller's words back, a bare yes)");
                         continue;
                     }
                     Verdict::Forbidden => {
@@ -157,14 +165,21 @@ impl Answer {
         }
     }
 
-    /// The fallback, handed out once as a phrase read from the knowledge.
+    /// The fallback, handed out once, a phrase at a time, as phrases read
+    /// from the knowledge.
     fn read_fallback(&mut self) -> Option<String> {
         let f = self.fallback.take()?;
+        let (Fallback::Sentence(t) | Fallback::DontKnow(t)) = f;
+        // Cut like the model's words: the voice starts on the first phrase.
+        let mut cut = PhraseSplitter::new(SplitterConfig::default());
+        let mut phrases = cut.push(&t);
+        phrases.extend(cut.finish());
+        let mut phrases = phrases.into_iter();
+        let first = phrases.next()?;
+        self.reading.extend(phrases);
         self.handed_out += 1;
         self.read += 1;
-        Some(match f {
-            Fallback::Sentence(t) | Fallback::DontKnow(t) => t,
-        })
+        Some(first)
     }
 
     /// Whether any of the answer was read from the knowledge as written

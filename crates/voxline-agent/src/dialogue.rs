@@ -157,6 +157,7 @@ impl Agent {
             fallback,
             replacement: pack.rules.forbidden.replacement.clone(),
             queue: Default::default(),
+            reading: Default::default(),
             words_left: max_words,
             handed_out: 0,
             read: 0,
@@ -530,22 +531,30 @@ impl Conversation {
     /// While the caller still speaks: reads into the model's cache the
     /// prompt their words so far (a partial transcript) would get as a
     /// question, so when the final words start the same way (and find the
-    /// same facts) only the rest of the question is read then. `None` when
-    /// those words would not go to the model (a tool waits for an argument,
-    /// or they are not a question).
+    /// same facts) only the rest of the question is read then. The facts
+    /// are found as the final's will be: by words and, when the knowledge is
+    /// embedded, by meaning (the partial is embedded in the returned future,
+    /// on the blocking pool). `None` when those words would not go to the
+    /// model (a tool waits for an argument, or by their words they are not
+    /// a question).
     pub fn prefill(
         &self,
         partial: &str,
     ) -> Option<impl std::future::Future<Output = Result<(), LlmError>> + Send + 'static> {
-        if self.pending.is_some() {
+        if self.pending.is_some() || !matches!(self.agent.route(partial), Intent::Question { .. }) {
             return None;
         }
-        let Intent::Question { hits, .. } = self.agent.route(partial) else {
-            return None;
-        };
-        let messages = self.agent.messages(&self.history, user_message(&hits, partial));
-        let llm = Arc::clone(&self.agent.llm);
-        Some(async move { llm.prefill(messages).await })
+        let agent = Arc::clone(&self.agent);
+        let history = self.history.clone();
+        let partial = partial.to_string();
+        Some(async move {
+            let meaning = agent.understand(&partial).await;
+            let Intent::Question { hits, .. } = agent.route_with(&partial, meaning.as_deref()) else {
+                return Ok(());
+            };
+            let messages = agent.messages(&history, user_message(&hits, &partial));
+            agent.llm.prefill(messages).await
+        })
     }
 
     /// Records what the caller heard of an answer (all of it, or up to a barge-in).

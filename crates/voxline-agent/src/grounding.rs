@@ -33,10 +33,12 @@ pub fn grounding(
             || (Some(r.index) == first && similarity.is_some_and(|s| s >= k.read_similarity))
     };
     // A figure is stated only from a sentence that answers as well as the
-    // best one, and only when the best one clearly answers: a question whose
-    // closest sentence is a stretch ("pay in another currency" → "An
-    // international transfer costs 15 dollars.") gets no figure of it.
-    let best = sentences.first().filter(|b| clear(b));
+    // best one, and only when the best one clearly answers, or its words
+    // cover enough of the question to be understood: a question whose
+    // closest sentence is a stretch of meaning alone ("pay in another
+    // currency" → "An international transfer costs 15 dollars.") gets no
+    // figure of it.
+    let best = sentences.first().filter(|b| clear(b) || b.coverage >= k.min_coverage);
     let answering: Vec<Vec<&str>> = hits
         .iter()
         .map(|h| {

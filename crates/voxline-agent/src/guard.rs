@@ -36,8 +36,9 @@ pub enum Verdict {
     /// It carries on the prompt ("Question: ...", "Facts: ..."): the model
     /// has stopped answering; drop it and stop.
     PromptEcho,
-    /// It only says the caller's words back ("You forgot your online
-    /// banking password."): drop it and go on.
+    /// It says nothing of the facts: the caller's words back ("You forgot
+    /// your online banking password.") or a bare "yes, it does" (a yes/no
+    /// claim with nothing to ground it): drop it and go on.
     Echo,
 }
 
@@ -107,6 +108,35 @@ pub fn ranges(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Words that make the number before them a quantity: an amount, a rate, a
+/// time span ("3-day", "15 dollars", "5 working days").
+const UNITS: &[&str] = &[
+    "dollar", "dollars", "cent", "cents", "percent", "day", "days", "week", "weeks", "month", "months", "year",
+    "years", "hour", "hours", "minute", "minutes", "working", "business", "am", "pm", "a.m", "p.m",
+];
+
+/// The numbers of `text` said as quantities, each followed by a unit word
+/// ("a 3-day trial" → 3; "card ending 1234" → none).
+pub fn quantities(text: &str) -> Vec<String> {
+    let norm = normalize_english(text).replace('-', " ");
+    let words: Vec<&str> = norm.split_whitespace().collect();
+    words
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| {
+            w.chars().any(|c| c.is_ascii_digit())
+                && words.get(i + 1).is_some_and(|u| {
+                    UNITS.contains(
+                        &u.trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
+                            .trim_end_matches('.'),
+                    )
+                })
+        })
+        .map(|(_, w)| w.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// What one source of facts holds.
 #[derive(Clone, Default)]
 struct Source {
@@ -135,6 +165,17 @@ pub fn denies(text: &str) -> bool {
     text.to_lowercase()
         .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
         .any(|w| DENIALS.contains(&w) || w.ends_with("n't") || w.ends_with("n’t"))
+}
+
+/// Words that say yes: a phrase of one and nothing of the facts claims
+/// what it does not say.
+const AFFIRMATIONS: &[&str] = &["yes", "yeah", "yep", "correct", "absolutely", "indeed"];
+
+/// Whether `text` starts by saying yes ("Yes, it does.").
+pub fn affirms(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| AFFIRMATIONS.contains(&w.to_lowercase().as_str()))
 }
 
 /// What one passage lacks of a phrase.
@@ -286,10 +327,13 @@ impl Guard {
         }
         // Spelled numbers become digits first: they are checked as numbers below.
         let t = fact_terms(&mut self.analyzer, phrase);
-        // The caller's numbers may be said back; the others are facts.
+        // The caller's numbers may be said back ("your card ending 1234");
+        // the others are facts, and so is a caller's number told as a
+        // quantity ("a 3-day trial" after "take three" was misheard).
+        let quantities = quantities(phrase);
         let facts: Vec<String> = numbers(phrase)
             .into_iter()
-            .filter(|n| !self.shared.numbers.iter().any(|k| k == bare(n)))
+            .filter(|n| !self.shared.numbers.iter().any(|k| k == bare(n)) || quantities.contains(n))
             .collect();
         // "You forgot your online banking password.": the question said back.
         let own: Vec<&String> = t.iter().filter(|x| !self.glue.contains(*x)).collect();
@@ -300,9 +344,14 @@ impl Guard {
         if !facts.is_empty() && t.iter().all(|x| x.chars().any(|c| c.is_ascii_digit())) {
             return Verdict::Ungrounded(format!("{} without what it is", facts[0]));
         }
+        // "Yes, it does.": a yes with nothing of the facts is not an answer.
+        if !self.sources.is_empty() && own.is_empty() && affirms(phrase) {
+            return Verdict::Echo;
+        }
         // "No, you do not save anything": a denial is a claim, grounded only
-        // by an answering sentence that denies too.
-        if !self.sources.is_empty() && denies(phrase) && !self.sources.iter().any(|s| s.denies) {
+        // by an answering sentence that denies too, of the phrase's passage.
+        let denial = denies(phrase);
+        if !self.sources.is_empty() && denial && !self.sources.iter().any(|s| s.denies) {
             return Verdict::Ungrounded("a denial no answering sentence makes".into());
         }
         let names = self.names(phrase);
@@ -318,6 +367,7 @@ impl Guard {
             .into_iter()
             .filter(|(i, _)| self.sentence.as_ref().is_none_or(|held| held.contains(i)))
             .filter(|(i, src)| !states || self.may_state_from(*i, src, &t))
+            .filter(|(_, src)| !denial || src.denies || self.sources.is_empty())
             .map(|(i, src)| self.miss(i, src, &t, &facts, &names))
             .collect();
         // One stray word is wording; more than a third is not from the facts.
@@ -328,6 +378,9 @@ impl Guard {
             .map(|m| m.passage)
             .collect();
         if holding.is_empty() {
+            if denial && misses.is_empty() {
+                return Verdict::Ungrounded("a denial no answering sentence of its passage makes".into());
+            }
             // Why, from the passage that came closest.
             let restricted = misses.len() < self.sources.len();
             let closest = misses
@@ -483,6 +536,27 @@ mod tests {
     }
 
     #[test]
+    fn a_callers_number_told_as_a_quantity_is_a_fact_to_ground() {
+        assert_eq!(quantities("The ETT3 is a 3-day trial, card ending 1234."), ["3"]);
+        assert_eq!(quantities("It costs 15 dollars and 2 percent."), ["15", "2"]);
+        let mut g = Guard::new(
+            &[],
+            &["A new PIN arrives in 3 to 5 working days."],
+            &["how long will the eye and take three"],
+        );
+        assert!(matches!(
+            g.check("The Eye and Take Three is a 3-day trial of the Harbor Bank card."),
+            Verdict::Ungrounded(_)
+        ));
+        let mut g = Guard::new(
+            &[],
+            &["Blocking a card is free."],
+            &["please block my card ending 1234"],
+        );
+        assert_eq!(g.check("Blocking the card ending 1234 is free."), Verdict::Speak);
+    }
+
+    #[test]
     fn ranges_of_one_quantity_are_found_but_not_hours_of_the_day() {
         assert_eq!(
             ranges("The credit limit is from 500 to 10,000 dollars and the rate 19.9 percent."),
@@ -539,6 +613,41 @@ mod tests {
         let mut g = Guard::new(&[], &["There is no annual fee."], &["is there a yearly fee"]);
         assert_eq!(g.check("No, there is no annual fee."), Verdict::Speak);
         assert!(denies("It isn't free") && denies("never") && !denies("Note the notice, it is free."));
+        // The denial of one passage does not ground one about another's subject.
+        let passages = [
+            ("Account fees", "The Student account has no monthly fee."),
+            (
+                "Savings account",
+                "The Harbor Saver account pays 3.5 percent interest a year.",
+            ),
+        ];
+        let sentences = [
+            vec!["The Student account has no monthly fee."],
+            vec!["The Harbor Saver account pays 3.5 percent interest a year."],
+        ];
+        let mut g = Guard::grounded(
+            &[],
+            &titled(&passages, &sentences),
+            &["does the student account have a monthly charge"],
+            &[],
+        );
+        assert_eq!(g.check("The Student account has no monthly fee."), Verdict::Speak);
+        assert!(matches!(
+            g.check("The Harbor Saver account does not have a monthly charge."),
+            Verdict::Ungrounded(_)
+        ));
+    }
+
+    #[test]
+    fn a_bare_yes_is_dropped_and_the_answer_goes_on() {
+        let mut g = Guard::new(
+            &[],
+            &["Transfers within the country are free."],
+            &["does it cost anything"],
+        );
+        assert_eq!(g.check("yes, it does."), Verdict::Echo);
+        assert_eq!(g.check("Yes, transfers within the country are free."), Verdict::Speak);
+        assert!(affirms("Yes.") && !affirms("Yesterday it was free.") && !affirms("The fee is yes"));
     }
 
     /// Grounds with headings, every sentence answering.

@@ -1,0 +1,15 @@
+# Sourced by the agent load tests: starts `voxline serve --config $CONFIG`
+# with its log in $LOG and waits until it is ready (at most 60 s); sets
+# $SERVER. The caller's EXIT trap should kill $SERVER.
+start_agent_server() {
+	"$VOXLINE" serve --config "$CONFIG" >"$LOG" 2>&1 &
+	SERVER=$!
+	for _ in $(seq 1 120); do
+		grep -q "voxline ready" "$LOG" && return 0
+		kill -0 $SERVER 2>/dev/null || { cat "$LOG"; return 1; }
+		sleep 0.5
+	done
+	echo "voxline did not start"
+	cat "$LOG"
+	return 1
+}

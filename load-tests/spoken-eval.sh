@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A question set spoken into one call: each fact, off-domain and unknown
+# question of SET is spoken by VOICE (piper: voxline's own Piper voice;
+# espeak: espeak-ng, a voice the tests never use), made 8 kHz (G.711 on the
+# call), played one per turn into the demo agent (`voxline call
+# --after-quiet-ms`), and each reply in the call's stored transcript graded
+# against the case (load-tests/spoken_eval.py): right, wrong fact, asked
+# again, missed.
+#
+#   load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml espeak
+#
+# Tool and transfer cases are left out: they change the call's course.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SET=${1:?usage: spoken-eval.sh SET.toml piper|espeak}
+VOICE=${2:?usage: spoken-eval.sh SET.toml piper|espeak}
+CACHE=${VOXLINE_CACHE:-$HOME/.cache/voxline}
+BIN=${CARGO_TARGET_DIR:-$CACHE/target}/release
+VOXLINE=${VOXLINE:-$BIN/voxline}
+DEMO_BANK=${DEMO_BANK:-$BIN/voxline-demo-bank}
+CONFIG=${CONFIG:-sip-config/voxline.toml}
+TARGET=${TARGET:-sip:demo@127.0.0.1:5060}
+API=${API:-http://127.0.0.1:8080}
+WORK=$(mktemp -d /tmp/voxline-spoken-eval.XXXXXX)
+LOG=$WORK/serve.log
+
+python3 load-tests/spoken_eval.py questions "$SET" >"$WORK/questions.txt"
+n=0
+plays=()
+while IFS= read -r q; do
+	n=$((n + 1))
+	case $VOICE in
+	piper) "$VOXLINE" say --out "$WORK/raw-$n.wav" "$q" >/dev/null 2>&1 ;;
+	espeak) espeak-ng -v en-us -s 160 -w "$WORK/raw-$n.wav" "$q" ;;
+	*) echo "voice must be piper or espeak, not $VOICE" >&2; exit 2 ;;
+	esac
+	sox "$WORK/raw-$n.wav" -r 8000 -c 1 -b 16 "$WORK/q-$n.wav"
+	plays+=(--play "$WORK/q-$n.wav")
+done <"$WORK/questions.txt"
+echo "$n questions spoken by $VOICE in $WORK"
+
+"$DEMO_BANK" >"$WORK/demo-bank.log" 2>&1 &
+BANK=$!
+SERVER=
+trap 'kill $SERVER $BANK 2>/dev/null; wait $SERVER $BANK 2>/dev/null || true' EXIT
+. load-tests/agent-server.sh
+start_agent_server
+
+"$VOXLINE" call "$TARGET" "${plays[@]}" --after-quiet-ms 1500 --hangup-after-reply \
+	--max-seconds $((30 + n * 25)) >"$WORK/call.log" 2>&1
+call_id=$(curl -fsS "$API/api/calls" | python3 -c 'import json,sys; c=max(json.load(sys.stdin), key=lambda c: c["invite_at"]); print(c["call_id"])')
+curl -fsS "$API/api/calls/$call_id/transcript" >"$WORK/transcript.json"
+echo "call $call_id"
+python3 load-tests/spoken_eval.py grade "$SET" "$WORK/transcript.json" "$CONFIG"
