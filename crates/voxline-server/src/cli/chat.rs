@@ -19,7 +19,7 @@ pub struct ChatArgs {
     /// The engine running the local model: llama.cpp or mistralrs.
     #[arg(long, default_value_t = LocalEngine::LlamaCpp)]
     engine: LocalEngine,
-    /// A chat template for a GGUF that carries none: a file, or a name llama.cpp knows (e.g. gemma, chatml).
+    /// A chat template file for a GGUF that carries none (a Jinja template, or the name of one llama.cpp knows: gemma, chatml, …).
     #[arg(long)]
     chat_template: Option<PathBuf>,
     /// A system prompt file (domain instructions and facts).
