@@ -72,12 +72,16 @@ pub fn grounding(
     // meaning when the knowledge is embedded; and of what the caller named
     // ("the airport branch"), not a sentence of another passage ("Branches
     // are closed on Sundays").
+    // (Only when that sentence is clear itself: "new" in "How long does a
+    // new card take to arrive?" names the "New PIN" section too, whose PIN
+    // sentence must not displace the replacement card's.)
     let subjects = known.subjects(&asked);
     let floor = sentences.first().map_or(0.0, |b| b.relevance * k.answering_share);
     let read = sentences
         .iter()
         .take_while(|r| r.relevance >= floor)
         .find(|r| known.passage_holds(all[r.index].passage, &subjects))
+        .filter(|r| clear(r))
         .or(sentences.first());
     let fallback = match read {
         Some(r) if clear(r) => Fallback::Sentence(read_with_runner_up(known, sentences, r)),
