@@ -25,18 +25,10 @@ WORK=$(mktemp -d /tmp/voxline-spoken-eval.XXXXXX)
 LOG=$WORK/serve.log
 
 python3 load-tests/spoken_eval.py questions "$SET" >"$WORK/questions.txt"
-n=0
+. load-tests/speak-questions.sh
+n=$(speak_questions "$VOICE" "$WORK/questions.txt" "$WORK")
 plays=()
-while IFS= read -r q; do
-	n=$((n + 1))
-	case $VOICE in
-	piper) "$VOXLINE" say --out "$WORK/raw-$n.wav" "$q" >/dev/null 2>&1 ;;
-	espeak) espeak-ng -v en-us -s 160 -w "$WORK/raw-$n.wav" "$q" ;;
-	*) echo "voice must be piper or espeak, not $VOICE" >&2; exit 2 ;;
-	esac
-	sox "$WORK/raw-$n.wav" -r 8000 -c 1 -b 16 "$WORK/q-$n.wav"
-	plays+=(--play "$WORK/q-$n.wav")
-done <"$WORK/questions.txt"
+for i in $(seq 1 "$n"); do plays+=(--play "$WORK/q-$i.wav"); done
 echo "$n questions spoken by $VOICE in $WORK"
 
 "$DEMO_BANK" >"$WORK/demo-bank.log" 2>&1 &

@@ -7,7 +7,7 @@ use crate::answer::{Answer, Fallback};
 use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::grounding::grounding;
 use crate::guard::Guard;
-use crate::pack::{ArgType, DomainPack, ToolSpec};
+use crate::pack::{ArgType, DomainPack, KnowledgeRules, ToolSpec};
 use crate::prompt::{step_message, system_prompt, user_message};
 use crate::router::{Intent, Router};
 use crate::tool_args::{digits_for, extract_args, pick_value};
@@ -401,6 +401,12 @@ impl Conversation {
 
     /// The agent's reply to a caller's turn, with what the turn asked for.
     pub async fn turn(&mut self, utterance: &str) -> Result<(Intent, Vec<Action>), LlmError> {
+        self.turn_heard(utterance, false).await
+    }
+
+    /// The agent's reply to a caller's spoken turn; `doubtful` when the
+    /// recogniser was not sure of the words (see [`voxline_asr::Doubt`]).
+    pub async fn turn_heard(&mut self, utterance: &str, doubtful: bool) -> Result<(Intent, Vec<Action>), LlmError> {
         let pack = Arc::clone(&self.agent.pack);
         let rules = &pack.rules;
         // A flow's tool step whose argument the caller did not give (they
@@ -458,7 +464,11 @@ impl Conversation {
             }
         }
         let meaning = self.agent.understand(utterance).await;
-        let intent = self.agent.route_with(utterance, meaning.as_deref());
+        let mut intent = self.agent.route_with(utterance, meaning.as_deref());
+        if doubtful && !heard_well_enough(&intent, &pack.rules.knowledge) {
+            tracing::info!(intent = intent.name(), said = %utterance, "the recogniser was unsure: asking again");
+            intent = Intent::Unclear;
+        }
         if intent != Intent::Unclear {
             self.asked_again = 0;
         }
@@ -764,6 +774,24 @@ impl Agent {
                 (vec![Action::Say(say)], true)
             }
         }
+    }
+}
+
+/// Whether a turn the recogniser was unsure of may still be acted on:
+/// a question whose words or meaning match one knowledge sentence strongly
+/// (as strongly as a sentence read as written), a greeting or thanks, or
+/// a request for a colleague (the safe side). A tool, a goodbye, a decline
+/// or "I don't know" on words the caller may not have said is not.
+fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
+    match intent {
+        Intent::Question {
+            sentences, similarity, ..
+        } => {
+            let coverage = sentences.first().map_or(0.0, |s| s.coverage);
+            coverage >= k.read_coverage || similarity.is_some_and(|s| s >= k.read_similarity)
+        }
+        Intent::Greeting | Intent::Thanks | Intent::Escalate | Intent::Unclear | Intent::Step { .. } => true,
+        Intent::Tool { .. } | Intent::Goodbye | Intent::OffDomain | Intent::Unknown => false,
     }
 }
 

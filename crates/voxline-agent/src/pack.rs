@@ -46,6 +46,15 @@ pub struct Persona {
     /// A Piper voice under the model cache (default voice when unset).
     #[serde(default)]
     pub voice: Option<String>,
+    /// A GGUF language model of the pack's own (e.g. one fine-tuned on its
+    /// calls), relative to the pack's folder or absolute; the server's
+    /// `[llm] model` when unset. Packs naming the same file share one copy.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// That model's chat template (a file holding a Jinja template or a name
+    /// llama.cpp knows); the GGUF's own when unset.
+    #[serde(default)]
+    pub chat_template: Option<PathBuf>,
     /// Said when the call is answered.
     pub greeting: String,
     /// Said before hanging up.
@@ -415,7 +424,9 @@ impl DomainPack {
         } else {
             Vec::new()
         };
+        let mut persona = persona;
         check_persona(&dir.join("persona.toml"), &persona)?;
+        resolve_pack_files(dir, &mut persona)?;
         check_rules(&dir.join("rules.toml"), &rules)?;
         check_tools(&tools_path, &tools)?;
         let flows = dir.join("flows.toml");
@@ -459,6 +470,36 @@ impl DomainPack {
         );
         Ok(self)
     }
+}
+
+/// The pack's own model files, made absolute against its folder; each must
+/// be a file (the error names `persona.toml`, the field and the path).
+fn resolve_pack_files(dir: &Path, persona: &mut Persona) -> Result<(), PackError> {
+    let file = dir.join("persona.toml");
+    if persona.chat_template.is_some() && persona.model.is_none() {
+        return Err(PackError::new(
+            &file,
+            Some("chat_template"),
+            "a chat template needs the pack's own model (set model too)",
+        ));
+    }
+    for (field, path) in [
+        ("model", &mut persona.model),
+        ("chat_template", &mut persona.chat_template),
+    ] {
+        let Some(p) = path.as_mut() else { continue };
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+        if !p.is_file() {
+            return Err(PackError::new(
+                &file,
+                Some(field),
+                format!("{}: no such file", p.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn non_empty(file: &Path, field: &str, value: &str) -> Result<(), PackError> {

@@ -254,6 +254,44 @@ async fn misheard_words_are_asked_again_twice_then_a_colleague_is_offered() {
     assert!(actions.iter().any(|a| matches!(a, Action::Transfer { .. })));
 }
 
+/// A turn the recogniser was unsure of (decision 0043): a tool, a goodbye,
+/// a decline or "I don't know" is not acted on, the caller is asked again;
+/// a question whose words match a knowledge sentence strongly is still
+/// answered, and a request for a colleague still transfers.
+#[tokio::test]
+async fn a_doubtful_turn_is_asked_again_unless_its_words_match_strongly() {
+    let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
+    let agent = Arc::new(Agent::new(pack, Arc::new(FixedModel { reply: "" })));
+    let intent = |said: &'static str, doubtful: bool| {
+        let agent = agent.clone();
+        async move {
+            let mut conv = agent.conversation();
+            conv.turn_heard(said, doubtful).await.expect("turn").0
+        }
+    };
+    for said in [
+        "Block my card please",
+        "Goodbye",
+        "What's the weather like?",
+        "Do you offer mortgages?",
+    ] {
+        let sure = intent(said, false).await;
+        assert!(
+            matches!(
+                sure,
+                Intent::Tool { .. } | Intent::Goodbye | Intent::OffDomain | Intent::Unknown
+            ),
+            "{said}: {sure:?}"
+        );
+        assert_eq!(intent(said, true).await, Intent::Unclear, "{said}");
+    }
+    assert!(matches!(
+        intent("When do branches open on Saturday?", true).await,
+        Intent::Question { .. }
+    ));
+    assert_eq!(intent("I want to talk to a real person", true).await, Intent::Escalate);
+}
+
 #[test]
 fn a_broken_pack_is_refused_with_its_file_and_field() {
     let dir = std::env::temp_dir().join(format!("voxline-pack-{}", std::process::id()));
@@ -298,6 +336,29 @@ fn a_broken_pack_is_refused_with_its_file_and_field() {
     std::fs::write(dir.join("persona.toml"), with_vocabulary(&long)).unwrap();
     let e = DomainPack::load(&dir).unwrap_err().to_string();
     assert!(e.contains("vocabulary") && e.contains("at most 600"), "{e}");
+    std::fs::write(dir.join("persona.toml"), &persona).unwrap();
+
+    // A pack's own model: a file named relative to the pack is found there;
+    // a missing one is named with its field; a template needs a model.
+    let own = |fields: &str| {
+        persona.replace(
+            "company = \"Harbor Bank\"\n",
+            &format!("company = \"Harbor Bank\"\n{fields}"),
+        )
+    };
+    std::fs::write(dir.join("own.gguf"), b"GGUF").unwrap();
+    std::fs::write(dir.join("persona.toml"), own("model = \"own.gguf\"\n")).unwrap();
+    let pack = DomainPack::load(&dir).unwrap();
+    assert_eq!(pack.persona.model.as_deref(), Some(dir.join("own.gguf").as_path()));
+    std::fs::write(dir.join("persona.toml"), own("model = \"missing.gguf\"\n")).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("persona.toml: model:") && e.contains("missing.gguf: no such file"),
+        "{e}"
+    );
+    std::fs::write(dir.join("persona.toml"), own("chat_template = \"t.jinja\"\n")).unwrap();
+    let e = DomainPack::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("persona.toml: chat_template:"), "{e}");
     std::fs::write(dir.join("persona.toml"), &persona).unwrap();
 
     let tools = std::fs::read_to_string(dir.join("tools.toml")).unwrap();

@@ -17,7 +17,7 @@ pub use pool::{AsrPool, PoolConfig, PoolStats, Transcript};
 pub use segmenter::{Segmenter, SegmenterConfig, VadEvent};
 pub use stream::{AsrEvent, StreamConfig, StreamingRecognizer};
 pub use vad::{SileroVad, VAD_WINDOW};
-pub use whisper::{DecodeOptions, WhisperModel};
+pub use whisper::{Confidence, DecodeOptions, Doubt, Heard, WhisperModel};
 
 /// The sample rate Whisper listens at.
 pub const ASR_RATE: u32 = 16_000;

@@ -5,7 +5,7 @@
 //! (back-pressure), a caller that may be skipped (a partial) is turned away
 //! when the queue is full. The time each job waited is measured.
 
-use crate::whisper::{DecodeOptions, WhisperModel};
+use crate::whisper::{Confidence, DecodeOptions, Heard, WhisperModel};
 use crate::AsrError;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,6 +42,8 @@ impl Default for PoolConfig {
 pub struct Transcript {
     /// The text, trimmed.
     pub text: String,
+    /// How sure Whisper was of it.
+    pub confidence: Confidence,
     /// Time from submission until a worker took the job.
     pub queue_wait: Duration,
     /// Time the worker spent decoding.
@@ -290,7 +292,7 @@ fn work(
             "asr decode"
         );
         let result = match result {
-            Ok(text) => {
+            Ok(Heard { text, confidence }) => {
                 stats.decoded.fetch_add(1, Ordering::Relaxed);
                 stats.decode_us_sum.fetch_add(micros(decode), Ordering::Relaxed);
                 stats
@@ -298,6 +300,7 @@ fn work(
                     .fetch_add((job.audio.len() / 16) as u64, Ordering::Relaxed);
                 Ok(Transcript {
                     text,
+                    confidence,
                     queue_wait,
                     decode,
                     audio_secs: job.audio.len() as f64 / f64::from(crate::ASR_RATE),

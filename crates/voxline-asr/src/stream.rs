@@ -187,6 +187,8 @@ pub enum AsrEvent {
         utterance: u64,
         /// The text.
         text: String,
+        /// How sure Whisper was of it.
+        confidence: crate::Confidence,
     },
     /// Decoding an utterance failed; the text is lost.
     Failed {
@@ -654,6 +656,7 @@ impl StreamingRecognizer {
                                 self.events.push_back(AsrEvent::Tentative {
                                     utterance: self.utterance,
                                     text: text.to_string(),
+                                    confidence: t.confidence,
                                 });
                             }
                         }

@@ -39,6 +39,71 @@ impl Default for DecodeOptions {
     }
 }
 
+/// How sure Whisper was of what it heard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confidence {
+    /// Mean log-probability of the text tokens (Whisper's `avg_logprob`;
+    /// 0 is certain, below about -1 the decode is usually wrong).
+    pub mean_logprob: f32,
+    /// The least likely text token's probability.
+    pub min_prob: f32,
+    /// Whisper's probability that the audio held no speech at all.
+    pub no_speech: f32,
+    /// Text tokens decoded.
+    pub tokens: u32,
+}
+
+impl Confidence {
+    /// Text that was not recognised (typed, or from a test): no doubt.
+    pub const CERTAIN: Confidence = Confidence {
+        mean_logprob: 0.0,
+        min_prob: 1.0,
+        no_speech: 0.0,
+        tokens: 0,
+    };
+}
+
+impl Default for Confidence {
+    fn default() -> Confidence {
+        Confidence::CERTAIN
+    }
+}
+
+/// When a decode is too unsure to act on: the caller is asked to say it
+/// again rather than answered on words they may not have said.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Doubt {
+    /// A decode whose mean token log-probability is below this is doubtful.
+    pub min_mean_logprob: f32,
+    /// A decode Whisper thinks is more likely no speech than this is doubtful.
+    pub max_no_speech: f32,
+}
+
+impl Default for Doubt {
+    fn default() -> Doubt {
+        Doubt {
+            min_mean_logprob: -0.7,
+            max_no_speech: 0.6,
+        }
+    }
+}
+
+impl Doubt {
+    /// Whether Whisper was too unsure of this decode.
+    pub fn doubts(&self, c: &Confidence) -> bool {
+        c.tokens > 0 && (c.mean_logprob < self.min_mean_logprob || c.no_speech > self.max_no_speech)
+    }
+}
+
+/// What Whisper heard in one decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heard {
+    /// The text, trimmed.
+    pub text: String,
+    /// How sure the decoder was of it.
+    pub confidence: Confidence,
+}
+
 /// A loaded Whisper model.
 pub struct WhisperModel {
     ctx: WhisperContext,
@@ -81,7 +146,7 @@ impl WhisperModel {
         state: &mut WhisperState,
         samples: &[f32],
         opts: &DecodeOptions,
-    ) -> Result<String, AsrError> {
+    ) -> Result<Heard, AsrError> {
         self.transcribe_abortable(state, samples, opts, &AtomicBool::new(false))
     }
 
@@ -95,7 +160,7 @@ impl WhisperModel {
         samples: &[f32],
         opts: &DecodeOptions,
         abort: &AtomicBool,
-    ) -> Result<String, AsrError> {
+    ) -> Result<Heard, AsrError> {
         if abort.load(Ordering::Acquire) {
             return Err(AsrError::Aborted);
         }
@@ -135,13 +200,36 @@ impl WhisperModel {
         }
         result.map_err(|e| AsrError::Decode(e.to_string()))?;
         let mut text = String::new();
+        let eot = self.ctx.token_eot();
+        let (mut logprob_sum, mut min_prob, mut tokens, mut no_speech) = (0.0f32, 1.0f32, 0u32, 0.0f32);
         for i in 0..state.full_n_segments() {
             if let Some(seg) = state.get_segment(i) {
                 let s = seg.to_str_lossy().map_err(|e| AsrError::Decode(e.to_string()))?;
                 text.push_str(&s);
+                no_speech = no_speech.max(seg.no_speech_probability());
+                for t in 0..seg.n_tokens() {
+                    // Special tokens (start, language, timestamps) come after
+                    // the end-of-text token in the vocabulary.
+                    let Some(token) = seg.get_token(t).filter(|t| t.token_id() < eot) else {
+                        continue;
+                    };
+                    let p = token.token_probability().clamp(1e-6, 1.0);
+                    logprob_sum += p.ln();
+                    min_prob = min_prob.min(p);
+                    tokens += 1;
+                }
             }
         }
-        Ok(text.trim().to_string())
+        let confidence = Confidence {
+            mean_logprob: if tokens == 0 { 0.0 } else { logprob_sum / tokens as f32 },
+            min_prob,
+            no_speech,
+            tokens,
+        };
+        Ok(Heard {
+            text: text.trim().to_string(),
+            confidence,
+        })
     }
 }
 

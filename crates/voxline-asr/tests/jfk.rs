@@ -5,7 +5,7 @@
 mod common;
 
 use std::time::Instant;
-use voxline_asr::{DecodeOptions, WhisperModel};
+use voxline_asr::{DecodeOptions, Doubt, WhisperModel};
 use voxline_text::heard::normalize_english;
 
 const JFK: &str =
@@ -20,15 +20,33 @@ fn converted_tiny_en_transcribes_jfk_word_for_word() {
     let model = WhisperModel::load(model_path).expect("load");
     let mut state = model.state().expect("state");
     let t = Instant::now();
-    let text = model
+    let heard = model
         .transcribe(&mut state, &samples, &DecodeOptions::default())
         .expect("transcribe");
+    let text = heard.text;
     eprintln!(
         "jfk ({:.1} s of audio) in {:?}: {text}",
         samples.len() as f64 / 16_000.0,
         t.elapsed()
     );
     assert_eq!(normalize_english(&text), normalize_english(JFK), "{text}");
+    // Clear speech heard right: Whisper is sure of it.
+    let c = heard.confidence;
+    assert!(c.tokens >= 20, "{c:?}");
+    assert!(c.mean_logprob > -0.5, "clear speech decoded with doubt: {c:?}");
+    assert!(c.no_speech < 0.2, "speech taken for silence: {c:?}");
+    assert!(!Doubt::default().doubts(&c), "{c:?}");
+
+    // The same voice played backwards: speech sounds, no words. Whisper
+    // writes something, and the default threshold doubts it (decision 0043).
+    let reversed: Vec<f32> = samples.iter().rev().copied().collect();
+    let heard = model
+        .transcribe(&mut state, &reversed, &DecodeOptions::default())
+        .expect("transcribe");
+    assert!(
+        Doubt::default().doubts(&heard.confidence),
+        "reversed speech heard without doubt: {heard:?}"
+    );
 }
 
 #[test]

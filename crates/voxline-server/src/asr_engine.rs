@@ -6,7 +6,7 @@ use crate::config::asr::AsrConfig;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
-use voxline_asr::{AsrError, AsrPool, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel};
+use voxline_asr::{AsrError, AsrPool, Doubt, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel};
 
 /// The loaded recogniser.
 pub struct AsrEngine {
@@ -14,6 +14,7 @@ pub struct AsrEngine {
     stream: StreamConfig,
     onnxruntime: PathBuf,
     vad_model: PathBuf,
+    doubt: Doubt,
 }
 
 impl std::fmt::Debug for AsrEngine {
@@ -32,6 +33,7 @@ impl AsrEngine {
             stream: cfg.stream(),
             onnxruntime: cfg.onnxruntime_path(),
             vad_model: cfg.vad_path(),
+            doubt: cfg.doubt(),
         };
         // Fail at start-up, not on the first call, when the VAD cannot load.
         SileroVad::load(&engine.onnxruntime, &engine.vad_model)?;
@@ -53,6 +55,11 @@ impl AsrEngine {
         let mut stream = self.stream.clone();
         stream.decode.initial_prompt = joined_prompt(stream.decode.initial_prompt.as_deref(), domain);
         Ok(StreamingRecognizer::new(self.pool.clone(), vad, stream))
+    }
+
+    /// When a decode is too unsure to act on (`asr.doubt_*`).
+    pub fn doubt(&self) -> Doubt {
+        self.doubt
     }
 
     /// The shared worker pool (for its counters).

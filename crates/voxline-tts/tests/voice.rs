@@ -29,6 +29,7 @@ fn hear(whisper: &WhisperModel, samples: &[i16], rate: u32) -> String {
     whisper
         .transcribe(&mut state, &audio, &DecodeOptions::default())
         .expect("transcribe")
+        .text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

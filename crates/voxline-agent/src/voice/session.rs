@@ -43,6 +43,8 @@ pub struct VoiceConfig {
     pub transfer_bridge: bool,
     /// The call's longest duration.
     pub max_call: Duration,
+    /// When the recogniser is too unsure of a turn's words to act on them.
+    pub doubt: voxline_asr::Doubt,
 }
 
 /// How a session ended.

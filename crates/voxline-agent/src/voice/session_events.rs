@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
-use voxline_asr::AsrEvent;
+use voxline_asr::{AsrEvent, Confidence};
 use voxline_media::{LegEnd, LegInput};
 use voxline_text::words::words;
 
@@ -125,13 +125,18 @@ impl Call<'_> {
                 self.silence.restart();
             }
             AsrEvent::Partial { text, .. } => self.read_ahead(&text),
-            AsrEvent::Tentative { utterance, text } => self.on_early_final(utterance, &text).await,
+            AsrEvent::Tentative {
+                utterance,
+                text,
+                confidence,
+            } => self.on_early_final(utterance, &text, confidence).await,
             AsrEvent::Final {
                 utterance,
                 text,
                 latency,
+                cost,
                 ..
-            } => self.on_final(utterance, text.trim(), latency).await,
+            } => self.on_final(utterance, text.trim(), latency, cost.confidence).await,
             AsrEvent::Failed { error, .. } => {
                 warn!(%error, "caller turn not recognised");
                 if let Some(p) = self.paused.take() {
@@ -168,7 +173,7 @@ impl Call<'_> {
 
     /// End of turn from the words; and preemptive generation: the reply
     /// starts now, kept only if the final transcript is the same.
-    async fn on_early_final(&mut self, utterance: u64, text: &str) {
+    async fn on_early_final(&mut self, utterance: u64, text: &str, confidence: Confidence) {
         let end = self
             .end_of_turn
             .early_final(&mut *self.rec, text, &self.conv.digit_lengths());
@@ -194,7 +199,11 @@ impl Call<'_> {
         }
         let before = Box::new(self.conv.clone());
         self.stop_read_ahead();
-        let Ok((intent, actions)) = self.conv.turn(text).await else {
+        let Ok((intent, actions)) = self
+            .conv
+            .turn_heard(text, self.s.config.doubt.doubts(&confidence))
+            .await
+        else {
             self.conv = *before;
             return;
         };
@@ -223,7 +232,7 @@ impl Call<'_> {
         });
     }
 
-    async fn on_final(&mut self, utterance: u64, text: &str, latency: Duration) {
+    async fn on_final(&mut self, utterance: u64, text: &str, latency: Duration, confidence: Confidence) {
         self.silence.caller_turn();
         let no_words = !text.chars().any(char::is_alphanumeric);
         let backchannel = is_backchannel(text);
@@ -279,9 +288,19 @@ impl Call<'_> {
             p.undo(&mut self.conv);
         }
         self.stop_read_ahead();
-        match self.conv.turn(text).await {
+        match self
+            .conv
+            .turn_heard(text, self.s.config.doubt.doubts(&confidence))
+            .await
+        {
             Ok((intent, actions)) => {
-                info!(?intent, said = %text, "caller turn");
+                info!(
+                    ?intent,
+                    said = %text,
+                    mean_logprob = confidence.mean_logprob,
+                    no_speech = confidence.no_speech,
+                    "caller turn"
+                );
                 self.turn_times.text = text.to_string();
                 self.turn_times.intent = intent.name().to_string();
                 self.pending.extend(actions);

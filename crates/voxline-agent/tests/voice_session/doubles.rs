@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use voxline_agent::voice::{Recognizer, SessionObserver, SessionSink, Voice};
-use voxline_asr::{AsrEvent, Transcript as Decoded};
+use voxline_asr::{AsrEvent, Confidence, Transcript as Decoded};
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, LlmError, Usage};
 use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
 
@@ -99,6 +99,7 @@ impl Recognizer for ScriptedRecognizer {
             self.events.push_back(AsrEvent::Tentative {
                 utterance: self.utterance,
                 text: self.text.clone(),
+                confidence: Confidence::CERTAIN,
             });
         }
         if silent >= u64::from(self.hangover_ms) {
@@ -117,6 +118,7 @@ impl Recognizer for ScriptedRecognizer {
                 cut: false,
                 cost: Decoded {
                     text: self.text.clone(),
+                    confidence: Confidence::CERTAIN,
                     queue_wait: Duration::ZERO,
                     decode: Duration::ZERO,
                     audio_secs: 0.0,

@@ -62,6 +62,7 @@ fn start(first_token: Duration) -> Call {
             transfer_wait: Duration::from_secs(5),
             transfer_bridge: true,
             max_call: Duration::from_secs(600),
+            doubt: voxline_asr::Doubt::default(),
         },
         sink: records.clone(),
         observer: counts.clone(),

@@ -75,7 +75,20 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
             api_key: std::env::var("VOXLINE_LLM_API_KEY").ok(),
             connect_timeout: std::time::Duration::from_secs(10),
         })?),
-        None => load(args.engine, args.model.clone(), args.chat_template.clone()).await?,
+        None => {
+            // A pack that names its own model talks with it unless --model says otherwise.
+            let own = match (&args.domain, &args.model) {
+                (Some(dir), None) => {
+                    let persona = voxline_agent::DomainPack::load(dir)?.persona;
+                    persona.model.map(|m| (m, persona.chat_template))
+                }
+                _ => None,
+            };
+            match own {
+                Some((model, template)) => load(args.engine, Some(model), template).await?,
+                None => load(args.engine, args.model.clone(), args.chat_template.clone()).await?,
+            }
+        }
     };
     if let Some(dir) = &args.domain {
         let embedding = (!args.words_only).then(|| {

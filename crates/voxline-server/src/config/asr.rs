@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use voxline_asr::{DecodeOptions, PoolConfig, SegmenterConfig, StreamConfig};
+use voxline_asr::{DecodeOptions, Doubt, PoolConfig, SegmenterConfig, StreamConfig};
 use voxline_sip::config::FieldError;
 
 /// `[asr]`.
@@ -49,6 +49,12 @@ pub struct AsrConfig {
     pub min_window_ms: u32,
     /// Whisper's temperature fallback on doubtful decodes (slower finals).
     pub temperature_fallback: bool,
+    /// A turn decoded with a mean token log-probability below this is
+    /// doubtful: the caller is asked to say it again (-100 turns it off).
+    pub doubt_mean_logprob: f32,
+    /// A turn Whisper thinks is more likely than this to hold no speech is
+    /// doubtful (1 turns it off).
+    pub doubt_no_speech: f32,
 }
 
 impl Default for AsrConfig {
@@ -75,6 +81,8 @@ impl Default for AsrConfig {
             max_utterance_ms: stream.max_utterance_ms,
             min_window_ms: stream.min_window_ms,
             temperature_fallback: stream.decode.temperature_fallback,
+            doubt_mean_logprob: Doubt::default().min_mean_logprob,
+            doubt_no_speech: Doubt::default().max_no_speech,
         }
     }
 }
@@ -158,6 +166,12 @@ impl AsrConfig {
         if !(2_000..=30_000).contains(&self.min_window_ms) {
             return bad("min_window_ms", "must be from 2000 to 30000");
         }
+        if !(-100.0..=0.0).contains(&self.doubt_mean_logprob) {
+            return bad("doubt_mean_logprob", "must be from -100 to 0 (a log-probability)");
+        }
+        if !(0.0..=1.0).contains(&self.doubt_no_speech) {
+            return bad("doubt_no_speech", "must be from 0 to 1 (a probability)");
+        }
         Ok(())
     }
 
@@ -179,6 +193,14 @@ impl AsrConfig {
             }
         }
         Ok(())
+    }
+
+    /// When a decode is too unsure to act on.
+    pub fn doubt(&self) -> Doubt {
+        Doubt {
+            min_mean_logprob: self.doubt_mean_logprob,
+            max_no_speech: self.doubt_no_speech,
+        }
     }
 
     /// The worker pool's size.

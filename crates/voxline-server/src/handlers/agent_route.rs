@@ -284,6 +284,7 @@ impl AgentRoute {
                 transfer_wait: Duration::from_secs(self.params.transfer_wait_s),
                 transfer_bridge: self.params.transfer_bridge,
                 max_call: Duration::from_secs(self.params.max_seconds.unwrap_or(persona.timeouts.max_call_s)),
+                doubt: self.asr.doubt(),
             },
             sink: Arc::new(sink),
             observer: Arc::new(self.metrics.clone()),

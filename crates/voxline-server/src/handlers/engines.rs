@@ -8,6 +8,9 @@ use crate::config::Config;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_route::{AgentRoute, AgentShared};
 use crate::leg::bridge::Dialer;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use voxline_agent::DomainPack;
@@ -23,6 +26,11 @@ pub struct Engines {
     pub speech: Option<(Arc<dyn voxline_llm::ChatModel>, voxline_tts::TtsEngine)>,
     /// The sentence-embedding model, when a route talks and `[llm] embedding` is on.
     pub embedder: Option<Arc<voxline_llm::Embedder>>,
+    /// Models that packs name as their own (`persona.toml` `model`), by
+    /// file: loaded on the first route that names one, shared after.
+    pack_models: tokio::sync::Mutex<HashMap<PathBuf, Arc<dyn voxline_llm::ChatModel>>>,
+    /// Voices that packs name (`persona.toml` `voice`), by file, likewise.
+    pack_voices: tokio::sync::Mutex<HashMap<PathBuf, voxline_tts::TtsEngine>>,
 }
 
 impl Engines {
@@ -44,15 +52,7 @@ impl Engines {
                 asr.as_ref().map(|a| a.pool().urgent()),
             )
             .await?;
-            let defaults = voxline_tts::TtsConfig::default();
-            let tts_cfg = voxline_tts::TtsConfig {
-                workers: cfg.tts.workers,
-                threads_per_worker: match cfg.tts.threads {
-                    0 => defaults.threads_per_worker,
-                    n => n,
-                },
-                ..defaults
-            };
+            let tts_cfg = Engines::tts_config(cfg);
             let runtime = cfg.asr.onnxruntime_path();
             let voice = cfg.tts.voice_path();
             let tts =
@@ -72,7 +72,65 @@ impl Engines {
             asr,
             speech,
             embedder,
+            pack_models: tokio::sync::Mutex::new(HashMap::new()),
+            pack_voices: tokio::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The synthesis settings of `[tts]`.
+    fn tts_config(cfg: &Config) -> voxline_tts::TtsConfig {
+        let defaults = voxline_tts::TtsConfig::default();
+        voxline_tts::TtsConfig {
+            workers: cfg.tts.workers,
+            threads_per_worker: match cfg.tts.threads {
+                0 => defaults.threads_per_worker,
+                n => n,
+            },
+            ..defaults
+        }
+    }
+
+    /// The voice a pack names (a Piper `.onnx` under the model cache, or a
+    /// path), started once per file with the `[tts]` settings.
+    async fn pack_voice(&self, cfg: &Config, voice: &str) -> anyhow::Result<voxline_tts::TtsEngine> {
+        let path = voxline_models::models_dir().join(voice);
+        let mut voices = self.pack_voices.lock().await;
+        if let Some(v) = voices.get(&path) {
+            return Ok(v.clone());
+        }
+        let (runtime, file, tts_cfg) = (cfg.asr.onnxruntime_path(), path.clone(), Engines::tts_config(cfg));
+        let tts = tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &file, tts_cfg))
+            .await?
+            .with_context(|| format!("the pack's voice {}", path.display()))?;
+        tracing::info!(voice = %path.display(), "a pack's own voice loaded");
+        voices.insert(path, tts.clone());
+        Ok(tts)
+    }
+
+    /// The model a pack names as its own, loaded once per file on the
+    /// server's engine settings (`[llm] engine`, `threads`).
+    async fn pack_model(
+        &self,
+        cfg: &Config,
+        model: &Path,
+        chat_template: Option<PathBuf>,
+    ) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
+        let mut models = self.pack_models.lock().await;
+        if let Some(m) = models.get(model) {
+            return Ok(m.clone());
+        }
+        let llm = voxline_llm::load_local(
+            cfg.llm.engine()?,
+            model,
+            chat_template,
+            cfg.llm.threads,
+            self.asr.as_ref().map(|a| a.pool().urgent()),
+        )
+        .await
+        .with_context(|| format!("the pack's own model {}", model.display()))?;
+        tracing::info!(model = %model.display(), "a pack's own language model loaded");
+        models.insert(model.to_path_buf(), llm.clone());
+        Ok(llm)
     }
 
     /// The agent route `route` on these engines, prepared (model warm, fixed
@@ -100,12 +158,20 @@ impl Engines {
             }
         })
         .await??;
+        let llm = match &pack.persona.model {
+            Some(own) => self.pack_model(cfg, own, pack.persona.chat_template.clone()).await?,
+            None => llm.clone(),
+        };
+        let tts = match &pack.persona.voice {
+            Some(voice) => self.pack_voice(cfg, voice).await?,
+            None => tts.clone(),
+        };
         let agent = AgentRoute::new(
             params,
             Arc::new(pack),
             AgentShared {
-                llm: llm.clone(),
-                tts: tts.clone(),
+                llm,
+                tts,
                 asr: asr.clone(),
                 clock: self.clock.clone(),
                 media: cfg.media.clone(),

@@ -25,7 +25,12 @@ pub fn scenario(name: &str) -> PathBuf {
     repo().join("load-tests/sipp").join(name)
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 (even, with port+1 free too).
+/// Ports `free_port` returned in this test process.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A port free for both UDP and TCP on 127.0.0.1 (even, with port+1 free
+/// too), never one returned before in this process.
 pub fn free_port() -> u16 {
     for _ in 0..200 {
         let Ok(t) = TcpListener::bind("127.0.0.1:0") else {
@@ -42,7 +47,9 @@ pub fn free_port() -> u16 {
             && UdpSocket::bind(("127.0.0.1", p)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
             && TcpListener::bind(("127.0.0.1", p + 1)).is_ok();
-        if ok {
+        // Free now, but maybe handed out a moment ago and not bound yet
+        // (a server's SIP and HTTP ports are taken one after the other).
+        if ok && HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner()).insert(p) {
             return p;
         }
     }
