@@ -12,7 +12,7 @@ DEMO_BANK := $(CARGO_TARGET_DIR)/release/voxline-demo-bank
 
 # Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libespeak-ng-dev sqlite3 \
-	sip-tester baresip sox espeak-ng tshark openssl postgresql curl python3-venv
+	sip-tester baresip sox espeak-ng tshark openssl postgresql curl python3-venv tzdata
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -99,6 +99,7 @@ load-test: deps prompts build models bench-venv
 	load-tests/latency.sh
 	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml piper
 	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml espeak
+	load-tests/asr-confidence.sh espeak domains/demo-bank/eval-neighbours.toml domains/demo-energy/eval-neighbours.toml
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
 # llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.

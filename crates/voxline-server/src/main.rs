@@ -50,6 +50,9 @@ enum Command {
     Say(cli::say::SayArgs),
     /// Ask the language model; the reply streams to the terminal.
     Chat(cli::chat::ChatArgs),
+    /// Outbound campaigns: create, import contacts, status, do-not-call.
+    #[command(subcommand)]
+    Campaign(cli::campaign::CampaignCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         ),
         Command::Models(cmd) => finish("voxline models", cli::models::run(cmd)),
         Command::Call(args) => finish("voxline call", runtime.block_on(cli::call::run(args))),
+        Command::Campaign(cmd) => finish("voxline campaign", runtime.block_on(cli::campaign::run(cmd))),
     }
 }
 

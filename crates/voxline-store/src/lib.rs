@@ -7,8 +7,10 @@
 
 #![warn(missing_docs)]
 
+mod campaign;
 mod record;
 
+pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

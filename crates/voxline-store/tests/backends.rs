@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use voxline_store::{now_ms, AgentTurn, CallDirection, CallEnd, CallStore, FlowStep, NewCall, TranscriptLine};
+use voxline_store::{
+    now_ms, AgentTurn, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, TranscriptLine,
+};
 
 fn new_call(id: &str) -> NewCall {
     NewCall {
@@ -157,7 +159,65 @@ async fn life_cycle(url: &str) {
     assert_eq!(c.status, "ringing", "another node's live call is left alone");
     let recent = again.recent(10).await.expect("recent");
     assert_eq!(recent.len(), 3);
+    campaign_records(&again).await;
     again.close().await;
+}
+
+fn contact(number: &str, line: i64) -> NewContact {
+    NewContact {
+        number: number.into(),
+        tz: "Europe/London".into(),
+        variables: format!("{{\"line\":\"{line}\"}}"),
+        source_line: line,
+    }
+}
+
+/// A campaign, its contacts imported twice (the second time adding only the
+/// new number), counts, and the do-not-call lists.
+async fn campaign_records(store: &CallStore) {
+    store
+        .create_campaign("c1", "renewals", "renewal", "{}")
+        .await
+        .expect("create");
+    assert!(
+        store.create_campaign("c2", "renewals", "renewal", "{}").await.is_err(),
+        "a campaign name is unique"
+    );
+    let c = store.campaign_by_name("renewals").await.expect("read").expect("found");
+    assert_eq!(
+        (c.id.as_str(), c.route.as_str(), c.state.as_str()),
+        ("c1", "renewal", "draft")
+    );
+    assert_eq!(store.campaign_by_name("nope").await.expect("read"), None);
+
+    let first = [contact("+442079460958", 2), contact("+442079460959", 3)];
+    let done = store.add_contacts("c1", &first).await.expect("import");
+    assert_eq!((done.added, done.already_there), (2, 0));
+    let second = [contact("+442079460959", 2), contact("+442079460960", 3)];
+    let done = store.add_contacts("c1", &second).await.expect("import again");
+    assert_eq!((done.added, done.already_there), (1, 1));
+    let counts = store.contact_counts("c1").await.expect("counts");
+    assert_eq!(counts.by_state, vec![("pending".to_string(), 3)]);
+    assert!(counts.by_disposition.is_empty());
+
+    assert_eq!(
+        store.add_dnc("", &["+442079460958".into()]).await.expect("global dnc"),
+        1
+    );
+    assert_eq!(
+        store
+            .add_dnc("c1", &["+442079460960".into(), "+442079460960".into()])
+            .await
+            .expect("campaign dnc"),
+        1
+    );
+    assert!(store.is_dnc("c1", "+442079460958").await.expect("dnc"));
+    assert!(store.is_dnc("c1", "+442079460960").await.expect("dnc"));
+    assert!(!store.is_dnc("c1", "+442079460959").await.expect("dnc"));
+    assert!(
+        !store.is_dnc("other", "+442079460960").await.expect("dnc"),
+        "another campaign's list"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! The command line's tools besides `serve` and `bench`: place a call
 //! (playing a file, or with an agent talking),
 //! chat with a pack in text, fetch and check the models, speak and
-//! transcribe files.
+//! transcribe files, set up outbound campaigns.
 
 pub mod call;
 pub mod call_agent;
 pub mod call_turns;
+pub mod campaign;
 pub mod chat;
 pub mod chat_domain;
 pub mod models;

@@ -1,0 +1,274 @@
+//! `voxline campaign`: outbound campaigns in the call store: create one on
+//! an agent route, import its contacts, see where it stands, and keep the
+//! do-not-call lists. (Dialling comes with the campaign engine.)
+
+use crate::config::Config;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use voxline_campaign::contacts::{self, CountryZones, ImportOptions, ImportReport, TzSource};
+use voxline_campaign::CampaignSettings;
+use voxline_store::{CallStore, CampaignRow, NewContact};
+
+/// `voxline campaign …`
+#[derive(clap::Subcommand, Debug)]
+pub enum CampaignCommand {
+    /// Create a campaign on an agent route, with its calling windows.
+    Create(CreateArgs),
+    /// Import contacts from a CSV or JSON file (bad rows are listed with their line).
+    Import(ImportArgs),
+    /// A campaign's contacts counted by state and outcome.
+    Status(StatusArgs),
+    /// Add numbers to the do-not-call list: every campaign's, or one's.
+    Dnc(DncArgs),
+}
+
+/// Arguments of `voxline campaign create`.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// The campaign's name (unique).
+    name: String,
+    /// The agent route (`[[route]]` name) its calls run on.
+    #[arg(long)]
+    route: String,
+    /// Time zone of contacts whose own cannot be told (IANA, e.g. America/Chicago).
+    #[arg(long)]
+    timezone: String,
+    /// Country of numbers written without a country code (ISO 3166, e.g. US).
+    #[arg(long)]
+    country: Option<String>,
+    /// A calling window, DAYS=HH:MM-HH:MM[,HH:MM-HH:MM]: mon-fri=09:00-20:00, sat=10:00-16:00.
+    #[arg(long = "window", required = true)]
+    windows: Vec<String>,
+    /// A day not called (YYYY-MM-DD); repeat for more.
+    #[arg(long = "holiday")]
+    holidays: Vec<String>,
+    /// Configuration file (its store and routes).
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
+}
+
+/// Arguments of `voxline campaign import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The campaign.
+    name: String,
+    /// A CSV file (a header row; a phone/number column) or a JSON array of objects.
+    file: PathBuf,
+    /// Store nothing when any row is rejected.
+    #[arg(long)]
+    all_or_nothing: bool,
+    /// Configuration file.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
+}
+
+/// Arguments of `voxline campaign status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The campaign.
+    name: String,
+    /// Configuration file.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
+}
+
+/// Arguments of `voxline campaign dnc`.
+#[derive(clap::Args, Debug)]
+pub struct DncArgs {
+    /// Numbers (E.164, or national with --country).
+    #[arg(required = true)]
+    numbers: Vec<String>,
+    /// Only this campaign's list (default: the list every campaign checks).
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Country of numbers written without a country code.
+    #[arg(long)]
+    country: Option<String>,
+    /// Configuration file.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
+}
+
+/// Runs the command; exit 1 when an import rejected rows.
+pub async fn run(cmd: CampaignCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CampaignCommand::Create(a) => create(a).await,
+        CampaignCommand::Import(a) => import(a).await,
+        CampaignCommand::Status(a) => status(a).await,
+        CampaignCommand::Dnc(a) => dnc(a).await,
+    }
+}
+
+async fn open(config: &Path) -> anyhow::Result<(Config, CallStore)> {
+    let cfg = Config::load(config)?;
+    let store = CallStore::open(&cfg.store.url, &cfg.node.name)
+        .await
+        .context("store.url")?;
+    Ok((cfg, store))
+}
+
+async fn campaign(store: &CallStore, name: &str) -> anyhow::Result<(CampaignRow, CampaignSettings)> {
+    let row = store
+        .campaign_by_name(name)
+        .await?
+        .with_context(|| format!("no campaign named {name:?}"))?;
+    let settings: CampaignSettings = serde_json::from_str(&row.settings)
+        .with_context(|| format!("campaign {name:?}: its stored settings are not readable"))?;
+    Ok((row, settings))
+}
+
+async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let (cfg, store) = open(&a.config).await?;
+    let route = cfg
+        .routes
+        .iter()
+        .find(|r| r.name == a.route)
+        .with_context(|| format!("--route: no route named {:?} in {}", a.route, a.config.display()))?;
+    if route.handler != "agent" {
+        anyhow::bail!(
+            "--route: route {:?} has handler {:?}, not \"agent\"",
+            a.route,
+            route.handler
+        );
+    }
+    let mut windows = BTreeMap::new();
+    for w in &a.windows {
+        let (days, hours) = w
+            .split_once('=')
+            .with_context(|| format!("--window {w:?}: write DAYS=HH:MM-HH:MM, e.g. mon-fri=09:00-20:00"))?;
+        windows.insert(days.trim().to_string(), hours.trim().to_string());
+    }
+    let settings = CampaignSettings {
+        default_country: a.country.clone(),
+        timezone: a.timezone.clone(),
+        windows,
+        holidays: a.holidays.clone(),
+    };
+    settings.check()?;
+    if store.campaign_by_name(&a.name).await?.is_some() {
+        anyhow::bail!("a campaign named {:?} exists already", a.name);
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    store
+        .create_campaign(&id, &a.name, &a.route, &serde_json::to_string(&settings)?)
+        .await?;
+    println!("campaign {} created on route {} (id {id})", a.name, a.route);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
+    let (_, store) = open(&a.config).await?;
+    let (row, settings) = campaign(&store, &a.name).await?;
+    let checked = settings.check()?;
+    let opts = ImportOptions {
+        default_country: checked.default_country,
+        default_tz: checked.timezone,
+        country_zones: CountryZones::system()?,
+    };
+    let is_json = a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let report = if is_json {
+        let text = std::fs::read_to_string(&a.file).with_context(|| a.file.display().to_string())?;
+        contacts::import_json(&text, &opts)
+    } else {
+        contacts::import_csv_file(&a.file, &opts)
+    }
+    .with_context(|| a.file.display().to_string())?;
+    print_report(&a.file, &report, &settings.timezone);
+    if a.all_or_nothing && !report.rejected.is_empty() {
+        println!("nothing stored (--all-or-nothing): fix the rejected rows and import again");
+        return Ok(ExitCode::FAILURE);
+    }
+    let rows = report
+        .contacts
+        .iter()
+        .map(|c| {
+            Ok(NewContact {
+                number: c.number.clone(),
+                tz: c.tz.name().to_string(),
+                variables: serde_json::to_string(&c.variables)?,
+                source_line: c.line as i64,
+            })
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let stored = store.add_contacts(&row.id, &rows).await?;
+    println!(
+        "stored in campaign {}: {} added, {} already there",
+        row.name, stored.added, stored.already_there
+    );
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_report(file: &Path, r: &ImportReport, campaign_tz: &str) {
+    let count = |s: TzSource| r.contacts.iter().filter(|c| c.tz_source == s).count();
+    println!(
+        "{}: {} contacts, {} merged, {} rejected; time zones: {} from the file, {} from the number's country, {} the campaign's ({campaign_tz})",
+        file.display(),
+        r.contacts.len(),
+        r.merged.len(),
+        r.rejected.len(),
+        count(TzSource::Column),
+        count(TzSource::Country),
+        count(TzSource::Campaign),
+    );
+    for (line, into) in &r.merged {
+        println!("  line {line}: the number of line {into} again, merged");
+    }
+    for bad in &r.rejected {
+        println!("  line {}: rejected: {}", bad.line, bad.why);
+    }
+}
+
+async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let (_, store) = open(&a.config).await?;
+    let (row, _) = campaign(&store, &a.name).await?;
+    let counts = store.contact_counts(&row.id).await?;
+    let total: i64 = counts.by_state.iter().map(|(_, n)| n).sum();
+    println!(
+        "campaign {} on route {}: {}, {total} contacts",
+        row.name, row.route, row.state
+    );
+    for (state, n) in &counts.by_state {
+        println!("  {state}: {n}");
+    }
+    for (disposition, n) in &counts.by_disposition {
+        println!("  outcome {disposition}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dnc(a: DncArgs) -> anyhow::Result<ExitCode> {
+    let (_, store) = open(&a.config).await?;
+    let scope = match &a.campaign {
+        Some(name) => campaign(&store, name).await?.0.id,
+        None => String::new(),
+    };
+    let country = match a.country.as_deref() {
+        Some(cc) => Some(
+            cc.to_ascii_uppercase()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--country {cc:?}: not an ISO 3166 country code"))?,
+        ),
+        None => None,
+    };
+    let mut numbers = Vec::new();
+    for n in &a.numbers {
+        let (e164, _) = contacts::normalise(n, country).map_err(|why| anyhow::anyhow!("{why}"))?;
+        numbers.push(e164);
+    }
+    let added = store.add_dnc(&scope, &numbers).await?;
+    let list = a
+        .campaign
+        .as_deref()
+        .map_or("the global".to_string(), |c| format!("campaign {c}'s"));
+    println!(
+        "{added} number(s) added to {list} do-not-call list ({} already on it)",
+        numbers.len() as u64 - added
+    );
+    Ok(ExitCode::SUCCESS)
+}
