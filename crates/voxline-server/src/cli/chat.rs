@@ -68,6 +68,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => "You are a helpful assistant.".into(),
     };
+    let pack = args
+        .domain
+        .as_deref()
+        .map(voxline_agent::DomainPack::load)
+        .transpose()?;
     let model: Arc<dyn ChatModel> = match &args.remote {
         Some(url) => Arc::new(RemoteModel::new(RemoteConfig {
             base_url: url.clone(),
@@ -77,26 +82,23 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<()> {
         })?),
         None => {
             // A pack that names its own model talks with it unless --model says otherwise.
-            let own = match (&args.domain, &args.model) {
-                (Some(dir), None) => {
-                    let persona = voxline_agent::DomainPack::load(dir)?.persona;
-                    persona.model.map(|m| (m, persona.chat_template))
-                }
-                _ => None,
-            };
+            let own = pack
+                .as_ref()
+                .filter(|_| args.model.is_none())
+                .and_then(|p| Some((p.persona.model.clone()?, p.persona.chat_template.clone())));
             match own {
                 Some((model, template)) => load(args.engine, Some(model), template).await?,
                 None => load(args.engine, args.model.clone(), args.chat_template.clone()).await?,
             }
         }
     };
-    if let Some(dir) = &args.domain {
+    if let Some(pack) = pack {
         let embedding = (!args.words_only).then(|| {
             args.embedding_model
                 .clone()
                 .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::EMBEDDING))
         });
-        return crate::cli::chat_domain::run(dir, args.eval.as_deref(), model, embedding, args.question.clone()).await;
+        return crate::cli::chat_domain::run(pack, args.eval.as_deref(), model, embedding, args.question.clone()).await;
     }
     let mut history = vec![ChatMessage::new(Role::System, system)];
     let questions: Box<dyn Iterator<Item = String>> = match args.question.clone() {

@@ -12,15 +12,14 @@ use voxline_agent::eval;
 use voxline_agent::{Action, Agent, Conversation, DomainPack};
 use voxline_llm::ChatModel;
 
-/// Runs the command.
+/// Runs the command on a loaded pack.
 pub async fn run(
-    dir: &Path,
+    mut pack: DomainPack,
     eval_file: Option<&Path>,
     model: Arc<dyn ChatModel>,
     embedding: Option<PathBuf>,
     question: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut pack = DomainPack::load(dir)?;
     if let Some(dir) = embedding {
         let embedder = tokio::task::spawn_blocking(move || voxline_llm::Embedder::load(&dir)).await??;
         pack = pack.understand(Arc::new(embedder))?;

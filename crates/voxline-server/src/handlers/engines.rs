@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use voxline_agent::DomainPack;
 use voxline_sip::RouteConfig;
 
+/// A language model's file and chat template.
+type ModelKey = (PathBuf, Option<PathBuf>);
+
 /// The shared engines: what is not needed is not loaded.
 pub struct Engines {
     /// One media clock for every call of this process (a shard per core).
@@ -26,11 +29,11 @@ pub struct Engines {
     pub speech: Option<(Arc<dyn voxline_llm::ChatModel>, voxline_tts::TtsEngine)>,
     /// The sentence-embedding model, when a route talks and `[llm] embedding` is on.
     pub embedder: Option<Arc<voxline_llm::Embedder>>,
-    /// Models that packs name as their own (`persona.toml` `model`), by
-    /// file: loaded on the first route that names one, shared after.
-    pack_models: tokio::sync::Mutex<HashMap<PathBuf, Arc<dyn voxline_llm::ChatModel>>>,
-    /// Voices that packs name (`persona.toml` `voice`), by file, likewise.
-    pack_voices: tokio::sync::Mutex<HashMap<PathBuf, voxline_tts::TtsEngine>>,
+    /// Language models by file and chat template: the server's own, and
+    /// those packs name (`persona.toml` `model`), each loaded once.
+    models: tokio::sync::Mutex<HashMap<ModelKey, Arc<dyn voxline_llm::ChatModel>>>,
+    /// Voices by file: the server's own, and those packs name (`voice`).
+    voices: tokio::sync::Mutex<HashMap<PathBuf, voxline_tts::TtsEngine>>,
 }
 
 impl Engines {
@@ -42,21 +45,13 @@ impl Engines {
         } else {
             None
         };
+        let (mut models, mut voices) = (HashMap::new(), HashMap::new());
         let speech = if talk {
-            let llm = voxline_llm::load_local(
-                cfg.llm.engine()?,
-                &cfg.llm.model_path(),
-                cfg.llm.chat_template.clone(),
-                cfg.llm.threads,
-                // Read-ahead prompts give way to the recogniser's finals.
-                asr.as_ref().map(|a| a.pool().urgent()),
-            )
-            .await?;
-            let tts_cfg = Engines::tts_config(cfg);
-            let runtime = cfg.asr.onnxruntime_path();
-            let voice = cfg.tts.voice_path();
-            let tts =
-                tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &voice, tts_cfg)).await??;
+            let key = (cfg.llm.model_path(), cfg.llm.chat_template.clone());
+            let llm = load_model(cfg, &key.0, key.1.clone(), asr.as_deref()).await?;
+            let tts = start_voice(cfg, cfg.tts.voice_path()).await?;
+            models.insert(key, llm.clone());
+            voices.insert(cfg.tts.voice_path(), tts.clone());
             Some((llm, tts))
         } else {
             None
@@ -72,64 +67,45 @@ impl Engines {
             asr,
             speech,
             embedder,
-            pack_models: tokio::sync::Mutex::new(HashMap::new()),
-            pack_voices: tokio::sync::Mutex::new(HashMap::new()),
+            models: tokio::sync::Mutex::new(models),
+            voices: tokio::sync::Mutex::new(voices),
         })
     }
 
-    /// The synthesis settings of `[tts]`.
-    fn tts_config(cfg: &Config) -> voxline_tts::TtsConfig {
-        let defaults = voxline_tts::TtsConfig::default();
-        voxline_tts::TtsConfig {
-            workers: cfg.tts.workers,
-            threads_per_worker: match cfg.tts.threads {
-                0 => defaults.threads_per_worker,
-                n => n,
-            },
-            ..defaults
-        }
-    }
-
     /// The voice a pack names (a Piper `.onnx` under the model cache, or a
-    /// path), started once per file with the `[tts]` settings.
+    /// path): the server's own when it is the same file, else started once.
     async fn pack_voice(&self, cfg: &Config, voice: &str) -> anyhow::Result<voxline_tts::TtsEngine> {
         let path = voxline_models::models_dir().join(voice);
-        let mut voices = self.pack_voices.lock().await;
+        let mut voices = self.voices.lock().await;
         if let Some(v) = voices.get(&path) {
             return Ok(v.clone());
         }
-        let (runtime, file, tts_cfg) = (cfg.asr.onnxruntime_path(), path.clone(), Engines::tts_config(cfg));
-        let tts = tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &file, tts_cfg))
-            .await?
+        let tts = start_voice(cfg, path.clone())
+            .await
             .with_context(|| format!("the pack's voice {}", path.display()))?;
         tracing::info!(voice = %path.display(), "a pack's own voice loaded");
         voices.insert(path, tts.clone());
         Ok(tts)
     }
 
-    /// The model a pack names as its own, loaded once per file on the
-    /// server's engine settings (`[llm] engine`, `threads`).
+    /// The model a pack names as its own: the server's when it is the same
+    /// file and template, else loaded once on the `[llm]` engine settings.
     async fn pack_model(
         &self,
         cfg: &Config,
         model: &Path,
         chat_template: Option<PathBuf>,
     ) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
-        let mut models = self.pack_models.lock().await;
-        if let Some(m) = models.get(model) {
+        let key = (model.to_path_buf(), chat_template);
+        let mut models = self.models.lock().await;
+        if let Some(m) = models.get(&key) {
             return Ok(m.clone());
         }
-        let llm = voxline_llm::load_local(
-            cfg.llm.engine()?,
-            model,
-            chat_template,
-            cfg.llm.threads,
-            self.asr.as_ref().map(|a| a.pool().urgent()),
-        )
-        .await
-        .with_context(|| format!("the pack's own model {}", model.display()))?;
+        let llm = load_model(cfg, model, key.1.clone(), self.asr.as_deref())
+            .await
+            .with_context(|| format!("the pack's own model {}", model.display()))?;
         tracing::info!(model = %model.display(), "a pack's own language model loaded");
-        models.insert(model.to_path_buf(), llm.clone());
+        models.insert(key, llm.clone());
         Ok(llm)
     }
 
@@ -183,4 +159,37 @@ impl Engines {
         agent.prepare().await?;
         Ok(agent)
     }
+}
+
+/// A GGUF on the `[llm]` engine settings; its read-ahead prompts give way
+/// to the recogniser's finals.
+async fn load_model(
+    cfg: &Config,
+    model: &Path,
+    chat_template: Option<PathBuf>,
+    asr: Option<&AsrEngine>,
+) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
+    Ok(voxline_llm::load_local(
+        cfg.llm.engine()?,
+        model,
+        chat_template,
+        cfg.llm.threads,
+        asr.map(|a| a.pool().urgent()),
+    )
+    .await?)
+}
+
+/// A Piper voice started with the `[tts]` settings.
+async fn start_voice(cfg: &Config, voice: PathBuf) -> anyhow::Result<voxline_tts::TtsEngine> {
+    let defaults = voxline_tts::TtsConfig::default();
+    let tts_cfg = voxline_tts::TtsConfig {
+        workers: cfg.tts.workers,
+        threads_per_worker: match cfg.tts.threads {
+            0 => defaults.threads_per_worker,
+            n => n,
+        },
+        ..defaults
+    };
+    let runtime = cfg.asr.onnxruntime_path();
+    Ok(tokio::task::spawn_blocking(move || voxline_tts::TtsEngine::start(&runtime, &voice, tts_cfg)).await??)
 }
