@@ -779,9 +779,12 @@ impl Agent {
 
 /// Whether a turn the recogniser was unsure of may still be acted on:
 /// a question whose words or meaning match one knowledge sentence strongly
-/// (as strongly as a sentence read as written), a greeting or thanks, or
-/// a request for a colleague (the safe side). A tool, a goodbye, a decline
-/// or "I don't know" on words the caller may not have said is not.
+/// (as strongly as a sentence read as written), a greeting or thanks, a
+/// request for a colleague (the safe side), or a tool (its example phrasing
+/// matched, and it asks for its arguments before acting: DTMF keyed while
+/// the caller speaks is heard as stray words and makes Whisper unsure). A
+/// goodbye, a decline or "I don't know" on words the caller may not have
+/// said is not.
 fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
     match intent {
         Intent::Question {
@@ -790,8 +793,13 @@ fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
             let coverage = sentences.first().map_or(0.0, |s| s.coverage);
             coverage >= k.read_coverage || similarity.is_some_and(|s| s >= k.read_similarity)
         }
-        Intent::Greeting | Intent::Thanks | Intent::Escalate | Intent::Unclear | Intent::Step { .. } => true,
-        Intent::Tool { .. } | Intent::Goodbye | Intent::OffDomain | Intent::Unknown => false,
+        Intent::Greeting
+        | Intent::Thanks
+        | Intent::Escalate
+        | Intent::Tool { .. }
+        | Intent::Unclear
+        | Intent::Step { .. } => true,
+        Intent::Goodbye | Intent::OffDomain | Intent::Unknown => false,
     }
 }
 

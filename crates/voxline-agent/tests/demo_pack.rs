@@ -254,10 +254,11 @@ async fn misheard_words_are_asked_again_twice_then_a_colleague_is_offered() {
     assert!(actions.iter().any(|a| matches!(a, Action::Transfer { .. })));
 }
 
-/// A turn the recogniser was unsure of (decision 0043): a tool, a goodbye,
-/// a decline or "I don't know" is not acted on, the caller is asked again;
-/// a question whose words match a knowledge sentence strongly is still
-/// answered, and a request for a colleague still transfers.
+/// A turn the recogniser was unsure of (decision 0043): a goodbye, a
+/// decline or "I don't know" is not acted on, the caller is asked again; a
+/// question whose words match a knowledge sentence strongly is still
+/// answered, a request for a colleague still transfers, a tool still asks
+/// for its arguments.
 #[tokio::test]
 async fn a_doubtful_turn_is_asked_again_unless_its_words_match_strongly() {
     let pack = Arc::new(DomainPack::load(&pack_dir()).expect("demo pack loads"));
@@ -269,18 +270,10 @@ async fn a_doubtful_turn_is_asked_again_unless_its_words_match_strongly() {
             conv.turn_heard(said, doubtful).await.expect("turn").0
         }
     };
-    for said in [
-        "Block my card please",
-        "Goodbye",
-        "What's the weather like?",
-        "Do you offer mortgages?",
-    ] {
+    for said in ["Goodbye", "What's the weather like?", "Do you offer mortgages?"] {
         let sure = intent(said, false).await;
         assert!(
-            matches!(
-                sure,
-                Intent::Tool { .. } | Intent::Goodbye | Intent::OffDomain | Intent::Unknown
-            ),
+            matches!(sure, Intent::Goodbye | Intent::OffDomain | Intent::Unknown),
             "{said}: {sure:?}"
         );
         assert_eq!(intent(said, true).await, Intent::Unclear, "{said}");
@@ -290,6 +283,12 @@ async fn a_doubtful_turn_is_asked_again_unless_its_words_match_strongly() {
         Intent::Question { .. }
     ));
     assert_eq!(intent("I want to talk to a real person", true).await, Intent::Escalate);
+    // A tool asks for its arguments before it acts: a doubtful request
+    // still reaches it (keys pressed while speaking make Whisper unsure).
+    assert!(matches!(
+        intent("My card was stolen, puke, bucket.", true).await,
+        Intent::Tool { .. }
+    ));
 }
 
 #[test]
