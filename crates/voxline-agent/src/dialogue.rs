@@ -4,12 +4,13 @@
 //! `voxline chat --domain` both drive it.
 
 use crate::answer::{Answer, Fallback};
+use crate::contact::fill_line;
 use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::grounding::grounding;
 use crate::guard::Guard;
 use crate::pack::{ArgType, DomainPack, KnowledgeRules, ToolSpec};
 use crate::prompt::{step_message, system_prompt, user_message};
-use crate::router::{Intent, Router};
+use crate::router::{opts_out, Intent, Router};
 use crate::tool_args::{digits_for, extract_args, pick_value};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
@@ -78,9 +79,15 @@ pub enum Action {
         /// 0-9, *, #, A-D.
         digits: String,
     },
+    /// The call's outcome so far (a flow step's `disposition`, or
+    /// `opted_out`): the last one given is the call's.
+    Outcome(String),
     /// End the call.
     HangUp,
 }
+
+/// The outcome of a caller who asked not to be called again.
+pub const OPTED_OUT: &str = "opted_out";
 
 /// A tool waiting for its arguments.
 #[derive(Debug, Clone)]
@@ -123,6 +130,7 @@ impl Agent {
             asked_again: 0,
             tool_calls: Vec::new(),
             flow: FlowRun::default(),
+            variables: BTreeMap::new(),
         }
     }
 
@@ -229,16 +237,29 @@ pub struct Conversation {
     /// Tools called so far: name and arguments.
     pub tool_calls: Vec<(String, BTreeMap<String, String>)>,
     flow: FlowRun,
+    /// The call's variables (a campaign contact's columns), filled into the
+    /// pack's lines.
+    variables: BTreeMap<String, String>,
 }
 
 impl Conversation {
+    /// Sets the call's variables (`{first_name}` in the pack's lines).
+    pub fn set_variables(&mut self, variables: BTreeMap<String, String>) {
+        self.variables = variables;
+    }
+
+    /// `line` with the call's variables filled in (see [`fill_line`]).
+    pub fn fill(&self, line: &str) -> String {
+        fill_line(line, &self.variables)
+    }
+
     /// The greeting, the lines that must follow it, and the flow's first
     /// step when the pack has a flow.
     pub async fn opening(&mut self) -> Vec<Action> {
         let pack = Arc::clone(&self.agent.pack);
-        let mut out: Vec<Action> = std::iter::once(pack.persona.greeting.clone())
-            .chain(pack.rules.mandatory.after_greeting.iter().cloned())
-            .map(Action::Say)
+        let mut out: Vec<Action> = std::iter::once(&pack.persona.greeting)
+            .chain(pack.rules.mandatory.after_greeting.iter())
+            .map(|line| Action::Say(self.fill(line)))
             .collect();
         if let Some(flow) = &pack.flow {
             out.extend(self.enter_step(flow.start(), "start").await);
@@ -264,6 +285,9 @@ impl Conversation {
             });
             self.flow.at = Some(i);
             self.flow.tries = 0;
+            if let Some(d) = &step.disposition {
+                out.push(Action::Outcome(d.clone()));
+            }
             if step.say.is_some() {
                 out.push(self.step_line(i, false).await);
             }
@@ -302,17 +326,18 @@ impl Conversation {
             return Action::Say(String::new());
         };
         let step = &flow.steps[i];
-        let say = step.say.clone().unwrap_or_default();
+        let say = self.fill(step.say.as_deref().unwrap_or_default());
         let fixed = match (&step.reask, again) {
-            (Some(r), true) => r.clone(),
+            (Some(r), true) => self.fill(r),
             _ => say.clone(),
         };
         if flow.wording(i) == Wording::Fixed {
             return Action::Say(fixed);
         }
-        let user = step_message(&step.goal, &say);
-        let facts = [step.goal.as_str(), say.as_str(), pack.persona.company.as_str()];
-        let question = format!("Step: {}", step.goal.trim());
+        let goal = self.fill(&step.goal);
+        let user = step_message(&goal, &say);
+        let facts = [goal.as_str(), say.as_str(), pack.persona.company.as_str()];
+        let question = format!("Step: {}", goal.trim());
         let must_ask = !step.exit.is_empty() && fixed.trim_end().ends_with('?');
         match self
             .agent
@@ -409,6 +434,21 @@ impl Conversation {
     pub async fn turn_heard(&mut self, utterance: &str, doubtful: bool) -> Result<(Intent, Vec<Action>), LlmError> {
         let pack = Arc::clone(&self.agent.pack);
         let rules = &pack.rules;
+        // "Stop calling me" ends the call whatever else waits (a flow's
+        // question, a tool's argument): the number goes on the list.
+        if opts_out(utterance, &rules.opt_out.phrases) {
+            tracing::info!(said = %utterance, "the caller asked not to be called again");
+            self.pending = None;
+            self.flow.at = None;
+            return Ok((
+                Intent::OptOut,
+                vec![
+                    Action::Outcome(OPTED_OUT.into()),
+                    Action::Say(rules.opt_out.say.clone()),
+                    Action::HangUp,
+                ],
+            ));
+        }
         // A flow's tool step whose argument the caller did not give (they
         // asked something else): asked again after the answer.
         let mut left_tool_step: Option<(usize, BTreeMap<String, String>)> = None;
@@ -523,7 +563,7 @@ impl Conversation {
                     .await?;
                 vec![Action::Answer(Box::new(answer))]
             }
-            Intent::Step { .. } => Vec::new(),
+            Intent::Step { .. } | Intent::OptOut => Vec::new(),
         };
         // A flow waiting for an answer is asked again (unless the reply
         // asked the caller something itself, or ends the call).
@@ -796,6 +836,7 @@ fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
         Intent::Greeting
         | Intent::Thanks
         | Intent::Escalate
+        | Intent::OptOut
         | Intent::Tool { .. }
         | Intent::Unclear
         | Intent::Step { .. } => true,

@@ -170,6 +170,7 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
                 Action::Transfer { to } => got.push(format!("transfer {to}")),
                 Action::ScheduleCallback { when } => got.push(format!("callback {when}")),
                 Action::SendDtmf { digits } => got.push(format!("keyed {digits}")),
+                Action::Outcome(o) => got.push(format!("outcome {o}")),
                 Action::HangUp => got.push("hang up".into()),
             }
             if queue.is_empty() && conv.is_collecting() && !answered_then {

@@ -117,6 +117,19 @@ pub struct Step {
     /// For `end = "transfer"`: where to (a SIP URI).
     #[serde(default)]
     pub transfer_to: Option<String>,
+    /// The call's outcome once this step is reached (`completed`,
+    /// `declined`, or a pack's own word): a campaign contact's disposition.
+    #[serde(default)]
+    pub disposition: Option<String>,
+}
+
+/// Whether `name` can be an outcome: lowercase letters, digits and `_`.
+pub fn is_outcome_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// The flow's settings (`[flow]`).
@@ -191,6 +204,12 @@ impl Flow {
             }
             if seen.insert(s.name.as_str(), i).is_some() {
                 return err(format!("step[{i}].name"), format!("{:?} is defined twice", s.name));
+            }
+            if let Some(d) = s.disposition.as_deref().filter(|d| !is_outcome_name(d)) {
+                return err(
+                    format!("step[{i}].disposition"),
+                    format!("{d:?}: lowercase letters, digits and _ only (such as \"completed\")"),
+                );
             }
         }
         if let Some(start) = &self.flow.start {

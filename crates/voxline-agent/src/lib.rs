@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod answer;
+pub mod contact;
 pub mod dialogue;
 pub mod eval;
 pub mod flow;

@@ -160,6 +160,37 @@ pub struct Rules {
     /// Retrieval settings.
     #[serde(default)]
     pub knowledge: KnowledgeRules,
+    /// A caller asking not to be called again.
+    #[serde(default)]
+    pub opt_out: OptOut,
+}
+
+/// A caller asking not to be called again ("stop calling me", "take me off
+/// your list"): the built-in phrases of [`crate::router::OPT_OUT`] and the
+/// pack's own; the agent says `say`, the number goes on the do-not-call
+/// list and the call ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOut {
+    /// More phrases (whole words, case-insensitive) than the built-in ones.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// Said before hanging up.
+    #[serde(default = "default_opt_out_say")]
+    pub say: String,
+}
+
+impl Default for OptOut {
+    fn default() -> OptOut {
+        OptOut {
+            phrases: Vec::new(),
+            say: default_opt_out_say(),
+        }
+    }
+}
+
+fn default_opt_out_say() -> String {
+    "Understood. We won't call you again. Sorry for the trouble, goodbye.".into()
 }
 
 /// The domain boundary.
@@ -552,6 +583,7 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
     non_empty(file, "domain.decline", &r.domain.decline)?;
     non_empty(file, "domain.unknown", &r.domain.unknown)?;
     non_empty(file, "escalation.say", &r.escalation.say)?;
+    non_empty(file, "opt_out.say", &r.opt_out.say)?;
     non_empty(file, "escalation.failed", &r.escalation.failed)?;
     if !is_sip_uri(&r.escalation.transfer_to) {
         return Err(PackError::new(

@@ -28,6 +28,38 @@ const GOODBYES: &[&str] = &[
     "hang up",
 ];
 
+/// Words of a caller who does not want to be called again (whole words,
+/// any of them): the built-in opt-out of every pack.
+pub const OPT_OUT: &[&str] = &[
+    "stop calling",
+    "stop ringing",
+    "quit calling",
+    "don't call me",
+    "do not call me",
+    "dont call me",
+    "never call me",
+    "don't ever call",
+    "do not call this number",
+    "don't call this number",
+    "take me off your",
+    "take me off the",
+    "take my number off",
+    "remove me from",
+    "remove my number",
+    "delete my number",
+    "put me on your do not call",
+    "do not call list",
+    "don't call list",
+    "opt me out",
+];
+
+/// Whether `utterance` asks not to be called again (the built-in phrases or
+/// the pack's `extra`).
+pub fn opts_out(utterance: &str, extra: &[String]) -> bool {
+    let w = words(utterance);
+    has_phrase(&w, OPT_OUT) || has_phrase(&w, extra)
+}
+
 /// Greetings and thanks that need no knowledge.
 const GREETINGS: &[&str] = &["hello", "hi", "hey", "good morning", "good afternoon", "good evening"];
 const THANKS: &[&str] = &[
@@ -48,6 +80,8 @@ pub enum Intent {
     Goodbye,
     /// The caller wants a human (or said an escalation word).
     Escalate,
+    /// The caller asks not to be called again.
+    OptOut,
     /// A tool, by index in the pack, with how well it matched.
     Tool {
         /// Index into `DomainPack::tools`.
@@ -91,6 +125,7 @@ impl Intent {
         match self {
             Intent::Goodbye => "goodbye",
             Intent::Escalate => "escalate",
+            Intent::OptOut => "opt_out",
             Intent::Tool { .. } => "tool",
             Intent::OffDomain => "off_domain",
             Intent::Greeting => "greeting",
@@ -302,6 +337,28 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opt_out_phrases_and_their_near_misses() {
+        for said in [
+            "Stop calling me.",
+            "Please take me off your list",
+            "Don't call me again",
+            "Remove me from your calling list.",
+            "Put me on your do not call list",
+        ] {
+            assert!(opts_out(said, &[]), "{said}");
+        }
+        for said in [
+            "Can you stop my card?",
+            "Please call me back later",
+            "Take me off hold",
+            "I don't know",
+        ] {
+            assert!(!opts_out(said, &[]), "{said}");
+        }
+        assert!(opts_out("leave me alone", &["leave me alone".to_string()]));
+    }
 
     #[test]
     fn questions_are_told_from_requests_by_how_they_open() {

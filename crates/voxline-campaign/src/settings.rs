@@ -1,6 +1,7 @@
 //! A campaign's settings as stored (JSON) and checked: where numbers
-//! without a country code belong, the campaign's time zone, and its
-//! calling windows.
+//! without a country code belong, the campaign's time zone, its calling
+//! windows, how it dials (trunk, caller ID, pacing, ring timeout) and when
+//! it dials a contact again.
 
 use crate::window::{CallingWindows, WindowError};
 use chrono_tz::Tz;
@@ -28,7 +29,7 @@ impl From<WindowError> for SettingsError {
 }
 
 /// What a campaign is set up with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSettings {
     /// The country (ISO 3166 code, "US") of numbers written without a
@@ -42,6 +43,85 @@ pub struct CampaignSettings {
     /// Days not called (`YYYY-MM-DD`, in the contact's calendar).
     #[serde(default)]
     pub holidays: Vec<String>,
+    /// The last day contacts are called (`YYYY-MM-DD`, in the contact's
+    /// calendar); a contact whose next window opens later is `window_expired`.
+    #[serde(default)]
+    pub last_day: Option<String>,
+    /// The trunk (`[[trunk]]` name) its calls leave by.
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// The caller ID its calls show (else the trunk's).
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Calls up at once, at most (a node also stays within its trunk's
+    /// `max_calls` and its own agent capacity).
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
+    /// New calls per second, at most (also within the trunk's `max_cps`).
+    #[serde(default = "default_max_cps")]
+    pub max_cps: f64,
+    /// A call not answered this long is cancelled (no answer), seconds.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_s: u64,
+    /// When a contact is dialled again.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// When a contact is dialled again, by how its last attempt ended; a delay
+/// of `null` means that outcome is final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts per contact, at most (the first call included).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// After busy (486, 600), seconds.
+    #[serde(default = "default_busy_s")]
+    pub busy_s: Option<u64>,
+    /// After no answer (the ring timeout, 408, 480), seconds.
+    #[serde(default = "default_no_answer_s")]
+    pub no_answer_s: Option<u64>,
+    /// After an answering machine, seconds (default: final).
+    #[serde(default)]
+    pub machine_s: Option<u64>,
+    /// After a failure (5xx, no response, an error), seconds.
+    #[serde(default = "default_failed_s")]
+    pub failed_s: Option<u64>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: default_max_attempts(),
+            busy_s: default_busy_s(),
+            no_answer_s: default_no_answer_s(),
+            machine_s: None,
+            failed_s: default_failed_s(),
+        }
+    }
+}
+
+fn default_max_calls() -> u32 {
+    2
+}
+fn default_max_cps() -> f64 {
+    1.0
+}
+fn default_ring_timeout() -> u64 {
+    30
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_busy_s() -> Option<u64> {
+    Some(600)
+}
+fn default_no_answer_s() -> Option<u64> {
+    Some(3600)
+}
+fn default_failed_s() -> Option<u64> {
+    Some(900)
 }
 
 /// Settings checked and ready to use.
@@ -53,6 +133,8 @@ pub struct Checked {
     pub timezone: Tz,
     /// The calling windows.
     pub windows: CallingWindows,
+    /// The last day called.
+    pub last_day: Option<chrono::NaiveDate>,
 }
 
 impl CampaignSettings {
@@ -73,10 +155,47 @@ impl CampaignSettings {
             ),
         })?;
         let windows = CallingWindows::parse(&self.windows, &self.holidays)?;
+        let last_day = match self.last_day.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(d) => Some(
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| SettingsError {
+                    field: "last_day".into(),
+                    why: format!("{d:?} is not a date (YYYY-MM-DD)"),
+                })?,
+            ),
+        };
+        let bad = |field: &str, why: String| {
+            Err(SettingsError {
+                field: field.into(),
+                why,
+            })
+        };
+        if !(1..=1000).contains(&self.max_calls) {
+            return bad("max_calls", format!("{} is not 1 to 1000", self.max_calls));
+        }
+        if !(self.max_cps.is_finite() && self.max_cps > 0.0 && self.max_cps <= 100.0) {
+            return bad("max_cps", format!("{} is not above 0 and at most 100", self.max_cps));
+        }
+        if !(5..=300).contains(&self.ring_timeout_s) {
+            return bad(
+                "ring_timeout_s",
+                format!("{} is not 5 to 300 seconds", self.ring_timeout_s),
+            );
+        }
+        if !(1..=20).contains(&self.retry.max_attempts) {
+            return bad(
+                "retry.max_attempts",
+                format!("{} is not 1 to 20", self.retry.max_attempts),
+            );
+        }
+        if self.trunk.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return bad("trunk", "must name a [[trunk]] when given".into());
+        }
         Ok(Checked {
             default_country,
             timezone,
             windows,
+            last_day,
         })
     }
 }
@@ -91,7 +210,32 @@ mod tests {
             timezone: "America/Chicago".into(),
             windows: [("mon-fri".to_string(), "09:00-20:00".to_string())].into(),
             holidays: vec!["2026-12-25".into()],
+            last_day: None,
+            trunk: Some("carrier".into()),
+            caller_id: None,
+            max_calls: 2,
+            max_cps: 1.0,
+            ring_timeout_s: 30,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    #[test]
+    fn settings_stored_before_the_dialer_read_with_its_defaults() {
+        let old = r#"{"default_country":"US","timezone":"America/Chicago","windows":{"mon-fri":"09:00-20:00"},"holidays":[]}"#;
+        let s: CampaignSettings = serde_json::from_str(old).unwrap();
+        assert_eq!((s.max_calls, s.max_cps, s.ring_timeout_s), (2, 1.0, 30));
+        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.trunk, None);
+        // A retry delay of null makes that outcome final.
+        let s: CampaignSettings = serde_json::from_str(
+            r#"{"timezone":"UTC","windows":{"mon":"09:00-10:00"},"retry":{"busy_s":null,"max_attempts":5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.retry.busy_s, s.retry.no_answer_s, s.retry.max_attempts),
+            (None, Some(3600), 5)
+        );
     }
 
     #[test]
@@ -126,6 +270,37 @@ mod tests {
                 ..settings()
             }),
             "windows"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                max_cps: 0.0,
+                ..settings()
+            }),
+            "max_cps"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                max_calls: 0,
+                ..settings()
+            }),
+            "max_calls"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                last_day: Some("31/12/2026".into()),
+                ..settings()
+            }),
+            "last_day"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                retry: RetryPolicy {
+                    max_attempts: 0,
+                    ..RetryPolicy::default()
+                },
+                ..settings()
+            }),
+            "retry.max_attempts"
         );
     }
 }

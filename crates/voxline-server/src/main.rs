@@ -2,6 +2,7 @@
 
 mod asr_engine;
 mod bench;
+mod campaigns;
 mod cli;
 mod config;
 mod handlers;

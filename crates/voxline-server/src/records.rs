@@ -66,6 +66,22 @@ impl Records {
         }
     }
 
+    /// The outcome a call's conversation gave it.
+    pub async fn outcome(&self, id: &str, outcome: &str) {
+        if let Err(e) = self.store.call_outcome(id, outcome).await {
+            tracing::warn!(error = %e, "call outcome not stored");
+        }
+    }
+
+    /// Puts `number` on the do-not-call list of every campaign (the caller
+    /// asked not to be called again).
+    pub async fn do_not_call(&self, number: &str) {
+        match self.store.add_dnc("", &[number.to_string()]).await {
+            Ok(_) => tracing::info!(%number, "added to the do-not-call list"),
+            Err(e) => tracing::error!(error = %e, %number, "do-not-call entry not stored"),
+        }
+    }
+
     /// Completes a call's record.
     pub async fn ended(&self, id: &str, end: &CallEnd) {
         if let Err(e) = self.store.call_ended(id, end).await {

@@ -63,6 +63,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("http.bind {bind}"))?;
     }
+    let campaigns = cfg.campaigns.dial.then(|| {
+        let runner = crate::campaigns::CampaignRunner::new(
+            &cfg,
+            store.clone(),
+            handlers.records(),
+            endpoint.clone(),
+            handlers.agents(),
+        );
+        tokio::spawn(runner.run(shutdown.clone()))
+    });
     info!(node = %cfg.node.name, "voxline ready");
 
     wait_for_signal().await;
@@ -71,6 +81,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while counters.active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The campaigns' dialers write how their last calls ended.
+    if let Some(c) = campaigns {
+        if tokio::time::timeout_at(deadline + Duration::from_secs(2), c)
+            .await
+            .is_err()
+        {
+            tracing::warn!("campaign dialers still busy at shutdown: their contacts are picked up at the next start");
+        }
     }
     // Let the BYEs leave before the transport closes.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -519,6 +519,9 @@ fn the_renewal_flow_keeps_the_call_on_its_script() {
     assert!(question < again, "{said}");
     assert!(said.contains("any Harbor Bank branch from Monday"), "{said}");
     assert!(log.contains("[hang up]"), "{log}");
+    // The steps' dispositions: the goal reached, a failed check.
+    assert!(log.contains("[outcome: completed]"), "{log}");
+    assert!(log_wrong.contains("[outcome: not_verified]"), "{log_wrong}");
     // A failed check goes to a colleague.
     assert_eq!(
         chat_steps(&log_wrong),

@@ -80,6 +80,9 @@ impl std::fmt::Display for CallFailure {
     }
 }
 
+/// How long the final response to a cancelled INVITE is waited for (64*T1).
+const CANCEL_WAIT: Duration = Duration::from_secs(32);
+
 fn uri(s: &str) -> Result<Uri, SipError> {
     Uri::try_from(s).map_err(|e| SipError::Address(s.to_string(), e.to_string()))
 }
@@ -192,6 +195,11 @@ impl SipEndpoint {
 
         let ring = tokio::time::sleep(req.ring_timeout.unwrap_or(self.ring_timeout()));
         tokio::pin!(ring);
+        // After a CANCEL the INVITE's final response (487) is waited for
+        // 64*T1 at most (RFC 3261 9.1): a far end that never sends one
+        // does not hold the call, its media port and its trunk slot.
+        let gone = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(gone);
         let abandon = req.abandon.clone().unwrap_or_default();
         let mut early: Option<Negotiated> = None;
         let mut cancelled = false;
@@ -202,6 +210,7 @@ impl SipEndpoint {
                 _ = &mut ring, if !cancelled => {
                     info!(call_id = %call_id, "no answer before the ring timeout: CANCEL");
                     cancelled = true;
+                    gone.as_mut().reset(tokio::time::Instant::now() + CANCEL_WAIT);
                     if let Err(e) = dialog.cancel().await {
                         warn!(error = %e, "CANCEL failed");
                     }
@@ -210,9 +219,20 @@ impl SipEndpoint {
                     info!(call_id = %call_id, "call abandoned while ringing: CANCEL");
                     cancelled = true;
                     abandoned = true;
+                    gone.as_mut().reset(tokio::time::Instant::now() + CANCEL_WAIT);
                     if let Err(e) = dialog.cancel().await {
                         warn!(error = %e, "CANCEL failed");
                     }
+                }
+                _ = &mut gone, if cancelled => {
+                    warn!(call_id = %call_id, "no final response to the cancelled INVITE: giving it up");
+                    dialog_layer.remove_dialog(&dialog.id());
+                    let reason = if abandoned { "abandoned" } else { "no_answer" };
+                    return Ok(Err(CallFailure {
+                        call_id: call_id.clone(),
+                        status: None,
+                        reason: reason.to_string(),
+                    }));
                 }
                 Some(state) = states.recv() => {
                     if let DialogState::Early(_, resp) = state {

@@ -8,9 +8,11 @@
 #![warn(missing_docs)]
 
 mod campaign;
+mod dialer;
 mod record;
 
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
+pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -51,7 +53,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
             "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
-            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail ",
+            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome ",
             "FROM calls ",
             $tail
         )
@@ -63,6 +65,8 @@ macro_rules! select_call {
 pub struct CallStore {
     pool: AnyPool,
     node: String,
+    /// PostgreSQL (row locks: `FOR UPDATE SKIP LOCKED`), else SQLite.
+    postgres: bool,
 }
 
 fn redact(url: &str) -> String {
@@ -128,6 +132,7 @@ impl CallStore {
         Ok(CallStore {
             pool,
             node: node.to_string(),
+            postgres: !is_sqlite,
         })
     }
 
@@ -413,6 +418,7 @@ impl CallRecord {
             remote_lost: row.try_get("remote_lost")?,
             remote_jitter_ms: row.try_get("remote_jitter_ms")?,
             detail: row.try_get("detail")?,
+            outcome: row.try_get("outcome")?,
         })
     }
 }

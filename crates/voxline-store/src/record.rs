@@ -111,6 +111,8 @@ pub struct CallRecord {
     pub remote_lost: Option<i64>,
     pub remote_jitter_ms: Option<f64>,
     pub detail: Option<String>,
+    /// The conversation's outcome (a flow step's disposition, `opted_out`).
+    pub outcome: Option<String>,
 }
 
 /// One line of a call's transcript.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use voxline_store::{
-    now_ms, AgentTurn, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, TranscriptLine,
+    now_ms, AgentTurn, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, NextStep,
+    TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -161,6 +162,85 @@ async fn life_cycle(url: &str) {
     assert_eq!(recent.len(), 3);
     campaign_records(&again).await;
     again.close().await;
+    shared_leases(url).await;
+}
+
+/// Two nodes dial one campaign at once: each contact is leased by one of
+/// them only, and what a node leaves `dialing` is found again (by itself
+/// at its start, by the other once the lease runs out).
+async fn shared_leases(url: &str) {
+    let a = CallStore::open(url, "lease-a").await.expect("open a");
+    let b = CallStore::open(url, "lease-b").await.expect("open b");
+    a.create_campaign("lc", "leases", "renewal", "{}")
+        .await
+        .expect("create");
+    let contacts: Vec<NewContact> = (0..40).map(|i| contact(&format!("+4420794610{i:02}"), i + 2)).collect();
+    a.add_contacts("lc", &contacts).await.expect("import");
+    let dial_all = |store: CallStore| async move {
+        let mut taken = Vec::new();
+        while let Some(c) = store.lease_contact("lc", now_ms() + 60_000).await.expect("lease") {
+            let call_id = format!("{}-{}", store.node(), c.seq);
+            store.attempt_started(&c, 1, &call_id).await.expect("attempt");
+            let end = AttemptEnd {
+                result: "answered".into(),
+                sip_status: None,
+                outcome: Some("completed".into()),
+            };
+            let next = NextStep::Final {
+                disposition: "completed".into(),
+            };
+            store.attempt_ended("lc", c.seq, 1, &end, &next).await.expect("end");
+            taken.push(c.seq);
+        }
+        taken
+    };
+    let (from_a, from_b) = tokio::join!(dial_all(a.clone()), dial_all(b.clone()));
+    let mut all: Vec<i64> = from_a.iter().chain(&from_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<i64>>(), "a: {from_a:?} b: {from_b:?}");
+    let counts = a.contact_counts("lc").await.expect("counts");
+    assert_eq!(counts.by_state, vec![("done".to_string(), 40)]);
+    assert_eq!(counts.by_disposition, vec![("completed".to_string(), 40)]);
+    assert_eq!(a.attempts("lc").await.expect("attempts").len(), 40);
+    assert_eq!(a.open_contacts("lc").await.expect("open"), 0);
+
+    // Node a takes two contacts and stops: one before its attempt was
+    // written, one after (its INVITE may have left).
+    a.create_campaign("ld", "left", "renewal", "{}").await.expect("create");
+    a.add_contacts("ld", &contacts[..3]).await.expect("import");
+    let until = now_ms() + 60_000;
+    let first = a.lease_contact("ld", until).await.expect("lease").expect("due");
+    let second = a.lease_contact("ld", until).await.expect("lease").expect("due");
+    a.attempt_started(&second, 1, "left-call").await.expect("attempt");
+    let mine = a.left_dialing("ld", true, now_ms()).await.expect("left");
+    assert_eq!(mine.len(), 2, "{mine:?}");
+    assert_eq!((mine[0].contact.seq, mine[0].call_id.as_deref()), (first.seq, None));
+    assert_eq!(
+        (mine[1].contact.seq, mine[1].call_id.as_deref(), mine[1].answered),
+        (second.seq, Some("left-call"), false)
+    );
+    // Node b sees them only once the lease has run out.
+    assert!(b.left_dialing("ld", false, now_ms()).await.expect("left").is_empty());
+    assert_eq!(b.left_dialing("ld", false, until + 1).await.expect("left").len(), 2);
+    assert!(a.left_dialing("ld", true, now_ms()).await.expect("left").len() == 2);
+    assert!(b.left_dialing("ld", true, now_ms()).await.expect("left").is_empty());
+    // A contact given back is due again; the third was never taken.
+    a.release_contact("ld", first.seq, 0).await.expect("release");
+    assert_eq!(a.next_due("ld").await.expect("due"), Some(0));
+    assert!(
+        a.set_campaign_state("ld", &["draft"], "running").await.expect("state"),
+        "draft → running"
+    );
+    assert!(
+        !a.set_campaign_state("ld", &["draft"], "running").await.expect("state"),
+        "not draft any more"
+    );
+    assert_eq!(
+        a.campaign_by_id("ld").await.expect("read").map(|c| c.state).as_deref(),
+        Some("running")
+    );
+    a.close().await;
+    b.close().await;
 }
 
 fn contact(number: &str, line: i64) -> NewContact {

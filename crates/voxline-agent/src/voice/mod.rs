@@ -83,6 +83,10 @@ pub trait SessionSink: Send + Sync {
     async fn flow_step(&self, step: FlowStep);
     /// A caller turn's reply is over (played, cut or dropped): its stages.
     async fn agent_turn(&self, turn: AgentTurn);
+    /// The conversation gave the call an outcome (a flow step's
+    /// `disposition`; `opted_out` when the caller asked not to be called
+    /// again, which a campaign's store acts on at once).
+    async fn outcome(&self, _outcome: &str) {}
 }
 
 /// Live figures of the sessions (the server's `/metrics`). Every method

@@ -54,6 +54,9 @@ pub struct SessionEnd {
     pub end: LegEnd,
     /// What went wrong, when something did.
     pub detail: Option<String>,
+    /// The call's outcome, when the conversation gave one (a flow step's
+    /// `disposition`, `opted_out`).
+    pub outcome: Option<String>,
 }
 
 /// One call's voice session: what it runs with. Build one per call and
@@ -97,6 +100,7 @@ impl VoiceSession {
         SessionEnd {
             end,
             detail: call.detail.take(),
+            outcome: call.outcome.take(),
         }
     }
 }
@@ -167,6 +171,8 @@ pub(super) struct Call<'a> {
     pub tts_rate: u32,
     /// What went wrong, when the session ends on a fault.
     pub detail: Option<String>,
+    /// The call's outcome so far ([`Action::Outcome`]).
+    pub outcome: Option<String>,
     /// Samples of the voice in one 20 ms frame (phrase lengths are kept in frames).
     pub frame_samples: usize,
 }
@@ -181,9 +187,11 @@ impl<'a> Call<'a> {
             s.config.turn_incomplete_ms,
         );
         let start_ms = rec.now_ms();
+        let mut conv = s.agent.conversation();
+        conv.set_variables(leg.facts().variables.clone());
         Call {
             playout: leg.playout(),
-            conv: s.agent.conversation(),
+            conv,
             transcript: Transcript::new(s.sink.clone(), start_ms),
             pending: VecDeque::new(),
             speaking: None,
@@ -205,6 +213,7 @@ impl<'a> Call<'a> {
             hold_said: false,
             tts_rate,
             detail: None,
+            outcome: None,
             frame_samples: (tts_rate / 50) as usize,
             s,
             leg,
@@ -278,6 +287,7 @@ impl<'a> Call<'a> {
     async fn start(&mut self, action: Action) -> bool {
         match action {
             Action::Say(text) => {
+                let text = self.conv.fill(&text);
                 // A digit prompt the caller already answered by keying ahead is not said.
                 if let Some(Action::CollectDigits { length }) = self.pending.front() {
                     if self.digits.answers_prompt(*length) {
@@ -324,6 +334,13 @@ impl<'a> Call<'a> {
                     }
                     Err(e) => warn!(error = %e, %digits, "DTMF not sent"),
                 }
+                false
+            }
+            Action::Outcome(outcome) => {
+                info!(%outcome, "call outcome");
+                self.transcript.note(&format!("outcome: {outcome}")).await;
+                self.s.sink.outcome(&outcome).await;
+                self.outcome = Some(outcome);
                 false
             }
             Action::HangUp => {

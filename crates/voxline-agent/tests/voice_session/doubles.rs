@@ -220,6 +220,7 @@ impl ChatModel for ScriptedModel {
 pub struct KeptRecords {
     pub lines: Mutex<Vec<TranscriptLine>>,
     pub turns: Mutex<Vec<AgentTurn>>,
+    pub outcomes: Mutex<Vec<String>>,
 }
 
 impl KeptRecords {
@@ -258,6 +259,10 @@ impl SessionSink for KeptRecords {
 
     async fn agent_turn(&self, turn: AgentTurn) {
         self.turns.lock().unwrap().push(turn);
+    }
+
+    async fn outcome(&self, outcome: &str) {
+        self.outcomes.lock().unwrap().push(outcome.to_string());
     }
 }
 

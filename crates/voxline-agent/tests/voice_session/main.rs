@@ -38,7 +38,13 @@ struct Call {
 /// Starts a session on the demo bank pack; the model answers `DOWNTOWN`
 /// after `first_token`.
 fn start(first_token: Duration) -> Call {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+    start_on("demo-bank", Direction::Inbound, BTreeMap::new(), first_token)
+}
+
+/// Starts a session on demo pack `pack`, the call going `direction` with
+/// `variables`; the model answers `DOWNTOWN` after `first_token`.
+fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String>, first_token: Duration) -> Call {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains").join(pack);
     let pack = Arc::new(DomainPack::load(&dir).expect("demo pack"));
     let requests = Arc::new(Mutex::new(Vec::new()));
     let model = ScriptedModel {
@@ -47,7 +53,7 @@ fn start(first_token: Duration) -> Call {
         requests: requests.clone(),
     };
     let agent = Arc::new(Agent::new(pack, Arc::new(model)));
-    let (leg, peer) = MemoryLeg::start(Direction::Inbound, BTreeMap::new());
+    let (leg, peer) = MemoryLeg::start(direction, variables);
     let script = Script::default();
     let records = Arc::new(KeptRecords::default());
     let counts = Arc::new(Counts::default());
@@ -337,4 +343,52 @@ async fn a_finished_sentence_ends_the_turn_sooner_than_an_unfinished_one() {
         .await
         .expect("the second utterance ended");
     assert_eq!(*call.script.hangovers.lock().unwrap(), vec![250, 1200]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outbound_call_greets_the_contact_by_name_and_stop_calling_me_opts_out() {
+    let vars = BTreeMap::from([("first_name".to_string(), "Ana".to_string())]);
+    let call = start_on("demo-renewal", Direction::Outbound, vars, Duration::from_millis(100));
+    call.until(8000, "the flow's first question", |r| r.agent_said("account holder?"))
+        .await;
+    let agent = call.records.agent_lines();
+    assert!(
+        agent[0].starts_with("Hello Ana, this is Ava from Harbor Bank"),
+        "{agent:?}"
+    );
+    let peer = call.peer.clone();
+    peer.until(3000, |p| p.queued_ms() == 0 && !p.hearing())
+        .await
+        .expect("the question played out");
+    // Asked a yes/no question, the contact says no, and to stop calling:
+    // not the flow's "no" exit (a wrong person) but an opt-out.
+    call.ask("No. Stop calling me.", 1000);
+    let end = tokio::time::timeout(Duration::from_secs(30), call.session)
+        .await
+        .expect("the session ends")
+        .expect("no panic");
+    assert_eq!(end.outcome.as_deref(), Some("opted_out"), "{end:?}");
+    assert_eq!(end.end, LegEnd::local("agent_goodbye"));
+    assert_eq!(*call.records.outcomes.lock().unwrap(), ["opted_out"]);
+    let agent = call.records.agent_lines();
+    assert!(
+        agent.last().is_some_and(|l| l.contains("We won't call you again")),
+        "{agent:?}"
+    );
+    assert!(!call.records.agent_said("Sorry to have troubled you"), "{agent:?}");
+    assert!(call.peer.verbs().iter().any(|v| matches!(v, Verb::HangUp { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_without_the_variable_leaves_its_placeholder_out() {
+    let call = start_on(
+        "demo-renewal",
+        Direction::Inbound,
+        BTreeMap::new(),
+        Duration::from_millis(100),
+    );
+    call.until(8000, "the greeting", |r| r.agent_said("Harbor Bank")).await;
+    let agent = call.records.agent_lines();
+    assert!(agent[0].starts_with("Hello, this is Ava from Harbor Bank"), "{agent:?}");
+    assert!(!agent[0].contains('{'), "{agent:?}");
 }

@@ -161,6 +161,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             trunk: args.trunk.clone(),
             ring_timeout: args.ring_timeout.map(Duration::from_secs),
             variables: args.vars.iter().cloned().collect(),
+            call_id: None,
         };
         return crate::cli::call_agent::run(cfg, Arc::new(endpoint), route, out).await;
     }

@@ -1,25 +1,37 @@
 //! `voxline campaign`: outbound campaigns in the call store: create one on
-//! an agent route, import its contacts, see where it stands, and keep the
-//! do-not-call lists. (Dialling comes with the campaign engine.)
+//! an agent route, import its contacts and keep the do-not-call lists here;
+//! start, pause, resume, stop, follow and export it in `campaign_run`
+//! (the nodes of `voxline serve` dial the running ones).
 
+use crate::cli::campaign_run;
 use crate::config::Config;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use voxline_campaign::contacts::{self, CountryZones, ImportOptions, ImportReport, TzSource};
-use voxline_campaign::CampaignSettings;
+use voxline_campaign::{CampaignSettings, RetryPolicy};
 use voxline_store::{CallStore, CampaignRow, NewContact};
 
 /// `voxline campaign …`
 #[derive(clap::Subcommand, Debug)]
 pub enum CampaignCommand {
     /// Create a campaign on an agent route, with its calling windows.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Import contacts from a CSV or JSON file (bad rows are listed with their line).
     Import(ImportArgs),
-    /// A campaign's contacts counted by state and outcome.
+    /// Start dialling (the nodes of `voxline serve` with its route dial it).
+    Start(NameArgs),
+    /// Pause: no new calls; calls up go on. `resume` goes on.
+    Pause(NameArgs),
+    /// Resume a paused campaign.
+    Resume(NameArgs),
+    /// Stop for good: no new calls; calls up go on.
+    Stop(NameArgs),
+    /// Where a campaign stands: contacts by state and outcome, rate, ETA.
     Status(StatusArgs),
+    /// Every contact with its outcome, as CSV.
+    Export(ExportArgs),
     /// Add numbers to the do-not-call list: every campaign's, or one's.
     Dnc(DncArgs),
 }
@@ -44,6 +56,36 @@ pub struct CreateArgs {
     /// A day not called (YYYY-MM-DD); repeat for more.
     #[arg(long = "holiday")]
     holidays: Vec<String>,
+    /// The last day contacts are called (YYYY-MM-DD); later, window_expired.
+    #[arg(long)]
+    last_day: Option<String>,
+    /// The trunk (`[[trunk]]` name) calls leave by.
+    #[arg(long)]
+    trunk: Option<String>,
+    /// The caller ID calls show (default: the trunk's).
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// Calls up at once, at most.
+    #[arg(long, default_value_t = 2)]
+    max_calls: u32,
+    /// New calls per second, at most.
+    #[arg(long, default_value_t = 1.0)]
+    max_cps: f64,
+    /// Seconds of ringing before a call counts as not answered.
+    #[arg(long, default_value_t = 30)]
+    ring_timeout: u64,
+    /// Attempts per contact, at most.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Seconds before a busy number is tried again (`none`: busy is final).
+    #[arg(long, default_value = "600")]
+    retry_busy: RetryDelay,
+    /// Seconds before an unanswered number is tried again (`none`: final).
+    #[arg(long, default_value = "3600")]
+    retry_no_answer: RetryDelay,
+    /// Seconds before a failed call is tried again (`none`: final).
+    #[arg(long, default_value = "900")]
+    retry_failed: RetryDelay,
     /// Configuration file (its store and routes).
     #[arg(long, default_value = "sip-config/voxline.toml")]
     config: PathBuf,
@@ -64,14 +106,58 @@ pub struct ImportArgs {
     config: PathBuf,
 }
 
+/// A campaign by name.
+#[derive(clap::Args, Debug)]
+pub struct NameArgs {
+    /// The campaign.
+    pub name: String,
+    /// Configuration file.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    pub config: PathBuf,
+}
+
 /// Arguments of `voxline campaign status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// The campaign.
-    name: String,
+    pub name: String,
+    /// Keep a live status line until the campaign is no longer running.
+    #[arg(long)]
+    pub watch: bool,
     /// Configuration file.
     #[arg(long, default_value = "sip-config/voxline.toml")]
-    config: PathBuf,
+    pub config: PathBuf,
+}
+
+/// Arguments of `voxline campaign export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The campaign.
+    pub name: String,
+    /// Write here (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Configuration file.
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    pub config: PathBuf,
+}
+
+/// `--retry-*`: seconds, or `none` (that outcome is final).
+#[derive(Debug, Clone, Copy)]
+struct RetryDelay(Option<u64>);
+
+impl std::str::FromStr for RetryDelay {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RetryDelay, String> {
+        match s.trim() {
+            "none" | "off" => Ok(RetryDelay(None)),
+            n => n
+                .parse()
+                .map(|d| RetryDelay(Some(d)))
+                .map_err(|_| format!("{s:?} is not seconds or \"none\"")),
+        }
+    }
 }
 
 /// Arguments of `voxline campaign dnc`.
@@ -94,14 +180,20 @@ pub struct DncArgs {
 /// Runs the command; exit 1 when an import rejected rows.
 pub async fn run(cmd: CampaignCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        CampaignCommand::Create(a) => create(a).await,
+        CampaignCommand::Create(a) => create(*a).await,
         CampaignCommand::Import(a) => import(a).await,
-        CampaignCommand::Status(a) => status(a).await,
+        CampaignCommand::Start(a) => campaign_run::start(a).await,
+        CampaignCommand::Pause(a) => campaign_run::pause(a).await,
+        CampaignCommand::Resume(a) => campaign_run::resume(a).await,
+        CampaignCommand::Stop(a) => campaign_run::stop(a).await,
+        CampaignCommand::Status(a) => campaign_run::status(a).await,
+        CampaignCommand::Export(a) => campaign_run::export(a).await,
         CampaignCommand::Dnc(a) => dnc(a).await,
     }
 }
 
-async fn open(config: &Path) -> anyhow::Result<(Config, CallStore)> {
+/// The configuration at `config` and its store.
+pub async fn open(config: &Path) -> anyhow::Result<(Config, CallStore)> {
     let cfg = Config::load(config)?;
     let store = CallStore::open(&cfg.store.url, &cfg.node.name)
         .await
@@ -109,7 +201,8 @@ async fn open(config: &Path) -> anyhow::Result<(Config, CallStore)> {
     Ok((cfg, store))
 }
 
-async fn campaign(store: &CallStore, name: &str) -> anyhow::Result<(CampaignRow, CampaignSettings)> {
+/// The campaign named `name` and its settings.
+pub async fn campaign(store: &CallStore, name: &str) -> anyhow::Result<(CampaignRow, CampaignSettings)> {
     let row = store
         .campaign_by_name(name)
         .await?
@@ -145,8 +238,24 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         timezone: a.timezone.clone(),
         windows,
         holidays: a.holidays.clone(),
+        last_day: a.last_day.clone(),
+        trunk: a.trunk.clone(),
+        caller_id: a.caller_id.clone(),
+        max_calls: a.max_calls,
+        max_cps: a.max_cps,
+        ring_timeout_s: a.ring_timeout,
+        retry: RetryPolicy {
+            max_attempts: a.max_attempts,
+            busy_s: a.retry_busy.0,
+            no_answer_s: a.retry_no_answer.0,
+            machine_s: None,
+            failed_s: a.retry_failed.0,
+        },
     };
     settings.check()?;
+    if let Some(t) = &a.trunk {
+        campaign_run::dialable_trunk(&cfg, t)?;
+    }
     if store.campaign_by_name(&a.name).await?.is_some() {
         anyhow::bail!("a campaign named {:?} exists already", a.name);
     }
@@ -222,24 +331,6 @@ fn print_report(file: &Path, r: &ImportReport, campaign_tz: &str) {
     for bad in &r.rejected {
         println!("  line {}: rejected: {}", bad.line, bad.why);
     }
-}
-
-async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let (_, store) = open(&a.config).await?;
-    let (row, _) = campaign(&store, &a.name).await?;
-    let counts = store.contact_counts(&row.id).await?;
-    let total: i64 = counts.by_state.iter().map(|(_, n)| n).sum();
-    println!(
-        "campaign {} on route {}: {}, {total} contacts",
-        row.name, row.route, row.state
-    );
-    for (state, n) in &counts.by_state {
-        println!("  {state}: {n}");
-    }
-    for (disposition, n) in &counts.by_disposition {
-        println!("  outcome {disposition}: {n}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn dnc(a: DncArgs) -> anyhow::Result<ExitCode> {

@@ -95,6 +95,7 @@ async fn act(conv: &mut Conversation, mut queue: VecDeque<Action>) -> anyhow::Re
                     eprintln!("[transfer to {to}]");
                     ended = true;
                 }
+                Action::Outcome(o) => eprintln!("[outcome: {o}]"),
                 Action::HangUp => {
                     eprintln!("[hang up]");
                     ended = true;

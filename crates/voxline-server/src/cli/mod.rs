@@ -7,6 +7,7 @@ pub mod call;
 pub mod call_agent;
 pub mod call_turns;
 pub mod campaign;
+pub mod campaign_run;
 pub mod chat;
 pub mod chat_domain;
 pub mod models;

@@ -146,9 +146,42 @@ pub struct Config {
     /// `[tts]`: the voice of agent routes.
     #[serde(default)]
     pub tts: crate::config::speech::TtsSection,
+    /// `[campaigns]`: how this node dials outbound campaigns.
+    #[serde(default)]
+    pub campaigns: CampaignsConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[campaigns]`: how this node takes part in outbound campaigns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignsConfig {
+    /// This node dials the store's running campaigns (`voxline serve`).
+    #[serde(default = "default_true")]
+    pub dial: bool,
+    /// Campaign calls up at once on this node, all campaigns together (its
+    /// agent capacity: the model and voice are shared by every call).
+    #[serde(default = "default_campaign_calls")]
+    pub max_calls: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_campaign_calls() -> u32 {
+    4
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig {
+            dial: true,
+            max_calls: default_campaign_calls(),
+        }
+    }
 }
 
 fn default_http() -> HttpConfig {
@@ -247,6 +280,9 @@ impl Config {
         }
         if self.node.name.is_empty() {
             return Err(FieldError::new("node.name", "must not be empty"));
+        }
+        if !(1..=1000).contains(&self.campaigns.max_calls) {
+            return Err(FieldError::new("campaigns.max_calls", "must be 1 to 1000"));
         }
         for (i, r) in self.routes.iter().enumerate() {
             crate::config::routes::validate_route(r, &self.base_dir)

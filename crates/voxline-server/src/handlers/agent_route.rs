@@ -43,6 +43,8 @@ pub struct CallOut {
     pub ring_timeout: Option<Duration>,
     /// The contact's variables (a campaign row's columns), in the leg's facts.
     pub variables: BTreeMap<String, String>,
+    /// The SIP Call-ID to use (a campaign writes it with the attempt first).
+    pub call_id: Option<String>,
 }
 
 /// How an agent's outbound call ended.
@@ -56,6 +58,10 @@ pub struct CallOutEnd {
     pub reason: String,
     /// Who ended it (`callee`, `voxline`).
     pub by: &'static str,
+    /// The final SIP status of a call that did not connect.
+    pub status: Option<u16>,
+    /// The conversation's outcome (a flow step's disposition, `opted_out`).
+    pub outcome: Option<String>,
 }
 
 /// A prepared agent route: the pack's engine and the shared speech engines.
@@ -163,6 +169,15 @@ impl AgentRoute {
         Ok(())
     }
 
+    /// The longest a call on this route lasts.
+    pub fn max_call(&self) -> Duration {
+        Duration::from_secs(
+            self.params
+                .max_seconds
+                .unwrap_or(self.agent.pack().persona.timeouts.max_call_s),
+        )
+    }
+
     /// Runs one inbound call to its end and completes its record.
     pub async fn run(&self, call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
@@ -175,7 +190,7 @@ impl AgentRoute {
     /// on it to its end (the agent speaks first); completes its record.
     pub async fn call_out(&self, endpoint: &SipEndpoint, route: &str, out: CallOut, records: &Records) -> CallOutEnd {
         let record_id = new_record_id();
-        let call_id = new_call_id();
+        let call_id = out.call_id.clone().unwrap_or_else(new_call_id);
         records
             .outbound_started(&OutboundStart {
                 id: &record_id,
@@ -209,7 +224,8 @@ impl AgentRoute {
                 Ok(leg) => leg,
                 Err(why) => return no_media_port(&rtp, why),
             };
-            self.talk(leg, rtp, recorder, StoreSink::new(records, &record_id)).await
+            let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)));
+            self.talk(leg, rtp, recorder, sink).await
         }
         .instrument(span)
         .await;
@@ -218,6 +234,8 @@ impl AgentRoute {
             answered: outcome.answered,
             reason: outcome.end.reason.clone(),
             by: outcome.end.by.outbound_name(),
+            status: outcome.end.status,
+            outcome: outcome.conversation.clone(),
         };
         finish_call(records, &record_id, outcome, Direction::Outbound).await;
         end
@@ -231,11 +249,13 @@ impl AgentRoute {
                 Ok(a) => a,
                 Err(outcome) => return outcome,
             };
+        let caller = dnc_number(&call.info.from);
         let leg = match SipLeg::inbound(call, rtp.clone(), self.services(records)) {
             Ok(leg) => leg,
             Err(why) => return no_media_port(&rtp, why),
         };
-        self.talk(leg, rtp, recorder, StoreSink::new(records, record_id)).await
+        self.talk(leg, rtp, recorder, StoreSink::new(records, record_id, Some(caller)))
+            .await
     }
 
     /// What a leg needs to bridge a colleague's call.
@@ -292,7 +312,9 @@ impl AgentRoute {
         };
         let end = session.run(&mut leg, &mut recognizer).await;
         media.stop().await;
-        Outcome::answered(end_reason(end.end), &rtp, end.detail)
+        let mut outcome = Outcome::answered(end_reason(end.end), &rtp, end.detail);
+        outcome.conversation = end.outcome;
+        outcome
     }
 }
 
@@ -302,17 +324,32 @@ fn no_media_port(rtp: &RtpSession, why: String) -> Outcome {
     Outcome::answered(local_end("error"), rtp, Some(why))
 }
 
+/// The number a do-not-call list keeps for a party: the user part of a
+/// SIP URI (`sip:+14155552671@carrier` → `+14155552671`), else the text.
+fn dnc_number(party: &str) -> String {
+    let bare = party.trim().trim_start_matches('<').trim_end_matches('>');
+    let bare = bare
+        .strip_prefix("sip:")
+        .or_else(|| bare.strip_prefix("sips:"))
+        .or_else(|| bare.strip_prefix("tel:"))
+        .unwrap_or(bare);
+    bare.split(['@', ';', '>']).next().unwrap_or(bare).to_string()
+}
+
 /// The session's records into the call store, under the call's record.
 struct StoreSink {
     records: Records,
     record_id: String,
+    /// The other party's number, for the do-not-call list when they opt out.
+    party: Option<String>,
 }
 
 impl StoreSink {
-    fn new(records: &Records, record_id: &str) -> StoreSink {
+    fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
         StoreSink {
             records: records.clone(),
             record_id: record_id.to_string(),
+            party,
         }
     }
 }
@@ -329,5 +366,30 @@ impl SessionSink for StoreSink {
 
     async fn agent_turn(&self, turn: AgentTurn) {
         self.records.agent_turn(&self.record_id, &turn).await;
+    }
+
+    async fn outcome(&self, outcome: &str) {
+        self.records.outcome(&self.record_id, outcome).await;
+        if outcome == voxline_agent::dialogue::OPTED_OUT {
+            if let Some(number) = self.party.as_deref().filter(|n| !n.is_empty()) {
+                self.records.do_not_call(number).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dnc_number;
+
+    #[test]
+    fn the_number_of_a_party_is_its_uri_s_user() {
+        assert_eq!(dnc_number("+14155552671"), "+14155552671");
+        assert_eq!(
+            dnc_number("sip:+14155552671@carrier.example;user=phone"),
+            "+14155552671"
+        );
+        assert_eq!(dnc_number("<sip:alice@127.0.0.1:5070>"), "alice");
+        assert_eq!(dnc_number("tel:+442079460958"), "+442079460958");
     }
 }

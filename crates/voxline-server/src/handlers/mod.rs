@@ -114,6 +114,16 @@ impl Handlers {
         self.counters.clone()
     }
 
+    /// The agent routes, by route name (campaigns place their calls with them).
+    pub fn agents(&self) -> std::collections::HashMap<String, Arc<agent_route::AgentRoute>> {
+        self.agents.clone()
+    }
+
+    /// The call-record writer.
+    pub fn records(&self) -> Records {
+        self.records.clone()
+    }
+
     /// Gives the handlers the running SIP endpoint (for the calls they place).
     pub fn set_endpoint(&self, endpoint: Arc<voxline_sip::SipEndpoint>) {
         self.dialer.set(endpoint);

@@ -34,6 +34,8 @@ pub struct Outcome {
     pub stats: Option<Arc<MediaStats>>,
     /// What went wrong, when something did.
     pub detail: Option<String>,
+    /// The conversation's outcome (a flow step's disposition, `opted_out`).
+    pub conversation: Option<String>,
 }
 
 impl Outcome {
@@ -44,6 +46,7 @@ impl Outcome {
             answered: false,
             stats: None,
             detail,
+            conversation: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl Outcome {
             answered: true,
             stats: Some(rtp.stats()),
             detail,
+            conversation: None,
         }
     }
 }
@@ -191,6 +195,7 @@ pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome, d
         answered,
         stats,
         detail,
+        ..
     } = outcome;
     let load = |f: fn(&MediaStats) -> &std::sync::atomic::AtomicU64| {
         stats.as_deref().map(|s| f(s).load(Ordering::Relaxed)).unwrap_or(0)

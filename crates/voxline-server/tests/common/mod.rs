@@ -612,11 +612,18 @@ pub struct SippUas {
     child: Option<Child>,
     /// Its SIP port.
     pub port: u16,
+    /// The folder it runs in (its trace files).
+    pub dir: PathBuf,
 }
 
 impl SippUas {
     /// Starts it.
     pub fn start(scenario_file: &str, calls: u32) -> SippUas {
+        SippUas::start_with(scenario_file, calls, &[])
+    }
+
+    /// Starts it with more SIPp arguments (`-trace_msg`…).
+    pub fn start_with(scenario_file: &str, calls: u32, extra: &[&str]) -> SippUas {
         let dir = test_dir("uas");
         let port = free_port();
         let media_port = free_port();
@@ -641,6 +648,7 @@ impl SippUas {
                 "120",
                 "-nostdin",
             ])
+            .args(extra)
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -650,6 +658,7 @@ impl SippUas {
         SippUas {
             child: Some(child),
             port,
+            dir,
         }
     }
 

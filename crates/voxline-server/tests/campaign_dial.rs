@@ -1,0 +1,284 @@
+//! A campaign dialled by `voxline serve` over SIP to a callee farm (SIPp,
+//! `load-tests/sipp/uas_callee_farm.xml`: a person, busy, not found, no
+//! answer, a decline, early media, a hang-up), with the demo renewal agent
+//! talking on the answered calls: each contact gets the disposition of its
+//! callee, busy is retried, the do-not-call number is never dialled, the
+//! farm sees no call the store does not hold and never more than the
+//! limits, and the agent greets the contact by name.
+
+mod common;
+use common::{Server, SippUas};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODELS: &[&str] = &[
+    "whisper-tiny-en/ggml-model.bin",
+    "silero-vad/silero_vad.onnx",
+    "onnxruntime/libonnxruntime.so.1.31.1",
+    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
+    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
+];
+
+fn campaign(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .arg("campaign")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("voxline runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "voxline campaign {args:?}: {text}");
+    text
+}
+
+/// The number of callee kind `kind` (the farm's digit K), `n`-th of its kind.
+fn number(kind: u32, n: u32) -> String {
+    format!("+4420794600{kind}{n}")
+}
+
+/// INVITEs the farm received (distinct Call-IDs) per dialled number, from
+/// its message trace.
+fn invites_by_number(trace: &str) -> HashMap<String, Vec<String>> {
+    let mut by_number: HashMap<String, Vec<String>> = HashMap::new();
+    for msg in trace.split("----------------------------------------------- ") {
+        let Some(start) = msg.find("INVITE sip:") else {
+            continue;
+        };
+        if !msg[..start].contains("received") {
+            continue;
+        }
+        let rest = &msg[start + "INVITE sip:".len()..];
+        let num = rest.split('@').next().unwrap_or_default().to_string();
+        let call_id = msg
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Call-ID:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let ids = by_number.entry(num).or_default();
+        if !ids.contains(&call_id) {
+            ids.push(call_id);
+        }
+    }
+    by_number
+}
+
+#[test]
+fn a_campaign_gives_each_callee_its_disposition_within_the_limits() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let farm = SippUas::start_with(
+        "uas_callee_farm.xml",
+        1000,
+        &["-trace_msg", "-message_file", "farm-messages.log"],
+    );
+    let trunk = format!(
+        r#"
+[campaigns]
+max_calls = 2
+
+[[trunk]]
+name = "farm"
+kind = "ip"
+allow = ["127.0.0.9/32"]
+host = "127.0.0.1:{}"
+max_calls = 2
+max_cps = 2
+"#,
+        farm.port
+    );
+    let routes = format!(
+        r#"
+[[route]]
+name = "renewal"
+trunk = "local"
+number = {{ exact = "renewal" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60, record = false }}
+"#,
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../domains/demo-renewal")
+            .display()
+    );
+    let server = Server::start("campaign-dial", &trunk, Some(&routes));
+    let cfg = server.config.clone();
+    let cfg = cfg.as_path();
+    campaign(
+        cfg,
+        &[
+            "create",
+            "reminders",
+            "--route",
+            "renewal",
+            "--trunk",
+            "farm",
+            "--timezone",
+            "Europe/London",
+            "--country",
+            "GB",
+            "--window",
+            "mon-sun=00:00-24:00",
+            "--max-calls",
+            "2",
+            "--max-cps",
+            "2",
+            "--ring-timeout",
+            "5",
+            "--max-attempts",
+            "2",
+            "--retry-busy",
+            "1",
+            "--retry-no-answer",
+            "none",
+            "--retry-failed",
+            "none",
+        ],
+    );
+    // Kinds: 1 person, 2 busy, 3 not found, 4 no answer, 5 declines,
+    // 6 early media then a person, 7 answers and hangs up at once.
+    let list: Vec<(u32, u32, &str)> = vec![
+        (1, 1, "Ana"),
+        (1, 2, "Ben"),
+        (2, 1, "Cy"),
+        (3, 1, "Di"),
+        (4, 1, "Ed"),
+        (5, 1, "Fay"),
+        (6, 1, "Gus"),
+        (7, 1, "Hal"),
+        (1, 3, "Ivy"),
+    ];
+    let mut csv = String::from("phone,first_name\n");
+    for (k, n, name) in &list {
+        csv.push_str(&format!("{},{name}\n", number(*k, *n)));
+    }
+    let file = server.dir.join("contacts.csv");
+    std::fs::write(&file, csv).expect("contacts");
+    campaign(cfg, &["import", "reminders", file.to_str().expect("path")]);
+    // Put on the list after the import: read at dial time.
+    let dnc = number(1, 3);
+    campaign(cfg, &["dnc", &dnc]);
+    let started = Instant::now();
+    let out = campaign(cfg, &["start", "reminders"]);
+    assert!(out.contains("campaign reminders running"), "{out}");
+
+    // Follow it live until it is finished (bounded).
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["campaign", "status", "reminders", "--watch", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while watch.try_wait().expect("watch").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the campaign did not finish:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let watched = watch.wait_with_output().expect("watch output");
+    let watched = String::from_utf8_lossy(&watched.stdout).to_string();
+    eprintln!("{watched}\nfinished in {:.1} s", started.elapsed().as_secs_f64());
+    assert!(watched.contains("reminders: running |"), "{watched}");
+    assert!(
+        watched.contains("campaign reminders on route renewal: finished, 9 contacts"),
+        "{watched}"
+    );
+
+    // One final disposition per contact, the right one for its callee.
+    let export = campaign(cfg, &["export", "reminders"]);
+    let mut got: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    let mut lines = export.lines();
+    let header = lines.next().expect("header");
+    assert_eq!(
+        header,
+        "number,state,disposition,attempts,last_result,sip_status,timezone,source_line,first_name"
+    );
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[1], "done", "{l}");
+        got.insert(f[0].to_string(), (f[2].to_string(), f[3].to_string(), f[5].to_string()));
+    }
+    let want = |d: &str, attempts: &str, sip: &str| (d.to_string(), attempts.to_string(), sip.to_string());
+    let expected: BTreeMap<String, (String, String, String)> = [
+        (number(1, 1), want("answered", "1", "")),
+        (number(1, 2), want("answered", "1", "")),
+        (number(2, 1), want("attempts_exhausted", "2", "486")),
+        (number(3, 1), want("invalid_number", "1", "404")),
+        (number(4, 1), want("no_answer", "1", "487")),
+        (number(5, 1), want("rejected", "1", "603")),
+        (number(6, 1), want("answered", "1", "")),
+        (number(7, 1), want("answered", "1", "")),
+        (dnc.clone(), want("dnc", "0", "")),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, expected, "{export}");
+
+    // The farm saw exactly the attempts the store holds, the DNC number never.
+    let trace_file = farm.dir.join("farm-messages.log");
+    let trace = std::fs::read_to_string(&trace_file).unwrap_or_else(|e| panic!("{}: {e}", trace_file.display()));
+    let invites = invites_by_number(&trace);
+    assert!(!invites.contains_key(&dnc), "{invites:?}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt
+        .block_on(voxline_store::CallStore::open(&server.db_url, "reader"))
+        .expect("store");
+    let c = rt
+        .block_on(store.campaign_by_name("reminders"))
+        .expect("read")
+        .expect("campaign");
+    let attempts = rt.block_on(store.attempts(&c.id)).expect("attempts");
+    let mut stored: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, _, call_id, number, result) in &attempts {
+        assert!(result.is_some(), "an attempt left open: {attempts:?}");
+        stored.entry(number.clone()).or_default().push(call_id.clone());
+    }
+    for (number, ids) in &stored {
+        let mut seen = invites.get(number).cloned().unwrap_or_default();
+        let mut ids = ids.clone();
+        seen.sort();
+        ids.sort();
+        assert_eq!(seen, ids, "{number}: the farm's INVITEs against the store's attempts");
+    }
+    assert_eq!(invites.len(), stored.len(), "{invites:?}");
+
+    // Never more than 2 calls up at once (their records' INVITE to end).
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for (_, _, call_id, _, _) in &attempts {
+        let records = rt.block_on(store.find_by_call_id(call_id)).expect("records");
+        let r = records
+            .iter()
+            .find(|r| r.direction == "outbound")
+            .unwrap_or_else(|| panic!("no record of {call_id}"));
+        spans.push((r.invite_at, r.end_at.expect("ended")));
+    }
+    let most = spans
+        .iter()
+        .map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && start < e).count())
+        .max()
+        .unwrap_or(0);
+    assert!((1..=2).contains(&most), "{most} calls at once: {spans:?}");
+
+    // The agent spoke first on a person's call, greeting them by name.
+    let ana = &stored[&number(1, 1)][0];
+    let records = rt.block_on(store.find_by_call_id(ana)).expect("records");
+    let record = records.iter().find(|r| r.direction == "outbound").expect("record");
+    let lines = rt.block_on(store.transcript(&record.id)).expect("transcript");
+    let first = lines.iter().find(|l| l.speaker == "agent").expect("the agent spoke");
+    assert!(
+        first.text.starts_with("Hello Ana, this is Ava from Harbor Bank"),
+        "{lines:?}"
+    );
+}
