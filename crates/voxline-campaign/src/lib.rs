@@ -3,10 +3,12 @@
 //! ([`contacts`]); calling windows per weekday in the contact's local time,
 //! holidays excluded ([`window`]); a campaign's settings ([`settings`]);
 //! what an attempt's end means for its contact ([`outcome`]); and the
-//! dialer that runs a campaign on a node ([`dialer`]).
+//! dialer that runs a campaign on a node ([`dialer`]); answering-machine
+//! detection on an answered call ([`amd`]).
 
 #![warn(missing_docs)]
 
+pub mod amd;
 pub mod contacts;
 pub mod dialer;
 pub mod outcome;

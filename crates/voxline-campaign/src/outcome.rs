@@ -16,6 +16,8 @@ pub mod disposition {
     pub const NO_ANSWER: &str = "no_answer";
     /// An answering machine, no message left.
     pub const MACHINE: &str = "machine";
+    /// An answering machine, the campaign's message left after its beep.
+    pub const VOICEMAIL_LEFT: &str = "voicemail_left";
     /// Refused by the callee or the network (403, 603): final.
     pub const REJECTED: &str = "rejected";
     /// The call failed (5xx, no response, an error) and is not retried.
@@ -101,6 +103,12 @@ pub enum Verdict {
 /// Reads an attempt's end.
 pub fn verdict(p: &Placed) -> Verdict {
     if p.answered && p.machine {
+        if p.outcome.as_deref() == Some(disposition::VOICEMAIL_LEFT) {
+            return Verdict::Final {
+                disposition: disposition::VOICEMAIL_LEFT.into(),
+                result: "machine",
+            };
+        }
         return Verdict::Retry(Retryable::Machine);
     }
     if p.answered {
@@ -207,9 +215,12 @@ mod tests {
         assert_eq!(final_of(&p, 1).as_deref(), Some("completed"));
         p.outcome = None;
         assert_eq!(final_of(&p, 1).as_deref(), Some("answered"));
-        // A machine is final unless the campaign retries machines.
+        // A machine is final unless the campaign retries machines; a
+        // message left is final.
         p.machine = true;
         assert_eq!(final_of(&p, 1).as_deref(), Some("machine"));
+        p.outcome = Some("voicemail_left".into());
+        assert_eq!(final_of(&p, 1).as_deref(), Some("voicemail_left"));
     }
 
     #[test]

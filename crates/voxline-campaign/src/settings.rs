@@ -66,6 +66,14 @@ pub struct CampaignSettings {
     /// When a contact is dialled again.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Answering-machine detection: `off`, `hangup` on a machine, or leave
+    /// `voicemail` after its beep (`message`).
+    #[serde(default)]
+    pub amd: crate::amd::MachineAction,
+    /// The message left on a machine (`{first_name}` and the contact's
+    /// other variables filled in).
+    #[serde(default)]
+    pub voicemail: Option<String>,
 }
 
 /// When a contact is dialled again, by how its last attempt ended; a delay
@@ -188,6 +196,11 @@ impl CampaignSettings {
                 format!("{} is not 1 to 20", self.retry.max_attempts),
             );
         }
+        if self.amd == crate::amd::MachineAction::Message
+            && self.voicemail.as_deref().is_none_or(|m| m.trim().is_empty())
+        {
+            return bad("voicemail", "amd = \"message\" needs the message to leave".into());
+        }
         if self.trunk.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return bad("trunk", "must name a [[trunk]] when given".into());
         }
@@ -217,6 +230,8 @@ mod tests {
             max_cps: 1.0,
             ring_timeout_s: 30,
             retry: RetryPolicy::default(),
+            amd: crate::amd::MachineAction::Off,
+            voicemail: None,
         }
     }
 
@@ -284,6 +299,14 @@ mod tests {
                 ..settings()
             }),
             "max_calls"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                amd: crate::amd::MachineAction::Message,
+                voicemail: Some("  ".into()),
+                ..settings()
+            }),
+            "voicemail"
         );
         assert_eq!(
             field(CampaignSettings {

@@ -28,6 +28,7 @@ impl Placer for Farm {
     }
 
     async fn place(&self, dial: Dial) -> Placed {
+        dial.pacer.wait().await;
         self.started.lock().unwrap().push((dial.number.clone(), Instant::now()));
         {
             let mut up = self.up.lock().unwrap();
@@ -91,6 +92,8 @@ fn settings(windows: BTreeMap<String, String>) -> CampaignSettings {
             machine_s: None,
             failed_s: Some(1),
         },
+        amd: voxline_campaign::amd::MachineAction::Off,
+        voicemail: None,
     }
 }
 
@@ -170,10 +173,11 @@ async fn calls_stay_within_the_pacing_and_every_contact_ends_once() {
     assert_eq!(end, RunEnd::Finished);
     let started = farm.started.lock().unwrap().clone();
     assert_eq!(started.len(), 12, "one call per contact");
-    // At most 3 up at once; new calls at least 200 ms apart (5 per second).
+    // At most 3 up at once; new calls at least 200 ms apart (5 per second)
+    // where the call leaves.
     assert_eq!(farm.up.lock().unwrap().1, 3);
     let gaps: Vec<u128> = started.windows(2).map(|w| (w[1].1 - w[0].1).as_millis()).collect();
-    assert!(gaps.iter().all(|&g| g >= 195), "{gaps:?}");
+    assert!(gaps.iter().all(|&g| g >= 200), "{gaps:?}");
     let d = dispositions(&store, "pacing").await;
     assert_eq!(d.values().filter(|v| *v == "completed").count(), 10, "{d:?}");
     assert_eq!(d.values().filter(|v| *v == "answered").count(), 2, "{d:?}");

@@ -8,6 +8,7 @@
 
 use crate::config::Config;
 use crate::handlers::agent_route::{AgentRoute, CallOut};
+use crate::handlers::answering::Answering;
 use crate::records::{new_call_id, Records};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
+use voxline_agent::contact::fill_line;
 use voxline_campaign::dialer::state;
+use voxline_campaign::outcome::disposition;
 use voxline_campaign::{Dial, Dialer, NodeLimits, Placed, Placer};
 use voxline_sip::config::TrunkConfig;
 use voxline_sip::SipEndpoint;
@@ -55,6 +58,10 @@ impl Placer for AgentPlacer {
         };
         let mut variables = dial.variables;
         variables.insert("campaign".into(), dial.campaign.clone());
+        let answering = Answering {
+            action: dial.amd,
+            message: dial.voicemail.as_deref().map(|m| fill_line(m, &variables)),
+        };
         let out = CallOut {
             target: dial.number,
             from: dial.caller_id,
@@ -62,17 +69,23 @@ impl Placer for AgentPlacer {
             ring_timeout: Some(dial.ring_timeout),
             variables,
             call_id: Some(dial.call_id),
+            answering: Some(answering),
+            pace: Some(dial.pacer),
         };
         let end = self
             .agent
             .call_out(&self.endpoint, &dial.route, out, &self.records)
             .await;
+        let machine = matches!(
+            end.outcome.as_deref(),
+            Some(disposition::MACHINE | disposition::VOICEMAIL_LEFT)
+        );
         Placed {
             answered: end.answered,
             reason: end.reason,
             status: end.status,
             outcome: end.outcome,
-            machine: false,
+            machine,
         }
     }
 }

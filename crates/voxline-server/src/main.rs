@@ -68,6 +68,8 @@ enum BenchCommand {
     Llm(bench::llm::BenchLlmArgs),
     /// Agent route: voice-to-voice latency on the caller's side, at 1, 2, 5, 10 simultaneous calls.
     Turn(bench::turn::BenchTurnArgs),
+    /// Answering-machine detection on a labelled set of answers: confusion table and decision times.
+    Amd(bench::amd::BenchAmdArgs),
 }
 
 fn init_logging() {
@@ -147,6 +149,10 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Turn(args)) => finish(
             "voxline bench turn",
             runtime.block_on(bench::turn::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Amd(args)) => finish(
+            "voxline bench amd",
+            runtime.block_on(bench::amd::run(args)).map(|()| ExitCode::SUCCESS),
         ),
         Command::Chat(args) => finish(
             "voxline chat",

@@ -73,6 +73,13 @@ impl Records {
         }
     }
 
+    /// Who answered an outbound call, decided `at_ms` after the answer.
+    pub async fn amd(&self, id: &str, verdict: &str, at_ms: u64) {
+        if let Err(e) = self.store.call_amd(id, verdict, at_ms).await {
+            tracing::warn!(error = %e, "answering-machine detection not stored");
+        }
+    }
+
     /// Puts `number` on the do-not-call list of every campaign (the caller
     /// asked not to be called again).
     pub async fn do_not_call(&self, number: &str) {

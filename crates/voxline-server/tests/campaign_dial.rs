@@ -9,7 +9,7 @@
 mod common;
 use common::{Server, SippUas};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,9 +39,9 @@ fn campaign(config: &Path, args: &[&str]) -> String {
     text
 }
 
-/// The number of callee kind `kind` (the farm's digit K), `n`-th of its kind.
+/// The number of callee kind `kind` (the farm's last digit), `n`-th of its kind.
 fn number(kind: u32, n: u32) -> String {
-    format!("+4420794600{kind}{n}")
+    format!("+442079460{n:02}{kind}")
 }
 
 /// INVITEs the farm received (distinct Call-IDs) per dialled number, from
@@ -144,8 +144,8 @@ params = {{ domain = "{}", max_seconds = 60, record = false }}
             "none",
         ],
     );
-    // Kinds: 1 person, 2 busy, 3 not found, 4 no answer, 5 declines,
-    // 6 early media then a person, 7 answers and hangs up at once.
+    // Kinds (the last digit): 1 person, 2 busy, 3 not found, 4 no answer,
+    // 5 declines, 6 early media then a person, 7 answers and hangs up at once.
     let list: Vec<(u32, u32, &str)> = vec![
         (1, 1, "Ana"),
         (1, 2, "Ben"),
@@ -280,5 +280,243 @@ params = {{ domain = "{}", max_seconds = 60, record = false }}
     assert!(
         first.text.starts_with("Hello Ana, this is Ava from Harbor Bank"),
         "{lines:?}"
+    );
+}
+
+/// espeak-ng's `text` (voice en-us) at 16 kHz.
+fn espeak16(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let wav = dir.join(format!("{name}-espeak.wav"));
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng")
+        .success();
+    assert!(ok, "espeak-ng failed");
+    let mut r = hound::WavReader::open(&wav).expect("espeak wav");
+    let rate = r.spec().sample_rate as usize;
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+    // To 16 kHz by nearest sample (a test voice; the line is narrower still).
+    let n = samples.len() * 16_000 / rate;
+    (0..n)
+        .map(|i| samples[(i * rate / 16_000).min(samples.len() - 1)])
+        .collect()
+}
+
+fn silence16(secs: f32) -> Vec<i16> {
+    vec![0; (secs * 16_000.0) as usize]
+}
+
+/// When `channel` of the stereo recording first carries sound after `from` s.
+fn first_sound(path: &Path, channel: usize, from: f32) -> Option<f32> {
+    let mut r = hound::WavReader::open(path).expect("recording");
+    let spec = r.spec();
+    let ch = usize::from(spec.channels);
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let rate = spec.sample_rate as usize;
+    let win = rate / 50;
+    let start = (from * rate as f32) as usize;
+    (start / win..samples.len() / ch / win).find_map(|w| {
+        let sum: f64 = (w * win..(w + 1) * win)
+            .map(|i| f64::from(samples[i * ch + channel]).powi(2))
+            .sum();
+        ((sum / win as f64).sqrt() > 500.0).then_some((w * win) as f32 / rate as f32)
+    })
+}
+
+/// Answering-machine detection over SIP, the server calling itself through
+/// a trunk: a voicemail greeting with a beep gets the campaign's message
+/// after the beep (`voicemail_left`); a person saying "Hello?" hears the
+/// agent within 2 s of the end of it.
+#[test]
+fn a_machine_gets_the_message_after_its_beep_and_a_person_hears_the_agent() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("amd-callees");
+    let greeting = espeak16(
+        &dir,
+        "machine",
+        "Hi, you have reached Sam. I can't take your call. Please leave a message after the tone.",
+    );
+    let mut machine = silence16(0.4);
+    machine.extend(&greeting);
+    let beep_ends = (machine.len() as f32 / 16_000.0) + 0.3 + 0.5;
+    machine.extend(silence16(0.3));
+    machine
+        .extend((0..8000).map(|i| (9000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16_000.0).sin()) as i16));
+    machine.extend(silence16(15.0));
+    common::write_wav_rate(&dir.join("machine.wav"), &machine, 16_000);
+    let hello = espeak16(&dir, "person", "Hello?");
+    let mut person = silence16(0.4);
+    person.extend(&hello);
+    let hello_ends = person.len() as f32 / 16_000.0;
+    person.extend(silence16(12.0));
+    common::write_wav_rate(&dir.join("person.wav"), &person, 16_000);
+
+    let machine_no = "+442079460501";
+    let person_no = "+442079460511";
+    let routes = format!(
+        r#"
+[[route]]
+name = "machine"
+trunk = "local"
+number = {{ exact = "{machine_no}" }}
+handler = "playback"
+params = {{ greeting = "{machine}", max_seconds = 25 }}
+
+[[route]]
+name = "person"
+trunk = "local"
+number = {{ exact = "{person_no}" }}
+handler = "playback"
+params = {{ greeting = "{person}", max_seconds = 10 }}
+
+[[route]]
+name = "renewal"
+trunk = "local"
+number = {{ exact = "renewal" }}
+handler = "agent"
+params = {{ domain = "{pack}", max_seconds = 60, record = false }}
+"#,
+        machine = dir.join("machine.wav").display(),
+        person = dir.join("person.wav").display(),
+        pack = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../domains/demo-renewal")
+            .display()
+    );
+    // The campaign's trunk leads back to this server.
+    let server = Server::start_with("campaign-amd", "", Some(&routes), |text| {
+        let port: String = text
+            .split("bind = \"127.0.0.1:")
+            .nth(1)
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .expect("listener port");
+        format!(
+            "{text}\n[campaigns]\nmax_calls = 2\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n"
+        )
+    });
+    let cfg = server.config.clone();
+    let cfg = cfg.as_path();
+    campaign(
+        cfg,
+        &[
+            "create",
+            "amd",
+            "--route",
+            "renewal",
+            "--trunk",
+            "self",
+            "--timezone",
+            "Europe/London",
+            "--window",
+            "mon-sun=00:00-24:00",
+            "--ring-timeout",
+            "10",
+            "--amd",
+            "message",
+            "--voicemail",
+            "Hello {first_name}, this is Harbor Bank about your new card. Please call us back.",
+        ],
+    );
+    let file = server.dir.join("amd.csv");
+    std::fs::write(&file, format!("phone,first_name\n{machine_no},Sam\n{person_no},Ana\n")).expect("contacts");
+    campaign(cfg, &["import", "amd", file.to_str().expect("path")]);
+    campaign(cfg, &["start", "amd"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = campaign(cfg, &["status", "amd"]);
+        if status.contains(": finished,") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not finished: {status}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let export = campaign(cfg, &["export", "amd"]);
+    assert!(
+        export.contains(&format!("{machine_no},done,voicemail_left,1")),
+        "{export}"
+    );
+    assert!(export.contains(&format!("{person_no},done,answered,1")), "{export}");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store = rt
+        .block_on(voxline_store::CallStore::open(&server.db_url, "reader"))
+        .expect("store");
+    let c = rt
+        .block_on(store.campaign_by_name("amd"))
+        .expect("read")
+        .expect("campaign");
+    let attempts = rt.block_on(store.attempts(&c.id)).expect("attempts");
+    let records_of = |number: &str| {
+        let call_id = &attempts.iter().find(|a| a.3 == number).expect("attempt").2;
+        rt.block_on(store.find_by_call_id(call_id)).expect("records")
+    };
+    // The machine: told by its words or beep, the message after the beep.
+    let machine_records = records_of(machine_no);
+    let agent = machine_records
+        .iter()
+        .find(|r| r.direction == "outbound")
+        .expect("agent side");
+    assert!(
+        agent.amd.as_deref().is_some_and(|a| a.starts_with("machine")),
+        "{agent:?}"
+    );
+    let callee = machine_records
+        .iter()
+        .find(|r| r.direction == "inbound")
+        .expect("callee side");
+    let rec = PathBuf::from(callee.recording_path.as_deref().expect("recording"));
+    let rec = if rec.is_absolute() { rec } else { server.dir.join(rec) };
+    let message_at = first_sound(&rec, 0, 0.0).expect("the machine heard the message");
+    eprintln!(
+        "machine: {:?} at {:?} ms; message at {message_at:.2} s, beep ends {beep_ends:.2} s",
+        agent.amd, agent.amd_ms
+    );
+    assert!(
+        message_at >= beep_ends,
+        "the message started at {message_at} s, before the beep ended at {beep_ends} s"
+    );
+    let heard = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .arg("transcribe")
+        .arg(&rec)
+        .output()
+        .expect("transcribe");
+    let heard = String::from_utf8_lossy(&heard.stdout).to_lowercase();
+    assert!(heard.contains("call us back"), "the message: {heard}");
+
+    // The person: heard the agent within 2 s of the end of "Hello?".
+    let person_records = records_of(person_no);
+    let agent = person_records
+        .iter()
+        .find(|r| r.direction == "outbound")
+        .expect("agent side");
+    assert!(
+        agent.amd.as_deref().is_some_and(|a| a.starts_with("human")),
+        "{agent:?}"
+    );
+    let callee = person_records
+        .iter()
+        .find(|r| r.direction == "inbound")
+        .expect("callee side");
+    let rec = PathBuf::from(callee.recording_path.as_deref().expect("recording"));
+    let rec = if rec.is_absolute() { rec } else { server.dir.join(rec) };
+    let agent_at = first_sound(&rec, 0, 0.0).expect("the person heard the agent");
+    eprintln!(
+        "person: {:?} at {:?} ms; agent heard {:.2} s after the greeting",
+        agent.amd,
+        agent.amd_ms,
+        agent_at - hello_ends
+    );
+    assert!(
+        agent_at - hello_ends <= 2.0,
+        "the agent came {:.2} s after the greeting",
+        agent_at - hello_ends
     );
 }

@@ -1,8 +1,13 @@
--- The dialer (issue 21): a call's outcome as its conversation gave it, the
+-- The dialer (issue 21): a call's outcome as its conversation gave it and
+-- who answered it (person or machine), the
 -- lease a node holds on a contact it dials, and every attempt, written
 -- before its INVITE leaves. Portable SQL: the same file runs on SQLite and
 -- PostgreSQL.
 ALTER TABLE calls ADD COLUMN outcome TEXT;
+-- Answering-machine detection on an outbound call: "human: why" or
+-- "machine: why", and when it was decided (ms after the answer).
+ALTER TABLE calls ADD COLUMN amd TEXT;
+ALTER TABLE calls ADD COLUMN amd_ms BIGINT;
 
 ALTER TABLE campaign_contacts ADD COLUMN lease_node TEXT;
 ALTER TABLE campaign_contacts ADD COLUMN lease_until BIGINT;

@@ -129,6 +129,18 @@ impl CallStore {
         Ok(())
     }
 
+    /// Records who answered an outbound call (`human: why`, `machine: why`)
+    /// and when it was decided, ms after the answer.
+    pub async fn call_amd(&self, record_id: &str, verdict: &str, at_ms: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET amd = $1, amd_ms = $2 WHERE id = $3")
+            .bind(verdict)
+            .bind(at_ms as i64)
+            .bind(record_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Every campaign, newest first.
     pub async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
         sqlx::query("SELECT id, name, route, settings, state, created_at FROM campaigns ORDER BY created_at DESC, name")

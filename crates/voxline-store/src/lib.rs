@@ -53,7 +53,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
             "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
-            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome ",
+            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome, amd, amd_ms ",
             "FROM calls ",
             $tail
         )
@@ -419,6 +419,8 @@ impl CallRecord {
             remote_jitter_ms: row.try_get("remote_jitter_ms")?,
             detail: row.try_get("detail")?,
             outcome: row.try_get("outcome")?,
+            amd: row.try_get("amd")?,
+            amd_ms: row.try_get("amd_ms")?,
         })
     }
 }

@@ -113,6 +113,10 @@ pub struct CallRecord {
     pub detail: Option<String>,
     /// The conversation's outcome (a flow step's disposition, `opted_out`).
     pub outcome: Option<String>,
+    /// Answering-machine detection: `human: why` or `machine: why`.
+    pub amd: Option<String>,
+    /// When it decided, ms after the answer.
+    pub amd_ms: Option<i64>,
 }
 
 /// One line of a call's transcript.

@@ -141,6 +141,11 @@ impl PiperVoice {
         &self.config
     }
 
+    /// Sets the speaking rate (`length_scale`: above 1 is slower).
+    pub fn set_length_scale(&mut self, scale: f32) {
+        self.config.inference.length_scale = scale;
+    }
+
     /// Output sample rate, Hz.
     pub fn sample_rate(&self) -> u32 {
         self.config.audio.sample_rate

@@ -16,10 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxline_asr::stream::{audio_ctx_for, max_tokens_for};
 use voxline_asr::{
-    AsrEvent, AsrPool, DecodeOptions, PoolConfig, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel, ASR_RATE,
+    AsrEvent, AsrPool, DecodeOptions, PoolConfig, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel,
 };
-use voxline_media::g711::{linear_to_ulaw, ulaw_to_linear};
-use voxline_media::rtp_session::resample_clip;
 use voxline_media::wav_source::read_wav_mono;
 use voxline_text::heard::word_errors;
 
@@ -94,12 +92,12 @@ impl Score {
     }
 }
 
-/// A telephone line: down to 8 kHz, μ-law and back, up to 16 kHz.
+/// A telephone line (see [`super::ulaw_line`]), as Whisper's floats.
 fn through_ulaw_line(samples: &[i16], rate: u32) -> anyhow::Result<Vec<f32>> {
-    let narrow = resample_clip(samples, rate, 8_000)?;
-    let line: Vec<i16> = narrow.iter().map(|&s| ulaw_to_linear(linear_to_ulaw(s))).collect();
-    let wide = resample_clip(&line, 8_000, ASR_RATE)?;
-    Ok(wide.iter().map(|&s| f32::from(s) / 32768.0).collect())
+    Ok(super::ulaw_line(samples, rate)?
+        .iter()
+        .map(|&s| f32::from(s) / 32768.0)
+        .collect())
 }
 
 fn wav_clip(path: &Path, name: &str, source: &'static str, reference: String) -> anyhow::Result<Clip> {

@@ -162,6 +162,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             ring_timeout: args.ring_timeout.map(Duration::from_secs),
             variables: args.vars.iter().cloned().collect(),
             call_id: None,
+            answering: None,
+            pace: None,
         };
         return crate::cli::call_agent::run(cfg, Arc::new(endpoint), route, out).await;
     }

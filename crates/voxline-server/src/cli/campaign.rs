@@ -9,6 +9,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use voxline_campaign::amd::MachineAction;
 use voxline_campaign::contacts::{self, CountryZones, ImportOptions, ImportReport, TzSource};
 use voxline_campaign::{CampaignSettings, RetryPolicy};
 use voxline_store::{CallStore, CampaignRow, NewContact};
@@ -86,6 +87,13 @@ pub struct CreateArgs {
     /// Seconds before a failed call is tried again (`none`: final).
     #[arg(long, default_value = "900")]
     retry_failed: RetryDelay,
+    /// Answering-machine detection: off, hangup (on a machine) or message
+    /// (leave --voicemail after its beep).
+    #[arg(long, default_value = "off", value_parser = parse_amd)]
+    amd: MachineAction,
+    /// The message left on a machine with --amd message ({first_name}… filled in).
+    #[arg(long)]
+    voicemail: Option<String>,
     /// Configuration file (its store and routes).
     #[arg(long, default_value = "sip-config/voxline.toml")]
     config: PathBuf,
@@ -140,6 +148,16 @@ pub struct ExportArgs {
     /// Configuration file.
     #[arg(long, default_value = "sip-config/voxline.toml")]
     pub config: PathBuf,
+}
+
+/// `--amd`.
+fn parse_amd(s: &str) -> Result<MachineAction, String> {
+    match s.trim() {
+        "off" => Ok(MachineAction::Off),
+        "hangup" => Ok(MachineAction::Hangup),
+        "message" => Ok(MachineAction::Message),
+        other => Err(format!("{other:?}: off, hangup or message")),
+    }
 }
 
 /// `--retry-*`: seconds, or `none` (that outcome is final).
@@ -251,6 +269,8 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             machine_s: None,
             failed_s: a.retry_failed.0,
         },
+        amd: a.amd,
+        voicemail: a.voicemail.clone(),
     };
     settings.check()?;
     if let Some(t) = &a.trunk {

@@ -10,6 +10,7 @@ use crate::asr_engine::AsrEngine;
 use crate::config::routes::AgentParams;
 use crate::config::MediaConfig;
 use crate::handlers::agent_metrics::AgentMetrics;
+use crate::handlers::answering::{self, Answering, Who};
 use crate::leg::bridge::Dialer;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, place_with_media, Answered, Outcome};
 use crate::leg::sip_leg::{BridgeServices, SipLeg};
@@ -24,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{warn, Instrument};
 use voxline_agent::voice::{ReplyPace, SessionSink, VoiceConfig, VoiceSession};
 use voxline_agent::{Agent, DomainPack};
+use voxline_campaign::amd::MachineAction;
 use voxline_media::leg::{Direction, LegControl};
+use voxline_media::LegEnd;
 use voxline_media::{CallRecorder, MediaClock, RtpSession};
 use voxline_sip::{InboundCall, PlaceCall, RouteConfig, SipEndpoint};
 use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
@@ -45,6 +48,10 @@ pub struct CallOut {
     pub variables: BTreeMap<String, String>,
     /// The SIP Call-ID to use (a campaign writes it with the attempt first).
     pub call_id: Option<String>,
+    /// Detect an answering machine first, and what to do on one.
+    pub answering: Option<Answering>,
+    /// Waited on right before the INVITE leaves (a campaign's rate).
+    pub pace: Option<Arc<voxline_campaign::dialer::Pacer>>,
 }
 
 /// How an agent's outbound call ended.
@@ -213,6 +220,9 @@ impl AgentRoute {
             abandon: Some(self.shutdown.child_token()),
         };
         let outcome = async {
+            if let Some(pacer) = &out.pace {
+                pacer.wait().await;
+            }
             let record = self.params.record.unwrap_or(self.media.record);
             let (call, Answered { rtp, recorder }) =
                 match place_with_media(endpoint, place, &self.media, record, records, &record_id).await {
@@ -225,7 +235,7 @@ impl AgentRoute {
                 Err(why) => return no_media_port(&rtp, why),
             };
             let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)));
-            self.talk(leg, rtp, recorder, sink).await
+            self.talk(leg, rtp, recorder, sink, out.answering).await
         }
         .instrument(span)
         .await;
@@ -254,8 +264,14 @@ impl AgentRoute {
             Ok(leg) => leg,
             Err(why) => return no_media_port(&rtp, why),
         };
-        self.talk(leg, rtp, recorder, StoreSink::new(records, record_id, Some(caller)))
-            .await
+        self.talk(
+            leg,
+            rtp,
+            recorder,
+            StoreSink::new(records, record_id, Some(caller)),
+            None,
+        )
+        .await
     }
 
     /// What a leg needs to bridge a colleague's call.
@@ -269,29 +285,68 @@ impl AgentRoute {
         }
     }
 
-    /// The voice session on an answered leg, its media running on `rtp`
-    /// (recorded into `recorder`), to the call's end; what it says and hears
-    /// goes to the call's record through `sink`.
-    async fn talk(&self, mut leg: SipLeg, rtp: RtpSession, recorder: Option<CallRecorder>, sink: StoreSink) -> Outcome {
-        // While this call lasts, the engines know the CPU is shared.
-        let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
+    /// A recogniser for one call, with the pack's vocabulary.
+    async fn recognizer(&self) -> Result<voxline_asr::StreamingRecognizer, String> {
         let asr = self.asr.clone();
         let vocabulary = self.agent.pack().persona.asr_prompt();
-        let recognizer = tokio::task::spawn_blocking(move || asr.recognizer(vocabulary.as_deref())).await;
-        let mut recognizer = match recognizer {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+        match tokio::task::spawn_blocking(move || asr.recognizer(vocabulary.as_deref())).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The voice session on an answered leg, its media running on `rtp`
+    /// (recorded into `recorder`), to the call's end; what it says and hears
+    /// goes to the call's record through `sink`. With `answering`, who
+    /// answered is found out first: a machine never reaches the session.
+    async fn talk(
+        &self,
+        mut leg: SipLeg,
+        rtp: RtpSession,
+        recorder: Option<CallRecorder>,
+        sink: StoreSink,
+        answering: Option<Answering>,
+    ) -> Outcome {
+        // While this call lasts, the engines know the CPU is shared.
+        let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
+        let mut recognizer = match self.recognizer().await {
+            Ok(r) => r,
+            Err(e) => {
                 warn!(error = %e, "speech recognition unavailable: hanging up");
                 leg.hangup().await.ok();
-                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
-            }
-            Err(e) => {
-                leg.hangup().await.ok();
-                return Outcome::answered(local_end("error"), &rtp, Some(e.to_string()));
+                return Outcome::answered(local_end("error"), &rtp, Some(e));
             }
         };
         let media = RunningMedia::start(&rtp, &self.clock, recorder);
         rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
+        if let Some(a) = answering.filter(|a| a.action != MachineAction::Off) {
+            let who = answering::detect(&mut leg, &mut recognizer, &a, &sink.records, &sink.record_id, &self.tts).await;
+            let (outcome, end) = match who {
+                // The agent starts on a fresh recogniser: the greeting's
+                // words are not a turn of the conversation.
+                Who::Person => match self.recognizer().await {
+                    Ok(r) => {
+                        recognizer.close();
+                        recognizer = r;
+                        (None, None)
+                    }
+                    Err(e) => (None, Some((LegEnd::local("error"), Some(e)))),
+                },
+                Who::Machine(outcome, end) => (Some(outcome), Some((end, None))),
+                Who::Ended(end) => (None, Some((end, None))),
+            };
+            if let Some((end, detail)) = end {
+                if let Some(o) = outcome {
+                    sink.records.outcome(&sink.record_id, o).await;
+                }
+                leg.hangup().await.ok();
+                media.stop().await;
+                let mut out = Outcome::answered(end_reason(end), &rtp, detail);
+                out.conversation = outcome.map(str::to_string);
+                return out;
+            }
+        }
         let persona = &self.agent.pack().persona;
         let session = VoiceSession {
             agent: self.agent.clone(),

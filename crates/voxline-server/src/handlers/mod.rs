@@ -6,6 +6,7 @@
 
 pub mod agent_metrics;
 pub mod agent_route;
+pub mod answering;
 pub mod engines;
 pub mod playback;
 
