@@ -90,7 +90,7 @@ lint: llama-links
 unit: llama-links
 	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks (print their tables)
+## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection, a 1,000-contact campaign (print their tables)
 load-test: deps prompts build models bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
@@ -100,6 +100,8 @@ load-test: deps prompts build models bench-venv
 	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml piper
 	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml espeak
 	load-tests/asr-confidence.sh espeak domains/demo-bank/eval-neighbours.toml domains/demo-energy/eval-neighbours.toml
+	$(VOXLINE) bench amd --set load-tests/amd/answers-a.toml --set load-tests/amd/answers-b.toml
+	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
 # llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.

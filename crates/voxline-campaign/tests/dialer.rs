@@ -140,6 +140,16 @@ const NODE: NodeLimits = NodeLimits {
     max_call: Duration::from_secs(300),
 };
 
+/// Runs campaign `id` on `farm` until the dialer stops (30 s at most).
+async fn run_to_end(store: &CallStore, id: &str, farm: Arc<Farm>) -> RunEnd {
+    let campaign = store.campaign_by_id(id).await.unwrap().unwrap();
+    let dialer = Dialer::new(store.clone(), campaign, farm, NODE).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), dialer.run(CancellationToken::new()))
+        .await
+        .expect("the campaign ends")
+        .expect("runs")
+}
+
 async fn dispositions(store: &CallStore, id: &str) -> BTreeMap<String, String> {
     store
         .contacts_page(id, 0, 1000)
@@ -195,12 +205,7 @@ async fn outcomes_are_retried_or_final_and_dnc_is_read_at_dial_time() {
     campaign(&store, "outcomes", &settings(always()), &list).await;
     store.add_dnc("", &[list[5].clone()]).await.unwrap();
     let farm = Arc::new(Farm::default());
-    let campaign = store.campaign_by_id("outcomes").await.unwrap().unwrap();
-    let dialer = Dialer::new(store.clone(), campaign, farm.clone(), NODE).unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(30), dialer.run(CancellationToken::new()))
-        .await
-        .expect("the campaign ends")
-        .expect("runs");
+    let end = run_to_end(&store, "outcomes", farm.clone()).await;
     assert_eq!(end, RunEnd::Finished);
     let d = dispositions(&store, "outcomes").await;
     let expect: BTreeMap<String, String> = list
@@ -327,12 +332,7 @@ async fn what_a_stopped_node_left_is_moved_on_and_nobody_is_called_twice() {
     store.call_outcome("rec-answered", "opted_out").await.unwrap();
 
     let farm = Arc::new(Farm::default());
-    let campaign = store.campaign_by_id("restart").await.unwrap().unwrap();
-    let dialer = Dialer::new(store.clone(), campaign, farm.clone(), NODE).unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(30), dialer.run(CancellationToken::new()))
-        .await
-        .expect("the campaign ends")
-        .expect("runs");
+    let end = run_to_end(&store, "restart", farm.clone()).await;
     assert_eq!(end, RunEnd::Finished);
     let d = dispositions(&store, "restart").await;
     // The answered one keeps its outcome and is not called again; the

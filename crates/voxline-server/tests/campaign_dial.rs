@@ -39,6 +39,24 @@ fn campaign(config: &Path, args: &[&str]) -> String {
     text
 }
 
+/// The demo renewal agent's route (not recording: the callee's recording
+/// of the same call has the same name, its Call-ID).
+fn renewal_route() -> String {
+    format!(
+        r#"
+[[route]]
+name = "renewal"
+trunk = "local"
+number = {{ exact = "renewal" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60, record = false }}
+"#,
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../domains/demo-renewal")
+            .display()
+    )
+}
+
 /// The number of callee kind `kind` (the farm's last digit), `n`-th of its kind.
 fn number(kind: u32, n: u32) -> String {
     format!("+442079460{n:02}{kind}")
@@ -97,19 +115,7 @@ max_cps = 2
 "#,
         farm.port
     );
-    let routes = format!(
-        r#"
-[[route]]
-name = "renewal"
-trunk = "local"
-number = {{ exact = "renewal" }}
-handler = "agent"
-params = {{ domain = "{}", max_seconds = 60, record = false }}
-"#,
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../domains/demo-renewal")
-            .display()
-    );
+    let routes = renewal_route();
     let server = Server::start("campaign-dial", &trunk, Some(&routes));
     let cfg = server.config.clone();
     let cfg = cfg.as_path();
@@ -373,19 +379,10 @@ trunk = "local"
 number = {{ exact = "{person_no}" }}
 handler = "playback"
 params = {{ greeting = "{person}", max_seconds = 10 }}
-
-[[route]]
-name = "renewal"
-trunk = "local"
-number = {{ exact = "renewal" }}
-handler = "agent"
-params = {{ domain = "{pack}", max_seconds = 60, record = false }}
-"#,
+{renewal}"#,
         machine = dir.join("machine.wav").display(),
         person = dir.join("person.wav").display(),
-        pack = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../domains/demo-renewal")
-            .display()
+        renewal = renewal_route(),
     );
     // The campaign's trunk leads back to this server.
     let server = Server::start_with("campaign-amd", "", Some(&routes), |text| {
@@ -454,31 +451,21 @@ params = {{ domain = "{pack}", max_seconds = 60, record = false }}
         .expect("read")
         .expect("campaign");
     let attempts = rt.block_on(store.attempts(&c.id)).expect("attempts");
-    let records_of = |number: &str| {
+    // Per number: the agent side's verdict and when, the callee's recording.
+    let sides = |number: &str| {
         let call_id = &attempts.iter().find(|a| a.3 == number).expect("attempt").2;
-        rt.block_on(store.find_by_call_id(call_id)).expect("records")
+        let records = rt.block_on(store.find_by_call_id(call_id)).expect("records");
+        let agent = records.iter().find(|r| r.direction == "outbound").expect("agent side");
+        let callee = records.iter().find(|r| r.direction == "inbound").expect("callee side");
+        let rec = PathBuf::from(callee.recording_path.as_deref().expect("recording"));
+        let rec = if rec.is_absolute() { rec } else { server.dir.join(rec) };
+        (agent.amd.clone().unwrap_or_default(), agent.amd_ms, rec)
     };
     // The machine: told by its words or beep, the message after the beep.
-    let machine_records = records_of(machine_no);
-    let agent = machine_records
-        .iter()
-        .find(|r| r.direction == "outbound")
-        .expect("agent side");
-    assert!(
-        agent.amd.as_deref().is_some_and(|a| a.starts_with("machine")),
-        "{agent:?}"
-    );
-    let callee = machine_records
-        .iter()
-        .find(|r| r.direction == "inbound")
-        .expect("callee side");
-    let rec = PathBuf::from(callee.recording_path.as_deref().expect("recording"));
-    let rec = if rec.is_absolute() { rec } else { server.dir.join(rec) };
+    let (amd, amd_ms, rec) = sides(machine_no);
+    assert!(amd.starts_with("machine"), "{amd}");
     let message_at = first_sound(&rec, 0, 0.0).expect("the machine heard the message");
-    eprintln!(
-        "machine: {:?} at {:?} ms; message at {message_at:.2} s, beep ends {beep_ends:.2} s",
-        agent.amd, agent.amd_ms
-    );
+    eprintln!("machine: {amd} at {amd_ms:?} ms; message at {message_at:.2} s, beep ends {beep_ends:.2} s");
     assert!(
         message_at >= beep_ends,
         "the message started at {message_at} s, before the beep ended at {beep_ends} s"
@@ -492,26 +479,11 @@ params = {{ domain = "{pack}", max_seconds = 60, record = false }}
     assert!(heard.contains("call us back"), "the message: {heard}");
 
     // The person: heard the agent within 2 s of the end of "Hello?".
-    let person_records = records_of(person_no);
-    let agent = person_records
-        .iter()
-        .find(|r| r.direction == "outbound")
-        .expect("agent side");
-    assert!(
-        agent.amd.as_deref().is_some_and(|a| a.starts_with("human")),
-        "{agent:?}"
-    );
-    let callee = person_records
-        .iter()
-        .find(|r| r.direction == "inbound")
-        .expect("callee side");
-    let rec = PathBuf::from(callee.recording_path.as_deref().expect("recording"));
-    let rec = if rec.is_absolute() { rec } else { server.dir.join(rec) };
+    let (amd, amd_ms, rec) = sides(person_no);
+    assert!(amd.starts_with("human"), "{amd}");
     let agent_at = first_sound(&rec, 0, 0.0).expect("the person heard the agent");
     eprintln!(
-        "person: {:?} at {:?} ms; agent heard {:.2} s after the greeting",
-        agent.amd,
-        agent.amd_ms,
+        "person: {amd} at {amd_ms:?} ms; agent heard {:.2} s after the greeting",
         agent_at - hello_ends
     );
     assert!(

@@ -53,6 +53,18 @@ pub struct ContactCounts {
     pub by_disposition: Vec<(String, i64)>,
 }
 
+/// A `campaigns` row.
+pub(crate) fn campaign_row(r: &sqlx::any::AnyRow) -> Result<CampaignRow, StoreError> {
+    Ok(CampaignRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        route: r.try_get("route")?,
+        settings: r.try_get("settings")?,
+        state: r.try_get("state")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 impl CallStore {
     /// Creates a campaign (state `draft`); a name already taken is an error.
     pub async fn create_campaign(&self, id: &str, name: &str, route: &str, settings: &str) -> Result<(), StoreError> {
@@ -71,21 +83,13 @@ impl CallStore {
 
     /// The campaign named `name`, if any.
     pub async fn campaign_by_name(&self, name: &str) -> Result<Option<CampaignRow>, StoreError> {
-        let row = sqlx::query("SELECT id, name, route, settings, state, created_at FROM campaigns WHERE name = $1")
+        sqlx::query("SELECT id, name, route, settings, state, created_at FROM campaigns WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(CampaignRow {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                route: r.try_get("route")?,
-                settings: r.try_get("settings")?,
-                state: r.try_get("state")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
+            .await?
+            .as_ref()
+            .map(campaign_row)
+            .transpose()
     }
 
     /// Adds contacts to a campaign in one transaction: all of them or, on an

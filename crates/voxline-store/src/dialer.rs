@@ -5,6 +5,7 @@
 //! left half-done. The rules (windows, pacing, retries) live in
 //! `voxline-campaign`.
 
+use crate::campaign::campaign_row;
 use crate::{now_ms, CallStore, CampaignRow, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -101,17 +102,6 @@ fn contact(r: &AnyRow) -> Result<ContactRow, StoreError> {
     })
 }
 
-fn campaign(r: &AnyRow) -> Result<CampaignRow, StoreError> {
-    Ok(CampaignRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        route: r.try_get("route")?,
-        settings: r.try_get("settings")?,
-        state: r.try_get("state")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
-
 impl CallStore {
     /// This node's name (the rows it writes and the leases it holds).
     pub fn node(&self) -> &str {
@@ -147,7 +137,7 @@ impl CallStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(campaign)
+            .map(campaign_row)
             .collect()
     }
 
@@ -158,7 +148,7 @@ impl CallStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(campaign)
+            .map(campaign_row)
             .transpose()
     }
 
