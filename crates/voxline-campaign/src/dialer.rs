@@ -6,7 +6,7 @@
 //! stopped node left half-done. Placing the call itself is the server's
 //! (a [`Placer`]): the agent talks on the answered leg.
 
-use crate::outcome::{after_attempt, disposition, Placed};
+use crate::outcome::{after_attempt, disposition, Placed, NOT_PLACED};
 use crate::settings::{CampaignSettings, Checked, SettingsError};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -245,7 +245,6 @@ impl Dialer {
     }
 
     async fn run_inner(&self, shutdown: CancellationToken) -> Result<RunEnd, DialerError> {
-        let id = self.campaign.id.clone();
         self.recover(true).await?;
         info!(
             max_calls = self.plan.max_calls,
@@ -253,75 +252,98 @@ impl Dialer {
             "dialling"
         );
         let mut calls: JoinSet<Done> = JoinSet::new();
-        let mut next_dial = Instant::now();
-        let mut state_read = Instant::now() - STATE_POLL;
-        let mut orphans_read = Instant::now();
-        let mut state = state::RUNNING.to_string();
+        let mut at = Pace {
+            next_dial: Instant::now(),
+            state_read: Instant::now() - STATE_POLL,
+            orphans_read: Instant::now(),
+            state: state::RUNNING.to_string(),
+        };
         loop {
-            // Calls that ended: their contacts move on.
-            while let Some(done) = calls.try_join_next() {
+            match self.step(&mut calls, &mut at, &shutdown).await {
+                Ok(Some(end)) => return Ok(end),
+                Ok(None) => {}
+                // The store failed: the calls up go on, dialling resumes
+                // once it answers again.
+                Err(e) => {
+                    warn!(error = %e, "campaign store unavailable: trying again in a second");
+                    self.wait(&mut calls, Duration::from_secs(1), &shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// One turn of the dialer: the calls that ended moved on, the state
+    /// read back, and the next contact dialled when the pacing allows, else
+    /// a wait. `Some` when the run is over.
+    async fn step(
+        &self,
+        calls: &mut JoinSet<Done>,
+        at: &mut Pace,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<RunEnd>, DialerError> {
+        let id = &self.campaign.id;
+        while let Some(done) = calls.try_join_next() {
+            self.joined(done).await;
+        }
+        if at.state_read.elapsed() >= STATE_POLL {
+            at.state_read = Instant::now();
+            at.state = match self.store.campaign_by_id(id).await? {
+                Some(c) => c.state,
+                None => state::STOPPED.into(),
+            };
+        }
+        if at.orphans_read.elapsed() >= ORPHAN_POLL {
+            at.orphans_read = Instant::now();
+            self.recover(false).await?;
+        }
+        if at.state != state::RUNNING || shutdown.is_cancelled() {
+            if calls.is_empty() {
+                return Ok(Some(match at.state.as_str() {
+                    _ if shutdown.is_cancelled() => RunEnd::Shutdown,
+                    state::PAUSED => RunEnd::Paused,
+                    state::FINISHED => RunEnd::Finished,
+                    _ => RunEnd::Stopped,
+                }));
+            }
+            if let Some(done) = calls.join_next().await {
                 self.joined(done).await;
             }
-            if state_read.elapsed() >= STATE_POLL {
-                state_read = Instant::now();
-                state = match self.store.campaign_by_id(&id).await? {
-                    Some(c) => c.state,
-                    None => state::STOPPED.into(),
-                };
-            }
-            if orphans_read.elapsed() >= ORPHAN_POLL {
-                orphans_read = Instant::now();
-                self.recover(false).await?;
-            }
-            let dialling = state == state::RUNNING && !shutdown.is_cancelled();
-            if !dialling {
-                if calls.is_empty() {
-                    return Ok(match state.as_str() {
-                        _ if shutdown.is_cancelled() => RunEnd::Shutdown,
-                        state::PAUSED => RunEnd::Paused,
-                        state::FINISHED => RunEnd::Finished,
-                        _ => RunEnd::Stopped,
-                    });
-                }
-                if let Some(done) = calls.join_next().await {
-                    self.joined(done).await;
-                }
-                continue;
-            }
-            let now = Instant::now();
-            if calls.len() < self.plan.max_calls as usize && now >= next_dial {
-                match self.next_contact().await? {
-                    Next::Dial(contact) => {
-                        self.dial(contact, &mut calls).await?;
-                        next_dial = now + self.plan.spacing;
-                        continue;
-                    }
-                    Next::Skipped => continue,
-                    Next::NoneDue(due) => {
-                        if calls.is_empty() && due.is_none() && self.store.open_contacts(&id).await? == 0 {
-                            self.store
-                                .set_campaign_state(&id, &[state::RUNNING], state::FINISHED)
-                                .await?;
-                            info!("every contact has its final disposition: campaign finished");
-                            return Ok(RunEnd::Finished);
-                        }
-                        // Sleep until a contact falls due, a call ends, or the state is read again.
-                        let wait = due
-                            .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64))
-                            .unwrap_or(STATE_POLL)
-                            .min(STATE_POLL);
-                        self.wait(&mut calls, wait, &shutdown).await;
-                        continue;
-                    }
-                }
-            }
-            let wait = if calls.len() < self.plan.max_calls as usize {
-                next_dial.saturating_duration_since(now).min(STATE_POLL)
-            } else {
-                STATE_POLL
-            };
-            self.wait(&mut calls, wait, &shutdown).await;
+            return Ok(None);
         }
+        let now = Instant::now();
+        let room = calls.len() < self.plan.max_calls as usize;
+        if room && now >= at.next_dial {
+            match self.next_contact().await? {
+                Next::Dial(contact) => {
+                    self.dial(contact, calls).await?;
+                    at.next_dial = now + self.plan.spacing;
+                }
+                Next::Skipped => {}
+                Next::NoneDue(due) => {
+                    if calls.is_empty() && due.is_none() && self.store.open_contacts(id).await? == 0 {
+                        self.store
+                            .set_campaign_state(id, &[state::RUNNING], state::FINISHED)
+                            .await?;
+                        info!("every contact has its final disposition: campaign finished");
+                        return Ok(Some(RunEnd::Finished));
+                    }
+                    // Until a contact falls due, a call ends, or the state is read again.
+                    let wait = due
+                        .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64))
+                        .unwrap_or(STATE_POLL)
+                        .min(STATE_POLL);
+                    self.wait(calls, wait, shutdown).await;
+                }
+            }
+            return Ok(None);
+        }
+        let wait = if room {
+            at.next_dial.saturating_duration_since(now).min(STATE_POLL)
+        } else {
+            STATE_POLL
+        };
+        self.wait(calls, wait, shutdown).await;
+        Ok(None)
     }
 
     /// Waits up to `wait` for a call to end (and moves its contact on).
@@ -340,6 +362,20 @@ impl Dialer {
         let Some(contact) = self.store.lease_contact(id, lease_until).await? else {
             return Ok(Next::NoneDue(self.store.next_due(id).await?));
         };
+        let seq = contact.seq;
+        match self.check_leased(contact).await {
+            Ok(next) => Ok(next),
+            Err(e) => {
+                // Not left leased for the rest of the run: due again now.
+                self.store.release_contact(id, seq, now_ms()).await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a leased contact may be dialled now: DNC, window, last day.
+    async fn check_leased(&self, contact: ContactRow) -> Result<Next, DialerError> {
+        let id = &self.campaign.id;
         // Do-not-call lists are read at dial time, not only at import.
         if self.store.is_dnc(id, &contact.number).await? {
             info!(seq = contact.seq, "on a do-not-call list: not dialled");
@@ -393,7 +429,14 @@ impl Dialer {
     async fn dial(&self, contact: ContactRow, calls: &mut JoinSet<Done>) -> Result<(), DialerError> {
         let attempt = contact.attempts.max(0) as u32 + 1;
         let call_id = self.placer.new_call_id();
-        self.store.attempt_started(&contact, attempt as i32, &call_id).await?;
+        if let Err(e) = self.store.attempt_started(&contact, attempt as i32, &call_id).await {
+            // Nobody was called: due again now.
+            self.store
+                .release_contact(&contact.campaign_id, contact.seq, now_ms())
+                .await
+                .ok();
+            return Err(e.into());
+        }
         let variables: BTreeMap<String, String> = serde_json::from_str(&contact.variables).unwrap_or_default();
         let s = &self.plan.settings;
         let dial = Dial {
@@ -431,6 +474,17 @@ impl Dialer {
     /// (a failed write is retried, never dropped: the attempt would be
     /// found again after a restart).
     async fn ended(&self, (contact, attempt, placed): Done) {
+        if placed.reason == NOT_PLACED {
+            info!(seq = contact.seq, attempt, "never placed: the attempt is taken back");
+            if let Err(e) = self
+                .store
+                .attempt_withdrawn(&contact.campaign_id, contact.seq, attempt as i32)
+                .await
+            {
+                warn!(error = %e, seq = contact.seq, "attempt not taken back: picked up at the next start");
+            }
+            return;
+        }
         let (end, next) = after_attempt(&placed, attempt, &self.plan.settings.retry, now_ms());
         info!(seq = contact.seq, attempt, result = %end.result, next = ?next, "attempt ended");
         self.complete(&contact, attempt, &end, &next).await;
@@ -492,6 +546,18 @@ impl Dialer {
         }
         Ok(())
     }
+}
+
+/// The dialer's clocks between turns.
+struct Pace {
+    /// When the next call may be set up.
+    next_dial: Instant,
+    /// When the campaign's state was last read.
+    state_read: Instant,
+    /// When expired leases of other nodes were last looked for.
+    orphans_read: Instant,
+    /// The campaign's state as last read.
+    state: String,
 }
 
 /// What the next lease gave.

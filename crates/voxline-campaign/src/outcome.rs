@@ -36,6 +36,10 @@ pub mod disposition {
     pub const OPTED_OUT: &str = "opted_out";
 }
 
+/// The placer's reason for a call it never sent (the node shut down
+/// before its INVITE left): the attempt is taken back, not counted.
+pub const NOT_PLACED: &str = "not_placed";
+
 /// How one attempt went, as the call's placer reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {

@@ -46,10 +46,11 @@ impl Placer for AgentPlacer {
     async fn place(&self, dial: Dial) -> Placed {
         let _slot = match self.slots.clone().acquire_owned().await {
             Ok(s) => s,
+            // The node shuts down before this call could start.
             Err(_) => {
                 return Placed {
                     answered: false,
-                    reason: "shutdown".into(),
+                    reason: voxline_campaign::outcome::NOT_PLACED.into(),
                     status: None,
                     outcome: None,
                     machine: false,

@@ -279,6 +279,32 @@ impl CallStore {
         Ok(())
     }
 
+    /// Takes back attempt `attempt`, whose INVITE never left (the node shut
+    /// down first): its row is removed and the contact is due again at once
+    /// with the attempts it had.
+    pub async fn attempt_withdrawn(&self, campaign_id: &str, seq: i64, attempt: i32) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM campaign_attempts WHERE campaign_id = $1 AND seq = $2 AND attempt = $3")
+            .bind(campaign_id)
+            .bind(seq)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE campaign_contacts SET state = 'pending', attempts = $1, next_at = $2, lease_node = NULL, \
+             lease_until = NULL, updated_at = $2 WHERE campaign_id = $3 AND seq = $4",
+        )
+        .bind(attempt - 1)
+        .bind(now)
+        .bind(campaign_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A leased contact done without an attempt (on a do-not-call list, its
     /// window will not open again).
     pub async fn finish_contact(&self, campaign_id: &str, seq: i64, disposition: &str) -> Result<(), StoreError> {

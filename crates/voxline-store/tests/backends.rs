@@ -224,6 +224,10 @@ async fn shared_leases(url: &str) {
     assert_eq!(b.left_dialing("ld", false, until + 1).await.expect("left").len(), 2);
     assert!(a.left_dialing("ld", true, now_ms()).await.expect("left").len() == 2);
     assert!(b.left_dialing("ld", true, now_ms()).await.expect("left").is_empty());
+    // An attempt whose INVITE never left is taken back.
+    a.attempt_withdrawn("ld", second.seq, 1).await.expect("withdraw");
+    assert_eq!(a.left_dialing("ld", true, now_ms()).await.expect("left").len(), 1);
+    assert!(a.attempts("ld").await.expect("attempts").is_empty());
     // A contact given back is due again; the third was never taken.
     a.release_contact("ld", first.seq, 0).await.expect("release");
     assert_eq!(a.next_due("ld").await.expect("due"), Some(0));
