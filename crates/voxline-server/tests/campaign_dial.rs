@@ -4,7 +4,8 @@
 //! talking on the answered calls: each contact gets the disposition of its
 //! callee, busy is retried, the do-not-call number is never dialled, the
 //! farm sees no call the store does not hold and never more than the
-//! limits, and the agent greets the contact by name.
+//! limits, and the agent greets the contact by name. And answering-machine
+//! detection and the opt-out over SIP.
 
 mod common;
 use common::{Server, SippUas};
@@ -310,6 +311,21 @@ fn espeak16(dir: &Path, name: &str, text: &str) -> Vec<i16> {
         .collect()
 }
 
+/// The Piper voice's `text` (`voxline say`) at 16 kHz.
+fn piper16(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let wav = dir.join(format!("{name}-piper.wav"));
+    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["say", text, "--out"])
+        .arg(&wav)
+        .output()
+        .expect("voxline say");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = voxline_media::read_wav_mono(&wav).expect("said");
+    voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000)
+        .expect("resample")
+        .to_vec()
+}
+
 fn silence16(secs: f32) -> Vec<i16> {
     vec![0; (secs * 16_000.0) as usize]
 }
@@ -334,7 +350,8 @@ fn first_sound(path: &Path, channel: usize, from: f32) -> Option<f32> {
 /// Answering-machine detection over SIP, the server calling itself through
 /// a trunk: a voicemail greeting with a beep gets the campaign's message
 /// after the beep (`voicemail_left`); a person saying "Hello?" hears the
-/// agent within 2 s of the end of it.
+/// agent within 2 s of the end of it; one who then says "Stop calling me"
+/// is `opted_out` and on the do-not-call list.
 #[test]
 fn a_machine_gets_the_message_after_its_beep_and_a_person_hears_the_agent() {
     let _one = common::one_at_a_time();
@@ -361,9 +378,17 @@ fn a_machine_gets_the_message_after_its_beep_and_a_person_hears_the_agent() {
     let hello_ends = person.len() as f32 / 16_000.0;
     person.extend(silence16(12.0));
     common::write_wav_rate(&dir.join("person.wav"), &person, 16_000);
+    // A person who answers, lets the agent start, and asks not to be called.
+    let mut optout = silence16(0.4);
+    optout.extend(piper16(&dir, "optout-hello", "Hello?"));
+    optout.extend(silence16(9.0));
+    optout.extend(piper16(&dir, "optout-stop", "No. Stop calling me."));
+    optout.extend(silence16(12.0));
+    common::write_wav_rate(&dir.join("optout.wav"), &optout, 16_000);
 
     let machine_no = "+442079460501";
     let person_no = "+442079460511";
+    let optout_no = "+442079460521";
     let routes = format!(
         r#"
 [[route]]
@@ -379,9 +404,17 @@ trunk = "local"
 number = {{ exact = "{person_no}" }}
 handler = "playback"
 params = {{ greeting = "{person}", max_seconds = 10 }}
+
+[[route]]
+name = "optout"
+trunk = "local"
+number = {{ exact = "{optout_no}" }}
+handler = "playback"
+params = {{ greeting = "{optout}", max_seconds = 30 }}
 {renewal}"#,
         machine = dir.join("machine.wav").display(),
         person = dir.join("person.wav").display(),
+        optout = dir.join("optout.wav").display(),
         renewal = renewal_route(),
     );
     // The campaign's trunk leads back to this server.
@@ -419,7 +452,11 @@ params = {{ greeting = "{person}", max_seconds = 10 }}
         ],
     );
     let file = server.dir.join("amd.csv");
-    std::fs::write(&file, format!("phone,first_name\n{machine_no},Sam\n{person_no},Ana\n")).expect("contacts");
+    std::fs::write(
+        &file,
+        format!("phone,first_name\n{machine_no},Sam\n{person_no},Ana\n{optout_no},Bo\n"),
+    )
+    .expect("contacts");
     campaign(cfg, &["import", "amd", file.to_str().expect("path")]);
     campaign(cfg, &["start", "amd"]);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -441,6 +478,7 @@ params = {{ greeting = "{person}", max_seconds = 10 }}
         "{export}"
     );
     assert!(export.contains(&format!("{person_no},done,answered,1")), "{export}");
+    assert!(export.contains(&format!("{optout_no},done,opted_out,1")), "{export}");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let store = rt
@@ -451,6 +489,8 @@ params = {{ greeting = "{person}", max_seconds = 10 }}
         .expect("read")
         .expect("campaign");
     let attempts = rt.block_on(store.attempts(&c.id)).expect("attempts");
+    // "Stop calling me": on the do-not-call list at once.
+    assert!(rt.block_on(store.is_dnc("another campaign", optout_no)).expect("dnc"));
     // Per number: the agent side's verdict and when, the callee's recording.
     let sides = |number: &str| {
         let call_id = &attempts.iter().find(|a| a.3 == number).expect("attempt").2;
