@@ -16,17 +16,17 @@ DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libesp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: llama-links run test deps build prompts models fmt-check lint unit load-test bench-venv fuzz clean-cache-note
+.PHONY: llama-links run test deps build prompts models api-token fmt-check lint unit load-test bench-venv fuzz clean-cache-note
 
 ## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
-run: deps prompts build models
+run: deps prompts build models api-token
 	@echo
 	@echo "voxline is starting with $(CONFIG)."
 	@echo "  Talk to the demo bank agent: baresip, then  /dial sip:demo@127.0.0.1:5060"
 	@echo "  or in text: $(VOXLINE) chat --domain domains/demo-bank"
 	@echo "  Call it:   sipp -sn uac 127.0.0.1:5060 -s demo -m 1 -d 5000"
 	@echo "  or:        $(VOXLINE) call sip:demo@127.0.0.1:5060 --max-seconds 5 --record /tmp/heard.wav"
-	@echo "  Records:   curl -s http://127.0.0.1:8080/api/calls | head"
+	@echo "  Records:   curl -s -H \"Authorization: Bearer \$$(cat $(API_TOKEN))\" http://127.0.0.1:8080/api/calls | head"
 	@echo
 	@echo "  The demo bank's tools call voxline-demo-bank on 127.0.0.1:8091 (log: $(VOXLINE_CACHE)/demo-bank-service.log)."
 	$(DEMO_BANK) > $(VOXLINE_CACHE)/demo-bank-service.log 2>&1 & svc=$$!; \
@@ -34,7 +34,7 @@ run: deps prompts build models
 	$(VOXLINE) serve --config $(CONFIG)
 
 ## make test: everything CI runs
-test: deps prompts fmt-check lint build models unit
+test: deps prompts fmt-check lint build models unit api-token
 	$(VOXLINE) check-config --config $(CONFIG)
 	$(VOXLINE) models verify
 	@echo "make test: all green"
@@ -58,6 +58,13 @@ deps:
 models: build
 	$(VOXLINE) models fetch
 	$(VOXLINE) models fetch --group test
+
+# The local tools' API token (the example config reads it: [[http.token]]
+# file), made once, readable by its owner only.
+API_TOKEN := $(VOXLINE_CACHE)/api-token
+api-token: build
+	@[ -s $(API_TOKEN) ] || $(VOXLINE) token new --name local --scope write --out $(API_TOKEN) >/dev/null
+	@echo "API token: $(API_TOKEN)"
 
 # The demo greeting, synthesised locally (no audio files in git).
 prompts: $(VOXLINE_CACHE)/prompts/greeting.wav
@@ -91,7 +98,7 @@ unit: llama-links
 	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
 
 ## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection, a 1,000-contact campaign (print their tables)
-load-test: deps prompts build models bench-venv
+load-test: deps prompts build models api-token bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
 	$(VOXLINE) bench asr

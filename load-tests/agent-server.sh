@@ -1,6 +1,10 @@
 # Sourced by the agent load tests: starts `voxline serve --config $CONFIG`
 # with its log in $LOG and waits until it is ready (at most 60 s); sets
-# $SERVER. The caller's EXIT trap should kill $SERVER.
+# $SERVER. The caller's EXIT trap should kill $SERVER. $AUTH is the curl
+# option that sends the API token (the file `make run` makes, or
+# $VOXLINE_API_TOKEN).
+API_TOKEN=${VOXLINE_API_TOKEN:-$(cat "${VOXLINE_CACHE:-$HOME/.cache/voxline}/api-token" 2>/dev/null || true)}
+AUTH=(-H "Authorization: Bearer $API_TOKEN")
 start_agent_server() {
 	"$VOXLINE" serve --config "$CONFIG" >"$LOG" 2>&1 &
 	SERVER=$!

@@ -11,7 +11,7 @@ CONFIG=${CONFIG:-sip-config/voxline.toml}
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 start_agent_server
 METRICS=${METRICS:-http://127.0.0.1:8080/metrics}
-snapshot() { curl -fsS "$METRICS" 2>/dev/null | grep -E '^voxline_(asr_decode_seconds|asr_audio_seconds|llm_[a-z_]+)_total ' || true; }
+snapshot() { curl -fsS "${AUTH[@]}" "$METRICS" 2>/dev/null | grep -E '^voxline_(asr_decode_seconds|asr_audio_seconds|llm_[a-z_]+)_total ' || true; }
 BEFORE=$(snapshot)
 STARTED=$(date +%s.%N)
 "$VOXLINE" bench turn "$@"

@@ -40,7 +40,7 @@ start_agent_server
 
 "$VOXLINE" call "$TARGET" "${plays[@]}" --after-quiet-ms 1500 --hangup-after-reply \
 	--max-seconds $((30 + n * 25)) >"$WORK/call.log" 2>&1
-call_id=$(curl -fsS "$API/api/calls" | python3 -c 'import json,sys; c=max(json.load(sys.stdin), key=lambda c: c["invite_at"]); print(c["call_id"])')
-curl -fsS "$API/api/calls/$call_id/transcript" >"$WORK/transcript.json"
+call_id=$(curl -fsS "${AUTH[@]}" "$API/api/calls" | python3 -c 'import json,sys; c=max(json.load(sys.stdin), key=lambda c: c["invite_at"]); print(c["call_id"])')
+curl -fsS "${AUTH[@]}" "$API/api/calls/$call_id/transcript" >"$WORK/transcript.json"
 echo "call $call_id"
 python3 load-tests/spoken_eval.py grade "$SET" "$WORK/transcript.json" "$CONFIG"

@@ -118,6 +118,63 @@ pub trait Placer: Send + Sync {
     fn new_call_id(&self) -> String;
     /// Places the call and, once answered, lets the agent talk to its end.
     async fn place(&self, dial: Dial) -> Placed;
+    /// An attempt's end, once written with the contact's next step (a
+    /// webhook is sent from here).
+    async fn attempt_done(&self, _report: AttemptReport) {}
+    /// The campaign was made `finished` by this node: every contact has its
+    /// final disposition.
+    async fn campaign_finished(&self, _campaign_id: &str) {}
+}
+
+/// How an attempt ended, as the store now holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptReport {
+    /// The campaign's id.
+    pub campaign_id: String,
+    /// The contact's place in the campaign.
+    pub seq: i64,
+    /// E.164 number.
+    pub number: String,
+    /// The contact's variables.
+    pub variables: BTreeMap<String, String>,
+    /// Attempt number (from 1).
+    pub attempt: u32,
+    /// Its Call-ID.
+    pub call_id: String,
+    /// The attempt's result (`answered`, `busy`, `no_answer`, `interrupted`…).
+    pub result: String,
+    /// The SIP status of a call that did not connect.
+    pub sip_status: Option<u16>,
+    /// The conversation's outcome.
+    pub outcome: Option<String>,
+    /// The contact's final disposition, when this attempt was its last.
+    pub disposition: Option<String>,
+    /// When it is dialled again (ms since the epoch), when it is.
+    pub retry_at: Option<i64>,
+}
+
+impl AttemptReport {
+    fn new(contact: &ContactRow, attempt: u32, call_id: &str, end: &AttemptEnd, next: &NextStep) -> AttemptReport {
+        AttemptReport {
+            campaign_id: contact.campaign_id.clone(),
+            seq: contact.seq,
+            number: contact.number.clone(),
+            variables: serde_json::from_str(&contact.variables).unwrap_or_default(),
+            attempt,
+            call_id: call_id.to_string(),
+            result: end.result.clone(),
+            sip_status: end.sip_status,
+            outcome: end.outcome.clone(),
+            disposition: match next {
+                NextStep::Final { disposition } => Some(disposition.clone()),
+                NextStep::Retry { .. } => None,
+            },
+            retry_at: match next {
+                NextStep::Retry { at } => Some(*at),
+                NextStep::Final { .. } => None,
+            },
+        }
+    }
 }
 
 /// What a node allows a campaign: its own limits (the trunk's
@@ -211,7 +268,7 @@ pub struct Dialer {
 }
 
 /// A call under way: its contact and attempt number, and how it went.
-type Done = (ContactRow, u32, Placed);
+type Done = (ContactRow, u32, String, Placed);
 
 impl Dialer {
     /// A dialer for `campaign`, within `node`'s limits.
@@ -321,10 +378,15 @@ impl Dialer {
                 Next::Skipped => {}
                 Next::NoneDue(due) => {
                     if calls.is_empty() && due.is_none() && self.store.open_contacts(id).await? == 0 {
-                        self.store
+                        // Another node may have finished it first: its own report then.
+                        if self
+                            .store
                             .set_campaign_state(id, &[state::RUNNING], state::FINISHED)
-                            .await?;
-                        info!("every contact has its final disposition: campaign finished");
+                            .await?
+                        {
+                            info!("every contact has its final disposition: campaign finished");
+                            self.placer.campaign_finished(id).await;
+                        }
                         return Ok(Some(RunEnd::Finished));
                     }
                     // Until a contact falls due, a call ends, or the state is read again.
@@ -456,7 +518,7 @@ impl Dialer {
         let placer = self.placer.clone();
         calls.spawn(async move {
             let placed = placer.place(dial).await;
-            (contact, attempt, placed)
+            (contact, attempt, call_id, placed)
         });
         Ok(())
     }
@@ -473,7 +535,7 @@ impl Dialer {
     /// A call ended: its attempt is completed and its contact moved on
     /// (a failed write is retried, never dropped: the attempt would be
     /// found again after a restart).
-    async fn ended(&self, (contact, attempt, placed): Done) {
+    async fn ended(&self, (contact, attempt, call_id, placed): Done) {
         if placed.reason == NOT_PLACED {
             info!(seq = contact.seq, attempt, "never placed: the attempt is taken back");
             if let Err(e) = self
@@ -487,10 +549,15 @@ impl Dialer {
         }
         let (end, next) = after_attempt(&placed, attempt, &self.plan.settings.retry, now_ms());
         info!(seq = contact.seq, attempt, result = %end.result, next = ?next, "attempt ended");
-        self.complete(&contact, attempt, &end, &next).await;
+        if self.complete(&contact, attempt, &end, &next).await {
+            self.placer
+                .attempt_done(AttemptReport::new(&contact, attempt, &call_id, &end, &next))
+                .await;
+        }
     }
 
-    async fn complete(&self, contact: &ContactRow, attempt: u32, end: &AttemptEnd, next: &NextStep) {
+    /// Writes an attempt's end; false when it could not be written.
+    async fn complete(&self, contact: &ContactRow, attempt: u32, end: &AttemptEnd, next: &NextStep) -> bool {
         for wait_ms in [0, 200, 1000, 5000] {
             tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             match self
@@ -498,7 +565,7 @@ impl Dialer {
                 .attempt_ended(&contact.campaign_id, contact.seq, attempt as i32, end, next)
                 .await
             {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) => warn!(error = %e, seq = contact.seq, "attempt's end not written: trying again"),
             }
         }
@@ -506,6 +573,7 @@ impl Dialer {
             seq = contact.seq,
             "attempt's end not written: the contact is picked up at the next start"
         );
+        false
     }
 
     /// Moves on contacts left `dialing`: this node's at its start (`mine`),
@@ -541,6 +609,9 @@ impl Dialer {
                     self.store
                         .attempt_ended(&c.campaign_id, c.seq, attempt as i32, &end, &next)
                         .await?;
+                    self.placer
+                        .attempt_done(AttemptReport::new(c, attempt, call_id, &end, &next))
+                        .await;
                 }
             }
         }

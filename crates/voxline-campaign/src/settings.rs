@@ -74,6 +74,9 @@ pub struct CampaignSettings {
     /// other variables filled in).
     #[serde(default)]
     pub voicemail: Option<String>,
+    /// The campaign's own webhook receivers (besides the server's).
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhook::WebhookTarget>,
 }
 
 /// When a contact is dialled again, by how its last attempt ended; a delay
@@ -204,6 +207,11 @@ impl CampaignSettings {
         if self.trunk.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return bad("trunk", "must name a [[trunk]] when given".into());
         }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            if let Err((field, why)) = w.check() {
+                return bad(&format!("webhooks[{i}].{field}"), why);
+            }
+        }
         Ok(Checked {
             default_country,
             timezone,
@@ -232,6 +240,7 @@ mod tests {
             retry: RetryPolicy::default(),
             amd: crate::amd::MachineAction::Off,
             voicemail: None,
+            webhooks: Vec::new(),
         }
     }
 

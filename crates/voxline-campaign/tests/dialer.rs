@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use voxline_campaign::dialer::state;
-use voxline_campaign::{CampaignSettings, Dial, Dialer, NodeLimits, Placed, Placer, RetryPolicy, RunEnd};
+use voxline_campaign::{
+    AttemptReport, CampaignSettings, Dial, Dialer, NodeLimits, Placed, Placer, RetryPolicy, RunEnd,
+};
 use voxline_store::{now_ms, CallStore, NewContact};
 
 /// How the double answers a number, by its last digit: 0-4 a person who
@@ -19,6 +21,9 @@ struct Farm {
     hold: Duration,
     started: Mutex<Vec<(String, Instant)>>,
     up: Mutex<(usize, usize)>,
+    /// The attempts' ends reported, and the campaigns finished.
+    reports: Mutex<Vec<AttemptReport>>,
+    finished: Mutex<Vec<String>>,
 }
 
 #[async_trait::async_trait]
@@ -60,6 +65,14 @@ impl Placer for Farm {
         self.up.lock().unwrap().0 -= 1;
         p
     }
+
+    async fn attempt_done(&self, report: AttemptReport) {
+        self.reports.lock().unwrap().push(report);
+    }
+
+    async fn campaign_finished(&self, campaign_id: &str) {
+        self.finished.lock().unwrap().push(campaign_id.to_string());
+    }
 }
 
 fn rand_id() -> u128 {
@@ -94,6 +107,7 @@ fn settings(windows: BTreeMap<String, String>) -> CampaignSettings {
         },
         amd: voxline_campaign::amd::MachineAction::Off,
         voicemail: None,
+        webhooks: Vec::new(),
     }
 }
 
@@ -233,6 +247,19 @@ async fn outcomes_are_retried_or_final_and_dnc_is_read_at_dial_time() {
     assert_eq!(rows[0].sip_status, Some(486));
     assert_eq!(rows[1].sip_status, Some(404));
     assert_eq!(rows[0].attempts, 2);
+    // Each attempt reported once it was written; the busy one's first with
+    // its retry, its second final; the campaign's end once.
+    let reports = farm.reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 6, "{reports:?}");
+    let busy: Vec<&AttemptReport> = reports.iter().filter(|r| r.number == list[0]).collect();
+    assert_eq!(busy.len(), 2);
+    assert!(busy[0].retry_at.is_some() && busy[0].disposition.is_none(), "{busy:?}");
+    assert_eq!(busy[1].disposition.as_deref(), Some("attempts_exhausted"));
+    assert_eq!((busy[1].attempt, busy[1].result.as_str()), (2, "busy"));
+    let person = reports.iter().find(|r| r.number == list[4]).expect("the person");
+    assert_eq!(person.outcome.as_deref(), Some("completed"));
+    assert!(person.call_id.ends_with("@test"));
+    assert_eq!(*farm.finished.lock().unwrap(), ["outcomes"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

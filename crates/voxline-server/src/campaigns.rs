@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::handlers::agent_route::{AgentRoute, CallOut};
 use crate::handlers::answering::Answering;
 use crate::records::{new_call_id, Records};
+use crate::webhooks::Webhooks;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tracing::{error, info, warn};
 use voxline_agent::contact::fill_line;
 use voxline_campaign::dialer::state;
 use voxline_campaign::outcome::disposition;
-use voxline_campaign::{Dial, Dialer, NodeLimits, Placed, Placer};
+use voxline_campaign::{AttemptReport, Dial, Dialer, NodeLimits, Placed, Placer};
 use voxline_sip::config::TrunkConfig;
 use voxline_sip::SipEndpoint;
 use voxline_store::{CallStore, CampaignRow};
@@ -35,6 +36,8 @@ struct AgentPlacer {
     records: Records,
     /// The node's campaign call slots (all campaigns).
     slots: Arc<Semaphore>,
+    /// Where attempts and the campaign's end are reported.
+    webhooks: Arc<Webhooks>,
 }
 
 #[async_trait::async_trait]
@@ -89,6 +92,16 @@ impl Placer for AgentPlacer {
             machine,
         }
     }
+
+    async fn attempt_done(&self, report: AttemptReport) {
+        let w = self.webhooks.clone();
+        tokio::spawn(async move { w.attempt_done(&report).await });
+    }
+
+    async fn campaign_finished(&self, campaign_id: &str) {
+        let (w, id) = (self.webhooks.clone(), campaign_id.to_string());
+        tokio::spawn(async move { w.campaign_finished(&id).await });
+    }
 }
 
 /// Dials the store's running campaigns on this node until shutdown.
@@ -100,16 +113,20 @@ pub struct CampaignRunner {
     trunks: Vec<TrunkConfig>,
     slots: Arc<Semaphore>,
     max_calls: u32,
+    webhooks: Arc<Webhooks>,
 }
 
 impl CampaignRunner {
-    /// A runner over the node's agent routes (`agents`, by route name).
+    /// A runner over the node's agent routes (`agents`, by route name),
+    /// within the node's outbound call `slots`.
     pub fn new(
         cfg: &Config,
         store: CallStore,
         records: Records,
         endpoint: Arc<SipEndpoint>,
         agents: HashMap<String, Arc<AgentRoute>>,
+        slots: Arc<Semaphore>,
+        webhooks: Arc<Webhooks>,
     ) -> CampaignRunner {
         CampaignRunner {
             store,
@@ -117,8 +134,9 @@ impl CampaignRunner {
             endpoint,
             agents,
             trunks: cfg.trunks.clone(),
-            slots: Arc::new(Semaphore::new(cfg.campaigns.max_calls as usize)),
+            slots,
             max_calls: cfg.campaigns.max_calls,
+            webhooks,
         }
     }
 
@@ -201,6 +219,7 @@ impl CampaignRunner {
             endpoint: self.endpoint.clone(),
             records: self.records.clone(),
             slots: self.slots.clone(),
+            webhooks: self.webhooks.clone(),
         });
         Dialer::new(self.store.clone(), c.clone(), placer, node).map_err(|e| e.to_string())
     }

@@ -8,8 +8,10 @@ mod config;
 mod handlers;
 mod http;
 mod leg;
+mod ops;
 mod records;
 mod serve;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,6 +56,9 @@ enum Command {
     /// Outbound campaigns: create, import contacts, status, do-not-call.
     #[command(subcommand)]
     Campaign(cli::campaign::CampaignCommand),
+    /// Bearer tokens for the HTTP API.
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +174,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => finish("voxline models", cli::models::run(cmd)),
         Command::Call(args) => finish("voxline call", runtime.block_on(cli::call::run(args))),
         Command::Campaign(cmd) => finish("voxline campaign", runtime.block_on(cli::campaign::run(cmd))),
+        Command::Token(cmd) => finish("voxline token", cli::token::run(cmd).map(|()| ExitCode::SUCCESS)),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Writing call records from the call handlers. A failed write is logged and
 //! never ends a call.
 
+use crate::webhooks::Webhooks;
+use std::sync::Arc;
 use voxline_sip::{CallInfo, EndReason, RouteConfig};
 use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSummary, TranscriptLine};
 
@@ -8,6 +10,8 @@ use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSumm
 #[derive(Debug, Clone)]
 pub struct Records {
     store: CallStore,
+    /// Where a call's answer and end are reported (`[[webhook]]`, campaigns').
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 /// A fresh record id.
@@ -23,7 +27,16 @@ pub fn new_call_id() -> String {
 impl Records {
     /// Wraps an open store.
     pub fn new(store: CallStore) -> Records {
-        Records { store }
+        Records { store, webhooks: None }
+    }
+
+    /// The same, reporting calls answered and ended to `webhooks` (written
+    /// to its outbox off the call's path).
+    pub fn with_webhooks(self, webhooks: Arc<Webhooks>) -> Records {
+        Records {
+            webhooks: Some(webhooks),
+            ..self
+        }
     }
 
     /// The store.
@@ -64,6 +77,10 @@ impl Records {
         if let Err(e) = self.store.call_answered(id, codec, recording).await {
             tracing::error!(error = %e, "call record not updated (answer)");
         }
+        if let Some(w) = self.webhooks.clone() {
+            let id = id.to_string();
+            tokio::spawn(async move { w.call_answered(&id).await });
+        }
     }
 
     /// The outcome a call's conversation gave it.
@@ -93,6 +110,10 @@ impl Records {
     pub async fn ended(&self, id: &str, end: &CallEnd) {
         if let Err(e) = self.store.call_ended(id, end).await {
             tracing::error!(error = %e, "call record not completed");
+        }
+        if let Some(w) = self.webhooks.clone() {
+            let id = id.to_string();
+            tokio::spawn(async move { w.call_ended(&id).await });
         }
     }
 

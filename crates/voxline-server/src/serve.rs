@@ -31,8 +31,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let records = Records::new(store.clone());
     let shutdown = CancellationToken::new();
+    let webhooks = crate::webhooks::Webhooks::new(store.clone(), cfg.webhook_targets.clone());
+    let sender = tokio::spawn(webhooks.clone().send(shutdown.clone()));
+    let records = Records::new(store.clone()).with_webhooks(webhooks.clone());
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
     let counters = handlers.counters();
     let endpoint = Arc::new(
@@ -51,17 +53,31 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     handlers.set_endpoint(endpoint.clone());
     let registrations = endpoint.start_registrations(&cfg.trunks);
+    // The node's outbound calls, the campaigns' and the API's together.
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.campaigns.max_calls as usize));
     if let Some(bind) = cfg.http.bind {
-        crate::http::start(
-            bind,
-            store.clone(),
-            counters.clone(),
-            endpoint.router(),
+        if cfg.http.tokens.is_empty() {
+            tracing::warn!(
+                "[http] has no [[http.token]]: the API answers only /healthz (voxline token new makes a token)"
+            );
+        }
+        let ctx = crate::http::ApiContext {
+            cfg: Arc::new(cfg.clone()),
+            store: store.clone(),
+            counters: counters.clone(),
+            router: endpoint.router(),
             registrations,
-            shutdown.clone(),
-        )
-        .await
-        .with_context(|| format!("http.bind {bind}"))?;
+            live: handlers.live(),
+            outbound: crate::http::Outbound {
+                agents: handlers.agents(),
+                endpoint: endpoint.clone(),
+                records: handlers.records(),
+                slots: slots.clone(),
+            },
+        };
+        crate::http::start(bind, ctx, shutdown.clone())
+            .await
+            .with_context(|| format!("http.bind {bind}"))?;
     }
     let campaigns = cfg.campaigns.dial.then(|| {
         let runner = crate::campaigns::CampaignRunner::new(
@@ -70,6 +86,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             handlers.records(),
             endpoint.clone(),
             handlers.agents(),
+            slots.clone(),
+            webhooks.clone(),
         );
         tokio::spawn(runner.run(shutdown.clone()))
     });
@@ -79,7 +97,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     info!("shutting down: hanging up calls");
     shutdown.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while counters.active.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+    let placing = || slots.available_permits() < cfg.campaigns.max_calls as usize;
+    while (counters.active.load(Ordering::Relaxed) > 0 || placing()) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The campaigns' dialers write how their last calls ended.
@@ -91,6 +110,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             tracing::warn!("campaign dialers still busy at shutdown: their contacts are picked up at the next start");
         }
     }
+    // Deliveries in flight finish or are taken again at the next start.
+    let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
     // Let the BYEs leave before the transport closes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     endpoint.shutdown();

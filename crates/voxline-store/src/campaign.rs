@@ -176,6 +176,39 @@ impl CallStore {
         Ok(added)
     }
 
+    /// Takes numbers off a do-not-call list (`scope` as in [`CallStore::add_dnc`]).
+    /// Returns how many were on it.
+    pub async fn remove_dnc(&self, scope: &str, numbers: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for n in numbers {
+            removed += sqlx::query("DELETE FROM dnc_numbers WHERE scope = $1 AND number = $2")
+                .bind(scope)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` numbers of a do-not-call list after `after` (in order),
+    /// each with when it was added (ms since the epoch).
+    pub async fn dnc_page(&self, scope: &str, after: &str, limit: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query(
+            "SELECT number, added_at FROM dnc_numbers WHERE scope = $1 AND number > $2 ORDER BY number LIMIT $3",
+        )
+        .bind(scope)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("number")?, r.try_get("added_at")?)))
+        .collect()
+    }
+
     /// Whether `number` may not be called by campaign `campaign_id` (on the
     /// global list or the campaign's own).
     pub async fn is_dnc(&self, campaign_id: &str, number: &str) -> Result<bool, StoreError> {

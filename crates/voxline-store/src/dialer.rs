@@ -385,6 +385,16 @@ impl CallStore {
         )
     }
 
+    /// The campaign attempt a call was (campaign id, contact seq, attempt), if it was one.
+    pub async fn attempt_of_call(&self, call_id: &str) -> Result<Option<(String, i64, i32)>, StoreError> {
+        sqlx::query("SELECT campaign_id, seq, attempt FROM campaign_attempts WHERE call_id = $1")
+            .bind(call_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok((r.try_get("campaign_id")?, r.try_get("seq")?, r.try_get("attempt")?)))
+            .transpose()
+    }
+
     /// Up to `limit` contacts of `campaign_id` after `after_seq`, in order.
     pub async fn contacts_page(
         &self,

@@ -10,10 +10,12 @@
 mod campaign;
 mod dialer;
 mod record;
+mod webhook;
 
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
+pub use webhook::{Delivery, NewDelivery};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -239,6 +241,15 @@ impl CallStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(CallRecord::from_row).collect()
+    }
+
+    /// The record with this id.
+    pub async fn record(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query(select_call!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(CallRecord::from_row).transpose()
     }
 
     /// The most recent records, newest first.

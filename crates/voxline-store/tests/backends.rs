@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use voxline_store::{
-    now_ms, AgentTurn, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, NextStep,
-    TranscriptLine,
+    now_ms, AgentTurn, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, NewDelivery,
+    NextStep, TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -161,8 +161,77 @@ async fn life_cycle(url: &str) {
     let recent = again.recent(10).await.expect("recent");
     assert_eq!(recent.len(), 3);
     campaign_records(&again).await;
+    webhook_outbox(&again).await;
     again.close().await;
     shared_leases(url).await;
+}
+
+/// Webhook deliveries: leased one at a time, retried when due, given up,
+/// taken over when the sender's lease ran out.
+async fn webhook_outbox(store: &CallStore) {
+    let d = |id: &str| NewDelivery {
+        id: id.into(),
+        owner: String::new(),
+        url: "http://127.0.0.1:9/hook".into(),
+        event: "call.ended".into(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+    };
+    store.enqueue_webhooks(&[d("w1"), d("w2")]).await.expect("enqueue");
+    let lease = || store.lease_webhook(now_ms() + 60_000, 10);
+    let first = lease().await.expect("lease").expect("one due");
+    let second = lease().await.expect("lease").expect("another due");
+    assert_ne!(first.id, second.id);
+    assert_eq!((first.state.as_str(), first.attempts), ("sending", 1));
+    assert!(lease().await.expect("lease").is_none(), "both are being sent");
+    store
+        .webhook_failed(&first.id, Some(500), "HTTP 500", Some(now_ms() - 1))
+        .await
+        .expect("failed");
+    let again = lease().await.expect("lease").expect("due again");
+    assert_eq!((again.id.as_str(), again.attempts), (first.id.as_str(), 2));
+    assert_eq!(again.last_status, Some(500));
+    store.webhook_delivered(&again.id, 204).await.expect("delivered");
+    store
+        .webhook_failed(&second.id, None, "timed out", None)
+        .await
+        .expect("given up");
+    assert!(lease().await.expect("lease").is_none());
+    let all = store.webhook_deliveries(None, 10).await.expect("list");
+    let state = |id: &str| all.iter().find(|x| x.id == id).map(|x| x.state.clone());
+    assert_eq!(state(&first.id).as_deref(), Some("delivered"));
+    assert_eq!(state(&second.id).as_deref(), Some("failed"));
+    assert_eq!(
+        store
+            .webhook_deliveries(Some("failed"), 10)
+            .await
+            .expect("failed")
+            .len(),
+        1
+    );
+    // A sender that stopped mid-try: its lease runs out, another takes it.
+    store.enqueue_webhooks(&[d("w3")]).await.expect("enqueue");
+    let taken = store.lease_webhook(now_ms() - 1, 10).await.expect("lease").expect("w3");
+    let retaken = lease().await.expect("lease").expect("lease ran out");
+    assert_eq!((retaken.id.as_str(), retaken.attempts), (taken.id.as_str(), 2));
+    store.webhook_delivered(&retaken.id, 200).await.expect("delivered");
+    // One receiver's sending deliveries up to the cap: the next waits, another receiver's goes.
+    let to = |id: &str, url: &str| NewDelivery {
+        url: url.into(),
+        ..d(id)
+    };
+    store
+        .enqueue_webhooks(&[
+            to("a-slow", "http://slow/"),
+            to("b-slow", "http://slow/"),
+            to("c-fast", "http://fast/"),
+        ])
+        .await
+        .expect("enqueue");
+    let one = |cap| store.lease_webhook(now_ms() + 60_000, cap);
+    assert_eq!(one(1).await.expect("lease").expect("a").id, "a-slow");
+    assert_eq!(one(1).await.expect("lease").expect("c").id, "c-fast", "b waits for a");
+    assert!(one(1).await.expect("lease").is_none());
+    assert_eq!(one(2).await.expect("lease").expect("b").id, "b-slow");
 }
 
 /// Two nodes dial one campaign at once: each contact is leased by one of
@@ -302,6 +371,24 @@ async fn campaign_records(store: &CallStore) {
         !store.is_dnc("other", "+442079460960").await.expect("dnc"),
         "another campaign's list"
     );
+    let page = store.dnc_page("c1", "", 10).await.expect("dnc page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0, "+442079460960");
+    assert!(store
+        .dnc_page("", "+442079460958", 10)
+        .await
+        .expect("page after")
+        .is_empty());
+    assert_eq!(
+        store
+            .remove_dnc("c1", &["+442079460960".into(), "+442079460999".into()])
+            .await
+            .expect("remove"),
+        1,
+        "only a number on the list counts"
+    );
+    assert!(!store.is_dnc("c1", "+442079460960").await.expect("dnc"));
+    assert!(store.is_dnc("c1", "+442079460958").await.expect("global stays"));
 }
 
 #[tokio::test]

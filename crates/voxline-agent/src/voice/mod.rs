@@ -35,7 +35,7 @@ mod transcript;
 pub mod turn_times;
 
 pub use pace::ReplyPace;
-pub use session::{SessionEnd, VoiceConfig, VoiceSession};
+pub use session::{SessionEnd, VoiceConfig, VoiceSession, OPERATOR};
 
 use std::sync::Arc;
 use std::time::Duration;

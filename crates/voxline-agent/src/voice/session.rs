@@ -76,6 +76,9 @@ pub struct VoiceSession {
     pub observer: Arc<dyn SessionObserver>,
     /// The server's shutdown.
     pub shutdown: CancellationToken,
+    /// This call's hang-up by an operator (the API): the call ends with
+    /// reason `operator`.
+    pub hangup: CancellationToken,
 }
 
 impl VoiceSession {
@@ -132,7 +135,12 @@ pub(super) enum Event {
     Deadline,
     /// The server shuts down.
     Shutdown,
+    /// An operator hung the call up.
+    HungUp,
 }
+
+/// The end reason of a call an operator hung up (the API).
+pub const OPERATOR: &str = "operator";
 
 /// One call's live state.
 pub(super) struct Call<'a> {
@@ -406,6 +414,7 @@ impl<'a> Call<'a> {
             _ = tokio::time::sleep(silence_wait), if waiting_for_caller => Event::SilenceDue,
             _ = deadline => Event::Deadline,
             _ = self.s.shutdown.cancelled() => Event::Shutdown,
+            _ = self.s.hangup.cancelled() => Event::HungUp,
         }
     }
 
@@ -453,11 +462,16 @@ impl<'a> Call<'a> {
         let outcome = tokio::select! {
             o = self.leg.transfer(to, wait) => Some(o),
             _ = self.s.shutdown.cancelled() => None,
+            _ = self.s.hangup.cancelled() => None,
         };
         match outcome {
             None => {
                 self.leg.hangup().await.ok();
-                Some(LegEnd::local("shutdown"))
+                Some(LegEnd::local(if self.s.hangup.is_cancelled() {
+                    OPERATOR
+                } else {
+                    "shutdown"
+                }))
             }
             Some(TransferResult::Transferred) => {
                 info!(to, "call transferred");

@@ -6,7 +6,7 @@
 use super::end_of_turn::TurnEnd;
 use super::interruption::{is_backchannel, FrameVerdict, Paused};
 use super::preempt::Preempt;
-use super::session::{Call, Event};
+use super::session::{Call, Event, OPERATOR};
 use super::silence::SilenceStep;
 use super::speech::{stop_speaking, Phrase, SpeechHandle, Spoken};
 use super::turn_times::TurnTimes;
@@ -53,6 +53,10 @@ impl Call<'_> {
             Event::Shutdown => {
                 self.leg.hangup().await.ok();
                 return Some(LegEnd::local("shutdown"));
+            }
+            Event::HungUp => {
+                self.leg.hangup().await.ok();
+                return Some(LegEnd::local(OPERATOR));
             }
         }
         None

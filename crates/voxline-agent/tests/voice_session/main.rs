@@ -32,6 +32,8 @@ struct Call {
     records: Arc<KeptRecords>,
     counts: Arc<Counts>,
     requests: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
+    /// The operator's hang-up of this call.
+    hangup: CancellationToken,
     session: tokio::task::JoinHandle<SessionEnd>,
 }
 
@@ -57,6 +59,7 @@ fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String
     let script = Script::default();
     let records = Arc::new(KeptRecords::default());
     let counts = Arc::new(Counts::default());
+    let hangup = CancellationToken::new();
     let session = VoiceSession {
         agent,
         voice: Arc::new(ToneVoice),
@@ -73,6 +76,7 @@ fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String
         sink: records.clone(),
         observer: counts.clone(),
         shutdown: CancellationToken::new(),
+        hangup: hangup.clone(),
     };
     let mut rec = ScriptedRecognizer::new(script.clone(), HANGOVER_MS);
     let session = tokio::spawn(async move {
@@ -85,6 +89,7 @@ fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String
         records,
         counts,
         requests,
+        hangup,
         session,
     }
 }
@@ -376,6 +381,22 @@ async fn an_outbound_call_greets_the_contact_by_name_and_stop_calling_me_opts_ou
         "{agent:?}"
     );
     assert!(!call.records.agent_said("Sorry to have troubled you"), "{agent:?}");
+    assert!(call.peer.verbs().iter().any(|v| matches!(v, Verb::HangUp { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_hang_up_ends_the_call_mid_answer() {
+    let call = start(Duration::from_millis(100));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    call.until(8000, "the answer starts", |r| r.agent_said("Downtown branch is at"))
+        .await;
+    call.hangup.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(5), call.session)
+        .await
+        .expect("the session ends at once")
+        .expect("no panic");
+    assert_eq!(end.end, LegEnd::local(voxline_agent::voice::OPERATOR));
     assert!(call.peer.verbs().iter().any(|v| matches!(v, Verb::HangUp { .. })));
 }
 

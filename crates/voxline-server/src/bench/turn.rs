@@ -61,6 +61,10 @@ pub struct BenchTurnArgs {
     /// The server's HTTP API (turn records for the backchannels).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     api: String,
+    /// A read token of the API (default: $VOXLINE_API_TOKEN, else the
+    /// file `make run` makes, ~/.cache/voxline/api-token).
+    #[arg(long)]
+    api_token: Option<String>,
 }
 
 /// What the caller says over the agent's answer to interrupt it.
@@ -329,7 +333,8 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
             all.last().copied().unwrap_or(f32::NAN) * 1e3
         );
         if args.talk_over_s > 0.0 {
-            talk_over.push(talked_over(calls, &scripts, &http, &args.api, run_started).await?);
+            let api = (args.api.as_str(), args.api_token.as_deref());
+            talk_over.push(talked_over(calls, &scripts, &http, api, run_started).await?);
         }
     }
     println!();
@@ -394,7 +399,7 @@ async fn talked_over(
     calls: usize,
     scripts: &[Script],
     http: &reqwest::Client,
-    api: &str,
+    (api, args_token): (&str, Option<&str>),
     since_ms: i64,
 ) -> anyhow::Result<TalkOver> {
     let mut t = TalkOver {
@@ -424,8 +429,15 @@ async fn talked_over(
         }
     }
     // The server's turns of this run's calls: a backchannel as a caller turn took it.
+    let token = crate::cli::token::local_token(args_token)?;
+    let token = token.as_str();
     let get = |url: String| async move {
-        let r = http.get(&url).send().await.with_context(|| url.clone())?;
+        let r = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| url.clone())?;
         anyhow::ensure!(r.status().is_success(), "{url}: HTTP {}", r.status());
         Ok::<serde_json::Value, anyhow::Error>(r.json().await?)
     };

@@ -40,7 +40,14 @@ pub async fn run(cfg: &Config, endpoint: Arc<SipEndpoint>, route: &str, out: Cal
     dialer.set(endpoint.clone());
     let engines = Engines::load(cfg, true, true).await?;
     let agent = engines
-        .agent_route(cfg, route_cfg, AgentMetrics::default(), dialer, shutdown.clone())
+        .agent_route(
+            cfg,
+            route_cfg,
+            AgentMetrics::default(),
+            dialer,
+            shutdown.clone(),
+            crate::handlers::live::LiveCalls::default(),
+        )
         .await?;
     println!("calling {} with route {route}", out.target);
     let call = agent.call_out(&endpoint, route, out, &records);

@@ -5,14 +5,16 @@
 
 use crate::cli::campaign_run;
 use crate::config::Config;
+use crate::ops::campaigns::{self as ops, ContactsInput};
+use crate::ops::OpError;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use voxline_campaign::amd::MachineAction;
-use voxline_campaign::contacts::{self, CountryZones, ImportOptions, ImportReport, TzSource};
+use voxline_campaign::contacts::{ImportReport, TzSource};
 use voxline_campaign::{CampaignSettings, RetryPolicy};
-use voxline_store::{CallStore, CampaignRow, NewContact};
+use voxline_store::{CallStore, CampaignRow};
 
 /// `voxline campaign …`
 #[derive(clap::Subcommand, Debug)]
@@ -221,29 +223,11 @@ pub async fn open(config: &Path) -> anyhow::Result<(Config, CallStore)> {
 
 /// The campaign named `name` and its settings.
 pub async fn campaign(store: &CallStore, name: &str) -> anyhow::Result<(CampaignRow, CampaignSettings)> {
-    let row = store
-        .campaign_by_name(name)
-        .await?
-        .with_context(|| format!("no campaign named {name:?}"))?;
-    let settings: CampaignSettings = serde_json::from_str(&row.settings)
-        .with_context(|| format!("campaign {name:?}: its stored settings are not readable"))?;
-    Ok((row, settings))
+    Ok(ops::find(store, name).await?)
 }
 
 async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let (cfg, store) = open(&a.config).await?;
-    let route = cfg
-        .routes
-        .iter()
-        .find(|r| r.name == a.route)
-        .with_context(|| format!("--route: no route named {:?} in {}", a.route, a.config.display()))?;
-    if route.handler != "agent" {
-        anyhow::bail!(
-            "--route: route {:?} has handler {:?}, not \"agent\"",
-            a.route,
-            route.handler
-        );
-    }
     let mut windows = BTreeMap::new();
     for w in &a.windows {
         let (days, hours) = w
@@ -271,62 +255,59 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         },
         amd: a.amd,
         voicemail: a.voicemail.clone(),
+        webhooks: Vec::new(),
     };
-    settings.check()?;
-    if let Some(t) = &a.trunk {
-        campaign_run::dialable_trunk(&cfg, t)?;
-    }
-    if store.campaign_by_name(&a.name).await?.is_some() {
-        anyhow::bail!("a campaign named {:?} exists already", a.name);
-    }
-    let id = format!("{:032x}", rand::random::<u128>());
-    store
-        .create_campaign(&id, &a.name, &a.route, &serde_json::to_string(&settings)?)
-        .await?;
-    println!("campaign {} created on route {} (id {id})", a.name, a.route);
+    let row = ops::create(&cfg, &store, &a.name, &a.route, settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", cli_field(e)))?;
+    println!("campaign {} created on route {} (id {})", row.name, row.route, row.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error whose field is named as the option that sets it (`--timezone`).
+fn cli_field(e: OpError) -> String {
+    match e {
+        OpError::Invalid { field, message } => {
+            let flag = field.strip_prefix("settings.").unwrap_or(&field);
+            let flag = flag.split(['.', '[']).next().unwrap_or(flag);
+            let flag = match flag {
+                "windows" => "window".to_string(),
+                "holidays" => "holiday".to_string(),
+                "default_country" => "country".to_string(),
+                "ring_timeout_s" => "ring-timeout".to_string(),
+                other => other.replace('_', "-"),
+            };
+            format!("--{flag} ({field}): {message}")
+        }
+        other => other.to_string(),
+    }
 }
 
 async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let (_, store) = open(&a.config).await?;
     let (row, settings) = campaign(&store, &a.name).await?;
-    let checked = settings.check()?;
-    let opts = ImportOptions {
-        default_country: checked.default_country,
-        default_tz: checked.timezone,
-        country_zones: CountryZones::system()?,
-    };
+    let bytes = std::fs::read(&a.file).with_context(|| a.file.display().to_string())?;
     let is_json = a.file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let report = if is_json {
-        let text = std::fs::read_to_string(&a.file).with_context(|| a.file.display().to_string())?;
-        contacts::import_json(&text, &opts)
+    let text;
+    let input = if is_json {
+        text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", a.file.display()))?;
+        ContactsInput::Json(&text)
     } else {
-        contacts::import_csv_file(&a.file, &opts)
-    }
-    .with_context(|| a.file.display().to_string())?;
-    print_report(&a.file, &report, &settings.timezone);
-    if a.all_or_nothing && !report.rejected.is_empty() {
+        ContactsInput::Csv(&bytes)
+    };
+    let done = ops::import(&store, &row, &settings, input, a.all_or_nothing)
+        .await
+        .with_context(|| a.file.display().to_string())?;
+    print_report(&a.file, &done.report, &settings.timezone);
+    let Some(stored) = done.stored else {
         println!("nothing stored (--all-or-nothing): fix the rejected rows and import again");
         return Ok(ExitCode::FAILURE);
-    }
-    let rows = report
-        .contacts
-        .iter()
-        .map(|c| {
-            Ok(NewContact {
-                number: c.number.clone(),
-                tz: c.tz.name().to_string(),
-                variables: serde_json::to_string(&c.variables)?,
-                source_line: c.line as i64,
-            })
-        })
-        .collect::<Result<Vec<_>, serde_json::Error>>()?;
-    let stored = store.add_contacts(&row.id, &rows).await?;
+    };
     println!(
         "stored in campaign {}: {} added, {} already there",
         row.name, stored.added, stored.already_there
     );
-    Ok(if report.rejected.is_empty() {
+    Ok(if done.report.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -355,23 +336,9 @@ fn print_report(file: &Path, r: &ImportReport, campaign_tz: &str) {
 
 async fn dnc(a: DncArgs) -> anyhow::Result<ExitCode> {
     let (_, store) = open(&a.config).await?;
-    let scope = match &a.campaign {
-        Some(name) => campaign(&store, name).await?.0.id,
-        None => String::new(),
-    };
-    let country = match a.country.as_deref() {
-        Some(cc) => Some(
-            cc.to_ascii_uppercase()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--country {cc:?}: not an ISO 3166 country code"))?,
-        ),
-        None => None,
-    };
-    let mut numbers = Vec::new();
-    for n in &a.numbers {
-        let (e164, _) = contacts::normalise(n, country).map_err(|why| anyhow::anyhow!("{why}"))?;
-        numbers.push(e164);
-    }
+    let scope = ops::dnc_scope(&store, a.campaign.as_deref()).await?;
+    let numbers =
+        ops::normalise_numbers(&a.numbers, a.country.as_deref()).map_err(|e| anyhow::anyhow!("{}", cli_field(e)))?;
     let added = store.add_dnc(&scope, &numbers).await?;
     let list = a
         .campaign

@@ -4,63 +4,26 @@
 //! effect within half a second), where it stands, and its results.
 
 use crate::cli::campaign::{campaign, open, ExportArgs, NameArgs, StatusArgs};
-use crate::config::Config;
+use crate::ops::campaigns::{self as ops, Move};
+use crate::ops::OpError;
 use anyhow::Context;
-use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 use voxline_campaign::dialer::state;
-use voxline_store::{now_ms, CallStore, CampaignRow};
-
-/// Checks that trunk `name` of `cfg` can carry calls out (it exists and
-/// has a host).
-pub fn dialable_trunk(cfg: &Config, name: &str) -> anyhow::Result<()> {
-    let trunk = cfg
-        .trunks
-        .iter()
-        .find(|t| t.name == name)
-        .with_context(|| format!("trunk: no [[trunk]] named {name:?} in the configuration"))?;
-    if trunk.host.is_none() {
-        anyhow::bail!("trunk: [[trunk]] {name:?} has no host to send calls to");
-    }
-    Ok(())
-}
+use voxline_store::{CallStore, CampaignRow};
 
 /// Starts a campaign once everything it needs is there: its settings, an
 /// agent route, a trunk that can dial out, contacts.
 pub async fn start(a: NameArgs) -> anyhow::Result<ExitCode> {
     let (cfg, store) = open(&a.config).await?;
     let (row, settings) = campaign(&store, &a.name).await?;
-    settings
-        .check()
-        .with_context(|| format!("campaign {:?}: its settings", row.name))?;
-    let route = cfg
-        .routes
-        .iter()
-        .find(|r| r.name == row.route)
-        .with_context(|| format!("route: no route named {:?} in the configuration", row.route))?;
-    if route.handler != "agent" {
-        anyhow::bail!(
-            "route: route {:?} has handler {:?}, not \"agent\"",
-            row.route,
-            route.handler
-        );
-    }
-    let trunk = settings.trunk.as_deref().with_context(|| {
-        format!(
-            "trunk: campaign {:?} has no trunk to dial out by (create it with --trunk NAME)",
-            row.name
-        )
+    ops::start(&cfg, &store, &row, &settings).await.map_err(|e| match e {
+        OpError::Invalid { field, message } if field == "trunk" => {
+            anyhow::anyhow!("trunk: {message} (create it with --trunk NAME)")
+        }
+        other => other.into(),
     })?;
-    dialable_trunk(&cfg, trunk)?;
-    if store.open_contacts(&row.id).await? == 0 {
-        anyhow::bail!(
-            "campaign {:?} has no contacts left to call: import some first (voxline campaign import)",
-            row.name
-        );
-    }
-    move_to(&store, &row, &[state::DRAFT, state::PAUSED], state::RUNNING).await?;
     println!(
         "campaign {} running: the voxline serve nodes with route {} dial it (follow it: voxline campaign status {} --watch)",
         row.name, row.route, row.name
@@ -70,46 +33,25 @@ pub async fn start(a: NameArgs) -> anyhow::Result<ExitCode> {
 
 /// Pauses a running campaign.
 pub async fn pause(a: NameArgs) -> anyhow::Result<ExitCode> {
-    let (_, store) = open(&a.config).await?;
-    let (row, _) = campaign(&store, &a.name).await?;
-    move_to(&store, &row, &[state::RUNNING], state::PAUSED).await?;
-    println!("campaign {} paused: no new calls; calls up go on", row.name);
-    Ok(ExitCode::SUCCESS)
+    change(a, Move::Pause, "paused: no new calls; calls up go on").await
 }
 
 /// Resumes a paused campaign.
 pub async fn resume(a: NameArgs) -> anyhow::Result<ExitCode> {
-    let (_, store) = open(&a.config).await?;
-    let (row, _) = campaign(&store, &a.name).await?;
-    move_to(&store, &row, &[state::PAUSED], state::RUNNING).await?;
-    println!("campaign {} running again", row.name);
-    Ok(ExitCode::SUCCESS)
+    change(a, Move::Resume, "running again").await
 }
 
 /// Stops a campaign for good.
 pub async fn stop(a: NameArgs) -> anyhow::Result<ExitCode> {
-    let (_, store) = open(&a.config).await?;
-    let (row, _) = campaign(&store, &a.name).await?;
-    move_to(
-        &store,
-        &row,
-        &[state::DRAFT, state::RUNNING, state::PAUSED],
-        state::STOPPED,
-    )
-    .await?;
-    println!("campaign {} stopped: no new calls; calls up go on", row.name);
-    Ok(ExitCode::SUCCESS)
+    change(a, Move::Stop, "stopped: no new calls; calls up go on").await
 }
 
-async fn move_to(store: &CallStore, row: &CampaignRow, from: &[&str], to: &str) -> anyhow::Result<()> {
-    if store.set_campaign_state(&row.id, from, to).await? {
-        return Ok(());
-    }
-    let now = store
-        .campaign_by_id(&row.id)
-        .await?
-        .map_or_else(|| "gone".to_string(), |c| c.state);
-    anyhow::bail!("campaign {:?} is {now}: it cannot be made {to} from there", row.name)
+async fn change(a: NameArgs, m: Move, done: &str) -> anyhow::Result<ExitCode> {
+    let (_, store) = open(&a.config).await?;
+    let (row, _) = campaign(&store, &a.name).await?;
+    ops::change(&store, &row, m).await?;
+    println!("campaign {} {done}", row.name);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where the campaign stands, once or (`--watch`) live until it is no
@@ -166,24 +108,14 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
 /// One line: state, contacts done of all, calls under way, the rate of the
 /// last minute and the time left at that rate.
 async fn status_line(store: &CallStore, c: &CampaignRow) -> anyhow::Result<String> {
-    let counts = store.contact_counts(&c.id).await?;
-    let of = |s: &str| counts.by_state.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    let total: i64 = counts.by_state.iter().map(|(_, n)| n).sum();
-    let per_min = store.attempts_since(&c.id, now_ms() - 60_000).await?;
-    let left = of("pending") + of("dialing");
-    let eta = if per_min > 0 && left > 0 {
-        let mins = left as f64 / per_min as f64;
-        format!(", about {} left", human_minutes(mins))
-    } else {
-        String::new()
-    };
+    let p = ops::progress(store, c).await?;
+    let eta = p
+        .eta_seconds
+        .map(|s| format!(", about {} left", human_minutes(s as f64 / 60.0)))
+        .unwrap_or_default();
     Ok(format!(
-        "{}: {} | {}/{total} done, {} calling, {} waiting | {per_min} calls in the last minute{eta}",
-        c.name,
-        c.state,
-        of("done"),
-        of("dialing"),
-        of("pending"),
+        "{}: {} | {}/{} done, {} calling, {} waiting | {} calls in the last minute{eta}",
+        p.name, p.state, p.done, p.total, p.dialing, p.pending, p.calls_last_minute,
     ))
 }
 
@@ -203,72 +135,15 @@ fn human_minutes(mins: f64) -> String {
 pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
     let (_, store) = open(&a.config).await?;
     let (row, _) = campaign(&store, &a.name).await?;
-    const PAGE: i64 = 1000;
-    // First pass: the variables' names, for the header.
-    let mut names = BTreeSet::new();
-    let mut after = 0;
-    loop {
-        let page = store.contacts_page(&row.id, after, PAGE).await?;
-        for c in &page {
-            let vars: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&c.variables).unwrap_or_default();
-            names.extend(vars.into_iter().map(|(k, _)| k));
+    let rows = match &a.out {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("--out {}", path.display()))?;
+            let rows = ops::export_csv(&store, &row, std::io::BufWriter::new(file)).await?;
+            println!("{rows} contacts of campaign {} written to {}", row.name, path.display());
+            rows
         }
-        match page.last() {
-            Some(last) => after = last.seq,
-            None => break,
-        }
-    }
-    let sink: Box<dyn Write> = match &a.out {
-        Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("--out {}", path.display()))?),
-        None => Box::new(std::io::stdout().lock()),
+        None => ops::export_csv(&store, &row, std::io::stdout().lock()).await?,
     };
-    let mut w = csv::Writer::from_writer(sink);
-    let mut header = vec![
-        "number",
-        "state",
-        "disposition",
-        "attempts",
-        "last_result",
-        "sip_status",
-        "timezone",
-        "source_line",
-    ];
-    header.extend(names.iter().map(String::as_str));
-    w.write_record(&header)?;
-    let mut after = 0;
-    let mut rows = 0u64;
-    loop {
-        let page = store.contacts_page(&row.id, after, PAGE).await?;
-        for c in &page {
-            let vars: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&c.variables).unwrap_or_default();
-            let mut record = vec![
-                c.number.clone(),
-                c.state.clone(),
-                c.disposition.clone().unwrap_or_default(),
-                c.attempts.to_string(),
-                c.last_result.clone().unwrap_or_default(),
-                c.sip_status.map(|s| s.to_string()).unwrap_or_default(),
-                c.tz.clone(),
-                c.source_line.to_string(),
-            ];
-            record.extend(names.iter().map(|n| match vars.get(n) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => String::new(),
-            }));
-            w.write_record(&record)?;
-            rows += 1;
-        }
-        match page.last() {
-            Some(last) => after = last.seq,
-            None => break,
-        }
-    }
-    w.flush()?;
-    if let Some(path) = &a.out {
-        println!("{rows} contacts of campaign {} written to {}", row.name, path.display());
-    }
+    tracing::debug!(rows, "exported");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! The command line's tools besides `serve` and `bench`: place a call
 //! (playing a file, or with an agent talking),
 //! chat with a pack in text, fetch and check the models, speak and
-//! transcribe files, set up outbound campaigns.
+//! transcribe files, set up outbound campaigns, make API tokens.
 
 pub mod call;
 pub mod call_agent;
@@ -13,4 +13,5 @@ pub mod chat_domain;
 pub mod models;
 pub mod say;
 pub mod text_list;
+pub mod token;
 pub mod transcribe;

@@ -5,9 +5,12 @@
 //! handlers: they take what this layer parsed.
 
 pub mod asr;
+pub mod http;
 pub mod routes;
 pub mod speech;
+pub mod webhook;
 
+pub use http::HttpConfig;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -100,15 +103,6 @@ pub struct StoreConfig {
     pub url: String,
 }
 
-/// `[http]`: the HTTP API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address of the HTTP API (health, call records, metrics); absent = off.
-    #[serde(default)]
-    pub bind: Option<std::net::SocketAddr>,
-}
-
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,8 +129,14 @@ pub struct Config {
     /// `[store]`.
     pub store: StoreConfig,
     /// `[http]`.
-    #[serde(default = "default_http")]
+    #[serde(default)]
     pub http: HttpConfig,
+    /// `[[webhook]]`.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<webhook::WebhookConfig>,
+    /// The receivers of `[[webhook]]`, their secrets read (at load).
+    #[serde(skip)]
+    pub webhook_targets: Vec<voxline_campaign::WebhookTarget>,
     /// `[asr]`: speech recognition (used by routes that listen).
     #[serde(default)]
     pub asr: crate::config::asr::AsrConfig,
@@ -182,10 +182,6 @@ impl Default for CampaignsConfig {
             max_calls: default_campaign_calls(),
         }
     }
-}
-
-fn default_http() -> HttpConfig {
-    HttpConfig { bind: None }
 }
 
 /// Expands `~/` and makes a relative path relative to `base`.
@@ -252,6 +248,15 @@ impl Config {
         cfg.asr.resolve_paths(&cfg.base_dir);
         cfg.llm.resolve_paths(&cfg.base_dir);
         cfg.tts.resolve_paths(&cfg.base_dir);
+        let base = cfg.base_dir.clone();
+        cfg.http.read_files(&base).map_err(|e| err(&e.field, e.reason))?;
+        cfg.webhook_targets = cfg
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w.target(i, &base))
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(&e.field, e.reason))?;
         cfg.validate().map_err(|e| err(&e.field, e.reason))?;
         Ok(cfg)
     }
@@ -288,6 +293,7 @@ impl Config {
             crate::config::routes::validate_route(r, &self.base_dir)
                 .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
         }
+        self.http.validate()?;
         self.asr.validate()?;
         if self
             .routes
@@ -402,6 +408,44 @@ url = "sqlite://calls.db"
         );
         let e = Config::load(&p).unwrap_err();
         assert_eq!(e.field, "trunk[0].allow[1]", "{e}");
+    }
+
+    #[test]
+    fn api_tokens_are_hashes_or_files_and_a_bad_one_is_named() {
+        let with = |name: &str, tokens: &str| Config::load(&write(name, &format!("{MINIMAL}[http]\n{tokens}")));
+        let good = format!(
+            "[[http.token]]\nname = \"crm\"\nscope = \"write\"\nhash = \"{}\"\n",
+            http::hash_of("vxl_0123456789abcdef")
+        );
+        let c = with("tok-hash", &good).unwrap();
+        assert_eq!(c.http.tokens[0].scope, http::Scope::Write);
+        let e = with("tok-bad", "[[http.token]]\nname = \"crm\"\nhash = \"md5:abc\"\n").unwrap_err();
+        assert_eq!(e.field, "http.token[0].hash", "{e}");
+        let e = with("tok-none", "[[http.token]]\nname = \"crm\"\n").unwrap_err();
+        assert_eq!(e.field, "http.token[0].hash", "{e}");
+        let e = with(
+            "tok-scope",
+            "[[http.token]]\nname = \"crm\"\nscope = \"admin\"\nhash = \"x\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "http.token[0].scope", "{e}");
+        let e = with("tok-twice", &format!("{good}{good}")).unwrap_err();
+        assert_eq!(e.field, "http.token[1].name", "{e}");
+        // A file holding the token, relative to the config file.
+        let e = with("tok-nofile", "[[http.token]]\nname = \"local\"\nfile = \"api-token\"\n").unwrap_err();
+        assert_eq!(e.field, "http.token[0].file", "{e}");
+        let p = write(
+            "tok-file",
+            &format!("{MINIMAL}[http]\n[[http.token]]\nname = \"local\"\nfile = \"api-token\"\n"),
+        );
+        std::fs::write(p.with_file_name("api-token"), "vxl_0123456789abcdef\n").unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(
+            c.http.tokens[0].hash.as_deref(),
+            Some(http::hash_of("vxl_0123456789abcdef").as_str())
+        );
+        std::fs::write(p.with_file_name("api-token"), "short\n").unwrap();
+        assert_eq!(Config::load(&p).unwrap_err().field, "http.token[0].file");
     }
 
     #[test]

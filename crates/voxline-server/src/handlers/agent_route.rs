@@ -11,6 +11,7 @@ use crate::config::routes::AgentParams;
 use crate::config::MediaConfig;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::answering::{self, Answering, Who};
+use crate::handlers::live::LiveCalls;
 use crate::leg::bridge::Dialer;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, place_with_media, Answered, Outcome};
 use crate::leg::sip_leg::{BridgeServices, SipLeg};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{warn, Instrument};
-use voxline_agent::voice::{ReplyPace, SessionSink, VoiceConfig, VoiceSession};
+use voxline_agent::voice::{ReplyPace, SessionSink, VoiceConfig, VoiceSession, OPERATOR};
 use voxline_agent::{Agent, DomainPack};
 use voxline_campaign::amd::MachineAction;
 use voxline_media::leg::{Direction, LegControl};
@@ -84,6 +85,8 @@ pub struct AgentRoute {
     dialer: Dialer,
     /// How long this route's answers take (an early hold line).
     pace: Arc<ReplyPace>,
+    /// The node's calls up, each with its hang-up signal.
+    live: LiveCalls,
 }
 
 /// One call counted into the engines' crowd counters (see
@@ -127,6 +130,8 @@ pub struct AgentShared {
     pub metrics: AgentMetrics,
     /// Places the agent's own calls (a transfer when REFER fails).
     pub dialer: Dialer,
+    /// The node's calls up (the API lists and hangs them up).
+    pub live: LiveCalls,
 }
 
 impl AgentRoute {
@@ -143,6 +148,7 @@ impl AgentRoute {
             metrics: shared.metrics,
             dialer: shared.dialer,
             pace: Arc::new(ReplyPace::default()),
+            live: shared.live,
         })
     }
 
@@ -188,8 +194,14 @@ impl AgentRoute {
     /// Runs one inbound call to its end and completes its record.
     pub async fn run(&self, call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
+        let live = self
+            .live
+            .join(&call.info.call_id, "inbound", &route.name, &self.shutdown);
         let span = tracing::info_span!("agent", domain = %self.params.domain.display());
-        let outcome = self.answer(call, records, &record_id).instrument(span).await;
+        let outcome = self
+            .answer(call, records, &record_id, live.hangup.clone())
+            .instrument(span)
+            .await;
         finish_call(records, &record_id, outcome, Direction::Inbound).await;
     }
 
@@ -209,6 +221,7 @@ impl AgentRoute {
                 handler: "agent",
             })
             .await;
+        let live = self.live.join(&call_id, "outbound", route, &self.shutdown);
         let span = tracing::info_span!("agent", call_id = %call_id, domain = %self.params.domain.display());
         let place = PlaceCall {
             target: out.target.clone(),
@@ -217,7 +230,7 @@ impl AgentRoute {
             media: SocketAddr::from(([0, 0, 0, 0], 0)),
             ring_timeout: out.ring_timeout,
             call_id: Some(call_id.clone()),
-            abandon: Some(self.shutdown.child_token()),
+            abandon: Some(live.hangup.clone()),
         };
         let outcome = async {
             if let Some(pacer) = &out.pace {
@@ -235,10 +248,17 @@ impl AgentRoute {
                 Err(why) => return no_media_port(&rtp, why),
             };
             let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)));
-            self.talk(leg, rtp, recorder, sink, out.answering).await
+            self.talk(leg, rtp, recorder, sink, out.answering, live.hangup.clone())
+                .await
         }
         .instrument(span)
         .await;
+        let mut outcome = outcome;
+        if !outcome.answered && live.hung_up(&self.shutdown) {
+            // CANCELled while ringing by an operator, not by the shutdown.
+            outcome.end.reason = OPERATOR.into();
+        }
+        drop(live);
         let end = CallOutEnd {
             call_id,
             answered: outcome.answered,
@@ -252,7 +272,13 @@ impl AgentRoute {
     }
 
     /// Answers an inbound call with media and talks on it.
-    async fn answer(&self, mut call: InboundCall, records: &Records, record_id: &str) -> Outcome {
+    async fn answer(
+        &self,
+        mut call: InboundCall,
+        records: &Records,
+        record_id: &str,
+        hangup: CancellationToken,
+    ) -> Outcome {
         let record = self.params.record.unwrap_or(self.media.record);
         let Answered { rtp, recorder } =
             match answer_with_media(&mut call, &self.media, record, 0, records, record_id).await {
@@ -270,6 +296,7 @@ impl AgentRoute {
             recorder,
             StoreSink::new(records, record_id, Some(caller)),
             None,
+            hangup,
         )
         .await
     }
@@ -300,6 +327,7 @@ impl AgentRoute {
     /// (recorded into `recorder`), to the call's end; what it says and hears
     /// goes to the call's record through `sink`. With `answering`, who
     /// answered is found out first: a machine never reaches the session.
+    /// `hangup` is an operator's hang-up.
     async fn talk(
         &self,
         mut leg: SipLeg,
@@ -307,6 +335,7 @@ impl AgentRoute {
         recorder: Option<CallRecorder>,
         sink: StoreSink,
         answering: Option<Answering>,
+        hangup: CancellationToken,
     ) -> Outcome {
         // While this call lasts, the engines know the CPU is shared.
         let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
@@ -364,6 +393,7 @@ impl AgentRoute {
             sink: Arc::new(sink),
             observer: Arc::new(self.metrics.clone()),
             shutdown: self.shutdown.clone(),
+            hangup,
         };
         let end = session.run(&mut leg, &mut recognizer).await;
         media.stop().await;

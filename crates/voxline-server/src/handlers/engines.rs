@@ -7,6 +7,7 @@ use crate::config::routes::AgentParams;
 use crate::config::Config;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_route::{AgentRoute, AgentShared};
+use crate::handlers::live::LiveCalls;
 use crate::leg::bridge::Dialer;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -118,6 +119,7 @@ impl Engines {
         metrics: AgentMetrics,
         dialer: Dialer,
         shutdown: CancellationToken,
+        live: LiveCalls,
     ) -> anyhow::Result<AgentRoute> {
         let (Some((llm, tts)), Some(asr)) = (&self.speech, &self.asr) else {
             anyhow::bail!("route {}: the speech engines were not loaded", route.name);
@@ -154,6 +156,7 @@ impl Engines {
                 shutdown,
                 metrics,
                 dialer,
+                live,
             },
         )?;
         agent.prepare().await?;

@@ -8,6 +8,7 @@ pub mod agent_metrics;
 pub mod agent_route;
 pub mod answering;
 pub mod engines;
+pub mod live;
 pub mod playback;
 
 use crate::config::routes::{LISTENING, TALKING};
@@ -46,6 +47,7 @@ pub struct Handlers {
     agents: HashMap<String, Arc<agent_route::AgentRoute>>,
     counters: Arc<CallCounters>,
     dialer: crate::leg::bridge::Dialer,
+    live: live::LiveCalls,
 }
 
 impl Handlers {
@@ -54,6 +56,7 @@ impl Handlers {
     pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
         let mut playback = HashMap::new();
         let dialer = crate::leg::bridge::Dialer::default();
+        let live = live::LiveCalls::default();
         let listen = cfg.routes.iter().any(|r| LISTENING.contains(&r.handler.as_str()));
         let talking = cfg.routes.iter().any(|r| TALKING.contains(&r.handler.as_str()));
         let engines = engines::Engines::load(cfg, listen, talking).await?;
@@ -69,6 +72,7 @@ impl Handlers {
                     agent_metrics.clone().unwrap_or_default(),
                     dialer.clone(),
                     shutdown.clone(),
+                    live.clone(),
                 )
                 .await?;
             agents.insert(r.name.clone(), Arc::new(route));
@@ -100,6 +104,7 @@ impl Handlers {
             playback,
             agents,
             dialer,
+            live,
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
@@ -118,6 +123,11 @@ impl Handlers {
     /// The agent routes, by route name (campaigns place their calls with them).
     pub fn agents(&self) -> std::collections::HashMap<String, Arc<agent_route::AgentRoute>> {
         self.agents.clone()
+    }
+
+    /// The agent calls up on this node.
+    pub fn live(&self) -> live::LiveCalls {
+        self.live.clone()
     }
 
     /// The call-record writer.

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -179,6 +178,39 @@ handler = "playback"
 params = { greeting = "greeting.wav", max_seconds = 20 }
 "#;
 
+/// The API token of the read scope in every test server's config.
+pub const READ_TOKEN: &str = "vxl_test_read_0123456789";
+/// The API token of the write scope.
+pub const WRITE_TOKEN: &str = "vxl_test_write_0123456789";
+
+/// `[[http.token]] hash` of `token`.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(token.as_bytes())))
+}
+
+/// An HTTP answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (a panic naming it when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Server {
     /// Starts a server whose config is the base plus `extra` (trunks, users...)
     /// and `routes` (DEFAULT_ROUTES when None).
@@ -221,6 +253,14 @@ recordings_dir = "recordings"
 url = "{db_url}"
 [http]
 bind = "127.0.0.1:{http_port}"
+[[http.token]]
+name = "test-read"
+scope = "read"
+hash = "{read_hash}"
+[[http.token]]
+name = "test-write"
+scope = "write"
+hash = "{write_hash}"
 
 [[trunk]]
 name = "local"
@@ -232,7 +272,9 @@ max_cps = 1000
 {extra}
 {routes}
 "#,
-            routes = routes.unwrap_or(DEFAULT_ROUTES)
+            routes = routes.unwrap_or(DEFAULT_ROUTES),
+            read_hash = token_hash(READ_TOKEN),
+            write_hash = token_hash(WRITE_TOKEN),
         );
         std::fs::write(&config, edit(text)).expect("config");
         let log = dir.join("serve.log");
@@ -274,33 +316,66 @@ max_cps = 1000
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET on the HTTP API, returning the body.
-    pub fn http_get(&self, path: &str) -> String {
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).expect("http connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("http write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok();
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
+    /// A request to the HTTP API with `token` (none: no Authorization) and
+    /// `body` (its content type and bytes). Panics only when the server
+    /// cannot be reached.
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Reply {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut req = reqwest::Client::new()
+                .request(method, &url)
+                .timeout(Duration::from_secs(30));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some((kind, bytes)) = body {
+                req = req.header("content-type", kind).body(bytes);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            let body = resp.text().await.unwrap_or_else(|e| panic!("{url}: body: {e}"));
+            Reply { status, headers, body }
+        })
     }
 
-    /// Call records with this Call-ID, waiting up to 5 s for `done` to hold.
+    /// A request with the write token and an optional JSON body.
+    pub fn api(&self, method: &str, path: &str, json: Option<serde_json::Value>) -> Reply {
+        let body = json.map(|v| ("application/json", v.to_string().into_bytes()));
+        self.request(method, path, Some(WRITE_TOKEN), body)
+    }
+
+    /// GET with the read token; the body of a 200, else a panic naming the
+    /// status and body.
+    pub fn http_get(&self, path: &str) -> String {
+        let r = self.request("GET", path, Some(READ_TOKEN), None);
+        assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.body, self.log_text());
+        r.body
+    }
+
+    /// Call records with this Call-ID, waiting up to 5 s for `done` to
+    /// hold (the last ones read then; `Null` when there were none).
     pub fn records_until(&self, call_id: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(5);
+        let path = format!("/api/calls/{call_id}");
         loop {
-            let body = self.http_get(&format!("/api/calls/{call_id}"));
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if v.as_array().and_then(|a| a.first()).is_some_and(&done) {
-                    return v;
-                }
-                if Instant::now() > deadline {
-                    return v;
-                }
-            } else if Instant::now() > deadline {
-                return serde_json::Value::Null;
+            let r = self.request("GET", &path, Some(READ_TOKEN), None);
+            let v = match r.status {
+                200 => r.json(),
+                404 => serde_json::Value::Null,
+                other => panic!("GET {path}: {other} {}\n{}", r.body, self.log_text()),
+            };
+            if v.as_array().and_then(|a| a.first()).is_some_and(&done) || Instant::now() > deadline {
+                return v;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -318,7 +393,8 @@ max_cps = 1000
     /// All records, newest first.
     pub fn all_records(&self) -> Vec<serde_json::Value> {
         let body = self.http_get("/api/calls?limit=1000");
-        serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap_or_default()
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap_or_else(|e| panic!("/api/calls is not a list of records: {e}: {body}"))
     }
 }
 

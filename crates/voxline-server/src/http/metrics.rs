@@ -1,0 +1,172 @@
+//! `/metrics`: the server's counters in the OpenMetrics text format.
+
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+
+/// The language model engine's work: what it read, generated and how long
+/// its decode steps took (decode / wall time = how busy the model is).
+fn register_llm(registry: &mut Registry, llm: &voxline_llm::EngineStats) {
+    for (name, help, value) in [
+        ("llm_replies", "Replies (and prefills) the model started", &llm.requests),
+        (
+            "llm_prompt_tokens",
+            "Prompt tokens of those replies",
+            &llm.prompt_tokens,
+        ),
+        (
+            "llm_reused_prompt_tokens",
+            "Prompt tokens whose KV was reused from the cache, not read again",
+            &llm.reused_tokens,
+        ),
+        ("llm_generated_tokens", "Tokens generated", &llm.generated_tokens),
+        ("llm_decode_steps", "Decode steps run", &llm.steps),
+        (
+            "llm_batched_decode_steps",
+            "Decode steps that carried more than one reply",
+            &llm.batched_steps,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    registry.register(
+        "llm_decode_seconds",
+        "Time the model spent in decode steps, summed",
+        ConstCounter::new(llm.decode_us.load(Ordering::Relaxed) as f64 / 1e6),
+    );
+    registry.register(
+        "llm_replies_waiting",
+        "Replies waiting for a free sequence now",
+        ConstGauge::new(llm.waiting.load(Ordering::Relaxed) as i64),
+    );
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let mut registry = Registry::with_prefix("voxline");
+    registry.register(
+        "calls_active",
+        "Calls up now",
+        ConstGauge::new(s.ctx.counters.active.load(Ordering::Relaxed) as i64),
+    );
+    registry.register(
+        "calls_routed",
+        "Calls routed to a handler since start",
+        ConstCounter::new(s.ctx.counters.total.load(Ordering::Relaxed)),
+    );
+    registry.register(
+        "calls_rejected",
+        "Routed calls refused (404, 488, 503...) since start",
+        ConstCounter::new(s.ctx.counters.rejected.load(Ordering::Relaxed)),
+    );
+    let clock = &s.ctx.counters.media_clock;
+    for (name, help, value) in [
+        (
+            "media_clock_slots",
+            "Media clock slots run (10 per 20 ms frame per shard)",
+            &clock.passes,
+        ),
+        (
+            "media_clock_late_slots",
+            "Media clock slots started over 1 ms late",
+            &clock.late_passes,
+        ),
+        (
+            "media_clock_skipped_frames",
+            "Frames skipped by an overloaded media clock shard",
+            &clock.skipped_frames,
+        ),
+        (
+            "media_sessions_panicked",
+            "Media sessions removed after a panic in their frame work",
+            &clock.panicked_tasks,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    registry.register(
+        "media_clock_max_slot_us",
+        "Longest run of one media clock slot, microseconds",
+        ConstGauge::new(clock.max_pass_us.load(Ordering::Relaxed) as i64),
+    );
+    if let Some(asr) = &s.ctx.counters.asr {
+        for (name, help, value) in [
+            (
+                "asr_decodes",
+                "Whisper decodes finished (partials and finals)",
+                &asr.decoded,
+            ),
+            (
+                "asr_decodes_cancelled",
+                "Whisper decodes cancelled (call ended, speech resumed)",
+                &asr.aborted,
+            ),
+            ("asr_decodes_failed", "Whisper decodes that failed", &asr.failed),
+            (
+                "asr_partials_skipped",
+                "Partial decodes skipped because the pool was busy",
+                &asr.skipped_full,
+            ),
+        ] {
+            registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+        }
+        let secs = |v: &std::sync::atomic::AtomicU64, unit: f64| v.load(Ordering::Relaxed) as f64 / unit;
+        registry.register(
+            "asr_queue_wait_seconds",
+            "Time decodes waited for a Whisper worker, summed",
+            ConstCounter::new(secs(&asr.queue_wait_us_sum, 1e6)),
+        );
+        registry.register(
+            "asr_decode_seconds",
+            "Time Whisper workers spent decoding, summed",
+            ConstCounter::new(secs(&asr.decode_us_sum, 1e6)),
+        );
+        registry.register(
+            "asr_audio_seconds",
+            "Audio decoded by Whisper, summed (decode / audio = real-time factor)",
+            ConstCounter::new(secs(&asr.audio_ms_sum, 1e3)),
+        );
+        registry.register(
+            "asr_queue_wait_max_seconds",
+            "Longest wait of a decode for a Whisper worker",
+            ConstGauge::new(secs(&asr.queue_wait_us_max, 1e6)),
+        );
+        registry.register(
+            "asr_workers_busy",
+            "Whisper workers decoding now",
+            ConstGauge::new(asr.busy.load(Ordering::Relaxed) as i64),
+        );
+    }
+    if let Some(llm) = &s.ctx.counters.llm {
+        register_llm(&mut registry, llm);
+    }
+    for t in s.ctx.router.trunks() {
+        let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));
+        sub.register(
+            "trunk_calls_active",
+            "Calls up on the trunk",
+            ConstGauge::new(t.active_calls() as i64),
+        );
+    }
+    let mut body = String::new();
+    if let Some(agent) = &s.ctx.counters.agent {
+        agent.register(&mut registry);
+    }
+    match encode(&mut body, &registry) {
+        Ok(()) => (
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}

@@ -1,0 +1,634 @@
+//! The HTTP API of a running `voxline serve`, over loopback: tokens and
+//! scopes, JSON errors that name the field, limits, every documented
+//! endpoint routed; campaigns created, filled and run through it; an
+//! agent's call placed, listed and hung up through it (the server calling
+//! itself over SIP); the webhooks of all that, signed, retried after a
+//! failure, and a receiver that never answers delaying nothing.
+
+mod common;
+use common::{Reply, Server, READ_TOKEN, WRITE_TOKEN};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The receivers' shared secret.
+const SECRET: &str = "whsec_0123456789abcdef";
+
+/// One request a receiver got: its headers (lower-case names) and body.
+type Got = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// Webhook receivers on loopback: `/hook` keeps what it gets and answers
+/// its first request 500 (then 204); `/slow` never answers in time.
+struct Receivers {
+    port: u16,
+    got: Got,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn receivers() -> Receivers {
+    use axum::http::{HeaderMap, StatusCode};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got: Got = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let keep = keep.clone();
+                async move {
+                    let headers = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                        .collect();
+                    let mut got = keep.lock().unwrap();
+                    got.push((headers, body));
+                    if got.len() == 1 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            axum::routing::post(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                StatusCode::OK
+            }),
+        );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    Receivers { port, got, _rt: rt }
+}
+
+/// Checks `x-voxline-signature` of a request: HMAC-SHA256 of "t.body".
+fn signed(headers: &[(String, String)], body: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Some(sig) = headers.iter().find(|(k, _)| k == "x-voxline-signature").map(|(_, v)| v) else {
+        return false;
+    };
+    let Some((t, v1)) = sig.strip_prefix("t=").and_then(|r| r.split_once(",v1=")) else {
+        return false;
+    };
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
+fn error_of(r: &Reply) -> (String, Option<String>) {
+    let v = r.json();
+    (
+        v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {}", r.body))
+            .to_string(),
+        v["field"].as_str().map(str::to_string),
+    )
+}
+
+#[test]
+fn the_api_needs_a_token_and_answers_in_json() {
+    let server = Server::start("api-auth", "", None);
+
+    // Open: liveness and the document.
+    let r = server.request("GET", "/healthz", None, None);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let doc = server.request("GET", "/api/openapi.json", None, None);
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+
+    // No token, an unknown one, a read token writing.
+    let r = server.request("GET", "/api/calls", None, None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(error_of(&r).0, "unauthorized");
+    assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    let r = server.request("GET", "/api/calls", Some("vxl_not_a_token_of_ours"), None);
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|h| h.contains("invalid_token")));
+    let r = server.request("GET", "/metrics", None, None);
+    assert_eq!(r.status, 401, "metrics need a token too");
+    let r = server.request("GET", "/api/calls", Some(READ_TOKEN), None);
+    assert_eq!(r.status, 200);
+    assert!(r.json().as_array().is_some_and(Vec::is_empty), "{}", r.body);
+    let dnc = json!({ "numbers": ["+442079460958"] });
+    let r = server.request(
+        "POST",
+        "/api/dnc",
+        Some(READ_TOKEN),
+        Some(("application/json", dnc.to_string().into_bytes())),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(error_of(&r).0, "forbidden");
+    assert!(server.request("GET", "/metrics", Some(READ_TOKEN), None).status == 200);
+
+    // The do-not-call list: a bad number is named by its place.
+    let r = server.api(
+        "POST",
+        "/api/dnc",
+        Some(json!({ "numbers": ["+442079460958", "call me"] })),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(error_of(&r), ("invalid".into(), Some("numbers[1]".into())));
+    let r = server.api("GET", "/api/dnc", None);
+    assert_eq!(r.json(), json!([]), "nothing half-added");
+    let r = server.api(
+        "POST",
+        "/api/dnc",
+        Some(json!({ "numbers": ["020 7946 0958"], "country": "GB" })),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["added"], 1);
+    let r = server.api("GET", "/api/dnc", None);
+    assert_eq!(r.json()[0]["number"], "+442079460958");
+    assert_eq!(server.api("DELETE", "/api/dnc/%2B442079460958", None).status, 204);
+    let r = server.api("DELETE", "/api/dnc/%2B442079460958", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "not_found"));
+
+    // Not found, limits, bodies that do not fit.
+    let r = server.api("GET", "/api/calls/no-such-call@nowhere", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "not_found"));
+    let r = server.api("GET", "/api/calls/no-such-call@nowhere/transcript", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = server.api("GET", "/api/calls?limit=0", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("limit")));
+    let r = server.api("GET", "/api/calls?limit=1001", None);
+    assert_eq!(r.status, 422);
+    let r = server.api("GET", "/api/calls?limit=lots", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("query")));
+    assert_eq!(server.api("GET", "/api/calls?limit=1000", None).status, 200);
+    let r = server.api("GET", "/api/nothing-here", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "no_route"));
+    let r = server.api("DELETE", "/api/calls", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (405, "method_not_allowed"));
+    let r = server.request(
+        "POST",
+        "/api/calls",
+        Some(WRITE_TOKEN),
+        Some(("application/json", b"route=demo".to_vec())),
+    );
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("body")), "{}", r.body);
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "demo", "to": "sip:x@127.0.0.1", "colour": "red" })),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.json()["message"].as_str().is_some_and(|m| m.contains("colour")),
+        "{}",
+        r.body
+    );
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "demo", "to": "sip:x@127.0.0.1" })),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).1.as_deref()),
+        (422, Some("route")),
+        "a playback route places no calls"
+    );
+    let r = server.api("POST", "/api/calls", Some(json!({ "route": "demo", "to": 5 })));
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("to")), "{}", r.body);
+    let big = vec![b' '; 3 * 1024 * 1024];
+    let r = server.request("POST", "/api/dnc", Some(WRITE_TOKEN), Some(("application/json", big)));
+    assert_eq!((r.status, error_of(&r).0.as_str()), (413, "too_large"));
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "x", "route": "demo", "settings": { "timezone": "UTC", "windows": { "mon-fri": "09:00-17:00" } } })),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).1.as_deref()),
+        (422, Some("route")),
+        "{}",
+        r.body
+    );
+    let r = server.api("GET", "/api/campaigns/none", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "not_found"));
+
+    // Every documented endpoint is routed, with the documented methods.
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{call_id}", "none@nowhere")
+            .replace("{campaign}", "none")
+            .replace("{number}", "%2B442079460999");
+        for method in ops.as_object().expect("operations").keys() {
+            let body = (method == "post").then(|| ("application/json", b"{}".to_vec()));
+            let r = server.request(&method.to_uppercase(), &concrete, Some(WRITE_TOKEN), body);
+            assert!(
+                r.status != 405 && !r.body.contains("\"no_route\""),
+                "{method} {path}: {} {}",
+                r.status,
+                r.body
+            );
+            if r.status >= 400 {
+                r.json();
+            }
+        }
+    }
+}
+
+const MODELS: &[&str] = &[
+    "whisper-tiny-en/ggml-model.bin",
+    "silero-vad/silero_vad.onnx",
+    "onnxruntime/libonnxruntime.so.1.31.1",
+    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
+    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
+];
+
+/// Waits up to `secs` for `done` on the JSON of GET `path`.
+fn wait_for(server: &Server, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = server.api("GET", path, None);
+        if r.status == 200 {
+            let v = r.json();
+            if done(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{path}: {v}\n{}", server.log_text());
+        } else {
+            assert!(
+                r.status == 404 && Instant::now() < deadline,
+                "{path}: {} {}\n{}",
+                r.status,
+                r.body,
+                server.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn campaigns_and_calls_run_through_the_api() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let person_no = "+442079460511";
+    // The callee: 30 s of tone, longer than the call lasts here.
+    let audio = common::test_dir("api-calls-audio");
+    let long = audio.join("long.wav");
+    common::write_tone_wav(&long, 30.0, 300.0);
+    let routes = format!(
+        r#"
+[[route]]
+name = "person"
+trunk = "local"
+number = {{ exact = "{person_no}" }}
+handler = "playback"
+params = {{ greeting = "{long}", max_seconds = 40 }}
+
+[[route]]
+name = "renewal"
+trunk = "local"
+number = {{ exact = "renewal" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60, record = false }}
+"#,
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../domains/demo-renewal")
+            .display(),
+        long = long.display(),
+    );
+    let hooks = receivers();
+    // The trunk "self" leads back to this server; one outbound call at a
+    // time; every event to /hook, call ends also to /slow.
+    let server = Server::start_with("api-calls", "", Some(&routes), |text| {
+        let port: String = text
+            .split("bind = \"127.0.0.1:")
+            .nth(1)
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .expect("listener port");
+        format!(
+            "{text}\n[campaigns]\nmax_calls = 1\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n\n\
+             [[webhook]]\nurl = \"http://127.0.0.1:{hook}/hook\"\nsecret = \"{SECRET}\"\n\n\
+             [[webhook]]\nurl = \"http://127.0.0.1:{hook}/slow\"\nsecret = \"{SECRET}\"\nevents = [\"call.ended\"]\n",
+            hook = hooks.port,
+        )
+    });
+
+    // A campaign: bad settings are named, a good one created once.
+    let settings = json!({
+        "timezone": "America/Chicago",
+        "default_country": "US",
+        "windows": { "mon-sun": "00:00-24:00" },
+    });
+    let mut bad = settings.clone();
+    bad["timezone"] = json!("Mars/Olympus_Mons");
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "renewals", "route": "renewal", "settings": bad })),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).1.as_deref()),
+        (422, Some("settings.timezone")),
+        "{}",
+        r.body
+    );
+    let mut bad = settings.clone();
+    bad["windows"] = json!({ "mon-fri": "" });
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "renewals", "route": "renewal", "settings": bad })),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        error_of(&r).1.is_some_and(|f| f.starts_with("settings.windows")),
+        "{}",
+        r.body
+    );
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "renewals", "route": "renewal", "settings": settings })),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(r.json()["state"], "draft");
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "renewals", "route": "renewal", "settings": settings })),
+    );
+    assert_eq!((r.status, error_of(&r).0.as_str()), (409, "conflict"));
+    assert_eq!(
+        server.api("GET", &format!("/api/campaigns/{id}"), None).json()["name"],
+        "renewals"
+    );
+
+    // Contacts: broken rows named by line; all or nothing stores nothing.
+    let csv = std::fs::read(common::repo().join("crates/voxline-campaign/tests/data/contacts.csv")).expect("contacts");
+    let upload = |query: &str, kind: &str| {
+        server.request(
+            "POST",
+            &format!("/api/campaigns/renewals/contacts{query}"),
+            Some(WRITE_TOKEN),
+            Some((kind, csv.clone())),
+        )
+    };
+    let r = upload("", "application/pdf");
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = upload("?all_or_nothing=true", "text/csv");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["stored"], false);
+    let p = server.api("GET", "/api/campaigns/renewals/progress", None).json();
+    assert_eq!(p["total"], 0, "nothing half-imported: {p}");
+    let r = upload("", "text/csv");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let report = r.json();
+    let lines: Vec<u64> = report["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| r["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, [4, 7, 8, 10], "{report}");
+    assert!(report["rejected"][0]["why"]
+        .as_str()
+        .is_some_and(|w| w.contains("not a number")));
+    assert_eq!(
+        (
+            report["added"].as_u64(),
+            report["merged"][0]["line"].as_u64(),
+            report["merged"][0]["into"].as_u64()
+        ),
+        (Some(4), Some(6), Some(2)),
+        "{report}"
+    );
+
+    // Started without a trunk: named; paused while a draft: a conflict.
+    let r = server.api("POST", "/api/campaigns/renewals/start", None);
+    assert_eq!(
+        (r.status, error_of(&r).1.as_deref()),
+        (422, Some("trunk")),
+        "{}",
+        r.body
+    );
+    let r = server.api("POST", "/api/campaigns/renewals/pause", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (409, "conflict"));
+    let r = server.api("POST", "/api/campaigns/renewals/stop", None);
+    assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("stopped")));
+
+    // A campaign run through the API to its end: numbers nobody answers
+    // here (404 from the server itself) end as invalid numbers.
+    let mut dialling = settings.clone();
+    dialling["trunk"] = json!("self");
+    let r = server.api(
+        "POST",
+        "/api/campaigns",
+        Some(json!({ "name": "unknowns", "route": "renewal", "settings": dialling })),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let contacts = json!([
+        { "phone": "+442079460901", "first_name": "Ann" },
+        { "phone": "+442079460902", "first_name": "Ben" },
+    ]);
+    let r = server.request(
+        "POST",
+        "/api/campaigns/unknowns/contacts",
+        Some(WRITE_TOKEN),
+        Some(("application/json", contacts.to_string().into_bytes())),
+    );
+    assert_eq!((r.status, r.json()["added"].as_u64()), (200, Some(2)), "{}", r.body);
+    let r = server.api("POST", "/api/campaigns/unknowns/start", None);
+    assert_eq!(
+        (r.status, r.json()["state"].as_str()),
+        (200, Some("running")),
+        "{}",
+        r.body
+    );
+    let p = wait_for(&server, "/api/campaigns/unknowns/progress", 60, |p| {
+        p["state"] == "finished"
+    });
+    assert_eq!((p["total"].as_i64(), p["done"].as_i64()), (Some(2), Some(2)), "{p}");
+    assert_eq!(p["by_disposition"]["invalid_number"], 2, "{p}");
+    let r = server.api("GET", "/api/campaigns/unknowns/results.csv", None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").is_some_and(|c| c.starts_with("text/csv")));
+    assert!(r.body.starts_with("number,state,disposition,attempts"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("+442079460901,done,invalid_number,1,invalid_number,404"),
+        "{}",
+        r.body
+    );
+    let list = server.api("GET", "/api/campaigns", None).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+
+    // An agent's call placed through the API, listed while up, hung up.
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "renewal", "to": person_no, "variables": { "first_name": "Ana" } })),
+    );
+    assert_eq!(
+        (r.status, error_of_ok(&r)),
+        (422, Some("trunk".into())),
+        "a number needs a trunk"
+    );
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "renewal", "to": person_no, "trunk": "self", "variables": { "first_name": "Ana" } })),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let call_id = r.json()["call_id"].as_str().expect("call_id").to_string();
+    let path = format!("/api/calls/{call_id}");
+    wait_for(&server, &path, 20, |records| {
+        records.as_array().is_some_and(|rs| {
+            rs.iter()
+                .any(|r| r["direction"] == "outbound" && !r["answer_at"].is_null())
+        })
+    });
+    let transcript = format!("{path}/transcript");
+    wait_for(&server, &transcript, 20, |t| t.to_string().contains("Ana"));
+    let live = server.api("GET", "/api/live", None).json();
+    assert!(
+        live.as_array().is_some_and(|l| l
+            .iter()
+            .any(|c| c["call_id"] == call_id.as_str() && c["route"] == "renewal")),
+        "{live}"
+    );
+    // The node's one outbound slot is taken.
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "renewal", "to": "+442079460512", "trunk": "self" })),
+    );
+    assert_eq!((r.status, error_of(&r).0.as_str()), (503, "busy"), "{}", r.body);
+    let hung_up_at = voxline_store::now_ms();
+    let r = server.api("POST", &format!("{path}/hangup"), None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let records = wait_for(&server, &path, 10, |records| {
+        records
+            .as_array()
+            .is_some_and(|rs| rs.len() == 2 && rs.iter().all(|r| !r["end_at"].is_null()))
+    });
+    let rs = records.as_array().expect("records");
+    let agent = rs.iter().find(|r| r["direction"] == "outbound").expect("agent side");
+    let callee = rs.iter().find(|r| r["direction"] == "inbound").expect("callee side");
+    assert_eq!(agent["end_reason"], "operator", "{agent}");
+    // A receiver that never answers delays no call's end.
+    let ended_in = agent["end_at"].as_i64().expect("end_at") - hung_up_at;
+    assert!(ended_in < 3000, "the call ended {ended_in} ms after the hang-up");
+    assert_eq!(callee["hangup_by"], "caller", "the callee got the BYE: {callee}");
+    let r = server.api("POST", &format!("{path}/hangup"), None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "not_found"));
+    let live = server.api("GET", "/api/live", None).json();
+    assert_eq!(live, json!([]), "off the list once ended");
+
+    // A number on the do-not-call list is not called.
+    assert_eq!(
+        server
+            .api("POST", "/api/dnc", Some(json!({ "numbers": [person_no] })))
+            .status,
+        200
+    );
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "renewal", "to": person_no, "trunk": "self" })),
+    );
+    assert_eq!((r.status, error_of(&r).0.as_str()), (409, "do_not_call"), "{}", r.body);
+
+    // The webhooks of all that: each signed, its event in a header, the one
+    // answered 500 sent again (5 s later), the campaign's calls with their
+    // disposition, its end, the hung-up call's end.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let events = loop {
+        let got = hooks.got.lock().unwrap().clone();
+        let bodies: Vec<Value> = got
+            .iter()
+            .map(|(_, b)| serde_json::from_str(b).expect("JSON body"))
+            .collect();
+        let has = |f: &dyn Fn(&Value) -> bool| bodies.iter().any(f);
+        let ids: Vec<&str> = bodies.iter().filter_map(|b| b["id"].as_str()).collect();
+        let retried = ids.iter().any(|id| ids.iter().filter(|x| *x == id).count() > 1);
+        let done = retried
+            && has(&|b| b["event"] == "campaign.finished" && b["by_disposition"]["invalid_number"] == 2)
+            && bodies
+                .iter()
+                .filter(|b| {
+                    b["event"] == "call.ended"
+                        && b["disposition"] == "invalid_number"
+                        && b["campaign"]["name"] == "unknowns"
+                })
+                .filter_map(|b| b["id"].as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 2
+            && has(&|b| {
+                b["event"] == "call.ended"
+                    && b["call"]["call_id"] == call_id.as_str()
+                    && b["call"]["end_reason"] == "operator"
+            })
+            && has(&|b| b["event"] == "call.answered" && b["call"]["call_id"] == call_id.as_str());
+        if done {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhooks so far: {bodies:#?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for (headers, body) in &events {
+        let b: Value = serde_json::from_str(body).expect("JSON");
+        assert!(signed(headers, body), "bad signature: {headers:?}");
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(header("x-voxline-event"), b["event"].as_str());
+        assert_eq!(header("x-voxline-delivery"), b["id"].as_str());
+    }
+    let campaign_call = events
+        .iter()
+        .map(|(_, b)| serde_json::from_str::<Value>(b).expect("JSON"))
+        .find(|b| b["event"] == "call.ended" && b["contact"]["number"] == "+442079460901")
+        .expect("the campaign call's end");
+    assert_eq!(campaign_call["attempt"], 1, "{campaign_call}");
+    assert_eq!(campaign_call["sip_status"], 404, "{campaign_call}");
+    assert_eq!(
+        campaign_call["contact"]["variables"]["first_name"], "Ann",
+        "{campaign_call}"
+    );
+    // The slow receiver's deliveries: tried, timed out, waiting to be tried again.
+    let slow = wait_for(&server, "/api/webhooks/deliveries?limit=1000", 20, |ds| {
+        ds.as_array().is_some_and(|ds| {
+            ds.iter().any(|d| {
+                d["url"].as_str().is_some_and(|u| u.ends_with("/slow"))
+                    && d["last_error"].as_str().is_some_and(|e| e.contains("no answer"))
+            })
+        })
+    });
+    let slow: Vec<&Value> = slow
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|d| d["url"].as_str().is_some_and(|u| u.ends_with("/slow")))
+        .collect();
+    assert!(slow.iter().all(|d| d["event"] == "call.ended"), "{slow:?}");
+    assert!(slow.iter().all(|d| d["state"] != "delivered"), "{slow:?}");
+    let r = server.api("GET", "/api/webhooks/deliveries?state=sent", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("state")));
+}
+
+/// The field of an error answer (`None` for a success).
+fn error_of_ok(r: &Reply) -> Option<String> {
+    (r.status >= 400).then(|| error_of(r).1).flatten()
+}
