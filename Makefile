@@ -16,7 +16,7 @@ DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libesp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: llama-links run test deps build prompts models api-token fmt-check lint unit load-test bench-venv fuzz clean-cache-note
+.PHONY: llama-links run demo-campaign test deps build prompts models api-token fmt-check lint unit load-test bench-venv fuzz clean-cache-note
 
 ## make run: build and run the server with the example config (SIP 127.0.0.1:5060, HTTP 127.0.0.1:8080)
 run: deps prompts build models api-token
@@ -32,6 +32,10 @@ run: deps prompts build models api-token
 	$(DEMO_BANK) > $(VOXLINE_CACHE)/demo-bank-service.log 2>&1 & svc=$$!; \
 	trap 'kill $$svc 2>/dev/null' EXIT INT TERM; \
 	$(VOXLINE) serve --config $(CONFIG)
+
+## make demo-campaign: with `make run` up in another terminal, the card-renewal reminder campaign against a local SIPp callee farm
+demo-campaign: build api-token
+	examples/campaign/demo.sh
 
 ## make test: everything CI runs
 test: deps prompts fmt-check lint build models unit api-token

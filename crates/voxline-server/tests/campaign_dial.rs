@@ -532,3 +532,140 @@ params = {{ greeting = "{optout}", max_seconds = 30 }}
         agent_at - hello_ends
     );
 }
+
+#[path = "../../voxline-store/tests/support/postgres.rs"]
+mod postgres;
+
+/// Two `voxline serve` nodes on one PostgreSQL dial one campaign through
+/// the callee farm: each contact is dialled once (by one node or the
+/// other, never both), both nodes dial, every contact ends with its
+/// callee's disposition.
+#[test]
+fn two_nodes_on_one_postgres_share_a_campaign_without_dialling_twice() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let pg = postgres::Postgres::start();
+    let url = pg.url();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let store = loop {
+        match rt.block_on(voxline_store::CallStore::open(&url, "reader")) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "postgres: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let farm = SippUas::start_with(
+        "uas_callee_farm.xml",
+        1000,
+        &["-trace_msg", "-message_file", "farm-messages.log"],
+    );
+    let trunk = format!(
+        "\n[campaigns]\nmax_calls = 2\n\n[[trunk]]\nname = \"farm\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{}\"\nmax_calls = 2\nmax_cps = 4\n",
+        farm.port
+    );
+    let routes = renewal_route();
+    let node = |name: &'static str| {
+        let url = url.clone();
+        Server::start_with(&format!("campaign-{name}"), &trunk, Some(&routes), move |text| {
+            let sqlite = text
+                .lines()
+                .find(|l| l.starts_with("url = \"sqlite://"))
+                .expect("the store's url")
+                .to_string();
+            text.replace(&sqlite, &format!("url = \"{url}\""))
+                .replace("name = \"test\"", &format!("name = \"{name}\""))
+        })
+    };
+    let a = node("node-a");
+    let b = node("node-b");
+    let cfg = a.config.clone();
+    campaign(
+        &cfg,
+        &[
+            "create",
+            "shared",
+            "--route",
+            "renewal",
+            "--trunk",
+            "farm",
+            "--timezone",
+            "Europe/London",
+            "--window",
+            "mon-sun=00:00-24:00",
+            "--max-calls",
+            "2",
+            "--max-cps",
+            "4",
+            "--ring-timeout",
+            "5",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    // People (kinds 0 and 1: 3 s on the line), not found (3), declines (5).
+    let mut csv = String::from("phone,first_name\n");
+    let mut want = BTreeMap::new();
+    for n in 1..=4 {
+        for (kind, disposition) in [(0, "answered"), (1, "answered"), (3, "invalid_number"), (5, "rejected")] {
+            csv.push_str(&format!("{},N{n}{kind}\n", number(kind, n)));
+            want.insert(number(kind, n), disposition.to_string());
+        }
+    }
+    let file = a.dir.join("contacts.csv");
+    std::fs::write(&file, csv).expect("contacts");
+    campaign(&cfg, &["import", "shared", file.to_str().expect("path")]);
+    campaign(&cfg, &["start", "shared"]);
+    let c = rt
+        .block_on(store.campaign_by_name("shared"))
+        .expect("read")
+        .expect("campaign");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let now = rt
+            .block_on(store.campaign_by_id(&c.id))
+            .expect("read")
+            .expect("campaign");
+        if now.state == "finished" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not finished:\nnode a:\n{}\nnode b:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let rows = rt.block_on(store.contacts_page(&c.id, 0, 100)).expect("contacts");
+    let got: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r.number.clone(), r.disposition.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(rows.iter().all(|r| r.attempts == 1), "{rows:?}");
+    // The farm got one INVITE per contact; each call's record names the node that placed it.
+    let trace_file = farm.dir.join("farm-messages.log");
+    let trace = std::fs::read_to_string(&trace_file).unwrap_or_else(|e| panic!("{}: {e}", trace_file.display()));
+    let invites = invites_by_number(&trace);
+    assert_eq!(invites.len(), want.len(), "{invites:?}");
+    assert!(invites.values().all(|ids| ids.len() == 1), "dialled twice: {invites:?}");
+    let attempts = rt.block_on(store.attempts(&c.id)).expect("attempts");
+    let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, call_id, _, _) in &attempts {
+        let records = rt.block_on(store.find_by_call_id(call_id)).expect("records");
+        let r = records
+            .iter()
+            .find(|r| r.direction == "outbound")
+            .expect("the call's record");
+        *by_node.entry(r.node.clone()).or_default() += 1;
+    }
+    eprintln!("calls per node: {by_node:?}");
+    assert_eq!(by_node.values().sum::<usize>(), want.len());
+    assert!(
+        by_node.get("node-a").is_some_and(|n| *n > 0) && by_node.get("node-b").is_some_and(|n| *n > 0),
+        "both nodes dial: {by_node:?}"
+    );
+}

@@ -111,7 +111,7 @@ async fn status_line(store: &CallStore, c: &CampaignRow) -> anyhow::Result<Strin
     let p = ops::progress(store, c).await?;
     let eta = p
         .eta_seconds
-        .map(|s| format!(", about {} left", human_minutes(s as f64 / 60.0)))
+        .map(|s| format!(", {} left", human_minutes(s as f64 / 60.0)))
         .unwrap_or_default();
     Ok(format!(
         "{}: {} | {}/{} done, {} calling, {} waiting | {} calls in the last minute{eta}",
@@ -123,9 +123,9 @@ fn human_minutes(mins: f64) -> String {
     if mins < 1.0 {
         "under a minute".into()
     } else if mins < 90.0 {
-        format!("{mins:.0} min")
+        format!("about {mins:.0} min")
     } else {
-        format!("{:.1} h", mins / 60.0)
+        format!("about {:.1} h", mins / 60.0)
     }
 }
 
