@@ -12,13 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const MODELS: &[&str] = &[
-    "whisper-tiny-en/ggml-model.bin",
-    "silero-vad/silero_vad.onnx",
-    "onnxruntime/libonnxruntime.so.1.31.1",
-    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
-    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
-];
+const MODELS: &[&str] = common::AGENT_MODELS;
 
 fn agent_server(name: &str) -> Server {
     agent_server_with(name, &demo_bank())

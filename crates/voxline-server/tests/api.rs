@@ -8,7 +8,6 @@
 mod common;
 use common::{Reply, Server, READ_TOKEN, WRITE_TOKEN};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -240,13 +239,7 @@ fn the_api_needs_a_token_and_answers_in_json() {
     }
 }
 
-const MODELS: &[&str] = &[
-    "whisper-tiny-en/ggml-model.bin",
-    "silero-vad/silero_vad.onnx",
-    "onnxruntime/libonnxruntime.so.1.31.1",
-    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
-    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
-];
+const MODELS: &[&str] = common::AGENT_MODELS;
 
 /// Waits up to `secs` for `done` on the JSON of GET `path`.
 fn wait_for(server: &Server, path: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
@@ -284,41 +277,21 @@ fn campaigns_and_calls_run_through_the_api() {
     let long = audio.join("long.wav");
     common::write_tone_wav(&long, 30.0, 300.0);
     let routes = format!(
-        r#"
-[[route]]
-name = "person"
-trunk = "local"
-number = {{ exact = "{person_no}" }}
-handler = "playback"
-params = {{ greeting = "{long}", max_seconds = 40 }}
-
-[[route]]
-name = "renewal"
-trunk = "local"
-number = {{ exact = "renewal" }}
-handler = "agent"
-params = {{ domain = "{}", max_seconds = 60, record = false }}
-"#,
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../domains/demo-renewal")
-            .display(),
-        long = long.display(),
+        "{}{}",
+        common::playback_route("person", person_no, &long, 40),
+        common::agent_route("renewal", "renewal", "demo-renewal", ", record = false")
     );
     let hooks = receivers();
     // The trunk "self" leads back to this server; one outbound call at a
     // time; every event to /hook, call ends also to /slow.
     let server = Server::start_with("api-calls", "", Some(&routes), |text| {
-        let port: String = text
-            .split("bind = \"127.0.0.1:")
-            .nth(1)
-            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
-            .expect("listener port");
-        format!(
-            "{text}\n[campaigns]\nmax_calls = 1\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n\n\
-             [[webhook]]\nurl = \"http://127.0.0.1:{hook}/hook\"\nsecret = \"{SECRET}\"\n\n\
-             [[webhook]]\nurl = \"http://127.0.0.1:{hook}/slow\"\nsecret = \"{SECRET}\"\nevents = [\"call.ended\"]\n",
-            hook = hooks.port,
-        )
+        let extra = format!(
+            "[campaigns]\nmax_calls = 1\n\n\
+             [[webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\n\n\
+             [[webhook]]\nurl = \"http://127.0.0.1:{port}/slow\"\nsecret = \"{SECRET}\"\nevents = [\"call.ended\"]",
+            port = hooks.port,
+        );
+        common::with_self_trunk(text, &extra)
     });
 
     // A campaign: bad settings are named, a good one created once.

@@ -14,13 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODELS: &[&str] = &[
-    "whisper-tiny-en/ggml-model.bin",
-    "silero-vad/silero_vad.onnx",
-    "onnxruntime/libonnxruntime.so.1.31.1",
-    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
-    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
-];
+const MODELS: &[&str] = common::AGENT_MODELS;
 
 fn campaign(config: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
@@ -43,19 +37,7 @@ fn campaign(config: &Path, args: &[&str]) -> String {
 /// The demo renewal agent's route (not recording: the callee's recording
 /// of the same call has the same name, its Call-ID).
 fn renewal_route() -> String {
-    format!(
-        r#"
-[[route]]
-name = "renewal"
-trunk = "local"
-number = {{ exact = "renewal" }}
-handler = "agent"
-params = {{ domain = "{}", max_seconds = 60, record = false }}
-"#,
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../domains/demo-renewal")
-            .display()
-    )
+    common::agent_route("renewal", "renewal", "demo-renewal", ", record = false")
 }
 
 /// The number of callee kind `kind` (the farm's last digit), `n`-th of its kind.
@@ -389,44 +371,16 @@ fn a_machine_gets_the_message_after_its_beep_and_a_person_hears_the_agent() {
     let machine_no = "+442079460501";
     let person_no = "+442079460511";
     let optout_no = "+442079460521";
-    let routes = format!(
-        r#"
-[[route]]
-name = "machine"
-trunk = "local"
-number = {{ exact = "{machine_no}" }}
-handler = "playback"
-params = {{ greeting = "{machine}", max_seconds = 25 }}
-
-[[route]]
-name = "person"
-trunk = "local"
-number = {{ exact = "{person_no}" }}
-handler = "playback"
-params = {{ greeting = "{person}", max_seconds = 10 }}
-
-[[route]]
-name = "optout"
-trunk = "local"
-number = {{ exact = "{optout_no}" }}
-handler = "playback"
-params = {{ greeting = "{optout}", max_seconds = 30 }}
-{renewal}"#,
-        machine = dir.join("machine.wav").display(),
-        person = dir.join("person.wav").display(),
-        optout = dir.join("optout.wav").display(),
-        renewal = renewal_route(),
-    );
+    let routes = [
+        common::playback_route("machine", machine_no, &dir.join("machine.wav"), 25),
+        common::playback_route("person", person_no, &dir.join("person.wav"), 10),
+        common::playback_route("optout", optout_no, &dir.join("optout.wav"), 30),
+        renewal_route(),
+    ]
+    .concat();
     // The campaign's trunk leads back to this server.
     let server = Server::start_with("campaign-amd", "", Some(&routes), |text| {
-        let port: String = text
-            .split("bind = \"127.0.0.1:")
-            .nth(1)
-            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
-            .expect("listener port");
-        format!(
-            "{text}\n[campaigns]\nmax_calls = 2\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n"
-        )
+        common::with_self_trunk(text, "[campaigns]\nmax_calls = 2")
     });
     let cfg = server.config.clone();
     let cfg = cfg.as_path();

@@ -178,6 +178,57 @@ handler = "playback"
 params = { greeting = "greeting.wav", max_seconds = 20 }
 "#;
 
+/// The model files an agent route loads (the small defaults).
+pub const AGENT_MODELS: &[&str] = &[
+    "whisper-tiny-en/ggml-model.bin",
+    "silero-vad/silero_vad.onnx",
+    "onnxruntime/libonnxruntime.so.1.31.1",
+    "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
+    "piper-en-us-joe-medium/en_US-joe-medium.onnx",
+];
+
+/// An agent route `name` on the demo pack `pack` (domains/PACK), dialled
+/// as `number` (`extra`: more params, `, key = value` pairs).
+pub fn agent_route(name: &str, number: &str, pack: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[route]]
+name = "{name}"
+trunk = "local"
+number = {{ exact = "{number}" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60{extra} }}
+"#,
+        repo().join("domains").join(pack).display()
+    )
+}
+
+/// A playback route `name` dialled as `number`, playing `greeting`.
+pub fn playback_route(name: &str, number: &str, greeting: &Path, max_seconds: u32) -> String {
+    format!(
+        r#"
+[[route]]
+name = "{name}"
+trunk = "local"
+number = {{ exact = "{number}" }}
+handler = "playback"
+params = {{ greeting = "{}", max_seconds = {max_seconds} }}
+"#,
+        greeting.display()
+    )
+}
+
+/// A config edit (for `Server::start_with`): `extra` and a trunk "self"
+/// leading back to the server's own SIP port (it calls itself).
+pub fn with_self_trunk(text: String, extra: &str) -> String {
+    let port: String = text
+        .split("bind = \"127.0.0.1:")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .expect("listener port");
+    format!("{text}\n{extra}\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n")
+}
+
 /// The API token of the read scope in every test server's config.
 pub const READ_TOKEN: &str = "vxl_test_read_0123456789";
 /// The API token of the write scope.
