@@ -207,6 +207,18 @@ impl CampaignSettings {
         if self.trunk.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return bad("trunk", "must name a [[trunk]] when given".into());
         }
+        if let Some(c) = &self.caller_id {
+            if c.trim().is_empty()
+                || c.len() > 256
+                || c.chars()
+                    .any(|ch| ch.is_control() || ch.is_whitespace() || "<>\"".contains(ch))
+            {
+                return bad(
+                    "caller_id",
+                    format!("{c:?} is not a caller ID (a number or sip: URI, no spaces or quotes)"),
+                );
+            }
+        }
         for (i, w) in self.webhooks.iter().enumerate() {
             if let Err((field, why)) = w.check() {
                 return bad(&format!("webhooks[{i}].{field}"), why);
@@ -316,6 +328,13 @@ mod tests {
                 ..settings()
             }),
             "voicemail"
+        );
+        assert_eq!(
+            field(CampaignSettings {
+                caller_id: Some("sip:a@b\r\nX-Evil: 1".into()),
+                ..settings()
+            }),
+            "caller_id"
         );
         assert_eq!(
             field(CampaignSettings {

@@ -16,7 +16,7 @@ pub const EVENTS: &[&str] = &[CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED];
 pub const MIN_SECRET: usize = 16;
 
 /// One receiver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
     /// `http://` or `https://` address the events are POSTed to.
@@ -26,6 +26,17 @@ pub struct WebhookTarget {
     /// The events it gets (default: all).
     #[serde(default = "all_events")]
     pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret (configurations and settings are logged).
+        f.debug_struct("WebhookTarget")
+            .field("url", &self.url)
+            .field("secret", &"********")
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 fn all_events() -> Vec<String> {
@@ -92,5 +103,6 @@ mod tests {
         assert_eq!(bad(|t| t.events = vec![]), "events");
         assert_eq!(bad(|t| t.events = vec!["call.started".into()]), "events");
         assert_eq!(ok.redacted().secret, "********");
+        assert!(!format!("{ok:?}").contains("0123456789abcdef"), "no secret in Debug");
     }
 }

@@ -458,6 +458,16 @@ fn campaigns_and_calls_run_through_the_api() {
     let r = server.api(
         "POST",
         "/api/calls",
+        Some(json!({ "route": "renewal", "to": person_no, "trunk": "self", "from": "sip:a@b\r\nX-Evil: 1" })),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).1.as_deref()),
+        (422, Some("from")),
+        "no header injection"
+    );
+    let r = server.api(
+        "POST",
+        "/api/calls",
         Some(json!({ "route": "renewal", "to": person_no, "trunk": "self", "variables": { "first_name": "Ana" } })),
     );
     assert_eq!(r.status, 202, "{}", r.body);

@@ -96,6 +96,17 @@ impl CallStore {
     /// error, none. A number the campaign already has is left as it was.
     /// New contacts are `pending`, due at once (the dialer applies windows).
     pub async fn add_contacts(&self, campaign_id: &str, contacts: &[NewContact]) -> Result<StoredImport, StoreError> {
+        self.add_contacts_telling(campaign_id, contacts, &|_| {}).await
+    }
+
+    /// [`CallStore::add_contacts`], telling `done` how many contacts are
+    /// written so far (every 500, and at the end) for a progress bar.
+    pub async fn add_contacts_telling(
+        &self,
+        campaign_id: &str,
+        contacts: &[NewContact],
+        done: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<StoredImport, StoreError> {
         let mut tx = self.pool.begin().await?;
         let next: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) AS top FROM campaign_contacts WHERE campaign_id = $1")
@@ -104,7 +115,7 @@ impl CallStore {
                 .await?
                 .try_get("top")?;
         let now = now_ms();
-        let mut done = StoredImport::default();
+        let mut stored = StoredImport::default();
         for (i, c) in contacts.iter().enumerate() {
             let added = sqlx::query(
                 "INSERT INTO campaign_contacts (campaign_id, seq, number, tz, variables, source_line, state, attempts, \
@@ -122,13 +133,17 @@ impl CallStore {
             .await?
             .rows_affected();
             if added == 1 {
-                done.added += 1;
+                stored.added += 1;
             } else {
-                done.already_there += 1;
+                stored.already_there += 1;
+            }
+            if (i + 1) % 500 == 0 {
+                done(i as u64 + 1);
             }
         }
         tx.commit().await?;
-        Ok(done)
+        done(contacts.len() as u64);
+        Ok(stored)
     }
 
     /// A campaign's contacts counted by state and disposition.

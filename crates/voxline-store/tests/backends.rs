@@ -348,8 +348,13 @@ async fn campaign_records(store: &CallStore) {
     let done = store.add_contacts("c1", &first).await.expect("import");
     assert_eq!((done.added, done.already_there), (2, 0));
     let second = [contact("+442079460959", 2), contact("+442079460960", 3)];
-    let done = store.add_contacts("c1", &second).await.expect("import again");
+    let told = std::sync::Mutex::new(Vec::new());
+    let done = store
+        .add_contacts_telling("c1", &second, &|n| told.lock().unwrap().push(n))
+        .await
+        .expect("import again");
     assert_eq!((done.added, done.already_there), (1, 1));
+    assert_eq!(*told.lock().unwrap(), [2], "the end is told");
     let counts = store.contact_counts("c1").await.expect("counts");
     assert_eq!(counts.by_state, vec![("pending".to_string(), 3)]);
     assert!(counts.by_disposition.is_empty());

@@ -295,9 +295,11 @@ async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     } else {
         ContactsInput::Csv(&bytes)
     };
-    let done = ops::import(&store, &row, &settings, input, a.all_or_nothing)
+    let bar = ImportBar::new();
+    let done = ops::import(&store, &row, &settings, input, a.all_or_nothing, &bar)
         .await
         .with_context(|| a.file.display().to_string())?;
+    bar.0.finish_and_clear();
     print_report(&a.file, &done.report, &settings.timezone);
     let Some(stored) = done.stored else {
         println!("nothing stored (--all-or-nothing): fix the rejected rows and import again");
@@ -312,6 +314,38 @@ async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The import's progress bar on a terminal (nothing drawn otherwise).
+struct ImportBar(indicatif::ProgressBar);
+
+impl ImportBar {
+    fn new() -> ImportBar {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template("{msg:8} [{bar:40}] {pos}/{len} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        ImportBar(bar)
+    }
+
+    fn show(&self, what: &'static str, n: u64, of: u64) {
+        if self.0.length() != Some(of) || self.0.message() != what {
+            self.0.set_message(what);
+            self.0.set_length(of);
+        }
+        self.0.set_position(n);
+    }
+}
+
+impl ops::ImportProgress for ImportBar {
+    fn read(&self, n: u64, of: u64) {
+        self.show("reading", n, of);
+    }
+
+    fn stored(&self, n: u64, of: u64) {
+        self.show("storing", n, of);
+    }
 }
 
 fn print_report(file: &Path, r: &ImportReport, campaign_tz: &str) {

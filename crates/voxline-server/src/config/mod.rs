@@ -449,6 +449,39 @@ url = "sqlite://calls.db"
     }
 
     #[test]
+    fn a_webhook_needs_an_address_and_a_secret_named_by_field() {
+        let with = |name: &str, hook: &str| Config::load(&write(name, &format!("{MINIMAL}[[webhook]]\n{hook}")));
+        let c = with(
+            "hook-ok",
+            "url = \"https://crm.example/hook\"\nsecret = \"0123456789abcdef\"\nevents = [\"call.ended\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.webhook_targets[0].events, ["call.ended"]);
+        assert!(!format!("{c:?}").contains("0123456789abcdef"), "no secret in Debug");
+        let field = |name: &str, hook: &str| with(name, hook).unwrap_err().field;
+        assert_eq!(
+            field("hook-short", "url = \"https://x\"\nsecret = \"short\"\n"),
+            "webhook[0].secret"
+        );
+        assert_eq!(field("hook-none", "url = \"https://x\"\n"), "webhook[0].secret");
+        assert_eq!(
+            field("hook-url", "url = \"crm.example\"\nsecret = \"0123456789abcdef\"\n"),
+            "webhook[0].url"
+        );
+        assert_eq!(
+            field(
+                "hook-event",
+                "url = \"https://x\"\nsecret = \"0123456789abcdef\"\nevents = [\"call.rang\"]\n"
+            ),
+            "webhook[0].events"
+        );
+        assert_eq!(
+            field("hook-file", "url = \"https://x\"\nsecret_file = \"missing-secret\"\n"),
+            "webhook[0].secret_file"
+        );
+    }
+
+    #[test]
     fn a_missing_file_is_reported() {
         let e = Config::load(Path::new("/nonexistent/voxline.toml")).unwrap_err();
         assert!(e.reason.contains("cannot read"), "{e}");

@@ -7,7 +7,7 @@ use voxline_campaign::webhook::{WebhookTarget, EVENTS};
 use voxline_sip::config::FieldError;
 
 /// `[[webhook]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` address the events are POSTed to.
@@ -21,6 +21,18 @@ pub struct WebhookConfig {
     /// Events sent (default: all): call.answered, call.ended, campaign.finished.
     #[serde(default)]
     pub events: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "********"))
+            .field("secret_file", &self.secret_file)
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 impl WebhookConfig {

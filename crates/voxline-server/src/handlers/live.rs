@@ -25,22 +25,23 @@ struct Entry {
     hangup: CancellationToken,
 }
 
-/// The calls up on this node (shared by the handlers and the API).
+/// The calls up on this node (shared by the handlers and the API), by
+/// Call-ID and direction (a call the server places to itself is up twice).
 #[derive(Clone, Default)]
-pub struct LiveCalls(Arc<Mutex<HashMap<String, Entry>>>);
+pub struct LiveCalls(Arc<Mutex<HashMap<(String, &'static str), Entry>>>);
 
 /// A call's place in [`LiveCalls`]: its hang-up signal; dropping it takes
 /// the call off the list.
 pub struct LiveGuard {
     calls: LiveCalls,
-    call_id: String,
+    key: (String, &'static str),
     /// Cancelled when an operator hangs the call up (a child of the
     /// server's shutdown, so it is cancelled by that too).
     pub hangup: CancellationToken,
 }
 
 impl LiveCalls {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, &'static str), Entry>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -49,7 +50,7 @@ impl LiveCalls {
     pub fn join(&self, call_id: &str, direction: &'static str, route: &str, shutdown: &CancellationToken) -> LiveGuard {
         let hangup = shutdown.child_token();
         self.lock().insert(
-            call_id.to_string(),
+            (call_id.to_string(), direction),
             Entry {
                 call: LiveCall {
                     call_id: call_id.to_string(),
@@ -62,20 +63,21 @@ impl LiveCalls {
         );
         LiveGuard {
             calls: self.clone(),
-            call_id: call_id.to_string(),
+            key: (call_id.to_string(), direction),
             hangup,
         }
     }
 
-    /// Hangs up the call with this Call-ID; false when it is not up here.
+    /// Hangs up the call with this Call-ID (both its legs when the server
+    /// called itself); false when it is not up here.
     pub fn hang_up(&self, call_id: &str) -> bool {
-        match self.lock().get(call_id) {
-            Some(e) => {
-                e.hangup.cancel();
-                true
-            }
-            None => false,
+        let calls = self.lock();
+        let mut found = false;
+        for e in calls.iter().filter(|((id, _), _)| id == call_id).map(|(_, e)| e) {
+            e.hangup.cancel();
+            found = true;
         }
+        found
     }
 
     /// The calls up now, oldest first.
@@ -95,7 +97,7 @@ impl LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.calls.lock().remove(&self.call_id);
+        self.calls.lock().remove(&self.key);
     }
 }
 
@@ -116,6 +118,21 @@ mod tests {
         drop(guard);
         assert!(live.list().is_empty());
         assert!(!live.hang_up("a@h"), "gone once the call ended");
+    }
+
+    #[test]
+    fn a_call_to_itself_is_up_twice_and_hung_up_both_ways() {
+        let live = LiveCalls::default();
+        let shutdown = CancellationToken::new();
+        let out = live.join("c@h", "outbound", "renewal", &shutdown);
+        let inb = live.join("c@h", "inbound", "bank", &shutdown);
+        assert_eq!(live.list().len(), 2);
+        assert!(live.hang_up("c@h"));
+        assert!(out.hangup.is_cancelled() && inb.hangup.is_cancelled());
+        drop(inb);
+        assert_eq!(live.list().len(), 1, "the other leg stays listed until it ends");
+        drop(out);
+        assert!(live.list().is_empty());
     }
 
     #[test]

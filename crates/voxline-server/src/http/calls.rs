@@ -189,6 +189,16 @@ fn check_call(s: &AppState, c: &PlaceCall) -> Result<String, ApiError> {
         }
         None => {}
     }
+    if let Some(from) = &c.from {
+        let ok = (from.starts_with("sip:") || from.starts_with("sips:"))
+            && from.len() <= 256
+            && from
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "+-_.:@;=*#!~%".contains(ch));
+        if !ok {
+            return Err(ApiError::invalid("from", "a sip: URI (no spaces, quotes or brackets)"));
+        }
+    }
     if let Some(t) = c.ring_timeout_s {
         if !(1..=300).contains(&t) {
             return Err(ApiError::invalid("ring_timeout_s", "1 to 300 seconds"));
@@ -221,7 +231,10 @@ fn check_call(s: &AppState, c: &PlaceCall) -> Result<String, ApiError> {
     } else {
         to
     };
-    Ok(number.to_string())
+    // As the do-not-call list keeps it: E.164 where it reads as a number.
+    Ok(voxline_campaign::contacts::normalise(number, None)
+        .map(|(e164, _)| e164)
+        .unwrap_or_else(|_| number.to_string()))
 }
 
 /// `POST /api/calls`: places an agent's call; 202 with its Call-ID (its

@@ -116,7 +116,7 @@ pub async fn upload(State(s): State<AppState>, Path(key): Path<String>, req: Req
     } else {
         ContactsInput::Csv(&bytes)
     };
-    let done = ops::import(&s.ctx.store, &row, &settings, input, q.all_or_nothing).await?;
+    let done = ops::import(&s.ctx.store, &row, &settings, input, q.all_or_nothing, &ops::Quiet).await?;
     let report = UploadReport {
         contacts: done.report.contacts.len(),
         merged: done

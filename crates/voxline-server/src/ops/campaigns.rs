@@ -174,6 +174,36 @@ pub struct Imported {
     pub stored: Option<StoredImport>,
 }
 
+/// Where an import's progress goes (the CLI's bar; the API has none).
+pub trait ImportProgress: Send + Sync {
+    /// `n` bytes of the input's `of` read.
+    fn read(&self, _n: u64, _of: u64) {}
+    /// `n` contacts of `of` stored.
+    fn stored(&self, _n: u64, _of: u64) {}
+}
+
+/// No progress shown.
+pub struct Quiet;
+
+impl ImportProgress for Quiet {}
+
+/// A reader over the input telling `progress` how far it is.
+struct Counting<'a> {
+    input: &'a [u8],
+    at: u64,
+    of: u64,
+    progress: &'a dyn ImportProgress,
+}
+
+impl std::io::Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.at += n as u64;
+        self.progress.read(self.at, self.of);
+        Ok(n)
+    }
+}
+
 /// Reads contacts into campaign `row`: every good row is stored in one
 /// transaction; with `all_or_nothing`, nothing is stored when a row is bad.
 pub async fn import(
@@ -182,6 +212,7 @@ pub async fn import(
     settings: &CampaignSettings,
     input: ContactsInput<'_>,
     all_or_nothing: bool,
+    progress: &dyn ImportProgress,
 ) -> Result<Imported, OpError> {
     let checked = settings
         .check()
@@ -192,8 +223,20 @@ pub async fn import(
         country_zones: CountryZones::system().map_err(|e| OpError::invalid("timezone database", e.to_string()))?,
     };
     let report = match input {
-        ContactsInput::Csv(bytes) => contacts::import_csv(bytes, &opts),
-        ContactsInput::Json(text) => contacts::import_json(text, &opts),
+        ContactsInput::Csv(bytes) => {
+            let counting = Counting {
+                input: bytes,
+                at: 0,
+                of: bytes.len() as u64,
+                progress,
+            };
+            contacts::import_csv(counting, &opts)
+        }
+        ContactsInput::Json(text) => {
+            let r = contacts::import_json(text, &opts);
+            progress.read(text.len() as u64, text.len() as u64);
+            r
+        }
     }
     .map_err(|e| OpError::invalid("contacts", e.to_string()))?;
     if all_or_nothing && !report.rejected.is_empty() {
@@ -210,7 +253,10 @@ pub async fn import(
             source_line: c.line as i64,
         })
         .collect::<Vec<_>>();
-    let stored = store.add_contacts(&row.id, &rows).await?;
+    let of = rows.len() as u64;
+    let stored = store
+        .add_contacts_telling(&row.id, &rows, &|n| progress.stored(n, of))
+        .await?;
     Ok(Imported {
         report,
         stored: Some(stored),
