@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use voxline_campaign::webhook::{WebhookTarget, CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED};
-use voxline_campaign::{AttemptReport, CampaignSettings};
+use voxline_campaign::AttemptReport;
 use voxline_store::{now_ms, CallRecord, CallStore, Delivery, NewDelivery};
 
 /// Tries of one delivery before it is given up.
@@ -128,7 +128,7 @@ impl Webhooks {
         let Some(row) = row else {
             return Ok(Vec::new());
         };
-        let settings: CampaignSettings = serde_json::from_str(&row.settings).map_err(|e| e.to_string())?;
+        let settings = crate::ops::campaigns::settings_of(&row).map_err(|e| e.to_string())?;
         Ok(settings.webhooks)
     }
 

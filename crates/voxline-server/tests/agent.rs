@@ -1398,17 +1398,7 @@ fn the_agent_places_a_call_speaks_first_and_answers_the_callee() {
     // and hangs up 12 s after asking.
     let (question, spans) = caller_script(&voice_dir, "person", &[(9.5, "Where is the Downtown branch?")], 0.5);
     let hang_up = (spans[0].1 + 12.0).ceil() as u32;
-    let callee_routes = format!(
-        r#"
-[[route]]
-name = "person"
-trunk = "local"
-number = {{ exact = "person" }}
-handler = "playback"
-params = {{ greeting = "{}", max_seconds = {hang_up} }}
-"#,
-        question.display()
-    );
+    let callee_routes = common::playback_route("person", "person", &question, hang_up);
     let callee = Server::start("agent-outbound", "", Some(&callee_routes));
     // The agent's side: the same node and store, with the bank route (not
     // recording: its file would have the same name, the call's Call-ID).

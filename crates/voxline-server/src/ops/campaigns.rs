@@ -137,9 +137,7 @@ pub async fn create(
         ));
     }
     agent_route(cfg, route, "route")?;
-    settings
-        .check()
-        .map_err(|e| OpError::invalid(format!("settings.{}", e.field), e.why))?;
+    settings.check()?;
     if let Some(t) = &settings.trunk {
         dialable_trunk(cfg, t, "settings.trunk")?;
     }
@@ -214,9 +212,7 @@ pub async fn import(
     all_or_nothing: bool,
     progress: &dyn ImportProgress,
 ) -> Result<Imported, OpError> {
-    let checked = settings
-        .check()
-        .map_err(|e| OpError::invalid(format!("settings.{}", e.field), e.why))?;
+    let checked = settings.check()?;
     let opts = ImportOptions {
         default_country: checked.default_country,
         default_tz: checked.timezone,
@@ -271,9 +267,7 @@ pub async fn start(
     row: &CampaignRow,
     settings: &CampaignSettings,
 ) -> Result<(), OpError> {
-    settings
-        .check()
-        .map_err(|e| OpError::invalid(format!("settings.{}", e.field), e.why))?;
+    settings.check()?;
     agent_route(cfg, &row.route, "route")?;
     let trunk = settings.trunk.as_deref().ok_or_else(|| {
         OpError::invalid(

@@ -5,6 +5,7 @@
 
 pub mod campaigns;
 
+use voxline_campaign::SettingsError;
 use voxline_store::StoreError;
 
 /// Why an operation was refused or failed.
@@ -37,5 +38,12 @@ impl OpError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A campaign setting at fault is named under `settings.`.
+impl From<SettingsError> for OpError {
+    fn from(e: SettingsError) -> OpError {
+        OpError::invalid(format!("settings.{}", e.field), e.why)
     }
 }
