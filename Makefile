@@ -38,7 +38,7 @@ demo-campaign: build api-token
 	examples/campaign/demo.sh
 
 ## make test: everything CI runs
-test: deps prompts fmt-check lint build models unit api-token
+test: deps prompts fmt-check lint build models bench-venv unit api-token
 	$(VOXLINE) check-config --config $(CONFIG)
 	$(VOXLINE) models verify
 	@echo "make test: all green"
@@ -99,9 +99,9 @@ lint: llama-links
 
 # Model-backed tests fail (instead of skipping) when a model is missing.
 unit: llama-links
-	VOXLINE_REQUIRE_MODELS=1 cargo test --release --locked --workspace
+	VOXLINE_REQUIRE_MODELS=1 VOXLINE_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection, a 1,000-contact campaign (print their tables)
+## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection (and over SIP), the end of turn, a 1,000-contact campaign (print their tables)
 load-test: deps prompts build models api-token bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
@@ -112,16 +112,20 @@ load-test: deps prompts build models api-token bench-venv
 	load-tests/spoken-eval.sh domains/demo-bank/eval-neighbours.toml espeak
 	load-tests/asr-confidence.sh espeak domains/demo-bank/eval-neighbours.toml domains/demo-energy/eval-neighbours.toml
 	$(VOXLINE) bench amd --set load-tests/amd/answers-a.toml --set load-tests/amd/answers-b.toml
+	load-tests/amd-sip.sh
+	$(VOXLINE) bench turn-end --set load-tests/turn-end/utterances-b.toml
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
-# llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the clone.
+# llama-cpp-python, built here from its PyPI sdist, ~5 min), cached outside the
+# clone. Its OpenAI-compatible server (llama_cpp.server) is the real server
+# the remote backend and the inference pool are tested against in make test.
 BENCH_VENV ?= $(HOME)/.cache/voxline/bench-venv
 bench-venv:
 	@[ -x $(BENCH_VENV)/bin/python ] || python3 -m venv $(BENCH_VENV)
 	@[ -x $(BENCH_VENV)/bin/piper ] || $(BENCH_VENV)/bin/pip install -q piper-tts==1.8.0
-	@$(BENCH_VENV)/bin/python -c "import llama_cpp" 2>/dev/null || \
-		CMAKE_ARGS="-DGGML_NATIVE=ON" $(BENCH_VENV)/bin/pip install -q llama-cpp-python==0.3.16
+	@$(BENCH_VENV)/bin/python -c "import llama_cpp.server" 2>/dev/null || \
+		CMAKE_ARGS="-DGGML_NATIVE=ON" $(BENCH_VENV)/bin/pip install -q "llama-cpp-python[server]==0.3.16"
 
 ## make fuzz: run the SIP, SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60

@@ -10,12 +10,15 @@
 pub mod pool;
 pub mod segmenter;
 pub mod stream;
+pub mod turn_features;
+pub mod turn_model;
 pub mod vad;
 pub mod whisper;
 
 pub use pool::{AsrPool, PoolConfig, PoolStats, Transcript};
 pub use segmenter::{Segmenter, SegmenterConfig, VadEvent};
 pub use stream::{AsrEvent, StreamConfig, StreamingRecognizer};
+pub use turn_model::{TurnModel, TurnVerdict};
 pub use vad::{SileroVad, VAD_WINDOW};
 pub use whisper::{Confidence, DecodeOptions, Doubt, Heard, WhisperModel};
 
@@ -26,7 +29,7 @@ pub const ASR_RATE: u32 = 16_000;
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
     /// A model file could not be loaded.
-    #[error("loading the Whisper model {path}: {why}")]
+    #[error("loading the model {path}: {why}")]
     Load {
         /// The file.
         path: String,

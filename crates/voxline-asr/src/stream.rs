@@ -190,6 +190,17 @@ pub enum AsrEvent {
         /// How sure Whisper was of it.
         confidence: crate::Confidence,
     },
+    /// The audio end-of-turn model's verdict on the utterance, heard once
+    /// the caller fell silent (with the early final); only while they stay
+    /// silent (a `SpeechStart` makes it out of date).
+    TurnAudio {
+        /// Utterance number.
+        utterance: u64,
+        /// Probability that the caller's turn is complete, 0..1.
+        complete: f32,
+        /// Features and inference, wall time.
+        took: Duration,
+    },
     /// Decoding an utterance failed; the text is lost.
     Failed {
         /// Utterance number.
@@ -237,6 +248,10 @@ struct Awaited {
 
 type Done = (u64, Result<Transcript, AsrError>);
 
+/// An audio end-of-turn verdict: the utterance, the sample its audio ends
+/// at, the result.
+type TurnDone = (u64, u64, Result<crate::TurnVerdict, AsrError>);
+
 /// What a recogniser's decodes cost so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RecognizerStats {
@@ -279,6 +294,10 @@ pub struct StreamingRecognizer {
     stats: RecognizerStats,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    /// The audio end-of-turn model, when the configuration names one.
+    turn_model: Option<Arc<crate::TurnModel>>,
+    turn_tx: mpsc::UnboundedSender<TurnDone>,
+    turn_rx: mpsc::UnboundedReceiver<TurnDone>,
 }
 
 impl std::fmt::Debug for StreamingRecognizer {
@@ -306,6 +325,7 @@ impl StreamingRecognizer {
             ..cfg.decode.clone()
         };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (turn_tx, turn_rx) = mpsc::unbounded_channel();
         StreamingRecognizer {
             pool,
             vad,
@@ -327,7 +347,16 @@ impl StreamingRecognizer {
             stats: RecognizerStats::default(),
             done_tx,
             done_rx,
+            turn_model: None,
+            turn_tx,
+            turn_rx,
         }
+    }
+
+    /// Judges each utterance's end with the audio end-of-turn model too
+    /// ([`AsrEvent::TurnAudio`], when the early final starts).
+    pub fn set_turn_model(&mut self, model: Arc<crate::TurnModel>) {
+        self.turn_model = Some(model);
     }
 
     /// The segmenter's state.
@@ -369,8 +398,13 @@ impl StreamingRecognizer {
             if let Some(e) = self.events.pop_front() {
                 return Some(e);
             }
-            let (job, result) = self.done_rx.recv().await?;
-            self.finished(job, result);
+            tokio::select! {
+                done = self.done_rx.recv() => {
+                    let (job, result) = done?;
+                    self.finished(job, result);
+                }
+                Some((utterance, end, result)) = self.turn_rx.recv() => self.turn_judged(utterance, end, result),
+            }
         }
     }
 
@@ -379,7 +413,48 @@ impl StreamingRecognizer {
         while let Ok((job, result)) = self.done_rx.try_recv() {
             self.finished(job, result);
         }
+        while let Ok((utterance, end, result)) = self.turn_rx.try_recv() {
+            self.turn_judged(utterance, end, result);
+        }
         self.events.pop_front()
+    }
+
+    /// Whether the audio end-of-turn model judges each utterance's end.
+    pub fn hears_turn_audio(&self) -> bool {
+        self.turn_model.is_some()
+    }
+
+    /// The audio end-of-turn model's verdict came back: reported while the
+    /// caller is still silent after the audio it judged.
+    fn turn_judged(&mut self, utterance: u64, end: u64, result: Result<crate::TurnVerdict, AsrError>) {
+        let current = utterance == self.utterance && self.early.as_ref().is_some_and(|e| e.end == end);
+        match result {
+            Ok(v) if current => self.events.push_back(AsrEvent::TurnAudio {
+                utterance,
+                complete: v.complete,
+                took: v.took,
+            }),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audio end-of-turn model failed"),
+        }
+    }
+
+    /// Sends the utterance up to sample `end` to the audio end-of-turn model.
+    fn judge_turn(&mut self, end: u64) {
+        let Some(model) = self.turn_model.clone() else {
+            return;
+        };
+        let (from, to) = (self.index(self.utt_start), self.index(end).min(self.audio.len()));
+        if to <= from {
+            return;
+        }
+        let from = from.max(to.saturating_sub(crate::turn_features::WINDOW_SAMPLES));
+        let audio: Arc<[f32]> = Arc::from(&self.audio[from..to]);
+        let tx = self.turn_tx.clone();
+        let utterance = self.utterance;
+        tokio::spawn(async move {
+            let _ = tx.send((utterance, end, model.judge(audio).await));
+        });
     }
 
     /// What the decodes cost so far.
@@ -476,6 +551,7 @@ impl StreamingRecognizer {
             if let Some(job) = self.submit(Kind::Early, end) {
                 self.stats.early += 1;
                 self.early = Some(Early { job, end, result: None });
+                self.judge_turn(end);
             }
         } else if silence < u64::from(self.cfg.tail_ms)
             && self.cfg.partial_interval_ms > 0

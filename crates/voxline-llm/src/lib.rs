@@ -2,7 +2,8 @@
 //! replies stream as text deltas and stop when the stream is dropped or
 //! cancelled. Backends: a local GGUF model on llama.cpp or on mistralrs
 //! (CPU, no hub access) and any OpenAI-compatible `/v1/chat/completions` server with
-//! SSE streaming (vLLM, llama.cpp server, mistralrs-server) for a GPU pool.
+//! SSE streaming (vLLM, llama.cpp server, mistralrs-server), several of
+//! them pooled in front of the local engine ([`InferencePool`]).
 
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod llamacpp;
 mod llamacpp_engine;
 pub mod local;
 pub mod local_engine;
+pub mod pool;
 pub mod remote;
 pub mod text_out;
 
@@ -20,6 +22,7 @@ pub use embed::{EmbedError, Embedder};
 pub use llamacpp::{EngineStats, LlamaCppConfig, LlamaCppModel};
 pub use local::{LocalConfig, LocalModel};
 pub use local_engine::{load_local, LocalEngine};
+pub use pool::{EndpointStatus, InferencePool, PoolSettings};
 pub use remote::{RemoteConfig, RemoteModel};
 
 /// Errors from language models.

@@ -1,11 +1,18 @@
-//! The remote backend against a real OpenAI-compatible server: llama.cpp's
-//! (llama-cpp-python's `llama_cpp.server`, from `make bench-venv`) serving
-//! the default GGUF on loopback. Skipped when that venv is absent.
+//! The remote backend and the inference pool against a real
+//! OpenAI-compatible server: llama.cpp's (llama-cpp-python's
+//! `llama_cpp.server`, in the venv `make bench-venv` makes, which `make
+//! test` runs first) serving the default GGUF on loopback. Without that
+//! venv the tests skip, and fail under `make test` (VOXLINE_REQUIRE_MODELS).
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, LlmError, RemoteConfig, RemoteModel, Role};
+use voxline_llm::{
+    ChatEvent, ChatMessage, ChatModel, ChatRequest, InferencePool, LlmError, LocalEngine, PoolSettings, RemoteConfig,
+    RemoteModel, Role,
+};
 
 struct Server(Child);
 
@@ -16,14 +23,29 @@ impl Drop for Server {
     }
 }
 
-fn python() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/voxline/bench-venv/bin/python");
+/// The venv's Python with `llama_cpp.server`, and the default GGUF; None
+/// (skip) when either is missing, a failure under VOXLINE_REQUIRE_MODELS.
+fn needs() -> Option<(PathBuf, PathBuf)> {
+    let gguf = common::gguf()?;
+    let p = match std::env::var_os("VOXLINE_BENCH_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/voxline/bench-venv/bin/python"),
+    };
     let ok = Command::new(&p)
         .args(["-c", "import llama_cpp.server"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    ok.then_some(p)
+    if !ok {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} cannot import llama_cpp.server (make bench-venv installs it)",
+            p.display()
+        );
+        eprintln!("skipped: no llama-cpp-python server (make bench-venv)");
+        return None;
+    }
+    Some((p, gguf))
 }
 
 fn free_port() -> u16 {
@@ -42,15 +64,11 @@ fn config(port: u16) -> RemoteConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
-    let gguf = voxline_models::models_dir().join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let (Some(python), true) = (python(), gguf.exists()) else {
-        eprintln!("skipped: no llama-cpp-python server (make bench-venv) or no model");
-        return;
-    };
+/// `llama_cpp.server` on `gguf`, one thread, on a free loopback port,
+/// once it accepts connections.
+async fn start_server(python: &Path, gguf: &Path) -> (Server, u16) {
     let port = free_port();
-    let _server = Server(
+    let server = Server(
         Command::new(python)
             .args([
                 "-m",
@@ -63,7 +81,7 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
             ])
             .arg(port.to_string())
             .arg("--model")
-            .arg(&gguf)
+            .arg(gguf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -74,6 +92,29 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
         assert!(Instant::now() < deadline, "the server did not start");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    (server, port)
+}
+
+/// A loopback port held bound but not listening: connecting is refused.
+fn refused_port() -> (socket2::Socket, u16) {
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = held
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("port");
+    (held, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
+    let Some((python, gguf)) = needs() else {
+        return;
+    };
+    let (_server, port) = start_server(&python, &gguf).await;
     let model = RemoteModel::new(config(port)).expect("client");
     let req = ChatRequest::new(
         vec![
@@ -116,16 +157,8 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
 #[tokio::test]
 async fn an_unreachable_server_is_named_with_the_cause() {
     // A port held bound but not listening: nothing else can take it meanwhile
-    // (the other test starts a server on a free port), and connecting is refused.
-    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .expect("bind");
-    let port = held
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .map(|a| a.port())
-        .expect("port");
+    // (the other tests start servers on free ports), and connecting is refused.
+    let (_held, port) = refused_port();
     let model = RemoteModel::new(config(port)).expect("client");
     let e = model
         .chat(ChatRequest::new(vec![ChatMessage::new(Role::User, "hi")], 4))
@@ -136,5 +169,101 @@ async fn an_unreachable_server_is_named_with_the_cause() {
     assert!(
         msg.contains(&format!("127.0.0.1:{port}")) && msg.to_lowercase().contains("refused"),
         "{msg}"
+    );
+}
+
+/// Reads a reply to its end: its text, the gap before each delta (the
+/// longest after `from`), and the instant of each delta.
+async fn read_all(mut stream: voxline_llm::ChatStream) -> (String, Vec<Instant>) {
+    let (mut text, mut at) = (String::new(), Vec::new());
+    while let Some(ev) = stream.next().await {
+        match ev.expect("no error reaches the caller") {
+            ChatEvent::Delta(d) => {
+                text.push_str(&d);
+                at.push(Instant::now());
+            }
+            ChatEvent::Done(_) => return (text, at),
+        }
+    }
+    panic!("the reply ended without Done: {text:?}");
+}
+
+/// The pool: a server that refuses is down after the first check; replies
+/// come from the live server; when it is killed in the middle of a reply
+/// the local engine carries the reply on (no error reaches the caller)
+/// and answers the next ones; the time from the kill to the local
+/// engine's next text is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_dies() {
+    let Some((python, gguf)) = needs() else {
+        return;
+    };
+    let (mut server, port) = start_server(&python, &gguf).await;
+    let (_held, refused) = refused_port();
+    let local = voxline_llm::load_local(LocalEngine::LlamaCpp, &gguf, None, 1, None)
+        .await
+        .expect("local engine");
+    let settings = PoolSettings {
+        first_token_timeout: Duration::from_secs(5),
+        health_interval: Duration::from_secs(1),
+    };
+    let pool = InferencePool::start(vec![config(refused), config(port)], local, settings)
+        .await
+        .expect("pool");
+    let status = pool.status();
+    assert!(!status[0].healthy && status[1].healthy, "{status:?}");
+
+    let (text, _) = read_all(
+        pool.chat(common::ask("What is the capital of France?", 32))
+            .await
+            .expect("chat"),
+    )
+    .await;
+    assert!(text.contains("Paris"), "{text}");
+    assert_eq!(
+        (pool.status()[1].served, pool.local_replies()),
+        (1, 0),
+        "{:?}",
+        pool.status()
+    );
+
+    // Killed in the middle of a long reply.
+    let mut stream = pool
+        .chat(common::ask("Tell me a long story about a dragon and a knight.", 300))
+        .await
+        .expect("chat");
+    let mut before = String::new();
+    while before.split_whitespace().count() < 5 {
+        match stream.next().await {
+            Some(Ok(ChatEvent::Delta(d))) => before.push_str(&d),
+            other => panic!("the server's reply: {other:?}"),
+        }
+    }
+    server.0.kill().expect("kill the server");
+    let killed = Instant::now();
+    let (after, at) = read_all(stream).await;
+    let first_after = at.first().map(|t| t.duration_since(killed)).expect("the reply went on");
+    eprintln!(
+        "server killed after {before:?}; the local engine's text came {first_after:?} later; went on with {:?}",
+        after.chars().take(80).collect::<String>()
+    );
+    assert!(!after.trim().is_empty());
+    assert_eq!(pool.local_replies(), 1, "{:?}", pool.status());
+    assert_eq!(pool.status()[1].failed, 1, "{:?}", pool.status());
+    assert!(!pool.status()[1].healthy);
+
+    // Every server down: the local engine answers at once.
+    let started = Instant::now();
+    let (text, at) = read_all(
+        pool.chat(common::ask("What is the capital of France?", 32))
+            .await
+            .expect("chat"),
+    )
+    .await;
+    assert!(text.contains("Paris"), "{text}");
+    assert_eq!(pool.local_replies(), 2);
+    eprintln!(
+        "with every server down, the first text in {:?}",
+        at[0].duration_since(started)
     );
 }

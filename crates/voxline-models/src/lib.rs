@@ -88,7 +88,9 @@ pub mod defaults {
     pub const ONNX_RUNTIME: &str = "onnxruntime/libonnxruntime.so.1.31.1";
     /// Silero VAD.
     pub const SILERO_VAD: &str = "silero-vad/silero_vad.onnx";
-    /// Whisper tiny.en, converted to ggml.
+    /// The audio end-of-turn model (smart-turn v3.2, ONNX).
+    pub const SMART_TURN: &str = "smart-turn/smart-turn-v3.2-cpu.onnx";
+    /// The converted Whisper tiny.en (ggml).
     pub const WHISPER: &str = "whisper-tiny-en/ggml-model.bin";
     /// The Piper voice (its `.onnx.json` next to it).
     pub const PIPER_VOICE: &str = "piper-en-us-joe-medium/en_US-joe-medium.onnx";

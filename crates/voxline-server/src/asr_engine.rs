@@ -6,7 +6,7 @@ use crate::config::asr::AsrConfig;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
-use voxline_asr::{AsrError, AsrPool, Doubt, SileroVad, StreamConfig, StreamingRecognizer, WhisperModel};
+use voxline_asr::{AsrError, AsrPool, Doubt, SileroVad, StreamConfig, StreamingRecognizer, TurnModel, WhisperModel};
 
 /// The loaded recogniser.
 pub struct AsrEngine {
@@ -15,6 +15,8 @@ pub struct AsrEngine {
     onnxruntime: PathBuf,
     vad_model: PathBuf,
     doubt: Doubt,
+    /// The audio end-of-turn model (`asr.turn_audio`).
+    turn_model: Option<Arc<TurnModel>>,
 }
 
 impl std::fmt::Debug for AsrEngine {
@@ -28,12 +30,17 @@ impl AsrEngine {
     pub fn start(cfg: &AsrConfig) -> anyhow::Result<AsrEngine> {
         let model = WhisperModel::load(&cfg.model_path())?;
         let pool = AsrPool::start(Arc::new(model), cfg.pool()).context("starting the recognition workers")?;
+        let turn_model = match cfg.turn_model_path() {
+            Some(path) => Some(TurnModel::load(&cfg.onnxruntime_path(), &path, cfg.turn_sessions)?),
+            None => None,
+        };
         let engine = AsrEngine {
             pool,
             stream: cfg.stream(),
             onnxruntime: cfg.onnxruntime_path(),
             vad_model: cfg.vad_path(),
             doubt: cfg.doubt(),
+            turn_model,
         };
         // Fail at start-up, not on the first call, when the VAD cannot load.
         SileroVad::load(&engine.onnxruntime, &engine.vad_model)?;
@@ -42,19 +49,36 @@ impl AsrEngine {
             model = %cfg.model_path().display(),
             workers = p.workers,
             threads_per_worker = p.threads_per_worker,
+            turn_model = engine.turn_model.as_ref().map(|m| m.path().display().to_string()),
             "speech recognition ready"
         );
         Ok(engine)
     }
 
-    /// A recogniser for one call's caller audio (16 kHz frames). `domain`:
-    /// words of the call's domain (a pack's vocabulary) that steer it, after
-    /// the server's own `asr.initial_prompt`.
+    /// A recogniser for one call's caller audio (16 kHz frames), without
+    /// the audio end-of-turn model. `domain`: words of the call's domain (a
+    /// pack's vocabulary) that steer it, after the server's own
+    /// `asr.initial_prompt`.
     pub fn recognizer(&self, domain: Option<&str>) -> Result<StreamingRecognizer, AsrError> {
+        self.recognizer_hearing(domain, false)
+    }
+
+    /// Like [`recognizer`](Self::recognizer); `turn_audio`: with the audio
+    /// end-of-turn model (when one is loaded), for a conversation's turns.
+    pub fn recognizer_hearing(&self, domain: Option<&str>, turn_audio: bool) -> Result<StreamingRecognizer, AsrError> {
         let vad = SileroVad::load(&self.onnxruntime, &self.vad_model)?;
         let mut stream = self.stream.clone();
         stream.decode.initial_prompt = joined_prompt(stream.decode.initial_prompt.as_deref(), domain);
-        Ok(StreamingRecognizer::new(self.pool.clone(), vad, stream))
+        let mut rec = StreamingRecognizer::new(self.pool.clone(), vad, stream);
+        if let Some(model) = self.turn_model.as_ref().filter(|_| turn_audio) {
+            rec.set_turn_model(model.clone());
+        }
+        Ok(rec)
+    }
+
+    /// Whether the audio end-of-turn model is loaded.
+    pub fn has_turn_model(&self) -> bool {
+        self.turn_model.is_some()
     }
 
     /// When a decode is too unsure to act on (`asr.doubt_*`).

@@ -75,6 +75,8 @@ enum BenchCommand {
     Turn(bench::turn::BenchTurnArgs),
     /// Answering-machine detection on a labelled set of answers: confusion table and decision times.
     Amd(bench::amd::BenchAmdArgs),
+    /// End of turn on a labelled set of finished and unfinished turns: cut-offs and time to declare, words alone vs with the audio model.
+    TurnEnd(bench::turn_end::BenchTurnEndArgs),
 }
 
 fn init_logging() {
@@ -158,6 +160,10 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Amd(args)) => finish(
             "voxline bench amd",
             runtime.block_on(bench::amd::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::TurnEnd(args)) => finish(
+            "voxline bench turn-end",
+            runtime.block_on(bench::turn_end::run(args)).map(|()| ExitCode::SUCCESS),
         ),
         Command::Chat(args) => finish(
             "voxline chat",

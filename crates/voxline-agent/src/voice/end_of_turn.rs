@@ -1,58 +1,92 @@
-//! End of turn: how much silence ends the caller's turn. From the words
-//! ([`assess`]): whether the caller's sentence, as the recogniser has it
-//! once they fell silent (the early final), is clearly complete (the agent
-//! may answer after a short silence), clearly not (a trailing "and", a
-//! half-read account number: wait longer) or neither (the configured
-//! hang-over). [`EndOfTurn`] owns that decision and sets the recogniser's
-//! hang-over by it. English word lists; other languages get `Unclear`.
+//! End of turn: how much silence ends the caller's turn. Two judges hear
+//! it when the caller falls silent: the words ([`assess`]: whether the
+//! sentence, as the recogniser has it then (the early final), is clearly
+//! complete, clearly not — a trailing "and", a half-read account number —
+//! or neither) and, when the recogniser has one, the audio end-of-turn
+//! model (smart-turn: how the caller's voice finished). [`EndOfTurn`] owns
+//! the decision and sets the recogniser's hang-over by it: a short silence
+//! when both agree the caller is done, a long one when either says they
+//! are not, the configured hang-over while a judge is still out or
+//! neither is sure. English word lists; other languages get `Unclear`.
 
 use super::Recognizer;
 use tracing::debug;
 
+/// The audio model's probability from which a turn sounds complete.
+pub const AUDIO_COMPLETE: f32 = 0.5;
+
 /// The end-of-turn policy of one call: the silence that ends the caller's
 /// turn, set on the recogniser as each utterance goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EndOfTurn {
     /// The recogniser's configured hang-over, ms.
     configured_ms: u32,
     /// After a clearly finished sentence, ms.
     complete_ms: u32,
-    /// After words that clearly go on, ms.
+    /// After words or a voice that clearly go on, ms.
     incomplete_ms: u32,
+    /// Whether the audio model hears each turn's end (its verdict is
+    /// waited for before a short hang-over).
+    audio_model: bool,
+    /// This utterance's judges so far.
+    words: Option<TurnEnd>,
+    audio: Option<f32>,
 }
 
 impl EndOfTurn {
-    /// The policy for a recogniser whose hang-over is `configured_ms` now.
-    pub fn new(configured_ms: u32, complete_ms: u32, incomplete_ms: u32) -> EndOfTurn {
+    /// The policy for a recogniser whose hang-over is `configured_ms` now;
+    /// `audio_model`: it reports the audio model's verdicts.
+    pub fn new(configured_ms: u32, complete_ms: u32, incomplete_ms: u32, audio_model: bool) -> EndOfTurn {
         EndOfTurn {
             configured_ms,
             complete_ms,
             incomplete_ms,
+            audio_model,
+            words: None,
+            audio: None,
         }
     }
 
-    /// The silence that ends a turn whose words were judged `end`, ms.
-    pub fn hangover_ms(&self, end: TurnEnd) -> u32 {
-        match end {
-            TurnEnd::Complete => self.complete_ms,
-            TurnEnd::Incomplete => self.incomplete_ms,
-            TurnEnd::Unclear => self.configured_ms,
+    /// The silence that ends a turn whose words were judged `words` and
+    /// whose audio `audio` (probability complete), ms; `None`: that judge
+    /// has not spoken yet (or is not there).
+    pub fn hangover_ms(&self, words: Option<TurnEnd>, audio: Option<f32>) -> u32 {
+        let audio_done = audio.map(|p| p >= AUDIO_COMPLETE);
+        match (words, audio_done) {
+            (Some(TurnEnd::Incomplete), _) | (_, Some(false)) => self.incomplete_ms,
+            (Some(TurnEnd::Complete | TurnEnd::Unclear), Some(true)) => self.complete_ms,
+            (Some(TurnEnd::Complete), None) if !self.audio_model => self.complete_ms,
+            _ => self.configured_ms,
         }
     }
 
     /// An utterance starts or ends: the configured hang-over again.
-    pub fn reset(&self, recognizer: &mut dyn Recognizer) {
+    pub fn reset(&mut self, recognizer: &mut dyn Recognizer) {
+        self.words = None;
+        self.audio = None;
         recognizer.set_hangover_ms(self.configured_ms);
     }
 
     /// The early final's words came while the caller is silent: judges
-    /// them and sets the silence that ends this utterance by them.
+    /// them and sets the silence that ends this utterance.
     /// `digit_lengths`: lengths of numbers the caller may be reading.
-    pub fn early_final(&self, recognizer: &mut dyn Recognizer, text: &str, digit_lengths: &[usize]) -> TurnEnd {
+    pub fn early_final(&mut self, recognizer: &mut dyn Recognizer, text: &str, digit_lengths: &[usize]) -> TurnEnd {
         let end = assess(text, digit_lengths);
-        recognizer.set_hangover_ms(self.hangover_ms(end));
-        debug!(?end, %text, "end of turn from the early final");
+        self.words = Some(end);
+        let ms = self.hangover_ms(self.words, self.audio);
+        recognizer.set_hangover_ms(ms);
+        debug!(?end, audio = ?self.audio, hangover_ms = ms, %text, "end of turn from the early final");
         end
+    }
+
+    /// The audio model heard the caller fall silent: `complete` is its
+    /// probability that they finished; sets the silence that ends this
+    /// utterance.
+    pub fn heard(&mut self, recognizer: &mut dyn Recognizer, complete: f32) {
+        self.audio = Some(complete);
+        let ms = self.hangover_ms(self.words, self.audio);
+        recognizer.set_hangover_ms(ms);
+        debug!(complete, words = ?self.words, hangover_ms = ms, "end of turn from the audio");
     }
 }
 
@@ -141,11 +175,31 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_picks_the_silence_by_the_words() {
-        let p = EndOfTurn::new(500, 250, 1200);
-        assert_eq!(p.hangover_ms(assess("Where is the branch?", &[])), 250);
-        assert_eq!(p.hangover_ms(assess("My number is", &[8])), 1200);
-        assert_eq!(p.hangover_ms(assess("yes", &[])), 500);
+    fn without_the_audio_model_the_words_pick_the_silence() {
+        let p = EndOfTurn::new(500, 250, 1200, false);
+        let words = |t: &str, d: &[usize]| Some(assess(t, d));
+        assert_eq!(p.hangover_ms(words("Where is the branch?", &[]), None), 250);
+        assert_eq!(p.hangover_ms(words("My number is", &[8]), None), 1200);
+        assert_eq!(p.hangover_ms(words("yes", &[]), None), 500);
+        assert_eq!(p.hangover_ms(None, None), 500);
+    }
+
+    #[test]
+    fn with_the_audio_model_both_must_agree_for_a_short_silence() {
+        use TurnEnd::*;
+        let p = EndOfTurn::new(500, 250, 1200, true);
+        // Both say done: short.
+        assert_eq!(p.hangover_ms(Some(Complete), Some(0.9)), 250);
+        // Words unsure, the voice finished: short.
+        assert_eq!(p.hangover_ms(Some(Unclear), Some(0.7)), 250);
+        // Either says not done: long.
+        assert_eq!(p.hangover_ms(Some(Complete), Some(0.2)), 1200);
+        assert_eq!(p.hangover_ms(Some(Incomplete), Some(0.95)), 1200);
+        assert_eq!(p.hangover_ms(None, Some(0.1)), 1200);
+        // A judge still out: the configured silence, never the short one.
+        assert_eq!(p.hangover_ms(Some(Complete), None), 500);
+        assert_eq!(p.hangover_ms(None, Some(0.9)), 500);
+        assert_eq!(p.hangover_ms(Some(Unclear), None), 500);
     }
 
     #[test]

@@ -32,6 +32,10 @@ impl Recognizer for StreamingRecognizer {
         self.segmenter_mut().set_hangover_ms(ms)
     }
 
+    fn hears_turn_audio(&self) -> bool {
+        StreamingRecognizer::hears_turn_audio(self)
+    }
+
     fn close(&mut self) {
         StreamingRecognizer::close(self)
     }

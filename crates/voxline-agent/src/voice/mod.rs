@@ -59,6 +59,11 @@ pub trait Recognizer: Send {
     fn hangover_ms(&self) -> u32;
     /// Changes the silence that ends the current utterance.
     fn set_hangover_ms(&mut self, ms: u32);
+    /// Whether it reports the audio end-of-turn model's verdicts
+    /// ([`AsrEvent::TurnAudio`]).
+    fn hears_turn_audio(&self) -> bool {
+        false
+    }
     /// Stops every decode in flight (the call ended).
     fn close(&mut self);
 }

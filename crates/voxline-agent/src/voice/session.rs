@@ -193,6 +193,7 @@ impl<'a> Call<'a> {
             rec.hangover_ms(),
             s.config.turn_complete_ms,
             s.config.turn_incomplete_ms,
+            rec.hears_turn_audio(),
         );
         let start_ms = rec.now_ms();
         let mut conv = s.agent.conversation();

@@ -141,6 +141,10 @@ impl Call<'_> {
                 cost,
                 ..
             } => self.on_final(utterance, text.trim(), latency, cost.confidence).await,
+            AsrEvent::TurnAudio { complete, took, .. } => {
+                debug!(complete, took_ms = took.as_millis() as u64, "audio end of turn");
+                self.end_of_turn.heard(&mut *self.rec, complete);
+            }
             AsrEvent::Failed { error, .. } => {
                 warn!(%error, "caller turn not recognised");
                 if let Some(p) = self.paused.take() {

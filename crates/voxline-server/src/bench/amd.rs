@@ -7,6 +7,7 @@
 //! decision time: for people after the end of their greeting (the agent
 //! speaks then), for machines after the answer.
 
+use super::voices::{percentile, silence, Speaker};
 use crate::config::Config;
 use anyhow::Context;
 use serde::Deserialize;
@@ -28,6 +29,12 @@ pub struct BenchAmdArgs {
     /// One line per answer.
     #[arg(long)]
     verbose: bool,
+    /// Only write each answer as the line carries it (DIR/ID.wav, 16 kHz)
+    /// and DIR/answers.csv (id, kind, when the greeting and the beep end,
+    /// ms) for a callee to play over SIP (load-tests/amd-sip.sh); detects
+    /// nothing.
+    #[arg(long, value_name = "DIR")]
+    render: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,47 +78,21 @@ const TAIL_MS: u64 = 7000;
 struct Heard {
     audio: Vec<i16>,
     greeting_end_ms: u64,
-}
-
-fn silence(ms: u64) -> Vec<i16> {
-    vec![0; (ms * 16) as usize]
-}
-
-/// Speaks `text` with espeak-ng voice `voice` at `speed`: samples and rate.
-fn espeak(voice: &str, speed: f32, text: &str, scratch: &Path) -> anyhow::Result<(Vec<i16>, u32)> {
-    let wav = scratch.join("espeak.wav");
-    let wpm = (175.0 * speed).round().to_string();
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-s", &wpm, "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .context("running espeak-ng (Debian package espeak-ng)")?;
-    anyhow::ensure!(status.success(), "espeak-ng -v {voice} failed on {text:?}");
-    let p = voxline_media::read_wav_mono(&wav).with_context(|| wav.display().to_string())?;
-    Ok((p.samples.to_vec(), p.rate))
+    /// When the beep ends, ms (machines with a beep).
+    beep_end_ms: Option<u64>,
 }
 
 /// Builds what the line carries for `a`.
-fn speak(a: &Answer, piper: &mut voxline_tts::PiperVoice, scratch: &Path) -> anyhow::Result<Heard> {
+fn speak(a: &Answer, speaker: &mut Speaker) -> anyhow::Result<Heard> {
     let mut audio = silence(a.lead_ms);
     for (i, text) in a.say.iter().enumerate() {
         if i > 0 {
             audio.extend(silence(a.gap_ms));
         }
-        let (samples, rate) = match a.voice.strip_prefix("espeak:") {
-            Some(v) => espeak(v, a.speed, text, scratch)?,
-            None if a.voice == "piper" => {
-                piper.set_length_scale(1.0 / a.speed.max(0.1));
-                let s = piper.synthesize(&voxline_text::spoken::normalize(text, "en"))?;
-                (s, piper.sample_rate())
-            }
-            None => anyhow::bail!("{}: voice {:?} is not \"piper\" or \"espeak:VOICE\"", a.id, a.voice),
-        };
-        let trimmed = voxline_tts::without_trailing_silence(voxline_tts::without_leading_silence(&samples, rate), rate);
-        audio.extend(super::ulaw_line(trimmed, rate)?);
+        audio.extend(speaker.say(&a.voice, a.speed, text).with_context(|| a.id.clone())?);
     }
     let greeting_end_ms = audio.len() as u64 / 16;
+    let mut beep_end_ms = None;
     if let Some(b) = a.beep {
         audio.extend(silence(200));
         let n = (b.ms * 16) as usize;
@@ -119,9 +100,14 @@ fn speak(a: &Answer, piper: &mut voxline_tts::PiperVoice, scratch: &Path) -> any
             .map(|i| (9000.0 * (2.0 * std::f32::consts::PI * b.hz * i as f32 / 16_000.0).sin()) as i16)
             .collect();
         audio.extend(super::ulaw_line(&tone, 16_000)?);
+        beep_end_ms = Some(audio.len() as u64 / 16);
     }
     audio.extend(silence(TAIL_MS));
-    Ok(Heard { audio, greeting_end_ms })
+    Ok(Heard {
+        audio,
+        greeting_end_ms,
+        beep_end_ms,
+    })
 }
 
 /// One answer's result.
@@ -160,25 +146,19 @@ async fn detect(heard: &Heard, rec: &mut dyn Recognizer) -> Option<(bool, &'stat
     }
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// Runs the bench.
 pub async fn run(args: BenchAmdArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
-    let asr = crate::asr_engine::AsrEngine::start(&cfg.asr)?;
-    let models = voxline_models::models_dir();
-    let mut piper = voxline_tts::PiperVoice::load(
-        &models.join(voxline_models::defaults::ONNX_RUNTIME),
-        &models.join(voxline_models::defaults::PIPER_VOICE),
-        2,
-    )?;
-    let scratch = std::env::temp_dir().join(format!("voxline-bench-amd-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)?;
+    // Rendering needs no recogniser.
+    let asr = match args.render {
+        Some(_) => None,
+        None => Some(crate::asr_engine::AsrEngine::start(&cfg.asr)?),
+    };
+    let mut speaker = Speaker::load()?;
+    if let Some(dir) = &args.render {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    }
+    let mut rendered = String::from("id,kind,greeting_end_ms,beep_end_ms\n");
     let mut results = Vec::new();
     for file in &args.set {
         let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
@@ -191,7 +171,19 @@ pub async fn run(args: BenchAmdArgs) -> anyhow::Result<()> {
                 a.id,
                 a.kind
             );
-            let heard = speak(a, &mut piper, &scratch)?;
+            let heard = speak(a, &mut speaker)?;
+            if let Some(dir) = &args.render {
+                write_answer(&dir.join(format!("{}.wav", a.id)), &heard.audio)?;
+                rendered.push_str(&format!(
+                    "{},{},{},{}\n",
+                    a.id,
+                    a.kind,
+                    heard.greeting_end_ms,
+                    heard.beep_end_ms.map(|b| b.to_string()).unwrap_or_default()
+                ));
+                continue;
+            }
+            let Some(asr) = &asr else { continue };
             let mut rec = asr.recognizer(None)?;
             let got = detect(&heard, &mut rec).await;
             rec.close();
@@ -222,8 +214,29 @@ pub async fn run(args: BenchAmdArgs) -> anyhow::Result<()> {
             results.push(o);
         }
     }
-    std::fs::remove_dir_all(&scratch).ok();
+    if let Some(dir) = &args.render {
+        let list = dir.join("answers.csv");
+        std::fs::write(&list, &rendered).with_context(|| list.display().to_string())?;
+        println!("wrote {} answers to {}", rendered.lines().count() - 1, dir.display());
+        return Ok(());
+    }
     report(&results);
+    Ok(())
+}
+
+/// Writes one answer as a 16 kHz mono WAV.
+fn write_answer(path: &Path, audio: &[i16]) -> anyhow::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).with_context(|| path.display().to_string())?;
+    for &s in audio {
+        w.write_sample(s)?;
+    }
+    w.finalize().with_context(|| path.display().to_string())?;
     Ok(())
 }
 

@@ -229,7 +229,7 @@ async fn stream_clip(
                     finals.push(text);
                 }
                 Some(AsrEvent::Failed { error, .. }) => anyhow::bail!("{}: {error}", clip.name),
-                Some(AsrEvent::SpeechStart { .. }) | Some(AsrEvent::Tentative { .. }) | None => {}
+                Some(AsrEvent::SpeechStart { .. } | AsrEvent::Tentative { .. } | AsrEvent::TurnAudio { .. }) | None => {}
             },
         }
         if fed_all && rec.pending() == 0 && !rec.segmenter_mut().speaking() {

@@ -1,6 +1,7 @@
 //! `voxline bench …`: component benchmarks, each printing its figures as a
 //! table (media capacity, speech recognition, synthesis, the language model,
-//! voice-to-voice turns over SIP, answering-machine detection).
+//! voice-to-voice turns over SIP, answering-machine detection, the end of
+//! the caller's turn).
 
 pub mod amd;
 pub mod asr;
@@ -8,6 +9,8 @@ pub mod llm;
 pub mod media;
 pub mod tts;
 pub mod turn;
+pub mod turn_end;
+pub mod voices;
 
 /// A telephone line: down to 8 kHz, G.711 mu-law and back, up to 16 kHz.
 pub fn ulaw_line(samples: &[i16], rate: u32) -> anyhow::Result<Vec<i16>> {

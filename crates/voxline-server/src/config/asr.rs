@@ -55,6 +55,13 @@ pub struct AsrConfig {
     /// A turn Whisper thinks is more likely than this to hold no speech is
     /// doubtful (1 turns it off).
     pub doubt_no_speech: f32,
+    /// Hear the end of each turn with the audio end-of-turn model too
+    /// (smart-turn v3), when the caller falls silent.
+    pub turn_audio: bool,
+    /// The audio end-of-turn model (ONNX; default: the fetched smart-turn v3.2).
+    pub turn_model: Option<PathBuf>,
+    /// Inferences of the audio end-of-turn model at once (one thread each).
+    pub turn_sessions: usize,
 }
 
 impl Default for AsrConfig {
@@ -83,6 +90,9 @@ impl Default for AsrConfig {
             temperature_fallback: stream.decode.temperature_fallback,
             doubt_mean_logprob: Doubt::default().min_mean_logprob,
             doubt_no_speech: Doubt::default().max_no_speech,
+            turn_audio: true,
+            turn_model: None,
+            turn_sessions: 2,
         }
     }
 }
@@ -90,7 +100,12 @@ impl Default for AsrConfig {
 impl AsrConfig {
     /// Resolves `~/` and relative model paths against the config's folder.
     pub fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.model, &mut self.vad_model, &mut self.onnxruntime] {
+        for p in [
+            &mut self.model,
+            &mut self.vad_model,
+            &mut self.onnxruntime,
+            &mut self.turn_model,
+        ] {
             if let Some(path) = p.as_mut() {
                 *path = crate::config::resolve_path(base, path);
             }
@@ -109,6 +124,15 @@ impl AsrConfig {
         self.vad_model
             .clone()
             .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::SILERO_VAD))
+    }
+
+    /// The audio end-of-turn model, when `turn_audio` is on.
+    pub fn turn_model_path(&self) -> Option<PathBuf> {
+        self.turn_audio.then(|| {
+            self.turn_model
+                .clone()
+                .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::SMART_TURN))
+        })
     }
 
     /// The ONNX Runtime library.
@@ -172,16 +196,23 @@ impl AsrConfig {
         if !(0.0..=1.0).contains(&self.doubt_no_speech) {
             return bad("doubt_no_speech", "must be from 0 to 1 (a probability)");
         }
+        if !(1..=16).contains(&self.turn_sessions) {
+            return bad("turn_sessions", "must be from 1 to 16");
+        }
         Ok(())
     }
 
     /// Checks that the model files are there (when a route listens).
     pub fn check_files(&self) -> Result<(), FieldError> {
+        let turn = self.turn_model_path().map(|p| ("turn_model", p));
         for (field, path) in [
             ("model", self.model_path()),
             ("vad_model", self.vad_path()),
             ("onnxruntime", self.onnxruntime_path()),
-        ] {
+        ]
+        .into_iter()
+        .chain(turn)
+        {
             if !path.is_file() {
                 return Err(FieldError::new(
                     format!("asr.{field}"),
@@ -249,6 +280,31 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.stream().segmenter, SegmenterConfig::default());
         assert_eq!(c.stream().decode.language.as_deref(), Some("en"));
+    }
+
+    #[test]
+    fn the_turn_model_is_checked_only_when_on() {
+        // Any existing file stands in for the other models.
+        let present = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        let missing = AsrConfig {
+            turn_model: Some("/nonexistent/smart-turn.onnx".into()),
+            model: Some(present.clone()),
+            vad_model: Some(present.clone()),
+            onnxruntime: Some(present),
+            ..AsrConfig::default()
+        };
+        assert_eq!(missing.check_files().unwrap_err().field, "asr.turn_model");
+        let off = AsrConfig {
+            turn_audio: false,
+            ..missing
+        };
+        assert!(off.check_files().is_ok());
+        assert_eq!(off.turn_model_path(), None);
+        let bad = AsrConfig {
+            turn_sessions: 0,
+            ..AsrConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "asr.turn_sessions");
     }
 
     #[test]

@@ -26,6 +26,32 @@ pub struct LlmConfig {
     /// The sentence-embedding model's folder (`config.json`,
     /// `tokenizer.json`, `model.safetensors`; default: all-MiniLM-L6-v2).
     pub embedding_model: Option<PathBuf>,
+    /// `[[llm.server]]`: OpenAI-compatible servers answering before the
+    /// local engine (an inference pool; decision 0050).
+    #[serde(rename = "server")]
+    pub servers: Vec<LlmServer>,
+    /// A server whose first text takes longer is passed over for the
+    /// reply (the next one, else the local engine, answers), ms.
+    pub server_first_token_ms: u64,
+    /// How often each server's health is checked, s.
+    pub server_check_s: u64,
+}
+
+/// `[[llm.server]]`: one OpenAI-compatible `/v1/chat/completions` server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmServer {
+    /// Base URL, e.g. `http://10.0.0.5:8080/v1`.
+    pub url: String,
+    /// The model name sent in requests.
+    #[serde(default = "default_server_model")]
+    pub model: String,
+    /// A file holding the server's bearer token (read at start).
+    pub api_key_file: Option<PathBuf>,
+}
+
+fn default_server_model() -> String {
+    "default".into()
 }
 
 impl Default for LlmConfig {
@@ -37,6 +63,9 @@ impl Default for LlmConfig {
             threads: 0,
             embedding: true,
             embedding_model: None,
+            servers: Vec::new(),
+            server_first_token_ms: 1500,
+            server_check_s: 5,
         }
     }
 }
@@ -72,6 +101,50 @@ impl LlmConfig {
         {
             *p = resolve_path(base, p);
         }
+        for s in &mut self.servers {
+            if let Some(p) = s.api_key_file.as_mut() {
+                *p = resolve_path(base, p);
+            }
+        }
+    }
+
+    /// The pool's servers, their tokens read from their files; errors
+    /// name the field.
+    pub fn pool_servers(&self) -> Result<Vec<voxline_llm::RemoteConfig>, FieldError> {
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let api_key = match &s.api_key_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| {
+                                FieldError::new(
+                                    format!("llm.server[{i}].api_key_file"),
+                                    format!("{}: {e}", f.display()),
+                                )
+                            })?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => None,
+                };
+                Ok(voxline_llm::RemoteConfig {
+                    base_url: s.url.trim_end_matches('/').to_string(),
+                    model: s.model.clone(),
+                    api_key,
+                    connect_timeout: std::time::Duration::from_millis(self.server_first_token_ms),
+                })
+            })
+            .collect()
+    }
+
+    /// How the pool waits for and checks its servers.
+    pub fn pool_settings(&self) -> voxline_llm::PoolSettings {
+        voxline_llm::PoolSettings {
+            first_token_timeout: std::time::Duration::from_millis(self.server_first_token_ms),
+            health_interval: std::time::Duration::from_secs(self.server_check_s),
+        }
     }
 
     /// The engine named by `engine`.
@@ -106,7 +179,30 @@ impl LlmConfig {
         if self.threads > 0 && engine != LocalEngine::LlamaCpp {
             return Err(FieldError::new("llm.threads", "applies to the llama.cpp engine only"));
         }
+        for (i, s) in self.servers.iter().enumerate() {
+            let rest = s.url.strip_prefix("http://").or_else(|| s.url.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace)) {
+                return Err(FieldError::new(
+                    format!("llm.server[{i}].url"),
+                    "must be an http:// or https:// URL such as http://10.0.0.5:8080/v1",
+                ));
+            }
+            if s.model.trim().is_empty() {
+                return Err(FieldError::new(format!("llm.server[{i}].model"), "must not be empty"));
+            }
+        }
+        if !(100..=60_000).contains(&self.server_first_token_ms) {
+            return Err(FieldError::new(
+                "llm.server_first_token_ms",
+                "must be from 100 to 60000",
+            ));
+        }
+        if !(1..=3600).contains(&self.server_check_s) {
+            return Err(FieldError::new("llm.server_check_s", "must be from 1 to 3600"));
+        }
         if files {
+            // The servers' key files are read at start: they must be readable.
+            self.pool_servers()?;
             let m = self.model_path();
             if !m.is_file() {
                 return Err(FieldError::new(
@@ -178,5 +274,42 @@ impl TtsSection {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(url: &str) -> LlmServer {
+        LlmServer {
+            url: url.into(),
+            model: "default".into(),
+            api_key_file: None,
+        }
+    }
+
+    #[test]
+    fn pool_servers_are_checked_and_named_by_field() {
+        let with = |servers: Vec<LlmServer>| LlmConfig {
+            servers,
+            ..LlmConfig::default()
+        };
+        assert!(with(vec![server("http://10.0.0.5:8080/v1/")]).validate(false).is_ok());
+        let bad = with(vec![server("http://10.0.0.5:8080/v1"), server("10.0.0.6:8080")]);
+        assert_eq!(bad.validate(false).unwrap_err().field, "llm.server[1].url");
+        let slow = LlmConfig {
+            server_first_token_ms: 50,
+            ..with(vec![server("https://gpu.example/v1")])
+        };
+        assert_eq!(slow.validate(false).unwrap_err().field, "llm.server_first_token_ms");
+        // The trailing slash goes; a key file that is not there is named.
+        let ok = with(vec![server("http://10.0.0.5:8080/v1/")]);
+        assert_eq!(ok.pool_servers().unwrap()[0].base_url, "http://10.0.0.5:8080/v1");
+        let keyless = with(vec![LlmServer {
+            api_key_file: Some("/nonexistent/key".into()),
+            ..server("http://10.0.0.5:8080/v1")
+        }]);
+        assert_eq!(keyless.pool_servers().unwrap_err().field, "llm.server[0].api_key_file");
     }
 }

@@ -312,11 +312,13 @@ impl AgentRoute {
         }
     }
 
-    /// A recogniser for one call, with the pack's vocabulary.
-    async fn recognizer(&self) -> Result<voxline_asr::StreamingRecognizer, String> {
+    /// A recogniser for one call, with the pack's vocabulary; `turns`: it
+    /// hears the conversation's turns (with the audio end-of-turn model),
+    /// not only who answered.
+    async fn recognizer(&self, turns: bool) -> Result<voxline_asr::StreamingRecognizer, String> {
         let asr = self.asr.clone();
         let vocabulary = self.agent.pack().persona.asr_prompt();
-        match tokio::task::spawn_blocking(move || asr.recognizer(vocabulary.as_deref())).await {
+        match tokio::task::spawn_blocking(move || asr.recognizer_hearing(vocabulary.as_deref(), turns)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -339,7 +341,8 @@ impl AgentRoute {
     ) -> Outcome {
         // While this call lasts, the engines know the CPU is shared.
         let _crowd = Crowd::join(vec![self.asr.pool().crowd(), self.tts.crowd()]);
-        let mut recognizer = match self.recognizer().await {
+        let detecting = answering.as_ref().is_some_and(|a| a.action != MachineAction::Off);
+        let mut recognizer = match self.recognizer(!detecting).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "speech recognition unavailable: hanging up");
@@ -354,7 +357,7 @@ impl AgentRoute {
             let (outcome, end) = match who {
                 // The agent starts on a fresh recogniser: the greeting's
                 // words are not a turn of the conversation.
-                Who::Person => match self.recognizer().await {
+                Who::Person => match self.recognizer(true).await {
                     Ok(r) => {
                         recognizer.close();
                         recognizer = r;

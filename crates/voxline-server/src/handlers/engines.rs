@@ -49,7 +49,8 @@ impl Engines {
         let (mut models, mut voices) = (HashMap::new(), HashMap::new());
         let speech = if talk {
             let key = (cfg.llm.model_path(), cfg.llm.chat_template.clone());
-            let llm = load_model(cfg, &key.0, key.1.clone(), asr.as_deref()).await?;
+            let local = load_model(cfg, &key.0, key.1.clone(), asr.as_deref()).await?;
+            let llm = with_servers(cfg, local).await?;
             let tts = start_voice(cfg, cfg.tts.voice_path()).await?;
             models.insert(key, llm.clone());
             voices.insert(cfg.tts.voice_path(), tts.clone());
@@ -162,6 +163,22 @@ impl Engines {
         agent.prepare().await?;
         Ok(agent)
     }
+}
+
+/// The `[[llm.server]]` pool in front of the local engine, when servers
+/// are named; else the local engine.
+async fn with_servers(
+    cfg: &Config,
+    local: Arc<dyn voxline_llm::ChatModel>,
+) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
+    if cfg.llm.servers.is_empty() {
+        return Ok(local);
+    }
+    let pool = voxline_llm::InferencePool::start(cfg.llm.pool_servers()?, local, cfg.llm.pool_settings()).await?;
+    for s in pool.status() {
+        tracing::info!(server = %s.url, healthy = s.healthy, "language model server in the pool");
+    }
+    Ok(Arc::new(pool))
 }
 
 /// A GGUF on the `[llm]` engine settings; its read-ahead prompts give way

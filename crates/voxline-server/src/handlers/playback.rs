@@ -255,7 +255,7 @@ impl Transcriber {
                 tracing::debug!(utterance, at_ms, "caller speaking");
             }
             AsrEvent::Partial { utterance, text, .. } => tracing::debug!(utterance, %text, "partial"),
-            AsrEvent::Tentative { .. } => {}
+            AsrEvent::Tentative { .. } | AsrEvent::TurnAudio { .. } => {}
             AsrEvent::SpeechEnd { utterance, at_ms, .. } => {
                 if let Some(span) = self.spans.get_mut(&utterance) {
                     span.1 = at_ms;

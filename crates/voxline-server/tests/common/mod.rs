@@ -185,6 +185,7 @@ pub const AGENT_MODELS: &[&str] = &[
     "onnxruntime/libonnxruntime.so.1.31.1",
     "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf",
     "piper-en-us-joe-medium/en_US-joe-medium.onnx",
+    "smart-turn/smart-turn-v3.2-cpu.onnx",
 ];
 
 /// An agent route `name` on the demo pack `pack` (domains/PACK), dialled

@@ -1,0 +1,393 @@
+//! An inference pool beyond one machine: one or more OpenAI-compatible
+//! servers (llama.cpp's server, vLLM, any such) in front of the local
+//! engine. Each reply goes to the least loaded healthy server; a server
+//! that does not send its first text within `first_token_timeout`, refuses,
+//! or breaks off mid-reply is marked down and the reply goes on elsewhere —
+//! the next server, else the local engine, which continues after the text
+//! already streamed when it starts the same way (the same GGUF decodes the
+//! same words greedily). A background check (`GET {base}/models`) brings
+//! servers back. Dropping the reply closes the HTTP stream, which the
+//! server takes as a cancel (a caller's barge-in).
+
+use crate::chat::{ChatEvent, ChatModel, ChatRequest, ChatStream};
+use crate::remote::{RemoteConfig, RemoteModel};
+use crate::LlmError;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How the pool waits for and checks its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// A server whose first text takes longer is passed over for this reply.
+    pub first_token_timeout: Duration,
+    /// How often each server's health is checked.
+    pub health_interval: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            first_token_timeout: Duration::from_millis(1500),
+            health_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One server of the pool and what the pool knows of it.
+struct Endpoint {
+    model: RemoteModel,
+    cfg: RemoteConfig,
+    /// Replies it is streaming now.
+    in_flight: AtomicUsize,
+    healthy: AtomicBool,
+    /// Replies it served to the end, and replies taken from it.
+    served: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A server's state, for `/metrics` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// Base URL.
+    pub url: String,
+    /// Whether it is taking replies.
+    pub healthy: bool,
+    /// Replies streaming now.
+    pub in_flight: usize,
+    /// Replies it finished.
+    pub served: u64,
+    /// Replies it failed (no first text in time, refused, broke off).
+    pub failed: u64,
+}
+
+struct Inner {
+    endpoints: Vec<Endpoint>,
+    local: Arc<dyn ChatModel>,
+    settings: PoolSettings,
+    http: reqwest::Client,
+    /// Replies the local engine took because no server could.
+    local_replies: AtomicU64,
+}
+
+/// The pool: remote servers first, the local engine last.
+#[derive(Clone)]
+pub struct InferencePool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for InferencePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferencePool")
+            .field("servers", &self.inner.endpoints.len())
+            .finish()
+    }
+}
+
+/// Counts a reply on a server while it streams.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn new(n: &'a AtomicUsize) -> Busy<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Busy(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How forwarding one stream ended.
+enum Forwarded {
+    /// The reply is complete (or the caller let go of it).
+    Over,
+    /// The backend failed (what it streamed before is in `sent`).
+    Broke(LlmError),
+}
+
+impl InferencePool {
+    /// A pool of `servers` in front of `local`; checks each server once
+    /// before returning and then every `health_interval` (until the pool
+    /// is dropped).
+    pub async fn start(
+        servers: Vec<RemoteConfig>,
+        local: Arc<dyn ChatModel>,
+        settings: PoolSettings,
+    ) -> Result<InferencePool, LlmError> {
+        let endpoints = servers
+            .into_iter()
+            .map(|cfg| {
+                Ok(Endpoint {
+                    model: RemoteModel::new(cfg.clone())?,
+                    cfg,
+                    in_flight: AtomicUsize::new(0),
+                    healthy: AtomicBool::new(false),
+                    served: AtomicU64::new(0),
+                    failed: AtomicU64::new(0),
+                })
+            })
+            .collect::<Result<Vec<_>, LlmError>>()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| LlmError::Remote {
+                url: "(health checks)".into(),
+                why: e.to_string(),
+            })?;
+        let inner = Arc::new(Inner {
+            endpoints,
+            local,
+            settings,
+            http,
+            local_replies: AtomicU64::new(0),
+        });
+        inner.check_all().await;
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(settings.health_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.check_all().await;
+            }
+        });
+        Ok(InferencePool { inner })
+    }
+
+    /// Each server's state.
+    pub fn status(&self) -> Vec<EndpointStatus> {
+        self.inner
+            .endpoints
+            .iter()
+            .map(|e| EndpointStatus {
+                url: e.cfg.base_url.clone(),
+                healthy: e.healthy.load(Ordering::Relaxed),
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                served: e.served.load(Ordering::Relaxed),
+                failed: e.failed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Replies the local engine took.
+    pub fn local_replies(&self) -> u64 {
+        self.inner.local_replies.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    /// Checks every server: `GET {base}/models` answering 2xx is healthy.
+    async fn check_all(&self) {
+        let checks = self.endpoints.iter().map(|e| async move {
+            let url = format!("{}/models", e.cfg.base_url.trim_end_matches('/'));
+            let mut req = self.http.get(&url);
+            if let Some(k) = &e.cfg.api_key {
+                req = req.bearer_auth(k);
+            }
+            let ok = req.send().await.is_ok_and(|r| r.status().is_success());
+            let was = e.healthy.swap(ok, Ordering::Relaxed);
+            if ok != was {
+                if ok {
+                    info!(server = %e.cfg.base_url, "language model server up");
+                } else {
+                    warn!(server = %e.cfg.base_url, "language model server down");
+                }
+            }
+        });
+        futures_util::future::join_all(checks).await;
+    }
+
+    /// The healthy server not tried yet with the fewest replies in flight.
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
+        (0..self.endpoints.len())
+            .filter(|i| !tried.contains(i) && self.endpoints[*i].healthy.load(Ordering::Relaxed))
+            .min_by_key(|&i| self.endpoints[i].in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Server `i` failed a reply: down until its next good check.
+    fn failed(&self, i: usize, why: &LlmError) {
+        let e = &self.endpoints[i];
+        e.failed.fetch_add(1, Ordering::Relaxed);
+        if e.healthy.swap(false, Ordering::Relaxed) {
+            warn!(server = %e.cfg.base_url, error = %why, "language model server failed a reply; passed over until it answers a check");
+        }
+    }
+
+    /// Streams one reply into `tx`, server by server, then locally.
+    async fn relay(self: Arc<Self>, req: ChatRequest, tx: mpsc::Sender<Result<ChatEvent, LlmError>>) {
+        let mut sent = String::new();
+        let mut tried = Vec::new();
+        while let Some(i) = self.pick(&tried) {
+            tried.push(i);
+            let e = &self.endpoints[i];
+            let _busy = Busy::new(&e.in_flight);
+            let opened = tokio::time::timeout(self.settings.first_token_timeout, first_text(&e.model, req.clone()));
+            let opened = tokio::select! {
+                // The caller let go before the first text.
+                _ = tx.closed() => return,
+                r = opened => r,
+            };
+            let (stream, first) = match opened {
+                Ok(Ok(s)) => s,
+                Ok(Err(why)) => {
+                    self.failed(i, &why);
+                    continue;
+                }
+                Err(_) => {
+                    let why = LlmError::Remote {
+                        url: e.cfg.base_url.clone(),
+                        why: format!("no text within {:?}", self.settings.first_token_timeout),
+                    };
+                    self.failed(i, &why);
+                    continue;
+                }
+            };
+            debug!(server = %e.cfg.base_url, "reply from a language model server");
+            match forward(stream, first, &tx, &mut sent, None).await {
+                Forwarded::Over => {
+                    e.served.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Forwarded::Broke(why) => self.failed(i, &why),
+            }
+        }
+        // No server could: the local engine, after what was already said.
+        self.local_replies.fetch_add(1, Ordering::Relaxed);
+        let stream = match self.local.chat(req).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let skip = (!sent.is_empty()).then(|| sent.clone());
+        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    }
+}
+
+/// Starts a reply on `model` and waits for its first text (or its end).
+async fn first_text(model: &RemoteModel, req: ChatRequest) -> Result<(ChatStream, Option<ChatEvent>), LlmError> {
+    let mut stream = model.chat(req).await?;
+    match stream.next().await {
+        Some(Ok(ev)) => Ok((stream, Some(ev))),
+        Some(Err(e)) => Err(e),
+        None => Err(LlmError::Generate("the server closed the reply".into())),
+    }
+}
+
+/// Forwards `stream` (after `first`) into `tx`, adding its text to `sent`.
+/// `skip`: text already said, dropped from the start of this stream while
+/// it matches. Stops at the end, when the caller lets go, or on a failure.
+async fn forward(
+    mut stream: ChatStream,
+    first: Option<ChatEvent>,
+    tx: &mpsc::Sender<Result<ChatEvent, LlmError>>,
+    sent: &mut String,
+    mut skip: Option<String>,
+) -> Forwarded {
+    let mut next = first.map(Ok);
+    loop {
+        let ev = match next.take() {
+            Some(ev) => Some(ev),
+            None => tokio::select! {
+                // The caller let go (barge-in): dropping `stream` cancels it.
+                _ = tx.closed() => return Forwarded::Over,
+                ev = stream.next() => ev,
+            },
+        };
+        let ev = match ev {
+            Some(Ok(ev)) => ev,
+            Some(Err(e)) => return Forwarded::Broke(e),
+            None => return Forwarded::Broke(LlmError::Generate("the reply ended without finishing".into())),
+        };
+        let out = match ev {
+            ChatEvent::Delta(text) => {
+                let text = match skip.take() {
+                    Some(s) => {
+                        let (rest, left) = after_said(&s, &text);
+                        skip = left;
+                        rest
+                    }
+                    None => text,
+                };
+                if text.is_empty() {
+                    continue;
+                }
+                sent.push_str(&text);
+                ChatEvent::Delta(text)
+            }
+            done @ ChatEvent::Done(_) => done,
+        };
+        let finished = matches!(out, ChatEvent::Done(_));
+        if tx.send(Ok(out)).await.is_err() || finished {
+            return Forwarded::Over;
+        }
+    }
+}
+
+/// A fresh delta `text` against text `said` that the caller already has:
+/// what of `text` is new, and what of `said` is still to be matched. Where
+/// the two part ways the new reply goes on from there.
+fn after_said(said: &str, text: &str) -> (String, Option<String>) {
+    let common = said.chars().zip(text.chars()).take_while(|(a, b)| a == b).count();
+    let said_rest: String = said.chars().skip(common).collect();
+    let text_rest: String = text.chars().skip(common).collect();
+    if text_rest.is_empty() {
+        // All of `text` was said already.
+        (String::new(), (!said_rest.is_empty()).then_some(said_rest))
+    } else {
+        (text_rest, None)
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for InferencePool {
+    async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
+        let started = Instant::now();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(self.inner.clone().relay(req, tx));
+        Ok(ChatStream::new(rx, started))
+    }
+
+    fn name(&self) -> String {
+        let servers: Vec<&str> = self.inner.endpoints.iter().map(|e| e.cfg.base_url.as_str()).collect();
+        format!("pool of {} then {}", servers.join(", "), self.inner.local.name())
+    }
+
+    async fn prefill(&self, messages: Vec<crate::ChatMessage>) -> Result<(), LlmError> {
+        // Servers cache prompts their own way; the local engine reads ahead
+        // only when it is the one that will answer.
+        if self.inner.pick(&[]).is_none() {
+            self.inner.local.prefill(messages).await
+        } else {
+            Ok(())
+        }
+    }
+
+    fn engine_stats(&self) -> Option<Arc<crate::EngineStats>> {
+        self.inner.local.engine_stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_said;
+
+    #[test]
+    fn text_already_said_is_dropped_while_it_matches() {
+        assert_eq!(after_said("Our fee is", "Our"), (String::new(), Some(" fee is".into())));
+        assert_eq!(after_said(" fee is", " fee is five"), (" five".into(), None));
+        // The new reply parts ways: it goes on from there.
+        assert_eq!(after_said("Our fee", "Our charge"), ("charge".into(), None));
+        assert_eq!(after_said("Hi", "Hi"), (String::new(), None));
+    }
+}
