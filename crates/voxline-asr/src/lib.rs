@@ -46,3 +46,12 @@ pub enum AsrError {
     #[error("recognition pool: {0}")]
     Pool(&'static str),
 }
+
+impl From<voxline_onnx::LoadError> for AsrError {
+    fn from(e: voxline_onnx::LoadError) -> AsrError {
+        AsrError::Load {
+            path: e.path,
+            why: e.why,
+        }
+    }
+}

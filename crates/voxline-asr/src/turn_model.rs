@@ -41,10 +41,6 @@ impl TurnModel {
     /// Loads `model` into `sessions` sessions of one thread each, on the
     /// ONNX Runtime library `runtime_lib`. An error names the file and why.
     pub fn load(runtime_lib: &Path, model: &Path, sessions: usize) -> Result<Arc<TurnModel>, AsrError> {
-        let env = voxline_onnx::runtime(runtime_lib).map_err(|why| AsrError::Load {
-            path: runtime_lib.display().to_string(),
-            why,
-        })?;
         let fail = |why: String| AsrError::Load {
             path: model.display().to_string(),
             why,
@@ -54,10 +50,7 @@ impl TurnModel {
         }
         let (give_back, free) = flume::unbounded();
         for _ in 0..sessions.max(1) {
-            let session = Session::builder(env)
-                .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
-                .and_then(|mut b| b.commit_from_file(model))
-                .map_err(|e| fail(e.to_string()))?;
+            let session = voxline_onnx::session(runtime_lib, model, 1)?;
             let ok = session.inputs().iter().any(|i| i.name() == "input_features")
                 && session.outputs().iter().any(|o| o.name() == "logits");
             if !ok {

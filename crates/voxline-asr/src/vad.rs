@@ -30,18 +30,7 @@ impl std::fmt::Debug for SileroVad {
 impl SileroVad {
     /// Loads the model with ONNX Runtime from `runtime_lib`; errors name the file.
     pub fn load(runtime_lib: &Path, model: &Path) -> Result<SileroVad, AsrError> {
-        let env = voxline_onnx::runtime(runtime_lib).map_err(|why| AsrError::Load {
-            path: runtime_lib.display().to_string(),
-            why,
-        })?;
-        let fail = |why: String| AsrError::Load {
-            path: model.display().to_string(),
-            why,
-        };
-        let session = Session::builder(env)
-            .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(model))
-            .map_err(|e| fail(e.to_string()))?;
+        let session = voxline_onnx::session(runtime_lib, model, 1)?;
         Ok(SileroVad {
             session,
             state: vec![0.0; 2 * 128],

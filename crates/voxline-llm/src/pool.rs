@@ -250,11 +250,8 @@ impl Inner {
                 }
             };
             debug!(server = %e.cfg.base_url, "reply from a language model server");
-            match forward(stream, first, &tx, &mut sent, None).await {
-                Forwarded::Over => {
-                    e.served.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+            match forward(stream, first, &tx, &mut sent, None, Some(&e.served)).await {
+                Forwarded::Over => return,
                 Forwarded::Broke(why) => self.failed(i, &why),
             }
         }
@@ -268,7 +265,7 @@ impl Inner {
             }
         };
         let skip = (!sent.is_empty()).then(|| sent.clone());
-        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip).await {
+        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip, None).await {
             let _ = tx.send(Err(e)).await;
         }
     }
@@ -286,13 +283,15 @@ async fn first_text(model: &RemoteModel, req: ChatRequest) -> Result<(ChatStream
 
 /// Forwards `stream` (after `first`) into `tx`, adding its text to `sent`.
 /// `skip`: text already said, dropped from the start of this stream while
-/// it matches. Stops at the end, when the caller lets go, or on a failure.
+/// it matches; `served` is counted before the end goes out. Stops at the
+/// end, when the caller lets go, or on a failure.
 async fn forward(
     mut stream: ChatStream,
     first: Option<ChatEvent>,
     tx: &mpsc::Sender<Result<ChatEvent, LlmError>>,
     sent: &mut String,
     mut skip: Option<String>,
+    served: Option<&AtomicU64>,
 ) -> Forwarded {
     let mut next = first.map(Ok);
     loop {
@@ -325,7 +324,12 @@ async fn forward(
                 sent.push_str(&text);
                 ChatEvent::Delta(text)
             }
-            done @ ChatEvent::Done(_) => done,
+            done @ ChatEvent::Done(_) => {
+                if let Some(n) = served {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                done
+            }
         };
         let finished = matches!(out, ChatEvent::Done(_));
         if tx.send(Ok(out)).await.is_err() || finished {

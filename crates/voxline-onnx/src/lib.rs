@@ -26,3 +26,29 @@ pub fn runtime(lib: &Path) -> Result<&'static ort::environment::Environment, Str
     env.as_ref()
         .map_err(|why| format!("{why} (ONNX Runtime library {})", path.display()))
 }
+
+/// Why a model could not be loaded: the file at fault (the runtime library
+/// or the model) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub why: String,
+}
+
+/// A session of `model` on `threads` intra-op threads (at least one), in
+/// the environment of the runtime library `lib`.
+pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<ort::session::Session, LoadError> {
+    let env = runtime(lib).map_err(|why| LoadError {
+        path: lib.display().to_string(),
+        why,
+    })?;
+    ort::session::Session::builder(env)
+        .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
+        .and_then(|mut b| b.commit_from_file(model))
+        .map_err(|e| LoadError {
+            path: model.display().to_string(),
+            why: e.to_string(),
+        })
+}

@@ -112,23 +112,16 @@ impl PiperVoice {
         let mut json = model.as_os_str().to_owned();
         json.push(".json");
         let config = VoiceConfig::load(Path::new(&json))?;
-        let env = voxline_onnx::runtime(runtime_lib).map_err(|why| TtsError::Load {
-            path: runtime_lib.display().to_string(),
-            why,
-        })?;
-        let fail = |why: String| TtsError::Load {
-            path: model.display().to_string(),
-            why,
-        };
         if !model.is_file() {
-            return Err(fail(
-                "no such file (voxline models fetch puts the default voice there)".into(),
-            ));
+            return Err(TtsError::Load {
+                path: model.display().to_string(),
+                why: "no such file (voxline models fetch puts the default voice there)".into(),
+            });
         }
-        let session = Session::builder(env)
-            .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(model))
-            .map_err(|e| fail(e.to_string()))?;
+        let session = voxline_onnx::session(runtime_lib, model, threads).map_err(|e| TtsError::Load {
+            path: e.path,
+            why: e.why,
+        })?;
         Ok(PiperVoice {
             session,
             config,
