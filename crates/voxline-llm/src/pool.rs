@@ -250,7 +250,10 @@ impl Inner {
                 }
             };
             debug!(server = %e.cfg.base_url, "reply from a language model server");
-            match forward(stream, first, &tx, &mut sent, None, Some(&e.served)).await {
+            // After a server that broke off, the next one goes on after
+            // what was already said, like the local engine.
+            let skip = (!sent.is_empty()).then(|| sent.clone());
+            match forward(stream, first, &tx, &mut sent, skip, Some(&e.served)).await {
                 Forwarded::Over => return,
                 Forwarded::Broke(why) => self.failed(i, &why),
             }
