@@ -62,12 +62,17 @@ def channel(path, ch):
     return data[ch::n], rate
 
 
+def loud(samples, start, win):
+    """Whether the window of `win` samples at `start` carries sound."""
+    power = sum(s * s for s in samples[start : start + win]) / win
+    return math.sqrt(power) > SOUND_RMS
+
+
 def first_sound(samples, rate, after=0.0):
     """Seconds from the start to the first 20 ms window with sound after `after` s."""
     win = rate // 50
     for start in range(int(after * rate) // win * win, len(samples) - win + 1, win):
-        power = sum(s * s for s in samples[start : start + win]) / win
-        if math.sqrt(power) > SOUND_RMS:
+        if loud(samples, start, win):
             return start / rate
     return None
 
@@ -76,8 +81,7 @@ def last_sound_end(samples, rate, before):
     """Seconds from the start to the end of the last 20 ms window with sound before `before` s."""
     win = rate // 50
     for start in range(int(before * rate) // win * win - win, -1, -win):
-        power = sum(s * s for s in samples[start : start + win]) / win
-        if math.sqrt(power) > SOUND_RMS:
+        if loud(samples, start, win):
             return (start + win) / rate
     return None
 

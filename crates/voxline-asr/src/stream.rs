@@ -444,12 +444,10 @@ impl StreamingRecognizer {
         let Some(model) = self.turn_model.clone() else {
             return;
         };
-        let (from, to) = (self.index(self.utt_start), self.index(end).min(self.audio.len()));
-        if to <= from {
+        let Some(turn) = self.utterance_audio(end) else {
             return;
-        }
-        let from = from.max(to.saturating_sub(crate::turn_features::WINDOW_SAMPLES));
-        let audio: Arc<[f32]> = Arc::from(&self.audio[from..to]);
+        };
+        let audio: Arc<[f32]> = Arc::from(&turn[turn.len().saturating_sub(crate::turn_features::WINDOW_SAMPLES)..]);
         let tx = self.turn_tx.clone();
         let utterance = self.utterance;
         tokio::spawn(async move {
@@ -627,14 +625,16 @@ impl StreamingRecognizer {
         self.last_partial_end = self.vad_pos;
     }
 
+    /// The current utterance's audio up to stream sample `end` (None when empty).
+    fn utterance_audio(&self, end: u64) -> Option<&[f32]> {
+        let (from, to) = (self.index(self.utt_start), self.index(end).min(self.audio.len()));
+        (to > from).then(|| &self.audio[from..to])
+    }
+
     /// Sends the utterance up to sample `end` to the pool; the result comes
     /// back through `done_rx`. Partials are skipped when the pool is full.
     fn submit(&mut self, kind: Kind, end: u64) -> Option<u64> {
-        let (from, to) = (self.index(self.utt_start), self.index(end).min(self.audio.len()));
-        if to <= from {
-            return None;
-        }
-        let audio: Arc<[f32]> = Arc::from(&self.audio[from..to]);
+        let audio: Arc<[f32]> = Arc::from(self.utterance_audio(end)?);
         let mut opts = if kind == Kind::Partial {
             self.partial_opts.clone()
         } else {

@@ -7,7 +7,8 @@
 //! decision time: for people after the end of their greeting (the agent
 //! speaks then), for machines after the answer.
 
-use super::voices::{percentile, silence, Speaker};
+use super::percentile;
+use super::voices::{silence, Speaker};
 use crate::config::Config;
 use anyhow::Context;
 use serde::Deserialize;
@@ -277,14 +278,14 @@ fn report(results: &[Outcome]) {
     println!();
     println!(
         "people told as people: decided {} ms (p50) / {} ms (p95) after the end of their greeting (n={})",
-        percentile(&after_greeting, 0.5),
-        percentile(&after_greeting, 0.95),
+        percentile(&after_greeting, 0.5, 0),
+        percentile(&after_greeting, 0.95, 0),
         after_greeting.len()
     );
     println!(
         "machines told as machines: decided {} ms (p50) / {} ms (p95) after the answer (n={})",
-        percentile(&machine_at, 0.5),
-        percentile(&machine_at, 0.95),
+        percentile(&machine_at, 0.5, 0),
+        percentile(&machine_at, 0.95, 0),
         machine_at.len()
     );
     let why = |person: bool| {

@@ -169,14 +169,6 @@ async fn test_set(args: &BenchAsrArgs) -> anyhow::Result<Vec<Clip>> {
     Ok(set)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.0}ms", d.as_secs_f64() * 1e3)
 }
@@ -417,8 +409,8 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         println!(
             "{name:<44} {:>6} {:>8} {:>8} {:>8}",
             l.len(),
-            ms(percentile(&l, 0.5)),
-            ms(percentile(&l, 0.95)),
+            ms(super::percentile(&l, 0.5, Duration::ZERO)),
+            ms(super::percentile(&l, 0.95, Duration::ZERO)),
             ms(l.last().copied().unwrap_or_default())
         );
     }

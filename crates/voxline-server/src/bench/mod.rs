@@ -20,3 +20,13 @@ pub fn ulaw_line(samples: &[i16], rate: u32) -> anyhow::Result<Vec<i16>> {
     let line: Vec<i16> = narrow.iter().map(|&s| ulaw_to_linear(linear_to_ulaw(s))).collect();
     Ok(resample_clip(&line, 8_000, 16_000)?.to_vec())
 }
+
+/// The value at fraction `p` of `sorted` (nearest rank), or `empty` when
+/// there is none.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64, empty: T) -> T {
+    if sorted.is_empty() {
+        return empty;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

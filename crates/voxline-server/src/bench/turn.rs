@@ -197,14 +197,6 @@ fn latencies(levels: &[f64], questions: &[(f32, f32)]) -> Vec<Option<f32>> {
         .collect()
 }
 
-fn percentile(sorted: &[f32], p: f64) -> f32 {
-    if sorted.is_empty() {
-        return f32::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Runs the benchmark.
 pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
     let questions = crate::cli::text_list::read(&args.questions)?;
@@ -328,8 +320,8 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
         println!(
             "{calls:>6} {:>7} {:>7.0}ms {:>7.0}ms {:>7.0}ms {missed:>8}",
             all.len(),
-            percentile(&all, 0.5) * 1e3,
-            percentile(&all, 0.95) * 1e3,
+            super::percentile(&all, 0.5, f32::NAN) * 1e3,
+            super::percentile(&all, 0.95, f32::NAN) * 1e3,
             all.last().copied().unwrap_or(f32::NAN) * 1e3
         );
         if args.talk_over_s > 0.0 {
@@ -383,8 +375,8 @@ impl std::fmt::Display for TalkOver {
             "{:>6} {:>12} {:>7.0}ms {:>7.0}ms {:>9} {:>13} {:>10} {:>9.0}%",
             self.calls,
             format!("{}/{}", s.len() + self.no_stop, self.played),
-            percentile(&s, 0.5),
-            percentile(&s, 0.95),
+            super::percentile(&s, 0.5, f32::NAN),
+            super::percentile(&s, 0.95, f32::NAN),
             self.no_stop,
             format!("{}/{}", self.backchannels, self.backchannels_played),
             self.took_turn,

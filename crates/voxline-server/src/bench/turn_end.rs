@@ -14,7 +14,8 @@
 //! before the caller was done: the agent would start over them) and how
 //! soon the end of finished turns is declared after their last sound.
 
-use super::voices::{percentile, silence, Speaker};
+use super::percentile;
+use super::voices::{silence, Speaker};
 use crate::config::Config;
 use anyhow::Context;
 use serde::Deserialize;
@@ -366,8 +367,8 @@ fn report(rows: &[Row], ways: &[Way]) {
             cut(false),
             100.0 * cut(false) as f64 / unfinished.max(1) as f64,
             cut(true),
-            percentile(&after, 0.5),
-            percentile(&after, 0.95),
+            percentile(&after, 0.5, 0),
+            percentile(&after, 0.95, 0),
         );
     }
     // The audio model alone, as a classifier at its own threshold, at the

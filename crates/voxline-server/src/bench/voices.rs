@@ -66,11 +66,3 @@ fn espeak(voice: &str, speed: f32, text: &str, scratch: &Path) -> anyhow::Result
 pub fn silence(ms: u64) -> Vec<i16> {
     vec![0; (ms * 16) as usize]
 }
-
-/// The value at fraction `p` of sorted `values` (0 when empty).
-pub fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
