@@ -184,8 +184,14 @@ impl InferencePool {
 
 impl Inner {
     /// Checks every server: `GET {base}/models` answering 2xx is healthy.
+    /// A healthy server streaming replies is not checked: its replies are
+    /// the check, and a single-slot server may cut a streaming reply off
+    /// when another request reaches it (llama-cpp-python does by default).
     async fn check_all(&self) {
         let checks = self.endpoints.iter().map(|e| async move {
+            if e.healthy.load(Ordering::Relaxed) && e.in_flight.load(Ordering::Relaxed) > 0 {
+                return;
+            }
             let url = format!("{}/models", e.cfg.base_url.trim_end_matches('/'));
             let mut req = self.http.get(&url);
             if let Some(k) = &e.cfg.api_key {

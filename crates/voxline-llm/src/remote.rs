@@ -167,12 +167,16 @@ impl ChatModel for RemoteModel {
             if usage.completion_tokens == 0 {
                 usage.completion_tokens = chunks;
             }
-            let end = if finished || usage.completion_tokens > 0 {
+            // A reply is complete only with a finish reason: a stream that
+            // ends without one was cut off (llama-cpp-python, for one, ends
+            // a streaming reply with `[DONE]` and no finish reason when
+            // another request reaches it).
+            let end = if finished {
                 Ok(ChatEvent::Done(usage))
             } else {
                 Err(LlmError::Remote {
                     url,
-                    why: "the stream ended before the reply finished".into(),
+                    why: format!("the stream ended after {chunks} pieces without a finish reason (cut off)"),
                 })
             };
             let _ = tx.send(end).await;

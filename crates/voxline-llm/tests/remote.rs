@@ -152,6 +152,35 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
     drop(long);
     let (again, _) = model.chat(req).await.expect("chat").text().await.expect("text");
     assert!(again.contains("Paris"), "{again}");
+
+    // Cut off by the server: llama-cpp-python ends a streaming reply with
+    // `[DONE]` (no finish reason) when another request reaches it. That is
+    // an error, never a finished reply.
+    let mut cut = model
+        .chat(ChatRequest::new(
+            vec![ChatMessage::new(Role::User, "Tell me a long story about a dragon.")],
+            400,
+        ))
+        .await
+        .expect("chat");
+    assert!(matches!(cut.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    let other = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/v1/models")));
+    let mut end = None;
+    while let Some(ev) = cut.next().await {
+        match ev {
+            Ok(ChatEvent::Delta(_)) => continue,
+            other => {
+                end = Some(other);
+                break;
+            }
+        }
+    }
+    match end {
+        Some(Err(LlmError::Remote { why, .. })) => assert!(why.contains("without a finish reason"), "{why}"),
+        other => panic!("a cut-off reply ended as {other:?}"),
+    }
+    let other = other.await.expect("join").expect("the other request");
+    assert!(other.status().is_success(), "{}", other.status());
 }
 
 #[tokio::test]
@@ -203,9 +232,11 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     let local = voxline_llm::load_local(LocalEngine::LlamaCpp, &gguf, None, 1, None)
         .await
         .expect("local engine");
+    // Checks far more often than a reply lasts: a check must never cut a
+    // streaming reply off (the server would, see above).
     let settings = PoolSettings {
         first_token_timeout: Duration::from_secs(5),
-        health_interval: Duration::from_secs(1),
+        health_interval: Duration::from_millis(200),
     };
     let pool = InferencePool::start(vec![config(refused), config(port)], local, settings)
         .await
@@ -223,6 +254,26 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     assert_eq!(
         (pool.status()[1].served, pool.local_replies()),
         (1, 0),
+        "{:?}",
+        pool.status()
+    );
+
+    // A reply lasting many check intervals is served whole by the server.
+    let started = Instant::now();
+    let (story, _) = read_all(
+        pool.chat(common::ask("Tell me a story about a lighthouse keeper.", 96))
+            .await
+            .expect("chat"),
+    )
+    .await;
+    eprintln!(
+        "a reply of {} words in {:?}",
+        story.split_whitespace().count(),
+        started.elapsed()
+    );
+    assert_eq!(
+        (pool.status()[1].served, pool.status()[1].failed, pool.local_replies()),
+        (2, 0, 0),
         "{:?}",
         pool.status()
     );
