@@ -54,6 +54,8 @@ pub struct Answer {
     pub stopped: Option<String>,
     /// When the model's first text arrived.
     pub(crate) first_token_at: Option<std::time::Instant>,
+    /// Prompt tokens the model read for it (the rest was in its cache).
+    pub(crate) prompt_read: Option<usize>,
     /// It must ask the caller something (a flow step waiting for an
     /// answer): when the model's words asked nothing, the fallback follows.
     pub(crate) must_ask: bool,
@@ -144,6 +146,7 @@ impl Answer {
             let next = stream.next().await;
             if self.first_token_at.is_none() {
                 self.first_token_at = stream.first_token_at();
+                self.prompt_read = stream.prompt_read();
             }
             match next {
                 Some(Ok(ChatEvent::Delta(d))) => self.queue.extend(self.splitter.push(&d)),
@@ -223,6 +226,14 @@ impl Answer {
     /// answer read from the passages without the model).
     pub fn first_token_at(&self) -> Option<std::time::Instant> {
         self.first_token_at
+    }
+
+    /// Prompt tokens the model read for this answer after it was asked
+    /// (the rest was reused from its cache: the system prompt, earlier
+    /// turns, what was read ahead from a partial), once it answered; `None`
+    /// from engines that do not say.
+    pub fn prompt_read(&self) -> Option<usize> {
+        self.prompt_read
     }
 }
 

@@ -173,6 +173,7 @@ impl Agent {
             question,
             stopped: None,
             first_token_at: None,
+            prompt_read: None,
             must_ask,
         })
     }

@@ -134,6 +134,8 @@ pub struct ChatStream {
     probe: Option<ProbeMaker>,
     /// Set while the caller wants generation paused (backends that can pause).
     hold: Option<Arc<AtomicBool>>,
+    /// Prompt tokens the backend read for this reply, once it knows.
+    prompt_read: Option<Arc<std::sync::OnceLock<usize>>>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -152,7 +154,21 @@ impl ChatStream {
             done: false,
             probe: None,
             hold: None,
+            prompt_read: None,
         }
+    }
+
+    /// Lets [`ChatStream::prompt_read`] report what the backend sets in `read`.
+    pub fn with_prompt_read(mut self, read: Arc<std::sync::OnceLock<usize>>) -> ChatStream {
+        self.prompt_read = Some(read);
+        self
+    }
+
+    /// Prompt tokens the backend read for this reply (the rest of the
+    /// prompt was reused from its cache), once the reply has started;
+    /// `None` from backends that do not say.
+    pub fn prompt_read(&self) -> Option<usize> {
+        self.prompt_read.as_ref().and_then(|r| r.get().copied())
     }
 
     /// Lets [`ChatStream::hold`] pause the backend through `flag`.

@@ -230,6 +230,7 @@ impl LlamaCppModel {
         let (tx, rx) = mpsc::channel(max_tokens + 2);
         let probe_tx = tx.downgrade();
         let hold = Arc::new(AtomicBool::new(false));
+        let read = Arc::new(OnceLock::new());
         self.shared
             .jobs
             .send(Job {
@@ -241,12 +242,14 @@ impl LlamaCppModel {
                 tx,
                 hold: Arc::clone(&hold),
                 background,
+                read: Arc::clone(&read),
             })
             .map_err(|_| LlmError::Generate("the model engine stopped".into()))?;
         // The engine holds the only sender and drops it when it frees the
         // sequence: the probe reports that moment.
         Ok(ChatStream::new(rx, started)
             .with_hold(hold)
+            .with_prompt_read(read)
             .with_probe(Box::new(move || {
                 let weak = probe_tx.clone();
                 probe_tx

@@ -55,6 +55,9 @@ pub(crate) struct Job {
     /// while [`EngineConfig::yield_to`] is above zero and reads its prompt
     /// in short chunks.
     pub background: bool,
+    /// Set when the sequence starts: prompt tokens it reads (not reused
+    /// from a cached slot).
+    pub read: Arc<std::sync::OnceLock<usize>>,
 }
 
 /// Counters of the engine's work since start.
@@ -316,6 +319,7 @@ impl Engine {
                 .prompt_tokens
                 .fetch_add(job.tokens.len() as u64, Ordering::Relaxed);
             self.stats.reused_tokens.fetch_add(shared as u64, Ordering::Relaxed);
+            let _ = job.read.set(job.tokens.len() - shared);
             slot.state = State::Active(Box::new(Active {
                 pending: job.tokens[shared..].to_vec(),
                 sampler: sampler_for(&job),

@@ -5,13 +5,14 @@
 //! batches the sequences of concurrent requests, and its prefix cache keeps
 //! the KV of a shared system prompt so a turn only prefills its new words.
 
-use crate::chat::{ChatEvent, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
-use crate::LlmError;
+use crate::chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role, Usage};
+use crate::{EngineStats, LlmError};
 use mistralrs::{
     Constraint, GgufModelBuilder, NormalRequest, Request, RequestLike, Response, SamplingParams, StopTokens,
     TextMessageRole, TextMessages, TokenSource,
 };
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -46,6 +47,9 @@ impl LocalConfig {
 pub struct LocalModel {
     model: Arc<mistralrs::Model>,
     name: String,
+    /// What the engine did (replies, prompt and generated tokens, time),
+    /// from the usage mistralrs reports at each reply's end.
+    stats: Arc<EngineStats>,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -83,6 +87,7 @@ impl LocalModel {
         Ok(LocalModel {
             model: Arc::new(model),
             name: file,
+            stats: Arc::default(),
         })
     }
 }
@@ -145,6 +150,8 @@ impl ChatModel for LocalModel {
             .send(Request::Normal(Box::new(request)))
             .await
             .map_err(|e| LlmError::Generate(format!("the model engine stopped: {e}")))?;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::clone(&self.stats);
         let (tx, rx) = mpsc::channel(64);
         // Forward the engine's chunks; when the caller drops the stream, this
         // task ends at once and drops the engine's receiver, so the engine's
@@ -168,6 +175,9 @@ impl ChatModel for LocalModel {
                         }
                         if finished {
                             let u = c.usage.as_ref();
+                            if let Some(u) = u {
+                                count(&stats, u);
+                            }
                             out.push(Ok(ChatEvent::Done(Usage {
                                 prompt_tokens: u.map_or(0, |u| u.prompt_tokens),
                                 completion_tokens: u.map_or(0, |u| u.completion_tokens),
@@ -184,11 +194,14 @@ impl ChatModel for LocalModel {
                         }
                         continue;
                     }
-                    Some(Response::Done(d)) => Ok(ChatEvent::Done(Usage {
-                        prompt_tokens: d.usage.prompt_tokens,
-                        completion_tokens: d.usage.completion_tokens,
-                        ..Usage::default()
-                    })),
+                    Some(Response::Done(d)) => {
+                        count(&stats, &d.usage);
+                        Ok(ChatEvent::Done(Usage {
+                            prompt_tokens: d.usage.prompt_tokens,
+                            completion_tokens: d.usage.completion_tokens,
+                            ..Usage::default()
+                        }))
+                    }
                     Some(Response::ModelError(e, _)) => Err(LlmError::Generate(e)),
                     Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
                         Err(LlmError::Generate(e.to_string()))
@@ -208,4 +221,28 @@ impl ChatModel for LocalModel {
     fn name(&self) -> String {
         self.name.clone()
     }
+
+    /// A one-token reply: mistralrs keeps the prompt's KV in its prefix
+    /// cache, and a later prompt that starts the same way reads only the
+    /// rest (the longest cached prefix is reused).
+    async fn prefill(&self, messages: Vec<ChatMessage>) -> Result<(), LlmError> {
+        self.chat(ChatRequest::new(messages, 1)).await?.text().await.map(|_| ())
+    }
+
+    fn engine_stats(&self) -> Option<Arc<EngineStats>> {
+        Some(Arc::clone(&self.stats))
+    }
+}
+
+/// Adds a finished reply's usage to the counters (mistralrs reports no
+/// decode steps or reused tokens: those stay at zero).
+fn count(stats: &EngineStats, u: &mistralrs::Usage) {
+    stats.prompt_tokens.fetch_add(u.prompt_tokens as u64, Ordering::Relaxed);
+    stats
+        .generated_tokens
+        .fetch_add(u.completion_tokens as u64, Ordering::Relaxed);
+    let busy = f64::from(u.total_prompt_time_sec + u.total_completion_time_sec);
+    stats
+        .decode_us
+        .fetch_add((busy.max(0.0) * 1e6) as u64, Ordering::Relaxed);
 }

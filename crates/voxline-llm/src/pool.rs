@@ -226,8 +226,14 @@ impl Inner {
         }
     }
 
-    /// Streams one reply into `tx`, server by server, then locally.
-    async fn relay(self: Arc<Self>, req: ChatRequest, tx: mpsc::Sender<Result<ChatEvent, LlmError>>) {
+    /// Streams one reply into `tx`, server by server, then locally;
+    /// `hold` is the caller's pause (passed on to the backend that can).
+    async fn relay(
+        self: Arc<Self>,
+        req: ChatRequest,
+        tx: mpsc::Sender<Result<ChatEvent, LlmError>>,
+        hold: Arc<AtomicBool>,
+    ) {
         let mut sent = String::new();
         let mut tried = Vec::new();
         while let Some(i) = self.pick(&tried) {
@@ -259,7 +265,7 @@ impl Inner {
             // After a server that broke off, the next one goes on after
             // what was already said, like the local engine.
             let skip = (!sent.is_empty()).then(|| sent.clone());
-            match forward(stream, first, &tx, &mut sent, skip, Some(&e.served)).await {
+            match forward(stream, first, &tx, &mut sent, skip, Some(&e.served), &hold).await {
                 Forwarded::Over => return,
                 Forwarded::Broke(why) => self.failed(i, &why),
             }
@@ -274,7 +280,7 @@ impl Inner {
             }
         };
         let skip = (!sent.is_empty()).then(|| sent.clone());
-        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip, None).await {
+        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip, None, &hold).await {
             let _ = tx.send(Err(e)).await;
         }
     }
@@ -290,10 +296,15 @@ async fn first_text(model: &RemoteModel, req: ChatRequest) -> Result<(ChatStream
     }
 }
 
+/// While the caller holds a reply, how often the pool looks whether it
+/// let go (a held backend sends nothing to wake it).
+const HOLD_CHECK: Duration = Duration::from_millis(10);
+
 /// Forwards `stream` (after `first`) into `tx`, adding its text to `sent`.
 /// `skip`: text already said, dropped from the start of this stream while
-/// it matches; `served` is counted before the end goes out. Stops at the
-/// end, when the caller lets go, or on a failure.
+/// it matches; `served` is counted before the end goes out; the caller's
+/// `hold` is passed on to the stream. Stops at the end, when the caller
+/// lets go, or on a failure.
 async fn forward(
     mut stream: ChatStream,
     first: Option<ChatEvent>,
@@ -301,16 +312,23 @@ async fn forward(
     sent: &mut String,
     mut skip: Option<String>,
     served: Option<&AtomicU64>,
+    hold: &AtomicBool,
 ) -> Forwarded {
     let mut next = first.map(Ok);
     loop {
         let ev = match next.take() {
             Some(ev) => Some(ev),
-            None => tokio::select! {
-                // The caller let go (barge-in): dropping `stream` cancels it.
-                _ = tx.closed() => return Forwarded::Over,
-                ev = stream.next() => ev,
-            },
+            None => {
+                let held = hold.load(Ordering::Relaxed);
+                stream.hold(held);
+                tokio::select! {
+                    // The caller let go (barge-in): dropping `stream` cancels it.
+                    _ = tx.closed() => return Forwarded::Over,
+                    ev = stream.next() => ev,
+                    // Held: look again soon whether the caller resumed.
+                    _ = tokio::time::sleep(HOLD_CHECK), if held => continue,
+                }
+            }
         };
         let ev = match ev {
             Some(Ok(ev)) => ev,
@@ -367,8 +385,9 @@ impl ChatModel for InferencePool {
     async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
         let started = Instant::now();
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(self.inner.clone().relay(req, tx));
-        Ok(ChatStream::new(rx, started))
+        let hold = Arc::new(AtomicBool::new(false));
+        tokio::spawn(self.inner.clone().relay(req, tx, Arc::clone(&hold)));
+        Ok(ChatStream::new(rx, started).with_hold(hold))
     }
 
     fn name(&self) -> String {

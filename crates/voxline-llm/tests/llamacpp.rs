@@ -163,30 +163,11 @@ async fn a_held_reply_generates_nothing_until_released() {
         .await
         .expect("chat");
     assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
-    long.hold(true);
-    // The step already running may finish; after it, nothing.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let at_hold = stats.generated_tokens.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let while_held = stats.generated_tokens.load(Ordering::Relaxed) - at_hold;
-    long.hold(false);
-    let resumed = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut more = 0;
-        while more < 5 {
-            match long.next().await {
-                Some(Ok(ChatEvent::Delta(_))) => more += 1,
-                other => return Err(format!("{other:?}")),
-            }
-        }
-        Ok(more)
-    })
-    .await;
+    let (while_held, resumed) =
+        common::hold_then_release(&mut long, || stats.generated_tokens.load(Ordering::Relaxed)).await;
     eprintln!("{while_held} tokens generated while held; after release: {resumed:?}");
     assert_eq!(while_held, 0, "the held reply went on");
-    assert!(
-        matches!(resumed, Ok(Ok(5))),
-        "the released reply did not go on: {resumed:?}"
-    );
+    assert_eq!(resumed, Ok(5), "the released reply did not go on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -317,4 +317,18 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
         "with every server down, the first text in {:?}",
         at[0].duration_since(started)
     );
+
+    // Holding a reply through the pool holds the engine that answers it
+    // (a voice reply holds the model while a phrase is synthesised).
+    let stats = pool.engine_stats().expect("the local engine's counters");
+    let generated = || stats.generated_tokens.load(std::sync::atomic::Ordering::Relaxed);
+    let mut long = pool
+        .chat(common::ask("Tell me a long story about a dragon.", 200))
+        .await
+        .expect("chat");
+    assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    let (while_held, resumed) = common::hold_then_release(&mut long, generated).await;
+    eprintln!("through the pool: {while_held} tokens generated while held; after release: {resumed:?}");
+    assert_eq!(while_held, 0, "the held reply went on");
+    assert_eq!(resumed, Ok(5), "the released reply did not go on");
 }

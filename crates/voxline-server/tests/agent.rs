@@ -30,7 +30,13 @@ fn agent_server_with(name: &str, domain: &Path) -> Server {
 
 /// `agent_server_with` and more route params (`, key = value` pairs).
 fn agent_server_params(name: &str, domain: &Path, params: &str) -> Server {
-    let routes = format!(
+    Server::start(name, "", Some(&agent_routes(domain, params)))
+}
+
+/// The routes: `bank` is the agent with the pack at `domain` and more
+/// route `params`, then the default routes.
+fn agent_routes(domain: &Path, params: &str) -> String {
+    format!(
         r#"
 [[route]]
 name = "bank"
@@ -40,8 +46,7 @@ handler = "agent"
 params = {{ domain = "{}", max_seconds = 60{params} }}
 {DEFAULT_ROUTES}"#,
         domain.display()
-    );
-    Server::start(name, "", Some(&routes))
+    )
 }
 
 fn voxline(args: &[&str], dir: &Path) -> String {
@@ -168,15 +173,13 @@ fn heard_text(dir: &Path, rec: &Path) -> String {
     voxline(&["transcribe", mono.to_str().unwrap_or_default()], dir)
 }
 
-#[test]
-fn the_agent_answers_a_spoken_question_from_its_knowledge() {
-    let _one = common::one_at_a_time();
-    if voxline_models::fetched_for_test(MODELS).is_none() {
-        return;
-    }
-    let server = agent_server("agent-answer");
+/// A caller asks `server`'s bank agent where the Downtown branch is; the
+/// answer with the branch's address must be heard (Whisper on the
+/// recording) and the call's transcript must hold the question and the
+/// exact address. Returns the call's id.
+fn asks_where_downtown_is(server: &Server) -> String {
     let lines = caller_lines(&server.dir, "downtown", &["Where is the Downtown branch?"]);
-    let (rec, _) = call_agent_turns(&server, &lines, 60, &[]);
+    let (rec, _) = call_agent_turns(server, &lines, 60, &[]);
     let heard = heard_text(&server.dir, &rec);
     eprintln!("heard: {heard}");
     let norm = voxline_text::heard::normalize_english(&heard);
@@ -192,7 +195,7 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         server.log_text()
     );
     // The call's transcript has the caller's question and the agent's lines.
-    let records = settled_records(&server, |r| r["direction"] == "inbound");
+    let records = settled_records(server, |r| r["direction"] == "inbound");
     let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
     let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -213,17 +216,21 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         said_by("agent").iter().any(|t| t.contains("Harbor Street")),
         "{lines:?}"
     );
+    call_id
+}
+
+#[test]
+fn the_agent_answers_a_spoken_question_from_its_knowledge() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server("agent-answer");
+    let call_id = asks_where_downtown_is(&server);
     assert!(server.log_text().contains("turn: first reply audio queued"));
     // The turn's stage times are on /metrics.
     let metrics = server.http_get("/metrics");
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let value = |name: &str| metric(&metrics, name);
     assert!(value("voxline_agent_turns_total") >= 1.0, "{metrics}");
     // So is the model's work: the answer's prompt was read, words generated.
     assert!(
@@ -266,8 +273,56 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
     assert!(phrase <= audio && audio <= rtp, "{turn}");
     if turn["intent"] == "question" {
         assert!(ms("llm_first_token_ms") <= phrase, "{turn}");
+        // What the model read after the caller was done: at least the end
+        // of the prompt, never all of it (the system prompt is cached).
+        let read = turn["llm_prompt_read"].as_i64().unwrap_or_else(|| panic!("{turn}"));
+        assert!(
+            read >= 1 && (read as f64) < value("voxline_llm_prompt_tokens_total"),
+            "{turn}"
+        );
     }
     assert!(turn["barge_in_onset_ms"].is_null(), "{turn}");
+}
+
+/// mistralrs, the user's named engine, runs the same agent over SIP: the
+/// answer grounded in the knowledge, its stages stored, its work counted.
+#[test]
+fn the_agent_answers_on_the_mistralrs_engine() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let routes = agent_routes(&demo_bank(), "");
+    let server = Server::start("agent-mistralrs", "[llm]\nengine = \"mistralrs\"\n", Some(&routes));
+    assert!(
+        server.log_text().contains("engine=mistralrs") && server.log_text().contains("language model loaded"),
+        "{}",
+        server.log_text()
+    );
+    let call_id = asks_where_downtown_is(&server);
+    let body = server.http_get(&format!("/api/calls/{call_id}/turns"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let turns = v[0]["turns"].as_array().cloned().unwrap_or_default();
+    let answered = turns
+        .iter()
+        .find(|t| t["intent"] == "question")
+        .unwrap_or_else(|| panic!("no answered question: {body}"));
+    assert!(answered["llm_first_token_ms"].as_f64().is_some(), "{answered}");
+    let metrics = server.http_get("/metrics");
+    assert!(
+        metric(&metrics, "voxline_llm_generated_tokens_total") >= 1.0,
+        "{metrics}"
+    );
+}
+
+/// The value of the first `/metrics` line starting with `name` (0 when none).
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -1241,13 +1296,18 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
         "<sip:advisor@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMU\n",
     )
     .expect("accounts");
+    // Its output is kept for the failure messages (it once rang without
+    // answering, in one run of many).
+    let advisor_log = ua.join("baresip.log");
+    let out = std::fs::File::create(&advisor_log).expect("baresip log");
+    let err = out.try_clone().expect("baresip log");
     let mut advisor = Command::new("timeout")
-        .args(["70", "baresip", "-f"])
+        .args(["70", "baresip", "-v", "-f"])
         .arg(&ua)
         .args(["-t", "60"])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .expect("run baresip (is it installed?)");
     // The pack, its transfers going to that colleague.
@@ -1275,7 +1335,11 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
     let rec = call_agent(&server, &play, seconds);
     advisor.kill().ok();
     advisor.wait().ok();
-    let log = server.log_text();
+    let log = format!(
+        "{}\nthe colleague's baresip:\n{}",
+        server.log_text(),
+        std::fs::read_to_string(&advisor_log).unwrap_or_default()
+    );
     eprintln!("request {:?}, tone at {tone_at} s, call {seconds} s", spans[0]);
     // The caller hears the colleague's tone at the end of the call...
     let end = seconds as f32;

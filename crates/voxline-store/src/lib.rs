@@ -307,8 +307,8 @@ impl CallStore {
         sqlx::query(
             "INSERT INTO agent_turns (record_id, seq, caller_end_ms, caller_text, intent, started_on, \
              end_declared_ms, asr_final_ms, llm_first_token_ms, first_phrase_ms, tts_first_audio_ms, first_rtp_ms, \
-             barge_in_onset_ms, barge_in_stop_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             barge_in_onset_ms, barge_in_stop_ms, llm_prompt_read) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(record_id)
         .bind(t.seq)
@@ -324,6 +324,7 @@ impl CallStore {
         .bind(t.first_rtp_ms)
         .bind(t.barge_in_onset_ms)
         .bind(t.barge_in_stop_ms)
+        .bind(t.llm_prompt_read)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -334,7 +335,7 @@ impl CallStore {
         let rows = sqlx::query(
             "SELECT seq, caller_end_ms, caller_text, intent, started_on, end_declared_ms, asr_final_ms, \
              llm_first_token_ms, first_phrase_ms, tts_first_audio_ms, first_rtp_ms, barge_in_onset_ms, \
-             barge_in_stop_ms FROM agent_turns WHERE record_id = $1 ORDER BY seq",
+             barge_in_stop_ms, llm_prompt_read FROM agent_turns WHERE record_id = $1 ORDER BY seq",
         )
         .bind(record_id)
         .fetch_all(&self.pool)
@@ -350,6 +351,7 @@ impl CallStore {
                     end_declared_ms: row.try_get("end_declared_ms")?,
                     asr_final_ms: row.try_get("asr_final_ms")?,
                     llm_first_token_ms: row.try_get("llm_first_token_ms")?,
+                    llm_prompt_read: row.try_get("llm_prompt_read")?,
                     first_phrase_ms: row.try_get("first_phrase_ms")?,
                     tts_first_audio_ms: row.try_get("tts_first_audio_ms")?,
                     first_rtp_ms: row.try_get("first_rtp_ms")?,

@@ -173,6 +173,9 @@ pub struct AgentTurn {
     pub asr_final_ms: Option<f64>,
     /// The model's first token.
     pub llm_first_token_ms: Option<f64>,
+    /// Prompt tokens the model read for the reply after it was asked (the
+    /// rest came from its cache); none for engines that do not say.
+    pub llm_prompt_read: Option<i64>,
     /// The first phrase was ready (generated and checked).
     pub first_phrase_ms: Option<f64>,
     /// The first reply audio was synthesised (queued for playout).

@@ -108,6 +108,7 @@ async fn life_cycle(url: &str) {
         end_declared_ms: Some(500.0),
         asr_final_ms: Some(520.25),
         llm_first_token_ms: Some(260.0),
+        llm_prompt_read: Some(42),
         first_phrase_ms: Some(410.0),
         tts_first_audio_ms: Some(450.5),
         first_rtp_ms: if seq == 1 { Some(461.0) } else { None },

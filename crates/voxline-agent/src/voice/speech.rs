@@ -107,7 +107,7 @@ impl SpeechHandle {
                         Ok(samples) => Spoken::Audio {
                             text,
                             samples,
-                            stages: ReplyStages { llm_first_token: None, first_phrase: decided, audio_ready: Instant::now() },
+                            stages: ReplyStages { llm_first_token: None, llm_prompt_read: None, first_phrase: decided, audio_ready: Instant::now() },
                         },
                         Err(e) => Spoken::Failed(e),
                     };
@@ -152,6 +152,7 @@ impl SpeechHandle {
                             pace.ready();
                             let stages = ReplyStages {
                                 llm_first_token: answer.first_token_at().map(Instant::from_std),
+                                llm_prompt_read: answer.prompt_read(),
                                 first_phrase: phrase_at,
                                 audio_ready: Instant::now(),
                             };

@@ -21,6 +21,8 @@ use voxline_store::AgentTurn;
 pub struct ReplyStages {
     /// The model's first token (none for a fixed line).
     pub llm_first_token: Option<Instant>,
+    /// Prompt tokens the model read for the reply after it was asked.
+    pub llm_prompt_read: Option<usize>,
     /// The first phrase was ready to synthesise.
     pub first_phrase: Instant,
     /// Its audio was synthesised.
@@ -90,6 +92,7 @@ impl TurnTimes {
             final_to_first_audio_ms = ms(audio.saturating_duration_since(fin)),
             speech_end_to_final_ms = self.speech_end.map(|e| ms(fin.saturating_duration_since(e))),
             llm_first_token_after_final_ms = stages.llm_first_token.map(|t| ms(t.saturating_duration_since(fin))),
+            llm_prompt_read = stages.llm_prompt_read,
             early_final = self.early,
             "turn: first reply audio queued"
         );
@@ -124,6 +127,7 @@ impl TurnTimes {
             end_declared_ms: rel(self.speech_end),
             asr_final_ms: rel(self.asr_final),
             llm_first_token_ms: rel(self.reply.and_then(|r| r.llm_first_token)),
+            llm_prompt_read: self.reply.and_then(|r| r.llm_prompt_read).map(|n| n as i64),
             first_phrase_ms: rel(self.reply.map(|r| r.first_phrase)),
             tts_first_audio_ms: rel(self.reply.map(|r| r.audio_ready)),
             first_rtp_ms: rel(first_rtp),

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, Role, Usage};
+use std::time::Duration;
+use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, Role, Usage};
 
 /// The default model file, fetched by `voxline models fetch`.
 pub const GGUF: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf";
@@ -62,4 +63,31 @@ pub async fn two_at_once(model: &dyn ChatModel) -> (String, String) {
         },
     );
     (a.expect("a").0, b.expect("b").0)
+}
+
+/// Holds `stream` (already streaming) and releases it: the tokens the
+/// engine generated while it was held (counted by `generated`), and
+/// whether 5 more pieces came within 5 s of the release (the count, or
+/// what came instead).
+pub async fn hold_then_release(stream: &mut ChatStream, generated: impl Fn() -> u64) -> (u64, Result<usize, String>) {
+    stream.hold(true);
+    // The step already running may finish; after it, nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at_hold = generated();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let while_held = generated() - at_hold;
+    stream.hold(false);
+    let resumed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut more = 0;
+        while more < 5 {
+            match stream.next().await {
+                Some(Ok(ChatEvent::Delta(_))) => more += 1,
+                other => return Err(format!("{other:?}")),
+            }
+        }
+        Ok(more)
+    })
+    .await
+    .unwrap_or_else(|_| Err("nothing within 5 s".into()));
+    (while_held, resumed)
 }

@@ -36,6 +36,11 @@ pub struct BenchLlmArgs {
     /// the first engine; 0: only one at a time.
     #[arg(long, default_value_t = 0)]
     at_once: usize,
+    /// Also measure the inference pool: llama.cpp's OpenAI-compatible
+    /// server (`llama_cpp.server` from the same Python) on the same GGUF,
+    /// in front of voxline's llama.cpp engine, as `[[llm.server]]` runs it.
+    #[arg(long)]
+    pool: bool,
 }
 
 /// One reply's timing.
@@ -146,6 +151,82 @@ async fn measure_at_once(
     Ok(())
 }
 
+/// Kills the benchmark's server when dropped.
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `llama_cpp.server` on `gguf` (loopback, a free port, requests
+/// queued rather than interrupting each other) and measures the questions
+/// through an inference pool of that server in front of voxline's
+/// llama.cpp engine.
+async fn measure_pool(
+    python: &std::path::Path,
+    gguf: &std::path::Path,
+    threads: usize,
+    system: &str,
+    questions: &[String],
+    max_tokens: usize,
+) -> anyhow::Result<Vec<Reply>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut server = ServerProcess(
+        Command::new(python)
+            .args([
+                "-m",
+                "llama_cpp.server",
+                "--host",
+                "127.0.0.1",
+                "--interrupt_requests",
+                "False",
+            ])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--n_threads")
+            .arg(threads.to_string())
+            .arg("--model")
+            .arg(gguf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} -m llama_cpp.server", python.display()))?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.0.try_wait()? {
+            anyhow::bail!("llama_cpp.server exited ({status}); make bench-venv installs it");
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "llama_cpp.server did not listen within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let local = voxline_llm::load_local(LocalEngine::LlamaCpp, gguf, None, 0, None).await?;
+    let servers = vec![voxline_llm::RemoteConfig {
+        base_url: format!("http://127.0.0.1:{port}/v1"),
+        model: "default".into(),
+        api_key: None,
+        connect_timeout: Duration::from_secs(5),
+    }];
+    let pool = voxline_llm::InferencePool::start(servers, local, voxline_llm::PoolSettings::default()).await?;
+    let (replies, _) = measure(&pool, system, questions, max_tokens).await?;
+    let status = pool.status();
+    anyhow::ensure!(
+        pool.local_replies() == 0,
+        "the pool's server failed replies, the local engine answered: {status:?}"
+    );
+    println!(
+        "voxline pool: {} replies from llama_cpp.server at 127.0.0.1:{port}",
+        status.first().map_or(0, |s| s.served)
+    );
+    Ok(replies)
+}
+
 /// Runs the benchmark.
 pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
     let path = args
@@ -180,9 +261,16 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         ours.push((engine, replies));
     }
 
+    let python = crate::config::resolve_path(std::path::Path::new("."), std::path::Path::new(&args.llama_python));
+    let pooled = if args.pool {
+        anyhow::ensure!(args.llama_python != "none", "--pool needs --llama-python");
+        Some(measure_pool(&python, &path, threads, &system, &questions, args.max_tokens).await?)
+    } else {
+        None
+    };
+
     let mut theirs = Vec::new();
     if args.llama_python != "none" {
-        let python = crate::config::resolve_path(std::path::Path::new("."), std::path::Path::new(&args.llama_python));
         let out = Command::new(&python)
             .arg("load-tests/llm/llama_timing.py")
             .arg(&path)
@@ -226,6 +314,16 @@ pub async fn run(args: BenchLlmArgs) -> anyhow::Result<()> {
         };
         let r = row(name, replies);
         first.get_or_insert((*engine, r));
+    }
+    if let Some(replies) = &pooled {
+        let (pool_warm, pool_tps) = row("voxline pool -> llama server", replies);
+        if let Some((engine, (our_warm, our_tps))) = first {
+            println!(
+                "pool / voxline ({engine}): tokens/s {:.2}x, warm TTFT {:.2}x",
+                pool_tps / our_tps.max(1e-9),
+                pool_warm / our_warm.max(1e-9)
+            );
+        }
     }
     if let (Some((engine, (our_warm, our_tps))), false) = (first, theirs.is_empty()) {
         let (their_warm, their_tps) = row("llama.cpp (llama-cpp-python)", &theirs);

@@ -197,6 +197,46 @@ fn latencies(levels: &[f64], questions: &[(f32, f32)]) -> Vec<Option<f32>> {
         .collect()
 }
 
+/// Within each answer (from its first audio at `end + latency`, for up
+/// to [`ANSWER_WINDOW_S`] or until the next question starts): the longest
+/// silence with the agent's audio on both sides, ms. A caller hears it as
+/// the agent stalling mid-answer (a phrase whose audio came late, or the
+/// hold line followed by a wait). None for a question with no answer.
+fn longest_gaps(levels: &[f64], questions: &[(f32, f32)], latencies: &[Option<f32>]) -> Vec<Option<f32>> {
+    let at = |t: f32| ((t * 50.0) as usize).min(levels.len());
+    questions
+        .iter()
+        .zip(latencies)
+        .enumerate()
+        .map(|(i, (&(_, end), latency))| {
+            let onset = end + (*latency)?;
+            let mut until = onset + ANSWER_WINDOW_S;
+            if let Some(&(next, _)) = questions.get(i + 1) {
+                until = until.min(next);
+            }
+            let window = levels.get(at(onset)..at(until))?;
+            let last_voiced = window.iter().rposition(|&l| l >= VOICE_RMS)?;
+            let (mut longest, mut run) = (0usize, 0usize);
+            for &l in &window[..=last_voiced] {
+                if l < VOICE_RMS {
+                    run += 1;
+                    longest = longest.max(run);
+                } else {
+                    run = 0;
+                }
+            }
+            Some(longest as f32 * 20.0)
+        })
+        .collect()
+}
+
+/// How long after its first audio an answer is looked at for stalls, s.
+const ANSWER_WINDOW_S: f32 = 7.0;
+
+/// A silence inside an answer at least this long is a stall, ms (the
+/// voice's own pause between sentences is shorter).
+const STALL_MS: f32 = 700.0;
+
 /// Runs the benchmark.
 pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
     let questions = crate::cli::text_list::read(&args.questions)?;
@@ -226,6 +266,8 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
     drop(tts);
     let http = reqwest::Client::new();
     let mut talk_over = Vec::new();
+    let mut stages = Vec::new();
+    let mut gaps = Vec::new();
     let exe = std::env::current_exe()?;
     println!(
         "target {}, {} questions (Piper voice), {} per call, caller's end of speech -> first agent audio on the caller's recording",
@@ -307,15 +349,20 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
         }
         let mut all = Vec::new();
         let mut missed = 0;
+        let mut run_gaps = Vec::new();
         for s in &scripts {
             let levels = heard_levels(&s.record)?;
-            for l in latencies(&levels, &s.questions) {
+            let heard = latencies(&levels, &s.questions);
+            run_gaps.extend(longest_gaps(&levels, &s.questions, &heard).into_iter().flatten());
+            for l in heard {
                 match l {
                     Some(t) => all.push(t),
                     None => missed += 1,
                 }
             }
         }
+        run_gaps.sort_by(f32::total_cmp);
+        gaps.push((calls, run_gaps));
         all.sort_by(f32::total_cmp);
         println!(
             "{calls:>6} {:>7} {:>7.0}ms {:>7.0}ms {:>7.0}ms {missed:>8}",
@@ -324,13 +371,49 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
             super::percentile(&all, 0.95, f32::NAN) * 1e3,
             all.last().copied().unwrap_or(f32::NAN) * 1e3
         );
+        let api = (args.api.as_str(), args.api_token.as_deref());
+        let turns = server_turns(&http, api, run_started).await?;
+        stages.push((calls, Stages::of(&turns)));
         if args.talk_over_s > 0.0 {
-            let api = (args.api.as_str(), args.api_token.as_deref());
-            talk_over.push(talked_over(calls, &scripts, &http, api, run_started).await?);
+            talk_over.push(talked_over(calls, &scripts, &turns)?);
         }
     }
     println!();
+    println!(
+        "the answers' own stages, from the server's turn records (questions answered by the model, not talked over;"
+    );
+    println!(
+        "ms after the caller's last voiced audio as the server heard it, p50 / p95; first RTP = the answer's own first"
+    );
+    println!("packet, never the hold line; read = prompt tokens the model read after the final, the rest was cached):");
+    println!();
+    println!(
+        "{:>6} {:>6} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9}",
+        "calls", "turns", "declared", "final", "1st token", "1st phrase", "TTS audio", "first RTP", "read"
+    );
+    for (calls, s) in &stages {
+        println!("{calls:>6} {s}");
+    }
+    println!();
     println!("missed = no agent audio within 8 s of the question's end (or the agent never went quiet)");
+    println!();
+    println!(
+        "inside the answers (their first {ANSWER_WINDOW_S:.0} s, on the caller's recording): the longest silence between the agent's sounds"
+    );
+    println!();
+    println!(
+        "{:>6} {:>8} {:>11} {:>11} {:>16}",
+        "calls", "answers", "gap p50", "gap p95", "stalls >= 700ms"
+    );
+    for (calls, g) in &gaps {
+        println!(
+            "{calls:>6} {:>8} {:>9.0}ms {:>9.0}ms {:>16}",
+            g.len(),
+            super::percentile(g, 0.5, f32::NAN),
+            super::percentile(g, 0.95, f32::NAN),
+            g.iter().filter(|&&ms| ms >= STALL_MS).count()
+        );
+    }
     if !talk_over.is_empty() {
         println!();
         println!(
@@ -385,15 +468,9 @@ impl std::fmt::Display for TalkOver {
     }
 }
 
-/// Measures the run's interruptions on the recordings and asks the server
-/// which backchannels took the turn.
-async fn talked_over(
-    calls: usize,
-    scripts: &[Script],
-    http: &reqwest::Client,
-    (api, args_token): (&str, Option<&str>),
-    since_ms: i64,
-) -> anyhow::Result<TalkOver> {
+/// Measures the run's interruptions on the recordings; the server's
+/// `turns` tell which backchannels took the turn.
+fn talked_over(calls: usize, scripts: &[Script], turns: &[serde_json::Value]) -> anyhow::Result<TalkOver> {
     let mut t = TalkOver {
         calls,
         played: 0,
@@ -420,7 +497,21 @@ async fn talked_over(
             }
         }
     }
-    // The server's turns of this run's calls: a backchannel as a caller turn took it.
+    // A backchannel that became a caller turn took it.
+    t.took_turn = turns
+        .iter()
+        .filter(|turn| turn["caller_text"].as_str().is_some_and(is_backchannel))
+        .count();
+    Ok(t)
+}
+
+/// The turns the server recorded for the agent calls of this run (those
+/// set up since `since_ms`), from its HTTP API.
+async fn server_turns(
+    http: &reqwest::Client,
+    (api, args_token): (&str, Option<&str>),
+    since_ms: i64,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let token = crate::cli::token::local_token(args_token)?;
     let token = token.as_str();
     let get = |url: String| async move {
@@ -434,6 +525,7 @@ async fn talked_over(
         Ok::<serde_json::Value, anyhow::Error>(r.json().await?)
     };
     let records = get(format!("{api}/api/calls?limit=500")).await?;
+    let mut out = Vec::new();
     for r in records.as_array().into_iter().flatten() {
         let fresh = r["invite_at"].as_i64().is_some_and(|at| at >= since_ms);
         if !fresh || r["handler"] != "agent" {
@@ -442,15 +534,73 @@ async fn talked_over(
         let Some(call_id) = r["call_id"].as_str() else {
             continue;
         };
-        let turns = get(format!("{api}/api/calls/{call_id}/turns")).await?;
-        for turn in turns[0]["turns"].as_array().into_iter().flatten() {
-            let said = turn["caller_text"].as_str().unwrap_or_default();
-            if is_backchannel(said) {
-                t.took_turn += 1;
-            }
+        // Every record of that Call-ID (the callers' own `voxline call`
+        // legs may share the store, with no turns).
+        let records = get(format!("{api}/api/calls/{call_id}/turns")).await?;
+        for r in records.as_array().into_iter().flatten() {
+            out.extend(r["turns"].as_array().into_iter().flatten().cloned());
         }
     }
-    Ok(t)
+    Ok(out)
+}
+
+/// The answers' stage times of one run (see the table's legend).
+struct Stages {
+    turns: usize,
+    /// Per stage, its sorted times (ms); the last is the tokens read.
+    columns: Vec<Vec<f64>>,
+}
+
+/// The stage fields of a stored turn, in the table's order.
+const STAGE_FIELDS: [&str; 7] = [
+    "end_declared_ms",
+    "asr_final_ms",
+    "llm_first_token_ms",
+    "first_phrase_ms",
+    "tts_first_audio_ms",
+    "first_rtp_ms",
+    "llm_prompt_read",
+];
+
+impl Stages {
+    /// The questions the model answered without being talked over.
+    fn of(turns: &[serde_json::Value]) -> Stages {
+        let answered: Vec<&serde_json::Value> = turns
+            .iter()
+            .filter(|t| t["intent"] == "question" && t["barge_in_onset_ms"].is_null())
+            .collect();
+        let columns = STAGE_FIELDS
+            .iter()
+            .map(|f| {
+                let mut v: Vec<f64> = answered.iter().filter_map(|t| t[*f].as_f64()).collect();
+                v.sort_by(f64::total_cmp);
+                v
+            })
+            .collect();
+        Stages {
+            turns: answered.len(),
+            columns,
+        }
+    }
+}
+
+impl std::fmt::Display for Stages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:>6}", self.turns)?;
+        for (i, c) in self.columns.iter().enumerate() {
+            let (p50, p95) = (
+                super::percentile(c, 0.5, f64::NAN),
+                super::percentile(c, 0.95, f64::NAN),
+            );
+            let cell = format!("{p50:.0}/{p95:.0}");
+            if i + 1 == self.columns.len() {
+                write!(f, " {cell:>9}")?;
+            } else {
+                write!(f, " {cell:>11}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +619,24 @@ mod tests {
         assert!((t - 1.0).abs() < 0.03, "{t}");
         // No reply at all.
         assert_eq!(latencies(&vec![10.0; 500], &[(1.0, 2.0)]), vec![None]);
+    }
+
+    #[test]
+    fn a_gap_inside_an_answer_is_measured_between_its_sounds() {
+        // Question ends at 1 s; the agent talks 1.5-2.5 s, is quiet 0.8 s,
+        // talks 3.3-4 s, then is quiet until the next question at 9 s.
+        let mut levels = vec![10.0; 75];
+        levels.extend(vec![1000.0; 50]);
+        levels.extend(vec![10.0; 40]);
+        levels.extend(vec![1000.0; 35]);
+        levels.extend(vec![10.0; 300]);
+        let questions = [(0.5, 1.0), (9.0, 10.0)];
+        let heard = latencies(&levels, &questions);
+        let gaps = longest_gaps(&levels, &questions, &heard);
+        assert_eq!(gaps.len(), 2);
+        assert!((gaps[0].expect("an answer") - 800.0).abs() < 1.0, "{gaps:?}");
+        // No answer to the second question.
+        assert_eq!(gaps[1], None);
     }
 
     #[test]

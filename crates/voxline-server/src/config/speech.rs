@@ -177,7 +177,10 @@ impl LlmConfig {
             return Err(FieldError::new("llm.threads", "must be from 0 (one per core) to 256"));
         }
         if self.threads > 0 && engine != LocalEngine::LlamaCpp {
-            return Err(FieldError::new("llm.threads", "applies to the llama.cpp engine only"));
+            return Err(FieldError::new(
+                "llm.threads",
+                "applies to the llama.cpp engine only (mistralrs follows RAYON_NUM_THREADS)",
+            ));
         }
         for (i, s) in self.servers.iter().enumerate() {
             let rest = s.url.strip_prefix("http://").or_else(|| s.url.strip_prefix("https://"));

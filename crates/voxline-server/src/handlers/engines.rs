@@ -189,14 +189,23 @@ async fn load_model(
     chat_template: Option<PathBuf>,
     asr: Option<&AsrEngine>,
 ) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
-    Ok(voxline_llm::load_local(
-        cfg.llm.engine()?,
+    let engine = cfg.llm.engine()?;
+    let started = std::time::Instant::now();
+    let llm = voxline_llm::load_local(
+        engine,
         model,
         chat_template,
         cfg.llm.threads,
         asr.map(|a| a.pool().urgent()),
     )
-    .await?)
+    .await?;
+    tracing::info!(
+        %engine,
+        model = %model.display(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "language model loaded"
+    );
+    Ok(llm)
 }
 
 /// A Piper voice started with the `[tts]` settings.
