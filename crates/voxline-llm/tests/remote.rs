@@ -331,4 +331,9 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     eprintln!("through the pool: {while_held} tokens generated while held; after release: {resumed:?}");
     assert_eq!(while_held, 0, "the held reply went on");
     assert_eq!(resumed, Ok(5), "the released reply did not go on");
+    // Read to its end: an engine still decoding when the test process
+    // exits crashes in llama.cpp's teardown (seen: SIGSEGV after the
+    // tests passed).
+    let (_, usage) = long.text().await.expect("the reply's end");
+    assert!(usage.completion_tokens > 5, "{usage:?}");
 }

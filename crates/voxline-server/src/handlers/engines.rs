@@ -30,6 +30,8 @@ pub struct Engines {
     pub speech: Option<(Arc<dyn voxline_llm::ChatModel>, voxline_tts::TtsEngine)>,
     /// The sentence-embedding model, when a route talks and `[llm] embedding` is on.
     pub embedder: Option<Arc<voxline_llm::Embedder>>,
+    /// The `[[llm.server]]` pool in front of the model, when servers are named.
+    pub pool: Option<voxline_llm::InferencePool>,
     /// Language models by file and chat template: the server's own, and
     /// those packs name (`persona.toml` `model`), each loaded once.
     models: tokio::sync::Mutex<HashMap<ModelKey, Arc<dyn voxline_llm::ChatModel>>>,
@@ -47,10 +49,14 @@ impl Engines {
             None
         };
         let (mut models, mut voices) = (HashMap::new(), HashMap::new());
+        let mut pool = None;
         let speech = if talk {
             let key = (cfg.llm.model_path(), cfg.llm.chat_template.clone());
             let local = load_model(cfg, &key.0, key.1.clone(), asr.as_deref()).await?;
-            let llm = with_servers(cfg, local).await?;
+            pool = with_servers(cfg, local.clone()).await?;
+            let llm = pool
+                .clone()
+                .map_or(local, |p| Arc::new(p) as Arc<dyn voxline_llm::ChatModel>);
             let tts = start_voice(cfg, cfg.tts.voice_path()).await?;
             models.insert(key, llm.clone());
             voices.insert(cfg.tts.voice_path(), tts.clone());
@@ -69,6 +75,7 @@ impl Engines {
             asr,
             speech,
             embedder,
+            pool,
             models: tokio::sync::Mutex::new(models),
             voices: tokio::sync::Mutex::new(voices),
         })
@@ -166,19 +173,19 @@ impl Engines {
 }
 
 /// The `[[llm.server]]` pool in front of the local engine, when servers
-/// are named; else the local engine.
+/// are named.
 async fn with_servers(
     cfg: &Config,
     local: Arc<dyn voxline_llm::ChatModel>,
-) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
+) -> anyhow::Result<Option<voxline_llm::InferencePool>> {
     if cfg.llm.servers.is_empty() {
-        return Ok(local);
+        return Ok(None);
     }
     let pool = voxline_llm::InferencePool::start(cfg.llm.pool_servers()?, local, cfg.llm.pool_settings()).await?;
     for s in pool.status() {
         tracing::info!(server = %s.url, healthy = s.healthy, "language model server in the pool");
     }
-    Ok(Arc::new(pool))
+    Ok(Some(pool))
 }
 
 /// A GGUF on the `[llm]` engine settings; its read-ahead prompts give way

@@ -38,6 +38,8 @@ pub struct CallCounters {
     pub agent: Option<agent_metrics::AgentMetrics>,
     /// The language model engine's counters, when a route talks on a local model.
     pub llm: Option<Arc<voxline_llm::EngineStats>>,
+    /// The `[[llm.server]]` pool, when servers are named (its servers' state).
+    pub llm_pool: Option<voxline_llm::InferencePool>,
 }
 
 /// Dispatches routed calls to their handler.
@@ -110,6 +112,7 @@ impl Handlers {
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),
                 agent: agent_metrics,
                 llm: engines.speech.as_ref().and_then(|(llm, _)| llm.engine_stats()),
+                llm_pool: engines.pool.clone(),
                 ..CallCounters::default()
             }),
         })

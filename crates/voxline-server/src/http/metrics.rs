@@ -47,6 +47,39 @@ fn register_llm(registry: &mut Registry, llm: &voxline_llm::EngineStats) {
     );
 }
 
+/// The inference pool: each server's state (labelled by its URL) and the
+/// replies the local engine took because no server could.
+fn register_pool(registry: &mut Registry, servers: &[voxline_llm::EndpointStatus], local_replies: u64) {
+    registry.register(
+        "llm_pool_local_replies",
+        "Replies the local engine took because no server of the pool could",
+        ConstCounter::new(local_replies),
+    );
+    for s in servers {
+        let sub = registry.sub_registry_with_label(("server".into(), s.url.clone().into()));
+        sub.register(
+            "llm_server_up",
+            "Whether the pool's server takes replies (1) or is passed over (0)",
+            ConstGauge::new(i64::from(s.healthy)),
+        );
+        sub.register(
+            "llm_server_in_flight",
+            "Replies the server streams now",
+            ConstGauge::new(s.in_flight as i64),
+        );
+        sub.register(
+            "llm_server_replies",
+            "Replies the server finished",
+            ConstCounter::new(s.served),
+        );
+        sub.register(
+            "llm_server_failed",
+            "Replies the server failed (no first text in time, refused, broke off)",
+            ConstCounter::new(s.failed),
+        );
+    }
+}
+
 /// `GET /metrics`.
 pub async fn metrics(State(s): State<AppState>) -> Response {
     let mut registry = Registry::with_prefix("voxline");
@@ -146,6 +179,9 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     if let Some(llm) = &s.ctx.counters.llm {
         register_llm(&mut registry, llm);
     }
+    if let Some(pool) = &s.ctx.counters.llm_pool {
+        register_pool(&mut registry, &pool.status(), pool.local_replies());
+    }
     for t in s.ctx.router.trunks() {
         let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));
         sub.register(
@@ -168,5 +204,42 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         )
             .into_response(),
         Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pool_server_is_a_labelled_series() {
+        let mut registry = Registry::with_prefix("voxline");
+        let status = |url: &str, healthy, served, failed| voxline_llm::EndpointStatus {
+            url: url.into(),
+            healthy,
+            in_flight: 1,
+            served,
+            failed,
+        };
+        register_pool(
+            &mut registry,
+            &[
+                status("http://gpu-1:8000/v1", true, 12, 0),
+                status("http://gpu-2:8000/v1", false, 3, 2),
+            ],
+            4,
+        );
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encode");
+        for line in [
+            "voxline_llm_pool_local_replies_total 4",
+            "voxline_llm_server_up{server=\"http://gpu-1:8000/v1\"} 1",
+            "voxline_llm_server_up{server=\"http://gpu-2:8000/v1\"} 0",
+            "voxline_llm_server_replies_total{server=\"http://gpu-1:8000/v1\"} 12",
+            "voxline_llm_server_failed_total{server=\"http://gpu-2:8000/v1\"} 2",
+            "voxline_llm_server_in_flight{server=\"http://gpu-2:8000/v1\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
     }
 }
