@@ -198,22 +198,19 @@ fn latencies(levels: &[f64], questions: &[(f32, f32)]) -> Vec<Option<f32>> {
 }
 
 /// Within each answer (from its first audio at `end + latency`, for up
-/// to [`ANSWER_WINDOW_S`] or until the next question starts): the longest
-/// silence with the agent's audio on both sides, ms. A caller hears it as
-/// the agent stalling mid-answer (a phrase whose audio came late, or the
-/// hold line followed by a wait). None for a question with no answer.
-fn longest_gaps(levels: &[f64], questions: &[(f32, f32)], latencies: &[Option<f32>]) -> Vec<Option<f32>> {
+/// to [`ANSWER_WINDOW_S`], and never past `gap_s` after the question, when
+/// the script's caller speaks again): the longest silence with the agent's
+/// audio on both sides, ms. A caller hears it as the agent stalling
+/// mid-answer (a phrase whose audio came late, or the hold line followed by
+/// a wait). None for a question with no answer.
+fn longest_gaps(levels: &[f64], questions: &[(f32, f32)], latencies: &[Option<f32>], gap_s: f32) -> Vec<Option<f32>> {
     let at = |t: f32| ((t * 50.0) as usize).min(levels.len());
     questions
         .iter()
         .zip(latencies)
-        .enumerate()
-        .map(|(i, (&(_, end), latency))| {
+        .map(|(&(_, end), latency)| {
             let onset = end + (*latency)?;
-            let mut until = onset + ANSWER_WINDOW_S;
-            if let Some(&(next, _)) = questions.get(i + 1) {
-                until = until.min(next);
-            }
+            let until = (onset + ANSWER_WINDOW_S).min(end + gap_s);
             let window = levels.get(at(onset)..at(until))?;
             let last_voiced = window.iter().rposition(|&l| l >= VOICE_RMS)?;
             let (mut longest, mut run) = (0usize, 0usize);
@@ -353,7 +350,11 @@ pub async fn run(args: BenchTurnArgs) -> anyhow::Result<()> {
         for s in &scripts {
             let levels = heard_levels(&s.record)?;
             let heard = latencies(&levels, &s.questions);
-            run_gaps.extend(longest_gaps(&levels, &s.questions, &heard).into_iter().flatten());
+            run_gaps.extend(
+                longest_gaps(&levels, &s.questions, &heard, args.gap_s)
+                    .into_iter()
+                    .flatten(),
+            );
             for l in heard {
                 match l {
                     Some(t) => all.push(t),
@@ -630,9 +631,15 @@ mod tests {
         levels.extend(vec![10.0; 40]);
         levels.extend(vec![1000.0; 35]);
         levels.extend(vec![10.0; 300]);
+        // A sound 6.5 s after the first question's end: past the script's
+        // 6 s gap (the caller's next words, or another answer), so not part
+        // of this answer.
+        for l in &mut levels[375..385] {
+            *l = 1000.0;
+        }
         let questions = [(0.5, 1.0), (9.0, 10.0)];
         let heard = latencies(&levels, &questions);
-        let gaps = longest_gaps(&levels, &questions, &heard);
+        let gaps = longest_gaps(&levels, &questions, &heard, 6.0);
         assert_eq!(gaps.len(), 2);
         assert!((gaps[0].expect("an answer") - 800.0).abs() < 1.0, "{gaps:?}");
         // No answer to the second question.
