@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use voxline_llm::{
-    ChatEvent, ChatMessage, ChatModel, ChatRequest, InferencePool, LlmError, LocalEngine, PoolSettings, RemoteConfig,
-    RemoteModel, Role,
+    ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, InferencePool, LlmError, LocalEngine, PoolSettings,
+    RemoteConfig, RemoteModel, Role,
 };
 
 struct Server(Child);
@@ -141,46 +141,40 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
     assert!(u.completion_tokens >= 2 && u.completion_tokens <= 32, "{u:?}");
 
     // Dropped after the first piece: the server is free for the next request.
-    let mut long = model
-        .chat(ChatRequest::new(
-            vec![ChatMessage::new(Role::User, "Tell me a long story about a dragon.")],
-            400,
-        ))
-        .await
-        .expect("chat");
-    assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
-    drop(long);
+    drop(story_started(&model).await);
     let (again, _) = model.chat(req).await.expect("chat").text().await.expect("text");
     assert!(again.contains("Paris"), "{again}");
 
     // Cut off by the server: llama-cpp-python ends a streaming reply with
     // `[DONE]` (no finish reason) when another request reaches it. That is
     // an error, never a finished reply.
-    let mut cut = model
-        .chat(ChatRequest::new(
-            vec![ChatMessage::new(Role::User, "Tell me a long story about a dragon.")],
-            400,
-        ))
-        .await
-        .expect("chat");
-    assert!(matches!(cut.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    let mut cut = story_started(&model).await;
     let other = tokio::spawn(reqwest::get(format!("http://127.0.0.1:{port}/v1/models")));
-    let mut end = None;
-    while let Some(ev) = cut.next().await {
-        match ev {
-            Ok(ChatEvent::Delta(_)) => continue,
-            other => {
-                end = Some(other);
-                break;
-            }
+    let end = loop {
+        match cut.next().await {
+            Some(Ok(ChatEvent::Delta(_))) => {}
+            other => break other,
         }
-    }
+    };
     match end {
         Some(Err(LlmError::Remote { why, .. })) => assert!(why.contains("without a finish reason"), "{why}"),
         other => panic!("a cut-off reply ended as {other:?}"),
     }
     let other = other.await.expect("join").expect("the other request");
     assert!(other.status().is_success(), "{}", other.status());
+}
+
+/// A long story asked of `model`, once its first piece has come.
+async fn story_started(model: &RemoteModel) -> ChatStream {
+    let mut story = model
+        .chat(ChatRequest::new(
+            vec![ChatMessage::new(Role::User, "Tell me a long story about a dragon.")],
+            400,
+        ))
+        .await
+        .expect("chat");
+    assert!(matches!(story.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    story
 }
 
 #[tokio::test]
