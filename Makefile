@@ -101,7 +101,7 @@ lint: llama-links
 unit: llama-links
 	VOXLINE_REQUIRE_MODELS=1 VOXLINE_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection (and over SIP), the end of turn, a 1,000-contact campaign (print their tables)
+## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection (and over SIP), the end of turn, quality inspection, a 1,000-contact campaign (print their tables)
 load-test: deps prompts build models api-token bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
@@ -114,6 +114,8 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench amd --set load-tests/amd/answers-a.toml --set load-tests/amd/answers-b.toml
 	load-tests/amd-sip.sh
 	$(VOXLINE) bench turn-end --set load-tests/turn-end/utterances-b.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-a.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-b.toml
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through

@@ -77,6 +77,8 @@ enum BenchCommand {
     Amd(bench::amd::BenchAmdArgs),
     /// End of turn on a labelled set of finished and unfinished turns: cut-offs and time to declare, words alone vs with the audio model.
     TurnEnd(bench::turn_end::BenchTurnEndArgs),
+    /// Quality inspection on a labelled set of two-sided calls: per item, the faults found (recall) and the reports right (precision), and the call verdicts.
+    Qa(bench::qa::BenchQaArgs),
 }
 
 fn init_logging() {
@@ -164,6 +166,10 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::TurnEnd(args)) => finish(
             "voxline bench turn-end",
             runtime.block_on(bench::turn_end::run(args)).map(|()| ExitCode::SUCCESS),
+        ),
+        Command::Bench(BenchCommand::Qa(args)) => finish(
+            "voxline bench qa",
+            runtime.block_on(bench::qa::run(args)).map(|()| ExitCode::SUCCESS),
         ),
         Command::Chat(args) => finish(
             "voxline chat",

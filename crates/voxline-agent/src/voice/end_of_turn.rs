@@ -15,16 +15,45 @@ use tracing::debug;
 /// The audio model's probability from which a turn sounds complete.
 pub const AUDIO_COMPLETE: f32 = 0.5;
 
+/// The silences that end the caller's turn, by what the judges say (an
+/// agent route's `turn_*_ms` parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnSilences {
+    /// Both judges say the caller is done (or the words are unsure and
+    /// the voice finished), ms.
+    pub complete_ms: u32,
+    /// The words stop mid-sentence: a trailing "and", "the", "um", a
+    /// half-read number. The strongest sign the caller goes on, ms.
+    pub incomplete_ms: u32,
+    /// The words look finished or unsure but the voice sounds unfinished
+    /// (the audio model), ms.
+    pub voice_incomplete_ms: u32,
+    /// The voice sounds finished but the early final's words are still
+    /// being decoded: the turn stays open this long for them (they come
+    /// ~400–600 ms into the silence; a trailing "is" must not be lost to
+    /// the configured hang-over running out first), ms.
+    pub words_wait_ms: u32,
+}
+
+impl Default for TurnSilences {
+    fn default() -> TurnSilences {
+        TurnSilences {
+            complete_ms: 250,
+            incomplete_ms: 2000,
+            voice_incomplete_ms: 1200,
+            words_wait_ms: 800,
+        }
+    }
+}
+
 /// The end-of-turn policy of one call: the silence that ends the caller's
 /// turn, set on the recogniser as each utterance goes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EndOfTurn {
     /// The recogniser's configured hang-over, ms.
     configured_ms: u32,
-    /// After a clearly finished sentence, ms.
-    complete_ms: u32,
-    /// After words or a voice that clearly go on, ms.
-    incomplete_ms: u32,
+    /// The silences chosen from.
+    silences: TurnSilences,
     /// Whether the audio model hears each turn's end (its verdict is
     /// waited for before a short hang-over).
     audio_model: bool,
@@ -36,11 +65,10 @@ pub struct EndOfTurn {
 impl EndOfTurn {
     /// The policy for a recogniser whose hang-over is `configured_ms` now;
     /// `audio_model`: it reports the audio model's verdicts.
-    pub fn new(configured_ms: u32, complete_ms: u32, incomplete_ms: u32, audio_model: bool) -> EndOfTurn {
+    pub fn new(configured_ms: u32, silences: TurnSilences, audio_model: bool) -> EndOfTurn {
         EndOfTurn {
             configured_ms,
-            complete_ms,
-            incomplete_ms,
+            silences,
             audio_model,
             words: None,
             audio: None,
@@ -49,13 +77,18 @@ impl EndOfTurn {
 
     /// The silence that ends a turn whose words were judged `words` and
     /// whose audio `audio` (probability complete), ms; `None`: that judge
-    /// has not spoken yet (or is not there).
+    /// has not spoken yet (or is not there). Words that stop mid-sentence
+    /// wait longest whatever the voice did: synthetic and tired voices fall
+    /// in pitch at every pause, and a trailing "and" is never an ending.
     pub fn hangover_ms(&self, words: Option<TurnEnd>, audio: Option<f32>) -> u32 {
         let audio_done = audio.map(|p| p >= AUDIO_COMPLETE);
+        let s = &self.silences;
         match (words, audio_done) {
-            (Some(TurnEnd::Incomplete), _) | (_, Some(false)) => self.incomplete_ms,
-            (Some(TurnEnd::Complete | TurnEnd::Unclear), Some(true)) => self.complete_ms,
-            (Some(TurnEnd::Complete), None) if !self.audio_model => self.complete_ms,
+            (Some(TurnEnd::Incomplete), _) => s.incomplete_ms,
+            (_, Some(false)) => s.voice_incomplete_ms,
+            (Some(TurnEnd::Complete | TurnEnd::Unclear), Some(true)) => s.complete_ms,
+            (Some(TurnEnd::Complete), None) if !self.audio_model => s.complete_ms,
+            (None, Some(true)) => self.configured_ms.max(s.words_wait_ms),
             _ => self.configured_ms,
         }
     }
@@ -110,6 +143,15 @@ const TRAILING: &[&str] = &[
     "like", "also", "plus", "number", "it's", "i'm", "i",
 ];
 
+/// Of [`TRAILING`], the words a question does not end on either: a
+/// question may end on a preposition or a verb ("What is this charge
+/// for?", "Do you know where it is?"), not on a conjunction, an article,
+/// a possessive or a filler.
+const TRAILING_IN_QUESTIONS: &[&str] = &[
+    "and", "or", "but", "because", "cause", "if", "than", "the", "a", "an", "my", "your", "our", "their", "um", "uh",
+    "er", "erm", "hmm",
+];
+
 /// Whether the caller's turn looks finished. `digit_lengths`: lengths of
 /// numbers the caller may be reading (an account number being asked for);
 /// a number at the end shorter than all of them is half-read.
@@ -137,7 +179,12 @@ pub fn assess(text: &str, digit_lengths: &[usize]) -> TurnEnd {
         return TurnEnd::Incomplete;
     }
     let last_word = last.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
-    if TRAILING.contains(&last_word) {
+    let trailing = if trimmed.ends_with('?') {
+        TRAILING_IN_QUESTIONS
+    } else {
+        TRAILING
+    };
+    if trailing.contains(&last_word) {
         return TurnEnd::Incomplete;
     }
     if trimmed.ends_with('?') || ((trimmed.ends_with('.') || trimmed.ends_with('!')) && words.len() >= 2) {
@@ -156,6 +203,16 @@ mod tests {
         assert_eq!(assess("I lost my card.", &[]), TurnEnd::Complete);
         assert_eq!(assess("What time do you open on Saturday?", &[8]), TurnEnd::Complete);
         assert_eq!(assess("Goodbye!", &[]), TurnEnd::Unclear, "one word: no clear sign");
+        // Questions end on prepositions and verbs.
+        assert_eq!(
+            assess("What is this charge on my statement for?", &[]),
+            TurnEnd::Complete
+        );
+        assert_eq!(assess("Do you know where the branch is?", &[]), TurnEnd::Complete);
+        assert_eq!(assess("Who is the letter from?", &[]), TurnEnd::Complete);
+        // Not on a conjunction or an article, question mark or not.
+        assert_eq!(assess("Can I pay by card and?", &[]), TurnEnd::Incomplete);
+        assert_eq!(assess("Is it about the?", &[]), TurnEnd::Incomplete);
     }
 
     #[test]
@@ -176,10 +233,10 @@ mod tests {
 
     #[test]
     fn without_the_audio_model_the_words_pick_the_silence() {
-        let p = EndOfTurn::new(500, 250, 1200, false);
+        let p = EndOfTurn::new(500, TurnSilences::default(), false);
         let words = |t: &str, d: &[usize]| Some(assess(t, d));
         assert_eq!(p.hangover_ms(words("Where is the branch?", &[]), None), 250);
-        assert_eq!(p.hangover_ms(words("My number is", &[8]), None), 1200);
+        assert_eq!(p.hangover_ms(words("My number is", &[8]), None), 2000);
         assert_eq!(p.hangover_ms(words("yes", &[]), None), 500);
         assert_eq!(p.hangover_ms(None, None), 500);
     }
@@ -187,18 +244,21 @@ mod tests {
     #[test]
     fn with_the_audio_model_both_must_agree_for_a_short_silence() {
         use TurnEnd::*;
-        let p = EndOfTurn::new(500, 250, 1200, true);
+        let p = EndOfTurn::new(500, TurnSilences::default(), true);
         // Both say done: short.
         assert_eq!(p.hangover_ms(Some(Complete), Some(0.9)), 250);
         // Words unsure, the voice finished: short.
         assert_eq!(p.hangover_ms(Some(Unclear), Some(0.7)), 250);
-        // Either says not done: long.
+        // The voice says not done: long.
         assert_eq!(p.hangover_ms(Some(Complete), Some(0.2)), 1200);
-        assert_eq!(p.hangover_ms(Some(Incomplete), Some(0.95)), 1200);
         assert_eq!(p.hangover_ms(None, Some(0.1)), 1200);
+        // The words stop mid-sentence: longest, whatever the voice did.
+        assert_eq!(p.hangover_ms(Some(Incomplete), Some(0.95)), 2000);
+        assert_eq!(p.hangover_ms(Some(Incomplete), Some(0.1)), 2000);
         // A judge still out: the configured silence, never the short one.
         assert_eq!(p.hangover_ms(Some(Complete), None), 500);
-        assert_eq!(p.hangover_ms(None, Some(0.9)), 500);
+        // The voice finished, the words are still out: wait for them.
+        assert_eq!(p.hangover_ms(None, Some(0.9)), 800);
         assert_eq!(p.hangover_ms(Some(Unclear), None), 500);
     }
 

@@ -3,7 +3,7 @@
 //! until the call ends; then keep what the caller heard.
 
 use super::digits::DigitCollector;
-use super::end_of_turn::EndOfTurn;
+use super::end_of_turn::{EndOfTurn, TurnSilences};
 use super::interruption::{BargeIn, Paused};
 use super::pace::{self, ReplyPace};
 use super::preempt::Preempt;
@@ -33,10 +33,9 @@ pub struct VoiceConfig {
     /// The caller's voice this long (from its first voiced window) while
     /// the agent talks stops the agent, ms.
     pub barge_in_ms: u64,
-    /// Silence that ends the caller's turn after a clearly finished sentence, ms.
-    pub turn_complete_ms: u32,
-    /// Silence that ends the caller's turn when their words clearly go on, ms.
-    pub turn_incomplete_ms: u32,
+    /// The silences that end the caller's turn, by what the words and the
+    /// voice say.
+    pub turn_silences: TurnSilences,
     /// How long a transfer (or the colleague's phone ringing) may take.
     pub transfer_wait: Duration,
     /// When a transfer fails, call the target and join the calls.
@@ -189,12 +188,7 @@ impl<'a> Call<'a> {
     fn new(s: &'a VoiceSession, leg: &'a mut dyn CallLeg, rec: &'a mut dyn Recognizer) -> Call<'a> {
         let persona = &s.agent.pack().persona;
         let tts_rate = s.voice.sample_rate();
-        let end_of_turn = EndOfTurn::new(
-            rec.hangover_ms(),
-            s.config.turn_complete_ms,
-            s.config.turn_incomplete_ms,
-            rec.hears_turn_audio(),
-        );
+        let end_of_turn = EndOfTurn::new(rec.hangover_ms(), s.config.turn_silences, rec.hears_turn_audio());
         let start_ms = rec.now_ms();
         let mut conv = s.agent.conversation();
         conv.set_variables(leg.facts().variables.clone());

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use voxline_agent::voice::end_of_turn::TurnSilences;
 use voxline_agent::voice::{ReplyPace, SessionEnd, VoiceConfig, VoiceSession};
 use voxline_agent::{Agent, DomainPack};
 use voxline_llm::{ChatMessage, Role};
@@ -66,8 +67,7 @@ fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String
         pace: Arc::new(ReplyPace::default()),
         config: VoiceConfig {
             barge_in_ms: 100,
-            turn_complete_ms: 250,
-            turn_incomplete_ms: 1200,
+            turn_silences: TurnSilences::default(),
             transfer_wait: Duration::from_secs(5),
             transfer_bridge: true,
             max_call: Duration::from_secs(600),
@@ -347,7 +347,7 @@ async fn a_finished_sentence_ends_the_turn_sooner_than_an_unfinished_one() {
         .until(4000, |_| call.script.hangovers.lock().unwrap().len() == 2)
         .await
         .expect("the second utterance ended");
-    assert_eq!(*call.script.hangovers.lock().unwrap(), vec![250, 1200]);
+    assert_eq!(*call.script.hangovers.lock().unwrap(), vec![250, 2000]);
 }
 
 #[tokio::test(start_paused = true)]

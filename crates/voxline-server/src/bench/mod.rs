@@ -1,12 +1,13 @@
 //! `voxline bench …`: component benchmarks, each printing its figures as a
 //! table (media capacity, speech recognition, synthesis, the language model,
 //! voice-to-voice turns over SIP, answering-machine detection, the end of
-//! the caller's turn).
+//! the caller's turn, quality inspection).
 
 pub mod amd;
 pub mod asr;
 pub mod llm;
 pub mod media;
+pub mod qa;
 pub mod tts;
 pub mod turn;
 pub mod turn_end;

@@ -21,7 +21,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use voxline_agent::voice::end_of_turn::{assess, EndOfTurn, TurnEnd, AUDIO_COMPLETE};
+use voxline_agent::voice::end_of_turn::{assess, EndOfTurn, TurnEnd, TurnSilences, AUDIO_COMPLETE};
 use voxline_asr::{AsrEvent, StreamingRecognizer};
 
 /// Arguments of `voxline bench turn-end`.
@@ -37,10 +37,20 @@ pub struct BenchTurnEndArgs {
     /// `turn_complete_ms`).
     #[arg(long, default_value_t = 250)]
     complete_ms: u32,
-    /// Silence ending a turn that clearly goes on, ms (`turn_incomplete_ms`);
-    /// several (comma-separated) are compared.
-    #[arg(long, value_delimiter = ',', default_value = "1200")]
+    /// Silence ending a turn whose words stop mid-sentence, ms
+    /// (`turn_incomplete_ms`); several (comma-separated) are compared.
+    #[arg(long, value_delimiter = ',', default_value = "2000")]
     incomplete_ms: Vec<u32>,
+    /// Silence ending a turn only the voice says is unfinished, ms
+    /// (`turn_voice_incomplete_ms`); several are compared (each with every
+    /// `--incomplete-ms`).
+    #[arg(long, value_delimiter = ',', default_value = "1200")]
+    voice_incomplete_ms: Vec<u32>,
+    /// How long the turn stays open for the early final's words when the
+    /// voice already sounds finished, ms; several are compared (with the
+    /// audio model).
+    #[arg(long, value_delimiter = ',', default_value = "800")]
+    words_wait_ms: Vec<u32>,
     /// One line per turn and way of judging.
     #[arg(long)]
     verbose: bool,
@@ -107,7 +117,7 @@ fn speak(u: &Utterance, speaker: &mut Speaker) -> anyhow::Result<Spoken> {
 
 /// A silence in a turn while speech is in progress, as the recogniser
 /// heard it, and what the judges said during it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Pause {
     /// Stream ms where it began (the end of the last speech window).
     start_ms: u64,
@@ -117,6 +127,8 @@ struct Pause {
     words: Option<(TurnEnd, u64)>,
     /// The audio model's probability and the silence when it came, ms.
     audio: Option<(f32, u64)>,
+    /// The early final's text the words were judged on.
+    text: Option<String>,
 }
 
 /// The hang-over while recording: longer than any pause, so that every
@@ -141,7 +153,7 @@ async fn listen(spoken: &Spoken, rec: &mut StreamingRecognizer, digits: &[usize]
                     Some(silence) => {
                         if !in_pause {
                             in_pause = true;
-                            pauses.push(Pause { start_ms: rec.now_ms() - silence, longest_ms: 0, words: None, audio: None });
+                            pauses.push(Pause { start_ms: rec.now_ms() - silence, longest_ms: 0, words: None, audio: None, text: None });
                         }
                         if let Some(p) = pauses.last_mut() {
                             p.longest_ms = silence;
@@ -153,7 +165,10 @@ async fn listen(spoken: &Spoken, rec: &mut StreamingRecognizer, digits: &[usize]
                 let silence = rec.segmenter().silence_ms().unwrap_or(0);
                 let pause = pauses.last_mut().filter(|_| in_pause);
                 match (ev, pause) {
-                    (AsrEvent::Tentative { text, .. }, Some(p)) => p.words = Some((assess(&text, digits), silence)),
+                    (AsrEvent::Tentative { text, .. }, Some(p)) => {
+                        p.words = Some((assess(&text, digits), silence));
+                        p.text = Some(text);
+                    }
                     (AsrEvent::TurnAudio { complete, .. }, Some(p)) => p.audio = Some((complete, silence)),
                     _ => {}
                 }
@@ -239,6 +254,15 @@ struct Way {
     audio: bool,
 }
 
+fn silences(args: &BenchTurnEndArgs, incomplete_ms: u32, voice_incomplete_ms: u32, words_wait_ms: u32) -> TurnSilences {
+    TurnSilences {
+        complete_ms: args.complete_ms,
+        incomplete_ms,
+        voice_incomplete_ms,
+        words_wait_ms,
+    }
+}
+
 /// Runs the bench.
 pub async fn run(args: BenchTurnEndArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
@@ -251,13 +275,23 @@ pub async fn run(args: BenchTurnEndArgs) -> anyhow::Result<()> {
     let configured = cfg.asr.hangover_ms;
     let mut ways = Vec::new();
     for &incomplete in &args.incomplete_ms {
-        for (name, audio) in [("words", false), ("words+audio", true)] {
-            ways.push(Way {
-                name: format!("{name}, {incomplete} ms when not done"),
-                run: usize::from(audio),
-                policy: EndOfTurn::new(configured, args.complete_ms, incomplete, audio),
-                audio,
-            });
+        ways.push(Way {
+            name: format!("words, {incomplete} ms mid-sentence"),
+            run: 0,
+            policy: EndOfTurn::new(configured, silences(&args, incomplete, incomplete, configured), false),
+            audio: false,
+        });
+        for &voice in &args.voice_incomplete_ms {
+            for &wait in &args.words_wait_ms {
+                ways.push(Way {
+                    name: format!(
+                        "words+audio, {incomplete} ms mid-sentence, {voice} ms voice unfinished, {wait} ms for the words"
+                    ),
+                    run: 1,
+                    policy: EndOfTurn::new(configured, silences(&args, incomplete, voice, wait), true),
+                    audio: true,
+                });
+            }
         }
     }
     let mut speaker = Speaker::load()?;
@@ -311,7 +345,8 @@ fn print_row(row: &Row, ways: &[Way]) {
             .audio
             .map(|(a, at)| format!("{a:.2}@{at}"))
             .unwrap_or_else(|| "-".into());
-        format!("{}ms[{words} {audio}]", p.longest_ms)
+        let text = p.text.as_deref().map(|t| format!(" {t:?}")).unwrap_or_default();
+        format!("{}ms[{words} {audio}{text}]", p.longest_ms)
     };
     // The pauses long enough for a judge to speak, as the model heard them.
     let heard: Vec<String> = row.pauses[1]

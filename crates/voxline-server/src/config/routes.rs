@@ -5,6 +5,7 @@
 use crate::config::resolve_path;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use voxline_agent::voice::end_of_turn::TurnSilences;
 use voxline_agent::DomainPack;
 use voxline_sip::routing::ParamValue;
 use voxline_sip::RouteConfig;
@@ -96,12 +97,12 @@ pub struct AgentParams {
     pub transfer_wait_s: u64,
     /// When the REFER is refused or fails, call the target and join the calls.
     pub transfer_bridge: bool,
-    /// Silence that ends the caller's turn when their words are clearly a
-    /// finished sentence or question, ms (else `asr.hangover_ms`).
-    pub turn_complete_ms: u32,
-    /// Silence that ends the caller's turn when their words clearly go on
-    /// (a trailing "and", a half-read number), ms.
-    pub turn_incomplete_ms: u32,
+    /// The silences that end the caller's turn (`turn_complete_ms`: words
+    /// and voice agree it is finished; `turn_incomplete_ms`: the words stop
+    /// mid-sentence, a trailing "and", a half-read number;
+    /// `turn_voice_incomplete_ms`: only the voice sounds unfinished; else
+    /// `asr.hangover_ms`).
+    pub turn_silences: TurnSilences,
 }
 
 impl AgentParams {
@@ -114,8 +115,7 @@ impl AgentParams {
             barge_in_ms: 100,
             transfer_wait_s: 30,
             transfer_bridge: true,
-            turn_complete_ms: 250,
-            turn_incomplete_ms: 1200,
+            turn_silences: TurnSilences::default(),
         };
         for (k, v) in params {
             let field = format!("params.{k}");
@@ -133,12 +133,18 @@ impl AgentParams {
                 ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
                 ("transfer_bridge", ParamValue::Bool(b)) => p.transfer_bridge = *b,
                 ("transfer_bridge", _) => return Err(bad("true or false")),
-                ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => p.turn_complete_ms = *n as u32,
+                ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => {
+                    p.turn_silences.complete_ms = *n as u32
+                }
                 ("turn_complete_ms", _) => return Err(bad("an integer from 100 to 2000")),
                 ("turn_incomplete_ms", ParamValue::Int(n)) if (200..=5000).contains(n) => {
-                    p.turn_incomplete_ms = *n as u32
+                    p.turn_silences.incomplete_ms = *n as u32
                 }
                 ("turn_incomplete_ms", _) => return Err(bad("an integer from 200 to 5000")),
+                ("turn_voice_incomplete_ms", ParamValue::Int(n)) if (200..=5000).contains(n) => {
+                    p.turn_silences.voice_incomplete_ms = *n as u32
+                }
+                ("turn_voice_incomplete_ms", _) => return Err(bad("an integer from 200 to 5000")),
                 _ => return Err((field, "unknown parameter for the agent handler".into())),
             }
         }

@@ -386,8 +386,7 @@ impl AgentRoute {
             pace: self.pace.clone(),
             config: VoiceConfig {
                 barge_in_ms: self.params.barge_in_ms,
-                turn_complete_ms: self.params.turn_complete_ms,
-                turn_incomplete_ms: self.params.turn_incomplete_ms,
+                turn_silences: self.params.turn_silences,
                 transfer_wait: Duration::from_secs(self.params.transfer_wait_s),
                 transfer_bridge: self.params.transfer_bridge,
                 max_call: Duration::from_secs(self.params.max_seconds.unwrap_or(persona.timeouts.max_call_s)),

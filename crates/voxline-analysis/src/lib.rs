@@ -1,0 +1,20 @@
+//! After the call: quality inspection. A pack's scorecard ([`scorecard`]:
+//! `qa.toml`, the items every call is scored against), the call as the
+//! scorer reads it ([`transcript`]: who said what, when), and the scoring
+//! ([`score`]): each item's verdict with its evidence, from the clock
+//! ([`timing`]: dead air, talking over, talk ratio, speaking rate), from
+//! meaning ([`meaning`]: lines said or never said, in any words) and from
+//! the customer's mood ([`mood`]).
+
+#![warn(missing_docs)]
+
+pub mod meaning;
+pub mod mood;
+pub mod score;
+pub mod scorecard;
+pub mod timing;
+pub mod transcript;
+
+pub use score::{CallScore, Evidence, Inspector, ItemScore, Verdict};
+pub use scorecard::{Check, Item, Scorecard, ScorecardError, Speaker};
+pub use transcript::{CallTranscript, Line, TranscriptError};

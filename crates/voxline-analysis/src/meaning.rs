@@ -1,0 +1,248 @@
+//! Whether a line of the call says what a scorecard line says, in its
+//! words or in others: each line of the transcript is cut into sentences,
+//! and a sentence matches a scorecard line when it holds most of its words
+//! (a recogniser's slips allowed) or lies close to it in meaning (sentence
+//! embeddings). A match's quote is the sentence as the transcript has it,
+//! so every verdict's evidence is found word for word in the call.
+
+use crate::scorecard::Speaker;
+use crate::transcript::CallTranscript;
+use voxline_llm::embed::similarity;
+use voxline_llm::{EmbedError, Embedder};
+
+/// A sentence this close in meaning (cosine of all-MiniLM-L6-v2) says
+/// the same thing.
+pub const SAME_MEANING: f32 = 0.72;
+/// A sentence holding this share of a line's words (whole words, in any
+/// order) says it, even where the meaning score is lower.
+pub const SAME_WORDS: f32 = 0.8;
+
+/// One sentence of a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sentence {
+    /// The line's index in the transcript.
+    pub line: usize,
+    /// Who said it.
+    pub speaker: Speaker,
+    /// When its line started, ms.
+    pub at_ms: u64,
+    /// Its words as the transcript has them.
+    pub text: String,
+    /// Its embedding.
+    vector: Vec<f32>,
+}
+
+/// The call's sentences, embedded once, matched against scorecard lines.
+#[derive(Debug)]
+pub struct CallSentences {
+    /// In call order.
+    pub sentences: Vec<Sentence>,
+}
+
+/// A sentence that says one of the lines looked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The sentence's index in [`CallSentences::sentences`].
+    pub sentence: usize,
+    /// Which of the lines looked for it says.
+    pub target: usize,
+    /// How close: the larger of the meaning's cosine and the share of the
+    /// line's words it holds.
+    pub score: f32,
+}
+
+/// Cuts a line into sentences at `.`, `?` and `!` (a number's decimal
+/// point stays), keeping each with its punctuation.
+pub fn sentences_of(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        cur.push(c);
+        let decimal =
+            c == '.' && i > 0 && chars[i - 1].is_ascii_digit() && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if matches!(c, '.' | '?' | '!') && !decimal && chars.get(i + 1).is_none_or(|n| n.is_whitespace()) {
+            let s = cur.trim();
+            if s.chars().any(char::is_alphanumeric) {
+                out.push(s.to_string());
+            }
+            cur.clear();
+        }
+    }
+    let s = cur.trim();
+    if s.chars().any(char::is_alphanumeric) {
+        out.push(s.to_string());
+    }
+    out
+}
+
+/// The share of `target`'s words that `text` holds (whole words, any order).
+pub fn word_share(target: &str, text: &str) -> f32 {
+    let have = voxline_text::words::words(text);
+    let want: Vec<String> = voxline_text::words::words(target)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if want.is_empty() {
+        return 0.0;
+    }
+    let hit = want.iter().filter(|w| have.contains(&format!(" {w} "))).count();
+    hit as f32 / want.len() as f32
+}
+
+impl CallSentences {
+    /// Cuts and embeds every line of `call`.
+    pub fn new(call: &CallTranscript, embedder: &Embedder) -> Result<CallSentences, EmbedError> {
+        let mut sentences = Vec::new();
+        for (i, line) in call.lines.iter().enumerate() {
+            for s in sentences_of(&line.text) {
+                sentences.push(Sentence {
+                    line: i,
+                    speaker: line.speaker,
+                    at_ms: line.start_ms,
+                    text: s,
+                    vector: Vec::new(),
+                });
+            }
+        }
+        let vectors = {
+            let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+            embed_in_batches(embedder, &texts)?
+        };
+        for (s, v) in sentences.iter_mut().zip(vectors) {
+            s.vector = v;
+        }
+        Ok(CallSentences { sentences })
+    }
+
+    /// `who`'s sentence closest to any of `targets`, matching or not (for
+    /// a failed item's report: the near miss).
+    pub fn closest(&self, who: Speaker, targets: &Targets) -> Option<Found> {
+        self.sentences
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.speaker == who)
+            .flat_map(|(i, s)| {
+                targets
+                    .lines
+                    .iter()
+                    .zip(&targets.vectors)
+                    .enumerate()
+                    .map(move |(t, (line, v))| Found {
+                        sentence: i,
+                        target: t,
+                        score: similarity(&s.vector, v).max(word_share(line, &s.text)),
+                    })
+            })
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+    }
+
+    /// Every sentence of `who` that says one of `targets`, in call order
+    /// (each sentence with its best target).
+    pub fn find(&self, who: Speaker, targets: &Targets) -> Vec<Found> {
+        let mut out = Vec::new();
+        for (i, s) in self.sentences.iter().enumerate().filter(|(_, s)| s.speaker == who) {
+            let best = targets
+                .lines
+                .iter()
+                .zip(&targets.vectors)
+                .enumerate()
+                .map(|(t, (line, v))| {
+                    let meaning = similarity(&s.vector, v);
+                    let words = word_share(line, &s.text);
+                    (t, meaning, words)
+                })
+                .filter(|&(_, meaning, words)| meaning >= SAME_MEANING || words >= SAME_WORDS)
+                .map(|(t, meaning, words)| (t, meaning.max(words)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((target, score)) = best {
+                out.push(Found {
+                    sentence: i,
+                    target,
+                    score,
+                });
+            }
+        }
+        out
+    }
+
+    /// The sentence `found` points at.
+    pub fn sentence(&self, found: &Found) -> &Sentence {
+        &self.sentences[found.sentence]
+    }
+
+    /// How close each of `who`'s sentences lies to the closest of
+    /// `anchors`, in call order: (sentence index, cosine).
+    pub fn closeness(&self, who: Speaker, anchors: &Targets) -> Vec<(usize, f32)> {
+        self.sentences
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.speaker == who)
+            .map(|(i, s)| {
+                let best = anchors
+                    .vectors
+                    .iter()
+                    .map(|v| similarity(&s.vector, v))
+                    .fold(f32::MIN, f32::max);
+                (i, best)
+            })
+            .collect()
+    }
+}
+
+/// Scorecard lines, embedded once.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// The lines.
+    pub lines: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl Targets {
+    /// Embeds `lines`.
+    pub fn new(lines: &[String], embedder: &Embedder) -> Result<Targets, EmbedError> {
+        let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
+        Ok(Targets {
+            lines: lines.to_vec(),
+            vectors: embed_in_batches(embedder, &texts)?,
+        })
+    }
+}
+
+/// Embeds in batches of 32 (a long call has hundreds of sentences; one
+/// batch pads them all to the longest).
+fn embed_in_batches(embedder: &Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(32) {
+        out.extend(embedder.embed(chunk)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_into_sentences_keeping_decimals() {
+        assert_eq!(
+            sentences_of("Thank you, you are verified. Your balance is 12.50 pounds! Anything else?"),
+            vec![
+                "Thank you, you are verified.",
+                "Your balance is 12.50 pounds!",
+                "Anything else?"
+            ]
+        );
+        assert_eq!(sentences_of("no punctuation at all"), vec!["no punctuation at all"]);
+        assert!(sentences_of(" ... ").is_empty());
+    }
+
+    #[test]
+    fn word_share_counts_whole_words_in_any_order() {
+        let share = word_share("This call may be recorded.", "this call may be recorded for training");
+        assert!((share - 1.0).abs() < 1e-6);
+        let share = word_share("I promise the fee will be refunded.", "The fee will be looked at.");
+        assert!((share - 4.0 / 7.0).abs() < 1e-6, "{share}");
+        assert_eq!(word_share("", "anything"), 0.0);
+    }
+}

@@ -1,0 +1,537 @@
+//! Scoring a call against a scorecard: each item's verdict with its
+//! evidence (the line, its time, a quote found word for word in the
+//! transcript), the weighted score and the call's verdict.
+
+use crate::meaning::{CallSentences, Found, Targets};
+use crate::mood::{overall, Mood, MoodReader};
+use crate::scorecard::{Check, Item, Scorecard, Speaker};
+use crate::timing;
+use crate::transcript::CallTranscript;
+use serde::Serialize;
+use std::sync::Arc;
+use voxline_llm::{EmbedError, Embedder};
+
+/// An item's verdict on one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// Does not apply to this call (no balance read, nobody asked for a person).
+    NotApplicable,
+    /// Could not be judged with evidence: left to a person, never passed.
+    Unsure,
+}
+
+impl Verdict {
+    /// As written in reports and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::NotApplicable => "na",
+            Verdict::Unsure => "unsure",
+        }
+    }
+}
+
+/// Where in the call a verdict comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The line's index in the transcript.
+    pub line: usize,
+    /// Who said it.
+    pub speaker: Speaker,
+    /// When, ms from the call's start.
+    pub at_ms: u64,
+    /// The words, exactly as the transcript has them.
+    pub quote: String,
+}
+
+/// One item's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemScore {
+    /// The item's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its weight.
+    pub weight: u32,
+    /// Whether its failure fails the call.
+    pub critical: bool,
+    /// Why, in words.
+    pub why: String,
+    /// The lines it rests on.
+    pub evidence: Vec<Evidence>,
+    /// The measured figure, for items measured on the clock (seconds of
+    /// silence, overlaps, share, words per minute).
+    pub value: Option<f64>,
+}
+
+/// A call's score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallScore {
+    /// Each item, in the scorecard's order.
+    pub items: Vec<ItemScore>,
+    /// The weighted share of the judged items that passed, 0–100
+    /// (`None`: nothing could be judged).
+    pub score: Option<f64>,
+    /// The call passes: score at or above the scorecard's `pass_score` and
+    /// no critical item failed.
+    pub passed: bool,
+}
+
+impl CallScore {
+    /// The items that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &ItemScore> {
+        self.items.iter().filter(|i| i.verdict == Verdict::Fail)
+    }
+
+    /// The item with id `id`.
+    pub fn item(&self, id: &str) -> Option<&ItemScore> {
+        self.items.iter().find(|i| i.id == id)
+    }
+}
+
+/// A scorecard ready to score calls: its lines embedded once.
+#[derive(Debug)]
+pub struct Inspector {
+    card: Scorecard,
+    embedder: Arc<Embedder>,
+    moods: MoodReader,
+    /// Per item, its lines embedded (by the order of the lists in the check).
+    targets: Vec<Vec<Targets>>,
+}
+
+impl Inspector {
+    /// Embeds `card`'s lines.
+    pub fn new(card: Scorecard, embedder: Arc<Embedder>) -> Result<Inspector, EmbedError> {
+        let mut targets = Vec::with_capacity(card.items.len());
+        for item in &card.items {
+            let lists: Vec<&Vec<String>> = match &item.check {
+                Check::Said { lines, .. } | Check::NotSaid { lines, .. } => vec![lines],
+                Check::Order { first, then, .. } => vec![first, then],
+                Check::Silence { hold_lines, .. } => vec![hold_lines],
+                Check::Escalation { asks, offers } => vec![asks, offers],
+                _ => vec![],
+            };
+            let mut embedded = Vec::with_capacity(lists.len());
+            for l in lists {
+                embedded.push(Targets::new(l, &embedder)?);
+            }
+            targets.push(embedded);
+        }
+        let moods = MoodReader::new(&embedder)?;
+        Ok(Inspector {
+            card,
+            embedder,
+            moods,
+            targets,
+        })
+    }
+
+    /// The scorecard.
+    pub fn scorecard(&self) -> &Scorecard {
+        &self.card
+    }
+
+    /// Scores `call`.
+    pub fn score(&self, call: &CallTranscript) -> Result<CallScore, EmbedError> {
+        let sentences = CallSentences::new(call, &self.embedder)?;
+        let judge = Judge {
+            call,
+            sentences: &sentences,
+            moods: &self.moods,
+        };
+        let items: Vec<ItemScore> = self
+            .card
+            .items
+            .iter()
+            .zip(&self.targets)
+            .map(|(item, targets)| judge.item(item, targets))
+            .collect();
+        let (mut passed_w, mut judged_w) = (0u64, 0u64);
+        for i in &items {
+            match i.verdict {
+                Verdict::Pass => {
+                    passed_w += u64::from(i.weight);
+                    judged_w += u64::from(i.weight);
+                }
+                Verdict::Fail => judged_w += u64::from(i.weight),
+                Verdict::NotApplicable | Verdict::Unsure => {}
+            }
+        }
+        let score = (judged_w > 0).then(|| 100.0 * passed_w as f64 / judged_w as f64);
+        let critical_failed = items.iter().any(|i| i.critical && i.verdict == Verdict::Fail);
+        let passed = !critical_failed && score.is_some_and(|s| s >= self.card.pass_score);
+        Ok(CallScore { items, score, passed })
+    }
+}
+
+/// One call's material while its items are judged.
+struct Judge<'a> {
+    call: &'a CallTranscript,
+    sentences: &'a CallSentences,
+    moods: &'a MoodReader,
+}
+
+fn result(item: &Item, verdict: Verdict, why: String, evidence: Vec<Evidence>, value: Option<f64>) -> ItemScore {
+    ItemScore {
+        id: item.id.clone(),
+        kind: item.check.kind(),
+        verdict,
+        weight: item.weight,
+        critical: item.critical,
+        why,
+        evidence,
+        value,
+    }
+}
+
+fn pass_if(ok: bool) -> Verdict {
+    if ok {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+impl Judge<'_> {
+    /// "; closest: 0.64 "…"" — the sentence nearest to `targets`, for a
+    /// report that explains a miss.
+    fn near_miss(&self, who: Speaker, targets: &Targets) -> String {
+        self.sentences
+            .closest(who, targets)
+            .map(|f| format!("; closest: {:.2} {:?}", f.score, self.sentences.sentence(&f).text))
+            .unwrap_or_default()
+    }
+
+    fn evidence(&self, found: &Found) -> Evidence {
+        let s = self.sentences.sentence(found);
+        Evidence {
+            line: s.line,
+            speaker: s.speaker,
+            at_ms: s.at_ms,
+            quote: s.text.clone(),
+        }
+    }
+
+    fn line_evidence(&self, line: usize) -> Evidence {
+        let l = &self.call.lines[line];
+        Evidence {
+            line,
+            speaker: l.speaker,
+            at_ms: l.start_ms,
+            quote: l.text.clone(),
+        }
+    }
+
+    fn item(&self, item: &Item, targets: &[Targets]) -> ItemScore {
+        match &item.check {
+            Check::Said {
+                who, within_s, last_s, ..
+            } => {
+                let duration = self.call.duration_ms;
+                let in_time = |f: &&Found| {
+                    let s = self.sentences.sentence(f);
+                    let line = &self.call.lines[s.line];
+                    within_s.is_none_or(|w| s.at_ms as f64 <= w * 1000.0)
+                        && last_s.is_none_or(|l| {
+                            // Near the end, and never in the first half (a
+                            // short call's greeting is within its last 30 s).
+                            line.end_ms as f64 + l * 1000.0 >= duration as f64 && 2 * s.at_ms >= duration
+                        })
+                };
+                let found = self.sentences.find(*who, &targets[0]);
+                match found.iter().find(in_time) {
+                    Some(f) => result(
+                        item,
+                        Verdict::Pass,
+                        format!("said ({:.2} close to {:?})", f.score, targets[0].lines[f.target]),
+                        vec![self.evidence(f)],
+                        None,
+                    ),
+                    None => {
+                        let when = match (within_s, last_s) {
+                            (Some(w), _) => format!(" in the first {w} s"),
+                            (None, Some(l)) => format!(" in the last {l} s"),
+                            (None, None) => String::new(),
+                        };
+                        let also = found.first().map(|f| self.evidence(f));
+                        let why = match &also {
+                            Some(e) => format!("not said{when} (said at {:.1} s)", e.at_ms as f64 / 1000.0),
+                            None => format!("not said{when}{}", self.near_miss(*who, &targets[0])),
+                        };
+                        result(item, Verdict::Fail, why, also.into_iter().collect(), None)
+                    }
+                }
+            }
+            Check::NotSaid { who, .. } => {
+                let found = self.sentences.find(*who, &targets[0]);
+                match found.first() {
+                    Some(f) => result(
+                        item,
+                        Verdict::Fail,
+                        format!("said ({:.2} close to {:?})", f.score, targets[0].lines[f.target]),
+                        found.iter().map(|f| self.evidence(f)).collect(),
+                        None,
+                    ),
+                    None => result(
+                        item,
+                        Verdict::Pass,
+                        format!("never said{}", self.near_miss(*who, &targets[0])),
+                        vec![],
+                        None,
+                    ),
+                }
+            }
+            Check::Order { who, .. } => {
+                let then = self.sentences.find(*who, &targets[1]);
+                let Some(first_then) = then.first() else {
+                    return result(
+                        item,
+                        Verdict::NotApplicable,
+                        format!("the second part was never said{}", self.near_miss(*who, &targets[1])),
+                        vec![],
+                        None,
+                    );
+                };
+                let before = self
+                    .sentences
+                    .find(*who, &targets[0])
+                    .into_iter()
+                    .find(|f| f.sentence < first_then.sentence);
+                match before {
+                    Some(f) => result(
+                        item,
+                        Verdict::Pass,
+                        "in order".into(),
+                        vec![self.evidence(&f), self.evidence(first_then)],
+                        None,
+                    ),
+                    None => result(
+                        item,
+                        Verdict::Fail,
+                        format!("said before what must come first{}", self.near_miss(*who, &targets[0])),
+                        vec![self.evidence(first_then)],
+                        None,
+                    ),
+                }
+            }
+            Check::Silence {
+                max_s,
+                hold_max_s,
+                hold_lines,
+            } => {
+                let max_ms = (max_s * 1000.0) as u64;
+                let hold_ms = (hold_max_s * 1000.0) as u64;
+                let holds: Vec<usize> = if hold_lines.is_empty() {
+                    Vec::new()
+                } else {
+                    self.sentences
+                        .find(Speaker::Agent, &targets[0])
+                        .iter()
+                        .map(|f| self.sentences.sentence(f).line)
+                        .collect()
+                };
+                let long: Vec<timing::Gap> = timing::gaps(self.call, max_ms)
+                    .into_iter()
+                    .filter(|g| !(holds.contains(&g.after) && g.ms <= hold_ms))
+                    .collect();
+                let longest = long.iter().map(|g| g.ms).max().unwrap_or(0);
+                let why = match long.first() {
+                    Some(_) => format!(
+                        "{} gap(s) over {max_s} s, the longest {:.1} s",
+                        long.len(),
+                        longest as f64 / 1000.0
+                    ),
+                    None => format!("no gap over {max_s} s"),
+                };
+                let evidence = long.iter().map(|g| self.line_evidence(g.after)).collect();
+                result(
+                    item,
+                    pass_if(long.is_empty()),
+                    why,
+                    evidence,
+                    Some(longest as f64 / 1000.0),
+                )
+            }
+            Check::Overlap { who, min_ms, max_count } => {
+                let found = timing::overlaps(self.call, *who, *min_ms);
+                let why = format!(
+                    "the {} started over the other side {} time(s) for more than {min_ms} ms",
+                    who.as_str(),
+                    found.len()
+                );
+                let evidence = found.iter().map(|o| self.line_evidence(o.line)).collect();
+                result(
+                    item,
+                    pass_if(found.len() <= *max_count as usize),
+                    why,
+                    evidence,
+                    Some(found.len() as f64),
+                )
+            }
+            Check::TalkRatio { who, min, max } => match timing::talk_ratio(self.call, *who) {
+                Some(r) => result(
+                    item,
+                    pass_if((*min..=*max).contains(&r)),
+                    format!(
+                        "the {} talked {:.0}% of the time ({min}–{max})",
+                        who.as_str(),
+                        r * 100.0
+                    ),
+                    vec![],
+                    Some(r),
+                ),
+                None => result(item, Verdict::NotApplicable, "nobody spoke".into(), vec![], None),
+            },
+            Check::SpeakingRate { who, min_wpm, max_wpm } => match timing::words_per_minute(self.call, *who) {
+                Some(wpm) => result(
+                    item,
+                    pass_if((*min_wpm..=*max_wpm).contains(&wpm)),
+                    format!(
+                        "the {} spoke {wpm:.0} words a minute ({min_wpm}–{max_wpm})",
+                        who.as_str()
+                    ),
+                    vec![],
+                    Some(wpm),
+                ),
+                None => result(
+                    item,
+                    Verdict::NotApplicable,
+                    "too little said to tell".into(),
+                    vec![],
+                    None,
+                ),
+            },
+            Check::Sentiment { who } => {
+                let (start, end) = self.start_and_end_mood(*who);
+                let Some(((start, start_ev), (end, end_ev))) = start.zip(end) else {
+                    return result(
+                        item,
+                        Verdict::NotApplicable,
+                        format!("the {} said nothing", who.as_str()),
+                        vec![],
+                        None,
+                    );
+                };
+                let ok = end != Mood::Negative;
+                let evidence = start_ev.into_iter().chain(end_ev).collect();
+                result(
+                    item,
+                    pass_if(ok),
+                    format!("{start:?} at the start, {end:?} at the end"),
+                    evidence,
+                    None,
+                )
+            }
+            Check::Escalation { .. } => {
+                let asks = self.sentences.find(Speaker::Customer, &targets[0]);
+                let (_, end) = self.start_and_end_mood(Speaker::Customer);
+                let unhappy_at_end = end.as_ref().is_some_and(|(m, _)| *m == Mood::Negative);
+                // When the customer asked, or (ending unhappy) first sounded unhappy.
+                let first_negative = self
+                    .moods
+                    .read(self.sentences, Speaker::Customer)
+                    .into_iter()
+                    .find(|m| m.mood == Mood::Negative)
+                    .map(|m| m.sentence);
+                let trigger = match (asks.first(), unhappy_at_end) {
+                    (Some(a), _) => Some((a.sentence, "asked for a person")),
+                    (None, true) => first_negative.map(|s| (s, "unhappy")),
+                    (None, false) => None,
+                };
+                let Some((from, reason)) = trigger else {
+                    return result(
+                        item,
+                        Verdict::NotApplicable,
+                        "nobody asked for a person and the customer did not end unhappy".into(),
+                        vec![],
+                        None,
+                    );
+                };
+                let trigger_ev = {
+                    let s = &self.sentences.sentences[from];
+                    Evidence {
+                        line: s.line,
+                        speaker: s.speaker,
+                        at_ms: s.at_ms,
+                        quote: s.text.clone(),
+                    }
+                };
+                let offer = self
+                    .sentences
+                    .find(Speaker::Agent, &targets[1])
+                    .into_iter()
+                    .find(|f| f.sentence > from);
+                match offer {
+                    Some(f) => result(
+                        item,
+                        Verdict::Pass,
+                        format!("the customer {reason}; a colleague was offered"),
+                        vec![trigger_ev, self.evidence(&f)],
+                        None,
+                    ),
+                    None => result(
+                        item,
+                        Verdict::Fail,
+                        format!("the customer {reason}; no colleague was offered"),
+                        vec![trigger_ev],
+                        None,
+                    ),
+                }
+            }
+            Check::Outcome { question } => result(
+                item,
+                Verdict::Unsure,
+                format!("{question:?} is for the language model to judge with a quote; not judged yet"),
+                vec![],
+                None,
+            ),
+        }
+    }
+
+    /// `who`'s mood over their first two and their last two lines, each
+    /// with the sentence that set it (the first negative or positive one).
+    #[allow(clippy::type_complexity)]
+    fn start_and_end_mood(&self, who: Speaker) -> (Option<(Mood, Option<Evidence>)>, Option<(Mood, Option<Evidence>)>) {
+        let moods = self.moods.read(self.sentences, who);
+        let lines: Vec<usize> = {
+            let mut l: Vec<usize> = moods
+                .iter()
+                .map(|m| self.sentences.sentences[m.sentence].line)
+                .collect();
+            l.dedup();
+            l
+        };
+        if lines.is_empty() {
+            return (None, None);
+        }
+        let first: Vec<usize> = lines.iter().take(2).copied().collect();
+        let last: Vec<usize> = lines.iter().rev().take(2).copied().collect();
+        let part = |keep: &[usize]| {
+            let part: Vec<_> = moods
+                .iter()
+                .filter(|m| keep.contains(&self.sentences.sentences[m.sentence].line))
+                .copied()
+                .collect();
+            let mood = overall(&part);
+            let ev = part.iter().find(|m| m.mood == mood && mood != Mood::Neutral).map(|m| {
+                let s = &self.sentences.sentences[m.sentence];
+                Evidence {
+                    line: s.line,
+                    speaker: s.speaker,
+                    at_ms: s.at_ms,
+                    quote: s.text.clone(),
+                }
+            });
+            (mood, ev)
+        };
+        (Some(part(&first)), Some(part(&last)))
+    }
+}
