@@ -116,6 +116,7 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench turn-end --set load-tests/turn-end/utterances-b.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-a.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-b.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-c.toml
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through

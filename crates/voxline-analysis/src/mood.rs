@@ -32,6 +32,11 @@ const NEGATIVE: &[&str] = &[
     "I'm not happy about this at all.",
     "This is not very reassuring.",
     "Thanks for nothing.",
+    "I'm absolutely sick of it.",
+    "This is a disgrace.",
+    "You've been hopeless.",
+    "What a waste of time.",
+    "Useless.",
 ];
 
 /// Sentences of pleased callers.

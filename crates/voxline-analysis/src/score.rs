@@ -2,7 +2,7 @@
 //! evidence (the line, its time, a quote found word for word in the
 //! transcript), the weighted score and the call's verdict.
 
-use crate::meaning::{CallSentences, Found, Targets};
+use crate::meaning::{CallSentences, Found, Match, Targets};
 use crate::mood::{overall, Mood, MoodReader};
 use crate::scorecard::{Check, Item, Scorecard, Speaker};
 use crate::timing;
@@ -206,7 +206,7 @@ impl Judge<'_> {
     fn near_miss(&self, who: Speaker, targets: &Targets) -> String {
         self.sentences
             .closest(who, targets)
-            .map(|f| format!("; closest: {:.2} {:?}", f.score, self.sentences.sentence(&f).text))
+            .map(|f| format!("; closest ({}): {:?}", f.closeness(), self.sentences.sentence(&f).text))
             .unwrap_or_default()
     }
 
@@ -246,12 +246,12 @@ impl Judge<'_> {
                             line.end_ms as f64 + l * 1000.0 >= duration as f64 && 2 * s.at_ms >= duration
                         })
                 };
-                let found = self.sentences.find(*who, &targets[0]);
+                let found = self.sentences.find(*who, &targets[0], Match::Lenient);
                 match found.iter().find(in_time) {
                     Some(f) => result(
                         item,
                         Verdict::Pass,
-                        format!("said ({:.2} close to {:?})", f.score, targets[0].lines[f.target]),
+                        format!("said ({} to {:?})", f.closeness(), targets[0].lines[f.target]),
                         vec![self.evidence(f)],
                         None,
                     ),
@@ -271,12 +271,12 @@ impl Judge<'_> {
                 }
             }
             Check::NotSaid { who, .. } => {
-                let found = self.sentences.find(*who, &targets[0]);
+                let found = self.sentences.find(*who, &targets[0], Match::Strict);
                 match found.first() {
                     Some(f) => result(
                         item,
                         Verdict::Fail,
-                        format!("said ({:.2} close to {:?})", f.score, targets[0].lines[f.target]),
+                        format!("said ({} to {:?})", f.closeness(), targets[0].lines[f.target]),
                         found.iter().map(|f| self.evidence(f)).collect(),
                         None,
                     ),
@@ -290,7 +290,7 @@ impl Judge<'_> {
                 }
             }
             Check::Order { who, .. } => {
-                let then = self.sentences.find(*who, &targets[1]);
+                let then = self.sentences.find(*who, &targets[1], Match::Lenient);
                 let Some(first_then) = then.first() else {
                     return result(
                         item,
@@ -302,7 +302,7 @@ impl Judge<'_> {
                 };
                 let before = self
                     .sentences
-                    .find(*who, &targets[0])
+                    .find(*who, &targets[0], Match::Lenient)
                     .into_iter()
                     .find(|f| f.sentence < first_then.sentence);
                 match before {
@@ -333,7 +333,7 @@ impl Judge<'_> {
                     Vec::new()
                 } else {
                     self.sentences
-                        .find(Speaker::Agent, &targets[0])
+                        .find(Speaker::Agent, &targets[0], Match::Lenient)
                         .iter()
                         .map(|f| self.sentences.sentence(f).line)
                         .collect()
@@ -431,7 +431,7 @@ impl Judge<'_> {
                 )
             }
             Check::Escalation { .. } => {
-                let asks = self.sentences.find(Speaker::Customer, &targets[0]);
+                let asks = self.sentences.find(Speaker::Customer, &targets[0], Match::Lenient);
                 let (_, end) = self.start_and_end_mood(Speaker::Customer);
                 let unhappy_at_end = end.as_ref().is_some_and(|(m, _)| *m == Mood::Negative);
                 // When the customer asked, or (ending unhappy) first sounded unhappy.
@@ -466,7 +466,7 @@ impl Judge<'_> {
                 };
                 let offer = self
                     .sentences
-                    .find(Speaker::Agent, &targets[1])
+                    .find(Speaker::Agent, &targets[1], Match::Lenient)
                     .into_iter()
                     .find(|f| f.sentence > from);
                 match offer {
