@@ -172,6 +172,9 @@ impl Inspector {
     }
 }
 
+/// A stretch's mood and the sentence that set it.
+type MoodAt = (Mood, Option<Evidence>);
+
 /// One call's material while its items are judged.
 struct Judge<'a> {
     call: &'a CallTranscript,
@@ -211,7 +214,12 @@ impl Judge<'_> {
     }
 
     fn evidence(&self, found: &Found) -> Evidence {
-        let s = self.sentences.sentence(found);
+        self.sentence_evidence(found.sentence)
+    }
+
+    /// The sentence with index `i` among the call's sentences, as evidence.
+    fn sentence_evidence(&self, i: usize) -> Evidence {
+        let s = &self.sentences.sentences[i];
         Evidence {
             line: s.line,
             speaker: s.speaker,
@@ -455,15 +463,7 @@ impl Judge<'_> {
                         None,
                     );
                 };
-                let trigger_ev = {
-                    let s = &self.sentences.sentences[from];
-                    Evidence {
-                        line: s.line,
-                        speaker: s.speaker,
-                        at_ms: s.at_ms,
-                        quote: s.text.clone(),
-                    }
-                };
+                let trigger_ev = self.sentence_evidence(from);
                 let offer = self
                     .sentences
                     .find(Speaker::Agent, &targets[1], Match::Lenient)
@@ -498,8 +498,7 @@ impl Judge<'_> {
 
     /// `who`'s mood over their first two and their last two lines, each
     /// with the sentence that set it (the first negative or positive one).
-    #[allow(clippy::type_complexity)]
-    fn start_and_end_mood(&self, who: Speaker) -> (Option<(Mood, Option<Evidence>)>, Option<(Mood, Option<Evidence>)>) {
+    fn start_and_end_mood(&self, who: Speaker) -> (Option<MoodAt>, Option<MoodAt>) {
         let moods = self.moods.read(self.sentences, who);
         let lines: Vec<usize> = {
             let mut l: Vec<usize> = moods
@@ -521,15 +520,10 @@ impl Judge<'_> {
                 .copied()
                 .collect();
             let mood = overall(&part);
-            let ev = part.iter().find(|m| m.mood == mood && mood != Mood::Neutral).map(|m| {
-                let s = &self.sentences.sentences[m.sentence];
-                Evidence {
-                    line: s.line,
-                    speaker: s.speaker,
-                    at_ms: s.at_ms,
-                    quote: s.text.clone(),
-                }
-            });
+            let ev = part
+                .iter()
+                .find(|m| m.mood == mood && mood != Mood::Neutral)
+                .map(|m| self.sentence_evidence(m.sentence));
             (mood, ev)
         };
         (Some(part(&first)), Some(part(&last)))

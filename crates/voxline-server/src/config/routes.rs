@@ -182,4 +182,24 @@ mod tests {
         let e = PlaybackParams::parse(&m, Path::new(".")).unwrap_err();
         assert!(e.1.contains("/nonexistent.wav"), "{e:?}");
     }
+
+    #[test]
+    fn an_agent_route_sets_each_turn_silence_and_names_a_bad_one() {
+        let domains = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains");
+        let mut m = BTreeMap::new();
+        m.insert("domain".to_string(), ParamValue::Str("demo-bank".into()));
+        let p = AgentParams::parse(&m, &domains).expect("defaults");
+        assert_eq!(p.turn_silences, TurnSilences::default());
+        m.insert("turn_incomplete_ms".to_string(), ParamValue::Int(2500));
+        m.insert("turn_voice_incomplete_ms".to_string(), ParamValue::Int(900));
+        m.insert("turn_complete_ms".to_string(), ParamValue::Int(300));
+        let s = AgentParams::parse(&m, &domains).expect("set").turn_silences;
+        assert_eq!(
+            (s.complete_ms, s.incomplete_ms, s.voice_incomplete_ms),
+            (300, 2500, 900)
+        );
+        m.insert("turn_voice_incomplete_ms".to_string(), ParamValue::Int(50));
+        let e = AgentParams::parse(&m, &domains).unwrap_err();
+        assert_eq!(e.0, "params.turn_voice_incomplete_ms", "{e:?}");
+    }
 }
