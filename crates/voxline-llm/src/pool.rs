@@ -46,6 +46,12 @@ struct Endpoint {
     /// Replies it served to the end, and replies taken from it.
     served: AtomicU64,
     failed: AtomicU64,
+    /// Replies read it while they stream; a check takes it whole, and only
+    /// when no reply streams. A single-slot server (llama-cpp-python by
+    /// default) cuts a streaming reply off when another request reaches
+    /// it, so a check must never overlap a reply, not even one that starts
+    /// while the check's request is on its way.
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// A server's state, for `/metrics` and logs.
@@ -129,6 +135,7 @@ impl InferencePool {
                     healthy: AtomicBool::new(false),
                     served: AtomicU64::new(0),
                     failed: AtomicU64::new(0),
+                    gate: tokio::sync::RwLock::new(()),
                 })
             })
             .collect::<Result<Vec<_>, LlmError>>()?;
@@ -184,14 +191,15 @@ impl InferencePool {
 
 impl Inner {
     /// Checks every server: `GET {base}/models` answering 2xx is healthy.
-    /// A healthy server streaming replies is not checked: its replies are
-    /// the check, and a single-slot server may cut a streaming reply off
-    /// when another request reaches it (llama-cpp-python does by default).
+    /// A server streaming replies is not checked: its replies are the
+    /// check, and a single-slot server may cut a streaming reply off when
+    /// another request reaches it (llama-cpp-python does by default). A
+    /// reply that starts during a check waits for it (see `gate`).
     async fn check_all(&self) {
         let checks = self.endpoints.iter().map(|e| async move {
-            if e.healthy.load(Ordering::Relaxed) && e.in_flight.load(Ordering::Relaxed) > 0 {
+            let Ok(_checking) = e.gate.try_write() else {
                 return;
-            }
+            };
             let url = format!("{}/models", e.cfg.base_url.trim_end_matches('/'));
             let mut req = self.http.get(&url);
             if let Some(k) = &e.cfg.api_key {
@@ -240,13 +248,18 @@ impl Inner {
             tried.push(i);
             let e = &self.endpoints[i];
             let _busy = Busy::new(&e.in_flight);
-            let opened = tokio::time::timeout(self.settings.first_token_timeout, first_text(&e.model, req.clone()));
+            // A check under way finishes first; its time counts against
+            // the first text's.
+            let opened = tokio::time::timeout(self.settings.first_token_timeout, async {
+                let streaming = e.gate.read().await;
+                first_text(&e.model, req.clone()).await.map(|s| (streaming, s))
+            });
             let opened = tokio::select! {
                 // The caller let go before the first text.
                 _ = tx.closed() => return,
                 r = opened => r,
             };
-            let (stream, first) = match opened {
+            let (_streaming, (stream, first)) = match opened {
                 Ok(Ok(s)) => s,
                 Ok(Err(why)) => {
                     self.failed(i, &why);

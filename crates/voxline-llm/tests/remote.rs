@@ -230,7 +230,7 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     // streaming reply off (the server would, see above).
     let settings = PoolSettings {
         first_token_timeout: Duration::from_secs(5),
-        health_interval: Duration::from_millis(200),
+        health_interval: Duration::from_millis(5),
     };
     let pool = InferencePool::start(vec![config(refused), config(port)], local, settings)
         .await
