@@ -4,17 +4,20 @@
 //! ([`score`]): each item's verdict with its evidence, from the clock
 //! ([`timing`]: dead air, talking over, talk ratio, speaking rate), from
 //! meaning ([`meaning`]: lines said or never said, in any words) and from
-//! the customer's mood ([`mood`]).
+//! the customer's mood ([`mood`]); human agents' calls come from their
+//! recordings, transcribed side by side ([`recording`]).
 
 #![warn(missing_docs)]
 
 pub mod meaning;
 pub mod mood;
+pub mod recording;
 pub mod score;
 pub mod scorecard;
 pub mod timing;
 pub mod transcript;
 
+pub use recording::{read_call, transcribe_call, CallAudio, CallSource, RecordingError};
 pub use score::{CallScore, Evidence, Inspector, ItemScore, Verdict};
 pub use scorecard::{Check, Item, Scorecard, ScorecardError, Speaker};
-pub use transcript::{CallTranscript, Line, TranscriptError};
+pub use transcript::{CallTranscript, Line, TimedWord, TranscriptError};

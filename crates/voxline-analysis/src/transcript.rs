@@ -18,6 +18,22 @@ pub struct Line {
     pub end_ms: u64,
     /// The words.
     pub text: String,
+    /// Each word with its times, when a recogniser gave them (empty in a
+    /// script or the agent's own records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<TimedWord>,
+}
+
+/// A word and when it was said, ms from the call's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedWord {
+    /// The word as written.
+    pub text: String,
+    /// When it started.
+    pub start_ms: u64,
+    /// When it ended.
+    pub end_ms: u64,
 }
 
 impl Line {
@@ -28,7 +44,7 @@ impl Line {
 }
 
 /// A two-sided call's transcript, its lines in order of their start.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CallTranscript {
     /// The lines, ordered by start.
     pub lines: Vec<Line>,

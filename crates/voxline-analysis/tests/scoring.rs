@@ -26,6 +26,7 @@ fn call(lines: &[(Speaker, f64, f64, &str)]) -> CallTranscript {
                 start_ms: (s * 1000.0) as u64,
                 end_ms: (e * 1000.0) as u64,
                 text: text.into(),
+                words: Vec::new(),
             })
             .collect(),
         None,

@@ -3,10 +3,12 @@
 //! by `voxline models fetch`), Silero VAD (ONNX through `ort`) with a
 //! speech start/end segmenter, a bounded pool of Whisper worker threads
 //! shared by all calls, and a streaming recogniser per call (partials while
-//! the caller speaks, the final right after they stop).
+//! the caller speaks, the final right after they stop), and recorded
+//! channels transcribed after the call (`batch`).
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod pool;
 pub mod segmenter;
 pub mod stream;
@@ -15,12 +17,13 @@ pub mod turn_model;
 pub mod vad;
 pub mod whisper;
 
+pub use batch::{BatchConfig, ChannelTranscriber, Utterance};
 pub use pool::{AsrPool, PoolConfig, PoolStats, Transcript};
 pub use segmenter::{Segmenter, SegmenterConfig, VadEvent};
 pub use stream::{AsrEvent, StreamConfig, StreamingRecognizer};
 pub use turn_model::{TurnModel, TurnVerdict};
 pub use vad::{SileroVad, VAD_WINDOW};
-pub use whisper::{Confidence, DecodeOptions, Doubt, Heard, WhisperModel};
+pub use whisper::{Confidence, DecodeOptions, Doubt, Heard, WhisperModel, Word};
 
 /// The sample rate Whisper listens at.
 pub const ASR_RATE: u32 = 16_000;

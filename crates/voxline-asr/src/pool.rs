@@ -292,7 +292,7 @@ fn work(
             "asr decode"
         );
         let result = match result {
-            Ok(Heard { text, confidence }) => {
+            Ok(Heard { text, confidence, .. }) => {
                 stats.decoded.fetch_add(1, Ordering::Relaxed);
                 stats.decode_us_sum.fetch_add(micros(decode), Ordering::Relaxed);
                 stats

@@ -24,6 +24,9 @@ pub struct DecodeOptions {
     /// broken (Whisper's fallback). Costs whole extra decodes; partials
     /// turn it off.
     pub temperature_fallback: bool,
+    /// Each word's start and end (whisper.cpp's token timestamps), in
+    /// [`Heard::words`]; for recordings transcribed after the call.
+    pub word_times: bool,
 }
 
 impl Default for DecodeOptions {
@@ -35,6 +38,7 @@ impl Default for DecodeOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
             temperature_fallback: true,
             max_tokens: None,
+            word_times: false,
         }
     }
 }
@@ -102,6 +106,19 @@ pub struct Heard {
     pub text: String,
     /// How sure the decoder was of it.
     pub confidence: Confidence,
+    /// Each word with its times, when [`DecodeOptions::word_times`] asked.
+    pub words: Vec<Word>,
+}
+
+/// A word and when it was said, ms from the start of the decoded audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    /// The word as written (with its punctuation).
+    pub text: String,
+    /// When it started.
+    pub start_ms: u64,
+    /// When it ended.
+    pub end_ms: u64,
 }
 
 /// A loaded Whisper model.
@@ -167,7 +184,8 @@ impl WhisperModel {
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_language(opts.language.as_deref());
         params.set_n_threads(opts.threads.max(1));
-        params.set_no_timestamps(true);
+        // Word times need the timestamp tokens decoded.
+        params.set_no_timestamps(!opts.word_times);
         params.set_single_segment(true);
         params.set_print_special(false);
         params.set_print_progress(false);
@@ -185,6 +203,7 @@ impl WhisperModel {
         if !opts.temperature_fallback {
             params.set_temperature_inc(0.0);
         }
+        params.set_token_timestamps(opts.word_times);
         // SAFETY: the callback only reads the AtomicBool behind the pointer,
         // which outlives `full` (the borrow of `abort` spans this call), and
         // `params` is consumed by `full`. (whisper-rs' `set_abort_callback_safe`
@@ -200,6 +219,7 @@ impl WhisperModel {
         }
         result.map_err(|e| AsrError::Decode(e.to_string()))?;
         let mut text = String::new();
+        let mut words: Vec<Word> = Vec::new();
         let eot = self.ctx.token_eot();
         let (mut logprob_sum, mut min_prob, mut tokens, mut no_speech) = (0.0f32, 1.0f32, 0u32, 0.0f32);
         for i in 0..state.full_n_segments() {
@@ -213,6 +233,25 @@ impl WhisperModel {
                     let Some(token) = seg.get_token(t).filter(|t| t.token_id() < eot) else {
                         continue;
                     };
+                    if opts.word_times {
+                        let piece = token.to_str_lossy().map_err(|e| AsrError::Decode(e.to_string()))?;
+                        let data = token.token_data();
+                        // Centiseconds from the start of the audio.
+                        let (t0, t1) = (data.t0.max(0) as u64 * 10, data.t1.max(0) as u64 * 10);
+                        match words.last_mut() {
+                            // A piece without a leading space goes on the word before.
+                            Some(w) if !piece.starts_with(' ') && !piece.trim().is_empty() => {
+                                w.text.push_str(&piece);
+                                w.end_ms = w.end_ms.max(t1);
+                            }
+                            _ if !piece.trim().is_empty() => words.push(Word {
+                                text: piece.trim().to_string(),
+                                start_ms: t0,
+                                end_ms: t1.max(t0),
+                            }),
+                            _ => {}
+                        }
+                    }
                     let p = token.token_probability().clamp(1e-6, 1.0);
                     logprob_sum += p.ln();
                     min_prob = min_prob.min(p);
@@ -229,6 +268,7 @@ impl WhisperModel {
         Ok(Heard {
             text: text.trim().to_string(),
             confidence,
+            words,
         })
     }
 }

@@ -5,7 +5,8 @@
 //! once per frame with kernel arrival times (`socket`), symmetric RTP
 //! (`latch`), an adaptive jitter buffer (`jitter`), PCMU/PCMA/Opus
 //! (`codec`, `g711`), RFC 4733 DTMF (`dtmf`), RTCP reports (`rtcp_report`),
-//! resampling (`resample`), a stereo recorder (`recorder`), the
+//! resampling (`resample`), a stereo recorder (`recorder`), recordings
+//! read and written as call recorders write them (`recording_file`), the
 //! `MediaPort` a call handler uses (`port`), and the call-leg contract every
 //! kind of call implements for the conversation on it (`leg`, with an
 //! in-memory leg for tests).
@@ -23,6 +24,7 @@ pub mod leg;
 mod playout;
 pub mod port;
 pub mod recorder;
+pub mod recording_file;
 pub mod resample;
 pub mod rtcp_report;
 pub mod rtp_guard;
@@ -36,6 +38,7 @@ pub use dtmf::{DtmfDigit, DtmfSource};
 pub use leg::{CallLeg, LegAudio, LegControl, LegEnd, LegFacts, LegInput, Playout};
 pub use port::{MediaEvent, MediaPort, PortInput, PortPlayout, PORT_FRAME, PORT_RATE};
 pub use recorder::CallRecorder;
+pub use recording_file::{read_recording, write_recording, Recording, WavEncoding};
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
 pub use wav_source::{load_wav_mono, read_wav_mono, Prompt};
 

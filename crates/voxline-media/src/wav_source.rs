@@ -1,5 +1,6 @@
 //! Loading prompts (greetings) from WAV files.
 
+use crate::recording_file::read_recording;
 use crate::MediaError;
 use std::path::Path;
 use std::sync::Arc;
@@ -58,40 +59,18 @@ pub fn load_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
     Ok(prompt)
 }
 
-/// Reads any PCM WAV (8/16/24/32-bit integer or 32-bit float, any rate,
-/// any number of channels) as mono 16-bit samples at its own rate.
+/// Reads any WAV voxline can read (PCM of any depth, float, μ-law or
+/// A-law; any rate, any number of channels; see [`read_recording`]) as
+/// mono 16-bit samples at its own rate (channels are mixed down).
 pub fn read_wav_mono(path: &Path) -> Result<Prompt, MediaError> {
-    let err = |reason: String| MediaError::Wav {
-        path: path.display().to_string(),
-        reason,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
-    let spec = reader.spec();
-    if spec.sample_rate == 0 {
-        return Err(err("sample rate 0".into()));
-    }
-    let samples: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => reader.samples::<f32>().collect::<Result<_, _>>(),
-        (hound::SampleFormat::Int, bits @ 1..=32) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-        }
-        (f, b) => return Err(err(format!("{b}-bit {f:?} samples are not supported"))),
-    }
-    .map_err(|e| err(e.to_string()))?;
-    let channels = usize::from(spec.channels.max(1));
+    let rec = read_recording(path)?;
+    let frames = rec.channels.first().map_or(0, Vec::len);
+    let n = rec.channels.len() as i32;
+    let samples: Vec<i16> = (0..frames)
+        .map(|i| (rec.channels.iter().map(|c| i32::from(c[i])).sum::<i32>() / n) as i16)
+        .collect();
     Ok(Prompt {
-        samples: samples
-            .chunks(channels)
-            .map(|c| {
-                let mean = c.iter().sum::<f32>() / channels as f32;
-                (mean * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-            })
-            .collect::<Vec<i16>>()
-            .into(),
-        rate: spec.sample_rate,
+        samples: samples.into(),
+        rate: rec.rate,
     })
 }

@@ -59,6 +59,9 @@ enum Command {
     /// Bearer tokens for the HTTP API.
     #[command(subcommand)]
     Token(cli::token::TokenCommand),
+    /// Quality inspection: score calls (recordings or transcripts) against a scorecard.
+    #[command(subcommand)]
+    Qa(cli::qa::QaCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,6 +190,7 @@ fn main() -> ExitCode {
         Command::Call(args) => finish("voxline call", runtime.block_on(cli::call::run(args))),
         Command::Campaign(cmd) => finish("voxline campaign", runtime.block_on(cli::campaign::run(cmd))),
         Command::Token(cmd) => finish("voxline token", cli::token::run(cmd).map(|()| ExitCode::SUCCESS)),
+        Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd)),
     }
 }
 

@@ -97,6 +97,7 @@ fn speak(call: &LabelledCall, voices: &mut Voices) -> anyhow::Result<Spoken> {
             start_ms: start as u64,
             end_ms: (start + len) as u64,
             text: l.say.clone(),
+            words: Vec::new(),
         });
         end_ms = start + len;
     }

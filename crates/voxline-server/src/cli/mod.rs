@@ -1,7 +1,8 @@
 //! The command line's tools besides `serve` and `bench`: place a call
 //! (playing a file, or with an agent talking),
 //! chat with a pack in text, fetch and check the models, speak and
-//! transcribe files, set up outbound campaigns, make API tokens.
+//! transcribe files, set up outbound campaigns, make API tokens, score
+//! recorded calls against a scorecard.
 
 pub mod call;
 pub mod call_agent;
@@ -11,6 +12,7 @@ pub mod campaign_run;
 pub mod chat;
 pub mod chat_domain;
 pub mod models;
+pub mod qa;
 pub mod say;
 pub mod text_list;
 pub mod token;

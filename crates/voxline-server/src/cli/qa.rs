@@ -1,0 +1,334 @@
+//! `voxline qa import FILES…`: human agents' calls scored against a pack's
+//! scorecard. Each call is a stereo WAV (agent and customer on their own
+//! channels), a pair of mono WAVs given as `AGENT.wav+CUSTOMER.wav`, or a
+//! transcript JSON; recordings are transcribed side by side with word
+//! times, then scored. Each call's result (transcript and score with its
+//! evidence) is written to `OUT/NAME.json` as soon as it is done, so an
+//! import stopped midway goes on where it stopped when run again.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use voxline_analysis::{read_call, transcribe_call, CallSource, CallTranscript, Inspector, Scorecard};
+use voxline_asr::{BatchConfig, ChannelTranscriber, DecodeOptions, SileroVad, WhisperModel};
+
+/// `voxline qa …`
+#[derive(clap::Subcommand, Debug)]
+pub enum QaCommand {
+    /// Score calls from their recordings or transcripts against a scorecard.
+    Import(ImportArgs),
+}
+
+/// Which channel of a stereo recording is the agent's.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// The first (left) channel.
+    Left,
+    /// The second (right) channel.
+    Right,
+}
+
+/// Arguments of `voxline qa import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The calls: CALL.wav (stereo), AGENT.wav+CUSTOMER.wav (two mono
+    /// files), or CALL.json (a transcript: {"lines": [{"speaker", "start_ms",
+    /// "end_ms", "text"}…]}).
+    #[arg(required = true)]
+    calls: Vec<String>,
+    /// The scorecard (a pack's qa.toml).
+    #[arg(long, default_value = "domains/demo-bank/qa.toml")]
+    scorecard: PathBuf,
+    /// Where each call's result goes (OUT/NAME.json); calls already there
+    /// are not done again.
+    #[arg(long, default_value = "qa-results")]
+    out: PathBuf,
+    /// The agent's channel in stereo recordings.
+    #[arg(long, value_enum, default_value = "left")]
+    agent_channel: Channel,
+    /// Do calls again even when their result is already in OUT.
+    #[arg(long)]
+    again: bool,
+    /// A ggml Whisper model (default: the converted tiny.en in the models folder).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+/// One call to import.
+#[derive(Debug)]
+enum Input {
+    Recording(CallSource),
+    Transcript(PathBuf),
+}
+
+impl Input {
+    fn describe(&self) -> String {
+        match self {
+            Input::Recording(s) => s.describe(),
+            Input::Transcript(p) => p.display().to_string(),
+        }
+    }
+
+    /// The result file's name: the (agent's) file's stem.
+    fn name(&self) -> String {
+        let file = match self {
+            Input::Recording(s) => s.name_file(),
+            Input::Transcript(p) => p.as_path(),
+        };
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "call".into())
+    }
+}
+
+/// Reads one call argument.
+fn parse_input(arg: &str, agent_channel: Channel) -> anyhow::Result<Input> {
+    if let Some((agent, customer)) = arg.split_once('+') {
+        anyhow::ensure!(
+            !agent.is_empty() && !customer.is_empty() && !customer.contains('+'),
+            "{arg}: a pair is AGENT.wav+CUSTOMER.wav"
+        );
+        return Ok(Input::Recording(CallSource::MonoPair {
+            agent: agent.into(),
+            customer: customer.into(),
+        }));
+    }
+    let path = PathBuf::from(arg);
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => Ok(Input::Transcript(path)),
+        Some("wav") => Ok(Input::Recording(CallSource::Stereo {
+            file: path,
+            agent_channel: match agent_channel {
+                Channel::Left => 0,
+                Channel::Right => 1,
+            },
+        })),
+        _ => anyhow::bail!("{arg}: not a .wav recording, an AGENT.wav+CUSTOMER.wav pair or a .json transcript"),
+    }
+}
+
+/// What a call's import came to, for the summary.
+struct Done {
+    name: String,
+    score: Option<f64>,
+    passed: bool,
+    failed: Vec<String>,
+}
+
+impl Done {
+    /// From a result file's JSON.
+    fn from_result(name: &str, v: &serde_json::Value) -> Option<Done> {
+        let score = v.get("score")?;
+        Some(Done {
+            name: name.to_string(),
+            score: score.get("score").and_then(serde_json::Value::as_f64),
+            passed: score.get("passed")?.as_bool()?,
+            failed: score
+                .get("items")?
+                .as_array()?
+                .iter()
+                .filter(|i| i.get("verdict").and_then(|v| v.as_str()) == Some("fail"))
+                .filter_map(|i| i.get("id").and_then(|v| v.as_str()).map(str::to_string))
+                .collect(),
+        })
+    }
+}
+
+/// A result already written for `source`, when it reads back whole.
+fn previous(path: &Path, source: &str) -> Option<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    (v.get("source")?.as_str()? == source).then_some(v)
+}
+
+/// Writes `value` to `path` whole or not at all (a temporary file renamed).
+fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.part");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs `voxline qa …`.
+pub fn run(cmd: QaCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        QaCommand::Import(args) => import(args),
+    }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let inputs = args
+        .calls
+        .iter()
+        .map(|a| parse_input(a, args.agent_channel))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for i in &inputs {
+        if let Some(other) = names.insert(i.name(), i.describe()) {
+            anyhow::bail!(
+                "{} and {other} would both be written to {}.json (rename one)",
+                i.describe(),
+                i.name()
+            );
+        }
+    }
+    let card = Scorecard::load(&args.scorecard)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let models = voxline_models::models_dir();
+    let embedder = Arc::new(voxline_llm::Embedder::load(
+        &models.join(voxline_models::defaults::EMBEDDING),
+    )?);
+    let inspector = Inspector::new(card, embedder)?;
+    // Whisper and the VAD load when the first recording needs them.
+    let whisper_path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
+    let mut whisper: Option<WhisperModel> = None;
+
+    let bar = ProgressBar::new(inputs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} calls, {elapsed} ({eta} left) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut done, mut errors, mut skipped) = (Vec::new(), Vec::new(), 0usize);
+    let (mut audio_ms, mut work) = (0u64, std::time::Duration::ZERO);
+    for input in &inputs {
+        let name = input.name();
+        let source = input.describe();
+        let path = args.out.join(format!("{name}.json"));
+        if !args.again {
+            if let Some(d) = previous(&path, &source).and_then(|v| Done::from_result(&name, &v)) {
+                skipped += 1;
+                done.push(d);
+                bar.inc(1);
+                continue;
+            }
+        }
+        bar.set_message(source.clone());
+        let started = Instant::now();
+        let outcome: anyhow::Result<(CallTranscript, &str, u64)> = match input {
+            Input::Transcript(p) => CallTranscript::read_json(p)
+                .map(|t| (t, "transcript", 0))
+                .map_err(anyhow::Error::from),
+            Input::Recording(call) => (|| {
+                let audio = read_call(call)?;
+                if whisper.is_none() {
+                    whisper = Some(WhisperModel::load(&whisper_path)?);
+                }
+                let model = whisper.as_ref().context("the Whisper model")?;
+                let vad = SileroVad::load(
+                    &models.join(voxline_models::defaults::ONNX_RUNTIME),
+                    &models.join(voxline_models::defaults::SILERO_VAD),
+                )?;
+                let mut transcriber =
+                    ChannelTranscriber::new(model, vad, DecodeOptions::default(), BatchConfig::default())?;
+                let total = (audio.agent.len() + audio.customer.len()) as u64 / 16;
+                let t = transcribe_call(call, &audio, &mut transcriber, &mut |ms| {
+                    bar.set_message(format!("{source} {}%", ms * 100 / total.max(1)));
+                })?;
+                let kind = match call {
+                    CallSource::Stereo { .. } => "stereo",
+                    CallSource::MonoPair { .. } => "mono-pair",
+                };
+                Ok((t, kind, audio.duration_ms))
+            })(),
+        };
+        let result = outcome.and_then(|(transcript, kind, ms)| {
+            let score = inspector.score(&transcript)?;
+            let took = started.elapsed();
+            let value = json!({
+                "source": source,
+                "kind": kind,
+                "audio_ms": ms,
+                "took_ms": took.as_millis() as u64,
+                "scorecard": args.scorecard.display().to_string(),
+                "transcript": transcript,
+                "score": score,
+            });
+            write_result(&path, &value)?;
+            if ms > 0 {
+                audio_ms += ms;
+                work += took;
+            }
+            Done::from_result(&name, &value).context("the result just written")
+        });
+        match result {
+            Ok(d) => {
+                bar.println(format!(
+                    "{source}: {} ({}) -> {}",
+                    if d.passed { "pass" } else { "fail" },
+                    d.score.map(|s| format!("{s:.0}")).unwrap_or_else(|| "–".into()),
+                    path.display()
+                ));
+                done.push(d);
+            }
+            Err(e) => {
+                bar.println(format!("{source}: error: {e:#}"));
+                errors.push(format!("{source}: {e:#}"));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    print_summary(&done, inspector.scorecard());
+    if skipped > 0 {
+        println!("{skipped} call(s) scored before were not done again (--again does them again)");
+    }
+    if audio_ms > 0 {
+        println!(
+            "{:.0} s of recordings transcribed and scored in {:.1} s ({:.1}x real time)",
+            audio_ms as f64 / 1000.0,
+            work.as_secs_f64(),
+            audio_ms as f64 / 1000.0 / work.as_secs_f64().max(1e-9)
+        );
+    }
+    if errors.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} call(s) could not be imported:", errors.len());
+        for e in &errors {
+            eprintln!("  {e}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Each call's verdict, then each item's pass rate.
+fn print_summary(done: &[Done], card: &Scorecard) {
+    if done.is_empty() {
+        return;
+    }
+    println!();
+    println!("| call | score | verdict | failed items |");
+    println!("|---|---:|---|---|");
+    for d in done {
+        println!(
+            "| {} | {} | {} | {} |",
+            d.name,
+            d.score.map(|s| format!("{s:.0}")).unwrap_or_else(|| "–".into()),
+            if d.passed { "pass" } else { "fail" },
+            d.failed.join(", ")
+        );
+    }
+    println!();
+    println!("| item | failed in |");
+    println!("|---|---:|");
+    for item in &card.items {
+        let n = done.iter().filter(|d| d.failed.contains(&item.id)).count();
+        println!(
+            "| {}{} | {n} of {} |",
+            item.id,
+            if item.critical { " (critical)" } else { "" },
+            done.len()
+        );
+    }
+}
