@@ -9,8 +9,10 @@ pub const CALL_ANSWERED: &str = "call.answered";
 pub const CALL_ENDED: &str = "call.ended";
 /// Every contact of a campaign has its final disposition.
 pub const CAMPAIGN_FINISHED: &str = "campaign.finished";
+/// A finished call was scored against its pack's scorecard.
+pub const CALL_ANALYZED: &str = "call.analyzed";
 /// Every event.
-pub const EVENTS: &[&str] = &[CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED];
+pub const EVENTS: &[&str] = &[CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED, CALL_ANALYZED];
 
 /// Shortest secret accepted.
 pub const MIN_SECRET: usize = 16;

@@ -1,5 +1,6 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
+mod analysis;
 mod asr_engine;
 mod bench;
 mod campaigns;
@@ -190,7 +191,7 @@ fn main() -> ExitCode {
         Command::Call(args) => finish("voxline call", runtime.block_on(cli::call::run(args))),
         Command::Campaign(cmd) => finish("voxline campaign", runtime.block_on(cli::campaign::run(cmd))),
         Command::Token(cmd) => finish("voxline token", cli::token::run(cmd).map(|()| ExitCode::SUCCESS)),
-        Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd)),
+        Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd, &runtime)),
     }
 }
 

@@ -12,6 +12,8 @@ pub struct Records {
     store: CallStore,
     /// Where a call's answer and end are reported (`[[webhook]]`, campaigns').
     webhooks: Option<Arc<Webhooks>>,
+    /// Wakes this node's analyser when a call is queued for scoring.
+    analysis: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// A fresh record id.
@@ -27,7 +29,32 @@ pub fn new_call_id() -> String {
 impl Records {
     /// Wraps an open store.
     pub fn new(store: CallStore) -> Records {
-        Records { store, webhooks: None }
+        Records {
+            store,
+            webhooks: None,
+            analysis: None,
+        }
+    }
+
+    /// The same, waking `analyser` when a call is queued for scoring.
+    pub fn with_analysis(self, analyser: Arc<tokio::sync::Notify>) -> Records {
+        Records {
+            analysis: Some(analyser),
+            ..self
+        }
+    }
+
+    /// Queues a finished call for scoring against `scorecard` (the
+    /// analyser of a `voxline serve` node takes it).
+    pub async fn queue_analysis(&self, id: &str, scorecard: &std::path::Path) {
+        match self.store.queue_analysis(id, &scorecard.display().to_string()).await {
+            Ok(()) => {
+                if let Some(wake) = &self.analysis {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "call not queued for quality inspection"),
+        }
     }
 
     /// The same, reporting calls answered and ended to `webhooks` (written

@@ -34,8 +34,24 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let webhooks = crate::webhooks::Webhooks::new(store.clone(), cfg.webhook_targets.clone());
     let sender = tokio::spawn(webhooks.clone().send(shutdown.clone()));
-    let records = Records::new(store.clone()).with_webhooks(webhooks.clone());
+    let analysis_wake = Arc::new(tokio::sync::Notify::new());
+    let records = Records::new(store.clone())
+        .with_webhooks(webhooks.clone())
+        .with_analysis(analysis_wake.clone());
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
+    // Quality inspection of finished calls, off their path (decision 0055).
+    let embedding_dir = cfg
+        .llm
+        .embedding_path()
+        .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::EMBEDDING));
+    let analyzer = crate::analysis::Analyzer::new(
+        store.clone(),
+        handlers.embedder(),
+        embedding_dir,
+        Some(webhooks.clone()),
+        analysis_wake,
+    );
+    let analysis = tokio::spawn(analyzer.run(shutdown.clone()));
     let counters = handlers.counters();
     let endpoint = Arc::new(
         SipEndpoint::start(
@@ -110,8 +126,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             tracing::warn!("campaign dialers still busy at shutdown: their contacts are picked up at the next start");
         }
     }
-    // Deliveries in flight finish or are taken again at the next start.
+    // Deliveries in flight finish or are taken again at the next start;
+    // so do calls being scored (their lease runs out).
     let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), analysis).await;
     // Let the BYEs leave before the transport closes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     endpoint.shutdown();

@@ -7,7 +7,8 @@
 //!
 //! Events: `call.answered` and `call.ended` of every call (a campaign's
 //! call ends with its attempt and the contact's disposition, sent once the
-//! dialer has written them), `campaign.finished`. Receivers: `[[webhook]]`
+//! dialer has written them), `campaign.finished`, `call.analyzed` (a
+//! finished call scored against its pack's scorecard). Receivers: `[[webhook]]`
 //! of the configuration, and a campaign's own (`settings.webhooks`).
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -19,7 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use voxline_campaign::webhook::{WebhookTarget, CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED};
+use voxline_campaign::webhook::{WebhookTarget, CALL_ANALYZED, CALL_ANSWERED, CALL_ENDED, CAMPAIGN_FINISHED};
 use voxline_campaign::AttemptReport;
 use voxline_store::{now_ms, CallRecord, CallStore, Delivery, NewDelivery};
 
@@ -187,6 +188,42 @@ impl Webhooks {
             return;
         }
         self.emit(CALL_ENDED, None, json!({ "call": call_json(&record) })).await;
+    }
+
+    /// A finished call was scored (record `record_id`): its score, verdict
+    /// and failed items (the whole result at `qa_url`).
+    pub async fn call_analyzed(&self, record_id: &str) {
+        let Some(record) = self.record(record_id).await else {
+            return;
+        };
+        let analysis = match self.store.analysis(record_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "analysis not read for its webhook");
+                return;
+            }
+        };
+        let failed: Vec<Value> = analysis
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|v| v.get("items").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.get("verdict").and_then(Value::as_str) == Some("fail"))
+            .filter_map(|i| i.get("id").cloned())
+            .collect();
+        let campaign = self.campaign_of(&record.call_id).await;
+        let payload = json!({
+            "call": call_json(&record),
+            "score": analysis.score,
+            "passed": analysis.passed,
+            "failed_items": failed,
+            "qa_url": format!("/api/calls/{}/qa", record.call_id),
+        });
+        self.emit(CALL_ANALYZED, campaign.as_ref().map(|c| c.0.as_str()), payload)
+            .await;
     }
 
     /// A campaign call's attempt ended and its contact moved on.

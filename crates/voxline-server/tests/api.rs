@@ -615,3 +615,170 @@ fn campaigns_and_calls_run_through_the_api() {
 fn error_of_ok(r: &Reply) -> Option<String> {
     (r.status >= 400).then(|| error_of(r).1).flatten()
 }
+
+/// Quality inspection after an agent's call: the demo bank's agent calls a
+/// callee (the server calling itself over SIP), is hung up once it said its
+/// greeting and the recording notice; the call is queued when it ends,
+/// scored against the pack's scorecard from its stored transcript (each
+/// verdict quoted from it), listed and filtered through the API, and
+/// reported by the `call.analyzed` webhook. The callee's side (a playback
+/// route, no scorecard) is not scored.
+#[test]
+fn an_agent_call_is_scored_against_its_pack_after_it_ends() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let person_no = "+442079460521";
+    let audio = common::test_dir("api-qa-audio");
+    let long = audio.join("long.wav");
+    common::write_tone_wav(&long, 30.0, 300.0);
+    let routes = format!(
+        "{}{}",
+        common::playback_route("person", person_no, &long, 40),
+        common::agent_route("bank", "bank", "demo-bank", ", record = false")
+    );
+    let hooks = receivers();
+    let server = Server::start_with("api-qa", "", Some(&routes), |text| {
+        let extra = format!(
+            "[[webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\nevents = [\"call.answered\", \"call.analyzed\"]",
+            port = hooks.port,
+        );
+        common::with_self_trunk(text, &extra)
+    });
+    let r = server.api(
+        "POST",
+        "/api/calls",
+        Some(json!({ "route": "bank", "to": person_no, "trunk": "self" })),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let call_id = r.json()["call_id"].as_str().expect("call_id").to_string();
+    let path = format!("/api/calls/{call_id}");
+    wait_for(&server, &format!("{path}/transcript"), 40, |t| {
+        t.to_string().contains("recorded for quality")
+    });
+    assert_eq!(server.api("POST", &format!("{path}/hangup"), None).status, 202);
+
+    // Scored once it ended: the greeting and the notice were said (quoted
+    // from the transcript); nothing forbidden was promised.
+    let qa = wait_for(&server, &format!("{path}/qa"), 60, |q| {
+        q.as_array().is_some_and(|rs| {
+            rs.len() == 2 && rs.iter().any(|r| r["state"] == "done") && rs.iter().any(|r| r["state"] == "none")
+        })
+    });
+    let scored = qa
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["state"] == "done"))
+        .expect("the agent's side");
+    let items = scored["result"]["items"].as_array().expect("items");
+    let item = |id: &str| {
+        items
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {scored}"))
+    };
+    assert_eq!(item("greeting")["verdict"], "pass", "{scored:#}");
+    assert_eq!(item("recording_notice")["verdict"], "pass", "{scored:#}");
+    assert_eq!(item("no_forbidden_promise")["verdict"], "pass", "{scored:#}");
+    let quote = item("recording_notice")["evidence"][0]["quote"]
+        .as_str()
+        .expect("a quote")
+        .to_string();
+    let transcript = server
+        .api("GET", &format!("{path}/transcript"), None)
+        .json()
+        .to_string();
+    assert!(transcript.contains(&quote), "{quote:?} is not in {transcript}");
+    assert!(
+        scored["score"].as_f64().is_some_and(|s| (0.0..=100.0).contains(&s)),
+        "{scored}"
+    );
+    assert!(scored["scorecard"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("demo-bank/qa.toml")));
+
+    // Listed and filtered.
+    let list = server.api("GET", "/api/qa", None).json();
+    let row = list
+        .as_array()
+        .and_then(|l| l.iter().find(|r| r["call_id"] == call_id.as_str()))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!((row["route"].as_str(), &row["score"]), (Some("bank"), &scored["score"]));
+    let filtered = server.api("GET", "/api/qa?failed_item=recording_notice", None).json();
+    assert_eq!(filtered, json!([]), "the notice passed");
+    let passed = scored["passed"].as_bool().expect("passed");
+    let same = server.api("GET", &format!("/api/qa?passed={passed}"), None).json();
+    assert!(same.as_array().is_some_and(|l| l.len() == 1), "{same}");
+    let r = server.api("GET", "/api/qa?limit=0", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("limit")));
+    let r = server.api("GET", "/api/qa?min_score=101", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("min_score")));
+    let worst = server.api("GET", "/api/qa?order=worst&limit=1", None).json();
+    assert_eq!(worst[0]["call_id"], call_id.as_str(), "{worst}");
+    let r = server.api("GET", "/api/qa?order=best", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("order")));
+    let r = server.api("GET", "/api/qa?colour=red", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("query")));
+    let r = server.api("GET", "/api/calls/no-such-call/qa", None);
+    assert_eq!(r.status, 404);
+
+    // The period's report: each item's tally, the worst calls, every call as CSV.
+    let csv = server.dir.join("qa.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["qa", "report", "--csv"])
+        .arg(&csv)
+        .arg("--config")
+        .arg(&server.config)
+        .output()
+        .expect("voxline qa report");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("1 call(s) scored"), "{report}");
+    assert!(
+        report.contains("| recording_notice (critical) | 1 | 0 | 0 | 0 | 100% |"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("| {call_id} | bank |")), "{report}");
+    let rows = std::fs::read_to_string(&csv).expect("the CSV");
+    let mut lines = rows.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.starts_with("record_id,call_id,route,analyzed_at,score,passed,"),
+        "{header}"
+    );
+    assert!(header.contains("recording_notice"), "{header}");
+    let row = lines.next().expect("one call");
+    assert!(row.contains(&call_id) && row.contains(",bank,"), "{row}");
+    assert!(lines.next().is_none(), "{rows}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["qa", "report", "--since", "2026-13-01", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("voxline qa report");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since \"2026-13-01\": write YYYY-MM-DD"));
+
+    // The webhook (its receiver answers the first request 500: sent again).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let analyzed = loop {
+        let got = hooks.got.lock().unwrap().clone();
+        let found = got.iter().find_map(|(headers, body)| {
+            let b: Value = serde_json::from_str(body).expect("JSON body");
+            (b["event"] == "call.analyzed").then(|| (headers.clone(), body.clone(), b))
+        });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "webhooks so far: {got:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (headers, body, b) = analyzed;
+    assert!(signed(&headers, &body), "bad signature");
+    assert_eq!(b["call"]["call_id"], call_id.as_str(), "{b}");
+    assert_eq!(b["score"], scored["score"], "{b}");
+    assert_eq!(b["qa_url"], format!("{path}/qa"), "{b}");
+}

@@ -7,11 +7,13 @@
 
 #![warn(missing_docs)]
 
+mod analysis;
 mod campaign;
 mod dialer;
 mod record;
 mod webhook;
 
+pub use analysis::{AnalysisFilter, AnalysisRow, ItemTally, ItemVerdict};
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};

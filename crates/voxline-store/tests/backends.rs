@@ -6,8 +6,8 @@ mod postgres;
 use postgres::Postgres;
 use std::time::{Duration, Instant};
 use voxline_store::{
-    now_ms, AgentTurn, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, NewCall, NewContact, NewDelivery,
-    NextStep, TranscriptLine,
+    now_ms, AgentTurn, AnalysisFilter, AnalysisRow, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep,
+    ItemVerdict, NewCall, NewContact, NewDelivery, NextStep, TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -164,6 +164,7 @@ async fn life_cycle(url: &str) {
     assert_eq!(recent.len(), 3);
     campaign_records(&again).await;
     webhook_outbox(&again).await;
+    call_analysis(&again).await;
     again.close().await;
     shared_leases(url).await;
 }
@@ -234,6 +235,118 @@ async fn webhook_outbox(store: &CallStore) {
     assert_eq!(one(1).await.expect("lease").expect("c").id, "c-fast", "b waits for a");
     assert!(one(1).await.expect("lease").is_none());
     assert_eq!(one(2).await.expect("lease").expect("b").id, "b-slow");
+}
+
+/// Quality inspection: calls queued, leased one at a time (a lease that ran
+/// out is taken again), scored, listed by verdict, score and failed item,
+/// tallied per item; a failed try queued again or given up.
+async fn call_analysis(store: &CallStore) {
+    let card = "domains/demo-bank/qa.toml";
+    for id in ["qa1", "qa2", "qa3"] {
+        store.queue_analysis(id, card).await.expect("queue");
+    }
+    let lease = || store.lease_analysis(now_ms() + 60_000);
+    let first = lease().await.expect("lease").expect("one waits");
+    assert_eq!(
+        (first.record_id.as_str(), first.state.as_str(), first.attempts),
+        ("qa1", "running", 1)
+    );
+    assert_eq!(first.scorecard, card);
+    let second = lease().await.expect("lease").expect("another");
+    let verdict = |item: &str, v: &str, critical| ItemVerdict {
+        item: item.into(),
+        verdict: v.into(),
+        critical,
+    };
+    store
+        .analysis_done(
+            &first.record_id,
+            Some(92.5),
+            true,
+            r#"{"passed":true}"#,
+            &[verdict("greeting", "pass", false), verdict("notice", "pass", true)],
+        )
+        .await
+        .expect("done");
+    store
+        .analysis_done(
+            &second.record_id,
+            Some(40.0),
+            false,
+            r#"{"passed":false}"#,
+            &[verdict("greeting", "fail", false), verdict("notice", "na", true)],
+        )
+        .await
+        .expect("done");
+    // A worker that stopped: its lease runs out and the call is taken again.
+    let third = store.lease_analysis(now_ms() - 1).await.expect("lease").expect("qa3");
+    let again = lease().await.expect("lease").expect("lease ran out");
+    assert_eq!(
+        (again.record_id.as_str(), again.attempts),
+        (third.record_id.as_str(), 2)
+    );
+    store
+        .analysis_failed(&again.record_id, "transcript unreadable", true)
+        .await
+        .expect("retry");
+    let retried = lease().await.expect("lease").expect("queued again");
+    assert_eq!(retried.attempts, 3);
+    store
+        .analysis_failed(&retried.record_id, "transcript unreadable", false)
+        .await
+        .expect("give up");
+    assert!(lease().await.expect("lease").is_none());
+    let qa3 = store.analysis("qa3").await.expect("read").expect("qa3");
+    assert_eq!(
+        (qa3.state.as_str(), qa3.error.as_deref()),
+        ("failed", Some("transcript unreadable"))
+    );
+    let qa1 = store.analysis("qa1").await.expect("read").expect("qa1");
+    assert_eq!(
+        (qa1.score, qa1.passed, qa1.result.as_deref()),
+        (Some(92.5), Some(true), Some(r#"{"passed":true}"#))
+    );
+    assert!(store.analysis("nope").await.expect("read").is_none());
+    let ids = |rows: Vec<AnalysisRow>| rows.into_iter().map(|r| r.record_id).collect::<Vec<_>>();
+    let all = AnalysisFilter {
+        limit: 10,
+        ..AnalysisFilter::default()
+    };
+    assert_eq!(ids(store.analyses(&all).await.expect("list")).len(), 2);
+    let failed = AnalysisFilter {
+        passed: Some(false),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.analyses(&failed).await.expect("list")), vec!["qa2"]);
+    let by_item = AnalysisFilter {
+        failed_item: Some("greeting".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.analyses(&by_item).await.expect("list")), vec!["qa2"]);
+    let high = AnalysisFilter {
+        min_score: Some(90.0),
+        ..all.clone()
+    };
+    assert_eq!(ids(store.analyses(&high).await.expect("list")), vec!["qa1"]);
+    let worst = AnalysisFilter {
+        worst_first: true,
+        ..all.clone()
+    };
+    assert_eq!(ids(store.analyses(&worst).await.expect("list")), vec!["qa2", "qa1"]);
+    let later = AnalysisFilter {
+        since: Some(now_ms() + 60_000),
+        ..all
+    };
+    assert!(store.analyses(&later).await.expect("list").is_empty());
+    let tallies = store.item_tallies(0, i64::MAX).await.expect("tallies");
+    let g = tallies.iter().find(|t| t.item == "greeting").expect("greeting");
+    assert_eq!((g.passed, g.failed, g.critical), (1, 1, false));
+    let n = tallies.iter().find(|t| t.item == "notice").expect("notice");
+    assert_eq!((n.passed, n.not_applicable, n.critical), (1, 1, true));
+    // Queued again (a scorecard changed): scored from the start.
+    store.queue_analysis("qa1", card).await.expect("requeue");
+    let qa1 = store.analysis("qa1").await.expect("read").expect("qa1");
+    assert_eq!((qa1.state.as_str(), qa1.score), ("pending", None));
 }
 
 /// Two nodes dial one campaign at once: each contact is leased by one of

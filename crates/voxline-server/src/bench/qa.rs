@@ -5,7 +5,10 @@
 //! the times they were heard) is scored against the pack's scorecard and
 //! compared with the labels: per item and per kind, how many faults were
 //! found (recall) and how many of the faults reported were real
-//! (precision), and the call verdicts' agreement.
+//! (precision), and the call verdicts' agreement. With `--from-audio` each
+//! call is written as a recording in its `format` (stereo or a mono pair,
+//! PCM, μ-law or A-law) and scored from that recording the way `voxline qa
+//! import` does it: each side transcribed by Whisper, then scored.
 
 use super::voices::Speaker as Voices;
 use anyhow::Context;
@@ -14,7 +17,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use voxline_analysis::{CallTranscript, Inspector, Line, Scorecard, Speaker, Verdict};
+use voxline_analysis::{
+    read_call, transcribe_call, CallSource, CallTranscript, Inspector, Line, Scorecard, Speaker, Verdict,
+};
+use voxline_asr::{BatchConfig, ChannelTranscriber, DecodeOptions, SileroVad, WhisperModel};
 
 /// `voxline bench qa` arguments.
 #[derive(clap::Args, Debug)]
@@ -28,6 +34,13 @@ pub struct BenchQaArgs {
     /// One line per call and item that disagrees with its label.
     #[arg(long)]
     verbose: bool,
+    /// Score each call from its recording (rendered in the call's
+    /// `format`, transcribed side by side) instead of the script's words.
+    #[arg(long)]
+    from_audio: bool,
+    /// Keep the rendered recordings in this folder (with --from-audio).
+    #[arg(long)]
+    keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +61,6 @@ struct LabelledCall {
     #[serde(default = "one")]
     customer_speed: f32,
     #[serde(default)]
-    #[allow(dead_code)] // the recording's format: read when recordings are written
     format: Option<String>,
     line: Vec<ScriptLine>,
     expect: BTreeMap<String, String>,
@@ -71,16 +83,30 @@ fn default_gap() -> i64 {
     600
 }
 
-/// A labelled call as spoken: its transcript at the times it was heard.
+/// A labelled call as spoken: its transcript at the times it was heard,
+/// and each side's audio (16 kHz, after the telephone line).
 struct Spoken {
     transcript: CallTranscript,
     /// Seconds of call audio.
     seconds: f64,
+    agent: Vec<i16>,
+    customer: Vec<i16>,
+}
+
+/// Adds `audio` to `track` from `start` (a side talking over itself mixes).
+fn lay(track: &mut Vec<i16>, start: usize, audio: &[i16]) {
+    if track.len() < start + audio.len() {
+        track.resize(start + audio.len(), 0);
+    }
+    for (t, &a) in track[start..].iter_mut().zip(audio) {
+        *t = t.saturating_add(a);
+    }
 }
 
 /// Speaks each line and lays it on the call's timeline.
 fn speak(call: &LabelledCall, voices: &mut Voices) -> anyhow::Result<Spoken> {
     let mut lines = Vec::with_capacity(call.line.len());
+    let (mut agent, mut customer) = (Vec::new(), Vec::new());
     let mut end_ms: i64 = 0;
     for (i, l) in call.line.iter().enumerate() {
         let (voice, speed) = match l.who {
@@ -92,6 +118,11 @@ fn speak(call: &LabelledCall, voices: &mut Voices) -> anyhow::Result<Spoken> {
             .with_context(|| format!("{} line {i}", call.id))?;
         let start = (end_ms + l.gap_ms).max(0);
         let len = audio.len() as i64 / 16;
+        let track = match l.who {
+            Speaker::Agent => &mut agent,
+            Speaker::Customer => &mut customer,
+        };
+        lay(track, start as usize * 16, &audio);
         lines.push(Line {
             speaker: l.who,
             start_ms: start as u64,
@@ -103,7 +134,56 @@ fn speak(call: &LabelledCall, voices: &mut Voices) -> anyhow::Result<Spoken> {
     }
     let transcript = CallTranscript::new(lines, None);
     let seconds = transcript.duration_ms as f64 / 1000.0;
-    Ok(Spoken { transcript, seconds })
+    // Both sides as long as the call, and a second of silence after it.
+    let frames = agent.len().max(customer.len()) + 16_000;
+    agent.resize(frames, 0);
+    customer.resize(frames, 0);
+    Ok(Spoken {
+        transcript,
+        seconds,
+        agent,
+        customer,
+    })
+}
+
+/// Writes a spoken call as a recorder would, in its `format`; the call as
+/// `voxline qa import` takes it.
+fn record(call: &LabelledCall, spoken: &Spoken, dir: &std::path::Path) -> anyhow::Result<CallSource> {
+    use voxline_media::{write_recording, Recording, WavEncoding};
+    let format = call.format.as_deref().unwrap_or("stereo-pcm16-8k");
+    let (layout, encoding, rate) = match format {
+        "stereo-pcm16-8k" => ("stereo", WavEncoding::Pcm, 8000),
+        "stereo-ulaw-8k" => ("stereo", WavEncoding::MuLaw, 8000),
+        "stereo-alaw-8k" => ("stereo", WavEncoding::ALaw, 8000),
+        "stereo-pcm16-16k" => ("stereo", WavEncoding::Pcm, 16_000),
+        "mono-pair-8k" => ("pair", WavEncoding::Pcm, 8000),
+        other => anyhow::bail!("{}: format {other:?} is not one of stereo-pcm16-8k, stereo-ulaw-8k, stereo-alaw-8k, stereo-pcm16-16k, mono-pair-8k", call.id),
+    };
+    let at_rate = |side: &[i16]| -> anyhow::Result<Vec<i16>> {
+        Ok(voxline_media::rtp_session::resample_clip(side, 16_000, rate)?.to_vec())
+    };
+    let (agent, customer) = (at_rate(&spoken.agent)?, at_rate(&spoken.customer)?);
+    let write = |name: String, channels: Vec<Vec<i16>>| -> anyhow::Result<PathBuf> {
+        let path = dir.join(name);
+        let rec = Recording {
+            rate,
+            channels,
+            encoding,
+        };
+        write_recording(&path, &rec, encoding)?;
+        Ok(path)
+    };
+    Ok(if layout == "stereo" {
+        CallSource::Stereo {
+            file: write(format!("{}.wav", call.id), vec![agent, customer])?,
+            agent_channel: 0,
+        }
+    } else {
+        CallSource::MonoPair {
+            agent: write(format!("{}-agent.wav", call.id), vec![agent])?,
+            customer: write(format!("{}-customer.wav", call.id), vec![customer])?,
+        }
+    })
 }
 
 /// Counts of one item (or kind): faults labelled and found.
@@ -201,7 +281,43 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
     let inspector = Inspector::new(card, embedder)?;
     let card = inspector.scorecard();
     let mut voices = Voices::load()?;
-    println!("{}: {} calls", args.set.display(), set.call.len());
+    let models = voxline_models::models_dir();
+    let whisper = if args.from_audio {
+        Some(WhisperModel::load(&models.join(voxline_models::defaults::WHISPER))?)
+    } else {
+        None
+    };
+    let mut transcriber = match &whisper {
+        Some(w) => {
+            let vad = SileroVad::load(
+                &models.join(voxline_models::defaults::ONNX_RUNTIME),
+                &models.join(voxline_models::defaults::SILERO_VAD),
+            )?;
+            Some(ChannelTranscriber::new(
+                w,
+                vad,
+                DecodeOptions::default(),
+                BatchConfig::default(),
+            )?)
+        }
+        None => None,
+    };
+    let scratch = std::env::temp_dir().join(format!("voxline-bench-qa-{}", std::process::id()));
+    let rec_dir = args.keep.clone().unwrap_or_else(|| scratch.clone());
+    if args.from_audio {
+        std::fs::create_dir_all(&rec_dir).with_context(|| rec_dir.display().to_string())?;
+    }
+    println!(
+        "{}: {} calls, scored from {}",
+        args.set.display(),
+        set.call.len(),
+        if args.from_audio {
+            "their recordings (Whisper, side by side)"
+        } else {
+            "the script's words at the times they were spoken"
+        }
+    );
+    let mut transcribing = std::time::Duration::ZERO;
     let mut per_item: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut per_kind: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut critical = Tally::default();
@@ -209,8 +325,24 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
     for c in &set.call {
         let spoken = speak(c, &mut voices)?;
         audio_s += spoken.seconds;
+        let transcript = match transcriber.as_mut() {
+            Some(t) => {
+                let source = record(c, &spoken, &rec_dir)?;
+                let started = Instant::now();
+                let audio = read_call(&source)?;
+                let heard = transcribe_call(&source, &audio, t, &mut |_| {})?;
+                transcribing += started.elapsed();
+                if args.verbose {
+                    for l in &heard.lines {
+                        println!("    {:>6.1} s {:?}: {}", l.start_ms as f64 / 1000.0, l.speaker, l.text);
+                    }
+                }
+                heard
+            }
+            None => spoken.transcript,
+        };
         let started = Instant::now();
-        let score = inspector.score(&spoken.transcript)?;
+        let score = inspector.score(&transcript)?;
         scoring += started.elapsed();
         let verdict = if score.passed { "pass" } else { "fail" };
         let want = c.expect.get("verdict").map(String::as_str).unwrap_or("?");
@@ -266,5 +398,17 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
         scoring.as_secs_f64(),
         audio_s / scoring.as_secs_f64().max(1e-9)
     );
+    if args.from_audio {
+        let all = transcribing + scoring;
+        println!(
+            "from the recordings: read and transcribed in {:.1} s; with scoring {:.1} s, {:.1}x real time",
+            transcribing.as_secs_f64(),
+            all.as_secs_f64(),
+            audio_s / all.as_secs_f64().max(1e-9)
+        );
+    }
+    if args.keep.is_none() {
+        std::fs::remove_dir_all(&scratch).ok();
+    }
     Ok(())
 }

@@ -1,3 +1,6 @@
+//! `voxline qa report`: the agent's own calls, scored after they ended (see
+//! `analysis`), over a period: each item's pass rate, the worst calls, CSV.
+//!
 //! `voxline qa import FILES…`: human agents' calls scored against a pack's
 //! scorecard. Each call is a stereo WAV (agent and customer on their own
 //! channels), a pair of mono WAVs given as `AGENT.wav+CUSTOMER.wav`, or a
@@ -22,6 +25,30 @@ use voxline_asr::{BatchConfig, ChannelTranscriber, DecodeOptions, SileroVad, Whi
 pub enum QaCommand {
     /// Score calls from their recordings or transcripts against a scorecard.
     Import(ImportArgs),
+    /// The agent's scored calls over a period: each item's pass rate, the
+    /// worst calls; every call's verdicts as CSV.
+    Report(ReportArgs),
+}
+
+/// Arguments of `voxline qa report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Calls scored on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Calls scored before this day (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    until: Option<String>,
+    /// How many of the lowest-scored calls to list.
+    #[arg(long, default_value_t = 10)]
+    worst: i64,
+    /// Write every scored call of the period as CSV (its score, verdict
+    /// and each item's verdict) to this file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Configuration file (its store).
+    #[arg(long, default_value = "sip-config/voxline.toml")]
+    config: PathBuf,
 }
 
 /// Which channel of a stereo recording is the agent's.
@@ -158,10 +185,146 @@ fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
 }
 
 /// Runs `voxline qa …`.
-pub fn run(cmd: QaCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: QaCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     match cmd {
         QaCommand::Import(args) => import(args),
+        QaCommand::Report(args) => runtime.block_on(report(args)),
     }
+}
+
+/// A day (YYYY-MM-DD, UTC) as ms since the epoch; `what` names the option.
+fn day_ms(day: &str, what: &str) -> anyhow::Result<i64> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .with_context(|| format!("{what} {day:?}: write YYYY-MM-DD"))?;
+    Ok(date
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_default())
+}
+
+/// Each item's verdict in a stored result, by item id.
+fn verdicts_of(result: Option<&str>) -> BTreeMap<String, String> {
+    result
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.get("id")?.as_str()?.to_string(),
+                i.get("verdict")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (_, store) = crate::cli::campaign::open(&a.config).await?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|d| day_ms(d, "--since"))
+        .transpose()?
+        .unwrap_or(0);
+    let until = a
+        .until
+        .as_deref()
+        .map(|d| day_ms(d, "--until"))
+        .transpose()?
+        .unwrap_or(i64::MAX);
+    anyhow::ensure!(since < until, "--since must be before --until");
+    anyhow::ensure!((1..=1000).contains(&a.worst), "--worst: 1 to 1000");
+    let period = voxline_store::AnalysisFilter {
+        since: Some(since),
+        until: Some(until),
+        limit: i64::MAX,
+        ..Default::default()
+    };
+    let calls = store.analyses(&period).await?;
+    let passed = calls.iter().filter(|c| c.passed == Some(true)).count();
+    println!(
+        "{} call(s) scored{}{}; {passed} passed",
+        calls.len(),
+        a.since.as_deref().map(|d| format!(" from {d}")).unwrap_or_default(),
+        a.until.as_deref().map(|d| format!(" until {d}")).unwrap_or_default(),
+    );
+    if calls.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    println!("| item | passed | failed | n/a | unsure | pass rate |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for t in store.item_tallies(since, until).await? {
+        let judged = t.passed + t.failed;
+        println!(
+            "| {}{} | {} | {} | {} | {} | {} |",
+            t.item,
+            if t.critical { " (critical)" } else { "" },
+            t.passed,
+            t.failed,
+            t.not_applicable,
+            t.unsure,
+            if judged == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.0}%", 100.0 * t.passed as f64 / judged as f64)
+            }
+        );
+    }
+    let worst = store
+        .analyses(&voxline_store::AnalysisFilter {
+            limit: a.worst,
+            worst_first: true,
+            ..period.clone()
+        })
+        .await?;
+    println!();
+    println!("| worst calls | route | score | failed items |");
+    println!("|---|---|---:|---|");
+    for w in &worst {
+        let record = store.record(&w.record_id).await?;
+        let failed: Vec<String> = verdicts_of(w.result.as_deref())
+            .into_iter()
+            .filter(|(_, v)| v == "fail")
+            .map(|(k, _)| k)
+            .collect();
+        println!(
+            "| {} | {} | {} | {} |",
+            record.as_ref().map_or(w.record_id.as_str(), |r| r.call_id.as_str()),
+            record.as_ref().and_then(|r| r.route.clone()).unwrap_or_default(),
+            w.score.map(|s| format!("{s:.0}")).unwrap_or_else(|| "–".into()),
+            failed.join(", ")
+        );
+    }
+    if let Some(path) = &a.csv {
+        let items: std::collections::BTreeSet<String> = calls
+            .iter()
+            .flat_map(|c| verdicts_of(c.result.as_deref()).into_keys())
+            .collect();
+        let file = std::fs::File::create(path).with_context(|| format!("--csv {}", path.display()))?;
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+        let mut header = vec!["record_id", "call_id", "route", "analyzed_at", "score", "passed"];
+        header.extend(items.iter().map(String::as_str));
+        w.write_record(&header)?;
+        for c in &calls {
+            let record = store.record(&c.record_id).await?;
+            let verdicts = verdicts_of(c.result.as_deref());
+            let mut row = vec![
+                c.record_id.clone(),
+                record.as_ref().map(|r| r.call_id.clone()).unwrap_or_default(),
+                record.as_ref().and_then(|r| r.route.clone()).unwrap_or_default(),
+                c.analyzed_at.map(|t| t.to_string()).unwrap_or_default(),
+                c.score.map(|s| format!("{s:.1}")).unwrap_or_default(),
+                c.passed.map(|p| p.to_string()).unwrap_or_default(),
+            ];
+            row.extend(items.iter().map(|i| verdicts.get(i).cloned().unwrap_or_default()));
+            w.write_record(&row)?;
+        }
+        w.flush().with_context(|| format!("--csv {}", path.display()))?;
+        println!();
+        println!("{} call(s) written to {}", calls.len(), path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {

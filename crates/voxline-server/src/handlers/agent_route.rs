@@ -87,6 +87,9 @@ pub struct AgentRoute {
     pace: Arc<ReplyPace>,
     /// The node's calls up, each with its hang-up signal.
     live: LiveCalls,
+    /// The pack's scorecard (`qa.toml`): answered calls are queued for
+    /// quality inspection when they end.
+    scorecard: Option<std::path::PathBuf>,
 }
 
 /// One call counted into the engines' crowd counters (see
@@ -136,8 +139,12 @@ pub struct AgentShared {
 
 impl AgentRoute {
     /// Builds the engine of `pack` (loaded from `params.domain`).
+    /// Its scorecard, when the pack has one, is checked here (a broken
+    /// one stops the start with the file, item and field).
     pub fn new(params: AgentParams, pack: Arc<DomainPack>, shared: AgentShared) -> anyhow::Result<AgentRoute> {
+        let scorecard = crate::analysis::pack_scorecard(&pack.dir)?;
         Ok(AgentRoute {
+            scorecard,
             agent: Arc::new(Agent::new(pack, shared.llm)),
             params,
             tts: shared.tts,
@@ -202,7 +209,16 @@ impl AgentRoute {
             .answer(call, records, &record_id, live.hangup.clone())
             .instrument(span)
             .await;
+        let answered = outcome.answered;
         finish_call(records, &record_id, outcome, Direction::Inbound).await;
+        self.queue_analysis(records, &record_id, answered).await;
+    }
+
+    /// Queues an answered call for quality inspection, when the pack has a scorecard.
+    async fn queue_analysis(&self, records: &Records, record_id: &str, answered: bool) {
+        if let Some(card) = self.scorecard.as_deref().filter(|_| answered) {
+            records.queue_analysis(record_id, card).await;
+        }
     }
 
     /// Places an outbound call for route `route` and, once answered, talks
@@ -268,6 +284,7 @@ impl AgentRoute {
             outcome: outcome.conversation.clone(),
         };
         finish_call(records, &record_id, outcome, Direction::Outbound).await;
+        self.queue_analysis(records, &record_id, end.answered).await;
         end
     }
 

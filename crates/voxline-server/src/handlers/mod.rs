@@ -50,9 +50,16 @@ pub struct Handlers {
     counters: Arc<CallCounters>,
     dialer: crate::leg::bridge::Dialer,
     live: live::LiveCalls,
+    /// The agents' sentence-embedding model (the analyser shares it).
+    embedder: Option<Arc<voxline_llm::Embedder>>,
 }
 
 impl Handlers {
+    /// The agents' sentence-embedding model, when one is loaded.
+    pub fn embedder(&self) -> Option<Arc<voxline_llm::Embedder>> {
+        self.embedder.clone()
+    }
+
     /// Prepares every route's handler (loads greetings, models and domain
     /// packs, warms the agents) from a validated config.
     pub async fn new(cfg: &Config, records: Records, shutdown: CancellationToken) -> anyhow::Result<Handlers> {
@@ -107,6 +114,7 @@ impl Handlers {
             agents,
             dialer,
             live,
+            embedder: engines.embedder.clone(),
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),

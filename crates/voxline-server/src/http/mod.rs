@@ -9,6 +9,7 @@ mod calls;
 mod campaigns;
 mod error;
 mod metrics;
+mod qa;
 mod webhooks;
 
 pub use auth::hash_of;
@@ -85,6 +86,8 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/transcript", get(calls::transcript))
         .route("/api/calls/{call_id}/turns", get(calls::turns))
         .route("/api/calls/{call_id}/flow", get(calls::flow))
+        .route("/api/calls/{call_id}/qa", get(qa::call))
+        .route("/api/qa", get(qa::list))
         .route("/api/calls/{call_id}/hangup", post(calls::hang_up))
         .route("/api/live", get(calls::live))
         .route("/api/trunks", get(calls::trunks))

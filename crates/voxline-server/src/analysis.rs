@@ -1,0 +1,217 @@
+//! Quality inspection after the agent's calls (issue 23). When a call on an
+//! agent route whose pack has a scorecard (`qa.toml`) ends, it is queued in
+//! the store (one INSERT after the call, never in its media path); an
+//! analyser on every node leases queued calls, scores the call's stored
+//! transcript against the scorecard (off the runtime's threads), stores
+//! the score with each item's verdict and evidence, and sends the
+//! `call.analyzed` webhook. A call whose analyser stopped midway is taken
+//! again once the lease runs out; a failure is retried, then given up with
+//! its error stored.
+
+use crate::webhooks::Webhooks;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+use voxline_analysis::{CallTranscript, Inspector, Line, Scorecard, Speaker};
+use voxline_llm::Embedder;
+use voxline_store::{now_ms, AnalysisRow, CallStore, ItemVerdict};
+
+/// How long a leased call is this node's before another may take it.
+const LEASE: Duration = Duration::from_secs(120);
+/// Tries of one call before it is given up.
+const MAX_ATTEMPTS: i32 = 3;
+/// How often the queue is looked at when nothing woke the analyser (calls
+/// queued by other nodes, or by `voxline call`).
+const POLL: Duration = Duration::from_secs(5);
+
+/// The scorecard of a pack, when it has one (`DIR/qa.toml`), checked: a
+/// broken one is an error naming the file, the item and the field.
+pub fn pack_scorecard(pack_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let path = pack_dir.join("qa.toml");
+    if !path.exists() {
+        return Ok(None);
+    }
+    Scorecard::load(&path)?;
+    Ok(Some(path))
+}
+
+/// A call's stored transcript as the scorer reads it: the caller is the
+/// customer; the call lasts from its answer to its end.
+pub fn call_transcript(lines: &[voxline_store::TranscriptLine], duration_ms: Option<u64>) -> CallTranscript {
+    let lines = lines
+        .iter()
+        .map(|l| Line {
+            speaker: if l.speaker == "agent" {
+                Speaker::Agent
+            } else {
+                Speaker::Customer
+            },
+            start_ms: l.start_ms.max(0) as u64,
+            end_ms: l.end_ms.max(l.start_ms).max(0) as u64,
+            text: l.text.clone(),
+            words: Vec::new(),
+        })
+        .collect();
+    CallTranscript::new(lines, duration_ms)
+}
+
+/// Scores queued calls.
+pub struct Analyzer {
+    store: CallStore,
+    /// The sentence-embedding model: the agents' own, else loaded at the
+    /// first call to score.
+    embedder: Mutex<Option<Arc<Embedder>>>,
+    embedding_dir: PathBuf,
+    /// Scorecards ready to score, by file.
+    inspectors: Mutex<HashMap<PathBuf, Arc<Inspector>>>,
+    webhooks: Option<Arc<Webhooks>>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").finish()
+    }
+}
+
+impl Analyzer {
+    /// An analyser over `store`; `wake` is notified when a call is queued
+    /// on this node.
+    pub fn new(
+        store: CallStore,
+        embedder: Option<Arc<Embedder>>,
+        embedding_dir: PathBuf,
+        webhooks: Option<Arc<Webhooks>>,
+        wake: Arc<Notify>,
+    ) -> Arc<Analyzer> {
+        Arc::new(Analyzer {
+            store,
+            embedder: Mutex::new(embedder),
+            embedding_dir,
+            inspectors: Mutex::new(HashMap::new()),
+            webhooks,
+            wake,
+        })
+    }
+
+    /// Scores queued calls until `shutdown`, one at a time.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let leased = self.store.lease_analysis(now_ms() + LEASE.as_millis() as i64).await;
+            match leased {
+                Ok(Some(row)) => {
+                    let span = tracing::info_span!("analysis", record_id = %row.record_id);
+                    self.analyze(row).instrument(span).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "analysis queue not read"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// The scorecard in `path`, ready (loaded and embedded once).
+    async fn inspector(&self, path: &Path) -> anyhow::Result<Arc<Inspector>> {
+        let mut inspectors = self.inspectors.lock().await;
+        if let Some(i) = inspectors.get(path) {
+            return Ok(i.clone());
+        }
+        let embedder = {
+            let mut e = self.embedder.lock().await;
+            match &*e {
+                Some(e) => e.clone(),
+                None => {
+                    let dir = self.embedding_dir.clone();
+                    let loaded = Arc::new(tokio::task::spawn_blocking(move || Embedder::load(&dir)).await??);
+                    *e = Some(loaded.clone());
+                    loaded
+                }
+            }
+        };
+        let file = path.to_path_buf();
+        let inspector = Arc::new(
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Inspector> {
+                Ok(Inspector::new(Scorecard::load(&file)?, embedder)?)
+            })
+            .await??,
+        );
+        inspectors.insert(path.to_path_buf(), inspector.clone());
+        Ok(inspector)
+    }
+
+    /// Scores one leased call and stores the result (or the failure).
+    async fn analyze(&self, row: AnalysisRow) {
+        let started = std::time::Instant::now();
+        match self.score(&row).await {
+            Ok((score, passed)) => {
+                info!(
+                    score = score.map(|s| format!("{s:.0}")),
+                    passed,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "call analysed"
+                );
+                if let Some(w) = &self.webhooks {
+                    w.call_analyzed(&row.record_id).await;
+                }
+            }
+            Err(e) => {
+                let retry = row.attempts < MAX_ATTEMPTS;
+                warn!(error = %format!("{e:#}"), attempt = row.attempts, retry, "call not analysed");
+                if let Err(e2) = self
+                    .store
+                    .analysis_failed(&row.record_id, &format!("{e:#}"), retry)
+                    .await
+                {
+                    warn!(error = %e2, "analysis failure not stored");
+                }
+            }
+        }
+    }
+
+    async fn score(&self, row: &AnalysisRow) -> anyhow::Result<(Option<f64>, bool)> {
+        let record = self
+            .store
+            .record(&row.record_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no call record {}", row.record_id))?;
+        let lines = self.store.transcript(&row.record_id).await?;
+        let duration = match (record.answer_at, record.end_at) {
+            (Some(a), Some(e)) if e >= a => Some((e - a) as u64),
+            _ => None,
+        };
+        let transcript = call_transcript(&lines, duration);
+        let inspector = self.inspector(Path::new(&row.scorecard)).await?;
+        let scored = {
+            let inspector = inspector.clone();
+            tokio::task::spawn_blocking(move || inspector.score(&transcript)).await??
+        };
+        let card = inspector.scorecard();
+        let items: Vec<ItemVerdict> = card
+            .items
+            .iter()
+            .zip(&scored.items)
+            .map(|(item, got)| ItemVerdict {
+                item: item.id.clone(),
+                verdict: got.verdict.as_str().to_string(),
+                critical: item.critical,
+            })
+            .collect();
+        let result = serde_json::to_string(&scored)?;
+        self.store
+            .analysis_done(&row.record_id, scored.score, scored.passed, &result, &items)
+            .await?;
+        Ok((scored.score, scored.passed))
+    }
+}

@@ -1,0 +1,132 @@
+//! Quality inspection results: a call's score with each item's verdict and
+//! evidence, and the scored calls listed by verdict, score and failed item.
+
+use super::error::{bad_query, ApiError};
+use super::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use voxline_store::{AnalysisFilter, AnalysisRow};
+
+/// Calls listed at most.
+const MAX_LIST: i64 = 1000;
+
+/// The item ids that failed, from a stored result.
+fn failed_items(result: Option<&str>) -> Vec<Value> {
+    result
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        .and_then(|v| v.get("items").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.get("verdict").and_then(Value::as_str) == Some("fail"))
+        .filter_map(|i| i.get("id").cloned())
+        .collect()
+}
+
+fn analysis_json(a: &AnalysisRow, whole: bool) -> Value {
+    let mut v = json!({
+        "state": a.state,
+        "scorecard": a.scorecard,
+        "queued_at": a.queued_at,
+        "attempts": a.attempts,
+        "analyzed_at": a.analyzed_at,
+        "score": a.score,
+        "passed": a.passed,
+        "failed_items": failed_items(a.result.as_deref()),
+        "error": a.error,
+    });
+    if whole {
+        v["result"] = a
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(Value::Null);
+    }
+    v
+}
+
+/// `GET /api/calls/{call_id}/qa`: per record `{id, state, score, passed,
+/// failed_items, result: {items: [{id, kind, verdict, why, evidence}]}}`;
+/// `state` is `none` for a call that was not queued (no scorecard, not
+/// answered), else pending, running, done or failed.
+pub async fn call(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Response, ApiError> {
+    let store = &s.ctx.store;
+    let records = store.find_by_call_id(&call_id).await?;
+    if records.is_empty() {
+        return Err(ApiError::not_found(format!("no call with Call-ID {call_id:?}")));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let mut v = match store.analysis(&r.id).await? {
+            Some(a) => analysis_json(&a, true),
+            None => json!({ "state": "none" }),
+        };
+        v["id"] = json!(r.id);
+        out.push(v);
+    }
+    Ok(Json(out).into_response())
+}
+
+/// `?passed=&min_score=&max_score=&failed_item=&since=&until=&limit=&order=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    passed: Option<bool>,
+    min_score: Option<f64>,
+    max_score: Option<f64>,
+    failed_item: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    limit: Option<i64>,
+    order: Option<String>,
+}
+
+/// `GET /api/qa`: scored calls, newest first, filtered by verdict
+/// (`passed`), score range, an item that failed, and the time they were
+/// scored (ms since the epoch); 50 unless `limit` (1 to 1000) says;
+/// `order=worst`: lowest score first.
+pub async fn list(
+    State(s): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("1 to {MAX_LIST}")));
+    }
+    for (field, v) in [("min_score", q.min_score), ("max_score", q.max_score)] {
+        if v.is_some_and(|v| !(0.0..=100.0).contains(&v)) {
+            return Err(ApiError::invalid(field, "0 to 100"));
+        }
+    }
+    let worst_first = match q.order.as_deref() {
+        None | Some("newest") => false,
+        Some("worst") => true,
+        Some(_) => return Err(ApiError::invalid("order", "newest or worst")),
+    };
+    let filter = AnalysisFilter {
+        worst_first,
+        passed: q.passed,
+        min_score: q.min_score,
+        max_score: q.max_score,
+        failed_item: q.failed_item.filter(|i| !i.is_empty()),
+        since: q.since,
+        until: q.until,
+        limit,
+    };
+    let store = &s.ctx.store;
+    let rows = store.analyses(&filter).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for a in rows {
+        let record = store.record(&a.record_id).await?;
+        let mut v = analysis_json(&a, false);
+        v["record_id"] = json!(a.record_id);
+        v["call_id"] = json!(record.as_ref().map(|r| r.call_id.clone()));
+        v["route"] = json!(record.as_ref().and_then(|r| r.route.clone()));
+        out.push(v);
+    }
+    Ok(Json(out).into_response())
+}
