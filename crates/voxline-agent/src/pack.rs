@@ -97,6 +97,24 @@ impl Persona {
         };
         Some(format!("{lead}{}.", words.join(", ")))
     }
+
+    /// The words that steer the recogniser on this pack's recorded calls
+    /// (transcribed after the call, where a prompt's decode time matters
+    /// little): the company's name even without a vocabulary, then the
+    /// vocabulary; `None` when the pack names neither.
+    pub fn recording_prompt(&self) -> Option<String> {
+        let company = self.company.trim().trim_end_matches('.');
+        match (self.asr_prompt(), company.is_empty()) {
+            (Some(p), _) => Some(p),
+            (None, false) => Some(format!("{company}.")),
+            (None, true) => None,
+        }
+    }
+
+    /// Reads a pack's `persona.toml` alone; errors name the file and field.
+    pub fn load(pack_dir: &Path) -> Result<Persona, PackError> {
+        read_toml(&pack_dir.join("persona.toml"))
+    }
 }
 
 fn default_language() -> String {

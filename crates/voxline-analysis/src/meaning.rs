@@ -27,8 +27,14 @@ pub const NEAR_WORDS: f32 = 0.4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
     /// Lines that must be said, asked for or offered: close in meaning or
-    /// in words, or fairly close on both (a paraphrased notice).
+    /// in words, or fairly close on both (a paraphrased notice); a stretch
+    /// of a line counts too (a recogniser often runs two sentences of a
+    /// turn together, or cuts one in three).
     Lenient,
+    /// The lenient rules on whole sentences only: for lines whose saying
+    /// counts against the agent (a balance read), where a stretch cut out
+    /// of its sentence could lose what qualifies it.
+    LenientWhole,
     /// Lines never to be said: close in meaning or in words only (a refund
     /// stated as a fact must not read as a promised one, and a wrong
     /// failure of a critical item fails the call).
@@ -40,7 +46,7 @@ pub enum Match {
 pub fn says(meaning: f32, words: f32, how: Match) -> bool {
     meaning >= SAME_MEANING
         || words >= SAME_WORDS
-        || (how == Match::Lenient && meaning >= NEAR_MEANING && words >= NEAR_WORDS)
+        || (how != Match::Strict && meaning >= NEAR_MEANING && words >= NEAR_WORDS)
 }
 
 /// Words that carry no content of their own in a scorecard line.
@@ -74,6 +80,9 @@ pub struct Sentence {
     pub at_ms: u64,
     /// Its words as the transcript has them.
     pub text: String,
+    /// A stretch of a longer line (see [`stretches_of`]), matched only by
+    /// [`Match::Lenient`].
+    pub stretch: bool,
     /// Its embedding.
     vector: Vec<f32>,
 }
@@ -135,6 +144,46 @@ pub fn sentences_of(text: &str) -> Vec<String> {
     out
 }
 
+/// Stretches of a line's words, across its sentences' ends: runs of 6,
+/// 10 and 14 words, every 3 words, in lines longer than the run, each
+/// exactly as the line has it (so a quote of one is found word for word).
+/// A recogniser runs two sentences together without a full stop, or cuts
+/// one sentence in three ("Hello, you're through to Harbor Bank. I'm Ava.
+/// How may I help?"); a scorecard line is found in either.
+pub fn stretches_of(line: &str) -> Vec<String> {
+    // Each word's byte span in the line.
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, line.len()));
+    }
+    let mut out = Vec::new();
+    for size in [6usize, 10, 14] {
+        if spans.len() <= size + 1 {
+            continue;
+        }
+        let mut from = 0;
+        loop {
+            out.push(line[spans[from].0..spans[from + size - 1].1].to_string());
+            if from + size == spans.len() {
+                break;
+            }
+            from = (from + 3).min(spans.len() - size);
+        }
+    }
+    out
+}
+
 /// The share of `target`'s content words that `text` holds (stemmed,
 /// any order); a line of fewer than two content words is matched on
 /// meaning alone (0).
@@ -153,15 +202,18 @@ impl CallSentences {
     pub fn new(call: &CallTranscript, embedder: &Embedder) -> Result<CallSentences, EmbedError> {
         let mut sentences = Vec::new();
         for (i, line) in call.lines.iter().enumerate() {
-            for s in sentences_of(&line.text) {
-                sentences.push(Sentence {
-                    line: i,
-                    speaker: line.speaker,
-                    at_ms: line.start_ms,
-                    text: s,
-                    vector: Vec::new(),
-                });
-            }
+            let sentence = |text: String, stretch: bool| Sentence {
+                line: i,
+                speaker: line.speaker,
+                at_ms: line.start_ms,
+                text,
+                stretch,
+                vector: Vec::new(),
+            };
+            sentences.extend(sentences_of(&line.text).into_iter().map(|s| sentence(s, false)));
+            // The line's stretches after its sentences: indices stay in
+            // call order from line to line.
+            sentences.extend(stretches_of(&line.text).into_iter().map(|s| sentence(s, true)));
         }
         let vectors = {
             let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
@@ -179,7 +231,7 @@ impl CallSentences {
         self.sentences
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.speaker == who)
+            .filter(|(_, s)| s.speaker == who && !s.stretch)
             .flat_map(|(i, s)| {
                 targets
                     .lines
@@ -200,7 +252,13 @@ impl CallSentences {
     /// (each sentence with its best target).
     pub fn find(&self, who: Speaker, targets: &Targets, how: Match) -> Vec<Found> {
         let mut out = Vec::new();
-        for (i, s) in self.sentences.iter().enumerate().filter(|(_, s)| s.speaker == who) {
+        let stretches = how == Match::Lenient;
+        for (i, s) in self
+            .sentences
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.speaker == who && (stretches || !s.stretch))
+        {
             let best = targets
                 .lines
                 .iter()
@@ -230,7 +288,7 @@ impl CallSentences {
         self.sentences
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.speaker == who)
+            .filter(|(_, s)| s.speaker == who && !s.stretch)
             .map(|(i, s)| {
                 let best = anchors
                     .vectors
@@ -288,6 +346,27 @@ mod tests {
         );
         assert_eq!(sentences_of("no punctuation at all"), vec!["no punctuation at all"]);
         assert!(sentences_of(" ... ").is_empty());
+    }
+
+    #[test]
+    fn lines_give_stretches_across_sentences_quoted_word_for_word() {
+        let line =
+            "Hello, you're through to Harbor Bank. I'm Ava. How may I help? Just so you know, this call is recorded.";
+        let parts = stretches_of(line);
+        assert!(parts.iter().all(|p| line.contains(p.as_str())), "{parts:?}");
+        assert!(
+            parts.contains(&"Hello, you're through to Harbor Bank. I'm Ava. How may".to_string()),
+            "most of the greeting, across three sentences: {parts:?}"
+        );
+        assert!(
+            parts.iter().any(|p| p.ends_with("call is recorded.")),
+            "the end is covered: {parts:?}"
+        );
+        assert!(
+            stretches_of("Is there anything else I can help?").is_empty(),
+            "short: none"
+        );
+        assert!(stretches_of("").is_empty());
     }
 
     #[test]

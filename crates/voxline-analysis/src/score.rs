@@ -298,7 +298,7 @@ impl Judge<'_> {
                 }
             }
             Check::Order { who, .. } => {
-                let then = self.sentences.find(*who, &targets[1], Match::Lenient);
+                let then = self.sentences.find(*who, &targets[1], Match::LenientWhole);
                 let Some(first_then) = then.first() else {
                     return result(
                         item,

@@ -41,6 +41,10 @@ pub struct BenchQaArgs {
     /// Keep the rendered recordings in this folder (with --from-audio).
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// Transcribe without the pack's words as Whisper's prompt (with
+    /// --from-audio; to compare).
+    #[arg(long)]
+    no_prompt: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,12 +297,16 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
                 &models.join(voxline_models::defaults::ONNX_RUNTIME),
                 &models.join(voxline_models::defaults::SILERO_VAD),
             )?;
-            Some(ChannelTranscriber::new(
-                w,
-                vad,
-                DecodeOptions::default(),
-                BatchConfig::default(),
-            )?)
+            let decode = DecodeOptions {
+                initial_prompt: if args.no_prompt {
+                    None
+                } else {
+                    crate::cli::qa::pack_prompt(&args.scorecard)
+                },
+                ..DecodeOptions::default()
+            };
+            println!("recogniser prompt: {:?}", decode.initial_prompt);
+            Some(ChannelTranscriber::new(w, vad, decode, BatchConfig::default())?)
         }
         None => None,
     };

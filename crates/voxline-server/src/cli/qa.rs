@@ -84,6 +84,10 @@ pub struct ImportArgs {
     /// A ggml Whisper model (default: the converted tiny.en in the models folder).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Words that steer recognition (Whisper's prompt); default: the
+    /// company's name and vocabulary of the pack the scorecard is in.
+    #[arg(long)]
+    prompt: Option<String>,
 }
 
 /// One call to import.
@@ -182,6 +186,20 @@ fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.part");
     std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The recogniser's prompt from the pack a scorecard is in (its company's
+/// name and vocabulary), when the folder holds a readable `persona.toml`.
+pub fn pack_prompt(scorecard: &Path) -> Option<String> {
+    let dir = scorecard.parent()?;
+    dir.join("persona.toml").exists().then_some(())?;
+    match voxline_agent::pack::Persona::load(dir) {
+        Ok(p) => p.recording_prompt(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the pack's words do not steer recognition");
+            None
+        }
+    }
 }
 
 /// Runs `voxline qa …`.
@@ -356,6 +374,10 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
     let mut whisper: Option<WhisperModel> = None;
+    let decode = DecodeOptions {
+        initial_prompt: args.prompt.clone().or_else(|| pack_prompt(&args.scorecard)),
+        ..DecodeOptions::default()
+    };
 
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(
@@ -392,8 +414,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
                     &models.join(voxline_models::defaults::ONNX_RUNTIME),
                     &models.join(voxline_models::defaults::SILERO_VAD),
                 )?;
-                let mut transcriber =
-                    ChannelTranscriber::new(model, vad, DecodeOptions::default(), BatchConfig::default())?;
+                let mut transcriber = ChannelTranscriber::new(model, vad, decode.clone(), BatchConfig::default())?;
                 let total = (audio.agent.len() + audio.customer.len()) as u64 / 16;
                 let t = transcribe_call(call, &audio, &mut transcriber, &mut |ms| {
                     bar.set_message(format!("{source} {}%", ms * 100 / total.max(1)));
