@@ -61,7 +61,9 @@ const FUNCTION_WORDS: &[&str] = &[
 
 /// A text's content words, stemmed (English Snowball), in order.
 pub fn content_words(text: &str) -> Vec<String> {
-    let stemmer = rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English);
+    static STEMMER: std::sync::LazyLock<rust_stemmers::Stemmer> =
+        std::sync::LazyLock::new(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English));
+    let stemmer = &*STEMMER;
     voxline_text::words::words(text)
         .split_whitespace()
         .filter(|w| !FUNCTION_WORDS.contains(w))
@@ -83,6 +85,8 @@ pub struct Sentence {
     /// A stretch of a longer line (see [`stretches_of`]), matched only by
     /// [`Match::Lenient`].
     pub stretch: bool,
+    /// Its content words (see [`content_words`]).
+    words: Vec<String>,
     /// Its embedding.
     vector: Vec<f32>,
 }
@@ -188,11 +192,14 @@ pub fn stretches_of(line: &str) -> Vec<String> {
 /// any order); a line of fewer than two content words is matched on
 /// meaning alone (0).
 pub fn word_share(target: &str, text: &str) -> f32 {
-    let want = content_words(target);
+    share_of(&content_words(target), &content_words(text))
+}
+
+/// [`word_share`] on content words already taken.
+fn share_of(want: &[String], have: &[String]) -> f32 {
     if want.len() < 2 {
         return 0.0;
     }
-    let have = content_words(text);
     let hit = want.iter().filter(|w| have.contains(w)).count();
     hit as f32 / want.len() as f32
 }
@@ -206,6 +213,7 @@ impl CallSentences {
                 line: i,
                 speaker: line.speaker,
                 at_ms: line.start_ms,
+                words: content_words(&text),
                 text,
                 stretch,
                 vector: Vec::new(),
@@ -234,15 +242,15 @@ impl CallSentences {
             .filter(|(_, s)| s.speaker == who && !s.stretch)
             .flat_map(|(i, s)| {
                 targets
-                    .lines
+                    .words
                     .iter()
                     .zip(&targets.vectors)
                     .enumerate()
-                    .map(move |(t, (line, v))| Found {
+                    .map(move |(t, (words, v))| Found {
                         sentence: i,
                         target: t,
                         meaning: similarity(&s.vector, v),
-                        words: word_share(line, &s.text),
+                        words: share_of(words, &s.words),
                     })
             })
             .max_by(|a, b| a.rank().total_cmp(&b.rank()))
@@ -260,15 +268,15 @@ impl CallSentences {
             .filter(|(_, s)| s.speaker == who && (stretches || !s.stretch))
         {
             let best = targets
-                .lines
+                .words
                 .iter()
                 .zip(&targets.vectors)
                 .enumerate()
-                .map(|(t, (line, v))| Found {
+                .map(|(t, (words, v))| Found {
                     sentence: i,
                     target: t,
                     meaning: similarity(&s.vector, v),
-                    words: word_share(line, &s.text),
+                    words: share_of(words, &s.words),
                 })
                 .filter(|f| says(f.meaning, f.words, how))
                 .max_by(|a, b| a.rank().total_cmp(&b.rank()));
@@ -306,6 +314,8 @@ impl CallSentences {
 pub struct Targets {
     /// The lines.
     pub lines: Vec<String>,
+    /// Each line's content words.
+    words: Vec<Vec<String>>,
     vectors: Vec<Vec<f32>>,
 }
 
@@ -315,6 +325,7 @@ impl Targets {
         let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
         Ok(Targets {
             lines: lines.to_vec(),
+            words: lines.iter().map(|l| content_words(l)).collect(),
             vectors: embed_in_batches(embedder, &texts)?,
         })
     }

@@ -59,6 +59,32 @@ pub fn call_transcript(lines: &[voxline_store::TranscriptLine], duration_ms: Opt
     CallTranscript::new(lines, duration_ms)
 }
 
+/// Each item's verdict in a stored result (the score's JSON), in the
+/// scorecard's order: (item id, verdict).
+pub fn verdicts_of(result: Option<&str>) -> Vec<(String, String)> {
+    result
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.get("id")?.as_str()?.to_string(),
+                i.get("verdict")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The items that failed in a stored result.
+pub fn failed_items(result: Option<&str>) -> Vec<String> {
+    verdicts_of(result)
+        .into_iter()
+        .filter(|(_, v)| v == "fail")
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// Scores queued calls.
 pub struct Analyzer {
     store: CallStore,

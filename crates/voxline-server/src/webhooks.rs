@@ -204,16 +204,7 @@ impl Webhooks {
                 return;
             }
         };
-        let failed: Vec<Value> = analysis
-            .result
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Value>(r).ok())
-            .and_then(|v| v.get("items").and_then(Value::as_array).cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| i.get("verdict").and_then(Value::as_str) == Some("fail"))
-            .filter_map(|i| i.get("id").cloned())
-            .collect();
+        let failed = crate::analysis::failed_items(analysis.result.as_deref());
         let campaign = self.campaign_of(&record.call_id).await;
         let payload = json!({
             "call": call_json(&record),

@@ -164,13 +164,7 @@ impl Done {
             name: name.to_string(),
             score: score.get("score").and_then(serde_json::Value::as_f64),
             passed: score.get("passed")?.as_bool()?,
-            failed: score
-                .get("items")?
-                .as_array()?
-                .iter()
-                .filter(|i| i.get("verdict").and_then(|v| v.as_str()) == Some("fail"))
-                .filter_map(|i| i.get("id").and_then(|v| v.as_str()).map(str::to_string))
-                .collect(),
+            failed: crate::analysis::failed_items(Some(&score.to_string())),
         })
     }
 }
@@ -218,22 +212,6 @@ fn day_ms(day: &str, what: &str) -> anyhow::Result<i64> {
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc().timestamp_millis())
         .unwrap_or_default())
-}
-
-/// Each item's verdict in a stored result, by item id.
-fn verdicts_of(result: Option<&str>) -> BTreeMap<String, String> {
-    result
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-        .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|i| {
-            Some((
-                i.get("id")?.as_str()?.to_string(),
-                i.get("verdict")?.as_str()?.to_string(),
-            ))
-        })
-        .collect()
 }
 
 async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -301,11 +279,7 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     println!("|---|---|---:|---|");
     for w in &worst {
         let record = store.record(&w.record_id).await?;
-        let failed: Vec<String> = verdicts_of(w.result.as_deref())
-            .into_iter()
-            .filter(|(_, v)| v == "fail")
-            .map(|(k, _)| k)
-            .collect();
+        let failed = crate::analysis::failed_items(w.result.as_deref());
         println!(
             "| {} | {} | {} | {} |",
             record.as_ref().map_or(w.record_id.as_str(), |r| r.call_id.as_str()),
@@ -317,7 +291,11 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.csv {
         let items: std::collections::BTreeSet<String> = calls
             .iter()
-            .flat_map(|c| verdicts_of(c.result.as_deref()).into_keys())
+            .flat_map(|c| {
+                crate::analysis::verdicts_of(c.result.as_deref())
+                    .into_iter()
+                    .map(|(id, _)| id)
+            })
             .collect();
         let file = std::fs::File::create(path).with_context(|| format!("--csv {}", path.display()))?;
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
@@ -326,7 +304,8 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         w.write_record(&header)?;
         for c in &calls {
             let record = store.record(&c.record_id).await?;
-            let verdicts = verdicts_of(c.result.as_deref());
+            let verdicts: BTreeMap<String, String> =
+                crate::analysis::verdicts_of(c.result.as_deref()).into_iter().collect();
             let mut row = vec![
                 c.record_id.clone(),
                 record.as_ref().map(|r| r.call_id.clone()).unwrap_or_default(),

@@ -1,7 +1,7 @@
 //! Calls: the records (with transcript, turns, flow steps), the calls up
 //! on this node, placing an agent's call and hanging one up; the trunks.
 
-use super::error::{bad_query, ApiError, JsonBody};
+use super::error::{bad_query, list_limit, ApiError, JsonBody};
 use super::{json_with, AppState};
 use crate::handlers::agent_route::CallOut;
 use crate::handlers::answering::Answering;
@@ -35,10 +35,7 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_LIST).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("1 to {MAX_LIST}")));
-    }
+    let limit = list_limit(q.limit, 50, MAX_LIST)?;
     Ok(Json(s.ctx.store.recent(limit).await?).into_response())
 }
 

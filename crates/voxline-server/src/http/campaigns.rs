@@ -251,10 +251,7 @@ pub struct DncNumbers {
 
 async fn dnc_page(s: &AppState, scope: &str, q: Result<Query<DncQuery>, QueryRejection>) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "1 to 10000"));
-    }
+    let limit = super::error::list_limit(q.limit, 1000, 10_000)?;
     let page = s.ctx.store.dnc_page(scope, &q.after, limit).await?;
     let numbers: Vec<serde_json::Value> = page
         .into_iter()

@@ -138,6 +138,16 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
 }
 
 /// A query string that does not fit: 422 naming the query.
+/// A list's `?limit=`: `default` when absent, else within 1..=`max`.
+pub fn list_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid("limit", format!("1 to {max}")))
+    }
+}
+
 pub fn bad_query(rej: QueryRejection) -> ApiError {
     ApiError::invalid("query", rej.body_text())
 }

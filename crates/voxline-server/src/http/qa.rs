@@ -1,7 +1,7 @@
 //! Quality inspection results: a call's score with each item's verdict and
 //! evidence, and the scored calls listed by verdict, score and failed item.
 
-use super::error::{bad_query, ApiError};
+use super::error::{bad_query, list_limit, ApiError};
 use super::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -14,18 +14,6 @@ use voxline_store::{AnalysisFilter, AnalysisRow};
 /// Calls listed at most.
 const MAX_LIST: i64 = 1000;
 
-/// The item ids that failed, from a stored result.
-fn failed_items(result: Option<&str>) -> Vec<Value> {
-    result
-        .and_then(|r| serde_json::from_str::<Value>(r).ok())
-        .and_then(|v| v.get("items").and_then(Value::as_array).cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| i.get("verdict").and_then(Value::as_str) == Some("fail"))
-        .filter_map(|i| i.get("id").cloned())
-        .collect()
-}
-
 fn analysis_json(a: &AnalysisRow, whole: bool) -> Value {
     let mut v = json!({
         "state": a.state,
@@ -35,7 +23,7 @@ fn analysis_json(a: &AnalysisRow, whole: bool) -> Value {
         "analyzed_at": a.analyzed_at,
         "score": a.score,
         "passed": a.passed,
-        "failed_items": failed_items(a.result.as_deref()),
+        "failed_items": crate::analysis::failed_items(a.result.as_deref()),
         "error": a.error,
     });
     if whole {
@@ -93,10 +81,7 @@ pub async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=MAX_LIST).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("1 to {MAX_LIST}")));
-    }
+    let limit = list_limit(q.limit, 50, MAX_LIST)?;
     for (field, v) in [("min_score", q.min_score), ("max_score", q.max_score)] {
         if v.is_some_and(|v| !(0.0..=100.0).contains(&v)) {
             return Err(ApiError::invalid(field, "0 to 100"));
