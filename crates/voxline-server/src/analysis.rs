@@ -130,7 +130,10 @@ impl Analyzer {
             if shutdown.is_cancelled() {
                 return;
             }
-            let leased = self.store.lease_analysis(now_ms() + LEASE.as_millis() as i64).await;
+            let leased = self
+                .store
+                .lease_analysis(now_ms() + LEASE.as_millis() as i64, MAX_ATTEMPTS)
+                .await;
             match leased {
                 Ok(Some(row)) => {
                     let span = tracing::info_span!("analysis", record_id = %row.record_id);

@@ -124,8 +124,18 @@ impl CallStore {
     }
 
     /// Takes the oldest queued call (or one whose worker's lease ran out)
-    /// until `lease_until` (ms); `None` when none waits.
-    pub async fn lease_analysis(&self, lease_until: i64) -> Result<Option<AnalysisRow>, StoreError> {
+    /// until `lease_until` (ms); `None` when none waits. A call whose
+    /// workers stopped midway `max_attempts` times is given up first (a
+    /// call that crashes its scorer must not take every node down in turn).
+    pub async fn lease_analysis(&self, lease_until: i64, max_attempts: i32) -> Result<Option<AnalysisRow>, StoreError> {
+        sqlx::query(
+            "UPDATE call_analysis SET state = 'failed', error = 'the analyser stopped while scoring it, every try', \
+             lease_node = NULL, lease_until = NULL WHERE state = 'running' AND lease_until < $1 AND attempts >= $2",
+        )
+        .bind(now_ms())
+        .bind(max_attempts)
+        .execute(&self.pool)
+        .await?;
         let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE call_analysis SET state = 'running', attempts = attempts + 1, lease_node = $1, lease_until = $2 \

@@ -245,7 +245,7 @@ async fn call_analysis(store: &CallStore) {
     for id in ["qa1", "qa2", "qa3"] {
         store.queue_analysis(id, card).await.expect("queue");
     }
-    let lease = || store.lease_analysis(now_ms() + 60_000);
+    let lease = || store.lease_analysis(now_ms() + 60_000, 5);
     let first = lease().await.expect("lease").expect("one waits");
     assert_eq!(
         (first.record_id.as_str(), first.state.as_str(), first.attempts),
@@ -279,7 +279,11 @@ async fn call_analysis(store: &CallStore) {
         .await
         .expect("done");
     // A worker that stopped: its lease runs out and the call is taken again.
-    let third = store.lease_analysis(now_ms() - 1).await.expect("lease").expect("qa3");
+    let third = store
+        .lease_analysis(now_ms() - 1, 5)
+        .await
+        .expect("lease")
+        .expect("qa3");
     let again = lease().await.expect("lease").expect("lease ran out");
     assert_eq!(
         (again.record_id.as_str(), again.attempts),
@@ -343,6 +347,23 @@ async fn call_analysis(store: &CallStore) {
     assert_eq!((g.passed, g.failed, g.critical), (1, 1, false));
     let n = tallies.iter().find(|t| t.item == "notice").expect("notice");
     assert_eq!((n.passed, n.not_applicable, n.critical), (1, 1, true));
+    // A call whose workers keep stopping mid-score is given up.
+    store.queue_analysis("qa4", card).await.expect("queue");
+    for attempt in 1..=2 {
+        let taken = store
+            .lease_analysis(now_ms() - 1, 2)
+            .await
+            .expect("lease")
+            .expect("qa4");
+        assert_eq!((taken.record_id.as_str(), taken.attempts), ("qa4", attempt));
+    }
+    assert!(store
+        .lease_analysis(now_ms() + 60_000, 2)
+        .await
+        .expect("lease")
+        .is_none());
+    let qa4 = store.analysis("qa4").await.expect("read").expect("qa4");
+    assert_eq!(qa4.state, "failed", "{qa4:?}");
     // Queued again (a scorecard changed): scored from the start.
     store.queue_analysis("qa1", card).await.expect("requeue");
     let qa1 = store.analysis("qa1").await.expect("read").expect("qa1");

@@ -214,9 +214,10 @@ impl AgentRoute {
         self.queue_analysis(records, &record_id, answered).await;
     }
 
-    /// Queues an answered call for quality inspection, when the pack has a scorecard.
-    async fn queue_analysis(&self, records: &Records, record_id: &str, answered: bool) {
-        if let Some(card) = self.scorecard.as_deref().filter(|_| answered) {
+    /// Queues a call the agent talked on (`talked`) for quality
+    /// inspection, when the pack has a scorecard.
+    async fn queue_analysis(&self, records: &Records, record_id: &str, talked: bool) {
+        if let Some(card) = self.scorecard.as_deref().filter(|_| talked) {
             records.queue_analysis(record_id, card).await;
         }
     }
@@ -284,7 +285,9 @@ impl AgentRoute {
             outcome: outcome.conversation.clone(),
         };
         finish_call(records, &record_id, outcome, Direction::Outbound).await;
-        self.queue_analysis(records, &record_id, end.answered).await;
+        // A machine's answer never reached the conversation: nothing to score.
+        let machine = matches!(end.outcome.as_deref(), Some("machine" | "voicemail_left"));
+        self.queue_analysis(records, &record_id, end.answered && !machine).await;
         end
     }
 
