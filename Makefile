@@ -117,6 +117,8 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench qa --set load-tests/qa/calls-a.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-b.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-c.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml --from-audio
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
