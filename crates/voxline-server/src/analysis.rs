@@ -59,14 +59,13 @@ pub fn call_transcript(lines: &[voxline_store::TranscriptLine], duration_ms: Opt
     CallTranscript::new(lines, duration_ms)
 }
 
-/// Each item's verdict in a stored result (the score's JSON), in the
-/// scorecard's order: (item id, verdict).
-pub fn verdicts_of(result: Option<&str>) -> Vec<(String, String)> {
-    result
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-        .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
-        .unwrap_or_default()
-        .iter()
+/// Each item's verdict in a score (its JSON), in the scorecard's order:
+/// (item id, verdict).
+pub fn verdicts_in(score: &serde_json::Value) -> Vec<(String, String)> {
+    let items = score.get("items").and_then(|i| i.as_array());
+    items
+        .into_iter()
+        .flatten()
         .filter_map(|i| {
             Some((
                 i.get("id")?.as_str()?.to_string(),
@@ -76,9 +75,26 @@ pub fn verdicts_of(result: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// [`verdicts_in`] a stored result (none when it is absent or unreadable).
+pub fn verdicts_of(result: Option<&str>) -> Vec<(String, String)> {
+    result
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .map(|v| verdicts_in(&v))
+        .unwrap_or_default()
+}
+
+/// The items that failed in a score (its JSON).
+pub fn failed_in(score: &serde_json::Value) -> Vec<String> {
+    fails(verdicts_in(score))
+}
+
 /// The items that failed in a stored result.
 pub fn failed_items(result: Option<&str>) -> Vec<String> {
-    verdicts_of(result)
+    fails(verdicts_of(result))
+}
+
+fn fails(verdicts: Vec<(String, String)>) -> Vec<String> {
+    verdicts
         .into_iter()
         .filter(|(_, v)| v == "fail")
         .map(|(id, _)| id)

@@ -20,7 +20,7 @@ use std::time::Instant;
 use voxline_analysis::{
     read_call, transcribe_call, CallSource, CallTranscript, Inspector, Line, Scorecard, Speaker, Verdict,
 };
-use voxline_asr::{BatchConfig, ChannelTranscriber, DecodeOptions, SileroVad, WhisperModel};
+use voxline_asr::WhisperModel;
 
 /// `voxline bench qa` arguments.
 #[derive(clap::Args, Debug)]
@@ -291,25 +291,16 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut transcriber = match &whisper {
-        Some(w) => {
-            let vad = SileroVad::load(
-                &models.join(voxline_models::defaults::ONNX_RUNTIME),
-                &models.join(voxline_models::defaults::SILERO_VAD),
-            )?;
-            let decode = DecodeOptions {
-                initial_prompt: if args.no_prompt {
-                    None
-                } else {
-                    crate::cli::qa::pack_prompt(&args.scorecard)
-                },
-                ..DecodeOptions::default()
-            };
-            println!("recogniser prompt: {:?}", decode.initial_prompt);
-            Some(ChannelTranscriber::new(w, vad, decode, BatchConfig::default())?)
-        }
-        None => None,
-    };
+    let prompt = (!args.no_prompt)
+        .then(|| crate::cli::qa::pack_prompt(&args.scorecard))
+        .flatten();
+    if args.from_audio {
+        println!("recogniser prompt: {prompt:?}");
+    }
+    let mut transcriber = whisper
+        .as_ref()
+        .map(|w| crate::cli::qa::recording_transcriber(w, prompt))
+        .transpose()?;
     let scratch = std::env::temp_dir().join(format!("voxline-bench-qa-{}", std::process::id()));
     let rec_dir = args.keep.clone().unwrap_or_else(|| scratch.clone());
     if args.from_audio {

@@ -164,7 +164,7 @@ impl Done {
             name: name.to_string(),
             score: score.get("score").and_then(serde_json::Value::as_f64),
             passed: score.get("passed")?.as_bool()?,
-            failed: crate::analysis::failed_items(Some(&score.to_string())),
+            failed: crate::analysis::failed_in(score),
         })
     }
 }
@@ -180,6 +180,21 @@ fn write_result(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.part");
     std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A transcriber for recorded calls on `whisper`: the default VAD from
+/// the models folder, `prompt` as Whisper's prompt.
+pub fn recording_transcriber(whisper: &WhisperModel, prompt: Option<String>) -> anyhow::Result<ChannelTranscriber<'_>> {
+    let models = voxline_models::models_dir();
+    let vad = SileroVad::load(
+        &models.join(voxline_models::defaults::ONNX_RUNTIME),
+        &models.join(voxline_models::defaults::SILERO_VAD),
+    )?;
+    let decode = DecodeOptions {
+        initial_prompt: prompt,
+        ..DecodeOptions::default()
+    };
+    Ok(ChannelTranscriber::new(whisper, vad, decode, BatchConfig::default())?)
 }
 
 /// The recogniser's prompt from the pack a scorecard is in (its company's
@@ -347,16 +362,18 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         &models.join(voxline_models::defaults::EMBEDDING),
     )?);
     let inspector = Inspector::new(card, embedder)?;
-    // Whisper and the VAD load when the first recording needs them.
-    let whisper_path = args
-        .model
-        .clone()
-        .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
-    let mut whisper: Option<WhisperModel> = None;
-    let decode = DecodeOptions {
-        initial_prompt: args.prompt.clone().or_else(|| pack_prompt(&args.scorecard)),
-        ..DecodeOptions::default()
+    // Whisper, the VAD and one decoding state, when a recording is given.
+    let whisper = if inputs.iter().any(|i| matches!(i, Input::Recording(_))) {
+        let path = args
+            .model
+            .clone()
+            .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
+        Some(WhisperModel::load(&path)?)
+    } else {
+        None
     };
+    let prompt = args.prompt.clone().or_else(|| pack_prompt(&args.scorecard));
+    let mut transcriber = whisper.as_ref().map(|w| recording_transcriber(w, prompt)).transpose()?;
 
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(
@@ -385,17 +402,9 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::from),
             Input::Recording(call) => (|| {
                 let audio = read_call(call)?;
-                if whisper.is_none() {
-                    whisper = Some(WhisperModel::load(&whisper_path)?);
-                }
-                let model = whisper.as_ref().context("the Whisper model")?;
-                let vad = SileroVad::load(
-                    &models.join(voxline_models::defaults::ONNX_RUNTIME),
-                    &models.join(voxline_models::defaults::SILERO_VAD),
-                )?;
-                let mut transcriber = ChannelTranscriber::new(model, vad, decode.clone(), BatchConfig::default())?;
+                let transcriber = transcriber.as_mut().context("the recogniser")?;
                 let total = (audio.agent.len() + audio.customer.len()) as u64 / 16;
-                let t = transcribe_call(call, &audio, &mut transcriber, &mut |ms| {
+                let t = transcribe_call(call, &audio, transcriber, &mut |ms| {
                     bar.set_message(format!("{source} {}%", ms * 100 / total.max(1)));
                 })?;
                 let kind = match call {
