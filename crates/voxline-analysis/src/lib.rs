@@ -5,19 +5,27 @@
 //! ([`timing`]: dead air, talking over, talk ratio, speaking rate), from
 //! meaning ([`meaning`]: lines said or never said, in any words) and from
 //! the customer's mood ([`mood`]); human agents' calls come from their
-//! recordings, transcribed side by side ([`recording`]).
+//! recordings, transcribed side by side ([`recording`]). A language model
+//! judges the outcome items ([`outcome`]) and writes summaries
+//! ([`summary`]), its quotes and facts checked against the transcript
+//! ([`quote`]).
 
 #![warn(missing_docs)]
 
 pub mod meaning;
 pub mod mood;
+pub mod outcome;
+pub mod quote;
 pub mod recording;
 pub mod score;
 pub mod scorecard;
+pub mod summary;
 pub mod timing;
 pub mod transcript;
 
+pub use outcome::judge_outcomes;
 pub use recording::{read_call, transcribe_call, CallAudio, CallSource, RecordingError};
 pub use score::{CallScore, Evidence, Inspector, ItemScore, Verdict};
-pub use scorecard::{Check, Item, Scorecard, ScorecardError, Speaker};
+pub use scorecard::{Check, Item, Scorecard, ScorecardError, Speaker, SummaryField};
+pub use summary::{summarize, CallSummary};
 pub use transcript::{CallTranscript, Line, TimedWord, TranscriptError};

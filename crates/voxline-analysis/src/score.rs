@@ -95,6 +95,26 @@ impl CallScore {
     pub fn item(&self, id: &str) -> Option<&ItemScore> {
         self.items.iter().find(|i| i.id == id)
     }
+
+    /// Sets the score and the verdict from the items' verdicts (again,
+    /// after an item was judged later): the weighted share of the judged
+    /// items that passed; a pass needs `pass_score` and no critical failure.
+    pub fn tally(&mut self, pass_score: f64) {
+        let (mut passed_w, mut judged_w) = (0u64, 0u64);
+        for i in &self.items {
+            match i.verdict {
+                Verdict::Pass => {
+                    passed_w += u64::from(i.weight);
+                    judged_w += u64::from(i.weight);
+                }
+                Verdict::Fail => judged_w += u64::from(i.weight),
+                Verdict::NotApplicable | Verdict::Unsure => {}
+            }
+        }
+        self.score = (judged_w > 0).then(|| 100.0 * passed_w as f64 / judged_w as f64);
+        let critical_failed = self.items.iter().any(|i| i.critical && i.verdict == Verdict::Fail);
+        self.passed = !critical_failed && self.score.is_some_and(|s| s >= pass_score);
+    }
 }
 
 /// A scorecard ready to score calls: its lines embedded once.
@@ -154,21 +174,13 @@ impl Inspector {
             .zip(&self.targets)
             .map(|(item, targets)| judge.item(item, targets))
             .collect();
-        let (mut passed_w, mut judged_w) = (0u64, 0u64);
-        for i in &items {
-            match i.verdict {
-                Verdict::Pass => {
-                    passed_w += u64::from(i.weight);
-                    judged_w += u64::from(i.weight);
-                }
-                Verdict::Fail => judged_w += u64::from(i.weight),
-                Verdict::NotApplicable | Verdict::Unsure => {}
-            }
-        }
-        let score = (judged_w > 0).then(|| 100.0 * passed_w as f64 / judged_w as f64);
-        let critical_failed = items.iter().any(|i| i.critical && i.verdict == Verdict::Fail);
-        let passed = !critical_failed && score.is_some_and(|s| s >= self.card.pass_score);
-        Ok(CallScore { items, score, passed })
+        let mut scored = CallScore {
+            items,
+            score: None,
+            passed: false,
+        };
+        scored.tally(self.card.pass_score);
+        Ok(scored)
     }
 }
 
@@ -489,7 +501,7 @@ impl Judge<'_> {
             Check::Outcome { question } => result(
                 item,
                 Verdict::Unsure,
-                format!("{question:?} is for the language model to judge with a quote; not judged yet"),
+                format!("{question:?} is for the language model to judge with a quote; no model judged it"),
                 vec![],
                 None,
             ),

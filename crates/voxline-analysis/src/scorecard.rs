@@ -64,6 +64,26 @@ pub struct Scorecard {
     pub pass_score: f64,
     /// The items, in the file's order.
     pub items: Vec<Item>,
+    /// The fields every call's summary names (`[[field]]`).
+    pub fields: Vec<SummaryField>,
+}
+
+/// A field the pack wants read from every call for its summary (the
+/// card's last four digits, a booking reference), masked when it is
+/// sensitive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryField {
+    /// Its name in the summary.
+    pub name: String,
+    /// Whose lines it is read from (`None`: either side's).
+    pub who: Option<Speaker>,
+    /// A regular expression over a line as normalised for reading (lower
+    /// case, numbers in digits, spoken digits joined); its first group, or
+    /// the whole match, is the value.
+    pub pattern: String,
+    /// Show only this many of the value's last characters, the others as
+    /// `*` (`None`: the value as read).
+    pub mask_keep: Option<usize>,
 }
 
 /// One scorecard item.
@@ -209,6 +229,17 @@ struct RawCard {
     pass_score: Option<f64>,
     #[serde(default)]
     item: Vec<RawItem>,
+    #[serde(default)]
+    field: Vec<RawField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: String,
+    who: Option<Speaker>,
+    pattern: String,
+    mask_keep: Option<usize>,
 }
 
 /// An item as written: every field any kind takes; [`Item::check`] keeps
@@ -472,10 +503,38 @@ impl Scorecard {
                 "every item has weight 0",
             ));
         }
+        let mut fields: Vec<SummaryField> = Vec::with_capacity(raw.field.len());
+        for (i, f) in raw.field.into_iter().enumerate() {
+            let at = |name: &str| Some(format!("field[{i}].{name}"));
+            if f.name.trim().is_empty() {
+                return Err(ScorecardError::new(path, at("name"), "must not be empty"));
+            }
+            if fields.iter().any(|o| o.name == f.name) {
+                return Err(ScorecardError::new(
+                    path,
+                    at("name"),
+                    format!("{:?} is used by an earlier field", f.name),
+                ));
+            }
+            if let Err(e) = regex::Regex::new(&f.pattern) {
+                return Err(ScorecardError::new(
+                    path,
+                    at("pattern"),
+                    format!("not a regular expression: {e}"),
+                ));
+            }
+            fields.push(SummaryField {
+                name: f.name,
+                who: f.who,
+                pattern: f.pattern,
+                mask_keep: f.mask_keep,
+            });
+        }
         Ok(Scorecard {
             file: path.to_path_buf(),
             pass_score,
             items,
+            fields,
         })
     }
 
@@ -507,6 +566,11 @@ mod tests {
             card.item("customer_mood").map(|i| &i.check),
             Some(Check::Sentiment { who: Speaker::Customer })
         ));
+        assert_eq!(card.fields.len(), 1);
+        assert_eq!(
+            (card.fields[0].name.as_str(), card.fields[0].who, card.fields[0].mask_keep),
+            ("card_last_four", Some(Speaker::Customer), Some(2))
+        );
     }
 
     #[test]
@@ -549,5 +613,22 @@ mod tests {
         let e = parse("[[item]]\nid = \"d\"\nkind = \"sentiment\"\n[[item]]\nid = \"d\"\nkind = \"sentiment\"\n")
             .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("item[1].id"), "{e}");
+    }
+
+    #[test]
+    fn a_summary_field_with_a_bad_pattern_is_named() {
+        let item = "[[item]]\nid = \"m\"\nkind = \"sentiment\"\n";
+        let e = parse(&format!(
+            "{item}[[field]]\nname = \"card\"\npattern = \"(\\\\d{{4}}\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("field[0].pattern"), "{e}");
+        let e = parse(&format!(
+            "{item}[[field]]\nname = \"a\"\npattern = \"x\"\n[[field]]\nname = \"a\"\npattern = \"y\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("field[1].name"), "{e}");
+        let e = parse(&format!("{item}[[field]]\nname = \"a\"\n")).unwrap_err();
+        assert!(e.to_string().contains("pattern"), "{e}");
     }
 }

@@ -2,13 +2,16 @@
 //! agent route whose pack has a scorecard (`qa.toml`) ends, it is queued in
 //! the store (one INSERT after the call, never in its media path); an
 //! analyser on every node leases queued calls, scores the call's stored
-//! transcript against the scorecard (off the runtime's threads), stores
-//! the score with each item's verdict and evidence, and sends the
-//! `call.analyzed` webhook. A call whose analyser stopped midway is taken
+//! transcript against the scorecard (off the runtime's threads), has the
+//! `[analysis]` model judge the outcome items and write the summary (each
+//! checked against the transcript), stores the score with each item's
+//! verdict and evidence and the summary, and sends the `call.analyzed`
+//! webhook. A call whose analyser stopped midway is taken
 //! again once the lease runs out; a failure is retried, then given up with
 //! its error stored.
 
 use crate::webhooks::Webhooks;
+use anyhow::Context;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 use voxline_analysis::{CallTranscript, Inspector, Line, Scorecard, Speaker};
-use voxline_llm::Embedder;
+use voxline_llm::{ChatModel, Embedder};
 use voxline_store::{now_ms, AnalysisRow, CallStore, ItemVerdict};
 
 /// How long a leased call is this node's before another may take it.
@@ -101,6 +104,62 @@ fn fails(verdicts: Vec<(String, String)>) -> Vec<String> {
         .collect()
 }
 
+/// The language model of post-call work (outcome items, summaries).
+pub struct AnalysisLlm {
+    /// The model.
+    pub model: Arc<dyn ChatModel>,
+    /// When it is the agents' own: the node's live calls, and how long the
+    /// model's work waits for none to be up.
+    pub shared_with: Option<(crate::handlers::live::LiveCalls, Duration)>,
+}
+
+impl AnalysisLlm {
+    /// Waits (up to its limit) until no call is up on this node, when the
+    /// model is the agents' own: a caller's reply never queues behind a
+    /// summary on a busy engine.
+    async fn wait_idle(&self) {
+        let Some((live, limit)) = &self.shared_with else {
+            return;
+        };
+        let until = tokio::time::Instant::now() + *limit;
+        while !live.list().is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// The model `[analysis]` names, loaded: the agents' own (shared, waiting
+/// for the node to be idle), none, a GGUF of its own or a server.
+pub async fn analysis_llm(
+    cfg: &crate::config::Config,
+    handlers: &crate::handlers::Handlers,
+) -> anyhow::Result<Option<AnalysisLlm>> {
+    use crate::config::analysis::AnalysisModel;
+    let own = |model: Arc<dyn ChatModel>| AnalysisLlm {
+        model,
+        shared_with: None,
+    };
+    let llm = match cfg.analysis.choice()? {
+        AnalysisModel::Off => None,
+        AnalysisModel::Agent => handlers.llm().map(|model| AnalysisLlm {
+            model,
+            shared_with: Some((handlers.live(), Duration::from_secs(cfg.analysis.idle_wait_s))),
+        }),
+        AnalysisModel::File(gguf) => {
+            let model = voxline_llm::load_local(cfg.llm.engine()?, &gguf, None, cfg.llm.threads, None)
+                .await
+                .with_context(|| format!("analysis.model {}", gguf.display()))?;
+            Some(own(model))
+        }
+        AnalysisModel::Server(remote) => Some(own(Arc::new(voxline_llm::RemoteModel::new(remote)?))),
+    };
+    match &llm {
+        Some(l) => info!(model = %l.model.name(), shared = l.shared_with.is_some(), "post-call model"),
+        None => info!("no post-call model: outcome items stay unsure, summaries are extractive"),
+    }
+    Ok(llm)
+}
+
 /// Scores queued calls.
 pub struct Analyzer {
     store: CallStore,
@@ -112,6 +171,9 @@ pub struct Analyzer {
     inspectors: Mutex<HashMap<PathBuf, Arc<Inspector>>>,
     webhooks: Option<Arc<Webhooks>>,
     wake: Arc<Notify>,
+    /// The model that judges outcome items and writes summaries (none:
+    /// outcome items stay unsure, summaries are extractive).
+    llm: Option<AnalysisLlm>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -122,13 +184,14 @@ impl std::fmt::Debug for Analyzer {
 
 impl Analyzer {
     /// An analyser over `store`; `wake` is notified when a call is queued
-    /// on this node.
+    /// on this node; `llm` judges outcome items and writes summaries.
     pub fn new(
         store: CallStore,
         embedder: Option<Arc<Embedder>>,
         embedding_dir: PathBuf,
         webhooks: Option<Arc<Webhooks>>,
         wake: Arc<Notify>,
+        llm: Option<AnalysisLlm>,
     ) -> Arc<Analyzer> {
         Arc::new(Analyzer {
             store,
@@ -137,6 +200,7 @@ impl Analyzer {
             inspectors: Mutex::new(HashMap::new()),
             webhooks,
             wake,
+            llm,
         })
     }
 
@@ -236,13 +300,22 @@ impl Analyzer {
             (Some(a), Some(e)) if e >= a => Some((e - a) as u64),
             _ => None,
         };
-        let transcript = call_transcript(&lines, duration);
+        let transcript = Arc::new(call_transcript(&lines, duration));
         let inspector = self.inspector(Path::new(&row.scorecard)).await?;
-        let scored = {
-            let inspector = inspector.clone();
+        let mut scored = {
+            let (inspector, transcript) = (inspector.clone(), transcript.clone());
             tokio::task::spawn_blocking(move || inspector.score(&transcript)).await??
         };
         let card = inspector.scorecard();
+        let summary = match &self.llm {
+            Some(llm) => {
+                llm.wait_idle().await;
+                voxline_analysis::judge_outcomes(&mut scored, card, &transcript, llm.model.as_ref()).await;
+                voxline_analysis::summarize(&transcript, &card.fields, Some(llm.model.as_ref())).await
+            }
+            None => voxline_analysis::summarize(&transcript, &card.fields, None).await,
+        };
+        let summary = serde_json::to_string(&summary)?;
         let items: Vec<ItemVerdict> = card
             .items
             .iter()
@@ -255,7 +328,14 @@ impl Analyzer {
             .collect();
         let result = serde_json::to_string(&scored)?;
         self.store
-            .analysis_done(&row.record_id, scored.score, scored.passed, &result, &items)
+            .analysis_done(
+                &row.record_id,
+                scored.score,
+                scored.passed,
+                &result,
+                Some(&summary),
+                &items,
+            )
             .await?;
         Ok((scored.score, scored.passed))
     }

@@ -44,12 +44,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .llm
         .embedding_path()
         .unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::EMBEDDING));
+    let analysis_llm = crate::analysis::analysis_llm(&cfg, &handlers).await?;
     let analyzer = crate::analysis::Analyzer::new(
         store.clone(),
         handlers.embedder(),
         embedding_dir,
         Some(webhooks.clone()),
         analysis_wake,
+        analysis_llm,
     );
     let analysis = tokio::spawn(analyzer.run(shutdown.clone()));
     let counters = handlers.counters();

@@ -211,7 +211,13 @@ impl Webhooks {
             "score": analysis.score,
             "passed": analysis.passed,
             "failed_items": failed,
+            "summary": analysis
+                .summary
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                .and_then(|v| v.get("summary").cloned()),
             "qa_url": format!("/api/calls/{}/qa", record.call_id),
+            "summary_url": format!("/api/calls/{}/summary", record.call_id),
         });
         self.emit(CALL_ANALYZED, campaign.as_ref().map(|c| c.0.as_str()), payload)
             .await;

@@ -696,6 +696,43 @@ fn an_agent_call_is_scored_against_its_pack_after_it_ends() {
     assert!(scored["scorecard"]
         .as_str()
         .is_some_and(|s| s.ends_with("demo-bank/qa.toml")));
+    // The outcome item was put to the agents' model: judged with a quote
+    // from the call, or left unsure with the model's reply as why.
+    let resolved = item("resolved");
+    match resolved["verdict"].as_str() {
+        Some("pass" | "fail") => {
+            let q = resolved["evidence"][0]["quote"].as_str().expect("the model's quote");
+            assert!(transcript.contains(q), "{q:?} is not in {transcript}");
+        }
+        Some("unsure") => assert!(
+            resolved["why"].as_str().is_some_and(|w| w.contains("the model")),
+            "{resolved}"
+        ),
+        other => panic!("resolved: {other:?}"),
+    }
+
+    // The summary, written with the score: the model's draft when the call
+    // holds every sentence of it, else the call's own sentences and why.
+    let summaries = server.api("GET", &format!("{path}/summary"), None).json();
+    let summary = summaries
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["state"] == "done"))
+        .map(|r| r["summary"].clone())
+        .unwrap_or_else(|| panic!("{summaries:#}"));
+    assert!(
+        summary["summary"].as_str().is_some_and(|t| !t.is_empty()),
+        "{summary:#}"
+    );
+    let written = &summary["written_by"];
+    match written["by"].as_str() {
+        Some("model") => assert!(written["model"].is_string(), "{summary:#}"),
+        Some("extractive") => assert!(written["model_refused"].is_string(), "the model was asked: {summary:#}"),
+        other => panic!("written by {other:?}: {summary:#}"),
+    }
+    assert!(summaries
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| r["state"] == "none" && r["summary"].is_null())));
+    assert_eq!(server.api("GET", "/api/calls/no-such-call/summary", None).status, 404);
 
     // Listed and filtered.
     let list = server.api("GET", "/api/qa", None).json();
@@ -781,4 +818,6 @@ fn an_agent_call_is_scored_against_its_pack_after_it_ends() {
     assert_eq!(b["call"]["call_id"], call_id.as_str(), "{b}");
     assert_eq!(b["score"], scored["score"], "{b}");
     assert_eq!(b["qa_url"], format!("{path}/qa"), "{b}");
+    assert_eq!(b["summary_url"], format!("{path}/summary"), "{b}");
+    assert_eq!(b["summary"], summary["summary"], "{b}");
 }

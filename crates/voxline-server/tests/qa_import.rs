@@ -314,6 +314,25 @@ fn bad_recordings_and_transcripts_are_named_and_the_good_calls_still_scored() {
     for name in ["mono", "corrupt", "bad"] {
         assert!(!out.join(format!("{name}.json")).exists(), "{name}");
     }
+    // Summarised by the default model, or from the call's own sentences
+    // with why the model's draft was refused.
+    let written = &v["summary"]["written_by"];
+    match written["by"].as_str() {
+        Some("model") => assert!(v["summary"]["intent"]["text"].is_string(), "{v:#}"),
+        Some("extractive") => assert!(written["model_refused"].is_string(), "{v:#}"),
+        other => panic!("written by {other:?}: {v:#}"),
+    }
+    // Without a model: the customer's question and the agent's answer, quoted.
+    let plain = work.join("plain");
+    let run = qa(&["--llm", "none"], &[&good], &plain);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v = result(&plain, "good");
+    let s = &v["summary"];
+    assert_eq!(s["intent"]["text"], "What time do you open on Saturday?", "{s:#}");
+    assert_eq!(s["intent"]["evidence"]["line"], 2, "{s:#}");
+    assert_eq!(s["outcome"]["text"], "We open at nine on Saturdays.", "{s:#}");
+    assert_eq!(s["written_by"], serde_json::json!({"by": "extractive"}), "{s:#}");
+    assert_eq!(verdict(&v, "resolved"), "unsure", "no model judged it");
 
     // A file that is neither: refused before anything is done.
     let run = qa(&[], &[Path::new("call.mp3")], &work.join("none"));

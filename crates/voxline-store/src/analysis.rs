@@ -27,6 +27,9 @@ pub struct AnalysisRow {
     /// The whole score (items, verdicts, evidence) as JSON text.
     #[serde(skip)]
     pub result: Option<String>,
+    /// The call's summary as JSON text.
+    #[serde(skip)]
+    pub summary: Option<String>,
     /// Why the last try failed.
     pub error: Option<String>,
 }
@@ -80,7 +83,8 @@ pub struct AnalysisFilter {
     pub worst_first: bool,
 }
 
-const COLUMNS: &str = "record_id, scorecard, state, queued_at, attempts, analyzed_at, score, passed, result, error";
+const COLUMNS: &str =
+    "record_id, scorecard, state, queued_at, attempts, analyzed_at, score, passed, result, summary, error";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<AnalysisRow, StoreError> {
     Ok(AnalysisRow {
@@ -93,6 +97,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AnalysisRow, StoreError> {
         score: r.try_get("score")?,
         passed: r.try_get::<Option<i32>, _>("passed")?.map(|p| p != 0),
         result: r.try_get("result")?,
+        summary: r.try_get("summary")?,
         error: r.try_get("error")?,
     })
 }
@@ -154,13 +159,15 @@ impl CallStore {
             .transpose()
     }
 
-    /// A call scored: its score, verdict, the whole result and each item's verdict.
+    /// A call scored: its score, verdict, the whole result, its summary
+    /// (JSON) and each item's verdict.
     pub async fn analysis_done(
         &self,
         record_id: &str,
         score: Option<f64>,
         passed: bool,
         result: &str,
+        summary: Option<&str>,
         items: &[ItemVerdict],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -179,12 +186,13 @@ impl CallStore {
         }
         sqlx::query(
             "UPDATE call_analysis SET state = 'done', analyzed_at = $1, score = $2, passed = $3, result = $4, \
-             error = NULL, lease_node = NULL, lease_until = NULL WHERE record_id = $5",
+             summary = $5, error = NULL, lease_node = NULL, lease_until = NULL WHERE record_id = $6",
         )
         .bind(now_ms())
         .bind(score)
         .bind(i32::from(passed))
         .bind(result)
+        .bind(summary)
         .bind(record_id)
         .execute(&mut *tx)
         .await?;

@@ -264,6 +264,7 @@ async fn call_analysis(store: &CallStore) {
             Some(92.5),
             true,
             r#"{"passed":true}"#,
+            Some(r#"{"summary":"A card was blocked."}"#),
             &[verdict("greeting", "pass", false), verdict("notice", "pass", true)],
         )
         .await
@@ -274,6 +275,7 @@ async fn call_analysis(store: &CallStore) {
             Some(40.0),
             false,
             r#"{"passed":false}"#,
+            None,
             &[verdict("greeting", "fail", false), verdict("notice", "na", true)],
         )
         .await
@@ -310,6 +312,8 @@ async fn call_analysis(store: &CallStore) {
         (qa1.score, qa1.passed, qa1.result.as_deref()),
         (Some(92.5), Some(true), Some(r#"{"passed":true}"#))
     );
+    assert_eq!(qa1.summary.as_deref(), Some(r#"{"summary":"A card was blocked."}"#));
+    assert!(qa3.summary.is_none());
     assert!(store.analysis("nope").await.expect("read").is_none());
     let ids = |rows: Vec<AnalysisRow>| rows.into_iter().map(|r| r.record_id).collect::<Vec<_>>();
     let all = AnalysisFilter {

@@ -88,6 +88,11 @@ pub struct ImportArgs {
     /// company's name and vocabulary of the pack the scorecard is in.
     #[arg(long)]
     prompt: Option<String>,
+    /// The language model that judges outcome items and writes summaries:
+    /// a GGUF file (default: the default model), or `none` (outcome items
+    /// stay unsure, summaries are the call's own sentences).
+    #[arg(long)]
+    llm: Option<String>,
 }
 
 /// One call to import.
@@ -214,7 +219,7 @@ pub fn pack_prompt(scorecard: &Path) -> Option<String> {
 /// Runs `voxline qa …`.
 pub fn run(cmd: QaCommand, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     match cmd {
-        QaCommand::Import(args) => import(args),
+        QaCommand::Import(args) => import(args, runtime),
         QaCommand::Report(args) => runtime.block_on(report(args)),
     }
 }
@@ -339,7 +344,29 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+/// The model `--llm` names, loaded (none for `none`).
+fn import_llm(
+    arg: Option<&str>,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<Arc<dyn voxline_llm::ChatModel>>> {
+    let path = match arg {
+        Some("none") => return Ok(None),
+        Some(p) => PathBuf::from(p),
+        None => voxline_models::models_dir().join(voxline_models::defaults::LLM),
+    };
+    let llm = runtime
+        .block_on(voxline_llm::load_local(
+            voxline_llm::LocalEngine::LlamaCpp,
+            &path,
+            None,
+            0,
+            None,
+        ))
+        .with_context(|| format!("--llm {}", path.display()))?;
+    Ok(Some(llm))
+}
+
+fn import(args: ImportArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let inputs = args
         .calls
         .iter()
@@ -362,6 +389,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         &models.join(voxline_models::defaults::EMBEDDING),
     )?);
     let inspector = Inspector::new(card, embedder)?;
+    let llm = import_llm(args.llm.as_deref(), runtime)?;
     // Whisper, the VAD and one decoding state, when a recording is given.
     let whisper = if inputs.iter().any(|i| matches!(i, Input::Recording(_))) {
         let path = args
@@ -415,7 +443,14 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             })(),
         };
         let result = outcome.and_then(|(transcript, kind, ms)| {
-            let score = inspector.score(&transcript)?;
+            let mut score = inspector.score(&transcript)?;
+            let card = inspector.scorecard();
+            let summary = runtime.block_on(async {
+                if let Some(llm) = &llm {
+                    voxline_analysis::judge_outcomes(&mut score, card, &transcript, llm.as_ref()).await;
+                }
+                voxline_analysis::summarize(&transcript, &card.fields, llm.as_deref()).await
+            });
             let took = started.elapsed();
             let value = json!({
                 "source": source,
@@ -425,6 +460,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 "scorecard": args.scorecard.display().to_string(),
                 "transcript": transcript,
                 "score": score,
+                "summary": summary,
             });
             write_result(&path, &value)?;
             if ms > 0 {

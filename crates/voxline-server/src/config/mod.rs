@@ -4,6 +4,7 @@
 //! route's handler parameters (`routes`). Nothing here depends on the
 //! handlers: they take what this layer parsed.
 
+pub mod analysis;
 pub mod asr;
 pub mod http;
 pub mod routes;
@@ -149,6 +150,9 @@ pub struct Config {
     /// `[campaigns]`: how this node dials outbound campaigns.
     #[serde(default)]
     pub campaigns: CampaignsConfig,
+    /// `[analysis]`: the language model of the work after a call.
+    #[serde(default)]
+    pub analysis: crate::config::analysis::AnalysisConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -248,6 +252,7 @@ impl Config {
         cfg.asr.resolve_paths(&cfg.base_dir);
         cfg.llm.resolve_paths(&cfg.base_dir);
         cfg.tts.resolve_paths(&cfg.base_dir);
+        cfg.analysis.resolve_paths(&cfg.base_dir);
         let base = cfg.base_dir.clone();
         cfg.http.read_files(&base).map_err(|e| err(&e.field, e.reason))?;
         cfg.webhook_targets = cfg
@@ -308,6 +313,7 @@ impl Config {
             .any(|r| crate::config::routes::TALKING.contains(&r.handler.as_str()));
         self.llm.validate(talking)?;
         self.tts.validate(talking)?;
+        self.analysis.choice()?;
         Ok(())
     }
 }

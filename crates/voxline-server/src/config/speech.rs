@@ -50,6 +50,32 @@ pub struct LlmServer {
     pub api_key_file: Option<PathBuf>,
 }
 
+impl LlmServer {
+    /// The server as the client reaches it, its token read from its file;
+    /// errors name the field under `at`.
+    pub fn remote(
+        &self,
+        at: &str,
+        connect_timeout: std::time::Duration,
+    ) -> Result<voxline_llm::RemoteConfig, FieldError> {
+        let api_key = match &self.api_key_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| FieldError::new(format!("{at}.api_key_file"), format!("{}: {e}", f.display())))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        Ok(voxline_llm::RemoteConfig {
+            base_url: self.url.trim_end_matches('/').to_string(),
+            model: self.model.clone(),
+            api_key,
+            connect_timeout,
+        })
+    }
+}
+
 fn default_server_model() -> String {
     "default".into()
 }
@@ -111,31 +137,11 @@ impl LlmConfig {
     /// The pool's servers, their tokens read from their files; errors
     /// name the field.
     pub fn pool_servers(&self) -> Result<Vec<voxline_llm::RemoteConfig>, FieldError> {
+        let timeout = std::time::Duration::from_millis(self.server_first_token_ms);
         self.servers
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let api_key = match &s.api_key_file {
-                    Some(f) => Some(
-                        std::fs::read_to_string(f)
-                            .map_err(|e| {
-                                FieldError::new(
-                                    format!("llm.server[{i}].api_key_file"),
-                                    format!("{}: {e}", f.display()),
-                                )
-                            })?
-                            .trim()
-                            .to_string(),
-                    ),
-                    None => None,
-                };
-                Ok(voxline_llm::RemoteConfig {
-                    base_url: s.url.trim_end_matches('/').to_string(),
-                    model: s.model.clone(),
-                    api_key,
-                    connect_timeout: std::time::Duration::from_millis(self.server_first_token_ms),
-                })
-            })
+            .map(|(i, s)| s.remote(&format!("llm.server[{i}]"), timeout))
             .collect()
     }
 

@@ -52,12 +52,20 @@ pub struct Handlers {
     live: live::LiveCalls,
     /// The agents' sentence-embedding model (the analyser shares it).
     embedder: Option<Arc<voxline_llm::Embedder>>,
+    /// The `[llm]` model the agents use, when a route talks (the analyser
+    /// may share it).
+    llm: Option<Arc<dyn voxline_llm::ChatModel>>,
 }
 
 impl Handlers {
     /// The agents' sentence-embedding model, when one is loaded.
     pub fn embedder(&self) -> Option<Arc<voxline_llm::Embedder>> {
         self.embedder.clone()
+    }
+
+    /// The `[llm]` model the agents use, when a route talks.
+    pub fn llm(&self) -> Option<Arc<dyn voxline_llm::ChatModel>> {
+        self.llm.clone()
     }
 
     /// Prepares every route's handler (loads greetings, models and domain
@@ -115,6 +123,7 @@ impl Handlers {
             dialer,
             live,
             embedder: engines.embedder.clone(),
+            llm: engines.speech.as_ref().map(|(llm, _)| llm.clone()),
             counters: Arc::new(CallCounters {
                 media_clock: clock.stats(),
                 asr: asr.as_ref().map(|a| a.pool().stats_handle()),

@@ -87,6 +87,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/turns", get(calls::turns))
         .route("/api/calls/{call_id}/flow", get(calls::flow))
         .route("/api/calls/{call_id}/qa", get(qa::call))
+        .route("/api/calls/{call_id}/summary", get(qa::summary))
         .route("/api/qa", get(qa::list))
         .route("/api/calls/{call_id}/hangup", post(calls::hang_up))
         .route("/api/live", get(calls::live))

@@ -58,6 +58,32 @@ pub async fn call(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
     Ok(Json(out).into_response())
 }
 
+/// `GET /api/calls/{call_id}/summary`: per record `{id, state, summary:
+/// {summary, intent, outcome, follow_ups, fields, written_by}}`; `summary`
+/// is null until the call is analysed (`state` as for `/qa`).
+pub async fn summary(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Response, ApiError> {
+    let store = &s.ctx.store;
+    let records = store.find_by_call_id(&call_id).await?;
+    if records.is_empty() {
+        return Err(ApiError::not_found(format!("no call with Call-ID {call_id:?}")));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let a = store.analysis(&r.id).await?;
+        let summary = a
+            .as_ref()
+            .and_then(|a| a.summary.as_deref())
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            .unwrap_or(Value::Null);
+        out.push(json!({
+            "id": r.id,
+            "state": a.as_ref().map_or("none", |a| a.state.as_str()),
+            "summary": summary,
+        }));
+    }
+    Ok(Json(out).into_response())
+}
+
 /// `?passed=&min_score=&max_score=&failed_item=&since=&until=&limit=&order=`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
