@@ -119,6 +119,7 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench qa --set load-tests/qa/calls-c.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml --from-audio
+	$(VOXLINE) bench qa --set load-tests/qa/calls-e.toml --from-audio --llm default
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through

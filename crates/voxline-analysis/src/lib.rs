@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod assurance;
 pub mod meaning;
 pub mod mood;
 pub mod outcome;

@@ -23,6 +23,11 @@ pub const NEAR_MEANING: f32 = 0.6;
 /// that must be said ([`Match::Lenient`]).
 pub const NEAR_WORDS: f32 = 0.4;
 
+/// A sentence this close in meaning to a forbidden promise, giving an
+/// assurance of its own on the promise's subject, says it
+/// ([`CallSentences::find_assured`]).
+pub const ASSURED_MEANING: f32 = 0.4;
+
 /// How readily a sentence is taken to say a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Match {
@@ -285,6 +290,38 @@ impl CallSentences {
         out
     }
 
+    /// Every sentence of `who` that promises what one of `targets` (those
+    /// that are promises) promises in other words: it gives an assurance
+    /// it does not deny, shares a word of the promise's subject, and lies
+    /// at least [`ASSURED_MEANING`] close to it (see [`crate::assurance`]).
+    pub fn find_assured(&self, who: Speaker, targets: &Targets) -> Vec<Found> {
+        let mut out = Vec::new();
+        for (i, s) in self
+            .sentences
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.speaker == who && !s.stretch && crate::assurance::assures(&s.text))
+        {
+            let best = targets
+                .promises
+                .iter()
+                .enumerate()
+                .filter_map(|(t, subject)| {
+                    let subject = subject.as_ref()?;
+                    subject.iter().any(|w| s.words.contains(w)).then(|| Found {
+                        sentence: i,
+                        target: t,
+                        meaning: similarity(&s.vector, &targets.vectors[t]),
+                        words: share_of(&targets.words[t], &s.words),
+                    })
+                })
+                .filter(|f| f.meaning >= ASSURED_MEANING)
+                .max_by(|a, b| a.rank().total_cmp(&b.rank()));
+            out.extend(best);
+        }
+        out
+    }
+
     /// The sentence `found` points at.
     pub fn sentence(&self, found: &Found) -> &Sentence {
         &self.sentences[found.sentence]
@@ -317,6 +354,8 @@ pub struct Targets {
     /// Each line's content words.
     words: Vec<Vec<String>>,
     vectors: Vec<Vec<f32>>,
+    /// For each line that is a promise, the words of its subject.
+    promises: Vec<Option<Vec<String>>>,
 }
 
 impl Targets {
@@ -327,6 +366,10 @@ impl Targets {
             lines: lines.to_vec(),
             words: lines.iter().map(|l| content_words(l)).collect(),
             vectors: embed_in_batches(embedder, &texts)?,
+            promises: lines
+                .iter()
+                .map(|l| crate::assurance::assures(l).then(|| crate::assurance::subject_words(l)))
+                .collect(),
         })
     }
 }

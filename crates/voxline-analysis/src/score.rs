@@ -2,7 +2,7 @@
 //! evidence (the line, its time, a quote found word for word in the
 //! transcript), the weighted score and the call's verdict.
 
-use crate::meaning::{CallSentences, Found, Match, Targets};
+use crate::meaning::{says, CallSentences, Found, Match, Targets};
 use crate::mood::{overall, Mood, MoodReader};
 use crate::scorecard::{Check, Item, Scorecard, Speaker};
 use crate::timing;
@@ -271,7 +271,16 @@ impl Judge<'_> {
                     Some(f) => result(
                         item,
                         Verdict::Pass,
-                        format!("said ({} to {:?})", f.closeness(), targets[0].lines[f.target]),
+                        format!(
+                            "{} ({} to {:?})",
+                            if says(f.meaning, f.words, Match::Strict) {
+                                "said"
+                            } else {
+                                "promised in other words"
+                            },
+                            f.closeness(),
+                            targets[0].lines[f.target]
+                        ),
                         vec![self.evidence(f)],
                         None,
                     ),
@@ -291,7 +300,14 @@ impl Judge<'_> {
                 }
             }
             Check::NotSaid { who, .. } => {
-                let found = self.sentences.find(*who, &targets[0], Match::Strict);
+                // In its words or meaning, or a promise made in other words.
+                let mut found = self.sentences.find(*who, &targets[0], Match::Strict);
+                for f in self.sentences.find_assured(*who, &targets[0]) {
+                    if !found.iter().any(|g| g.sentence == f.sentence) {
+                        found.push(f);
+                    }
+                }
+                found.sort_by_key(|f| f.sentence);
                 match found.first() {
                     Some(f) => result(
                         item,

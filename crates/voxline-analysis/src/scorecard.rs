@@ -568,7 +568,11 @@ mod tests {
         ));
         assert_eq!(card.fields.len(), 1);
         assert_eq!(
-            (card.fields[0].name.as_str(), card.fields[0].who, card.fields[0].mask_keep),
+            (
+                card.fields[0].name.as_str(),
+                card.fields[0].who,
+                card.fields[0].mask_keep
+            ),
             ("card_last_four", Some(Speaker::Customer), Some(2))
         );
     }

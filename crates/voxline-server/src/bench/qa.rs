@@ -45,6 +45,10 @@ pub struct BenchQaArgs {
     /// --from-audio; to compare).
     #[arg(long)]
     no_prompt: bool,
+    /// The language model that judges the outcome items: `default`, a
+    /// GGUF file, or `none` (they stay unsure; the scorer's figures alone).
+    #[arg(long, default_value = "none")]
+    llm: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +288,8 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
     );
     let inspector = Inspector::new(card, embedder)?;
     let card = inspector.scorecard();
+    let llm = crate::cli::qa::post_call_llm(&args.llm).await?;
+    let mut judging = std::time::Duration::ZERO;
     let mut voices = Voices::load()?;
     let models = voxline_models::models_dir();
     let whisper = if args.from_audio {
@@ -341,8 +347,13 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
             None => spoken.transcript,
         };
         let started = Instant::now();
-        let score = inspector.score(&transcript)?;
+        let mut score = inspector.score(&transcript)?;
         scoring += started.elapsed();
+        if let Some(llm) = &llm {
+            let started = Instant::now();
+            voxline_analysis::judge_outcomes(&mut score, card, &transcript, llm.as_ref()).await;
+            judging += started.elapsed();
+        }
         let verdict = if score.passed { "pass" } else { "fail" };
         let want = c.expect.get("verdict").map(String::as_str).unwrap_or("?");
         verdict_agree += u32::from(verdict == want);
@@ -397,6 +408,14 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
         scoring.as_secs_f64(),
         audio_s / scoring.as_secs_f64().max(1e-9)
     );
+    if let Some(llm) = &llm {
+        println!(
+            "outcome items put to {}: {:.1} s ({:.2} s per call)",
+            llm.name(),
+            judging.as_secs_f64(),
+            judging.as_secs_f64() / set.call.len().max(1) as f64
+        );
+    }
     if args.from_audio {
         let all = transcribing + scoring;
         println!(

@@ -89,10 +89,10 @@ pub struct ImportArgs {
     #[arg(long)]
     prompt: Option<String>,
     /// The language model that judges outcome items and writes summaries:
-    /// a GGUF file (default: the default model), or `none` (outcome items
-    /// stay unsure, summaries are the call's own sentences).
-    #[arg(long)]
-    llm: Option<String>,
+    /// `default` (the default model), a GGUF file, or `none` (outcome
+    /// items stay unsure, summaries are the call's own sentences).
+    #[arg(long, default_value = "default")]
+    llm: String,
 }
 
 /// One call to import.
@@ -344,24 +344,16 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The model `--llm` names, loaded (none for `none`).
-fn import_llm(
-    arg: Option<&str>,
-    runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<Option<Arc<dyn voxline_llm::ChatModel>>> {
+/// The post-call model `--llm` names, loaded: `default` (the default
+/// model), `none` (no model) or a GGUF file.
+pub async fn post_call_llm(arg: &str) -> anyhow::Result<Option<Arc<dyn voxline_llm::ChatModel>>> {
     let path = match arg {
-        Some("none") => return Ok(None),
-        Some(p) => PathBuf::from(p),
-        None => voxline_models::models_dir().join(voxline_models::defaults::LLM),
+        "none" => return Ok(None),
+        "default" => voxline_models::models_dir().join(voxline_models::defaults::LLM),
+        p => PathBuf::from(p),
     };
-    let llm = runtime
-        .block_on(voxline_llm::load_local(
-            voxline_llm::LocalEngine::LlamaCpp,
-            &path,
-            None,
-            0,
-            None,
-        ))
+    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &path, None, 0, None)
+        .await
         .with_context(|| format!("--llm {}", path.display()))?;
     Ok(Some(llm))
 }
@@ -389,7 +381,7 @@ fn import(args: ImportArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result
         &models.join(voxline_models::defaults::EMBEDDING),
     )?);
     let inspector = Inspector::new(card, embedder)?;
-    let llm = import_llm(args.llm.as_deref(), runtime)?;
+    let llm = runtime.block_on(post_call_llm(&args.llm))?;
     // Whisper, the VAD and one decoding state, when a recording is given.
     let whisper = if inputs.iter().any(|i| matches!(i, Input::Recording(_))) {
         let path = args
