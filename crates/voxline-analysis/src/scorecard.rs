@@ -542,6 +542,55 @@ impl Scorecard {
     pub fn item(&self, id: &str) -> Option<&Item> {
         self.items.iter().find(|i| i.id == id)
     }
+
+    /// The names its lines say ("Harbor Bank", "Ava"): runs of capitalised
+    /// words inside a sentence, each once, in order. A recogniser told them
+    /// hears them (a general model hears "Ava speaking" as "I was speaking").
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for item in &self.items {
+            let lists: Vec<&Vec<String>> = match &item.check {
+                Check::Said { lines, .. } | Check::NotSaid { lines, .. } => vec![lines],
+                Check::Order { first, then, .. } => vec![first, then],
+                Check::Silence { hold_lines, .. } => vec![hold_lines],
+                Check::Escalation { asks, offers } => vec![asks, offers],
+                _ => vec![],
+            };
+            for line in lists.into_iter().flatten() {
+                for name in names_in(line) {
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Runs of capitalised words inside a sentence (not its first word, not "I").
+fn names_in(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let mut starts = true;
+    for raw in line.split_whitespace() {
+        let word = raw.trim_matches(|c: char| !c.is_alphanumeric());
+        let capital = word.chars().next().is_some_and(char::is_uppercase);
+        let name = capital && !starts && word != "I" && !word.starts_with("I'");
+        if name {
+            run.push(word);
+        }
+        // A name ends at a word that is not one, or at its own punctuation.
+        if (!name || raw.ends_with([',', '.', '!', '?', ';', ':'])) && !run.is_empty() {
+            out.push(run.join(" "));
+            run.clear();
+        }
+        starts = raw.ends_with(['.', '!', '?']);
+    }
+    if !run.is_empty() {
+        out.push(run.join(" "));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -566,6 +615,7 @@ mod tests {
             card.item("customer_mood").map(|i| &i.check),
             Some(Check::Sentiment { who: Speaker::Customer })
         ));
+        assert_eq!(card.names(), ["Harbor Bank", "Ava"]);
         assert_eq!(card.fields.len(), 1);
         assert_eq!(
             (

@@ -298,7 +298,7 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
         None
     };
     let prompt = (!args.no_prompt)
-        .then(|| crate::cli::qa::pack_prompt(&args.scorecard))
+        .then(|| crate::cli::qa::pack_prompt(&args.scorecard, card))
         .flatten();
     if args.from_audio {
         println!("recogniser prompt: {prompt:?}");

@@ -202,18 +202,30 @@ pub fn recording_transcriber(whisper: &WhisperModel, prompt: Option<String>) -> 
     Ok(ChannelTranscriber::new(whisper, vad, decode, BatchConfig::default())?)
 }
 
-/// The recogniser's prompt from the pack a scorecard is in (its company's
-/// name and vocabulary), when the folder holds a readable `persona.toml`.
-pub fn pack_prompt(scorecard: &Path) -> Option<String> {
+/// The recogniser's prompt for a scorecard's recordings: the company's
+/// name and vocabulary of the pack it is in (when the folder holds a
+/// readable `persona.toml`), and the names the scorecard's lines say.
+pub fn pack_prompt(scorecard: &Path, card: &Scorecard) -> Option<String> {
     let dir = scorecard.parent()?;
-    dir.join("persona.toml").exists().then_some(())?;
-    match voxline_agent::pack::Persona::load(dir) {
-        Ok(p) => p.recording_prompt(),
-        Err(e) => {
-            tracing::warn!(error = %e, "the pack's words do not steer recognition");
-            None
+    let pack = if dir.join("persona.toml").exists() {
+        match voxline_agent::pack::Persona::load(dir) {
+            Ok(p) => p.recording_prompt(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the pack's words do not steer recognition");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut prompt = pack.unwrap_or_default();
+    for name in card.names() {
+        if !prompt.contains(name.as_str()) {
+            let sep = if prompt.is_empty() { "" } else { " " };
+            prompt = format!("{prompt}{sep}{name}.");
         }
     }
+    (!prompt.is_empty()).then_some(prompt)
 }
 
 /// Runs `voxline qa …`.
@@ -392,7 +404,10 @@ fn import(args: ImportArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result
     } else {
         None
     };
-    let prompt = args.prompt.clone().or_else(|| pack_prompt(&args.scorecard));
+    let prompt = args
+        .prompt
+        .clone()
+        .or_else(|| pack_prompt(&args.scorecard, inspector.scorecard()));
     let mut transcriber = whisper.as_ref().map(|w| recording_transcriber(w, prompt)).transpose()?;
 
     let bar = ProgressBar::new(inputs.len() as u64);
