@@ -34,6 +34,18 @@ pub struct AnalysisRow {
     pub error: Option<String>,
 }
 
+/// A scored call as listed: its analysis and the call it belongs to (read
+/// in the same query).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedAnalysis {
+    /// The analysis.
+    pub analysis: AnalysisRow,
+    /// The call's SIP Call-ID (none when its record is gone).
+    pub call_id: Option<String>,
+    /// The route it took.
+    pub route: Option<String>,
+}
+
 /// One item's verdict, as stored for listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemVerdict {
@@ -226,14 +238,15 @@ impl CallStore {
     }
 
     /// Scored calls matching `f`, newest (or lowest scored) first.
-    pub async fn analyses(&self, f: &AnalysisFilter) -> Result<Vec<AnalysisRow>, StoreError> {
+    pub async fn analyses(&self, f: &AnalysisFilter) -> Result<Vec<ListedAnalysis>, StoreError> {
         let order = if f.worst_first {
             "CASE WHEN score IS NULL THEN 1 ELSE 0 END, score, analyzed_at DESC"
         } else {
             "analyzed_at DESC"
         };
         let sql = format!(
-            "SELECT {COLUMNS} FROM call_analysis WHERE state = 'done' \
+            "SELECT {COLUMNS}, c.call_id AS call_id, c.route AS route \
+             FROM call_analysis LEFT JOIN calls c ON c.id = call_analysis.record_id WHERE state = 'done' \
              AND ($1 < 0 OR passed = $1) AND ($2 < 0 OR score >= $2) AND ($3 < 0 OR score <= $3) \
              AND ($4 = '' OR record_id IN (SELECT record_id FROM call_analysis_items WHERE item = $4 AND verdict = 'fail')) \
              AND analyzed_at >= $5 AND analyzed_at < $6 \
@@ -250,7 +263,13 @@ impl CallStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(row)
+            .map(|r| {
+                Ok(ListedAnalysis {
+                    analysis: row(r)?,
+                    call_id: r.try_get("call_id")?,
+                    route: r.try_get("route")?,
+                })
+            })
             .collect()
     }
 

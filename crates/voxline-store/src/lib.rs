@@ -13,7 +13,7 @@ mod dialer;
 mod record;
 mod webhook;
 
-pub use analysis::{AnalysisFilter, AnalysisRow, ItemTally, ItemVerdict};
+pub use analysis::{AnalysisFilter, AnalysisRow, ItemTally, ItemVerdict, ListedAnalysis};
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};

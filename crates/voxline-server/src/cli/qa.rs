@@ -269,7 +269,7 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let calls = store.analyses(&period).await?;
-    let passed = calls.iter().filter(|c| c.passed == Some(true)).count();
+    let passed = calls.iter().filter(|c| c.analysis.passed == Some(true)).count();
     println!(
         "{} call(s) scored{}{}; {passed} passed",
         calls.len(),
@@ -310,13 +310,15 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     println!("| worst calls | route | score | failed items |");
     println!("|---|---|---:|---|");
     for w in &worst {
-        let record = store.record(&w.record_id).await?;
-        let failed = crate::analysis::failed_items(w.result.as_deref());
+        let failed = crate::analysis::failed_items(w.analysis.result.as_deref());
         println!(
             "| {} | {} | {} | {} |",
-            record.as_ref().map_or(w.record_id.as_str(), |r| r.call_id.as_str()),
-            record.as_ref().and_then(|r| r.route.clone()).unwrap_or_default(),
-            w.score.map(|s| format!("{s:.0}")).unwrap_or_else(|| "–".into()),
+            w.call_id.as_deref().unwrap_or(w.analysis.record_id.as_str()),
+            w.route.as_deref().unwrap_or_default(),
+            w.analysis
+                .score
+                .map(|s| format!("{s:.0}"))
+                .unwrap_or_else(|| "–".into()),
             failed.join(", ")
         );
     }
@@ -324,7 +326,7 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         let items: std::collections::BTreeSet<String> = calls
             .iter()
             .flat_map(|c| {
-                crate::analysis::verdicts_of(c.result.as_deref())
+                crate::analysis::verdicts_of(c.analysis.result.as_deref())
                     .into_iter()
                     .map(|(id, _)| id)
             })
@@ -334,14 +336,14 @@ async fn report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         let mut header = vec!["record_id", "call_id", "route", "analyzed_at", "score", "passed"];
         header.extend(items.iter().map(String::as_str));
         w.write_record(&header)?;
-        for c in &calls {
-            let record = store.record(&c.record_id).await?;
+        for listed in &calls {
+            let c = &listed.analysis;
             let verdicts: BTreeMap<String, String> =
                 crate::analysis::verdicts_of(c.result.as_deref()).into_iter().collect();
             let mut row = vec![
                 c.record_id.clone(),
-                record.as_ref().map(|r| r.call_id.clone()).unwrap_or_default(),
-                record.as_ref().and_then(|r| r.route.clone()).unwrap_or_default(),
+                listed.call_id.clone().unwrap_or_default(),
+                listed.route.clone().unwrap_or_default(),
                 c.analyzed_at.map(|t| t.to_string()).unwrap_or_default(),
                 c.score.map(|s| format!("{s:.1}")).unwrap_or_default(),
                 c.passed.map(|p| p.to_string()).unwrap_or_default(),

@@ -131,12 +131,11 @@ pub async fn list(
     let store = &s.ctx.store;
     let rows = store.analyses(&filter).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for a in rows {
-        let record = store.record(&a.record_id).await?;
-        let mut v = analysis_json(&a, false);
-        v["record_id"] = json!(a.record_id);
-        v["call_id"] = json!(record.as_ref().map(|r| r.call_id.clone()));
-        v["route"] = json!(record.as_ref().and_then(|r| r.route.clone()));
+    for listed in rows {
+        let mut v = analysis_json(&listed.analysis, false);
+        v["record_id"] = json!(listed.analysis.record_id);
+        v["call_id"] = json!(listed.call_id);
+        v["route"] = json!(listed.route);
         out.push(v);
     }
     Ok(Json(out).into_response())
