@@ -120,6 +120,8 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-d.toml --from-audio
 	$(VOXLINE) bench qa --set load-tests/qa/calls-e.toml --from-audio --llm default
+	$(VOXLINE) bench qa --set load-tests/qa/calls-f.toml
+	$(VOXLINE) bench qa --set load-tests/qa/calls-f.toml --from-audio
 	load-tests/campaign.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through

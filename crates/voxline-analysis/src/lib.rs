@@ -16,6 +16,7 @@ pub mod assurance;
 pub mod meaning;
 pub mod mood;
 pub mod outcome;
+pub mod person_request;
 pub mod quote;
 pub mod recording;
 pub mod score;

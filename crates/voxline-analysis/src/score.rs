@@ -4,6 +4,7 @@
 
 use crate::meaning::{says, CallSentences, Found, Match, Targets};
 use crate::mood::{overall, Mood, MoodReader};
+use crate::person_request::{asks_for_person, offers_person};
 use crate::scorecard::{Check, Item, Scorecard, Speaker};
 use crate::timing;
 use crate::transcript::CallTranscript;
@@ -467,7 +468,22 @@ impl Judge<'_> {
                 )
             }
             Check::Escalation { .. } => {
-                let asks = self.sentences.find(Speaker::Customer, &targets[0], Match::Lenient);
+                // Asked in the scorecard's words or meaning, or in any words
+                // of reaching a person ("put me on to your supervisor").
+                let by_meaning = self
+                    .sentences
+                    .find(Speaker::Customer, &targets[0], Match::Lenient)
+                    .first()
+                    .map(|f| f.sentence);
+                let in_words = self
+                    .sentences
+                    .sentences
+                    .iter()
+                    .position(|s| s.speaker == Speaker::Customer && !s.stretch && asks_for_person(&s.text));
+                let asked = match (by_meaning, in_words) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 let (_, end) = self.start_and_end_mood(Speaker::Customer);
                 let unhappy_at_end = end.as_ref().is_some_and(|(m, _)| *m == Mood::Negative);
                 // When the customer asked, or (ending unhappy) first sounded unhappy.
@@ -477,8 +493,8 @@ impl Judge<'_> {
                     .into_iter()
                     .find(|m| m.mood == Mood::Negative)
                     .map(|m| m.sentence);
-                let trigger = match (asks.first(), unhappy_at_end) {
-                    (Some(a), _) => Some((a.sentence, "asked for a person")),
+                let trigger = match (asked, unhappy_at_end) {
+                    (Some(a), _) => Some((a, "asked for a person")),
                     (None, true) => first_negative.map(|s| (s, "unhappy")),
                     (None, false) => None,
                 };
@@ -492,17 +508,32 @@ impl Judge<'_> {
                     );
                 };
                 let trigger_ev = self.sentence_evidence(from);
-                let offer = self
+                // Offered in the scorecard's words or meaning, or in any
+                // words of reaching a person ("I'm connecting you to one of
+                // my colleagues").
+                let by_meaning = self
                     .sentences
                     .find(Speaker::Agent, &targets[1], Match::Lenient)
                     .into_iter()
-                    .find(|f| f.sentence > from);
+                    .find(|f| f.sentence > from)
+                    .map(|f| f.sentence);
+                let in_words = self
+                    .sentences
+                    .sentences
+                    .iter()
+                    .enumerate()
+                    .find(|(i, s)| *i > from && s.speaker == Speaker::Agent && !s.stretch && offers_person(&s.text))
+                    .map(|(i, _)| i);
+                let offer = match (by_meaning, in_words) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 match offer {
-                    Some(f) => result(
+                    Some(at) => result(
                         item,
                         Verdict::Pass,
                         format!("the customer {reason}; a colleague was offered"),
-                        vec![trigger_ev, self.evidence(&f)],
+                        vec![trigger_ev, self.sentence_evidence(at)],
                         None,
                     ),
                     None => result(
