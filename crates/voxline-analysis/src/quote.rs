@@ -91,21 +91,9 @@ fn strip_speaker(quote: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::Line;
 
     fn call(lines: &[(Speaker, &str)]) -> CallTranscript {
-        let lines = lines
-            .iter()
-            .enumerate()
-            .map(|(i, (s, t))| Line {
-                speaker: *s,
-                start_ms: i as u64 * 3000,
-                end_ms: i as u64 * 3000 + 2500,
-                text: t.to_string(),
-                words: Vec::new(),
-            })
-            .collect();
-        CallTranscript::new(lines, None)
+        crate::transcript::call_of(lines, 3000)
     }
 
     #[test]

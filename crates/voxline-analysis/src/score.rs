@@ -133,13 +133,7 @@ impl Inspector {
     pub fn new(card: Scorecard, embedder: Arc<Embedder>) -> Result<Inspector, EmbedError> {
         let mut targets = Vec::with_capacity(card.items.len());
         for item in &card.items {
-            let lists: Vec<&Vec<String>> = match &item.check {
-                Check::Said { lines, .. } | Check::NotSaid { lines, .. } => vec![lines],
-                Check::Order { first, then, .. } => vec![first, then],
-                Check::Silence { hold_lines, .. } => vec![hold_lines],
-                Check::Escalation { asks, offers } => vec![asks, offers],
-                _ => vec![],
-            };
+            let lists = item.check.line_lists();
             let mut embedded = Vec::with_capacity(lists.len());
             for l in lists {
                 embedded.push(Targets::new(l, &embedder)?);

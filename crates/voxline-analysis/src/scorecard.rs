@@ -192,6 +192,19 @@ pub enum Check {
 }
 
 impl Check {
+    /// The lists of lines the check looks for, in a fixed order: `lines`;
+    /// `first`, `then`; `hold_lines`; `asks`, `offers`; none for the kinds
+    /// measured on the clock or asked of a model.
+    pub fn line_lists(&self) -> Vec<&Vec<String>> {
+        match self {
+            Check::Said { lines, .. } | Check::NotSaid { lines, .. } => vec![lines],
+            Check::Order { first, then, .. } => vec![first, then],
+            Check::Silence { hold_lines, .. } => vec![hold_lines],
+            Check::Escalation { asks, offers } => vec![asks, offers],
+            _ => vec![],
+        }
+    }
+
     /// The kind's name as written in `qa.toml`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -549,14 +562,7 @@ impl Scorecard {
     pub fn names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for item in &self.items {
-            let lists: Vec<&Vec<String>> = match &item.check {
-                Check::Said { lines, .. } | Check::NotSaid { lines, .. } => vec![lines],
-                Check::Order { first, then, .. } => vec![first, then],
-                Check::Silence { hold_lines, .. } => vec![hold_lines],
-                Check::Escalation { asks, offers } => vec![asks, offers],
-                _ => vec![],
-            };
-            for line in lists.into_iter().flatten() {
+            for line in item.check.line_lists().into_iter().flatten() {
                 for name in names_in(line) {
                     if !out.contains(&name) {
                         out.push(name);

@@ -530,21 +530,9 @@ pub async fn summarize(call: &CallTranscript, fields: &[SummaryField], model: Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transcript::Line;
 
     fn call(lines: &[(Speaker, &str)]) -> CallTranscript {
-        let lines = lines
-            .iter()
-            .enumerate()
-            .map(|(i, (s, t))| Line {
-                speaker: *s,
-                start_ms: i as u64 * 4000,
-                end_ms: i as u64 * 4000 + 3000,
-                text: t.to_string(),
-                words: Vec::new(),
-            })
-            .collect();
-        CallTranscript::new(lines, None)
+        crate::transcript::call_of(lines, 4000)
     }
 
     fn lost_card() -> CallTranscript {

@@ -36,6 +36,24 @@ pub struct TimedWord {
     pub end_ms: u64,
 }
 
+/// A call for unit tests: `lines` said one after another, one every
+/// `every_ms`, each lasting most of it.
+#[cfg(test)]
+pub(crate) fn call_of(lines: &[(Speaker, &str)], every_ms: u64) -> CallTranscript {
+    let lines = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (s, t))| Line {
+            speaker: *s,
+            start_ms: i as u64 * every_ms,
+            end_ms: i as u64 * every_ms + every_ms * 5 / 6,
+            text: t.to_string(),
+            words: Vec::new(),
+        })
+        .collect();
+    CallTranscript::new(lines, None)
+}
+
 impl Line {
     /// How long it lasted, ms.
     pub fn duration_ms(&self) -> u64 {

@@ -40,7 +40,7 @@ pub async fn list(
 }
 
 /// The records with this Call-ID (two when the server called itself); 404 when none.
-async fn records_of(store: &CallStore, call_id: &str) -> Result<Vec<voxline_store::CallRecord>, ApiError> {
+pub(super) async fn records_of(store: &CallStore, call_id: &str) -> Result<Vec<voxline_store::CallRecord>, ApiError> {
     let rows = store.find_by_call_id(call_id).await?;
     if rows.is_empty() {
         return Err(ApiError::not_found(format!("no call with Call-ID {call_id:?}")));

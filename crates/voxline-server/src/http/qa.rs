@@ -42,10 +42,7 @@ fn analysis_json(a: &AnalysisRow, whole: bool) -> Value {
 /// answered), else pending, running, done or failed.
 pub async fn call(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Response, ApiError> {
     let store = &s.ctx.store;
-    let records = store.find_by_call_id(&call_id).await?;
-    if records.is_empty() {
-        return Err(ApiError::not_found(format!("no call with Call-ID {call_id:?}")));
-    }
+    let records = super::calls::records_of(store, &call_id).await?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let mut v = match store.analysis(&r.id).await? {
@@ -63,10 +60,7 @@ pub async fn call(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
 /// is null until the call is analysed (`state` as for `/qa`).
 pub async fn summary(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Response, ApiError> {
     let store = &s.ctx.store;
-    let records = store.find_by_call_id(&call_id).await?;
-    if records.is_empty() {
-        return Err(ApiError::not_found(format!("no call with Call-ID {call_id:?}")));
-    }
+    let records = super::calls::records_of(store, &call_id).await?;
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let a = store.analysis(&r.id).await?;
