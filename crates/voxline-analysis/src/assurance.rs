@@ -45,6 +45,7 @@ const ASSURANCES: &[&str] = &[
     "won't lose",
     "will not lose",
     "no way you'll lose",
+    "zero chance",
 ];
 
 /// Words that deny an assurance when they come just before it ("I can't
@@ -108,6 +109,7 @@ mod tests {
             "It will definitely be approved.",
             "You will certainly get it back.",
             "Yes, you'll be approved for that, no question about it.",
+            "There's honestly zero chance of you losing a penny.",
         ] {
             assert!(assures(yes), "{yes}");
         }

@@ -13,7 +13,7 @@ use voxline_text::words::words;
 pub const MIN_QUOTE_WORDS: usize = 3;
 
 /// The transcript as a prompt reads it, one line per turn ("Agent: …",
-/// "Customer: …"), at most `max_chars`: a longer call keeps its first and
+/// "Customer: …"), at most `max_chars` bytes: a longer call keeps its first and
 /// last lines, the middle marked as cut.
 pub fn transcript_for_prompt(call: &CallTranscript, max_chars: usize) -> String {
     let lines: Vec<String> = call
@@ -33,7 +33,8 @@ pub fn transcript_for_prompt(call: &CallTranscript, max_chars: usize) -> String 
     }
     // The opening says why they called, the end how it ended: keep both.
     let (mut head, mut tail) = (Vec::new(), Vec::new());
-    let (mut used, budget) = (0usize, max_chars.saturating_sub(20));
+    // Room for the cut's mark (its "…" are 3 bytes each).
+    let (mut used, budget) = (0usize, max_chars.saturating_sub(40));
     let (mut i, mut j) = (0usize, lines.len());
     while i < j {
         let take_head = head.len() <= tail.len();
@@ -51,6 +52,15 @@ pub fn transcript_for_prompt(call: &CallTranscript, max_chars: usize) -> String 
         }
     }
     tail.reverse();
+    if head.is_empty() {
+        // One line longer than the whole budget: its start.
+        let first = &lines[0];
+        let end = (0..=budget.min(first.len()))
+            .rev()
+            .find(|&i| first.is_char_boundary(i))
+            .unwrap_or(0);
+        head.push(first[..end].to_string());
+    }
     let mut out = head;
     out.push("[… part of the call cut …]".into());
     out.extend(tail);
@@ -132,6 +142,9 @@ mod tests {
         );
         assert!(text.ends_with("Customer: line number 199 of the call"), "{text}");
         assert!(text.contains("cut"), "{text}");
+        let long_line = "word ".repeat(500);
+        let one = transcript_for_prompt(&call(&[(Speaker::Agent, long_line.as_str())]), 600);
+        assert!(one.starts_with("Agent: word word") && one.len() <= 600, "{}", one.len());
         let short = transcript_for_prompt(&call(&refs[..2]), 600);
         assert_eq!(
             short,

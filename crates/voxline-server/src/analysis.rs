@@ -27,6 +27,9 @@ use voxline_store::{now_ms, AnalysisRow, CallStore, ItemVerdict};
 const LEASE: Duration = Duration::from_secs(120);
 /// Tries of one call before it is given up.
 const MAX_ATTEMPTS: i32 = 3;
+/// The longest the model may take for a call's outcome items, and again
+/// for its summary (with the wait for an idle node, well within [`LEASE`]).
+const MODEL_DEADLINE: Duration = Duration::from_secs(20);
 /// How often the queue is looked at when nothing woke the analyser (calls
 /// queued by other nodes, or by `voxline call`).
 const POLL: Duration = Duration::from_secs(5);
@@ -310,8 +313,33 @@ impl Analyzer {
         let summary = match &self.llm {
             Some(llm) => {
                 llm.wait_idle().await;
-                voxline_analysis::judge_outcomes(&mut scored, card, &transcript, llm.model.as_ref()).await;
-                voxline_analysis::summarize(&transcript, &card.fields, Some(llm.model.as_ref())).await
+                let model = llm.model.as_ref();
+                // A model that hangs never holds the queue: its items stay
+                // unsure, the summary is the call's own sentences.
+                let judged = tokio::time::timeout(
+                    MODEL_DEADLINE,
+                    voxline_analysis::judge_outcomes(&mut scored, card, &transcript, model),
+                )
+                .await;
+                if judged.is_err() {
+                    warn!(model = %model.name(), "outcome items not judged within {MODEL_DEADLINE:?}");
+                    scored.tally(card.pass_score);
+                }
+                let summarized = tokio::time::timeout(
+                    MODEL_DEADLINE,
+                    voxline_analysis::summarize(&transcript, &card.fields, Some(model)),
+                )
+                .await;
+                match summarized {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let mut s = voxline_analysis::summary::extractive(&transcript, &card.fields);
+                        s.written_by = voxline_analysis::summary::WrittenBy::Extractive {
+                            model_refused: Some(format!("the model took longer than {MODEL_DEADLINE:?}")),
+                        };
+                        s
+                    }
+                }
             }
             None => voxline_analysis::summarize(&transcript, &card.fields, None).await,
         };

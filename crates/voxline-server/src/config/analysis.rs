@@ -24,7 +24,8 @@ pub struct AnalysisConfig {
     pub server: Option<LlmServer>,
     /// With the agents' own model, the model's part of an analysis waits
     /// up to this long for this node to have no call up (a reply to a
-    /// caller never queues behind a summary), s; then goes ahead.
+    /// caller never queues behind a summary), s (0 to 60: the analyser
+    /// holds a call for 120 s); then goes ahead.
     pub idle_wait_s: u64,
     /// Time allowed for the server to answer, ms.
     pub server_timeout_ms: u64,
@@ -89,8 +90,9 @@ impl AnalysisConfig {
             let timeout = Duration::from_millis(self.server_timeout_ms);
             return Ok(AnalysisModel::Server(server.remote("analysis.server", timeout)?));
         }
-        if self.idle_wait_s > 3600 {
-            return Err(FieldError::new("analysis.idle_wait_s", "must be 0 to 3600"));
+        // With the model's own deadlines, within the analyser's lease (120 s).
+        if self.idle_wait_s > 60 {
+            return Err(FieldError::new("analysis.idle_wait_s", "must be 0 to 60"));
         }
         match self.model.as_str() {
             "agent" => Ok(AnalysisModel::Agent),
@@ -124,6 +126,7 @@ mod tests {
     fn the_model_of_post_call_work_is_chosen_and_checked() {
         assert_eq!(read("").expect("default"), AnalysisModel::Agent);
         assert_eq!(read("model = \"none\"").expect("off"), AnalysisModel::Off);
+        assert_eq!(read("idle_wait_s = 61").unwrap_err().field, "analysis.idle_wait_s");
         let e = read("model = \"big.gguf\"").unwrap_err();
         assert_eq!(e.field, "analysis.model");
         assert!(e.reason.contains("/nowhere/big.gguf"), "{}", e.reason);

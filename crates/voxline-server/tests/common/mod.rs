@@ -29,19 +29,17 @@ static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// A port free for both UDP and TCP on 127.0.0.1 (even, with port+1 free
-/// too), never one returned before in this process.
+/// too), never one returned before in this process. Drawn from 10000–19999:
+/// below the kernel's ephemeral range (32768–60999), so no outgoing
+/// connection made meanwhile (a server starting takes seconds) can take it
+/// before the server binds it, and below the tests' RTP ranges.
 pub fn free_port() -> u16 {
-    for _ in 0..200 {
-        let Ok(t) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(addr) = t.local_addr() else { continue };
-        // Linux hands out odd ports for bind(0); use the even one below it.
-        let p = addr.port() & !1;
-        drop(t);
-        if !(1024..=60000).contains(&p) {
-            continue;
-        }
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u32(std::process::id());
+    let start = seed.finish();
+    for i in 0..2000u64 {
+        let p = 10_000 + ((start.wrapping_add(i * 7919) % 5000) * 2) as u16;
         let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
