@@ -87,11 +87,7 @@ pub async fn judge_outcomes(score: &mut CallScore, card: &Scorecard, call: &Call
         };
         judged = true;
         let request = ChatRequest::new(question_prompt(&transcript, question), 80);
-        let reply = match model.chat(request).await {
-            Ok(stream) => stream.text().await.map(|(t, _)| t),
-            Err(e) => Err(e),
-        };
-        let reply = match reply {
+        let reply = match crate::quote::ask(model, request).await {
             Ok(r) => r,
             Err(e) => {
                 got.verdict = Verdict::Unsure;

@@ -1,11 +1,12 @@
 //! What a language model reads of a call and what it may say back: the
 //! transcript written out for a prompt (its middle cut when the call is
-//! long), and a model's quote found word for word in the transcript, so
+//! long), the model asked, and its quote found word for word in the transcript, so
 //! nothing the model claims is taken on its word alone.
 
 use crate::score::Evidence;
 use crate::scorecard::Speaker;
 use crate::transcript::CallTranscript;
+use voxline_llm::{ChatModel, ChatRequest, LlmError};
 use voxline_text::words::words;
 
 /// The fewest words a quote must hold to count as evidence ("yes" is in
@@ -86,6 +87,12 @@ pub fn find_quote(call: &CallTranscript, quote: &str) -> Option<Evidence> {
             quote: l.text.clone(),
         })
     })
+}
+
+/// `model`'s whole reply to `request`.
+pub async fn ask(model: &dyn ChatModel, request: ChatRequest) -> Result<String, LlmError> {
+    let (text, _) = model.chat(request).await?.text().await?;
+    Ok(text)
 }
 
 /// "Agent: thanks" → "thanks": a model copying a prompt's line copies its label too.

@@ -228,8 +228,7 @@ pub fn extractive(call: &CallTranscript, fields: &[SummaryField]) -> CallSummary
     if summary.is_empty() {
         summary.push("Nothing was said that tells what the call was about.".into());
     }
-    let found = read_fields(call, fields);
-    let mut out = CallSummary {
+    let out = CallSummary {
         summary: summary.join(" "),
         intent: intent.map(point),
         outcome: outcome.map(point),
@@ -237,9 +236,16 @@ pub fn extractive(call: &CallTranscript, fields: &[SummaryField]) -> CallSummary
         fields: Vec::new(),
         written_by: WrittenBy::Extractive { model_refused: None },
     };
-    mask_all(&mut out, &found, fields);
-    out.fields = found.into_iter().map(|f| f.value).collect();
-    out
+    with_fields(out, call, fields)
+}
+
+/// `summary` with the pack's fields read from `call`, the masked ones
+/// masked wherever the summary says them.
+fn with_fields(mut summary: CallSummary, call: &CallTranscript, fields: &[SummaryField]) -> CallSummary {
+    let found = read_fields(call, fields);
+    mask_all(&mut summary, &found, fields);
+    summary.fields = found.into_iter().map(|f| f.value).collect();
+    summary
 }
 
 /// A field's value as read, before masking.
@@ -487,11 +493,8 @@ pub async fn summarize(call: &CallTranscript, fields: &[SummaryField], model: Op
         summary_prompt(&transcript_for_prompt(call, crate::outcome::PROMPT_TRANSCRIPT_CHARS)),
         200,
     );
-    let reply = match model.chat(request).await {
-        Ok(stream) => stream.text().await.map(|(t, _)| t),
-        Err(e) => Err(e),
-    };
-    let drafted = reply
+    let drafted = crate::quote::ask(model, request)
+        .await
         .map_err(|e| format!("the language model {} failed: {e}", model.name()))
         .and_then(|r| read_draft(&r))
         .and_then(|d| check_draft(&d, call).map(|()| d));
@@ -501,7 +504,7 @@ pub async fn summarize(call: &CallTranscript, fields: &[SummaryField], model: Op
                 text: t,
                 evidence: None,
             };
-            let mut out = CallSummary {
+            let out = CallSummary {
                 summary: d.summary,
                 intent: Some(text(d.intent)),
                 outcome: Some(text(d.outcome)),
@@ -513,10 +516,7 @@ pub async fn summarize(call: &CallTranscript, fields: &[SummaryField], model: Op
                 fields: Vec::new(),
                 written_by: WrittenBy::Model { model: model.name() },
             };
-            let found = read_fields(call, fields);
-            mask_all(&mut out, &found, fields);
-            out.fields = found.into_iter().map(|f| f.value).collect();
-            out
+            with_fields(out, call, fields)
         }
         Err(why) => {
             base.written_by = WrittenBy::Extractive {
