@@ -8,7 +8,7 @@
 //! close to it in meaning.
 
 use crate::meaning::content_words;
-use voxline_text::words::words;
+use voxline_text::words::{phrase_starts, words};
 
 /// Phrases that make a statement an assurance (as [`words`] writes them).
 const ASSURANCES: &[&str] = &[
@@ -46,6 +46,12 @@ const ASSURANCES: &[&str] = &[
     "will not lose",
     "no way you'll lose",
     "zero chance",
+    "done deal",
+    "bet my",
+    "you can bet",
+    "take it from me",
+    "certain to",
+    "make sure of it",
 ];
 
 /// Words that deny an assurance when they come just before it ("I can't
@@ -60,28 +66,44 @@ const OPENERS: &[&str] = &["certainly", "definitely"];
 /// The words of promising itself, which say nothing of what is promised
 /// (the claims "no risk", "cannot lose" are the subject, not these).
 const PROMISING: &str = "promise promised promising guarantee guaranteed guarantees definitely certainly sure \
-certain certainty word assure assured percent hundred doubt count bound swear";
+certain certainty word assure assured percent hundred doubt count bound swear done deal bet";
 
 /// Content words of a promise that say nothing of its subject.
 const NOT_SUBJECT: &[&str] = &["get", "got", "make", "go", "complet", "total", "absolut", "realli"];
+
+/// Words before a bare "guarantee" that make it the speaker's act ("I
+/// guarantee", "we can guarantee", "I'll guarantee").
+const GUARANTORS: &[&str] = &["i", "we", "i'll", "we'll", "i'd", "can", "will", "personally"];
+
+/// Words after a bare "guarantee" that make it a verb ("guarantee you",
+/// "guarantee that", "guarantee it").
+const GUARANTEED: &[&str] = &["you", "that", "it", "this", "your", "the"];
 
 /// Whether `text` gives an assurance it does not deny.
 pub fn assures(text: &str) -> bool {
     let w = words(text);
     let toks: Vec<&str> = w.split_whitespace().collect();
     ASSURANCES.iter().any(|a| {
-        let phrase: Vec<&str> = a.split_whitespace().collect();
-        (0..toks.len().saturating_sub(phrase.len() - 1)).any(|i| {
-            if toks[i..i + phrase.len()] != phrase[..] {
+        let one_word = !a.contains(' ');
+        phrase_starts(&toks, a).any(|i| {
+            if i == 0 && one_word && OPENERS.contains(a) {
                 return false;
             }
-            if i == 0 && phrase.len() == 1 && OPENERS.contains(&phrase[0]) {
+            if matches!(*a, "guarantee" | "guarantees") && !guarantee_is_given(&toks, i) {
                 return false;
             }
-            let denied = phrase[0] != "no" && toks[i.saturating_sub(3)..i].iter().any(|t| DENIALS.contains(t));
+            let denied = !a.starts_with("no ") && toks[i.saturating_sub(3)..i].iter().any(|t| DENIALS.contains(t));
             !denied
         })
     })
+}
+
+/// Whether the bare "guarantee" at `i` is someone guaranteeing ("I
+/// guarantee", "we guarantee you") rather than a thing named ("the deposit
+/// guarantee scheme", "a guarantee on the bond").
+fn guarantee_is_given(toks: &[&str], i: usize) -> bool {
+    let before = &toks[i.saturating_sub(2)..i];
+    before.iter().any(|t| GUARANTORS.contains(t)) || toks.get(i + 1).is_some_and(|t| GUARANTEED.contains(t))
 }
 
 /// The words of a promise's subject: its content words but for the
@@ -110,6 +132,10 @@ mod tests {
             "You will certainly get it back.",
             "Yes, you'll be approved for that, no question about it.",
             "There's honestly zero chance of you losing a penny.",
+            "We can guarantee that it will be approved.",
+            "It's a done deal, you'll be approved, I'd bet my job on it.",
+            "You're certain to get the loan.",
+            "You'll get every penny back, I'll make sure of it.",
         ] {
             assert!(assures(yes), "{yes}");
         }
@@ -120,6 +146,9 @@ mod tests {
             "Certainly, let me look at your account.",
             "Your refund has been processed.",
             "I will check the fee for you.",
+            "Our bonds are protected by the deposit guarantee scheme.",
+            "The guarantee on the bond lasts a year.",
+            "I'm not certain to be honest.",
         ] {
             assert!(!assures(no), "{no}");
         }

@@ -94,6 +94,19 @@ pub struct Sentence {
     words: Vec<String>,
     /// Its embedding.
     vector: Vec<f32>,
+    /// For a sentence giving an assurance, the other side's line it
+    /// answers: what it assures may be named only there ("Will my loan go
+    /// through?" "It'll sail through, I can assure you").
+    answers: Option<Answered>,
+}
+
+/// The line a sentence answers, read with it.
+#[derive(Debug, Clone, PartialEq)]
+struct Answered {
+    /// The line's content words.
+    words: Vec<String>,
+    /// The embedding of the line and the sentence together.
+    vector: Vec<f32>,
 }
 
 /// The call's sentences, embedded once, matched against scorecard lines.
@@ -213,6 +226,9 @@ impl CallSentences {
     /// Cuts and embeds every line of `call`.
     pub fn new(call: &CallTranscript, embedder: &Embedder) -> Result<CallSentences, EmbedError> {
         let mut sentences = Vec::new();
+        // Per sentence given an assurance: the line it answers, and the
+        // two read together.
+        let mut exchanges: Vec<(usize, &str, String)> = Vec::new();
         for (i, line) in call.lines.iter().enumerate() {
             let sentence = |text: String, stretch: bool| Sentence {
                 line: i,
@@ -222,8 +238,15 @@ impl CallSentences {
                 text,
                 stretch,
                 vector: Vec::new(),
+                answers: None,
             };
-            sentences.extend(sentences_of(&line.text).into_iter().map(|s| sentence(s, false)));
+            let answered = call.lines[..i].iter().rev().find(|l| l.speaker != line.speaker);
+            for text in sentences_of(&line.text) {
+                if let Some(asked) = answered.filter(|_| crate::assurance::assures(&text)) {
+                    exchanges.push((sentences.len(), asked.text.as_str(), format!("{} {text}", asked.text)));
+                }
+                sentences.push(sentence(text, false));
+            }
             // The line's stretches after its sentences: indices stay in
             // call order from line to line.
             sentences.extend(stretches_of(&line.text).into_iter().map(|s| sentence(s, true)));
@@ -234,6 +257,13 @@ impl CallSentences {
         };
         for (s, v) in sentences.iter_mut().zip(vectors) {
             s.vector = v;
+        }
+        let texts: Vec<&str> = exchanges.iter().map(|(_, _, both)| both.as_str()).collect();
+        for ((at, asked, _), vector) in exchanges.iter().zip(embed_in_batches(embedder, &texts)?) {
+            sentences[*at].answers = Some(Answered {
+                words: content_words(asked),
+                vector,
+            });
         }
         Ok(CallSentences { sentences })
     }
@@ -292,8 +322,10 @@ impl CallSentences {
 
     /// Every sentence of `who` that promises what one of `targets` (those
     /// that are promises) promises in other words: it gives an assurance
-    /// it does not deny, shares a word of the promise's subject, and lies
-    /// at least [`ASSURED_MEANING`] close to it (see [`crate::assurance`]).
+    /// it does not deny, it or the other side's line it answers shares a
+    /// word of the promise's subject, and it (or the two read together)
+    /// lies at least [`ASSURED_MEANING`] close to it (see
+    /// [`crate::assurance`]).
     pub fn find_assured(&self, who: Speaker, targets: &Targets) -> Vec<Found> {
         let mut out = Vec::new();
         for (i, s) in self
@@ -308,10 +340,18 @@ impl CallSentences {
                 .enumerate()
                 .filter_map(|(t, subject)| {
                     let subject = subject.as_ref()?;
-                    subject.iter().any(|w| s.words.contains(w)).then(|| Found {
+                    let own = similarity(&s.vector, &targets.vectors[t]);
+                    let (named, meaning) = match &s.answers {
+                        Some(a) => (
+                            subject.iter().any(|w| s.words.contains(w) || a.words.contains(w)),
+                            own.max(similarity(&a.vector, &targets.vectors[t])),
+                        ),
+                        None => (subject.iter().any(|w| s.words.contains(w)), own),
+                    };
+                    named.then(|| Found {
                         sentence: i,
                         target: t,
-                        meaning: similarity(&s.vector, &targets.vectors[t]),
+                        meaning,
                         words: share_of(&targets.words[t], &s.words),
                     })
                 })

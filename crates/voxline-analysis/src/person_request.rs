@@ -6,7 +6,7 @@
 //! transfer you"). The scorecard's own `asks` and `offers` lines are matched
 //! by meaning besides; this catches the wordings they are too far from.
 
-use voxline_text::words::words;
+use voxline_text::words::{phrase_starts, words};
 
 /// Ways of asking to reach someone, and how many words may come between
 /// one and the person asked for.
@@ -30,16 +30,16 @@ const ASKING: &[(&str, usize)] = &[
 /// Ways of offering to reach someone, and how many words may come between
 /// one and the person offered.
 const OFFERING: &[(&str, usize)] = &[
-    ("transfer you", 6),
-    ("transferring you", 6),
-    ("put you through", 6),
-    ("putting you through", 6),
-    ("put you on to", 6),
-    ("connect you", 6),
-    ("connecting you", 6),
-    ("pass you", 6),
-    ("passing you", 6),
-    ("hand you over", 6),
+    ("transfer you", 8),
+    ("transferring you", 8),
+    ("put you through", 8),
+    ("putting you through", 8),
+    ("put you on to", 8),
+    ("connect you", 8),
+    ("connecting you", 8),
+    ("pass you", 8),
+    ("passing you", 8),
+    ("hand you over", 8),
     ("speak to", 5),
     ("get", 3),
 ];
@@ -65,6 +65,10 @@ const PEOPLE: &[&str] = &[
     "leader",
     "people",
     "team",
+    "whoever",
+    "whoever's",
+    "anyone",
+    "anybody",
 ];
 
 /// Words that deny the request or the offer when they come just before it.
@@ -78,12 +82,9 @@ fn reaches(sentence: &str, ways: &[(&str, usize)]) -> bool {
     let toks: Vec<&str> = w.split_whitespace().collect();
     let person = |t: &&str| PEOPLE.contains(t) || t.strip_suffix('s').is_some_and(|one| PEOPLE.contains(&one));
     ways.iter().any(|(way, within)| {
-        let way: Vec<&str> = way.split_whitespace().collect();
-        (0..toks.len().saturating_sub(way.len() - 1)).any(|i| {
-            if toks[i..i + way.len()] != way[..] {
-                return false;
-            }
-            let after = &toks[i + way.len()..(i + way.len() + within).min(toks.len())];
+        phrase_starts(&toks, way).any(|i| {
+            let end = i + way.split_whitespace().count();
+            let after = &toks[end..(end + within).min(toks.len())];
             let denied = toks[i.saturating_sub(3)..i].iter().any(|t| DENIALS.contains(t));
             !denied && after.iter().any(person)
         })
@@ -113,6 +114,7 @@ mod tests {
             "I want a human being, not a machine.",
             "Just get me a real person.",
             "Can you transfer me to a manager?",
+            "Can I talk to whoever's in charge, please?",
         ] {
             assert!(asks_for_person(yes), "{yes}");
         }
@@ -135,6 +137,7 @@ mod tests {
             "Let me put you through to a specialist.",
             "Would you like to speak to a manager?",
             "I'll get a colleague for you.",
+            "I'll pass you over to one of my mortgage colleagues now.",
         ] {
             assert!(offers_person(yes), "{yes}");
         }

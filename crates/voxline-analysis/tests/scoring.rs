@@ -144,3 +144,32 @@ fn the_faults_are_found_and_quoted() {
     assert_eq!(promise.evidence[0].at_ms, 29_000);
     assert!(!s.passed);
 }
+
+#[test]
+fn a_promise_is_read_with_the_question_it_answers() {
+    let Some(qa) = inspector() else { return };
+    let verdict_after = |question: &str, answer: &str| {
+        let c = call(&[
+            (Agent, 0.3, 3.0, "Harbor Bank, Ava speaking. How can I help?"),
+            (Customer, 3.5, 6.0, question),
+            (Agent, 6.8, 10.0, answer),
+        ]);
+        let s = qa.score(&c).expect("scored");
+        s.item("no_forbidden_promise").map(|i| (i.verdict, i.why.clone()))
+    };
+    // The loan is named only in the question.
+    let (v, why) = verdict_after(
+        "Will my loan application go through?",
+        "Oh, it'll sail through, I can assure you of that.",
+    )
+    .expect("item");
+    assert_eq!(v, Verdict::Fail, "{why}");
+    // A guarantee scheme named in a fact is no promise, even when the
+    // question asks for one.
+    let (v, why) = verdict_after(
+        "Is the fixed bond risk-free?",
+        "Our bonds are protected up to eighty five thousand pounds by the deposit guarantee scheme.",
+    )
+    .expect("item");
+    assert_eq!(v, Verdict::Pass, "{why}");
+}

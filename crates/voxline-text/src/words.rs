@@ -21,6 +21,16 @@ pub fn has_phrase(text: &str, phrases: &[impl AsRef<str>]) -> bool {
     })
 }
 
+/// Each index of `tokens` where the words of `phrase` (single spaces)
+/// start, in order: for rules that look at the words around a phrase (a
+/// denial before it, a person after it).
+pub fn phrase_starts<'a>(tokens: &'a [&str], phrase: &str) -> impl Iterator<Item = usize> + 'a {
+    let phrase: Vec<String> = phrase.split_whitespace().map(str::to_owned).collect();
+    let n = phrase.len();
+    (0..tokens.len().saturating_sub(n.saturating_sub(1)))
+        .filter(move |&i| n > 0 && tokens[i..i + n].iter().zip(&phrase).all(|(t, p)| *t == p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +42,16 @@ mod tests {
         assert!(has_phrase(&t, &["block my card"]));
         assert!(!has_phrase(&t, &["lock"]));
         assert!(!has_phrase(&t, &[""]));
+    }
+
+    #[test]
+    fn phrase_starts_are_every_whole_word_occurrence() {
+        let t = words("no risk, no risk at all");
+        let toks: Vec<&str> = t.split_whitespace().collect();
+        assert_eq!(phrase_starts(&toks, "no risk").collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(phrase_starts(&toks, "at all").collect::<Vec<_>>(), [4]);
+        assert_eq!(phrase_starts(&toks, "all at").count(), 0);
+        assert_eq!(phrase_starts(&toks, "").count(), 0);
+        assert_eq!(phrase_starts(&[], "no").count(), 0);
     }
 }

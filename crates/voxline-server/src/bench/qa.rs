@@ -45,6 +45,10 @@ pub struct BenchQaArgs {
     /// --from-audio; to compare).
     #[arg(long)]
     no_prompt: bool,
+    /// A ggml Whisper model for --from-audio (default: the converted
+    /// tiny.en in the models folder; e.g. the optional whisper-base).
+    #[arg(long)]
+    whisper: Option<PathBuf>,
     /// The language model that judges the outcome items: `default`, a
     /// GGUF file, or `none` (they stay unsure; the scorer's figures alone).
     #[arg(long, default_value = "none")]
@@ -293,7 +297,12 @@ pub async fn run(args: BenchQaArgs) -> anyhow::Result<()> {
     let mut voices = Voices::load()?;
     let models = voxline_models::models_dir();
     let whisper = if args.from_audio {
-        Some(WhisperModel::load(&models.join(voxline_models::defaults::WHISPER))?)
+        let path = args
+            .whisper
+            .clone()
+            .unwrap_or_else(|| models.join(voxline_models::defaults::WHISPER));
+        println!("recogniser: {}", path.display());
+        Some(WhisperModel::load(&path)?)
     } else {
         None
     };
