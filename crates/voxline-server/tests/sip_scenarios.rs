@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 #[test]
 fn basic_call_carries_audio_both_ways_and_is_recorded() {
@@ -148,12 +149,15 @@ password = "correct-horse"
 #[test]
 fn a_phone_with_the_right_password_gets_through_after_a_challenge() {
     let server = Server::start("auth-ok", USERS, None);
+    // The digest's uri must be the Request-URI (SIPp's default leaves the
+    // user out, which voxline refuses: decision 0061); SIPp adds the "sip:".
+    let auth_uri = format!("demo@127.0.0.1:{}", server.sip_port);
     let run = sipp(
         &server,
         "uac_auth.xml",
         "demo",
         "127.0.0.2",
-        &["-au", "frontdesk", "-ap", "correct-horse"],
+        &["-au", "frontdesk", "-ap", "correct-horse", "-auth_uri", &auth_uri],
     );
     assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
     let r = server.record(&run.call_id);
@@ -274,4 +278,124 @@ fn dtmf_arrives_from_rfc4733_events_and_from_sip_info() {
         "{}",
         digits[2]
     );
+}
+
+/// Sends an INVITE for `user` from a fresh socket on `from` (with
+/// `auth` as its Authorization header) and returns the final response,
+/// or None when nothing final came within 3 s (a banned source).
+fn invite_final(server: &Server, from: &str, user: &str, auth: Option<&str>, n: u32) -> Option<String> {
+    let s = std::net::UdpSocket::bind((from, 0)).expect("bind");
+    let local = s.local_addr().expect("local address");
+    let port = server.sip_port;
+    let pid = std::process::id();
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let msg = format!(
+        "INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKauth{n}x{pid}\r\nFrom: <sip:frontdesk@{local}>;tag=a{n}\r\nTo: <sip:{user}@127.0.0.1:{port}>\r\nCall-ID: auth-{n}-{pid}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:frontdesk@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+    );
+    s.send_to(msg.as_bytes(), ("127.0.0.1", port)).expect("send");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut buf = vec![0u8; 65536];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
+        let Ok((len, _)) = s.recv_from(&mut buf) else { break };
+        let reply = String::from_utf8_lossy(&buf[..len]).to_string();
+        // Skip provisional answers (100 Trying).
+        if !reply.starts_with("SIP/2.0 1") {
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// The value of parameter `name` in a challenge.
+fn challenge_param(reply: &str, name: &str) -> String {
+    let line = reply
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .unwrap_or_else(|| panic!("no challenge in {reply}"));
+    line.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("parameter")
+        .to_string()
+}
+
+/// A client's digest Authorization header (MD5, qop=auth).
+fn digest(user: &str, password: &str, nonce: &str, uri: &str, nc: u32) -> String {
+    use md5::{Digest, Md5};
+    let hex = |s: String| {
+        Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ha1 = hex(format!("{user}:voxline:{password}"));
+    let ha2 = hex(format!("INVITE:{uri}"));
+    let response = hex(format!("{ha1}:{nonce}:{nc:08x}:c0ffee:auth:{ha2}"));
+    format!("Digest username=\"{user}\", realm=\"voxline\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc={nc:08x}, cnonce=\"c0ffee\"")
+}
+
+#[test]
+fn a_replayed_or_redirected_authorization_is_refused_and_a_guesser_banned() {
+    // Phones may dial "desk" only: any other number, once authenticated, gets 404.
+    let routes = r#"
+[[route]]
+name = "users"
+trunk = "users"
+number = { exact = "desk" }
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+    let server = Server::start("auth-attacks", USERS, Some(routes));
+    let status = |r: &Option<String>| r.as_deref().and_then(|r| r.get(8..11)).map(str::to_owned);
+    // Dialling a number with no route: an authenticated INVITE gets 404,
+    // so what the credentials earned shows in the status alone.
+    let uri = format!("sip:nowhere@127.0.0.1:{}", server.sip_port);
+    let first = invite_final(&server, "127.0.0.2", "nowhere", None, 1);
+    assert_eq!(status(&first).as_deref(), Some("401"), "{first:?}");
+    let nonce = challenge_param(first.as_deref().unwrap_or_default(), "nonce");
+    let good = digest("frontdesk", "correct-horse", &nonce, &uri, 1);
+    let r = invite_final(&server, "127.0.0.2", "nowhere", Some(&good), 2);
+    assert_eq!(status(&r).as_deref(), Some("404"), "{r:?}\n{}", server.log_text());
+    // The same header again (sniffed and replayed): challenged, stale.
+    let r = invite_final(&server, "127.0.0.2", "nowhere", Some(&good), 3);
+    assert_eq!(status(&r).as_deref(), Some("401"), "{r:?}");
+    assert!(r.as_deref().unwrap_or_default().contains("stale=true"), "{r:?}");
+    // The client's next count on the nonce is taken.
+    let next = digest("frontdesk", "correct-horse", &nonce, &uri, 2);
+    let r = invite_final(&server, "127.0.0.2", "nowhere", Some(&next), 4);
+    assert_eq!(status(&r).as_deref(), Some("404"), "{r:?}");
+    // A header computed for one number, sent to dial another: 403.
+    let other = digest("frontdesk", "correct-horse", &nonce, &uri, 3);
+    let r = invite_final(&server, "127.0.0.2", "demo", Some(&other), 5);
+    assert_eq!(status(&r).as_deref(), Some("403"), "{r:?}");
+
+    // A guesser on another address: refused nine times, banned at the
+    // tenth failure, then nothing answers it while others still get in.
+    let c = invite_final(&server, "127.0.0.3", "nowhere", None, 10);
+    let nonce = challenge_param(c.as_deref().unwrap_or_default(), "nonce");
+    for i in 0..9 {
+        let guess = digest("frontdesk", &format!("guess{i}"), &nonce, &uri, 1);
+        let r = invite_final(&server, "127.0.0.3", "nowhere", Some(&guess), 11 + i);
+        assert_eq!(status(&r).as_deref(), Some("403"), "guess {i}: {r:?}");
+    }
+    let tenth = digest("frontdesk", "guess9", &nonce, &uri, 1);
+    let r = invite_final(&server, "127.0.0.3", "nowhere", Some(&tenth), 20);
+    assert_eq!(status(&r).as_deref(), Some("403"), "{r:?}");
+    let right = digest("frontdesk", "correct-horse", &nonce, &uri, 1);
+    let r = invite_final(&server, "127.0.0.3", "nowhere", Some(&right), 21);
+    assert_eq!(r, None, "a banned source is not answered");
+    assert!(server.log_text().contains("too many failures from this source"));
+    // The user was locked by the guesses (five and more): the right
+    // password from the good address is refused until the lockout ends.
+    let c = invite_final(&server, "127.0.0.2", "nowhere", None, 30);
+    let nonce = challenge_param(c.as_deref().unwrap_or_default(), "nonce");
+    let r = invite_final(
+        &server,
+        "127.0.0.2",
+        "nowhere",
+        Some(&digest("frontdesk", "correct-horse", &nonce, &uri, 1)),
+        31,
+    );
+    assert_eq!(status(&r).as_deref(), Some("403"), "{r:?}");
 }

@@ -64,6 +64,8 @@ struct Shared {
     dialog_layer: Arc<DialogLayer>,
     router: Arc<Router>,
     auth: DigestAuthenticator,
+    /// The per-source limiter, to ban a source that keeps failing authentication.
+    limiter: Arc<RateLimiter>,
     codecs: Vec<AudioCodec>,
     handler: Option<Arc<dyn CallHandler>>,
 }
@@ -226,6 +228,7 @@ impl SipEndpoint {
             dialog_layer: dialog_layer.clone(),
             router: router.clone(),
             auth: DigestAuthenticator::new(&opts.security.realm, &opts.users),
+            limiter: limiter.clone(),
             codecs: codecs.clone(),
             handler: if opts.accept_inbound { handler } else { None },
         });
@@ -432,19 +435,28 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
         let trunk = shared.router.trunk_for_source(source.ip());
         let trunk_name = match &trunk {
             Some(t) => t.config.name.clone(),
-            None if shared.auth.has_users() => match shared.auth.verify(&tx.original) {
+            None if shared.auth.has_users() => match shared.auth.verify(&tx.original, source.ip()) {
                 AuthOutcome::Authenticated(user) => {
                     info!(user = %user, "phone authenticated");
                     "users".to_string()
                 }
-                AuthOutcome::Challenge => {
-                    tx.reply_with(StatusCode::Unauthorized, vec![shared.auth.challenge()], None)
+                AuthOutcome::Challenge { stale } => {
+                    tx.reply_with(StatusCode::Unauthorized, vec![shared.auth.challenge(stale)], None)
                         .await
                         .ok();
                     return;
                 }
                 AuthOutcome::Forbidden => {
                     warn!("INVITE with bad credentials refused");
+                    tx.reply(StatusCode::Forbidden).await.ok();
+                    return;
+                }
+                AuthOutcome::BanSource => {
+                    let banned = shared.limiter.ban(source.ip(), std::time::Instant::now());
+                    warn!(
+                        banned,
+                        "INVITE with bad credentials refused; too many failures from this source"
+                    );
                     tx.reply(StatusCode::Forbidden).await.ok();
                     return;
                 }

@@ -57,6 +57,25 @@ impl RateLimiter {
             .is_some_and(|until| now < until)
     }
 
+    /// Bans `ip` from `now` for the ban time (not an exempt source): for
+    /// a source caught at something worse than sending too much (failing
+    /// authentication again and again). Returns whether it was banned.
+    pub fn ban(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.exempt.iter().any(|n| n.contains(&ip)) {
+            return false;
+        }
+        let Ok(mut sources) = self.sources.lock() else {
+            return false;
+        };
+        let s = sources.entry(ip).or_insert(SourceState {
+            window_start: now,
+            count: 0,
+            banned_until: None,
+        });
+        s.banned_until = Some(now + self.ban);
+        true
+    }
+
     /// Counts one request from `ip` at `now`.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Verdict {
         if self.exempt.iter().any(|n| n.contains(&ip)) {
@@ -148,6 +167,19 @@ mod tests {
                 "packet {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_source_banned_outright_is_dropped_unless_exempt() {
+        let l = limiter();
+        let t = Instant::now();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(l.ban(ip, t));
+        assert_eq!(l.check(ip, t), Verdict::Banned);
+        assert!(l.is_banned(ip, t));
+        let trusted: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(!l.ban(trusted, t));
+        assert_eq!(l.check(trusted, t), Verdict::Allow);
     }
 
     #[test]
