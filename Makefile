@@ -135,10 +135,13 @@ bench-venv:
 	@$(BENCH_VENV)/bin/python -c "import llama_cpp.server" 2>/dev/null || \
 		CMAKE_ARGS="-DGGML_NATIVE=ON" $(BENCH_VENV)/bin/pip install -q "llama-cpp-python[server]==0.3.16"
 
-## make fuzz: run the SIP, SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
+## make fuzz: run the SIP (datagrams, TCP framing, Authorization, INFO bodies), SDP and media (RTP/RTCP/codec) fuzz targets for FUZZ_SECONDS each (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it)
 FUZZ_SECONDS ?= 60
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run sip_ingress -- -max_total_time=$(FUZZ_SECONDS)
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run sdp_parse -- -max_total_time=$(FUZZ_SECONDS)
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run media_ingress -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run tcp_framing -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run digest_auth -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run info_body -- -max_total_time=$(FUZZ_SECONDS)

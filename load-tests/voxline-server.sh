@@ -13,6 +13,7 @@ start_voxline() {
 [node]
 name = "$name"
 [sip]
+max_calls = 20000
 [[sip.listener]]
 transport = "udp"
 bind = "127.0.0.1:$port"

@@ -8,7 +8,12 @@ use voxline_sip::sdp::{self, AudioCodec, LocalSdp};
 fuzz_target!(|data: &[u8]| {
     if let Ok(offer) = sdp::parse(data) {
         if let Ok(n) = offer.negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None) {
-            let local = LocalSdp { addr: "127.0.0.1".parse().unwrap(), port: 20000, session_id: 1, version: 1 };
+            let local = LocalSdp {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 20000,
+                session_id: 1,
+                version: 1,
+            };
             let answer = sdp::answer(&local, &offer, &n);
             assert!(sdp::parse(answer.as_bytes()).is_ok(), "our own answer must parse");
         }

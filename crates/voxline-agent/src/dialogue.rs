@@ -61,6 +61,8 @@ pub enum Action {
     CollectDigits {
         /// How many digits.
         length: usize,
+        /// The pack lets the keyed value be written in clear (`keep`).
+        keep: bool,
     },
     /// Run a tool ([`Conversation::run_tool`]) while the line before it plays.
     CallTool(ToolCall),
@@ -741,7 +743,7 @@ impl Conversation {
         };
         let mut out = vec![Action::Say(format!("Sorry, I didn't get that. {}", arg.prompt))];
         if let (ArgType::Digits, Some(length)) = (arg.kind, arg.length) {
-            out.push(Action::CollectDigits { length });
+            out.push(Action::CollectDigits { length, keep: arg.keep });
         }
         self.pending = Some(p);
         out
@@ -755,7 +757,7 @@ impl Conversation {
         if let Some((name, arg)) = missing {
             let mut out = vec![Action::Say(arg.prompt.clone())];
             if let (ArgType::Digits, Some(length)) = (arg.kind, arg.length) {
-                out.push(Action::CollectDigits { length });
+                out.push(Action::CollectDigits { length, keep: arg.keep });
             }
             self.pending = Some(Pending {
                 tool,

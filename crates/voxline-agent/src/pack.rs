@@ -416,6 +416,11 @@ pub struct ArgSpec {
     /// Used when the caller gives none.
     #[serde(default)]
     pub default: Option<String>,
+    /// Digits: keyed values may be written in clear in transcripts and
+    /// logs (a meter reading). By default they are not: an account or card
+    /// number shows as "(keyed 8 digits)".
+    #[serde(default)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Deserialize)]

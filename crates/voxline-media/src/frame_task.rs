@@ -230,6 +230,11 @@ impl FrameTask {
 
     fn on_rtcp(&self, st: &mut FrameState, data: &[u8], d: &Datagram, now: (Instant, SystemTime)) {
         let stats = &self.session.shared.stats;
+        if !self.session.shared.latch.lock().is_ok_and(|l| l.accepts_rtcp(d.from)) {
+            // Reports from elsewhere neither count nor move where ours go.
+            stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Timed by its kernel arrival, not by when this frame got to it, so
         // the round-trip time does not include up to a frame of our delay.
         let age = now.0.saturating_duration_since(d.arrival);
@@ -270,21 +275,21 @@ impl FrameTask {
             return;
         };
         let pt = packet.header.payload_type;
-        if t.telephone_event_pt == Some(pt) {
-            let from_latched = shared
-                .latch
-                .lock()
-                .map(|l| l.latched().is_none_or(|a| a == d.from))
-                .unwrap_or(true);
-            if from_latched {
-                st.last_event = Some(d.arrival);
-                for digit in st.dtmf.on_packet(packet.header.timestamp, &packet.payload) {
-                    shared.events_tx.send(MediaEvent::Dtmf(digit)).ok();
-                }
+        let is_event = t.telephone_event_pt == Some(pt);
+        let is_cn = t.comfort_noise_pt == Some(pt);
+        if (is_event || is_cn) && !shared.latch.lock().is_ok_and(|l| l.accepts(d.from)) {
+            // Digits and "the line is alive" only from the call's own source.
+            stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if is_event {
+            st.last_event = Some(d.arrival);
+            for digit in st.dtmf.on_packet(packet.header.timestamp, &packet.payload) {
+                shared.events_tx.send(MediaEvent::Dtmf(digit)).ok();
             }
             return;
         }
-        if t.comfort_noise_pt == Some(pt) {
+        if is_cn {
             // The far end is silent on purpose (RFC 3389): the line is alive.
             let arrival = d.arrival.saturating_duration_since(shared.started);
             shared.last_rx_ms.store(arrival.as_millis() as u64, Ordering::Relaxed);

@@ -22,8 +22,11 @@ impl std::fmt::Debug for CallRecorder {
 }
 
 impl CallRecorder {
-    /// Creates the file (and its directory). The WAV header is written with
-    /// the first frame, at the call's PCM rate.
+    /// Creates the file (and its directory), never over another: when
+    /// `path` exists (two calls with one Call-ID, which a peer may reuse or
+    /// collide on) the next free `NAME-2.wav`, `NAME-3.wav`… is taken;
+    /// [`path`](Self::path) says which. The WAV header is written with the
+    /// first frame, at the call's PCM rate.
     pub fn create(path: &Path) -> Result<CallRecorder, MediaError> {
         let err = |reason: String| MediaError::Wav {
             path: path.display().to_string(),
@@ -32,9 +35,28 @@ impl CallRecorder {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
-        let file = File::create(path).map_err(|e| err(e.to_string()))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut chosen = path.to_path_buf();
+        let mut n = 1;
+        let file = loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&chosen) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    chosen = path.with_file_name(format!("{stem}-{n}.{ext}"));
+                }
+                Err(e) => return Err(err(e.to_string())),
+            }
+        };
         Ok(CallRecorder {
-            path: path.to_path_buf(),
+            path: chosen,
             file: Some(file),
             writer: None,
             frames_since_flush: 0,
@@ -91,5 +113,31 @@ impl CallRecorder {
             }),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_call_with_the_same_call_id_gets_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("voxline-rec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("same-id.wav");
+        let mut first = CallRecorder::create(&path).expect("first");
+        first.write_frame(&[1; 160], &[2; 160], 8000).expect("frame");
+        first.finish().expect("finish");
+        let before = std::fs::read(&path).expect("first file");
+        let second = CallRecorder::create(&path).expect("second");
+        let third = CallRecorder::create(&path).expect("third");
+        assert_eq!(second.path(), dir.join("same-id-2.wav"));
+        assert_eq!(third.path(), dir.join("same-id-3.wav"));
+        assert_eq!(
+            std::fs::read(&path).expect("first file again"),
+            before,
+            "the first recording is untouched"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -243,15 +243,16 @@ impl RtpSession {
     /// raises `MediaEvent::Hold` / `MediaEvent::Unhold`.
     pub fn set_target(&self, target: RtpTarget) {
         let s = &self.shared;
+        if let Ok(mut l) = s.latch.lock() {
+            if s.target.borrow().is_some_and(|o| o.addr != target.addr) {
+                l.reset();
+            }
+            l.set_signalled(target.addr);
+        }
         let old = s.target.send_replace(Some(target));
         match old {
             None => s.pcm_rate.store(target.codec.pcm_rate(), Ordering::Relaxed),
             Some(o) => {
-                if o.addr != target.addr {
-                    if let Ok(mut l) = s.latch.lock() {
-                        l.reset();
-                    }
-                }
                 if o.codec.pcm_rate() != target.codec.pcm_rate() {
                     tracing::error!(
                         from = o.codec.name(),
@@ -342,6 +343,15 @@ impl RtpSession {
         }
         *t = Some(tap);
         Ok(())
+    }
+
+    /// Who besides the SDP's address may be latched onto: `peer`, the
+    /// address the call's SIP came from, and with `any` every source
+    /// (`[media] rtp_sources = "any"`). Call before media flows.
+    pub fn allow_sources(&self, peer: Option<std::net::IpAddr>, any: bool) {
+        if let Ok(mut l) = self.shared.latch.lock() {
+            l.allow(peer, any);
+        }
     }
 
     /// The source latched onto, if any.

@@ -10,24 +10,29 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use voxline_sip::{SipEndpoint, SipEndpointOptions};
-use voxline_store::CallStore;
+use voxline_store::{CallStore, StoreError};
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = CallStore::open(&cfg.store.url, &cfg.node.name)
         .await
         .with_context(|| "store.url".to_string())?;
-    let closed = store.close_interrupted().await?;
+    let last_beat = claim_node_name(&store).await?;
+    let closed = store.close_interrupted_at(last_beat).await?;
     if closed > 0 {
         info!(rows = closed, "closed call records left open by an earlier stop");
     }
     let heartbeat_store = store.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tick.tick().await;
-            if let Err(e) = heartbeat_store.heartbeat().await {
-                tracing::warn!(error = %e, "node heartbeat not written");
+            match heartbeat_store.heartbeat().await {
+                Ok(()) => {}
+                Err(e @ StoreError::NodeTaken { .. }) => {
+                    tracing::error!(error = %e, "another process took this node's name: its start-up may close this node's calls")
+                }
+                Err(e) => tracing::warn!(error = %e, "node heartbeat not written"),
             }
         }
     });
@@ -112,7 +117,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     info!(node = %cfg.node.name, "voxline ready");
 
     wait_for_signal().await;
-    info!("shutting down: hanging up calls");
+    // New INVITEs get 503 from here on, so a trunk or proxy tries another node.
+    endpoint.drain();
+    info!("shutting down: new calls get 503, hanging up calls");
     shutdown.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let placing = || slots.available_permits() < cfg.campaigns.max_calls as usize;
@@ -135,8 +142,40 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Let the BYEs leave before the transport closes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     endpoint.shutdown();
+    if let Err(e) = store.release_node().await {
+        tracing::warn!(error = %e, "node name not released: the next start on another host waits for it to go stale");
+    }
     store.close().await;
     Ok(())
+}
+
+/// How often a node writes its heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A node name whose heartbeat is this old is free (three beats missed).
+const NODE_STALE: Duration = Duration::from_secs(15);
+
+/// Takes `[node] name` for this process (decision 0065): refused while
+/// another live process on this host holds it; held from another host, it
+/// is waited for until its heartbeat is stale (a crashed node's), then
+/// refused if it is still beating. Returns the name's last heartbeat.
+async fn claim_node_name(store: &CallStore) -> anyhow::Result<Option<i64>> {
+    let give_up = tokio::time::Instant::now() + NODE_STALE + HEARTBEAT;
+    loop {
+        match store.claim_node(NODE_STALE).await {
+            Err(StoreError::NodeTaken {
+                seen_ms_ago,
+                elsewhere: true,
+                ref holder,
+                ..
+            }) if tokio::time::Instant::now() < give_up => {
+                let wait = NODE_STALE.saturating_sub(Duration::from_millis(seen_ms_ago.max(0) as u64));
+                info!(holder = %holder, seen_ms_ago, wait_ms = wait.as_millis() as u64, "node name held by a process on another host: waiting for its heartbeat to go stale");
+                tokio::time::sleep(wait + Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("node.name"),
+            Ok(last) => return Ok(last),
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -75,3 +75,53 @@ fn a_crash_mid_call_leaves_a_record_and_a_playable_recording() {
     assert!(seconds >= 1.0, "only {seconds} s of recording survived");
     assert!(server.log_text().contains("closed call records left open"));
 }
+
+#[test]
+fn a_second_process_with_a_node_name_in_use_is_refused_and_a_crashed_one_is_taken_over() {
+    let mut server = Server::start("node-name", "", None);
+    // A second `voxline serve` on the same store with the same [node] name,
+    // on ports of its own.
+    let twin = server.dir.join("twin.toml");
+    let text = std::fs::read_to_string(&server.config)
+        .expect("config")
+        .replace(
+            &format!("127.0.0.1:{}", server.sip_port),
+            &format!("127.0.0.1:{}", free_port()),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", server.http_port),
+            &format!("127.0.0.1:{}", free_port()),
+        );
+    std::fs::write(&twin, text).expect("write twin config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(["serve", "--config"])
+        .arg(&twin)
+        .env("VOXLINE_LOG", "info,rsipstack=warn,sqlx=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the twin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("twin status") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second process with the node name in use kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).ok();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("node.name \"test\" is in use"), "{err}");
+    // The holder kept serving.
+    let run = sipp(&server, "uac_audio.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "{}\n{}", run.output, server.log_text());
+    // Killed, its name is taken over at once by the next start on this host.
+    server.restart();
+    let run = sipp(&server, "uac_audio.xml", "demo", "127.0.0.1", &[]);
+    assert!(run.ok, "{}\n{}", run.output, server.log_text());
+}

@@ -277,7 +277,13 @@ fn tcp_connect_from(from: std::net::IpAddr, port: u16) -> std::io::Result<std::n
 
 #[test]
 fn voxline_call_sends_rfc4733_digits_that_the_server_receives() {
-    let server = Server::start("dtmf-out", "", None);
+    // The route logs the digits themselves (by default only that a key came).
+    let server = Server::start_with("dtmf-out", "", None, |t| {
+        t.replace(
+            "name = \"demo\"\ntrunk = \"local\"\nhandler = \"playback\"\nparams = { greeting = \"greeting.wav\", max_seconds = 20 }",
+            "name = \"demo\"\ntrunk = \"local\"\nhandler = \"playback\"\nparams = { greeting = \"greeting.wav\", max_seconds = 20, log_digits = true }",
+        )
+    });
     let target = format!("sip:demo@127.0.0.1:{}", server.sip_port);
     let (code, out) = voxline_call(&server.config, &[&target, "--dtmf", "12#", "--max-seconds", "2"]);
     assert_eq!(code, 0, "{out}");
@@ -318,4 +324,134 @@ fn rtcp_between_voxline_call_and_the_server_measures_the_round_trip() {
         "RTCP voxline↔voxline: rtt {rtt:.3} ms, jitter {} ms",
         r["remote_jitter_ms"]
     );
+}
+
+/// Sends `msg` (with `{local}` replaced by the socket's address and
+/// `{port}` by the server's SIP port) from a fresh socket on 127.0.0.1 and
+/// returns the first final response, or None after 2 s.
+fn final_answer(server: &Server, msg: &str) -> Option<String> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = s.local_addr().expect("addr");
+    let msg = msg
+        .replace("{local}", &local.to_string())
+        .replace("{port}", &server.sip_port.to_string());
+    s.send_to(msg.as_bytes(), ("127.0.0.1", server.sip_port)).expect("send");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = vec![0u8; 65536];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
+        let Ok((n, _)) = s.recv_from(&mut buf) else { break };
+        let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !reply.starts_with("SIP/2.0 1") {
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// RFC 3261's answers to odd but possible requests, over UDP, in messages
+/// written here from the descriptions of RFC 4475's torture tests (none
+/// copied). Each case: what it is, the message, the status the RFC gives
+/// and a header the answer must carry.
+#[test]
+fn odd_requests_get_the_answers_rfc_3261_gives() {
+    let server = Server::start("rfc3261-odd", "", None);
+    let head = |first: &str, method: &str, n: u32| {
+        format!("{first}\r\nVia: SIP/2.0/UDP {{local}};branch=z9hG4bKodd{n}\r\nFrom: <sip:tester@127.0.0.1>;tag=o{n}\r\nTo: <sip:b@127.0.0.1:{{port}}>\r\nCall-ID: odd-{n}@test\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n")
+    };
+    let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let invite = |extra: &str, n: u32| {
+        format!(
+            "{}Contact: <sip:tester@{{local}}>\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            head("INVITE sip:ring@127.0.0.1:{port} SIP/2.0", "INVITE", n),
+            sdp.len()
+        )
+    };
+    let options =
+        |first: &str, extra: &str, n: u32| format!("{}{extra}Content-Length: 0\r\n\r\n", head(first, "OPTIONS", n));
+    let plain = "OPTIONS sip:b@127.0.0.1:{port} SIP/2.0";
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        (
+            "an option-tag nobody knows in Require",
+            options(plain, "Require: frobnication-2026, timer\r\n", 1),
+            "420",
+            Some("Unsupported: frobnication-2026"),
+        ),
+        (
+            "a Request-URI scheme nobody knows",
+            options("OPTIONS weirdscheme:opaque-thing-here SIP/2.0", "", 2),
+            "416",
+            None,
+        ),
+        (
+            "an INVITE that accepts no SDP in the answer",
+            invite("Accept: text/x-nothing-we-write\r\n", 3),
+            "406",
+            Some("Accept: application/sdp"),
+        ),
+        (
+            "a Request-URI in angle brackets",
+            options("OPTIONS <sip:b@127.0.0.1:{port}> SIP/2.0", "", 4),
+            "400",
+            None,
+        ),
+        (
+            "escaped headers in the Request-URI",
+            options("OPTIONS sip:b@127.0.0.1:{port}?Route=%3Csip:elsewhere.example%3E SIP/2.0", "", 5),
+            "400",
+            None,
+        ),
+        (
+            "a display name with an unbalanced quote",
+            options(plain, "", 6).replace("To: <sip:b@", "To: \"Mr Unbalanced <sip:b@"),
+            "400",
+            None,
+        ),
+        (
+            "a display name with a comma, unquoted",
+            options(plain, "", 7).replace("From: <sip:tester@", "From: Tester, Chief <sip:tester@"),
+            "400",
+            None,
+        ),
+        (
+            "a Date not in GMT",
+            options(plain, "Date: Sun, 06 Dec 2026 16:00:00 PST\r\n", 8),
+            "400",
+            None,
+        ),
+        (
+            "SIP version 7.0",
+            options(plain, "", 9).replace(" SIP/2.0\r\nVia", " SIP/7.0\r\nVia"),
+            "505",
+            None,
+        ),
+        (
+            "an RFC 2543 request (a branch without the magic cookie)",
+            options(plain, "", 10).replace("branch=z9hG4bKodd10", "branch=2543-style-10"),
+            "200",
+            Some("branch=2543-style-10"),
+        ),
+        (
+            "legal but unusual whitespace and folded lines",
+            "OPTIONS sip:b@127.0.0.1:{port} SIP/2.0\r\nVia  :  SIP / 2.0 / UDP {local} ; branch = z9hG4bKodd11\r\nFrom:\r\n  <sip:tester@127.0.0.1> ;tag=o11\r\nTo   :    <sip:b@127.0.0.1:{port}>\r\nCall-ID   :   odd-11@test\r\nCSeq: 0011\r\n    OPTIONS\r\nMax-Forwards: 0070\r\nContent-Length: 0\r\n\r\n".to_string(),
+            "200",
+            Some("odd-11@test"),
+        ),
+        (
+            "a Require on an ACK is ignored (and an ACK is never answered)",
+            format!("{}Require: frobnication-2026\r\nContent-Length: 0\r\n\r\n", head("ACK sip:b@127.0.0.1:{port} SIP/2.0", "ACK", 12)),
+            "none",
+            None,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, msg, want, carries) in &cases {
+        let answer = final_answer(&server, msg);
+        let status = answer.as_deref().and_then(|a| a.get(8..11)).unwrap_or("none");
+        let carried = carries.is_none_or(|h| answer.as_deref().is_some_and(|a| a.contains(h)));
+        if status != *want || !carried {
+            wrong.push(format!("{what}: wanted {want} with {carries:?}, got {answer:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), server.log_text());
 }

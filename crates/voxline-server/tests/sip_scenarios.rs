@@ -256,8 +256,23 @@ fn a_caller_that_sends_no_rtp_is_hung_up_after_the_media_timeout() {
 
 #[test]
 fn dtmf_arrives_from_rfc4733_events_and_from_sip_info() {
-    let server = Server::start("dtmf", "", None);
-    let run = sipp(&server, "uac_dtmf.xml", "demo", "127.0.0.1", &[]);
+    // "keys" logs the digits themselves; any other number only that keys came.
+    let routes = r#"
+[[route]]
+name = "keys"
+trunk = "local"
+number = { exact = "keys" }
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20, log_digits = true }
+
+[[route]]
+name = "demo"
+trunk = "local"
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+    let server = Server::start("dtmf", "", Some(routes));
+    let run = sipp(&server, "uac_dtmf.xml", "keys", "127.0.0.1", &[]);
     assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
     server.record(&run.call_id);
     let log = server.log_text();
@@ -278,19 +293,44 @@ fn dtmf_arrives_from_rfc4733_events_and_from_sip_info() {
         "{}",
         digits[2]
     );
+    // By default the log says a key came, never which.
+    let masked = sipp(&server, "uac_dtmf.xml", "demo", "127.0.0.1", &[]);
+    assert!(masked.ok, "sipp failed:\n{}\n{}", masked.output, server.log_text());
+    server.record(&masked.call_id);
+    let log = server.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" DTMF ") && l.contains(&masked.call_id))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines.iter().all(|l| l.contains("digit=*")), "{lines:?}");
 }
 
 /// Sends an INVITE for `user` from a fresh socket on `from` (with
 /// `auth` as its Authorization header) and returns the final response,
 /// or None when nothing final came within 3 s (a banned source).
 fn invite_final(server: &Server, from: &str, user: &str, auth: Option<&str>, n: u32) -> Option<String> {
+    invite_final_with(server, from, user, auth, n, "")
+}
+
+/// [`invite_final`] with `offer` as its SDP body (none when empty).
+fn invite_final_with(
+    server: &Server,
+    from: &str,
+    user: &str,
+    auth: Option<&str>,
+    n: u32,
+    offer: &str,
+) -> Option<String> {
     let s = std::net::UdpSocket::bind((from, 0)).expect("bind");
     let local = s.local_addr().expect("local address");
     let port = server.sip_port;
     let pid = std::process::id();
     let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
     let msg = format!(
-        "INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKauth{n}x{pid}\r\nFrom: <sip:frontdesk@{local}>;tag=a{n}\r\nTo: <sip:{user}@127.0.0.1:{port}>\r\nCall-ID: auth-{n}-{pid}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:frontdesk@{local}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+        "INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKauth{n}x{pid}\r\nFrom: <sip:frontdesk@{local}>;tag=a{n}\r\nTo: <sip:{user}@127.0.0.1:{port}>\r\nCall-ID: auth-{n}-{pid}@test\r\nCSeq: 1 INVITE\r\nContact: <sip:frontdesk@{local}>\r\nMax-Forwards: 70\r\n{auth}{ctype}Content-Length: {}\r\n\r\n{offer}",
+        offer.len(),
+        ctype = if offer.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
     );
     s.send_to(msg.as_bytes(), ("127.0.0.1", port)).expect("send");
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -398,4 +438,221 @@ params = { greeting = "greeting.wav", max_seconds = 20 }
         31,
     );
     assert_eq!(status(&r).as_deref(), Some("403"), "{r:?}");
+}
+
+/// Sends `method` (ACK or BYE) in the dialog a 2xx `answer` set up, from
+/// `from`; a BYE waits for its 200.
+fn in_dialog(server: &Server, from: &str, answer: &str, method: &str, cseq: u32) {
+    let header = |name: &str| {
+        answer
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .unwrap_or_else(|| panic!("no {name} in {answer}"))
+            .to_string()
+    };
+    let s = std::net::UdpSocket::bind((from, 0)).expect("bind");
+    let local = s.local_addr().expect("local address");
+    let port = server.sip_port;
+    let msg = format!(
+        "{method} sip:x@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{method}{cseq}x{}\r\n{}\r\n{}\r\n{}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        std::process::id(),
+        header("From"),
+        header("To"),
+        header("Call-ID"),
+    );
+    s.send_to(msg.as_bytes(), ("127.0.0.1", port)).expect("send");
+    if method == "BYE" {
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut buf = vec![0u8; 65536];
+        let (len, _) = s
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer to BYE: {e}\n{}", server.log_text()));
+        let reply = String::from_utf8_lossy(&buf[..len]);
+        assert!(reply.starts_with("SIP/2.0 200"), "BYE answered {reply}");
+    }
+}
+
+#[test]
+fn the_node_and_a_phone_at_their_call_limits_answer_503_before_ringing() {
+    let routes = r#"
+[[route]]
+name = "desk"
+trunk = "users"
+number = { exact = "desk" }
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+
+[[route]]
+name = "demo"
+trunk = "local"
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+    // Two calls on the node at once, one for the phone.
+    let users = USERS.replace(
+        "password = \"correct-horse\"",
+        "password = \"correct-horse\"\nmax_calls = 1",
+    );
+    let server = Server::start_with("call-caps", &users, Some(routes), |t| {
+        t.replace("[sip]\n", "[sip]\nmax_calls = 2\n")
+    });
+    let port = server.sip_port;
+    let offer = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    let status = |r: &Option<String>| r.as_deref().and_then(|r| r.get(8..11)).map(str::to_owned);
+    let uri = format!("sip:desk@127.0.0.1:{port}");
+    let challenge = invite_final(&server, "127.0.0.2", "desk", None, 1);
+    assert_eq!(status(&challenge).as_deref(), Some("401"), "{challenge:?}");
+    let nonce = challenge_param(challenge.as_deref().unwrap_or_default(), "nonce");
+    let phone = |nc: u32, n: u32| {
+        let auth = digest("frontdesk", "correct-horse", &nonce, &uri, nc);
+        invite_final_with(&server, "127.0.0.2", "desk", Some(&auth), n, offer)
+    };
+    let call_id = |n: u32| format!("auth-{n}-{}@test", std::process::id());
+
+    // The phone's first call is answered.
+    let a = phone(1, 2);
+    assert_eq!(status(&a).as_deref(), Some("200"), "{a:?}\n{}", server.log_text());
+    let a = a.unwrap_or_default();
+    in_dialog(&server, "127.0.0.2", &a, "ACK", 1);
+    // Its second, while the first is up: 503 with Retry-After, recorded.
+    let b = phone(2, 3);
+    assert_eq!(status(&b).as_deref(), Some("503"), "{b:?}");
+    assert!(b.as_deref().unwrap_or_default().contains("Retry-After:"), "{b:?}");
+    assert_eq!(server.record(&call_id(3))["end_reason"], "user_max_calls");
+    // A trunk call takes the node's second slot ...
+    let c = invite_final_with(&server, "127.0.0.1", "demo", None, 4, offer);
+    assert_eq!(status(&c).as_deref(), Some("200"), "{c:?}");
+    let c = c.unwrap_or_default();
+    in_dialog(&server, "127.0.0.1", &c, "ACK", 1);
+    // ... so a third call is refused by the node, whoever places it.
+    let d = invite_final_with(&server, "127.0.0.1", "demo", None, 5, offer);
+    assert_eq!(status(&d).as_deref(), Some("503"), "{d:?}");
+    let r = server.record(&call_id(5));
+    assert_eq!(
+        (r["end_reason"].as_str(), r["sip_status"].as_i64()),
+        (Some("node_max_calls"), Some(503)),
+        "{r}"
+    );
+    // The phone hangs up; once its record is complete its slot is free again.
+    in_dialog(&server, "127.0.0.2", &a, "BYE", 2);
+    assert_eq!(server.record(&call_id(2))["status"], "completed");
+    let e = phone(3, 6);
+    assert_eq!(status(&e).as_deref(), Some("200"), "{e:?}\n{}", server.log_text());
+    let e = e.unwrap_or_default();
+    in_dialog(&server, "127.0.0.2", &e, "ACK", 1);
+    in_dialog(&server, "127.0.0.2", &e, "BYE", 2);
+    in_dialog(&server, "127.0.0.1", &c, "BYE", 2);
+    assert_eq!(server.record(&call_id(4))["status"], "completed");
+}
+
+/// A 12-byte RTP header and `payload`.
+fn rtp_bytes(pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+#[test]
+fn an_rtp_spray_during_a_call_hears_nothing_and_keys_nothing() {
+    let server = Server::start("rtp-spray", "", None);
+    // The caller: SIP and RTP from 127.0.0.1, telephone-event offered.
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind media");
+    let media_port = media.local_addr().expect("media address").port();
+    let offer = format!(
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    );
+    let answer = invite_final_with(&server, "127.0.0.1", "demo", None, 60, &offer).unwrap_or_default();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", server.log_text());
+    in_dialog(&server, "127.0.0.1", &answer, "ACK", 1);
+    let rtp_port: u16 = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio port in {answer}"));
+    // Media flows: the greeting reaches the caller's SDP address.
+    media.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    let mut buf = [0u8; 2048];
+    let (n, from) = media.recv_from(&mut buf).expect("the caller hears the greeting");
+    assert!(n > 12 && from.port() == rtp_port, "{n} bytes from {from}");
+    // Someone else sprays the call's RTP and RTCP ports from another
+    // address: audio (to be latched onto and hear the greeting), digit 5
+    // as RFC 4733 events, and RTCP receiver reports.
+    let sprayer = std::net::UdpSocket::bind("127.0.0.9:0").expect("bind 127.0.0.9");
+    let rr = [
+        0x81u8, 201, 0, 7, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    for i in 0..100u16 {
+        let ts = u32::from(i) * 160;
+        sprayer
+            .send_to(&rtp_bytes(0, i, ts, 0xbad, &[0xff; 160]), ("127.0.0.1", rtp_port))
+            .expect("spray audio");
+        let end = if i % 10 == 9 { 0x80 } else { 0 };
+        let event = [5u8, end | 10, 0, (i % 10 + 1) as u8 * 80];
+        sprayer
+            .send_to(
+                &rtp_bytes(101, 1000 + i, (u32::from(i) / 10) * 1600, 0xbad, &event),
+                ("127.0.0.1", rtp_port),
+            )
+            .expect("spray digit");
+        sprayer.send_to(&rr, ("127.0.0.1", rtp_port + 1)).expect("spray rtcp");
+        // RTCP on the RTP port as well (as rtcp-mux would send it).
+        sprayer.send_to(&rr, ("127.0.0.1", rtp_port)).expect("spray muxed rtcp");
+        // Paced like a sender of 20 ms packets (a burst would only test the
+        // socket buffer).
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The caller's own audio then latches the call as it should.
+    for i in 0..10u16 {
+        media
+            .send_to(
+                &rtp_bytes(0, i, u32::from(i) * 160, 0x600d, &[0xff; 160]),
+                ("127.0.0.1", rtp_port),
+            )
+            .expect("caller audio");
+    }
+    // The greeting still reaches the caller: what queued during the spray,
+    // then 400 ms more (the server takes the caller's packets meanwhile) ...
+    media.set_nonblocking(true).ok();
+    while media.recv_from(&mut buf).is_ok() {}
+    media.set_nonblocking(false).ok();
+    for _ in 0..20 {
+        media.recv_from(&mut buf).expect("the caller still hears the greeting");
+    }
+    in_dialog(&server, "127.0.0.1", &answer, "BYE", 2);
+    let call_id = format!("auth-60-{}@test", std::process::id());
+    server.record(&call_id);
+    // ... and nothing ever reached the sprayer, no digit was taken, and the
+    // spray was counted as foreign.
+    sprayer.set_nonblocking(true).ok();
+    assert!(sprayer.recv_from(&mut buf).is_err(), "the sprayer heard the call");
+    let log = server.log_text();
+    assert!(
+        !log.lines().any(|l| l.contains(" DTMF ")),
+        "a sprayed digit was taken:\n{log}"
+    );
+    let ended = log
+        .lines()
+        .find(|l| l.contains(&call_id) && l.contains("call ended"))
+        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    let foreign: u32 = ended
+        .split("foreign=")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // 100 audio packets, 100 digit events and 100 reports on the RTP port
+    // at least (reports on the port above are read once a second); the
+    // caller's own 10 packets were taken.
+    assert!(foreign >= 300, "spray not counted as foreign: {ended}");
+    assert!(
+        ended.contains("received=10 "),
+        "the caller's audio was not taken: {ended}"
+    );
 }

@@ -439,6 +439,7 @@ mod tests {
             &[UserConfig {
                 username: "alice".into(),
                 password: "correct horse".into(),
+                max_calls: 2,
             }],
         )
     }

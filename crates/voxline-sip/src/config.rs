@@ -99,7 +99,7 @@ pub enum TrunkKind {
 }
 
 /// `[[trunk]]`: a carrier or PBX voxline exchanges calls with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     /// Unique name, used by routes and `voxline call --trunk`.
@@ -143,6 +143,40 @@ pub struct TrunkConfig {
 
 fn default_expires() -> u32 {
     300
+}
+
+/// What `Debug` shows of a password: whether there is one.
+const HIDDEN: &str = "********";
+
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password (configurations are logged and printed).
+        f.debug_struct("TrunkConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("allow", &self.allow)
+            .field("host", &self.host)
+            .field("transport", &self.transport)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| HIDDEN))
+            .field("auth_username", &self.auth_username)
+            .field("expires", &self.expires)
+            .field("max_calls", &self.max_calls)
+            .field("max_cps", &self.max_cps)
+            .field("caller_id", &self.caller_id)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("username", &self.username)
+            .field("password", &HIDDEN)
+            .field("max_calls", &self.max_calls)
+            .finish()
+    }
 }
 
 /// How a route matches the dialled number.
@@ -198,13 +232,20 @@ pub mod toml_value {
 }
 
 /// `[[user]]`: a SIP phone allowed to call in with digest authentication.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Digest username.
     pub username: String,
     /// Digest password.
     pub password: String,
+    /// Calls this phone may have up at once (0 = no limit); more get 503.
+    #[serde(default = "default_user_calls")]
+    pub max_calls: u32,
+}
+
+fn default_user_calls() -> u32 {
+    2
 }
 
 /// Everything the SIP layer needs.
@@ -220,6 +261,10 @@ pub struct SipConfig {
     /// Seconds an outbound INVITE may ring before voxline sends CANCEL.
     #[serde(default = "default_ring_timeout")]
     pub ring_timeout_secs: u64,
+    /// Calls up at once on this node, inbound and outbound together (0 = no
+    /// limit); a new INVITE past it gets 503 before it rings.
+    #[serde(default = "default_node_calls")]
+    pub max_calls: u32,
     /// Sockets to listen on.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
@@ -246,6 +291,8 @@ impl SipConfig {
             user_agent: default_user_agent(),
             codecs: default_codecs(),
             ring_timeout_secs: default_ring_timeout(),
+            // A client (`voxline call`, a benchmark) places what it is told to.
+            max_calls: 0,
             listeners: vec![ListenerConfig::udp(bind)],
         }
     }
@@ -259,6 +306,9 @@ fn default_codecs() -> Vec<String> {
 }
 fn default_ring_timeout() -> u64 {
     60
+}
+fn default_node_calls() -> u32 {
+    1000
 }
 
 /// Checks the parts of the SIP configuration serde cannot.

@@ -6,7 +6,7 @@ use crate::call::CallInfo;
 use crate::config::{ListenerConfig, RouteConfig, SecurityConfig, SipConfig, TransportKind, TrunkConfig, UserConfig};
 use crate::dialog::{CallDialog, DialogParts, Role};
 use crate::inbound::InboundCall;
-use crate::routing::{LimitExceeded, Route, Router};
+use crate::routing::{CallCounter, CallPermit, LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
 use crate::security::RateLimiter;
 use crate::udp_guard::{GuardedUdpSocket, StreamRateLimit};
@@ -21,6 +21,7 @@ use rsipstack::transport::tls::{TlsConfig, TlsListenerConnection};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
 use rsipstack::EndpointBuilder;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,12 @@ struct Shared {
     limiter: Arc<RateLimiter>,
     codecs: Vec<AudioCodec>,
     handler: Option<Arc<dyn CallHandler>>,
+    /// The node's calls, inbound and outbound (`[sip] max_calls`).
+    node_calls: Arc<CallCounter>,
+    /// Each phone user's calls (`[[user]] max_calls`).
+    user_calls: HashMap<String, Arc<CallCounter>>,
+    /// Set when the node stops: new calls get 503.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A running SIP endpoint.
@@ -77,6 +84,8 @@ pub struct SipEndpoint {
     router: Arc<Router>,
     codecs: Vec<AudioCodec>,
     ring_timeout: Duration,
+    pub(crate) node_calls: Arc<CallCounter>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
 }
 
@@ -224,6 +233,8 @@ impl SipEndpoint {
             }
         });
 
+        let node_calls = CallCounter::new(opts.sip.max_calls);
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = Arc::new(Shared {
             dialog_layer: dialog_layer.clone(),
             router: router.clone(),
@@ -231,6 +242,13 @@ impl SipEndpoint {
             limiter: limiter.clone(),
             codecs: codecs.clone(),
             handler: if opts.accept_inbound { handler } else { None },
+            node_calls: node_calls.clone(),
+            draining: draining.clone(),
+            user_calls: opts
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), CallCounter::new(u.max_calls)))
+                .collect(),
         });
         tokio::spawn(dispatch(incoming, shared, cancel.clone()));
 
@@ -240,6 +258,8 @@ impl SipEndpoint {
             router,
             codecs,
             ring_timeout: Duration::from_secs(opts.sip.ring_timeout_secs),
+            node_calls,
+            draining,
             cancel,
         };
         for a in ep.addrs() {
@@ -286,6 +306,23 @@ impl SipEndpoint {
     /// A token cancelled when the endpoint shuts down.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// The node is stopping: from now on a new INVITE gets 503 with
+    /// `Retry-After` (a proxy or trunk tries another node) while the calls
+    /// up finish; other requests are still answered.
+    pub fn drain(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls up on this node now (inbound and outbound).
+    pub fn active_calls(&self) -> u32 {
+        self.node_calls.active()
     }
 
     /// Stops listening and ends all transactions.
@@ -422,6 +459,29 @@ fn call_info(tx: &Transaction, trunk: &str) -> CallInfo {
     }
 }
 
+/// Takes a new call's slots: the node's, then its phone user's or trunk's.
+/// The error is the call record's end reason.
+fn admit(
+    shared: &Shared,
+    trunk: Option<&Arc<crate::routing::Trunk>>,
+    user: Option<&str>,
+) -> Result<CallPermit, &'static str> {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err("node_draining");
+    }
+    let mut permit = shared.node_calls.take().ok_or("node_max_calls")?;
+    if let Some(counter) = user.and_then(|u| shared.user_calls.get(u)) {
+        permit = permit.with(counter.take().ok_or("user_max_calls")?);
+    }
+    if let Some(t) = trunk {
+        permit = permit.with(t.admit().map_err(|l| match l {
+            LimitExceeded::Concurrent => "trunk_max_calls",
+            LimitExceeded::Rate => "trunk_max_cps",
+        })?);
+    }
+    Ok(permit)
+}
+
 async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: Transaction) {
     let source = source_of(&tx);
     let call_id = tx
@@ -433,11 +493,13 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
     async move {
         // 1. Who is calling: a trusted trunk by source address, or an authenticated phone.
         let trunk = shared.router.trunk_for_source(source.ip());
+        let mut user = None;
         let trunk_name = match &trunk {
             Some(t) => t.config.name.clone(),
             None if shared.auth.has_users() => match shared.auth.verify(&tx.original, source.ip()) {
-                AuthOutcome::Authenticated(user) => {
-                    info!(user = %user, "phone authenticated");
+                AuthOutcome::Authenticated(name) => {
+                    info!(user = %name, "phone authenticated");
+                    user = Some(name);
                     "users".to_string()
                 }
                 AuthOutcome::Challenge { stale } => {
@@ -477,15 +539,11 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
             return;
         };
 
-        // 3. Trunk limits.
-        let permit = match trunk.as_ref().map(|t| t.admit()) {
-            Some(Ok(p)) => Some(p),
-            Some(Err(limit)) => {
-                let why = match limit {
-                    LimitExceeded::Concurrent => "trunk_max_calls",
-                    LimitExceeded::Rate => "trunk_max_cps",
-                };
-                warn!(trunk = %trunk_name, limit = why, "trunk limit reached: 503");
+        // 3. Limits: the node's, the phone user's, the trunk's; 503 before it rings.
+        let permit = match admit(&shared, trunk.as_ref(), user.as_deref()) {
+            Ok(p) => p,
+            Err(why) => {
+                warn!(trunk = %trunk_name, user = user.as_deref().unwrap_or(""), limit = why, "call limit reached: 503");
                 tx.reply_with(
                     StatusCode::ServiceUnavailable,
                     vec![Header::RetryAfter("1".into())],
@@ -496,7 +554,6 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
                 handler.rejected(info, Some(route), 503, why.into()).await;
                 return;
             }
-            None => None,
         };
 
         // 4. The offer, when there is one.
@@ -573,7 +630,7 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
             states: state_rx,
             dialog_layer: shared.dialog_layer.clone(),
             codecs: shared.codecs.clone(),
-            permit,
+            permit: Some(permit),
         });
         let call = InboundCall::new(info, offer, dialog);
         handler.handle(call, route).await;

@@ -1,12 +1,29 @@
 //! Raw checks on every SIP datagram before the stack parses it. A malformed
 //! request that says where it came from gets a 400 (an unknown method a 501);
 //! anything else malformed is dropped. Nothing here panics, whatever the bytes.
+//!
+//! RFC 3261's answers to odd but possible requests are given here too
+//! (decision 0062): another SIP version gets 505, a Request-URI scheme other
+//! than sip, sips or tel 416, an option-tag we do not support in `Require`
+//! 420 with `Unsupported`, an INVITE whose `Accept` excludes SDP 406; a
+//! Request-URI in angle brackets or with headers, a display name with an
+//! unbalanced quote or unquoted non-token characters, and a `Date` not in
+//! RFC 1123 GMT form get 400. A legal request with folded lines, bare LF
+//! line ends or whitespace the stack's parser does not take is rewritten in
+//! plain form ([`Ingress::Rewrite`]) rather than lost.
+
+use regex::Regex;
+use std::sync::LazyLock;
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingress {
     /// Well-formed as far as framing goes: hand it to the stack.
     Pass,
+    /// Legal, but in a form the stack cannot parse (folded lines, spaces
+    /// around separators): hand it these bytes instead, the same request
+    /// written plainly.
+    Rewrite(Vec<u8>),
     /// Answer with these bytes and drop the request.
     Reply(Vec<u8>),
     /// Drop silently (no usable address or not SIP at all).
@@ -36,6 +53,12 @@ const KNOWN_METHODS: &[&str] = &[
     "PUBLISH",
 ];
 
+/// Option-tags a request may `Require` (those voxline says it `Supported`).
+pub const SUPPORTED_OPTION_TAGS: &[&str] = &["replaces", "timer"];
+
+/// Request-URI schemes voxline serves.
+const URI_SCHEMES: &[&str] = &["sip", "sips", "tel"];
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -49,7 +72,10 @@ fn header_is(name: &str, long: &str, compact: Option<&str>) -> bool {
 
 struct Parsed<'a> {
     method: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
+    uri: &'a str,
+    version: &'a str,
+    /// Names and values, folded lines joined, names and values trimmed.
+    headers: Vec<(String, String)>,
     body_len: usize,
 }
 
@@ -57,6 +83,14 @@ fn split_head(data: &[u8]) -> Option<(&[u8], usize)> {
     let pos = data.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, p + 4));
     let pos = pos.or_else(|| data.windows(2).position(|w| w == b"\n\n").map(|p| (p, p + 2)));
     pos.map(|(end, body)| (&data[..end], data.len() - body))
+}
+
+/// A Via value with the whitespace RFC 3261 allows around its separators
+/// taken out ("SIP / 2.0 / UDP h ; branch = z9" is "SIP/2.0/UDP h;branch=z9").
+fn plain_via(v: &str) -> String {
+    static AROUND: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s*([/;=])\s*").expect("valid regex"));
+    static COMMA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s*,\s*").expect("valid regex"));
+    COMMA.replace_all(&AROUND.replace_all(v, "$1"), ", ").into_owned()
 }
 
 /// Inspects one datagram.
@@ -83,45 +117,122 @@ pub fn inspect(data: &[u8]) -> Ingress {
     else {
         return reply_or_drop(data, 400, "Bad Request Line");
     };
-    if !is_token(method) || uri.is_empty() || !version.eq_ignore_ascii_case("SIP/2.0") {
+    if !is_token(method) || uri.is_empty() || !is_version(version) {
         return reply_or_drop(data, 400, "Bad Request Line");
     }
-    let mut headers = Vec::new();
+    // Headers, folded lines joined to the line they continue (RFC 3261 §7.3.1).
+    let mut headers: Vec<(String, String)> = Vec::new();
+    // Lines ended by a bare LF are written again with CRLF.
+    let mut rewritten = head.matches('\n').count() != head.matches("\r\n").count()
+        || !data[..data.len() - body_len].ends_with(b"\r\n\r\n");
     for line in lines {
         if line.starts_with(' ') || line.starts_with('\t') {
-            continue; // folded continuation of the previous header
+            let Some((_, value)) = headers.last_mut() else {
+                return reply_or_drop(data, 400, "Malformed Header Line");
+            };
+            if !value.is_empty() {
+                value.push(' ');
+            }
+            value.push_str(line.trim());
+            rewritten = true;
+            continue;
         }
         let Some((name, value)) = line.split_once(':') else {
             return reply_or_drop(data, 400, "Malformed Header Line");
         };
-        let name = name.trim();
-        if !is_token(name) {
+        let trimmed = name.trim();
+        if !is_token(trimmed) {
             return reply_or_drop(data, 400, "Malformed Header Name");
         }
-        headers.push((name, value.trim()));
+        rewritten |= trimmed.len() != name.len();
+        headers.push((trimmed.to_string(), value.trim().to_string()));
         if headers.len() > MAX_HEADER_LINES {
             return reply_or_drop(data, 400, "Too Many Headers");
         }
     }
+    for (name, value) in headers.iter_mut() {
+        if header_is(name, "Via", Some("v")) {
+            let plain = plain_via(value);
+            rewritten |= plain != *value;
+            *value = plain;
+        }
+    }
     let p = Parsed {
         method,
+        uri,
+        version,
         headers,
         body_len,
     };
-    check_request(&p, data)
+    match check_request(&p) {
+        Ingress::Pass if rewritten => {
+            let mut out = format!("{method} {uri} {version}\r\n");
+            for (name, value) in &p.headers {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+            out.push_str("\r\n");
+            let mut bytes = out.into_bytes();
+            bytes.extend_from_slice(&data[data.len() - body_len..]);
+            Ingress::Rewrite(bytes)
+        }
+        other => other,
+    }
 }
 
-fn check_request(p: &Parsed<'_>, data: &[u8]) -> Ingress {
+/// "SIP/<digits>.<digits>", any version (another than 2.0 gets 505).
+fn is_version(v: &str) -> bool {
+    v.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("SIP/"))
+        && v[4..].split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// Whether a From or To value's display name is well formed: quoted with
+/// its closing quote, or words that are tokens.
+fn name_addr_ok(v: &str) -> bool {
+    let v = v.trim();
+    if let Some(rest) = v.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return rest[i + 1..].trim_start().starts_with('<'),
+                _ => {}
+            }
+        }
+        return false;
+    }
+    match v.split_once('<') {
+        Some((display, _)) => display.split_whitespace().all(is_token),
+        // addr-spec: no display name, no quote.
+        None => !v.contains('"'),
+    }
+}
+
+/// RFC 1123 dates in GMT, as SIP's `Date` requires (RFC 3261 §20.17).
+fn date_ok(v: &str) -> bool {
+    static DATE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$")
+            .expect("valid regex")
+    });
+    DATE.is_match(v)
+}
+
+fn check_request(p: &Parsed<'_>) -> Ingress {
     let find = |long: &str, compact: Option<&str>| {
         p.headers
             .iter()
             .filter(|(n, _)| header_is(n, long, compact))
-            .map(|(_, v)| *v)
+            .map(|(_, v)| v.as_str())
             .collect::<Vec<_>>()
     };
     let vias = find("Via", Some("v"));
     if vias.is_empty() || !vias.iter().all(|v| valid_via(v)) {
         return Ingress::Drop("no usable Via");
+    }
+    if !p.version.eq_ignore_ascii_case("SIP/2.0") {
+        return reply(p, 505, "Version Not Supported");
     }
     for (long, compact) in [
         ("From", Some("f")),
@@ -159,10 +270,56 @@ fn check_request(p: &Parsed<'_>, data: &[u8]) -> Ingress {
             return reply(p, 400, "Invalid Max-Forwards");
         }
     }
+    if p.uri.starts_with('<') {
+        return reply(p, 400, "Request-URI In Angle Brackets");
+    }
+    let Some((scheme, _)) = p.uri.split_once(':') else {
+        return reply(p, 400, "Bad Request-URI");
+    };
+    let known_scheme = URI_SCHEMES.iter().any(|k| scheme.eq_ignore_ascii_case(k));
+    if known_scheme && !scheme.eq_ignore_ascii_case("tel") && p.uri.contains('?') {
+        return reply(p, 400, "Headers In Request-URI");
+    }
+    for (long, compact) in [("From", Some("f")), ("To", Some("t"))] {
+        if !name_addr_ok(find(long, compact)[0]) {
+            return reply(p, 400, &format!("Malformed {long} Display Name"));
+        }
+    }
+    if find("Date", None).iter().any(|d| !date_ok(d)) {
+        return reply(p, 400, "Invalid Date");
+    }
     if !KNOWN_METHODS.contains(&p.method) {
         return reply(p, 501, "Not Implemented");
     }
-    let _ = data;
+    if !known_scheme {
+        return reply(p, 416, "Unsupported URI Scheme");
+    }
+    // RFC 3261 §8.2.2.3: Require is not looked at on ACK and CANCEL.
+    if !matches!(p.method, "ACK" | "CANCEL") {
+        let unknown: Vec<&str> = find("Require", None)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !SUPPORTED_OPTION_TAGS.iter().any(|k| t.eq_ignore_ascii_case(k)))
+            .collect();
+        if !unknown.is_empty() {
+            return reply_with(p, 420, "Bad Extension", &[("Unsupported", unknown.join(", "))]);
+        }
+    }
+    // An INVITE is answered with SDP: an Accept without it (or empty,
+    // RFC 3261 §20.1) leaves nothing to answer with.
+    let accepts = find("Accept", None);
+    if p.method == "INVITE" && !accepts.is_empty() {
+        let sdp_ok = accepts.iter().flat_map(|v| v.split(',')).any(|range| {
+            let range = range.split(';').next().unwrap_or("").trim();
+            ["application/sdp", "application/*", "*/*"]
+                .iter()
+                .any(|ok| range.eq_ignore_ascii_case(ok))
+        });
+        if !sdp_ok {
+            return reply_with(p, 406, "Not Acceptable", &[("Accept", "application/sdp".into())]);
+        }
+    }
     Ingress::Pass
 }
 
@@ -193,22 +350,25 @@ fn reply_or_drop(data: &[u8], code: u16, reason: &'static str) -> Ingress {
     if !is_token(method) {
         return Ingress::Drop(reason);
     }
-    let headers: Vec<(&str, &str)> = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim(), v.trim()))
         .filter(|(n, v)| is_token(n) && v.len() < 1024)
         .take(MAX_HEADER_LINES)
+        .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
     let vias: Vec<&str> = headers
         .iter()
         .filter(|(n, _)| header_is(n, "Via", Some("v")))
-        .map(|(_, v)| *v)
+        .map(|(_, v)| v.as_str())
         .collect();
     if vias.is_empty() || !vias.iter().all(|v| valid_via(v)) {
         return Ingress::Drop(reason);
     }
     let p = Parsed {
         method,
+        uri: "",
+        version: "",
         headers,
         body_len: 0,
     };
@@ -216,6 +376,11 @@ fn reply_or_drop(data: &[u8], code: u16, reason: &'static str) -> Ingress {
 }
 
 fn reply(p: &Parsed<'_>, code: u16, reason: &str) -> Ingress {
+    reply_with(p, code, reason, &[])
+}
+
+/// [`reply`] with `extra` headers.
+fn reply_with(p: &Parsed<'_>, code: u16, reason: &str, extra: &[(&str, String)]) -> Ingress {
     if p.method.eq_ignore_ascii_case("ACK") {
         return Ingress::Drop("malformed ACK"); // never answer an ACK
     }
@@ -237,6 +402,9 @@ fn reply(p: &Parsed<'_>, code: u16, reason: &str) -> Ingress {
     }
     if code == 501 {
         out.push_str(&format!("Allow: {}\r\n", crate::endpoint::ALLOWED_METHODS));
+    }
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("Server: voxline\r\nContent-Length: 0\r\n\r\n");
     Ingress::Reply(out.into_bytes())
@@ -353,20 +521,169 @@ mod tests {
         assert!(matches!(inspect(m.as_bytes()), Ingress::Drop(_)));
     }
 
+    /// Each kind of garbage with what must become of it: dropped when there
+    /// is no Via to answer to, a 400 when there is.
     #[test]
-    fn garbage_never_panics() {
-        let samples: [&[u8]; 8] = [
-            b"\xde\xad\xbe\xef",
-            b"INVITE",
-            b"INVITE \r\n\r\n",
-            b"\r\n\r\nINVITE sip:x SIP/2.0",
-            b"INV\x00ITE sip:b@127.0.0.1 SIP/2.0\r\n\r\n",
-            b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\xff\xfe: x\r\n\r\n",
-            b"OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h\nFrom: a\nTo: b\nCall-ID: c\nCSeq: 1 OPTIONS\n\n",
-            b":\r\n\r\n",
+    fn garbage_gets_the_outcome_it_should() {
+        let samples: [(&[u8], Option<&str>); 8] = [
+            (b"\xde\xad\xbe\xef", None),
+            (b"INVITE", None),
+            (b"INVITE \r\n\r\n", None),
+            (b"\r\n\r\nINVITE sip:x SIP/2.0", None),
+            (b"INV\x00ITE sip:b@127.0.0.1 SIP/2.0\r\n\r\n", None),
+            (
+                b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\xff\xfe: x\r\n\r\n",
+                Some("SIP/2.0 400 Invalid UTF-8 In Header"),
+            ),
+            (
+                b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\nFrom: <sip:a@b>;tag=1\r\n: no name\r\n\r\n",
+                Some("SIP/2.0 400 Malformed Header Name"),
+            ),
+            (b":\r\n\r\n", None),
         ];
-        for s in samples {
-            let _ = inspect(s);
+        for (bytes, want) in samples {
+            let got = inspect(bytes);
+            match want {
+                None => assert!(
+                    matches!(got, Ingress::Drop(_)),
+                    "{:?}: {got:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+                Some(line) => assert_eq!(
+                    status(&got).as_deref(),
+                    Some(line),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            }
         }
+    }
+
+    #[test]
+    fn bare_line_feeds_and_folded_lines_are_rewritten_plainly() {
+        let lf = b"OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h\nFrom: <sip:a@b>;tag=1\nTo: <sip:x@y>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n";
+        let Ingress::Rewrite(plain) = inspect(lf) else {
+            panic!("LF-only not rewritten")
+        };
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(
+            plain.starts_with("OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"),
+            "{plain}"
+        );
+        assert!(plain.ends_with("CSeq: 1 OPTIONS\r\n\r\n"), "{plain}");
+
+        let folded = "OPTIONS sip:x@y SIP/2.0\r\nVia  :  SIP / 2.0 / UDP h:5060 ; branch = z9hG4bK9\r\nFrom:\r\n  <sip:a@b> ;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 7\r\n\tOPTIONS\r\nContent-Length: 4\r\n\r\nbody";
+        let Ingress::Rewrite(plain) = inspect(folded.as_bytes()) else {
+            panic!("folded not rewritten")
+        };
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(
+            plain.contains("\r\nVia: SIP/2.0/UDP h:5060;branch=z9hG4bK9\r\n"),
+            "{plain}"
+        );
+        assert!(plain.contains("\r\nFrom: <sip:a@b> ;tag=1\r\n"), "{plain}");
+        assert!(plain.contains("\r\nCSeq: 7 OPTIONS\r\n"), "{plain}");
+        assert!(plain.ends_with("\r\n\r\nbody"), "{plain}");
+        // A continuation with nothing to continue is malformed.
+        let orphan = b"OPTIONS sip:x@y SIP/2.0\r\n folded: first\r\nVia: SIP/2.0/UDP h\r\n\r\n";
+        assert_eq!(
+            status(&inspect(orphan)).as_deref(),
+            Some("SIP/2.0 400 Malformed Header Line")
+        );
+    }
+
+    #[test]
+    fn odd_requests_get_the_status_rfc_3261_gives() {
+        let cases: [(Vec<u8>, &str); 10] = [
+            (
+                msg("OPTIONS sip:x@y SIP/2.0", "Require: timer, 100rel-ish\r\n", ""),
+                "420 Bad Extension",
+            ),
+            (msg("OPTIONS mailto:x@y SIP/2.0", "", ""), "416 Unsupported URI Scheme"),
+            (
+                msg("INVITE sip:x@y SIP/2.0", "Accept: text/plain\r\n", ""),
+                "406 Not Acceptable",
+            ),
+            (msg("INVITE sip:x@y SIP/2.0", "Accept: \r\n", ""), "406 Not Acceptable"),
+            (
+                msg("OPTIONS <sip:x@y> SIP/2.0", "", ""),
+                "400 Request-URI In Angle Brackets",
+            ),
+            (
+                msg("OPTIONS sip:x@y?Subject=hi SIP/2.0", "", ""),
+                "400 Headers In Request-URI",
+            ),
+            (
+                msg("OPTIONS sip:x@y SIP/2.0", "Date: 06 Dec 2026 16:00:00\r\n", ""),
+                "400 Invalid Date",
+            ),
+            (msg("OPTIONS sip:x@y SIP/3.1", "", ""), "505 Version Not Supported"),
+            (
+                String::from_utf8(msg("OPTIONS sip:x@y SIP/2.0", "", ""))
+                    .unwrap()
+                    .replace("From: <", "From: \"Half <")
+                    .into_bytes(),
+                "400 Malformed From Display Name",
+            ),
+            (
+                String::from_utf8(msg("OPTIONS sip:x@y SIP/2.0", "", ""))
+                    .unwrap()
+                    .replace("To: <", "To: J@ne <")
+                    .into_bytes(),
+                "400 Malformed To Display Name",
+            ),
+        ];
+        for (m, want) in &cases {
+            let got = inspect(m);
+            assert_eq!(
+                status(&got).as_deref(),
+                Some(format!("SIP/2.0 {want}").as_str()),
+                "{}",
+                String::from_utf8_lossy(m)
+            );
+        }
+        let Ingress::Reply(b) = inspect(&cases[0].0) else {
+            unreachable!()
+        };
+        assert!(String::from_utf8(b)
+            .unwrap()
+            .contains("\r\nUnsupported: 100rel-ish\r\n"));
+        let Ingress::Reply(b) = inspect(&cases[2].0) else {
+            unreachable!()
+        };
+        assert!(String::from_utf8(b)
+            .unwrap()
+            .contains("\r\nAccept: application/sdp\r\n"));
+    }
+
+    #[test]
+    fn legal_forms_of_the_checked_fields_pass() {
+        for extra in [
+            "Require: Timer\r\n",
+            "Accept: application/sdp;level=1, text/plain\r\n",
+            "Accept: */*\r\n",
+            "Date: Sun, 06 Dec 2026 16:00:00 GMT\r\n",
+        ] {
+            assert_eq!(
+                inspect(&msg("INVITE sip:x@y SIP/2.0", extra, "")),
+                Ingress::Pass,
+                "{extra}"
+            );
+        }
+        assert_eq!(inspect(&msg("OPTIONS tel:+15551234567 SIP/2.0", "", "")), Ingress::Pass);
+        assert_eq!(
+            inspect(&msg("ACK sip:x@y SIP/2.0", "Require: anything\r\n", "")),
+            Ingress::Pass
+        );
+        for v in [
+            "\"Quoted \\\" Name\" <sip:a@b>;tag=1",
+            "Plain Name <sip:a@b>",
+            "sip:a@b;tag=1",
+            "<sip:a@b>",
+        ] {
+            assert!(name_addr_ok(v), "{v}");
+        }
+        assert!(is_version("SIP/2.0") && is_version("sip/7.10"));
+        assert!(!is_version("SIP/2") && !is_version("SIP/.0") && !is_version("SIP/2.x") && !is_version("HTTP/1.1"));
     }
 }

@@ -107,13 +107,20 @@ impl SipEndpoint {
         let local = self
             .first_socket_addr()
             .ok_or_else(|| SipError::Call("no SIP listener".into()))?;
-        let permit = match &trunk {
-            Some(t) => Some(
+        if self.is_draining() {
+            return Err(SipError::Call("the node is stopping: no call placed".into()));
+        }
+        let mut permit = self
+            .node_calls
+            .take()
+            .ok_or_else(|| SipError::Call("the node's calls are all up ([sip] max_calls): no call placed".into()))?;
+        if let Some(t) = &trunk {
+            permit = permit.with(
                 t.admit()
                     .map_err(|l| SipError::Call(format!("trunk {} limit reached: {l:?}", t.config.name)))?,
-            ),
-            None => None,
-        };
+            );
+        }
+        let permit = Some(permit);
 
         // Target URI and where the request is physically sent.
         let (callee, destination) = match &trunk {

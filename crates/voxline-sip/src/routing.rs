@@ -11,12 +11,47 @@ use std::time::{Duration, Instant};
 
 pub use crate::config::toml_value::Value as ParamValue;
 
+/// Calls up against a ceiling: the node's (`[sip] max_calls`), a phone
+/// user's (`[[user]] max_calls`) or a trunk's.
+#[derive(Debug)]
+pub struct CallCounter {
+    active: AtomicU32,
+    max: u32,
+}
+
+impl CallCounter {
+    /// A counter allowing `max` calls at once (0 = no limit).
+    pub fn new(max: u32) -> Arc<CallCounter> {
+        Arc::new(CallCounter {
+            active: AtomicU32::new(0),
+            max,
+        })
+    }
+
+    /// Calls up now.
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Takes a slot, or None when `max` calls are up.
+    pub fn take(self: &Arc<Self>) -> Option<CallPermit> {
+        let prev = self.active.fetch_add(1, Ordering::Relaxed);
+        if self.max > 0 && prev >= self.max {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(CallPermit {
+            slots: vec![self.clone()],
+        })
+    }
+}
+
 /// A trunk at run time: its config plus live counters.
 #[derive(Debug)]
 pub struct Trunk {
     /// The configuration.
     pub config: TrunkConfig,
-    active: AtomicU32,
+    active: Arc<CallCounter>,
     cps: Mutex<(Instant, u32)>,
 }
 
@@ -29,48 +64,45 @@ pub enum LimitExceeded {
     Rate,
 }
 
-/// Holds one of a trunk's concurrent-call slots until dropped.
-#[derive(Debug)]
+/// Holds a call's slots (the node's, its trunk's or user's) until dropped.
+#[derive(Debug, Default)]
 pub struct CallPermit {
-    trunk: Arc<Trunk>,
+    slots: Vec<Arc<CallCounter>>,
 }
 
 impl Drop for CallPermit {
     fn drop(&mut self) {
-        self.trunk.active.fetch_sub(1, Ordering::Relaxed);
+        for c in &self.slots {
+            c.active.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl CallPermit {
-    /// The trunk's name.
-    pub fn trunk_name(&self) -> &str {
-        &self.trunk.config.name
+    /// This permit holding `other`'s slots as well.
+    pub fn with(mut self, mut other: CallPermit) -> CallPermit {
+        self.slots.append(&mut other.slots);
+        self
     }
 }
 
 impl Trunk {
     fn new(config: TrunkConfig) -> Trunk {
         Trunk {
+            active: CallCounter::new(config.max_calls),
             config,
-            active: AtomicU32::new(0),
             cps: Mutex::new((Instant::now(), 0)),
         }
     }
 
     /// Calls up on this trunk now.
     pub fn active_calls(&self) -> u32 {
-        self.active.load(Ordering::Relaxed)
+        self.active.active()
     }
 
     /// Takes a call slot, or says which limit is in the way.
     pub fn admit(self: &Arc<Self>) -> Result<CallPermit, LimitExceeded> {
-        let max_calls = self.config.max_calls;
-        let prev = self.active.fetch_add(1, Ordering::Relaxed);
-        if max_calls > 0 && prev >= max_calls {
-            self.active.fetch_sub(1, Ordering::Relaxed);
-            return Err(LimitExceeded::Concurrent);
-        }
-        let permit = CallPermit { trunk: self.clone() };
+        let permit = self.active.take().ok_or(LimitExceeded::Concurrent)?;
         if self.config.max_cps > 0 {
             let now = Instant::now();
             if let Ok(mut w) = self.cps.lock() {
@@ -285,5 +317,26 @@ mod tests {
         assert_eq!(t.active_calls(), 3);
         drop(permits);
         assert_eq!(t.active_calls(), 0);
+    }
+
+    #[test]
+    fn a_permit_holds_every_slot_it_was_given_until_dropped() {
+        let node = CallCounter::new(2);
+        let user = CallCounter::new(1);
+        let first = node.take().unwrap().with(user.take().unwrap());
+        assert_eq!((node.active(), user.active()), (1, 1));
+        assert!(user.take().is_none(), "the user's one slot is taken");
+        assert_eq!(user.active(), 1, "a refused take leaves the count as it was");
+        let second = node.take().unwrap();
+        assert!(node.take().is_none());
+        drop(first);
+        assert_eq!((node.active(), user.active()), (1, 0));
+        drop(second);
+        assert_eq!(node.active(), 0);
+        let unlimited = CallCounter::new(0);
+        let held: Vec<_> = (0..50).map(|_| unlimited.take().unwrap()).collect();
+        assert_eq!(unlimited.active(), 50);
+        drop(held);
+        assert_eq!(unlimited.active(), 0);
     }
 }

@@ -61,6 +61,14 @@ impl StackUdpSocket for GuardedUdpSocket {
                         return Ok((n, src));
                     }
                 }
+                Ingress::Rewrite(plain) => {
+                    // The same request written plainly; it fits the stack's
+                    // buffer unless it grew past it (then it is dropped).
+                    if plain.len() <= buf.len() && admit(&self.limiter, src.ip(), self.ban_seconds) {
+                        buf[..plain.len()].copy_from_slice(&plain);
+                        return Ok((plain.len(), src));
+                    }
+                }
                 Ingress::Reply(response) => {
                     if admit(&self.limiter, src.ip(), self.ban_seconds) {
                         let status = String::from_utf8_lossy(&response[..response.len().min(40)])

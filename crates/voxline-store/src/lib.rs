@@ -10,6 +10,7 @@
 mod analysis;
 mod campaign;
 mod dialer;
+mod node;
 mod record;
 mod webhook;
 
@@ -41,6 +42,19 @@ pub enum StoreError {
     /// A query failed.
     #[error("call store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// Another running process holds this node name.
+    #[error("node.name {name:?} is in use by {holder} (heartbeat {seen_ms_ago} ms ago): give each node its own name")]
+    NodeTaken {
+        /// The name.
+        name: String,
+        /// Who holds it.
+        holder: String,
+        /// How long ago its heartbeat was written.
+        seen_ms_ago: i64,
+        /// The holder runs on another host (its process cannot be checked
+        /// from here: it may be a crashed node whose heartbeat is not stale yet).
+        elsewhere: bool,
+    },
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -69,6 +83,8 @@ macro_rules! select_call {
 pub struct CallStore {
     pool: AnyPool,
     node: String,
+    /// This process, as the holder of the node name ("host/pid/process-start/n").
+    instance: String,
     /// PostgreSQL (row locks: `FOR UPDATE SKIP LOCKED`), else SQLite.
     postgres: bool,
 }
@@ -136,6 +152,7 @@ impl CallStore {
         Ok(CallStore {
             pool,
             node: node.to_string(),
+            instance: node::instance_id(),
             postgres: !is_sqlite,
         })
     }
@@ -202,19 +219,6 @@ impl CallStore {
         Ok(())
     }
 
-    /// Records that this node is alive now (run every few seconds).
-    pub async fn heartbeat(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO nodes (name, heartbeat_at) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-        )
-        .bind(&self.node)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Closes the rows this node left open when it stopped abruptly, ending
     /// them at the node's last heartbeat (never before they started); returns
     /// how many. Run at start-up, before the first heartbeat.
@@ -223,6 +227,12 @@ impl CallStore {
             .bind(&self.node)
             .fetch_optional(&self.pool)
             .await?;
+        self.close_interrupted_at(last).await
+    }
+
+    /// [`close_interrupted`](Self::close_interrupted) with the node's last
+    /// heartbeat given ([`claim_node`](Self::claim_node) returns it).
+    pub async fn close_interrupted_at(&self, last: Option<i64>) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "UPDATE calls SET status = 'interrupted', end_reason = 'server_stopped', hangup_by = 'voxline', \
              end_at = CASE WHEN $1 > COALESCE(answer_at, invite_at) THEN $1 ELSE COALESCE(answer_at, invite_at) END, \

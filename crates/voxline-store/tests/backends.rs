@@ -7,7 +7,7 @@ use postgres::Postgres;
 use std::time::{Duration, Instant};
 use voxline_store::{
     now_ms, AgentTurn, AnalysisFilter, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, ItemVerdict,
-    ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, TranscriptLine,
+    ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -167,6 +167,43 @@ async fn life_cycle(url: &str) {
     call_analysis(&again).await;
     again.close().await;
     shared_leases(url).await;
+    node_names(url).await;
+}
+
+/// One live process per node name: a second is refused, takes over after a
+/// clean stop or once the holder's heartbeat is stale; the displaced holder
+/// learns it at its next heartbeat.
+async fn node_names(url: &str) {
+    let stale = Duration::from_secs(15);
+    let first = CallStore::open(url, "node-n").await.expect("open first");
+    assert_eq!(first.claim_node(stale).await.expect("first claim"), None);
+    first.heartbeat().await.expect("holder's heartbeat");
+    let second = CallStore::open(url, "node-n").await.expect("open second");
+    let err = second
+        .claim_node(stale)
+        .await
+        .expect_err("a live holder keeps its name");
+    assert!(matches!(err, StoreError::NodeTaken { elsewhere: false, .. }), "{err:?}");
+    assert!(err.to_string().contains("node.name \"node-n\" is in use"), "{err}");
+    assert!(second.heartbeat().await.is_err(), "nor can it beat for the name");
+    // A clean stop frees the name at once; the last heartbeat is handed on.
+    first.release_node().await.expect("release");
+    let last = second.claim_node(stale).await.expect("claim after release");
+    assert!(last.is_some());
+    second.heartbeat().await.expect("new holder's heartbeat");
+    // A holder silent past the stale time is taken over ...
+    let third = CallStore::open(url, "node-n").await.expect("open third");
+    let beat = now_ms();
+    while now_ms() <= beat + 1 {
+        tokio::task::yield_now().await;
+    }
+    third.claim_node(Duration::ZERO).await.expect("stale holder taken over");
+    // ... and learns it.
+    assert!(matches!(second.heartbeat().await, Err(StoreError::NodeTaken { .. })));
+    third.heartbeat().await.expect("third beats");
+    for s in [first, second, third] {
+        s.close().await;
+    }
 }
 
 /// Webhook deliveries: leased one at a time, retried when due, given up,

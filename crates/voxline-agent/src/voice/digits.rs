@@ -13,6 +13,8 @@ pub struct DigitCollector {
     digits: String,
     /// Keys pressed before the agent asked for them (since the caller last spoke).
     typed_ahead: String,
+    /// The entry asked for last may be written in clear.
+    keep: bool,
 }
 
 impl DigitCollector {
@@ -21,10 +23,12 @@ impl DigitCollector {
         self.collecting.is_some()
     }
 
-    /// Starts collecting `length` digits. Keys typed ahead count: returns
-    /// the entry when they complete it (the rest of them is dropped).
-    pub fn start(&mut self, length: usize) -> Option<String> {
+    /// Starts collecting `length` digits (`keep`: the pack lets them be
+    /// written in clear). Keys typed ahead count: returns the entry when
+    /// they complete it (the rest of them is dropped).
+    pub fn start(&mut self, length: usize, keep: bool) -> Option<String> {
         self.collecting = Some(length);
+        self.keep = keep;
         self.digits.clear();
         for d in std::mem::take(&mut self.typed_ahead).chars() {
             if let Some(done) = collect_digit(&mut self.digits, d, length) {
@@ -52,6 +56,18 @@ impl DigitCollector {
                 }
                 None
             }
+        }
+    }
+
+    /// An entry as transcripts and logs show it: in clear when the pack
+    /// keeps it, else only how many digits ("4 digits").
+    pub fn shown(&self, entry: &str) -> String {
+        if self.keep {
+            return entry.to_string();
+        }
+        match entry.chars().filter(|c| *c != '#').count() {
+            1 => "1 digit".into(),
+            n => format!("{n} digits"),
         }
     }
 
@@ -93,12 +109,12 @@ mod tests {
     #[test]
     fn digits_end_at_their_length_or_the_hash_key() {
         let mut c = DigitCollector::default();
-        assert_eq!(c.start(4), None);
+        assert_eq!(c.start(4, false), None);
         assert_eq!(c.key('4'), None);
         assert_eq!(c.key('3'), None);
         assert_eq!(c.key('#'), Some("43".into()));
         assert!(!c.is_collecting());
-        assert_eq!(c.start(4), None);
+        assert_eq!(c.start(4, false), None);
         for d in "123".chars() {
             assert_eq!(c.key(d), None);
         }
@@ -112,17 +128,27 @@ mod tests {
             assert_eq!(c.key(d), None, "nothing asked yet");
         }
         assert!(c.answers_prompt(4) && !c.answers_prompt(6));
-        assert_eq!(c.start(4), Some("4321".into()), "typed ahead completes it");
+        assert_eq!(c.start(4, false), Some("4321".into()), "typed ahead completes it");
         assert!(!c.answers_prompt(4), "the keys were used (the rest dropped)");
         c.key('4');
         c.key('3');
         c.key('#');
         assert!(!c.answers_prompt(4), "a short entry does not answer it");
         c.caller_spoke();
-        assert_eq!(c.start(2), None, "speech forgot the keys");
+        assert_eq!(c.start(2, false), None, "speech forgot the keys");
         assert_eq!(c.key('9'), None);
         assert_eq!(c.timed_out(), Some("9".into()));
         assert_eq!(c.timed_out(), None, "nothing collected any more");
+    }
+
+    #[test]
+    fn an_entry_shows_as_its_length_unless_the_pack_keeps_it() {
+        let mut c = DigitCollector::default();
+        c.start(8, false);
+        assert_eq!(c.shown("12345678"), "8 digits");
+        assert_eq!(c.shown("1#"), "1 digit");
+        c.start(5, true);
+        assert_eq!(c.shown("04217"), "04217");
     }
 
     #[test]
@@ -131,6 +157,6 @@ mod tests {
         for _ in 0..100 {
             c.key('1');
         }
-        assert_eq!(c.start(TYPE_AHEAD_MAX + 1), None, "only 32 keys were kept");
+        assert_eq!(c.start(TYPE_AHEAD_MAX + 1, false), None, "only 32 keys were kept");
     }
 }

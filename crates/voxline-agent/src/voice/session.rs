@@ -292,7 +292,7 @@ impl<'a> Call<'a> {
             Action::Say(text) => {
                 let text = self.conv.fill(&text);
                 // A digit prompt the caller already answered by keying ahead is not said.
-                if let Some(Action::CollectDigits { length }) = self.pending.front() {
+                if let Some(Action::CollectDigits { length, .. }) = self.pending.front() {
                     if self.digits.answers_prompt(*length) {
                         info!(prompt = %text, "digits keyed ahead answer the prompt: not said");
                         return false;
@@ -307,9 +307,9 @@ impl<'a> Call<'a> {
                 self.speaking = Some(self.speak_answer(*answer, turn));
                 true
             }
-            Action::CollectDigits { length } => {
+            Action::CollectDigits { length, keep } => {
                 // Digits keyed ahead of the prompt count (type-ahead).
-                if let Some(done) = self.digits.start(length) {
+                if let Some(done) = self.digits.start(length, keep) {
                     self.keyed(&done).await;
                 }
                 false
@@ -353,9 +353,12 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// A complete digit entry: into the transcript and the conversation.
+    /// A complete digit entry: into the transcript (masked unless the pack
+    /// keeps it) and, in clear, the conversation.
     pub async fn keyed(&mut self, entry: &str) {
-        self.transcript.caller(&format!("(keyed {entry})"), None).await;
+        self.transcript
+            .caller(&format!("(keyed {})", self.digits.shown(entry)), None)
+            .await;
         let next = self.conv.digits(entry).await;
         self.pending.extend(next);
         self.transcript.steps(&mut self.conv).await;

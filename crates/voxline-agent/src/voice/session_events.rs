@@ -277,7 +277,7 @@ impl Call<'_> {
                 info!(intent = ?p.intent, said = %text, "caller turn (reply started on the early final)");
                 self.s.observer.preempted();
                 // A digit prompt the caller already answered by keying ahead is dropped.
-                if matches!(p.rest.front(), Some(Action::CollectDigits { length }) if self.digits.answers_prompt(*length))
+                if matches!(p.rest.front(), Some(Action::CollectDigits { length, .. }) if self.digits.answers_prompt(*length))
                 {
                     info!("digits keyed ahead answer the prompt: not said");
                     p.drop_first();
@@ -435,7 +435,7 @@ impl Call<'_> {
             SilenceStep::DigitsTimedOut => {
                 // No complete entry in time: asked again (the third miss offers a colleague).
                 let keyed = self.digits.timed_out().unwrap_or_default();
-                info!(%keyed, "digit entry timed out");
+                info!(keyed = %self.digits.shown(&keyed), "digit entry timed out");
                 self.transcript.note("digit entry timed out").await;
                 let next = self.conv.digits(&keyed).await;
                 self.pending.extend(next);

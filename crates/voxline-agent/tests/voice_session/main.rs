@@ -278,7 +278,7 @@ async fn digits_keyed_ahead_answer_the_prompt_which_is_not_said() {
         call.peer.key(d);
     }
     call.until(8000, "the entry", |r| {
-        r.said().iter().any(|(_, t)| t == "(keyed 12345678)")
+        r.said().iter().any(|(_, t)| t == "(keyed 8 digits)")
     })
     .await;
     let tools =

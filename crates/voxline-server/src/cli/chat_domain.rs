@@ -84,7 +84,7 @@ async fn act(conv: &mut Conversation, mut queue: VecDeque<Action>) -> anyhow::Re
                     }
                     conv.answered(&a, &heard.join(" "));
                 }
-                Action::CollectDigits { length } => eprintln!("[waiting for {length} digits: type them]"),
+                Action::CollectDigits { length, .. } => eprintln!("[waiting for {length} digits: type them]"),
                 Action::CallTool(call) => {
                     eprintln!("[calling {} with {:?}]", call.tool, call.args);
                     queue.extend(conv.run_tool(call).await);

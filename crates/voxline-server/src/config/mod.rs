@@ -74,6 +74,22 @@ pub struct MediaConfig {
     /// Where recordings go.
     #[serde(default = "default_recordings")]
     pub recordings_dir: PathBuf,
+    /// Whose RTP a call takes (decision 0064).
+    #[serde(default)]
+    pub rtp_sources: RtpSources,
+}
+
+/// `[media] rtp_sources`: which sources a call's media latches onto.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpSources {
+    /// The address in the peer's SDP or the one its SIP came from (NAT:
+    /// any port of that address).
+    #[default]
+    Signalled,
+    /// Whoever sends first (a proxy in front that neither fixes SDP nor
+    /// relays media): open to anyone spraying the port range.
+    Any,
 }
 
 fn default_media_timeout() -> u64 {
@@ -94,14 +110,34 @@ impl MediaConfig {
     pub fn advertised(&self) -> IpAddr {
         self.advertise_ip.unwrap_or(self.bind_ip)
     }
+
+    /// An RTP session on a free port of the range, taking media only from
+    /// the sources `rtp_sources` allows; `peer` is where the call's SIP
+    /// came from (inbound calls).
+    pub async fn bind_rtp(&self, peer: Option<IpAddr>) -> Result<voxline_media::RtpSession, voxline_media::MediaError> {
+        let rtp = voxline_media::RtpSession::bind(self.bind_ip, self.rtp_port_min, self.rtp_port_max).await?;
+        rtp.allow_sources(peer, self.rtp_sources == RtpSources::Any);
+        Ok(rtp)
+    }
 }
 
 /// `[store]`: where call records go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
     pub url: String,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL without its password.
+        let url = match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}://***@{}", &self.url[..s], &self.url[at + 1..]),
+            _ => self.url.clone(),
+        };
+        f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
 }
 
 /// The whole file.
@@ -356,6 +392,24 @@ url = "sqlite://calls.db"
         assert!(c.store.url.ends_with("/calls.db"));
         assert!(c.store.url.contains(&format!("voxline-cfg-{}-min", std::process::id())));
         assert_eq!(c.security.rate_limit_requests, 16);
+    }
+
+    #[test]
+    fn no_password_shows_in_debug_output() {
+        let text = MINIMAL.replace("sqlite://calls.db", "postgres://vox:pg-secret-1@db.example/calls")
+            + "[[trunk]]\nname = \"carrier\"\nkind = \"register\"\nhost = \"sip.example\"\nusername = \"acct\"\npassword = \"trunk-secret-2\"\n"
+            + "[[user]]\nusername = \"desk\"\npassword = \"phone-secret-3\"\n";
+        let c = Config::load(&write("secrets", &text)).unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        for secret in ["pg-secret-1", "trunk-secret-2", "phone-secret-3"] {
+            assert!(!shown.contains(secret), "{secret} in Debug output");
+        }
+        assert!(shown.contains("postgres://***@db.example/calls") && shown.contains("acct") && shown.contains("desk"));
+        assert_eq!(
+            c.trunks[0].password.as_deref(),
+            Some("trunk-secret-2"),
+            "the value itself is kept"
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct PlaybackParams {
     pub ring_ms: u64,
     /// Record this route's calls (overrides `media.record`).
     pub record: Option<bool>,
+    /// Log each keyed digit in clear (default: the log says a key came,
+    /// not which: keyed digits are often account numbers and PINs).
+    pub log_digits: bool,
 }
 
 impl PlaybackParams {
@@ -55,6 +58,7 @@ impl PlaybackParams {
             hangup_after_greeting: false,
             ring_ms: 0,
             record: None,
+            log_digits: false,
         };
         for (k, v) in params {
             let field = format!("params.{k}");
@@ -74,6 +78,8 @@ impl PlaybackParams {
                 ("ring_ms", _) => return Err(bad("an integer from 0 to 120000")),
                 ("record", ParamValue::Bool(b)) => p.record = Some(*b),
                 ("record", _) => return Err(bad("true or false")),
+                ("log_digits", ParamValue::Bool(b)) => p.log_digits = *b,
+                ("log_digits", _) => return Err(bad("true or false")),
                 _ => return Err((field, "unknown parameter for the playback handler".into())),
             }
         }

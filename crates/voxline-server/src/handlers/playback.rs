@@ -70,6 +70,9 @@ impl Playback {
     pub async fn run(&self, mut call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
         let outcome = self.converse(&mut call, records, &record_id).await;
+        // The call's slots (node, trunk, user) are free before its record
+        // says it ended.
+        drop(call);
         finish_call(records, &record_id, outcome, Direction::Inbound).await;
     }
 
@@ -202,7 +205,8 @@ impl Playback {
     async fn on_media_event(&self, e: MediaEvent, call: &mut InboundCall) -> Option<EndReason> {
         match e {
             MediaEvent::Dtmf(d) => {
-                info!(digit = %d.digit, duration_ms = d.duration_ms, source = d.source.as_str(), "DTMF")
+                let digit = if self.params.log_digits { d.digit } else { '*' };
+                info!(digit = %digit, duration_ms = d.duration_ms, source = d.source.as_str(), "DTMF")
             }
             MediaEvent::Hold => info!("caller put the call on hold"),
             MediaEvent::Unhold => info!("caller took the call off hold"),

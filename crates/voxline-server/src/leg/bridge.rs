@@ -71,9 +71,7 @@ pub(crate) async fn bridge(
         .endpoint()
         .ok_or_else(|| "no SIP endpoint to call from".to_string())?;
     let media = env.media;
-    let rtp = RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max)
-        .await
-        .map_err(|e| format!("no RTP port: {e}"))?;
+    let rtp = media.bind_rtp(None).await.map_err(|e| format!("no RTP port: {e}"))?;
     let running = RunningMedia::start(&rtp, env.clock, None);
     let result = call_and_join(call, caller_port, &rtp, &endpoint, to, ring, &env).await;
     // The colleague's media stops here, however the bridge ended.

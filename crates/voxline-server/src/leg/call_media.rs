@@ -99,7 +99,7 @@ pub async fn answer_with_media(
             }
         }
     }
-    let rtp = match RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max).await {
+    let rtp = match media.bind_rtp(Some(call.info.remote.ip())).await {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "no RTP port: 503");
@@ -140,7 +140,7 @@ pub async fn place_with_media(
     records: &Records,
     record_id: &str,
 ) -> Result<(OutboundCall, Answered), Outcome> {
-    let rtp = match RtpSession::bind(media.bind_ip, media.rtp_port_min, media.rtp_port_max).await {
+    let rtp = match media.bind_rtp(None).await {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "no RTP port: the call is not placed");
@@ -206,6 +206,7 @@ pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome, d
         sent = load(|s| &s.packets_sent),
         received = load(|s| &s.packets_received),
         lost = load(|s| &s.packets_lost),
+        foreign = load(|s| &s.packets_foreign),
         jitter_us = load(|s| &s.jitter_us),
         "call ended"
     );
