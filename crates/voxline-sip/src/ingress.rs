@@ -204,7 +204,11 @@ fn name_addr_ok(v: &str) -> bool {
         return false;
     }
     match v.split_once('<') {
-        Some((display, _)) => display.split_whitespace().all(is_token),
+        // Tokens; letters beyond ASCII are let through (phones and PBXs
+        // send "Müller <sip:…>" unquoted, and nothing is unclear in it).
+        Some((display, _)) => display
+            .split_whitespace()
+            .all(|w| w.chars().all(|c| !c.is_ascii() || is_token(c.encode_utf8(&mut [0; 4])))),
         // addr-spec: no display name, no quote.
         None => !v.contains('"'),
     }
@@ -678,6 +682,7 @@ mod tests {
         for v in [
             "\"Quoted \\\" Name\" <sip:a@b>;tag=1",
             "Plain Name <sip:a@b>",
+            "Jürgen Müller <sip:a@b>",
             "sip:a@b;tag=1",
             "<sip:a@b>",
         ] {
