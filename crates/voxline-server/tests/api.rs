@@ -821,3 +821,45 @@ fn an_agent_call_is_scored_against_its_pack_after_it_ends() {
     assert_eq!(b["summary_url"], format!("{path}/summary"), "{b}");
     assert_eq!(b["summary"], summary["summary"], "{b}");
 }
+
+#[path = "../../voxline-store/tests/support/postgres.rs"]
+mod postgres;
+
+/// `/healthz` answers for the store: 200 while PostgreSQL answers, 503
+/// naming the store once it is gone (a load balancer takes the node out).
+#[test]
+fn healthz_says_when_the_store_is_gone() {
+    let pg = postgres::Postgres::start();
+    let url = pg.url();
+    // The server waits for nothing: PostgreSQL must take connections first.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match rt.block_on(voxline_store::CallStore::open(&url, "probe")) {
+            Ok(s) => break rt.block_on(s.close()),
+            Err(e) => assert!(Instant::now() < deadline, "postgres: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let server = Server::start_with("healthz-pg", "", None, move |text| {
+        let sqlite = text
+            .lines()
+            .find(|l| l.starts_with("url = \"sqlite://"))
+            .expect("the store's url")
+            .to_string();
+        text.replace(&sqlite, &format!("url = \"{url}\""))
+    });
+    let r = server.request("GET", "/healthz", None, None);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    drop(pg); // PostgreSQL stopped
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = server.request("GET", "/healthz", None, None);
+        if r.status != 200 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.starts_with("store: "), "{}", r.body);
+}

@@ -233,13 +233,15 @@ impl Drop for ImpairedRelay {
 fn the_echo_survives_loss_reorder_duplicates_and_jitter_and_the_record_shows_the_loss() {
     // voxline binds its single RTP port on 127.0.0.1 but advertises 127.0.0.5,
     // where the relay listens: baresip's RTP crosses the relay, and voxline
-    // latches onto the relay's address for its own RTP.
+    // latches onto the relay's address for its own RTP. The relay is a media
+    // source neither side signalled (a media proxy that leaves SDP alone):
+    // the route takes RTP from any source (decision 0064).
     let rtp_port = free_port();
     let server = Server::start_with("impaired", "", None, |t| {
         t.replace(
             "rtp_port_min = 30000\nrtp_port_max = 39999",
             &format!(
-                "advertise_ip = \"127.0.0.5\"\nrtp_port_min = {rtp_port}\nrtp_port_max = {}",
+                "advertise_ip = \"127.0.0.5\"\nrtp_sources = \"any\"\nrtp_port_min = {rtp_port}\nrtp_port_max = {}",
                 rtp_port + 1
             ),
         )

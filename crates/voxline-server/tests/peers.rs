@@ -336,17 +336,7 @@ fn final_answer(server: &Server, msg: &str) -> Option<String> {
         .replace("{local}", &local.to_string())
         .replace("{port}", &server.sip_port.to_string());
     s.send_to(msg.as_bytes(), ("127.0.0.1", server.sip_port)).expect("send");
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    let mut buf = vec![0u8; 65536];
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
-        let Ok((n, _)) = s.recv_from(&mut buf) else { break };
-        let reply = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !reply.starts_with("SIP/2.0 1") {
-            return Some(reply);
-        }
-    }
-    None
+    final_answer_on(&s, Duration::from_secs(2))
 }
 
 /// RFC 3261's answers to odd but possible requests, over UDP, in messages

@@ -140,6 +140,16 @@ fn an_invite_from_an_unknown_source_gets_403_and_no_record() {
     assert!(server.log_text().contains("untrusted source"));
 }
 
+/// Phones (`users`) may dial "desk" only, a 2 s greeting.
+const DESK_ROUTE: &str = r#"
+[[route]]
+name = "desk"
+trunk = "users"
+number = { exact = "desk" }
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+
 const USERS: &str = r#"
 [[user]]
 username = "frontdesk"
@@ -333,18 +343,7 @@ fn invite_final_with(
         ctype = if offer.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
     );
     s.send_to(msg.as_bytes(), ("127.0.0.1", port)).expect("send");
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    let mut buf = vec![0u8; 65536];
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
-        let Ok((len, _)) = s.recv_from(&mut buf) else { break };
-        let reply = String::from_utf8_lossy(&buf[..len]).to_string();
-        // Skip provisional answers (100 Trying).
-        if !reply.starts_with("SIP/2.0 1") {
-            return Some(reply);
-        }
-    }
-    None
+    final_answer_on(&s, Duration::from_secs(3))
 }
 
 /// The value of parameter `name` in a challenge.
@@ -378,16 +377,8 @@ fn digest(user: &str, password: &str, nonce: &str, uri: &str, nc: u32) -> String
 #[test]
 fn a_replayed_or_redirected_authorization_is_refused_and_a_guesser_banned() {
     // Phones may dial "desk" only: any other number, once authenticated, gets 404.
-    let routes = r#"
-[[route]]
-name = "users"
-trunk = "users"
-number = { exact = "desk" }
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 20 }
-"#;
-    let server = Server::start("auth-attacks", USERS, Some(routes));
-    let status = |r: &Option<String>| r.as_deref().and_then(|r| r.get(8..11)).map(str::to_owned);
+    let server = Server::start("auth-attacks", USERS, Some(DESK_ROUTE));
+    let status = status_of;
     // Dialling a number with no route: an authenticated INVITE gets 404,
     // so what the credentials earned shows in the status alone.
     let uri = format!("sip:nowhere@127.0.0.1:{}", server.sip_port);
@@ -477,31 +468,20 @@ fn in_dialog(server: &Server, from: &str, answer: &str, method: &str, cseq: u32)
 
 #[test]
 fn the_node_and_a_phone_at_their_call_limits_answer_503_before_ringing() {
-    let routes = r#"
-[[route]]
-name = "desk"
-trunk = "users"
-number = { exact = "desk" }
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 20 }
-
-[[route]]
-name = "demo"
-trunk = "local"
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 20 }
-"#;
+    let routes = format!(
+        "{DESK_ROUTE}\n[[route]]\nname = \"demo\"\ntrunk = \"local\"\nhandler = \"playback\"\nparams = {{ greeting = \"greeting.wav\", max_seconds = 20 }}\n"
+    );
     // Two calls on the node at once, one for the phone.
     let users = USERS.replace(
         "password = \"correct-horse\"",
         "password = \"correct-horse\"\nmax_calls = 1",
     );
-    let server = Server::start_with("call-caps", &users, Some(routes), |t| {
+    let server = Server::start_with("call-caps", &users, Some(&routes), |t| {
         t.replace("[sip]\n", "[sip]\nmax_calls = 2\n")
     });
     let port = server.sip_port;
     let offer = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
-    let status = |r: &Option<String>| r.as_deref().and_then(|r| r.get(8..11)).map(str::to_owned);
+    let status = status_of;
     let uri = format!("sip:desk@127.0.0.1:{port}");
     let challenge = invite_final(&server, "127.0.0.2", "desk", None, 1);
     assert_eq!(status(&challenge).as_deref(), Some("401"), "{challenge:?}");

@@ -246,6 +246,12 @@ impl CallStore {
         Ok(r.rows_affected())
     }
 
+    /// Whether the database answers (a trivial query).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The records with this SIP Call-ID (usually one).
     pub async fn find_by_call_id(&self, call_id: &str) -> Result<Vec<CallRecord>, StoreError> {
         let rows = sqlx::query(select_call!("WHERE call_id = $1 ORDER BY invite_at"))

@@ -600,6 +600,27 @@ pub fn udp_exchange(server: &Server, from: &str, msg: &[u8], wait: Duration) -> 
     }
 }
 
+/// The first final response (not 1xx) arriving on `s` within `wait`, or
+/// None.
+pub fn final_answer_on(s: &UdpSocket, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
+    let mut buf = vec![0u8; 65536];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
+        let Ok((n, _)) = s.recv_from(&mut buf) else { break };
+        let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !reply.starts_with("SIP/2.0 1") {
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// The three-digit status of a response, if there was one.
+pub fn status_of(reply: &Option<String>) -> Option<String> {
+    reply.as_deref().and_then(|r| r.get(8..11)).map(str::to_owned)
+}
+
 /// A well-formed OPTIONS from `local` to the server.
 pub fn options_request(server: &Server, local: &std::net::SocketAddr, n: u32) -> String {
     format!(
