@@ -205,7 +205,7 @@ fn a_trunk_at_its_call_limit_answers_503() {
     // One call up (3 s of audio) ...
     let port = server.sip_port;
     let first = std::thread::spawn(move || sipp_port(port, "uac_audio.xml", "demo", "127.0.0.1", &[]));
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    server.wait_for_log("call answered", 1, Duration::from_secs(10));
     // ... so the second gets 503 with Retry-After, and a record says why.
     let second = sipp(&server, "uac_503.xml", "demo", "127.0.0.1", &[]);
     assert!(second.ok, "sipp failed:\n{}\n{}", second.output, server.log_text());
@@ -225,7 +225,7 @@ fn sigterm_hangs_up_live_calls_and_completes_their_records() {
     let port = server.sip_port;
     // A caller that waits for voxline's BYE (the demo route would talk for 20 s).
     let caller = std::thread::spawn(move || sipp_port(port, "uac_wait_bye.xml", "demo", "127.0.0.1", &[]));
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.wait_for_log("call answered", 1, Duration::from_secs(10));
     server.terminate();
     let caller = caller.join().expect("caller");
     assert!(caller.ok, "the caller did not get a BYE:\n{}", caller.output);

@@ -361,6 +361,20 @@ max_cps = 1000
         server
     }
 
+    /// Waits up to `within` for the log to hold `n` lines containing
+    /// `text`; panics with the log otherwise.
+    pub fn wait_for_log(&self, text: &str, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.log_text().lines().filter(|l| l.contains(text)).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "no {n} log lines with {text:?} within {within:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The server's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
