@@ -190,10 +190,7 @@ impl Router {
 
     /// The trunk whose `allow` networks contain `ip` (first one in config order).
     pub fn trunk_for_source(&self, ip: IpAddr) -> Option<Arc<Trunk>> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = crate::security::canonical(ip);
         self.trunks
             .iter()
             .find(|t| t.config.allow.iter().any(|n| n.contains(&ip)))

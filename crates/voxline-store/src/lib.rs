@@ -89,7 +89,8 @@ pub struct CallStore {
     postgres: bool,
 }
 
-fn redact(url: &str) -> String {
+/// `url` with its password (`user:pass@`) replaced by `***`, to show or log.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_string(),

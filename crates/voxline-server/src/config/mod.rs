@@ -132,11 +132,9 @@ pub struct StoreConfig {
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL without its password.
-        let url = match (self.url.find("://"), self.url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => format!("{}://***@{}", &self.url[..s], &self.url[at + 1..]),
-            _ => self.url.clone(),
-        };
-        f.debug_struct("StoreConfig").field("url", &url).finish()
+        f.debug_struct("StoreConfig")
+            .field("url", &voxline_store::redact(&self.url))
+            .finish()
     }
 }
 
