@@ -74,6 +74,17 @@ pub struct SecurityConfig {
     pub exempt: Vec<IpNet>,
     /// Realm used in digest challenges to `[[user]]` phones.
     pub realm: String,
+    /// TCP/TLS connections one source may hold at once (trunks' networks
+    /// and `exempt` sources are not capped per source).
+    pub max_connections_per_source: u32,
+    /// TCP/TLS connections the node holds at once, all sources together.
+    pub max_connections: u32,
+    /// Milliseconds a new TCP connection has to send its first byte, and a
+    /// TLS connection to finish its handshake, before it is closed.
+    pub connection_setup_ms: u64,
+    /// Seconds a TCP/TLS connection may stay silent (no message, no
+    /// keep-alive) before it is closed (0: never).
+    pub connection_idle_secs: u64,
 }
 
 impl Default for SecurityConfig {
@@ -84,6 +95,10 @@ impl Default for SecurityConfig {
             ban_seconds: 300,
             exempt: Vec::new(),
             realm: "voxline".into(),
+            max_connections_per_source: 32,
+            max_connections: 2048,
+            connection_setup_ms: 5000,
+            connection_idle_secs: 300,
         }
     }
 }
@@ -348,6 +363,18 @@ pub fn validate(
     }
     if security.rate_limit_requests == 0 || security.rate_limit_window_ms == 0 {
         return Err(FieldError::new("security.rate_limit_requests", "must be above 0"));
+    }
+    for (field, value) in [
+        (
+            "security.max_connections_per_source",
+            u64::from(security.max_connections_per_source),
+        ),
+        ("security.max_connections", u64::from(security.max_connections)),
+        ("security.connection_setup_ms", security.connection_setup_ms),
+    ] {
+        if value == 0 {
+            return Err(FieldError::new(field, "must be above 0"));
+        }
     }
     let mut names = HashSet::new();
     for (i, t) in trunks.iter().enumerate() {

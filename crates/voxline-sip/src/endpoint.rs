@@ -9,6 +9,7 @@ use crate::inbound::InboundCall;
 use crate::routing::{CallCounter, CallPermit, LimitExceeded, Route, Router};
 use crate::sdp::{self, AudioCodec, SdpError};
 use crate::security::RateLimiter;
+use crate::stream_guard::{self, ConnectionTable, StreamAcceptor, StreamKind, StreamLimits, StreamStats};
 use crate::udp_guard::{GuardedUdpSocket, StreamRateLimit};
 use crate::SipError;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -19,9 +20,10 @@ use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::tls::{TlsConfig, TlsListenerConnection};
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, TransportLayer};
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +88,7 @@ pub struct SipEndpoint {
     ring_timeout: Duration,
     pub(crate) node_calls: Arc<CallCounter>,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    stream_table: Arc<ConnectionTable>,
     cancel: CancellationToken,
 }
 
@@ -103,7 +106,7 @@ pub fn parse_host_port(s: &str) -> Result<rsipstack::sip::HostWithPort, String> 
     rsipstack::sip::HostWithPort::try_from(s).map_err(|e| format!("{s:?} is not host[:port]: {e}"))
 }
 
-fn load_tls(l: &ListenerConfig) -> Result<TlsConfig, SipError> {
+fn load_tls(l: &ListenerConfig) -> Result<(TlsConfig, tokio_rustls::TlsAcceptor), SipError> {
     let read = |p: &Option<std::path::PathBuf>| -> Result<Vec<u8>, SipError> {
         let p = p.as_ref().ok_or_else(|| SipError::Tls {
             path: "(none)".into(),
@@ -133,11 +136,33 @@ fn load_tls(l: &ListenerConfig) -> Result<TlsConfig, SipError> {
             reason: "no PEM private key found".into(),
         });
     }
-    Ok(TlsConfig {
+    let acceptor = tls_acceptor(certs, &key).map_err(|reason| SipError::Tls {
+        path: l.cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        reason,
+    })?;
+    let config = TlsConfig {
         cert: Some(cert),
         key: Some(key),
         ..Default::default()
-    })
+    };
+    Ok((config, acceptor))
+}
+
+/// The TLS server side of a listener: its certificate chain and key.
+fn tls_acceptor(
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key_pem: &[u8],
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no PEM private key found".to_string())?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not go together: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 impl SipEndpoint {
@@ -153,6 +178,7 @@ impl SipEndpoint {
         for t in &opts.trunks {
             exempt.extend(t.allow.iter().cloned());
         }
+        let exempt_nets = exempt.clone();
         let limiter = Arc::new(RateLimiter::new(
             opts.security.rate_limit_requests,
             Duration::from_millis(opts.security.rate_limit_window_ms),
@@ -167,6 +193,10 @@ impl SipEndpoint {
             let limiter = whitelist_limiter.clone();
             async move { !limiter.is_banned(ip, std::time::Instant::now()) }
         });
+        // Stream listeners are bound here and served by voxline's own accept
+        // loops (stream_guard); the stack learns of them once it has started
+        // its own listeners (see below), so it never binds them itself.
+        let mut stream_listeners = Vec::new();
         for l in &opts.sip.listeners {
             let listen_err = |reason: String| SipError::Listen {
                 transport: format!("{:?}", l.transport).to_lowercase(),
@@ -183,23 +213,23 @@ impl SipEndpoint {
                     transport_layer.add_transport(conn.into());
                 }
                 TransportKind::Tcp => {
-                    // Probe the port so a clash is reported now, not in a log later.
-                    drop(std::net::TcpListener::bind(l.bind).map_err(|e| listen_err(e.to_string()))?);
-                    let conn = TcpListenerConnection::new(l.bind, l.external)
+                    let listener = stream_guard::bind_listener(l.bind).map_err(|e| listen_err(e.to_string()))?;
+                    let entry = TcpListenerConnection::new(l.bind, l.external)
                         .await
                         .map_err(|e| listen_err(e.to_string()))?;
-                    transport_layer.add_transport(conn.into());
+                    stream_listeners.push((listener, SipConnection::from(entry), StreamKind::Tcp));
                 }
                 TransportKind::Tls => {
-                    let tls = load_tls(l)?;
-                    drop(std::net::TcpListener::bind(l.bind).map_err(|e| listen_err(e.to_string()))?);
-                    let conn = TlsListenerConnection::new(l.bind, l.external, tls)
+                    let (tls, acceptor) = load_tls(l)?;
+                    let listener = stream_guard::bind_listener(l.bind).map_err(|e| listen_err(e.to_string()))?;
+                    let entry = TlsListenerConnection::new(l.bind, l.external, tls)
                         .await
                         .map_err(|e| listen_err(e.to_string()))?;
-                    transport_layer.add_transport(conn.into());
+                    stream_listeners.push((listener, SipConnection::from(entry), StreamKind::Tls(acceptor)));
                 }
             }
         }
+        transport_layer.set_stream_idle_timeout(Duration::from_secs(opts.security.connection_idle_secs));
 
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&opts.sip.user_agent)
@@ -227,11 +257,41 @@ impl SipEndpoint {
             .collect();
 
         let inner = endpoint.inner.clone();
-        tokio::spawn(async move {
+        let mut serve = Box::pin(async move {
             if let Err(e) = inner.serve().await {
                 warn!(error = %e, "SIP endpoint stopped");
             }
         });
+        // The first poll of `serve` starts the stack's listeners from the
+        // list it holds then (UDP only); the stream listeners are added to
+        // the list after it, for their addresses (Via, Contact), and served
+        // by the accept loops below.
+        std::future::poll_fn(|cx| {
+            let _ = serve.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        tokio::spawn(serve);
+        let stream_table = ConnectionTable::new(
+            StreamLimits {
+                per_source: opts.security.max_connections_per_source,
+                total: opts.security.max_connections,
+                setup: Duration::from_millis(opts.security.connection_setup_ms),
+            },
+            exempt_nets.clone(),
+        );
+        let acceptor = StreamAcceptor {
+            stack: endpoint.inner.clone(),
+            limiter: limiter.clone(),
+            table: stream_table.clone(),
+            ban_seconds: ban_secs,
+            cancel: cancel.child_token(),
+        };
+        for (listener, entry, kind) in stream_listeners {
+            let local = entry.get_addr().clone();
+            endpoint.inner.transport_layer.add_transport(entry);
+            acceptor.spawn(listener, local, kind);
+        }
 
         let node_calls = CallCounter::new(opts.sip.max_calls);
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -260,6 +320,7 @@ impl SipEndpoint {
             ring_timeout: Duration::from_secs(opts.sip.ring_timeout_secs),
             node_calls,
             draining,
+            stream_table,
             cancel,
         };
         for a in ep.addrs() {
@@ -323,6 +384,11 @@ impl SipEndpoint {
     /// Calls up on this node now (inbound and outbound).
     pub fn active_calls(&self) -> u32 {
         self.node_calls.active()
+    }
+
+    /// TCP/TLS connections held and refused so far.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.stream_table.stats()
     }
 
     /// Stops listening and ends all transactions.

@@ -24,6 +24,7 @@ pub mod registration;
 pub mod routing;
 pub mod sdp;
 pub mod security;
+pub mod stream_guard;
 pub mod transfer;
 pub mod udp_guard;
 

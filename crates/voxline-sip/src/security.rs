@@ -44,7 +44,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The key a source is counted under: its IPv4 address, or its IPv6 /64.
-fn source_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 => v4,

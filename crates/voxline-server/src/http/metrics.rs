@@ -182,6 +182,37 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     if let Some(pool) = &s.ctx.counters.llm_pool {
         register_pool(&mut registry, &pool.status(), pool.local_replies());
     }
+    let sip = &s.ctx.outbound.endpoint;
+    registry.register(
+        "sip_calls_active",
+        "Calls the SIP endpoint holds now against [sip] max_calls (inbound and outbound)",
+        ConstGauge::new(i64::from(sip.active_calls())),
+    );
+    let streams = sip.stream_stats();
+    registry.register(
+        "sip_stream_connections",
+        "TCP/TLS connections held now (set up or being set up)",
+        ConstGauge::new(i64::from(streams.held)),
+    );
+    for (name, help, value) in [
+        (
+            "sip_stream_refused",
+            "TCP/TLS connections refused at accept: a source or the node held its cap",
+            streams.refused,
+        ),
+        (
+            "sip_stream_setup_timeouts",
+            "TCP/TLS connections closed: no first byte / no finished handshake in time",
+            streams.setup_timeouts,
+        ),
+        (
+            "sip_stream_handshake_failures",
+            "TLS handshakes that failed",
+            streams.handshake_failures,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value));
+    }
     for t in s.ctx.router.trunks() {
         let sub = registry.sub_registry_with_label(("trunk".into(), t.config.name.clone().into()));
         sub.register(

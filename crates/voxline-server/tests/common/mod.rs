@@ -463,6 +463,29 @@ max_cps = 1000
 }
 
 impl Server {
+    /// Resident memory of the server process, KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map(Child::id).expect("server running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+    }
+
+    /// One series' value from `/metrics` (`name` with the `voxline_`
+    /// prefix and any suffix such as `_total`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let body = self.http_get("/metrics");
+        body.lines()
+            .find_map(|l| {
+                let (series, value) = l.split_once(' ')?;
+                (series == name).then(|| value.trim().parse().ok()).flatten()
+            })
+            .unwrap_or_else(|| panic!("no series {name} in /metrics:\n{body}"))
+    }
+
     /// Kills the process with SIGKILL (a crash: no clean shutdown).
     pub fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {
