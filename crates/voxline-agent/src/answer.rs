@@ -185,6 +185,30 @@ impl Answer {
         Some(first)
     }
 
+    /// Gives the model up for this answer (it stalled or failed): its
+    /// generation stops, its unchecked words are dropped, and the first
+    /// phrase of the knowledge sentence that answers the question is
+    /// returned when there is one not said yet (the rest follows from
+    /// [`next_phrase`](Self::next_phrase)); None: nothing can be said in
+    /// its place.
+    pub fn give_up(&mut self, why: &str) -> Option<String> {
+        self.finish(why);
+        let Some(Fallback::Sentence(f)) = self.fallback.take() else {
+            return None;
+        };
+        // Only what the model did not say already (it may have said the
+        // first of the facts' sentences before it stalled).
+        let mut cut = PhraseSplitter::new(SplitterConfig::default());
+        let mut phrases = cut.push(&f);
+        phrases.extend(cut.finish());
+        let mut unsaid = phrases.into_iter().filter(|p| !self.said.contains(p.trim()));
+        let first = unsaid.next()?;
+        self.reading.extend(unsaid);
+        self.handed_out += 1;
+        self.read += 1;
+        Some(first)
+    }
+
     /// Whether any of the answer was read from the knowledge as written
     /// (the model's words failed a check, or it wrote none).
     pub fn read_from_knowledge(&self) -> bool {
@@ -289,6 +313,56 @@ mod tests {
         assert_eq!(without_label("Branches open at 9."), "Branches open at 9.");
         assert_eq!(without_label("A-level fees"), "A-level fees");
         assert_eq!(without_label("The answer is: 3."), "3.");
+    }
+
+    fn answer_with(fallback: Option<Fallback>, said: &str) -> Answer {
+        Answer {
+            stream: None,
+            splitter: PhraseSplitter::new(SplitterConfig::default()),
+            guard: Guard::new(&[], &[], &[]),
+            fallback,
+            replacement: String::new(),
+            queue: VecDeque::from(vec!["The Downtown".to_string()]),
+            reading: VecDeque::new(),
+            words_left: 45,
+            handed_out: usize::from(!said.is_empty()),
+            read: 0,
+            said: said.to_string(),
+            question: "Where is the Downtown branch?".into(),
+            stopped: None,
+            first_token_at: None,
+            prompt_read: None,
+            must_ask: false,
+        }
+    }
+
+    #[test]
+    fn a_model_given_up_leaves_the_facts_to_read_or_nothing() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let facts = "The Downtown branch is at 12 Harbor Street, next to the central station.";
+        // Nothing said yet: the facts are read, phrase by phrase, then the end.
+        let mut a = answer_with(Some(Fallback::Sentence(facts.into())), "");
+        let first = a.give_up("stalled").expect("the facts");
+        let mut read = vec![first];
+        while let Some(p) = rt.block_on(a.next_phrase()).expect("phrase") {
+            read.push(p);
+        }
+        assert_eq!(read.join(" "), facts);
+        assert!(a.read_from_knowledge());
+        assert_eq!(a.stopped.as_deref(), Some("stalled"));
+        // The facts were said already: nothing more.
+        let mut a = answer_with(Some(Fallback::Sentence(facts.into())), facts);
+        assert_eq!(a.give_up("stalled"), None);
+        assert_eq!(rt.block_on(a.next_phrase()).expect("phrase"), None);
+        // Their first sentence was said: only the rest is read.
+        let two = format!("{facts} It has a coin deposit machine.");
+        let mut a = answer_with(Some(Fallback::Sentence(two)), facts);
+        assert_eq!(a.give_up("stalled").as_deref(), Some("It has a coin deposit machine."));
+        assert_eq!(rt.block_on(a.next_phrase()).expect("phrase"), None);
+        // Only the "I don't know" line: not read in a stalled model's place.
+        let mut a = answer_with(Some(Fallback::DontKnow("I don't know that.".into())), "");
+        assert_eq!(a.give_up("stalled"), None);
+        assert_eq!(rt.block_on(a.next_phrase()).expect("phrase"), None);
     }
 
     #[test]

@@ -145,6 +145,16 @@ pub struct Timeouts {
     pub hold_early_ms: u64,
     /// Said once per turn when the reply is slow.
     pub hold: String,
+    /// The longest the caller waits for the next phrase of a generated
+    /// answer (its first one counted from when the answer began); past it
+    /// the model is given up for that answer (ms; 0: no limit).
+    pub reply_deadline_ms: u64,
+    /// Said when the model stalled or failed before an answer was said
+    /// (and no knowledge sentence could be read in its place).
+    pub fault: String,
+    /// After `fault`, the call goes to a colleague as an escalation does
+    /// (`escalation.say`, then the transfer to `escalation.transfer_to`).
+    pub fault_transfer: bool,
 }
 
 impl Default for Timeouts {
@@ -157,6 +167,9 @@ impl Default for Timeouts {
             hold_ms: 1500,
             hold_early_ms: 300,
             hold: "One moment, please.".into(),
+            reply_deadline_ms: 8000,
+            fault: "I'm sorry, I can't answer that right now.".into(),
+            fault_transfer: true,
         }
     }
 }
@@ -567,6 +580,14 @@ fn check_persona(file: &Path, p: &Persona) -> Result<(), PackError> {
     non_empty(file, "name", &p.name)?;
     non_empty(file, "greeting", &p.greeting)?;
     non_empty(file, "goodbye", &p.goodbye)?;
+    non_empty(file, "timeouts.fault", &p.timeouts.fault)?;
+    if p.timeouts.reply_deadline_ms != 0 && p.timeouts.reply_deadline_ms < 1000 {
+        return Err(PackError::new(
+            file,
+            Some("timeouts.reply_deadline_ms"),
+            "must be 0 (no limit) or at least 1000",
+        ));
+    }
     if p.language != "en" && !p.language.starts_with("en-") {
         return Err(PackError::new(
             file,

@@ -2,7 +2,8 @@
 //! servers (llama.cpp's server, vLLM, any such) in front of the local
 //! engine. Each reply goes to the least loaded healthy server; a server
 //! that does not send its first text within `first_token_timeout`, refuses,
-//! or breaks off mid-reply is marked down and the reply goes on elsewhere —
+//! breaks off mid-reply or stalls mid-reply (no text for `stall_timeout`
+//! while the caller is not holding the reply) is marked down and the reply goes on elsewhere —
 //! the next server, else the local engine, which continues after the text
 //! already streamed when it starts the same way (the same GGUF decodes the
 //! same words greedily). A background check (`GET {base}/models`) brings
@@ -23,6 +24,9 @@ use tracing::{debug, info, warn};
 pub struct PoolSettings {
     /// A server whose first text takes longer is passed over for this reply.
     pub first_token_timeout: Duration,
+    /// A server that sends no text for this long in the middle of a reply
+    /// (the caller not holding it) is given up like one that broke off.
+    pub stall_timeout: Duration,
     /// How often each server's health is checked.
     pub health_interval: Duration,
 }
@@ -31,6 +35,7 @@ impl Default for PoolSettings {
     fn default() -> PoolSettings {
         PoolSettings {
             first_token_timeout: Duration::from_millis(1500),
+            stall_timeout: Duration::from_millis(2000),
             health_interval: Duration::from_secs(5),
         }
     }
@@ -278,7 +283,8 @@ impl Inner {
             // After a server that broke off, the next one goes on after
             // what was already said, like the local engine.
             let skip = (!sent.is_empty()).then(|| sent.clone());
-            match forward(stream, first, &tx, &mut sent, skip, Some(&e.served), &hold).await {
+            let stall = Some(self.settings.stall_timeout);
+            match forward(stream, first, &tx, &mut sent, skip, Some(&e.served), &hold, stall).await {
                 Forwarded::Over => return,
                 Forwarded::Broke(why) => self.failed(i, &why),
             }
@@ -293,7 +299,7 @@ impl Inner {
             }
         };
         let skip = (!sent.is_empty()).then(|| sent.clone());
-        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip, None, &hold).await {
+        if let Forwarded::Broke(e) = forward(stream, None, &tx, &mut sent, skip, None, &hold, None).await {
             let _ = tx.send(Err(e)).await;
         }
     }
@@ -316,8 +322,10 @@ const HOLD_CHECK: Duration = Duration::from_millis(10);
 /// Forwards `stream` (after `first`) into `tx`, adding its text to `sent`.
 /// `skip`: text already said, dropped from the start of this stream while
 /// it matches; `served` is counted before the end goes out; the caller's
-/// `hold` is passed on to the stream. Stops at the end, when the caller
-/// lets go, or on a failure.
+/// `hold` is passed on to the stream; `stall`: the longest wait for the
+/// next text while not held (None: no limit). Stops at the end, when the
+/// caller lets go, or on a failure.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     mut stream: ChatStream,
     first: Option<ChatEvent>,
@@ -326,23 +334,37 @@ async fn forward(
     mut skip: Option<String>,
     served: Option<&AtomicU64>,
     hold: &AtomicBool,
+    stall: Option<Duration>,
 ) -> Forwarded {
     let mut next = first.map(Ok);
+    // Since when the reply has been waited for (not held).
+    let mut waiting_since = Instant::now();
     loop {
         let ev = match next.take() {
             Some(ev) => Some(ev),
             None => {
                 let held = hold.load(Ordering::Relaxed);
                 stream.hold(held);
+                if held {
+                    waiting_since = Instant::now();
+                }
+                let stalled_at = stall.map(|s| tokio::time::Instant::from_std(waiting_since + s));
                 tokio::select! {
                     // The caller let go (barge-in): dropping `stream` cancels it.
                     _ = tx.closed() => return Forwarded::Over,
                     ev = stream.next() => ev,
                     // Held: look again soon whether the caller resumed.
                     _ = tokio::time::sleep(HOLD_CHECK), if held => continue,
+                    _ = sleep_until_some(stalled_at), if !held && stalled_at.is_some() => {
+                        return Forwarded::Broke(LlmError::Generate(format!(
+                            "no text for {:?} in the middle of the reply",
+                            stall.unwrap_or_default()
+                        )));
+                    }
                 }
             }
         };
+        waiting_since = Instant::now();
         let ev = match ev {
             Some(Ok(ev)) => ev,
             Some(Err(e)) => return Forwarded::Broke(e),
@@ -375,6 +397,14 @@ async fn forward(
         if tx.send(Ok(out)).await.is_err() || finished {
             return Forwarded::Over;
         }
+    }
+}
+
+/// Sleeps until `at` (for ever when None).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -197,6 +197,21 @@ async fn an_unreachable_server_is_named_with_the_cause() {
 
 /// Reads a reply to its end: its text, the gap before each delta (the
 /// longest after `from`), and the instant of each delta.
+/// The reply's text until it holds `n` words.
+async fn first_words(stream: &mut ChatStream, n: usize) -> String {
+    let mut before = String::new();
+    while before.split_whitespace().count() < n {
+        match stream.next().await {
+            Some(Ok(ChatEvent::Delta(d))) => before.push_str(&d),
+            other => panic!("the server's reply: {other:?}"),
+        }
+    }
+    before
+}
+
+/// The pool's stall limit in these tests.
+const STALL: Duration = Duration::from_millis(1500);
+
 async fn read_all(mut stream: voxline_llm::ChatStream) -> (String, Vec<Instant>) {
     let (mut text, mut at) = (String::new(), Vec::new());
     while let Some(ev) = stream.next().await {
@@ -230,6 +245,7 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     // streaming reply off (the server would, see above).
     let settings = PoolSettings {
         first_token_timeout: Duration::from_secs(5),
+        stall_timeout: STALL,
         health_interval: Duration::from_millis(5),
     };
     let pool = InferencePool::start(vec![config(refused), config(port)], local, settings)
@@ -272,18 +288,47 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
         pool.status()
     );
 
+    // Frozen in the middle of a long reply (SIGSTOP: a hung server keeps
+    // its connection open and sends nothing more).
+    let mut stream = pool
+        .chat(common::ask("Tell me a long story about a dragon and a knight.", 300))
+        .await
+        .expect("chat");
+    let before = first_words(&mut stream, 5).await;
+    let pid = server.0.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let frozen = Instant::now();
+    let (after, at) = read_all(stream).await;
+    let first_after = at.first().map(|t| t.duration_since(frozen)).expect("the reply went on");
+    eprintln!(
+        "server frozen after {before:?}; the local engine's text came {first_after:?} later (stall limit {STALL:?})"
+    );
+    signal("-CONT");
+    assert!(!after.trim().is_empty());
+    assert!(first_after >= STALL, "went on before the stall limit: {first_after:?}");
+    assert!(first_after < STALL + Duration::from_secs(5), "{first_after:?}");
+    assert_eq!(pool.local_replies(), 1, "{:?}", pool.status());
+    assert_eq!(pool.status()[1].failed, 1, "{:?}", pool.status());
+    // Thawed, it answers its checks again and is taken back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pool.status()[1].healthy {
+        assert!(Instant::now() < deadline, "not taken back: {:?}", pool.status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Killed in the middle of a long reply.
     let mut stream = pool
         .chat(common::ask("Tell me a long story about a dragon and a knight.", 300))
         .await
         .expect("chat");
-    let mut before = String::new();
-    while before.split_whitespace().count() < 5 {
-        match stream.next().await {
-            Some(Ok(ChatEvent::Delta(d))) => before.push_str(&d),
-            other => panic!("the server's reply: {other:?}"),
-        }
-    }
+    let before = first_words(&mut stream, 5).await;
     server.0.kill().expect("kill the server");
     let killed = Instant::now();
     let (after, at) = read_all(stream).await;
@@ -293,8 +338,8 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
         after.chars().take(80).collect::<String>()
     );
     assert!(!after.trim().is_empty());
-    assert_eq!(pool.local_replies(), 1, "{:?}", pool.status());
-    assert_eq!(pool.status()[1].failed, 1, "{:?}", pool.status());
+    assert_eq!(pool.local_replies(), 2, "{:?}", pool.status());
+    assert_eq!(pool.status()[1].failed, 2, "{:?}", pool.status());
     assert!(!pool.status()[1].healthy);
 
     // Every server down: the local engine answers at once.
@@ -306,7 +351,7 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     )
     .await;
     assert!(text.contains("Paris"), "{text}");
-    assert_eq!(pool.local_replies(), 2);
+    assert_eq!(pool.local_replies(), 3);
     eprintln!(
         "with every server down, the first text in {:?}",
         at[0].duration_since(started)

@@ -10,6 +10,7 @@ mod handlers;
 mod http;
 mod leg;
 mod ops;
+mod record_queue;
 mod records;
 mod serve;
 mod webhooks;

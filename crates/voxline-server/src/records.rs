@@ -1,6 +1,8 @@
-//! Writing call records from the call handlers. A failed write is logged and
-//! never ends a call.
+//! Writing call records from the call handlers: each write is queued off
+//! the call's path ([`crate::record_queue`]) and tried again while the
+//! store is unavailable; nothing a call does waits for the store.
 
+use crate::record_queue::{RecordQueue, Write};
 use crate::webhooks::Webhooks;
 use std::sync::Arc;
 use voxline_sip::{CallInfo, EndReason, RouteConfig};
@@ -10,10 +12,8 @@ use voxline_store::{now_ms, CallDirection, CallEnd, CallStore, NewCall, RtcpSumm
 #[derive(Debug, Clone)]
 pub struct Records {
     store: CallStore,
-    /// Where a call's answer and end are reported (`[[webhook]]`, campaigns').
-    webhooks: Option<Arc<Webhooks>>,
-    /// Wakes this node's analyser when a call is queued for scoring.
-    analysis: Option<Arc<tokio::sync::Notify>>,
+    /// The writes on their way to the store.
+    queue: RecordQueue,
 }
 
 /// A fresh record id.
@@ -27,62 +27,87 @@ pub fn new_call_id() -> String {
 }
 
 impl Records {
-    /// Wraps an open store.
-    pub fn new(store: CallStore) -> Records {
+    /// Queues writes to `store`; a call's answer and end are reported to
+    /// `webhooks` once written (to its outbox), and `analyser` is woken when
+    /// a call was queued for scoring.
+    pub fn new(
+        store: CallStore,
+        webhooks: Option<Arc<Webhooks>>,
+        analyser: Option<Arc<tokio::sync::Notify>>,
+    ) -> Records {
+        let after = move |w: &Write| match w {
+            Write::Answered { id, .. } => {
+                if let Some(hooks) = webhooks.clone() {
+                    let id = id.clone();
+                    tokio::spawn(async move { hooks.call_answered(&id).await });
+                }
+            }
+            Write::Ended { id, .. } => {
+                if let Some(hooks) = webhooks.clone() {
+                    let id = id.clone();
+                    tokio::spawn(async move { hooks.call_ended(&id).await });
+                }
+            }
+            Write::Analysis { .. } => {
+                if let Some(wake) = &analyser {
+                    wake.notify_one();
+                }
+            }
+            Write::DoNotCall(number) => tracing::info!(%number, "added to the do-not-call list"),
+            _ => {}
+        };
         Records {
+            queue: RecordQueue::start(store.clone(), Arc::new(after)),
             store,
-            webhooks: None,
-            analysis: None,
-        }
-    }
-
-    /// The same, waking `analyser` when a call is queued for scoring.
-    pub fn with_analysis(self, analyser: Arc<tokio::sync::Notify>) -> Records {
-        Records {
-            analysis: Some(analyser),
-            ..self
         }
     }
 
     /// Queues a finished call for scoring against `scorecard` (the
     /// analyser of a `voxline serve` node takes it).
     pub async fn queue_analysis(&self, id: &str, scorecard: &std::path::Path) {
-        match self.store.queue_analysis(id, &scorecard.display().to_string()).await {
-            Ok(()) => {
-                if let Some(wake) = &self.analysis {
-                    wake.notify_one();
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "call not queued for quality inspection"),
-        }
+        self.queue.push(Write::Analysis {
+            id: id.to_string(),
+            scorecard: scorecard.display().to_string(),
+        });
     }
 
-    /// The same, reporting calls answered and ended to `webhooks` (written
-    /// to its outbox off the call's path).
-    pub fn with_webhooks(self, webhooks: Arc<Webhooks>) -> Records {
-        Records {
-            webhooks: Some(webhooks),
-            ..self
-        }
+    /// The write queue (its figures; [`RecordQueue::flush`] at shutdown).
+    pub fn queue(&self) -> &RecordQueue {
+        &self.queue
     }
 
-    /// The store.
-    pub fn store(&self) -> &CallStore {
-        &self.store
+    /// Waits for the queued writes (at most `within`, the store may be
+    /// down); says how many were left unwritten. Returns that number.
+    pub async fn flush(&self, within: std::time::Duration) -> u64 {
+        let left = self.queue.flush(within).await;
+        if left > 0 {
+            tracing::error!(
+                left,
+                waited_s = within.as_secs(),
+                "call store unavailable at shutdown: record writes lost"
+            );
+        }
+        left
+    }
+
+    /// Writes what is queued (waiting up to 30 s for the store), then
+    /// closes the store (the CLI's end).
+    pub async fn close(&self) {
+        self.flush(std::time::Duration::from_secs(30)).await;
+        self.store.close().await;
     }
 
     /// Writes the start of an inbound call; returns its record id.
     pub async fn inbound_started(&self, info: &CallInfo, route: &RouteConfig) -> String {
         let call = inbound_call(info, Some(route));
-        if let Err(e) = self.store.call_started(&call).await {
-            tracing::error!(error = %e, "call record not written");
-        }
-        call.id
+        let id = call.id.clone();
+        self.queue.push(Write::Started(call));
+        id
     }
 
     /// Writes the start of an outbound call.
     pub async fn outbound_started(&self, start: &OutboundStart<'_>) {
-        let call = NewCall {
+        self.queue.push(Write::Started(NewCall {
             id: start.id.to_string(),
             call_id: start.call_id.to_string(),
             direction: CallDirection::Outbound,
@@ -93,86 +118,78 @@ impl Records {
             route: start.route.map(str::to_string),
             handler: Some(start.handler.into()),
             invite_at: now_ms(),
-        };
-        if let Err(e) = self.store.call_started(&call).await {
-            tracing::error!(error = %e, "call record not written");
-        }
+        }));
     }
 
     /// Marks a call answered.
     pub async fn answered(&self, id: &str, codec: &str, recording: Option<&str>) {
-        if let Err(e) = self.store.call_answered(id, codec, recording).await {
-            tracing::error!(error = %e, "call record not updated (answer)");
-        }
-        if let Some(w) = self.webhooks.clone() {
-            let id = id.to_string();
-            tokio::spawn(async move { w.call_answered(&id).await });
-        }
+        self.queue.push(Write::Answered {
+            id: id.to_string(),
+            codec: codec.to_string(),
+            recording: recording.map(str::to_string),
+        });
     }
 
     /// The outcome a call's conversation gave it.
     pub async fn outcome(&self, id: &str, outcome: &str) {
-        if let Err(e) = self.store.call_outcome(id, outcome).await {
-            tracing::warn!(error = %e, "call outcome not stored");
-        }
+        self.queue.push(Write::Outcome {
+            id: id.to_string(),
+            outcome: outcome.to_string(),
+        });
     }
 
     /// Who answered an outbound call, decided `at_ms` after the answer.
     pub async fn amd(&self, id: &str, verdict: &str, at_ms: u64) {
-        if let Err(e) = self.store.call_amd(id, verdict, at_ms).await {
-            tracing::warn!(error = %e, "answering-machine detection not stored");
-        }
+        self.queue.push(Write::Amd {
+            id: id.to_string(),
+            verdict: verdict.to_string(),
+            at_ms,
+        });
     }
 
     /// Puts `number` on the do-not-call list of every campaign (the caller
     /// asked not to be called again).
     pub async fn do_not_call(&self, number: &str) {
-        match self.store.add_dnc("", &[number.to_string()]).await {
-            Ok(_) => tracing::info!(%number, "added to the do-not-call list"),
-            Err(e) => tracing::error!(error = %e, %number, "do-not-call entry not stored"),
-        }
+        self.queue.push(Write::DoNotCall(number.to_string()));
     }
 
     /// Completes a call's record.
     pub async fn ended(&self, id: &str, end: &CallEnd) {
-        if let Err(e) = self.store.call_ended(id, end).await {
-            tracing::error!(error = %e, "call record not completed");
-        }
-        if let Some(w) = self.webhooks.clone() {
-            let id = id.to_string();
-            tokio::spawn(async move { w.call_ended(&id).await });
-        }
+        self.queue.push(Write::Ended {
+            id: id.to_string(),
+            end: end.clone(),
+        });
     }
 
     /// Appends a line to a call's transcript.
     pub async fn transcript_line(&self, id: &str, line: &TranscriptLine) {
-        if let Err(e) = self.store.transcript_line(id, line).await {
-            tracing::error!(error = %e, "transcript line not written");
-        }
+        self.queue.push(Write::Transcript {
+            id: id.to_string(),
+            line: line.clone(),
+        });
     }
 
     /// Writes one of the agent's turns with its stage times.
     pub async fn agent_turn(&self, id: &str, turn: &voxline_store::AgentTurn) {
-        if let Err(e) = self.store.agent_turn(id, turn).await {
-            tracing::error!(error = %e, "agent turn not written");
-        }
+        self.queue.push(Write::Turn {
+            id: id.to_string(),
+            turn: turn.clone(),
+        });
     }
 
     /// Writes a flow step the call reached.
     pub async fn flow_step(&self, id: &str, step: &voxline_store::FlowStep) {
-        if let Err(e) = self.store.flow_step(id, step).await {
-            tracing::error!(error = %e, "flow step not written");
-        }
+        self.queue.push(Write::Step {
+            id: id.to_string(),
+            step: step.clone(),
+        });
     }
 
     /// Records a routed call refused before it had a dialog.
     pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
         let call = inbound_call(info, route);
         let id = call.id.clone();
-        if let Err(e) = self.store.call_started(&call).await {
-            tracing::error!(error = %e, "call record not written");
-            return;
-        }
+        self.queue.push(Write::Started(call));
         let end = CallEnd {
             answered: false,
             reason: reason.to_string(),

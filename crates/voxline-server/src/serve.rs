@@ -40,9 +40,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let webhooks = crate::webhooks::Webhooks::new(store.clone(), cfg.webhook_targets.clone());
     let sender = tokio::spawn(webhooks.clone().send(shutdown.clone()));
     let analysis_wake = Arc::new(tokio::sync::Notify::new());
-    let records = Records::new(store.clone())
-        .with_webhooks(webhooks.clone())
-        .with_analysis(analysis_wake.clone());
+    let records = Records::new(store.clone(), Some(webhooks.clone()), Some(analysis_wake.clone()));
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
     // Quality inspection of finished calls, off their path (decision 0055).
     let embedding_dir = cfg
@@ -135,6 +133,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             tracing::warn!("campaign dialers still busy at shutdown: their contacts are picked up at the next start");
         }
     }
+    // The calls' last record writes (their ends) land first, with what
+    // follows them (webhook events into the outbox); a store that is down
+    // is waited for.
+    handlers.records().flush(SHUTDOWN_RECORD_WAIT).await;
     // Deliveries in flight finish or are taken again at the next start;
     // so do calls being scored (their lease runs out).
     let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
@@ -148,6 +150,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
+
+/// How long a stopping node waits for its queued record writes (the
+/// store may be restarting).
+const SHUTDOWN_RECORD_WAIT: Duration = Duration::from_secs(30);
 
 /// How often a node writes its heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(5);

@@ -219,6 +219,22 @@ fn asks_where_downtown_is(server: &Server) -> String {
     call_id
 }
 
+/// Of a call's stored turns (the body of `/api/calls/ID/turns`), the one
+/// whose caller text holds `word`.
+fn stored_turn(body: String, word: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let turns = v[0]["turns"].as_array().cloned().unwrap_or_default();
+    eprintln!("turns: {turns:?}");
+    turns
+        .into_iter()
+        .find(|t| {
+            t["caller_text"]
+                .as_str()
+                .is_some_and(|c| c.to_lowercase().contains(word))
+        })
+        .unwrap_or_else(|| panic!("no stored turn for the question: {body}"))
+}
+
 #[test]
 fn the_agent_answers_a_spoken_question_from_its_knowledge() {
     let _one = common::one_at_a_time();
@@ -248,18 +264,7 @@ fn the_agent_answers_a_spoken_question_from_its_knowledge() {
         "{metrics}"
     );
     // The turn is stored with its stage times, in the order they happen.
-    let body = server.http_get(&format!("/api/calls/{call_id}/turns"));
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    let turns = v[0]["turns"].as_array().cloned().unwrap_or_default();
-    eprintln!("turns: {turns:?}");
-    let turn = turns
-        .iter()
-        .find(|t| {
-            t["caller_text"]
-                .as_str()
-                .is_some_and(|c| c.to_lowercase().contains("downtown"))
-        })
-        .unwrap_or_else(|| panic!("no stored turn for the question: {body}"));
+    let turn = stored_turn(server.http_get(&format!("/api/calls/{call_id}/turns")), "downtown");
     assert_eq!(turn["seq"], 1, "{turn}");
     let ms = |k: &str| turn[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {turn}"));
     let (declared, fin, phrase, audio, rtp) = (
@@ -1539,4 +1544,183 @@ params = {{ domain = "{}", max_seconds = 60, record = false }}
     eprintln!("the person heard: {heard}");
     assert!(heard.contains("harbor bank"), "the opening was not heard: {heard}");
     assert!(heard.contains("downtown branch"), "the answer was not heard: {heard}");
+}
+
+/// llama.cpp's OpenAI-compatible server (llama-cpp-python, in the venv
+/// `make bench-venv` makes) on the default GGUF, one thread, on a free
+/// loopback port once it accepts connections; killed on drop. None when
+/// the venv is missing (a failure under VOXLINE_REQUIRE_MODELS).
+struct LlamaServer(std::process::Child, u16);
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn llama_server() -> Option<LlamaServer> {
+    let gguf = voxline_models::fetched_for_test(&["smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"])?
+        .into_iter()
+        .next()?;
+    let python = match std::env::var_os("VOXLINE_BENCH_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/voxline/bench-venv/bin/python"),
+    };
+    if !python.exists() {
+        assert!(
+            std::env::var_os("VOXLINE_REQUIRE_MODELS").is_none(),
+            "{} is missing (make bench-venv makes it)",
+            python.display()
+        );
+        eprintln!("skipped: no llama-cpp-python server (make bench-venv)");
+        return None;
+    }
+    let port = common::free_port();
+    let child = Command::new(&python)
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--host",
+            "127.0.0.1",
+            "--n_threads",
+            "1",
+            "--port",
+        ])
+        .arg(port.to_string())
+        .arg("--model")
+        .arg(&gguf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start llama_cpp.server");
+    let server = LlamaServer(child, port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "llama_cpp.server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(server)
+}
+
+/// A TCP relay to `to` that stalls mid-way the replies to requests holding
+/// `needle` (the caller's question; the agent's warm-up passes): what the
+/// server sends passes until a piece holding generated text (`"content":`,
+/// a quote and a character) has gone through; after that nothing more is passed
+/// on and the client's connection stays open (a server or network that
+/// hangs in the middle of a reply). Returns the relay's port.
+fn stalling_relay(to: u16, needle: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("relay");
+    let port = listener.local_addr().expect("relay addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) = match (client.try_clone(), server.try_clone()) {
+                (Ok(c), Ok(s)) => (c, s),
+                _ => continue,
+            };
+            let asked = std::sync::Arc::new(AtomicBool::new(false));
+            let asked_here = asked.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if String::from_utf8_lossy(&buf[..n]).contains(needle) {
+                        asked_here.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = s_read.read(&mut buf) {
+                    if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    // `"content": "The"` (Python writes a space after the colon).
+                    let generated = text.match_indices("\"content\":").any(|(i, m)| {
+                        let rest = text[i + m.len()..].trim_start();
+                        rest.starts_with('"') && rest[1..].chars().next().is_some_and(|ch| ch != '"')
+                    });
+                    if generated && asked.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                // The server is let go (it stops generating and keeps
+                // answering its health checks); the client is held open
+                // until it lets go.
+                let _ = s_read.shutdown(std::net::Shutdown::Both);
+                let mut sink = [0u8; 1];
+                let _ = c_write.read(&mut sink);
+            });
+        }
+    });
+    port
+}
+
+/// The model server stalls in the middle of the reply to the caller's
+/// question, and the pool is
+/// told to wait for it (a minute): the voice's reply deadline gives the
+/// model up, and the caller hears the knowledge sentence that answers the
+/// question (the branch's address, read as written) within the deadline;
+/// the call record and its transcript are complete.
+#[test]
+fn a_model_stalled_mid_reply_gives_way_to_the_facts_within_the_deadline() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let Some(llama) = llama_server() else {
+        return;
+    };
+    let relay = stalling_relay(llama.1, "Downtown");
+    let dir = common::test_dir("stalled-model-pack");
+    let pack = copy_pack(&dir, common::free_port());
+    let persona = std::fs::read_to_string(pack.join("persona.toml")).expect("persona");
+    const DEADLINE_MS: f64 = 3000.0;
+    std::fs::write(
+        pack.join("persona.toml"),
+        persona.replace("[timeouts]\n", "[timeouts]\nreply_deadline_ms = 3000\n"),
+    )
+    .expect("persona");
+    let extra = format!(
+        "[llm]\nserver_first_token_ms = 60000\nserver_stall_ms = 60000\n[[llm.server]]\nurl = \"http://127.0.0.1:{relay}/v1\"\n"
+    );
+    let server = Server::start("agent-stalled-model", &extra, Some(&agent_routes(&pack, "")));
+    let lines = caller_lines(&server.dir, "downtown", &["Where is the Downtown branch?"]);
+    let (rec, _) = call_agent_turns(&server, &lines, 60, &[]);
+    let log = server.log_text();
+    assert!(
+        log.contains("the model was given up: the answer's knowledge sentence read in its place"),
+        "{log}"
+    );
+    let heard = voxline_text::heard::normalize_english(&heard_text(&server.dir, &rec));
+    eprintln!("heard: {heard}");
+    assert!(heard.contains("downtown"), "the facts were not heard: {heard}");
+
+    let records = settled_records(&server, |r| r["direction"] == "inbound");
+    let call_id = records[0]["call_id"].as_str().expect("call id").to_string();
+    // (settled_records waited for its end to be written.)
+    assert!(records[0]["end_reason"].is_string(), "{}", records[0]);
+    let lines = transcript_lines(&server, &call_id);
+    assert!(
+        said(&lines, "agent", |t| t.contains("Harbor Street")),
+        "the knowledge sentence is not in the transcript: {lines:?}"
+    );
+    // From the caller's last word to the first audio of the reply: the
+    // hold line may come first; the facts come within the deadline and
+    // the time to say them.
+    let turn = stored_turn(server.http_get(&format!("/api/calls/{call_id}/turns")), "downtown");
+    let ms = |k: &str| turn[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {turn}"));
+    let waited = ms("first_rtp_ms") - ms("asr_final_ms");
+    eprintln!("stalled model: first reply audio {waited} ms after the final text (deadline {DEADLINE_MS} ms)");
+    assert!(waited <= DEADLINE_MS + 1500.0, "{turn}");
 }

@@ -825,30 +825,28 @@ fn an_agent_call_is_scored_against_its_pack_after_it_ends() {
 #[path = "../../voxline-store/tests/support/postgres.rs"]
 mod postgres;
 
+/// Waits (15 s at most) until the store at `url` opens: the server waits
+/// for nothing, PostgreSQL must take connections first.
+fn pg_ready(url: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match rt.block_on(voxline_store::CallStore::open(url, "probe")) {
+            Ok(s) => break rt.block_on(s.close()),
+            Err(e) => assert!(Instant::now() < deadline, "postgres: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `/healthz` answers for the store: 200 while PostgreSQL answers, 503
 /// naming the store once it is gone (a load balancer takes the node out).
 #[test]
 fn healthz_says_when_the_store_is_gone() {
     let pg = postgres::Postgres::start();
     let url = pg.url();
-    // The server waits for nothing: PostgreSQL must take connections first.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match rt.block_on(voxline_store::CallStore::open(&url, "probe")) {
-            Ok(s) => break rt.block_on(s.close()),
-            Err(e) => assert!(Instant::now() < deadline, "postgres: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let server = Server::start_with("healthz-pg", "", None, move |text| {
-        let sqlite = text
-            .lines()
-            .find(|l| l.starts_with("url = \"sqlite://"))
-            .expect("the store's url")
-            .to_string();
-        text.replace(&sqlite, &format!("url = \"{url}\""))
-    });
+    pg_ready(&url);
+    let server = Server::start_with("healthz-pg", "", None, move |text| common::on_store(text, &url));
     let r = server.request("GET", "/healthz", None, None);
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
     drop(pg); // PostgreSQL stopped
@@ -862,4 +860,67 @@ fn healthz_says_when_the_store_is_gone() {
     };
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.starts_with("store: "), "{}", r.body);
+}
+
+/// PostgreSQL stopped for 30 s while 20 calls come in and end: the calls
+/// are served as usual, their record writes wait in the queue and are
+/// tried again; once the store is back every record is written whole.
+#[test]
+fn records_wait_for_a_store_that_went_away_and_none_is_lost() {
+    let mut pg = postgres::Postgres::start();
+    let url = pg.url();
+    pg_ready(&url);
+    let db = url.clone();
+    let server = Server::start_with("records-pg-down", "", None, move |text| common::on_store(text, &db));
+    pg.stop();
+    let stopped = Instant::now();
+    // 20 calls to the route that hangs up after its 1 s greeting, 10 at once.
+    let run = common::sipp(
+        &server,
+        "uac_wait_bye.xml",
+        "hangup",
+        "127.0.0.1",
+        // (A Call-ID per call: the helper's fixed one is for single calls.)
+        &["-m", "20", "-l", "10", "-r", "10", "-cid_str", "pg-down-%u-%p@%s"],
+    );
+    assert!(
+        run.ok,
+        "calls failed while the store was down:\n{}\n{}",
+        run.output,
+        server.log_text()
+    );
+    assert!(run.output.contains("Successful call"), "{}", run.output);
+    let waiting = server.metric("voxline_records_pending");
+    assert!(waiting >= 20.0, "only {waiting} writes waiting with the store down");
+    // The store stays away 30 s in all (the fault's length, not a wait for
+    // an event).
+    if let Some(left) = Duration::from_secs(30).checked_sub(stopped.elapsed()) {
+        std::thread::sleep(left);
+    }
+    // (A try waits for the pool's connection timeout before it fails.)
+    server.wait_for_log("call store unavailable: record writes wait", 1, Duration::from_secs(15));
+    pg.start_again();
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(60);
+    while server.metric("voxline_records_pending") > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "writes still waiting a minute after the store came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "store down {:?}: {waiting} writes waited, all written {:?} after it came back, {} tries again",
+        back.duration_since(stopped),
+        back.elapsed(),
+        server.metric("voxline_records_write_retries_total")
+    );
+    let records = server.all_records();
+    let calls: Vec<_> = records.iter().filter(|r| r["direction"] == "inbound").collect();
+    assert_eq!(calls.len(), 20, "{records:?}");
+    for r in &calls {
+        assert!(!r["end_at"].is_null() && !r["answer_at"].is_null(), "{r}");
+        assert!(r["end_reason"].is_string(), "{r}");
+    }
+    assert_eq!(server.metric("voxline_records_write_refused_total"), 0.0);
 }

@@ -524,13 +524,7 @@ fn two_nodes_on_one_postgres_share_a_campaign_without_dialling_twice() {
     let node = |name: &'static str| {
         let url = url.clone();
         Server::start_with(&format!("campaign-{name}"), &trunk, Some(&routes), move |text| {
-            let sqlite = text
-                .lines()
-                .find(|l| l.starts_with("url = \"sqlite://"))
-                .expect("the store's url")
-                .to_string();
-            text.replace(&sqlite, &format!("url = \"{url}\""))
-                .replace("name = \"test\"", &format!("name = \"{name}\""))
+            common::on_store(text, &url).replace("name = \"test\"", &format!("name = \"{name}\""))
         })
     };
     let a = node("node-a");

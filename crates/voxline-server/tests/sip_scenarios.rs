@@ -223,17 +223,30 @@ fn a_trunk_at_its_call_limit_answers_503() {
 fn sigterm_hangs_up_live_calls_and_completes_their_records() {
     let mut server = Server::start("sigterm", "", None);
     let port = server.sip_port;
-    // A caller that waits for voxline's BYE (the demo route would talk for 20 s).
-    let caller = std::thread::spawn(move || sipp_port(port, "uac_wait_bye.xml", "demo", "127.0.0.1", &[]));
-    server.wait_for_log("call answered", 1, Duration::from_secs(10));
+    // 20 callers that wait for voxline's BYE (the demo route would talk
+    // for 20 s), each with a Call-ID of its own.
+    let caller = std::thread::spawn(move || {
+        sipp_port(
+            port,
+            "uac_wait_bye.xml",
+            "demo",
+            "127.0.0.1",
+            &["-m", "20", "-l", "20", "-r", "20", "-cid_str", "sigterm-%u-%p@%s"],
+        )
+    });
+    server.wait_for_log("call answered", 20, Duration::from_secs(20));
     server.terminate();
     let caller = caller.join().expect("caller");
-    assert!(caller.ok, "the caller did not get a BYE:\n{}", caller.output);
+    assert!(caller.ok, "a caller did not get a BYE:\n{}", caller.output);
     server.restart();
-    let r = server.record(&caller.call_id);
-    assert_eq!(r["status"], "completed", "{r}");
-    assert_eq!(r["end_reason"], "shutdown");
-    assert_eq!(r["hangup_by"], "voxline");
+    let records = server.all_records();
+    let calls: Vec<_> = records.iter().filter(|r| r["direction"] == "inbound").collect();
+    assert_eq!(calls.len(), 20, "{records:?}");
+    for r in calls {
+        assert_eq!(r["status"], "completed", "{r}");
+        assert_eq!(r["end_reason"], "shutdown", "{r}");
+        assert_eq!(r["hangup_by"], "voxline", "{r}");
+    }
 }
 
 #[test]

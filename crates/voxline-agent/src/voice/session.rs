@@ -231,7 +231,9 @@ impl<'a> Call<'a> {
 
     /// Speaks a generated answer.
     pub fn speak_answer(&self, answer: crate::Answer, turn: TurnTimes) -> SpeechHandle {
-        SpeechHandle::answer(self.s.voice.clone(), &self.s.pace, answer, turn)
+        let deadline = self.s.agent.pack().persona.timeouts.reply_deadline_ms;
+        let deadline = (deadline > 0).then(|| Duration::from_millis(deadline));
+        SpeechHandle::answer(self.s.voice.clone(), &self.s.pace, answer, turn, deadline)
     }
 
     /// The agent's audio is queued or coming.

@@ -421,9 +421,33 @@ impl Call<'_> {
             }
             Spoken::Failed(why) => {
                 warn!(%why, "the agent's reply failed");
+                let was_answer = self.speaking.as_ref().is_some_and(|s| s.answer_of.is_some());
                 // What was queued of it still plays.
                 self.playing.extend(self.speaking.take().map(SpeechHandle::generated));
+                if was_answer {
+                    self.answer_failed(&why);
+                }
             }
+        }
+    }
+
+    /// The model stalled or failed on an answer and nothing could be read
+    /// in its place: the pack's fault line, then (by default) the call goes
+    /// to a colleague as an escalation does.
+    fn answer_failed(&mut self, why: &str) {
+        let pack = self.s.agent.pack();
+        let timeouts = &pack.persona.timeouts;
+        info!(%why, transfer = timeouts.fault_transfer, "answer failed: fault line");
+        if timeouts.fault_transfer {
+            // What was queued after the answer no longer applies.
+            self.pending.clear();
+            self.pending.push_back(Action::Say(timeouts.fault.clone()));
+            self.pending.push_back(Action::Say(pack.rules.escalation.say.clone()));
+            self.pending.push_back(Action::Transfer {
+                to: pack.rules.escalation.transfer_to.clone(),
+            });
+        } else {
+            self.pending.push_front(Action::Say(timeouts.fault.clone()));
         }
     }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
+use voxline_llm::LlmError;
 use voxline_media::Playout;
 
 /// Audio of the agent on its way to the caller.
@@ -120,8 +121,18 @@ impl SpeechHandle {
     }
 
     /// Speaks a generated answer: each phrase is synthesised as soon as it
-    /// is checked, its audio queued while the next one is generated.
-    pub fn answer(voice: Arc<dyn Voice>, pace: &Arc<ReplyPace>, mut answer: Answer, turn: TurnTimes) -> SpeechHandle {
+    /// is checked, its audio queued while the next one is generated. When
+    /// the model gives no phrase within `deadline` (since the answer began,
+    /// then since the last phrase) or fails, the knowledge sentence that
+    /// answers the question is read in its place where there is one, else
+    /// the reply ends as [`Spoken::Failed`].
+    pub fn answer(
+        voice: Arc<dyn Voice>,
+        pace: &Arc<ReplyPace>,
+        mut answer: Answer,
+        turn: TurnTimes,
+        deadline: Option<std::time::Duration>,
+    ) -> SpeechHandle {
         let (tx, rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
         let c = cancel.clone();
@@ -131,7 +142,31 @@ impl SpeechHandle {
         tokio::spawn(async move {
             let run = async {
                 loop {
-                    match answer.next_phrase().await {
+                    let next = match deadline {
+                        Some(d) => tokio::time::timeout(d, answer.next_phrase()).await.unwrap_or_else(|_| {
+                            Err(LlmError::Generate(format!(
+                                "no phrase from the model for {} ms",
+                                d.as_millis()
+                            )))
+                        }),
+                        None => answer.next_phrase().await,
+                    };
+                    let next = match next {
+                        Err(e) => {
+                            // The model stalled or failed: the facts read as
+                            // written where the answer has them.
+                            let why = e.to_string();
+                            match answer.give_up(&why) {
+                                Some(phrase) => {
+                                    warn!(%why, "the model was given up: the answer's knowledge sentence read in its place");
+                                    Ok(Some(phrase))
+                                }
+                                None => Err(why),
+                            }
+                        }
+                        Ok(p) => Ok(p),
+                    };
+                    match next {
                         Ok(Some(phrase)) => {
                             let phrase_at = Instant::now();
                             // The model waits while the voice works: on two
@@ -172,8 +207,8 @@ impl SpeechHandle {
                             let _ = tx.send(Spoken::Done).await;
                             return;
                         }
-                        Err(e) => {
-                            let _ = tx.send(Spoken::Failed(e.to_string())).await;
+                        Err(why) => {
+                            let _ = tx.send(Spoken::Failed(why)).await;
                             return;
                         }
                     }

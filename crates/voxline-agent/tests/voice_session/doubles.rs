@@ -183,11 +183,13 @@ impl Voice for ToneVoice {
 }
 
 /// A model double: streams `reply` word by word after `first_token`, and
-/// keeps every request's messages.
+/// keeps every request's messages; with `stalls`, it then sends nothing
+/// more, never ending the reply (a model server hung mid-reply).
 pub struct ScriptedModel {
     pub reply: String,
     pub first_token: Duration,
     pub requests: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
+    pub stalls: bool,
 }
 
 #[async_trait::async_trait]
@@ -197,6 +199,7 @@ impl ChatModel for ScriptedModel {
         let (tx, rx) = mpsc::channel(64);
         let words: Vec<String> = self.reply.split_inclusive(' ').map(str::to_string).collect();
         let wait = self.first_token;
+        let stalls = self.stalls;
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             for w in words {
@@ -204,6 +207,11 @@ impl ChatModel for ScriptedModel {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if stalls {
+                // Hung: the reply stays open until the caller lets go.
+                tx.closed().await;
+                return;
             }
             tx.send(Ok(ChatEvent::Done(Usage::default()))).await.ok();
         });

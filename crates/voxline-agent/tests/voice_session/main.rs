@@ -47,13 +47,32 @@ fn start(first_token: Duration) -> Call {
 /// Starts a session on demo pack `pack`, the call going `direction` with
 /// `variables`; the model answers `DOWNTOWN` after `first_token`.
 fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String>, first_token: Duration) -> Call {
+    start_full(pack, direction, variables, first_token, false)
+}
+
+/// `start_on`; with `stalls`, the model hangs after its reply's last word.
+fn start_full(
+    pack: &str,
+    direction: Direction,
+    variables: BTreeMap<String, String>,
+    first_token: Duration,
+    stalls: bool,
+) -> Call {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains").join(pack);
     let pack = Arc::new(DomainPack::load(&dir).expect("demo pack"));
     let requests = Arc::new(Mutex::new(Vec::new()));
+    // A hung model said both sentences (the word after the last one lets
+    // the phrase splitter hand it out) before it stopped.
+    let reply = if stalls {
+        format!("{DOWNTOWN} Also,")
+    } else {
+        DOWNTOWN.to_string()
+    };
     let model = ScriptedModel {
-        reply: DOWNTOWN.into(),
+        reply,
         first_token,
         requests: requests.clone(),
+        stalls,
     };
     let agent = Arc::new(Agent::new(pack, Arc::new(model)));
     let (leg, peer) = MemoryLeg::start(direction, variables);
@@ -412,4 +431,45 @@ async fn a_call_without_the_variable_leaves_its_placeholder_out() {
     let agent = call.records.agent_lines();
     assert!(agent[0].starts_with("Hello, this is Ava from Harbor Bank"), "{agent:?}");
     assert!(!agent[0].contains('{'), "{agent:?}");
+}
+
+/// The model says the facts and then hangs without ending its reply:
+/// nothing is left to read in its place, so at the pack's reply deadline
+/// the caller hears the fault line and is passed to a colleague as an
+/// escalation would be (the in-memory leg refuses the transfer: the
+/// escalation's "failed" line follows).
+#[tokio::test(start_paused = true)]
+async fn a_model_hung_mid_reply_gets_the_fault_line_and_a_colleague_at_the_deadline() {
+    let call = start_full(
+        "demo-bank",
+        Direction::Inbound,
+        BTreeMap::new(),
+        Duration::from_millis(300),
+        true,
+    );
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    let asked = call
+        .until(5_000, "the question heard", |r| {
+            r.said().iter().any(|(who, _)| who == "caller")
+        })
+        .await;
+    let at = call
+        .until(15_000, "the fault line", |r| {
+            r.agent_said("I can't answer that right now")
+        })
+        .await;
+    call.until(5_000, "the escalation line", |r| {
+        r.agent_said("transfer you to a colleague")
+    })
+    .await;
+    let agent = call.records.agent_lines();
+    // The facts were said before the model hung.
+    assert!(agent.iter().any(|l| l.contains("12 Harbor Street")), "{agent:?}");
+    // Said once the 8 s deadline after the last phrase passed, not before.
+    let waited = at - asked;
+    assert!(
+        (8_000..11_000).contains(&waited),
+        "fault line {waited} ms after the question: {agent:?}"
+    );
 }

@@ -171,6 +171,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     let records = match &cfg {
         Some(c) => Some(Records::new(
             CallStore::open(&c.store.url, &c.node.name).await.context("store.url")?,
+            None,
+            None,
         )),
         None => None,
     };
@@ -242,7 +244,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
                     status: failure.status,
                 };
                 r.ended(&record_id, &call_end(false, &end, false, None, None)).await;
-                r.store().close().await;
+                r.close().await;
             }
             endpoint.shutdown();
             return Ok(ExitCode::from(1));
@@ -378,7 +380,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
     if let Some(r) = &records {
         r.ended(&record_id, &call_end(true, &end, false, Some(&stats), None))
             .await;
-        r.store().close().await;
+        r.close().await;
     }
     // Let the BYE's transaction finish before the endpoint closes.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -34,6 +34,8 @@ pub async fn run(cfg: &Config, endpoint: Arc<SipEndpoint>, route: &str, out: Cal
         CallStore::open(&cfg.store.url, &cfg.node.name)
             .await
             .context("store.url")?,
+        None,
+        None,
     );
     let shutdown = CancellationToken::new();
     let dialer = Dialer::default();
@@ -64,7 +66,7 @@ pub async fn run(cfg: &Config, endpoint: Arc<SipEndpoint>, route: &str, out: Cal
         "ended: answered={} by={} reason={} call-id={}",
         end.answered, end.by, end.reason, end.call_id
     );
-    records.store().close().await;
+    records.close().await;
     // Let the BYE's transaction finish before the endpoint closes.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     endpoint.shutdown();

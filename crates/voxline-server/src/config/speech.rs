@@ -33,6 +33,10 @@ pub struct LlmConfig {
     /// A server whose first text takes longer is passed over for the
     /// reply (the next one, else the local engine, answers), ms.
     pub server_first_token_ms: u64,
+    /// A server that sends no text for this long in the middle of a reply
+    /// is given up for it (the next server, else the local engine, goes on
+    /// after what was said), ms.
+    pub server_stall_ms: u64,
     /// How often each server's health is checked, s.
     pub server_check_s: u64,
 }
@@ -91,6 +95,7 @@ impl Default for LlmConfig {
             embedding_model: None,
             servers: Vec::new(),
             server_first_token_ms: 1500,
+            server_stall_ms: 2000,
             server_check_s: 5,
         }
     }
@@ -149,6 +154,7 @@ impl LlmConfig {
     pub fn pool_settings(&self) -> voxline_llm::PoolSettings {
         voxline_llm::PoolSettings {
             first_token_timeout: std::time::Duration::from_millis(self.server_first_token_ms),
+            stall_timeout: std::time::Duration::from_millis(self.server_stall_ms),
             health_interval: std::time::Duration::from_secs(self.server_check_s),
         }
     }
@@ -205,6 +211,9 @@ impl LlmConfig {
                 "llm.server_first_token_ms",
                 "must be from 100 to 60000",
             ));
+        }
+        if !(100..=600_000).contains(&self.server_stall_ms) {
+            return Err(FieldError::new("llm.server_stall_ms", "must be from 100 to 600000"));
         }
         if !(1..=3600).contains(&self.server_check_s) {
             return Err(FieldError::new("llm.server_check_s", "must be from 1 to 3600"));

@@ -182,6 +182,22 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
     if let Some(pool) = &s.ctx.counters.llm_pool {
         register_pool(&mut registry, &pool.status(), pool.local_replies());
     }
+    let queue = s.ctx.outbound.records.queue().stats();
+    registry.register(
+        "records_pending",
+        "Call-record writes queued and not in the store yet",
+        ConstGauge::new(queue.pending.load(Ordering::Relaxed) as i64),
+    );
+    registry.register(
+        "records_write_retries",
+        "Call-record writes tried again because the store could not take them",
+        ConstCounter::new(queue.retries.load(Ordering::Relaxed)),
+    );
+    registry.register(
+        "records_write_refused",
+        "Call-record writes the store refused (logged and dropped)",
+        ConstCounter::new(queue.refused.load(Ordering::Relaxed)),
+    );
     let sip = &s.ctx.outbound.endpoint;
     registry.register(
         "sip_calls_active",

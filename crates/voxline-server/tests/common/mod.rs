@@ -127,6 +127,17 @@ pub fn channel_rms(path: &Path, channel: usize, from: f32, to: f32) -> f64 {
     (sum / (b - a) as f64).sqrt()
 }
 
+/// The generated config `text` with its SQLite store replaced by `url`
+/// (a PostgreSQL test cluster's).
+pub fn on_store(text: String, url: &str) -> String {
+    let sqlite = text
+        .lines()
+        .find(|l| l.starts_with("url = \"sqlite://"))
+        .expect("the store's url")
+        .to_string();
+    text.replace(&sqlite, &format!("url = \"{url}\""))
+}
+
 /// A running `voxline serve`.
 pub struct Server {
     child: Option<Child>,

@@ -3,6 +3,9 @@
 //! postgres user when the tests run as root). Shared by the store's and
 //! the server's tests (`#[path]`).
 
+// Each test crate uses its own part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -68,35 +71,32 @@ impl Postgres {
             .local_addr()
             .expect("addr")
             .port();
+        let mut pg = Postgres { child: None, dir, port };
+        pg.run();
+        pg
+    }
+
+    /// Starts the server on the cluster and waits for its port.
+    fn run(&mut self) {
         let child = as_postgres_user(&pg_bin("postgres"))
             .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
-            .arg(&dir)
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+            .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("postgres");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "postgres did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Postgres {
-            child: Some(child),
-            dir,
-            port,
-        }
     }
 
-    /// The URL of its `postgres` database.
-    pub fn url(&self) -> String {
-        format!("postgres://voxline@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
+    /// Stops the server at once (`pg_ctl stop -m immediate`), keeping its data.
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // Stop the server itself (runuser does not pass signals on), then reap runuser.
             let _ = as_postgres_user(&pg_bin("pg_ctl"))
@@ -108,6 +108,23 @@ impl Drop for Postgres {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "postgres is running");
+        self.run();
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://voxline@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

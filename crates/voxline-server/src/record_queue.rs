@@ -1,0 +1,351 @@
+//! Call-record writes queued off the calls' path (decision 0069): a call
+//! hands each write to a lane and goes on; the lane's task writes them in
+//! order, and a write the store cannot take now (it is down, restarting,
+//! locked) is tried again, with growing pauses, until it can. A write the
+//! store refuses for what it holds (a constraint) is logged and dropped.
+//! Writes of one call always share a lane, so they land in the order the
+//! call made them; lanes let calls' writes go on side by side.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use voxline_store::{AgentTurn, CallEnd, CallStore, FlowStep, NewCall, StoreError, TranscriptLine};
+
+/// Lanes (writer tasks) of the queue.
+const LANES: usize = 4;
+/// The first pause before a write is tried again; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between tries of one write.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// One write of a call record.
+#[derive(Debug)]
+pub enum Write {
+    /// A call's record begins.
+    Started(NewCall),
+    /// The call was answered.
+    Answered {
+        /// Record id.
+        id: String,
+        /// The codec agreed.
+        codec: String,
+        /// Its recording's file.
+        recording: Option<String>,
+    },
+    /// The outcome its conversation gave it.
+    Outcome {
+        /// Record id.
+        id: String,
+        /// The outcome.
+        outcome: String,
+    },
+    /// Who answered an outbound call.
+    Amd {
+        /// Record id.
+        id: String,
+        /// human / machine / unsure.
+        verdict: String,
+        /// Decided this long after the answer.
+        at_ms: u64,
+    },
+    /// A number on every campaign's do-not-call list.
+    DoNotCall(String),
+    /// The call ended.
+    Ended {
+        /// Record id.
+        id: String,
+        /// How.
+        end: CallEnd,
+    },
+    /// A transcript line.
+    Transcript {
+        /// Record id.
+        id: String,
+        /// The line.
+        line: TranscriptLine,
+    },
+    /// An agent turn with its stage times.
+    Turn {
+        /// Record id.
+        id: String,
+        /// The turn.
+        turn: AgentTurn,
+    },
+    /// A flow step reached.
+    Step {
+        /// Record id.
+        id: String,
+        /// The step.
+        step: FlowStep,
+    },
+    /// The call queued for quality inspection against a scorecard.
+    Analysis {
+        /// Record id.
+        id: String,
+        /// The scorecard's path.
+        scorecard: String,
+    },
+}
+
+impl Write {
+    /// The record the write belongs to (its lane).
+    fn record(&self) -> &str {
+        match self {
+            Write::Started(c) => &c.id,
+            Write::DoNotCall(_) => "",
+            Write::Answered { id, .. }
+            | Write::Outcome { id, .. }
+            | Write::Amd { id, .. }
+            | Write::Ended { id, .. }
+            | Write::Transcript { id, .. }
+            | Write::Turn { id, .. }
+            | Write::Step { id, .. }
+            | Write::Analysis { id, .. } => id,
+        }
+    }
+
+    /// What it writes, for logs.
+    fn what(&self) -> &'static str {
+        match self {
+            Write::Started(_) => "call record",
+            Write::Answered { .. } => "call answer",
+            Write::Outcome { .. } => "call outcome",
+            Write::Amd { .. } => "answering-machine detection",
+            Write::DoNotCall(_) => "do-not-call entry",
+            Write::Ended { .. } => "call end",
+            Write::Transcript { .. } => "transcript line",
+            Write::Turn { .. } => "agent turn",
+            Write::Step { .. } => "flow step",
+            Write::Analysis { .. } => "quality inspection request",
+        }
+    }
+
+    async fn apply(&self, store: &CallStore) -> Result<(), StoreError> {
+        match self {
+            Write::Started(c) => store.call_started(c).await,
+            Write::Answered { id, codec, recording } => store.call_answered(id, codec, recording.as_deref()).await,
+            Write::Outcome { id, outcome } => store.call_outcome(id, outcome).await,
+            Write::Amd { id, verdict, at_ms } => store.call_amd(id, verdict, *at_ms).await,
+            Write::DoNotCall(number) => store.add_dnc("", std::slice::from_ref(number)).await.map(|_| ()),
+            Write::Ended { id, end } => store.call_ended(id, end).await,
+            Write::Transcript { id, line } => store.transcript_line(id, line).await,
+            Write::Turn { id, turn } => store.agent_turn(id, turn).await,
+            Write::Step { id, step } => store.flow_step(id, step).await,
+            Write::Analysis { id, scorecard } => store.queue_analysis(id, scorecard).await,
+        }
+    }
+}
+
+/// Whether a failed write may succeed later as it is: the store could not
+/// be reached or was busy, not a refusal of the data.
+pub fn worth_retrying(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query(sqlx::Error::Database(db)) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions (08…), shutting down or
+            // starting up (57P01-57P03); SQLite: busy, locked.
+            code.starts_with("08") || code.starts_with("57P0") || code == "5" || code == "6"
+        }
+        StoreError::Query(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        StoreError::Open { .. } => true,
+        _ => false,
+    }
+}
+
+/// What follows a write once it is in the store.
+pub type AfterWrite = Arc<dyn Fn(&Write) + Send + Sync>;
+
+/// Figures of the queue (for `/metrics` and the shutdown).
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    /// Writes handed to the queue and not written (or dropped) yet.
+    pub pending: AtomicU64,
+    /// Writes tried again after the store could not take them.
+    pub retries: AtomicU64,
+    /// Writes the store refused (logged, dropped).
+    pub refused: AtomicU64,
+}
+
+/// The queue: lanes of ordered writes with their writer tasks.
+#[derive(Clone)]
+pub struct RecordQueue {
+    lanes: Vec<mpsc::UnboundedSender<Write>>,
+    stats: Arc<QueueStats>,
+}
+
+impl std::fmt::Debug for RecordQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordQueue")
+            .field("pending", &self.stats.pending.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RecordQueue {
+    /// Starts the lanes writing to `store`; `after` runs after each write
+    /// lands (webhooks, the analyser's wake-up).
+    pub fn start(store: CallStore, after: AfterWrite) -> RecordQueue {
+        let stats = Arc::new(QueueStats::default());
+        let lanes = (0..LANES)
+            .map(|lane| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(write_lane(lane, rx, store.clone(), after.clone(), stats.clone()));
+                tx
+            })
+            .collect();
+        RecordQueue { lanes, stats }
+    }
+
+    /// Queues `write` (never waits).
+    pub fn push(&self, write: Write) {
+        let lane = lane_of(write.record());
+        self.stats.pending.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.lanes[lane].send(write) {
+            self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(
+                what = e.0.what(),
+                record = e.0.record(),
+                "record write lost: the writer stopped"
+            );
+        }
+    }
+
+    /// The queue's figures.
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// Waits until every queued write is written (or refused), at most
+    /// `within`; returns how many were still waiting.
+    pub async fn flush(&self, within: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let pending = self.stats.pending.load(Ordering::Relaxed);
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                return pending;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The lane of a record id (a call's writes stay in one lane, in order).
+fn lane_of(record: &str) -> usize {
+    record
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
+        % LANES
+}
+
+async fn write_lane(
+    lane: usize,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    store: CallStore,
+    after: AfterWrite,
+    stats: Arc<QueueStats>,
+) {
+    while let Some(write) = rx.recv().await {
+        let mut pause = FIRST_PAUSE;
+        let mut waited_since: Option<std::time::Instant> = None;
+        loop {
+            match write.apply(&store).await {
+                Ok(()) => {
+                    if let Some(since) = waited_since {
+                        tracing::info!(
+                            lane,
+                            what = write.what(),
+                            waited_ms = since.elapsed().as_millis() as u64,
+                            "call store back: queued record writes go on"
+                        );
+                    }
+                    after(&write);
+                    break;
+                }
+                Err(e) if worth_retrying(&e) => {
+                    if waited_since.is_none() {
+                        waited_since = Some(std::time::Instant::now());
+                        tracing::warn!(
+                            lane,
+                            what = write.what(),
+                            error = %e,
+                            pending = stats.pending.load(Ordering::Relaxed),
+                            "call store unavailable: record writes wait and are tried again"
+                        );
+                    }
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+                Err(e) => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(what = write.what(), record = write.record(), error = %e, "record write refused by the store");
+                    break;
+                }
+            }
+        }
+        stats.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calls_writes_share_a_lane() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(lane_of(id), lane_of(id));
+        let lanes: std::collections::HashSet<usize> = (0..64).map(|i| lane_of(&format!("{i:032x}"))).collect();
+        assert_eq!(lanes.len(), LANES, "ids spread over every lane");
+    }
+
+    #[tokio::test]
+    async fn writes_land_in_order_and_a_refused_one_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("voxline-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}", dir.join("q.db").display());
+        let store = CallStore::open(&url, "queue-test").await.expect("store");
+        let landed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = landed.clone();
+        let queue = RecordQueue::start(
+            store.clone(),
+            Arc::new(move |w: &Write| seen.lock().expect("lock").push(w.what())),
+        );
+        let call = NewCall {
+            id: "q1".into(),
+            call_id: "q1@test".into(),
+            direction: voxline_store::CallDirection::Inbound,
+            from_uri: "sip:a@b".into(),
+            to_uri: "sip:c@d".into(),
+            source_addr: None,
+            trunk: None,
+            route: None,
+            handler: None,
+            invite_at: voxline_store::now_ms(),
+        };
+        let again = NewCall { ..call.clone() };
+        queue.push(Write::Started(call));
+        queue.push(Write::Outcome {
+            id: "q1".into(),
+            outcome: "resolved".into(),
+        });
+        // The same id again: the store refuses it (a constraint), the
+        // queue goes on.
+        queue.push(Write::Started(again));
+        assert_eq!(queue.flush(Duration::from_secs(10)).await, 0);
+        assert_eq!(*landed.lock().expect("lock"), vec!["call record", "call outcome"]);
+        assert_eq!(queue.stats().refused.load(Ordering::Relaxed), 1);
+        let rec = store.record("q1").await.expect("read").expect("the record");
+        assert_eq!(rec.outcome.as_deref(), Some("resolved"));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
