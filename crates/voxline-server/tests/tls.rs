@@ -137,15 +137,31 @@ fn open_idle(from: &str, to: u16, n: usize) -> (Vec<socket2::Socket>, usize) {
     (held, failed)
 }
 
-/// Descriptors this process may open (the flood needs 10,000 at once).
+/// Descriptors this process may open (the flood needs 10,000 at once),
+/// after raising its soft limit to the hard one (`prlimit`, util-linux).
 fn open_files_limit() -> u64 {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("limits");
-    limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .expect("Max open files")
+    let read = |field: usize| -> u64 {
+        let limits = std::fs::read_to_string("/proc/self/limits").expect("limits");
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(field))
+            .and_then(|v| v.parse().ok())
+            .expect("Max open files")
+    };
+    let (soft, hard) = (read(3), read(4));
+    if soft < hard {
+        let pid = std::process::id().to_string();
+        let raised = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            raised,
+            "prlimit could not raise the open files limit from {soft} to {hard}"
+        );
+    }
+    read(3)
 }
 
 /// Waits up to `within` for a metric to satisfy `ok`; its last value.
