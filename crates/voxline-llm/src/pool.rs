@@ -337,18 +337,15 @@ async fn forward(
     stall: Option<Duration>,
 ) -> Forwarded {
     let mut next = first.map(Ok);
-    // Since when the reply has been waited for (not held).
-    let mut waiting_since = Instant::now();
     loop {
         let ev = match next.take() {
             Some(ev) => Some(ev),
             None => {
                 let held = hold.load(Ordering::Relaxed);
                 stream.hold(held);
-                if held {
-                    waiting_since = Instant::now();
-                }
-                let stalled_at = stall.map(|s| tokio::time::Instant::from_std(waiting_since + s));
+                // Counted from now: time spent handing text to a slow caller
+                // (or held) is not the server's.
+                let stalled_at = stall.map(|s| tokio::time::Instant::now() + s);
                 tokio::select! {
                     // The caller let go (barge-in): dropping `stream` cancels it.
                     _ = tx.closed() => return Forwarded::Over,
@@ -364,7 +361,6 @@ async fn forward(
                 }
             }
         };
-        waiting_since = Instant::now();
         let ev = match ev {
             Some(Ok(ev)) => ev,
             Some(Err(e)) => return Forwarded::Broke(e),
