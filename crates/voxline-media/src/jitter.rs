@@ -108,7 +108,9 @@ pub struct JitterStats {
     pub reordered: u64,
     /// Frames concealed.
     pub concealed: u64,
-    /// Packets never received (sequence gaps that were played past).
+    /// Packets never received (RFC 3550 A.3: expected minus received, per
+    /// source, summed over sources). A packet that arrived after its playout
+    /// time is counted in `late`, not here: the network delivered it.
     pub lost: u64,
     /// Frames dropped to bring the delay down.
     pub accelerated: u64,
@@ -173,6 +175,8 @@ pub struct JitterBuffer {
     /// First extended sequence number and packets received from the current source.
     base_seq: Option<i64>,
     source_received: u64,
+    /// Packets lost from earlier sources (before an SSRC change).
+    lost_earlier: u64,
     stats: JitterStats,
 }
 
@@ -194,6 +198,7 @@ impl JitterBuffer {
             jitter: 0.0,
             base_seq: None,
             source_received: 0,
+            lost_earlier: 0,
             stats: JitterStats::default(),
         };
         jb.stats.target_delay_ms = jb.target_delay_samples() as f64 * 1000.0 / f64::from(cfg.clock_rate);
@@ -202,7 +207,19 @@ impl JitterBuffer {
 
     /// Counters so far.
     pub fn stats(&self) -> JitterStats {
-        self.stats.clone()
+        JitterStats {
+            lost: self.lost_earlier + self.source_lost(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Packets expected from the current source (its first to its highest
+    /// sequence number) that never arrived.
+    fn source_lost(&self) -> u64 {
+        match (self.base_seq, self.top_seq) {
+            (Some(base), Some((top, _))) => ((top - base + 1).max(0) as u64).saturating_sub(self.source_received),
+            _ => 0,
+        }
     }
 
     /// Packets held now.
@@ -216,6 +233,7 @@ impl JitterBuffer {
     }
 
     fn reset_stream(&mut self) {
+        self.lost_earlier += self.source_lost();
         self.top_seq = None;
         self.top_ts = None;
         self.held.clear();
@@ -393,9 +411,6 @@ impl JitterBuffer {
         match self.held.iter().next().map(|(&k, h)| (k, h.seq)) {
             Some((k, seq)) if k <= play => {
                 let h = self.held.remove(&k).expect("key just seen");
-                if let Some(last) = self.last_played_seq {
-                    self.stats.lost += (seq - last - 1).max(0) as u64;
-                }
                 self.last_played_seq = Some(seq);
                 self.play_ts = Some(k + i64::from(h.samples));
                 self.conceal_run = 0;
@@ -521,6 +536,20 @@ mod tests {
     }
 
     #[test]
+    fn loss_is_summed_over_sources() {
+        let mut jb = JitterBuffer::new(cfg());
+        feed(&mut jb, &[0, 1, 3]);
+        assert_eq!(jb.stats().lost, 1);
+        for (i, seq) in [500u16, 502, 503].into_iter().enumerate() {
+            let mut p = pkt(seq, 9000 + u32::from(seq) * FRAME, 100 + i as u64 * 20);
+            p.ssrc = 0x9999;
+            jb.push(p);
+        }
+        assert_eq!(jb.stats().source_changes, 1);
+        assert_eq!(jb.stats().lost, 2, "one from each source");
+    }
+
+    #[test]
     fn reordered_packets_are_played_in_sequence_order() {
         let mut jb = JitterBuffer::new(cfg());
         feed(&mut jb, &[0, 2, 1, 4, 3]);
@@ -633,6 +662,7 @@ mod tests {
         assert_eq!(jb.push(pkt(2, 2 * FRAME, 100)), Pushed::Late);
         assert_eq!(played(&mut jb, 1), vec![Some(3)]);
         assert_eq!(jb.stats().late, 1);
+        assert_eq!(jb.stats().lost, 0, "late is not lost");
         // It arrived: the RTCP report does not count it as lost.
         let r = jb.reception().expect("reception");
         assert_eq!((r.highest_seq - r.base_seq + 1, r.received), (4, 4));
