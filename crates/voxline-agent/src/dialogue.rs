@@ -553,6 +553,10 @@ impl Conversation {
                 similarity,
             } => {
                 let (guard, fallback) = grounding(&pack, hits, sentences, *similarity, utterance);
+                let facts = match &fallback {
+                    Some(Fallback::Sentence(s)) => Some(s.clone()),
+                    _ => None,
+                };
                 let answer = self
                     .agent
                     .generate(
@@ -563,8 +567,17 @@ impl Conversation {
                         format!("Question: {}", utterance.trim()),
                         false,
                     )
-                    .await?;
-                vec![Action::Answer(Box::new(answer))]
+                    .await;
+                match (answer, facts) {
+                    (Ok(answer), _) => vec![Action::Answer(Box::new(answer))],
+                    // The model refused the reply (busy, stopped): the
+                    // knowledge sentence is read as written, at once.
+                    (Err(e), Some(facts)) => {
+                        tracing::warn!(error = %e, "the model could not answer: reading the knowledge sentence");
+                        vec![Action::Say(facts)]
+                    }
+                    (Err(e), None) => return Err(e),
+                }
             }
             Intent::Step { .. } | Intent::OptOut => Vec::new(),
         };

@@ -38,7 +38,7 @@ async fn the_demo_pack_answers_declines_and_calls_tools_as_measured() {
         return;
     };
     let pack = Arc::new(pack);
-    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &files[0], None, 0, None)
+    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &files[0], Default::default())
         .await
         .expect("model");
     let agent = Arc::new(Agent::new(pack, llm));

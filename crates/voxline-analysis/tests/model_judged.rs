@@ -58,7 +58,7 @@ fn lost_card() -> CallTranscript {
 
 async fn model() -> Option<Arc<dyn ChatModel>> {
     let files = voxline_models::fetched_for_test(&[GGUF])?;
-    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &files[0], None, 0, None)
+    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &files[0], Default::default())
         .await
         .expect("default model");
     llm.warm("You check calls.").await.expect("warm");

@@ -73,6 +73,26 @@ pub struct PoolStats {
     pub audio_ms_sum: AtomicU64,
     /// Workers decoding now.
     pub busy: AtomicU64,
+    /// Worker threads running (a worker that ends, e.g. by a panic in
+    /// whisper.cpp, stops counting).
+    pub workers: AtomicU64,
+}
+
+/// Counts a worker thread in [`PoolStats::workers`] from its start until it
+/// ends, however it ends.
+struct WorkerAlive(Arc<PoolStats>);
+
+impl WorkerAlive {
+    fn new(stats: &Arc<PoolStats>) -> WorkerAlive {
+        stats.workers.fetch_add(1, Ordering::AcqRel);
+        WorkerAlive(stats.clone())
+    }
+}
+
+impl Drop for WorkerAlive {
+    fn drop(&mut self) {
+        self.0.workers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct Job {
@@ -133,9 +153,10 @@ impl AsrPool {
             let state = model.state()?;
             let (model, rx, stats, crowd) = (model.clone(), rx.clone(), stats.clone(), crowd.clone());
             let threads = config.threads_per_worker as i32;
+            let alive = WorkerAlive::new(&stats);
             std::thread::Builder::new()
                 .name(format!("asr-worker-{n}"))
-                .spawn(move || work(&model, state, &rx, &stats, threads, &crowd))
+                .spawn(move || work(&model, state, &rx, &stats, threads, &crowd, alive))
                 .map_err(|e| AsrError::Decode(format!("starting an ASR worker thread: {e}")))?;
         }
         Ok(AsrPool {
@@ -262,6 +283,7 @@ fn work(
     stats: &PoolStats,
     threads: i32,
     crowd: &AtomicUsize,
+    _alive: WorkerAlive,
 ) {
     while let Ok(job) = rx.recv() {
         let started = Instant::now();

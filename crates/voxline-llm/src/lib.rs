@@ -21,9 +21,13 @@ pub use chat::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, Engin
 pub use embed::{EmbedError, Embedder};
 pub use llamacpp::{EngineStats, LlamaCppConfig, LlamaCppModel};
 pub use local::{LocalConfig, LocalModel};
-pub use local_engine::{load_local, LocalEngine};
+pub use local_engine::{load_local, LocalEngine, LocalOptions};
 pub use pool::{EndpointStatus, InferencePool, PoolSettings};
 pub use remote::{RemoteConfig, RemoteModel};
+
+/// Replies that may wait for a local engine's sequence by default
+/// (`[llm] max_waiting`): past it a reply is refused at once.
+pub const DEFAULT_MAX_WAITING: usize = 16;
 
 /// Errors from language models.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,11 @@ pub enum LlmError {
     /// The request was refused or generation failed.
     #[error("language model: {0}")]
     Generate(String),
+    /// The engine has as many replies waiting as it may hold: refused at
+    /// once, so the caller hears the facts or the fault line now rather than
+    /// after a queue (`[llm] max_waiting`).
+    #[error("language model busy: {0}")]
+    Busy(String),
     /// The remote server could not be reached or answered badly.
     #[error("language model server {url}: {why}")]
     Remote {

@@ -8,7 +8,7 @@
 use crate::chat::{ChatMessage, ChatModel, ChatRequest, ChatStream, EngineProbe, Role};
 pub use crate::llamacpp_engine::EngineStats;
 use crate::llamacpp_engine::{run_engine, EngineConfig, Job};
-use crate::LlmError;
+use crate::{LlmError, DEFAULT_MAX_WAITING};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -40,6 +40,9 @@ pub struct LlamaCppConfig {
     /// [`ChatModel::prefill`] wait, so they do not slow down what a caller
     /// is waiting for.
     pub yield_to: Option<Arc<AtomicUsize>>,
+    /// Most replies waiting for a sequence (all `max_seqs` busy); one more
+    /// is refused at once with [`LlmError::Busy`].
+    pub max_waiting: usize,
 }
 
 impl LlamaCppConfig {
@@ -53,6 +56,7 @@ impl LlamaCppConfig {
             context_tokens: 0,
             threads: 0,
             yield_to: None,
+            max_waiting: DEFAULT_MAX_WAITING,
         }
     }
 }
@@ -72,6 +76,8 @@ struct Shared {
     /// The longest one reply may grow (prompt and generated tokens).
     context_tokens: usize,
     stats: Arc<EngineStats>,
+    /// See [`LlamaCppConfig::max_waiting`].
+    max_waiting: usize,
 }
 
 impl std::fmt::Debug for LlamaCppModel {
@@ -180,6 +186,7 @@ impl LlamaCppModel {
                 name,
                 context_tokens: context_tokens.min(trained) as usize,
                 stats,
+                max_waiting: cfg.max_waiting,
             }),
         })
     }
@@ -225,6 +232,14 @@ impl LlamaCppModel {
                 self.shared.context_tokens
             )));
         }
+        // A read-ahead is optional: it may take only half the waiting room,
+        // so read-aheads never crowd out a reply a caller waits for.
+        let limit = if background {
+            self.shared.max_waiting / 2
+        } else {
+            self.shared.max_waiting
+        };
+        let queued = self.shared.stats.enter_queue(limit, background)?;
         let max_tokens = req.max_tokens.clamp(1, room - 1);
         // Room for every token's delta plus the end: the engine never waits on a caller.
         let (tx, rx) = mpsc::channel(max_tokens + 2);
@@ -243,6 +258,7 @@ impl LlamaCppModel {
                 hold: Arc::clone(&hold),
                 background,
                 read: Arc::clone(&read),
+                queued: Some(queued),
             })
             .map_err(|_| LlmError::Generate("the model engine stopped".into()))?;
         // The engine holds the only sender and drops it when it frees the

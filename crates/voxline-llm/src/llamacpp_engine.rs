@@ -58,6 +58,8 @@ pub(crate) struct Job {
     /// Set when the sequence starts: prompt tokens it reads (not reused
     /// from a cached slot).
     pub read: Arc<std::sync::OnceLock<usize>>,
+    /// Counts the job as waiting until it gets a sequence.
+    pub queued: Option<QueueMark>,
 }
 
 /// Counters of the engine's work since start.
@@ -77,8 +79,56 @@ pub struct EngineStats {
     pub batched_steps: AtomicU64,
     /// Time spent in decode steps, microseconds.
     pub decode_us: AtomicU64,
-    /// Replies waiting for a free sequence now.
+    /// Replies waiting for a free sequence now (llama.cpp), or replies
+    /// under way (mistralrs, which queues on its own).
     pub waiting: AtomicU64,
+    /// Replies refused because as many were waiting as the engine may hold.
+    pub refused: AtomicU64,
+    /// Set when the engine thread has ended (every handle gone, or it failed):
+    /// no reply can be generated any more.
+    pub stopped: AtomicBool,
+}
+
+impl EngineStats {
+    /// Counts one more waiting reply unless `limit` are waiting already
+    /// (then counts a refusal and says so); the reply stops counting when
+    /// the mark is dropped.
+    /// A refused read-ahead (`optional`) is not counted in `refused`.
+    pub(crate) fn enter_queue(self: &Arc<Self>, limit: usize, optional: bool) -> Result<QueueMark, LlmError> {
+        let limit = limit as u64;
+        match self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+        {
+            Ok(_) => Ok(QueueMark(Arc::clone(self))),
+            Err(n) => {
+                if !optional {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(LlmError::Busy(format!(
+                    "{n} replies are waiting for the model already (llm.max_waiting = {limit})"
+                )))
+            }
+        }
+    }
+}
+
+/// One reply counted in [`EngineStats::waiting`] until dropped.
+pub(crate) struct QueueMark(Arc<EngineStats>);
+
+impl Drop for QueueMark {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the engine stopped when its thread ends, however it ends.
+struct StoppedOnExit(Arc<EngineStats>);
+
+impl Drop for StoppedOnExit {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
 }
 
 /// Engine sizing.
@@ -128,6 +178,7 @@ pub(crate) fn run_engine(
     ready: std_mpsc::Sender<Result<(), String>>,
     stats: Arc<EngineStats>,
 ) {
+    let _stopped = StoppedOnExit(Arc::clone(&stats));
     let slots = cfg.max_seqs + cfg.prefix_cache;
     let threads = i32::try_from(cfg.threads).unwrap_or(2);
     let params = LlamaContextParams::default()
@@ -186,10 +237,6 @@ pub(crate) fn run_engine(
         }
         engine.drop_cancelled();
         engine.admit(&mut ctx);
-        engine
-            .stats
-            .waiting
-            .store(engine.waiting.len() as u64, Ordering::Relaxed);
         if !engine.step(&mut ctx, model) && !engine.is_idle() {
             // Every live sequence is held: wait for a new job or a release.
             match jobs.recv_timeout(HELD_POLL) {
@@ -263,7 +310,7 @@ impl Engine {
     /// Starts waiting jobs while there is room.
     fn admit(&mut self, ctx: &mut LlamaContext<'_>) {
         while self.active_count() < self.max_seqs {
-            let Some(job) = self.waiting.pop_front() else {
+            let Some(mut job) = self.waiting.pop_front() else {
                 return;
             };
             // The slot sharing the longest prefix (at least one prompt token
@@ -320,6 +367,8 @@ impl Engine {
                 .fetch_add(job.tokens.len() as u64, Ordering::Relaxed);
             self.stats.reused_tokens.fetch_add(shared as u64, Ordering::Relaxed);
             let _ = job.read.set(job.tokens.len() - shared);
+            // It has a sequence: it no longer counts as waiting.
+            job.queued = None;
             slot.state = State::Active(Box::new(Active {
                 pending: job.tokens[shared..].to_vec(),
                 sampler: sampler_for(&job),

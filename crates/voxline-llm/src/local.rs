@@ -28,6 +28,10 @@ pub struct LocalConfig {
     pub max_seqs: usize,
     /// Prompts whose KV cache is kept for reuse.
     pub prefix_cache: usize,
+    /// Most replies waiting beyond `max_seqs` (mistralrs queues on its own:
+    /// replies under way are bounded by `max_seqs + max_waiting`); one more
+    /// is refused at once with [`LlmError::Busy`].
+    pub max_waiting: usize,
 }
 
 impl LocalConfig {
@@ -38,6 +42,7 @@ impl LocalConfig {
             chat_template: None,
             max_seqs: 16,
             prefix_cache: 16,
+            max_waiting: crate::DEFAULT_MAX_WAITING,
         }
     }
 }
@@ -50,6 +55,8 @@ pub struct LocalModel {
     /// What the engine did (replies, prompt and generated tokens, time),
     /// from the usage mistralrs reports at each reply's end.
     stats: Arc<EngineStats>,
+    /// Most replies under way at once (`max_seqs + max_waiting`).
+    limit: usize,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -88,6 +95,7 @@ impl LocalModel {
             model: Arc::new(model),
             name: file,
             stats: Arc::default(),
+            limit: cfg.max_seqs.max(1) + cfg.max_waiting,
         })
     }
 }
@@ -113,6 +121,7 @@ fn sampling(req: &ChatRequest) -> SamplingParams {
 impl ChatModel for LocalModel {
     async fn chat(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
         let started = Instant::now();
+        let under_way = self.stats.enter_queue(self.limit, false)?;
         let mut messages = TextMessages::new();
         for m in &req.messages {
             let role = match m.role {
@@ -157,6 +166,7 @@ impl ChatModel for LocalModel {
         // task ends at once and drops the engine's receiver, so the engine's
         // next send fails and it frees the sequence (one decode step).
         tokio::spawn(async move {
+            let _under_way = under_way;
             loop {
                 let resp = tokio::select! {
                     _ = tx.closed() => return,

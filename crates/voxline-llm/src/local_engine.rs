@@ -36,29 +36,49 @@ impl std::fmt::Display for LocalEngine {
     }
 }
 
-/// Loads a local GGUF model on `engine`, with its own chat template or
-/// `chat_template`, and `threads` per decode step on llama.cpp (0: one per
-/// core; mistralrs picks its own); errors name the file and why. On
-/// llama.cpp, prompts read ahead wait while `yield_to` is above zero (see
-/// [`LlamaCppConfig::yield_to`]).
-pub async fn load_local(
-    engine: LocalEngine,
-    gguf: &Path,
-    chat_template: Option<PathBuf>,
-    threads: usize,
-    yield_to: Option<Arc<AtomicUsize>>,
-) -> Result<Arc<dyn ChatModel>, LlmError> {
+/// How to run a local model beyond its file and engine.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// A chat template overriding the GGUF's.
+    pub chat_template: Option<PathBuf>,
+    /// CPU threads per decode step on llama.cpp (0: one per core; mistralrs
+    /// picks its own).
+    pub threads: usize,
+    /// On llama.cpp, prompts read ahead wait while this is above zero (see
+    /// [`LlamaCppConfig::yield_to`]).
+    pub yield_to: Option<Arc<AtomicUsize>>,
+    /// Most replies waiting for a sequence; one more is refused at once
+    /// with [`LlmError::Busy`].
+    pub max_waiting: usize,
+}
+
+impl Default for LocalOptions {
+    fn default() -> LocalOptions {
+        LocalOptions {
+            chat_template: None,
+            threads: 0,
+            yield_to: None,
+            max_waiting: crate::DEFAULT_MAX_WAITING,
+        }
+    }
+}
+
+/// Loads a local GGUF model on `engine` with `opts`; errors name the file
+/// and why.
+pub async fn load_local(engine: LocalEngine, gguf: &Path, opts: LocalOptions) -> Result<Arc<dyn ChatModel>, LlmError> {
     Ok(match engine {
         LocalEngine::LlamaCpp => {
             let mut cfg = LlamaCppConfig::new(gguf);
-            cfg.chat_template = chat_template;
-            cfg.threads = threads;
-            cfg.yield_to = yield_to;
+            cfg.chat_template = opts.chat_template;
+            cfg.threads = opts.threads;
+            cfg.yield_to = opts.yield_to;
+            cfg.max_waiting = opts.max_waiting;
             Arc::new(LlamaCppModel::load(&cfg).await?)
         }
         LocalEngine::Mistralrs => {
             let mut cfg = LocalConfig::new(gguf);
-            cfg.chat_template = chat_template;
+            cfg.chat_template = opts.chat_template;
+            cfg.max_waiting = opts.max_waiting;
             Arc::new(LocalModel::load(&cfg).await?)
         }
     })

@@ -305,3 +305,74 @@ async fn one_slot_and_no_prefix_cache_still_serve_turn_after_turn() {
     let reused = stats.reused_tokens.load(Ordering::Relaxed);
     assert!(reused >= 20, "reused {reused}");
 }
+
+/// With the only sequence busy and `max_waiting` replies waiting, one more
+/// reply is refused at once (and counted), a read-ahead is refused once
+/// half the room is taken (not counted as a refusal); the replies that
+/// waited are served once the sequence frees; the engine marks itself
+/// stopped when its last handle is gone (what `/healthz` reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_at_once_and_a_gone_engine_says_it_stopped() {
+    let Some(path) = gguf() else {
+        return;
+    };
+    let mut cfg = LlamaCppConfig::new(&path);
+    cfg.max_seqs = 1;
+    cfg.max_waiting = 2;
+    let model = LlamaCppModel::load(&cfg).await.expect("load");
+    let stats = model.engine_stats().expect("the engine's counters");
+
+    let mut long = model
+        .chat(ask("Tell me a long story about a dragon.", 300))
+        .await
+        .expect("chat");
+    assert!(matches!(long.next().await, Some(Ok(ChatEvent::Delta(_)))));
+    let first = model
+        .chat(ask("What is the capital of France?", 8))
+        .await
+        .expect("waits");
+    let read_ahead = model
+        .prefill(vec![ChatMessage::new(Role::User, "Hello, I have a question.")])
+        .await;
+    assert!(matches!(read_ahead, Err(LlmError::Busy(_))), "{read_ahead:?}");
+    let second = model.chat(ask("Name a fruit.", 8)).await.expect("waits");
+    assert_eq!(stats.waiting.load(Ordering::Relaxed), 2);
+    let t = Instant::now();
+    let refused = model.chat(ask("Name a colour.", 8)).await;
+    eprintln!("refused {:?} after the call", t.elapsed());
+    match refused {
+        Err(LlmError::Busy(why)) => assert!(why.contains("llm.max_waiting = 2"), "{why}"),
+        Err(e) => panic!("not refused as busy: {e}"),
+        Ok(_) => panic!("a third waiting reply was taken"),
+    }
+    assert_eq!(
+        stats.refused.load(Ordering::Relaxed),
+        1,
+        "the read-ahead is not counted"
+    );
+
+    drop(long);
+    for (stream, what) in [(first, "first"), (second, "second")] {
+        let (text, usage) = tokio::time::timeout(Duration::from_secs(60), stream.text())
+            .await
+            .unwrap_or_else(|_| panic!("the {what} waiting reply was never served"))
+            .expect("text");
+        assert!(usage.completion_tokens > 0, "{what}: {text:?}");
+    }
+    assert_eq!(stats.waiting.load(Ordering::Relaxed), 0);
+    model
+        .chat(ask("Name a colour.", 8))
+        .await
+        .expect("room again")
+        .text()
+        .await
+        .expect("text");
+    assert!(!stats.stopped.load(Ordering::Acquire));
+
+    drop(model);
+    let t = Instant::now();
+    while !stats.stopped.load(Ordering::Acquire) {
+        assert!(t.elapsed() < Duration::from_secs(10), "the engine thread did not end");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

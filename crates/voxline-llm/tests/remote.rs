@@ -238,9 +238,16 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     };
     let (mut server, port) = start_server(&python, &gguf).await;
     let (_held, refused) = refused_port();
-    let local = voxline_llm::load_local(LocalEngine::LlamaCpp, &gguf, None, 1, None)
-        .await
-        .expect("local engine");
+    let local = voxline_llm::load_local(
+        LocalEngine::LlamaCpp,
+        &gguf,
+        voxline_llm::LocalOptions {
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("local engine");
     // Checks far more often than a reply lasts: a check must never cut a
     // streaming reply off (the server would, see above).
     let settings = PoolSettings {

@@ -149,7 +149,11 @@ pub async fn analysis_llm(
             shared_with: Some((handlers.live(), Duration::from_secs(cfg.analysis.idle_wait_s))),
         }),
         AnalysisModel::File(gguf) => {
-            let model = voxline_llm::load_local(cfg.llm.engine()?, &gguf, None, cfg.llm.threads, None)
+            let opts = voxline_llm::LocalOptions {
+                threads: cfg.llm.threads,
+                ..Default::default()
+            };
+            let model = voxline_llm::load_local(cfg.llm.engine()?, &gguf, opts)
                 .await
                 .with_context(|| format!("analysis.model {}", gguf.display()))?;
             Some(own(model))

@@ -1666,6 +1666,35 @@ fn stalling_relay(to: u16, needle: &'static str) -> u16 {
     port
 }
 
+/// `/healthz` reports the engines: with an `[[llm.server]]` that does not
+/// answer, the node still takes calls (200) but says it is degraded and
+/// names the server; `/metrics` shows the local engine up and the
+/// recognition workers running (a stopped engine or no worker is a 503:
+/// the unit test of `http::health`).
+#[test]
+fn healthz_names_a_model_server_that_is_down() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("healthz-engines-pack");
+    let pack = copy_pack(&dir, common::free_port());
+    let down = common::free_port();
+    let extra = format!("[llm]\nserver_check_s = 1\n[[llm.server]]\nurl = \"http://127.0.0.1:{down}/v1\"\n");
+    let server = Server::start("agent-healthz", &extra, Some(&agent_routes(&pack, "")));
+    let r = server.request("GET", "/healthz", None, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        format!(
+            "degraded\nllm server http://127.0.0.1:{down}/v1: down, its replies go to the next server or the local engine\n"
+        )
+    );
+    assert_eq!(server.metric("voxline_llm_engine_up"), 1.0);
+    assert!(server.metric("voxline_asr_workers_running") >= 1.0);
+    assert_eq!(server.metric("voxline_llm_replies_refused_total"), 0.0);
+}
+
 /// The model server stalls in the middle of the reply to the caller's
 /// question, and the pool is
 /// told to wait for it (a minute): the voice's reply deadline gives the

@@ -315,11 +315,12 @@ impl Call<'_> {
                 self.transcript.steps(&mut self.conv).await;
             }
             Err(e) => {
-                warn!(error = %e, "the model failed: answering that it does not know");
+                // No knowledge sentence to read in its place: the fault line
+                // and (by default) a colleague, as for a reply that stalls.
+                warn!(error = %e, "the model failed with nothing to read instead");
                 self.turn_times.text = text.to_string();
                 self.turn_times.intent = "model_failed".into();
-                let unknown = self.s.agent.pack().rules.domain.unknown.clone();
-                self.pending.push_back(Action::Say(unknown));
+                self.answer_failed(&e.to_string());
             }
         }
     }

@@ -182,24 +182,38 @@ impl Voice for ToneVoice {
     }
 }
 
+/// How the model double behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Streams its reply and ends it.
+    Answers,
+    /// Streams its reply, then sends nothing more, never ending it (a model
+    /// server hung mid-reply).
+    Stalls,
+    /// Refuses every reply at once, as an engine with a full queue does.
+    Refuses,
+}
+
 /// A model double: streams `reply` word by word after `first_token`, and
-/// keeps every request's messages; with `stalls`, it then sends nothing
-/// more, never ending the reply (a model server hung mid-reply).
+/// keeps every request's messages; `behaviour` says how it ends.
 pub struct ScriptedModel {
     pub reply: String,
     pub first_token: Duration,
     pub requests: Arc<Mutex<Vec<Vec<ChatMessage>>>>,
-    pub stalls: bool,
+    pub behaviour: Behaviour,
 }
 
 #[async_trait::async_trait]
 impl ChatModel for ScriptedModel {
     async fn chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         self.requests.lock().unwrap().push(request.messages.clone());
+        if self.behaviour == Behaviour::Refuses {
+            return Err(LlmError::Busy("16 replies are waiting for the model already".into()));
+        }
         let (tx, rx) = mpsc::channel(64);
         let words: Vec<String> = self.reply.split_inclusive(' ').map(str::to_string).collect();
         let wait = self.first_token;
-        let stalls = self.stalls;
+        let stalls = self.behaviour == Behaviour::Stalls;
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             for w in words {

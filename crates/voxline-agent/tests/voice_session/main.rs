@@ -6,7 +6,7 @@
 
 mod doubles;
 
-use doubles::{Counts, KeptRecords, Script, ScriptedModel, ScriptedRecognizer, ToneVoice, MS_PER_WORD};
+use doubles::{Behaviour, Counts, KeptRecords, Script, ScriptedModel, ScriptedRecognizer, ToneVoice, MS_PER_WORD};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -47,23 +47,24 @@ fn start(first_token: Duration) -> Call {
 /// Starts a session on demo pack `pack`, the call going `direction` with
 /// `variables`; the model answers `DOWNTOWN` after `first_token`.
 fn start_on(pack: &str, direction: Direction, variables: BTreeMap<String, String>, first_token: Duration) -> Call {
-    start_full(pack, direction, variables, first_token, false)
+    start_full(pack, direction, variables, first_token, Behaviour::Answers)
 }
 
-/// `start_on`; with `stalls`, the model hangs after its reply's last word.
+/// `start_on`, the model behaving as `behaviour` says (a stalling model
+/// hangs after its reply's last word).
 fn start_full(
     pack: &str,
     direction: Direction,
     variables: BTreeMap<String, String>,
     first_token: Duration,
-    stalls: bool,
+    behaviour: Behaviour,
 ) -> Call {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains").join(pack);
     let pack = Arc::new(DomainPack::load(&dir).expect("demo pack"));
     let requests = Arc::new(Mutex::new(Vec::new()));
     // A hung model said both sentences (the word after the last one lets
     // the phrase splitter hand it out) before it stopped.
-    let reply = if stalls {
+    let reply = if behaviour == Behaviour::Stalls {
         format!("{DOWNTOWN} Also,")
     } else {
         DOWNTOWN.to_string()
@@ -72,7 +73,7 @@ fn start_full(
         reply,
         first_token,
         requests: requests.clone(),
-        stalls,
+        behaviour,
     };
     let agent = Arc::new(Agent::new(pack, Arc::new(model)));
     let (leg, peer) = MemoryLeg::start(direction, variables);
@@ -433,6 +434,46 @@ async fn a_call_without_the_variable_leaves_its_placeholder_out() {
     assert!(!agent[0].contains('{'), "{agent:?}");
 }
 
+/// The model refuses the reply at once (its queue is full): the knowledge
+/// sentence that answers the question is read as written, without waiting
+/// for any deadline; a question the knowledge does not answer gets the
+/// fault line and a colleague.
+#[tokio::test(start_paused = true)]
+async fn a_model_that_refuses_the_reply_reads_the_facts_at_once_or_says_the_fault_line() {
+    let call = start_full(
+        "demo-bank",
+        Direction::Inbound,
+        BTreeMap::new(),
+        Duration::from_millis(300),
+        Behaviour::Refuses,
+    );
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    let asked = call
+        .until(5_000, "the question heard", |r| {
+            r.said().iter().any(|(who, _)| who == "caller")
+        })
+        .await;
+    let at = call
+        .until(5_000, "the knowledge sentence", |r| r.agent_said("12 Harbor Street"))
+        .await;
+    assert!(at - asked < 2_000, "the facts {} ms after the question", at - asked);
+    let agent = call.records.agent_lines();
+    assert!(
+        !agent.iter().any(|l| l.contains("I can't answer that right now")),
+        "{agent:?}"
+    );
+    call.ask("How old is the bank?", 1200);
+    call.until(8_000, "the fault line", |r| {
+        r.agent_said("I can't answer that right now")
+    })
+    .await;
+    call.until(5_000, "the escalation line", |r| {
+        r.agent_said("transfer you to a colleague")
+    })
+    .await;
+}
+
 /// The model says the facts and then hangs without ending its reply:
 /// nothing is left to read in its place, so at the pack's reply deadline
 /// the caller hears the fault line and is passed to a colleague as an
@@ -445,7 +486,7 @@ async fn a_model_hung_mid_reply_gets_the_fault_line_and_a_colleague_at_the_deadl
         Direction::Inbound,
         BTreeMap::new(),
         Duration::from_millis(300),
-        true,
+        Behaviour::Stalls,
     );
     call.greeted().await;
     call.ask("Where is the Downtown branch?", 1200);

@@ -206,7 +206,7 @@ async fn measure_pool(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let local = voxline_llm::load_local(LocalEngine::LlamaCpp, gguf, None, 0, None).await?;
+    let local = voxline_llm::load_local(LocalEngine::LlamaCpp, gguf, Default::default()).await?;
     let servers = vec![voxline_llm::RemoteConfig {
         base_url: format!("http://127.0.0.1:{port}/v1"),
         model: "default".into(),

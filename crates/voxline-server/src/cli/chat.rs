@@ -59,7 +59,15 @@ pub async fn load(
     chat_template: Option<PathBuf>,
 ) -> anyhow::Result<Arc<dyn ChatModel>> {
     let path = model.unwrap_or_else(|| voxline_models::models_dir().join(voxline_models::defaults::LLM));
-    Ok(voxline_llm::load_local(engine, &path, chat_template, 0, None).await?)
+    Ok(voxline_llm::load_local(
+        engine,
+        &path,
+        voxline_llm::LocalOptions {
+            chat_template,
+            ..Default::default()
+        },
+    )
+    .await?)
 }
 
 /// Runs the command.

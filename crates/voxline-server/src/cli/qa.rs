@@ -366,7 +366,7 @@ pub async fn post_call_llm(arg: &str) -> anyhow::Result<Option<Arc<dyn voxline_l
         "default" => voxline_models::models_dir().join(voxline_models::defaults::LLM),
         p => PathBuf::from(p),
     };
-    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &path, None, 0, None)
+    let llm = voxline_llm::load_local(voxline_llm::LocalEngine::LlamaCpp, &path, Default::default())
         .await
         .with_context(|| format!("--llm {}", path.display()))?;
     Ok(Some(llm))

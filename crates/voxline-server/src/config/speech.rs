@@ -39,6 +39,10 @@ pub struct LlmConfig {
     pub server_stall_ms: u64,
     /// How often each server's health is checked, s.
     pub server_check_s: u64,
+    /// Replies that may wait for a free sequence of the local engine; one
+    /// more is refused at once (the caller hears the facts or the fault line
+    /// instead of waiting in a queue).
+    pub max_waiting: usize,
 }
 
 /// `[[llm.server]]`: one OpenAI-compatible `/v1/chat/completions` server.
@@ -96,6 +100,7 @@ impl Default for LlmConfig {
             servers: Vec::new(),
             server_first_token_ms: 1500,
             server_stall_ms: 2000,
+            max_waiting: voxline_llm::DEFAULT_MAX_WAITING,
             server_check_s: 5,
         }
     }
@@ -214,6 +219,9 @@ impl LlmConfig {
         }
         if !(100..=600_000).contains(&self.server_stall_ms) {
             return Err(FieldError::new("llm.server_stall_ms", "must be from 100 to 600000"));
+        }
+        if !(1..=4096).contains(&self.max_waiting) {
+            return Err(FieldError::new("llm.max_waiting", "must be from 1 to 4096"));
         }
         if !(1..=3600).contains(&self.server_check_s) {
             return Err(FieldError::new("llm.server_check_s", "must be from 1 to 3600"));

@@ -198,14 +198,13 @@ async fn load_model(
 ) -> anyhow::Result<Arc<dyn voxline_llm::ChatModel>> {
     let engine = cfg.llm.engine()?;
     let started = std::time::Instant::now();
-    let llm = voxline_llm::load_local(
-        engine,
-        model,
+    let opts = voxline_llm::LocalOptions {
         chat_template,
-        cfg.llm.threads,
-        asr.map(|a| a.pool().urgent()),
-    )
-    .await?;
+        threads: cfg.llm.threads,
+        yield_to: asr.map(|a| a.pool().urgent()),
+        max_waiting: cfg.llm.max_waiting,
+    };
+    let llm = voxline_llm::load_local(engine, model, opts).await?;
     tracing::info!(
         %engine,
         model = %model.display(),

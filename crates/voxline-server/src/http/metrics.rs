@@ -28,6 +28,11 @@ fn register_llm(registry: &mut Registry, llm: &voxline_llm::EngineStats) {
         ("llm_generated_tokens", "Tokens generated", &llm.generated_tokens),
         ("llm_decode_steps", "Decode steps run", &llm.steps),
         (
+            "llm_replies_refused",
+            "Replies refused at once because llm.max_waiting replies were waiting",
+            &llm.refused,
+        ),
+        (
             "llm_batched_decode_steps",
             "Decode steps that carried more than one reply",
             &llm.batched_steps,
@@ -44,6 +49,11 @@ fn register_llm(registry: &mut Registry, llm: &voxline_llm::EngineStats) {
         "llm_replies_waiting",
         "Replies waiting for a free sequence now",
         ConstGauge::new(llm.waiting.load(Ordering::Relaxed) as i64),
+    );
+    registry.register(
+        "llm_engine_up",
+        "Whether the local model engine runs (0: it stopped; /healthz says 503)",
+        ConstGauge::new(i64::from(!llm.stopped.load(Ordering::Relaxed))),
     );
 }
 
@@ -174,6 +184,11 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
             "asr_workers_busy",
             "Whisper workers decoding now",
             ConstGauge::new(asr.busy.load(Ordering::Relaxed) as i64),
+        );
+        registry.register(
+            "asr_workers_running",
+            "Whisper worker threads running (0: callers cannot be heard; /healthz says 503)",
+            ConstGauge::new(asr.workers.load(Ordering::Relaxed) as i64),
         );
     }
     if let Some(llm) = &s.ctx.counters.llm {

@@ -8,6 +8,7 @@ mod auth;
 mod calls;
 mod campaigns;
 mod error;
+mod health;
 mod metrics;
 mod qa;
 mod webhooks;
@@ -118,7 +119,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(tokens, auth::authorize));
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi))
         .merge(guarded)
         .fallback(no_route)
@@ -138,27 +139,6 @@ pub async fn start(bind: SocketAddr, ctx: ApiContext, shutdown: CancellationToke
         }
     });
     Ok(())
-}
-
-/// Liveness and readiness for a load balancer: 200 "ok" when the node
-/// takes calls, else 503 with a line per reason (the store does not answer
-/// within 2 s; the node is draining: SIGTERM).
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let ctx = &state.ctx;
-    let mut faults = Vec::new();
-    match tokio::time::timeout(std::time::Duration::from_secs(2), ctx.store.ping()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => faults.push(format!("store: {e}")),
-        Err(_) => faults.push("store: no answer within 2 s".to_string()),
-    }
-    if ctx.outbound.endpoint.is_draining() {
-        faults.push("draining: the node is stopping, new calls get 503".to_string());
-    }
-    if faults.is_empty() {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", faults.join("\n"))).into_response()
-    }
 }
 
 async fn openapi() -> Response {
