@@ -23,6 +23,28 @@ fn demo_bank() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank")
 }
 
+/// A server whose `bank` route is the agent with the pack at `domain`, its
+/// bridged transfers going through trunk `colleagues` (to
+/// `127.0.0.1:colleague_port`), its calls lasting at most `max_seconds`,
+/// with more `[media]` settings `media`.
+fn bridging_server(name: &str, domain: &Path, colleague_port: u16, max_seconds: u32, media: &str) -> Server {
+    let extra = format!(
+        "[[trunk]]\nname = \"colleagues\"\nkind = \"ip\"\nallow = [\"127.0.0.10/32\"]\nhost = \"127.0.0.1:{colleague_port}\"\nmax_calls = 4\n"
+    );
+    let routes = agent_routes(domain, ", transfer_trunk = \"colleagues\"").replacen(
+        "max_seconds = 60,",
+        &format!("max_seconds = {max_seconds},"),
+        1,
+    );
+    Server::start_with(name, &extra, Some(&routes), |text| {
+        if media.is_empty() {
+            text
+        } else {
+            text.replacen("[media]\n", &format!("[media]\n{media}"), 1)
+        }
+    })
+}
+
 /// A server whose `bank` route is the agent with the pack at `domain`.
 fn agent_server_with(name: &str, domain: &Path) -> Server {
     agent_server_params(name, domain, "")
@@ -802,8 +824,10 @@ fn a_refused_transfer_keeps_the_caller_with_the_agent() {
     if voxline_models::fetched_for_test(MODELS).is_none() {
         return;
     }
-    // The agent does not call the colleague itself here (transfer_bridge off).
-    let server = agent_server_params("agent-refer-refused", &demo_bank(), ", transfer_bridge = false");
+    // The route names no transfer_trunk: the agent does not call the
+    // colleague itself (an inbound call is only ever sent on through a
+    // named trunk), whatever the pack's transfer_to says.
+    let server = agent_server("agent-refer-refused");
     let run = escalate_with_sipp(&server, "uac_refer_refused.xml");
     assert!(run.ok, "sipp failed:\n{}\n{}", run.output, server.log_text());
     let r = server.record(&run.call_id);
@@ -818,6 +842,15 @@ fn a_refused_transfer_keeps_the_caller_with_the_agent() {
             .any(|(who, t)| who == "system"
                 && t == "transfer to sip:advisor@127.0.0.1:5070 failed: transfer_refused (603)"),
         "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|(_, t)| t.contains("to join the call")),
+        "a colleague was called without a trunk: {lines:?}"
+    );
+    assert!(
+        server.all_records().iter().all(|r| r["handler"] != "bridge"),
+        "{:?}",
+        server.all_records()
     );
     assert!(
         lines
@@ -1323,7 +1356,7 @@ fn a_refused_refer_is_bridged_to_the_colleague() {
         .expect("run baresip (is it installed?)");
     // The pack, its transfers going to that colleague.
     let pack = pack_transferring_to(&dir, port);
-    let server = agent_server_with("agent-bridge", &pack);
+    let server = bridging_server("agent-bridge", &pack, port, 60, "");
     // The caller asks for a person, waits, then sends 3 s of a 700 Hz tone
     // (for the colleague to hear), then waits again.
     let (speech, spans) = caller_script(
@@ -1428,7 +1461,7 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
     let dir = common::test_dir("agent-bridge-cancel");
     let colleague = common::SippUas::start("uas_ring_forever.xml", 1);
     let pack = pack_transferring_to(&dir, colleague.port);
-    let server = agent_server_with("agent-bridge-cancel", &pack);
+    let server = bridging_server("agent-bridge-cancel", &pack, colleague.port, 60, "");
     // The agent's line and the refused REFER take a few seconds, then the
     // colleague's phone rings; the caller, left in silence 5 s, gives up.
     let lines = caller_lines(
@@ -1455,6 +1488,97 @@ fn a_caller_hanging_up_while_the_colleague_rings_cancels_that_call() {
     assert!(leg["answer_at"].is_null(), "{leg}");
     assert_eq!(leg["end_reason"], "caller_hung_up", "{leg}");
     assert_eq!(leg["hangup_by"], "voxline", "{leg}");
+}
+
+/// Asks `server`'s bank agent for a person and stays on the line until
+/// voxline ends the call (the caller's phone refuses the REFER, so the
+/// agent joins a colleague through the route's trunk); returns the caller's
+/// and the colleague's leg records once both are complete.
+fn bridged_call(server: &Server, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let lines = caller_lines(&server.dir, name, &["I would like to speak to a real person, please."]);
+    call_agent_out(server, &lines[0], 120, &["--after-quiet-ms", CALLER_WAITS_MS]);
+    let records = settled_records(server, |r| r["handler"] == "bridge");
+    let find = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        records
+            .iter()
+            .find(|r| want(r))
+            .cloned()
+            .unwrap_or_else(|| panic!("{records:?}\n{}", server.log_text()))
+    };
+    let caller = find(&|r| r["direction"] == "inbound");
+    let leg = find(&|r| r["direction"] == "outbound" && r["handler"] == "bridge");
+    (caller, leg)
+}
+
+/// A joined colleague whose media stops (SIPp answers and sends no RTP) is
+/// not kept for ever: after `[media] timeout_secs` both calls are hung up.
+/// The colleague was called through the route's trunk (its record names
+/// it; the pack's `transfer_to` points elsewhere: the trunk decides where
+/// the INVITE goes).
+#[test]
+fn a_bridge_whose_colleague_sends_no_media_ends_at_the_media_timeout() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-bridge-quiet");
+    let colleague = common::SippUas::start("builtin:uas", 1);
+    let pack = pack_transferring_to(&dir, common::free_port());
+    let server = bridging_server("agent-bridge-quiet", &pack, colleague.port, 60, "timeout_secs = 3\n");
+    let (caller, leg) = bridged_call(&server, "quiet");
+    let log = server.log_text();
+    assert!(
+        log.contains("the colleague's media timed out during the bridge: both calls hung up"),
+        "{log}"
+    );
+    assert_eq!(leg["trunk"], "colleagues", "{leg}");
+    assert_eq!(leg["end_reason"], "media_timeout", "{leg}");
+    assert_eq!(leg["hangup_by"], "voxline", "{leg}");
+    assert_eq!(caller["end_reason"], "bridge_ended", "{caller}");
+    assert_eq!(caller["hangup_by"], "voxline", "{caller}");
+    // Joined for about the media timeout (3 s), not for the call's 120 s.
+    let joined_ms = leg["end_at"].as_i64().unwrap_or(0) - leg["answer_at"].as_i64().unwrap_or(0);
+    eprintln!("joined {joined_ms} ms");
+    assert!((2_500..10_000).contains(&joined_ms), "{leg}");
+    assert!(colleague.finish(), "the colleague's call did not end with a BYE\n{log}");
+}
+
+/// The call's longest duration (`max_seconds`) holds through a bridge: the
+/// joined calls are hung up when it passes (the colleague, SIPp, stays on
+/// without media; the media timeout is longer than the call).
+#[test]
+fn a_bridge_ends_at_the_calls_longest_duration() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let dir = common::test_dir("agent-bridge-limit");
+    let colleague = common::SippUas::start("builtin:uas", 1);
+    let pack = pack_transferring_to(&dir, common::free_port());
+    const LIMIT_S: i64 = 30;
+    let server = bridging_server(
+        "agent-bridge-limit",
+        &pack,
+        colleague.port,
+        LIMIT_S as u32,
+        "timeout_secs = 100\n",
+    );
+    let (caller, leg) = bridged_call(&server, "limit");
+    let log = server.log_text();
+    assert!(
+        log.contains("the call's longest duration passed during the bridge: both calls hung up"),
+        "{log}"
+    );
+    assert_eq!(caller["end_reason"], "max_duration", "{caller}");
+    assert_eq!(leg["end_reason"], "max_duration", "{leg}");
+    assert_eq!(leg["hangup_by"], "voxline", "{leg}");
+    let lasted_ms = caller["end_at"].as_i64().unwrap_or(0) - caller["answer_at"].as_i64().unwrap_or(0);
+    eprintln!("the call lasted {lasted_ms} ms (limit {LIMIT_S} s)");
+    assert!(
+        (LIMIT_S * 1000 - 500..LIMIT_S * 1000 + 2_000).contains(&lasted_ms),
+        "{caller}"
+    );
+    assert!(colleague.finish(), "the colleague's call did not end with a BYE\n{log}");
 }
 
 /// The agent on an outbound call: `voxline call --agent bank` places the

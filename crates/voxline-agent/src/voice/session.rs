@@ -84,9 +84,9 @@ impl VoiceSession {
     /// Holds the conversation on `leg` until the call ends; `recognizer`
     /// hears the leg's audio. The agent speaks first (its opening).
     pub async fn run(&self, leg: &mut dyn CallLeg, recognizer: &mut dyn Recognizer) -> SessionEnd {
-        let deadline = tokio::time::sleep(self.config.max_call);
-        tokio::pin!(deadline);
         let mut call = Call::new(self, leg, recognizer);
+        let deadline = tokio::time::sleep_until(call.ends_at);
+        tokio::pin!(deadline);
         call.pending = call.conv.opening().await.into();
         call.transcript.steps(&mut call.conv).await;
         let end = loop {
@@ -182,6 +182,8 @@ pub(super) struct Call<'a> {
     pub outcome: Option<String>,
     /// Samples of the voice in one 20 ms frame (phrase lengths are kept in frames).
     pub frame_samples: usize,
+    /// When the call's longest duration is reached.
+    pub ends_at: Instant,
 }
 
 impl<'a> Call<'a> {
@@ -218,6 +220,7 @@ impl<'a> Call<'a> {
             detail: None,
             outcome: None,
             frame_samples: (tts_rate / 50) as usize,
+            ends_at: Instant::now() + s.config.max_call,
             s,
             leg,
             rec,
@@ -499,7 +502,9 @@ impl<'a> Call<'a> {
         }
         self.transcript.note(&format!("calling {to} to join the call")).await;
         let direction = self.leg.facts().direction;
-        match self.leg.bridge(to, self.s.config.transfer_wait).await {
+        // The joined calls end at the call's longest duration too.
+        let limit = self.ends_at.saturating_duration_since(Instant::now());
+        match self.leg.bridge(to, self.s.config.transfer_wait, limit).await {
             BridgeResult::Joined(end) => {
                 let by = party_name(end.by, direction);
                 self.transcript

@@ -46,6 +46,8 @@ pub enum Verb {
     Bridge {
         /// The target.
         to: String,
+        /// The longest the joined calls may last.
+        limit: Duration,
     },
     /// It sent DTMF keys.
     Dtmf {
@@ -329,8 +331,8 @@ impl LegControl for MemoryLeg {
         result
     }
 
-    async fn bridge(&mut self, to: &str, _ring: Duration) -> BridgeResult {
-        lock(&self.shared.verbs).push(Verb::Bridge { to: to.into() });
+    async fn bridge(&mut self, to: &str, _ring: Duration, limit: Duration) -> BridgeResult {
+        lock(&self.shared.verbs).push(Verb::Bridge { to: to.into(), limit });
         let result = lock(&self.shared.bridge)
             .take()
             .unwrap_or_else(|| BridgeResult::Failed("the in-memory leg has no bridge target".into()));

@@ -165,8 +165,10 @@ pub trait LegControl: Send {
     /// not delivered.
     async fn transfer(&mut self, to: &str, wait: Duration) -> TransferResult;
     /// Calls `to` (ringing up to `ring`) and joins it to this call until
-    /// either side hangs up. The caller's audio meanwhile goes to `to`.
-    async fn bridge(&mut self, to: &str, ring: Duration) -> BridgeResult;
+    /// either side hangs up, either side's media times out, or `limit`
+    /// (the time left of the call's longest duration) passes. The caller's
+    /// audio meanwhile goes to `to`.
+    async fn bridge(&mut self, to: &str, ring: Duration, limit: Duration) -> BridgeResult;
 }
 
 /// A whole call leg: audio and control.

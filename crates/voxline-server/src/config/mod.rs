@@ -16,6 +16,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use voxline_sip::config::{validate, FieldError};
+use voxline_sip::routing::ParamValue;
 use voxline_sip::{RouteConfig, SecurityConfig, SipConfig, TrunkConfig, UserConfig};
 
 /// A configuration error: which file, which field, why.
@@ -331,6 +332,23 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             crate::config::routes::validate_route(r, &self.base_dir)
                 .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
+            if let Some(ParamValue::Str(name)) = r.params.get("transfer_trunk") {
+                match self.trunks.iter().find(|t| &t.name == name) {
+                    None => {
+                        return Err(FieldError::new(
+                            format!("route[{i}].params.transfer_trunk"),
+                            format!("no [[trunk]] named {name:?}"),
+                        ))
+                    }
+                    Some(t) if t.host.is_none() => {
+                        return Err(FieldError::new(
+                            format!("route[{i}].params.transfer_trunk"),
+                            format!("trunk {name:?} has no host to send calls to"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         self.http.validate()?;
         self.asr.validate()?;
@@ -408,6 +426,23 @@ url = "sqlite://calls.db"
             Some("trunk-secret-2"),
             "the value itself is kept"
         );
+    }
+
+    #[test]
+    fn a_transfer_trunk_must_name_a_trunk_that_sends_calls() {
+        let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../domains/demo-bank");
+        let route = |trunk: &str| {
+            format!(
+                "{MINIMAL}\n[[trunk]]\nname = \"inbound-only\"\nkind = \"ip\"\nallow = [\"10.0.0.0/8\"]\n\n[[route]]\nname = \"bank\"\ntrunk = \"inbound-only\"\nhandler = \"agent\"\nparams = {{ domain = \"{}\", transfer_trunk = \"{trunk}\" }}\n",
+                pack.display()
+            )
+        };
+        let e = Config::load(&write("transfer-trunk-unknown", &route("nowhere"))).unwrap_err();
+        assert_eq!(e.field, "route[0].params.transfer_trunk", "{e}");
+        assert!(e.reason.contains("no [[trunk]] named \"nowhere\""), "{e}");
+        let e = Config::load(&write("transfer-trunk-no-host", &route("inbound-only"))).unwrap_err();
+        assert_eq!(e.field, "route[0].params.transfer_trunk", "{e}");
+        assert!(e.reason.contains("has no host"), "{e}");
     }
 
     #[test]

@@ -101,8 +101,12 @@ pub struct AgentParams {
     pub barge_in_ms: u64,
     /// How long a transfer may take (REFER answered and the colleague answering), s.
     pub transfer_wait_s: u64,
-    /// When the REFER is refused or fails, call the target and join the calls.
+    /// When the REFER is refused or fails, call the target and join the calls
+    /// (only with a `transfer_trunk`).
     pub transfer_bridge: bool,
+    /// The trunk a bridged colleague is called through (its host, credentials
+    /// and limits); without one a refused REFER is not bridged.
+    pub transfer_trunk: Option<String>,
     /// The silences that end the caller's turn (`turn_complete_ms`: words
     /// and voice agree it is finished; `turn_incomplete_ms`: the words stop
     /// mid-sentence, a trailing "and", a half-read number;
@@ -121,6 +125,7 @@ impl AgentParams {
             barge_in_ms: 100,
             transfer_wait_s: 30,
             transfer_bridge: true,
+            transfer_trunk: None,
             turn_silences: TurnSilences::default(),
         };
         for (k, v) in params {
@@ -139,6 +144,8 @@ impl AgentParams {
                 ("transfer_wait_s", _) => return Err(bad("an integer from 1 to 300")),
                 ("transfer_bridge", ParamValue::Bool(b)) => p.transfer_bridge = *b,
                 ("transfer_bridge", _) => return Err(bad("true or false")),
+                ("transfer_trunk", ParamValue::Str(s)) if !s.is_empty() => p.transfer_trunk = Some(s.clone()),
+                ("transfer_trunk", _) => return Err(bad("the name of a [[trunk]]")),
                 ("turn_complete_ms", ParamValue::Int(n)) if (100..=2000).contains(n) => {
                     p.turn_silences.complete_ms = *n as u32
                 }

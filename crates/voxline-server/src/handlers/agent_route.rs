@@ -330,6 +330,7 @@ impl AgentRoute {
             media: self.media.clone(),
             clock: self.clock.clone(),
             shutdown: self.shutdown.clone(),
+            trunk: self.params.transfer_trunk.clone(),
         }
     }
 
@@ -409,7 +410,8 @@ impl AgentRoute {
                 barge_in_ms: self.params.barge_in_ms,
                 turn_silences: self.params.turn_silences,
                 transfer_wait: Duration::from_secs(self.params.transfer_wait_s),
-                transfer_bridge: self.params.transfer_bridge,
+                // The bridge dials only through a named trunk.
+                transfer_bridge: self.params.transfer_bridge && self.params.transfer_trunk.is_some(),
                 max_call: Duration::from_secs(self.params.max_seconds.unwrap_or(persona.timeouts.max_call_s)),
                 doubt: self.asr.doubt(),
             },

@@ -1,11 +1,15 @@
 //! A transfer's second way: when the far end refuses the REFER (or the
 //! colleague is not reached through it), the agent calls the transfer
-//! target itself and joins the two calls. Each side's audio (20 ms frames
-//! at 16 kHz from its media port) is played to the other until either side
-//! hangs up. The SIP endpoint starts after the handlers, so it reaches them
-//! through a [`Dialer`] filled in at start-up. The colleague's leg gets a
-//! call record of its own (outbound, handler `bridge`), whose end names the
-//! caller's call it was joined to.
+//! target itself, only through the route's `transfer_trunk` (its host,
+//! credentials and call limits: an inbound call is never sent anywhere
+//! else, decision 0004), and joins the two calls. Each side's audio (20 ms
+//! frames at 16 kHz from its media port) is played to the other until
+//! either side hangs up, either side's media times out (`[media]
+//! timeout_secs`), or the call's longest duration passes. The SIP endpoint
+//! starts after the handlers, so it reaches them through a [`Dialer`]
+//! filled in at start-up. The colleague's leg gets a call record of its own
+//! (outbound, handler `bridge`, its trunk), whose end names the caller's
+//! call it was joined to.
 
 use crate::config::MediaConfig;
 use crate::leg::call_media::local_end;
@@ -16,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use voxline_media::{MediaClock, MediaPort, PortInput, RtpSession, PORT_RATE};
+use voxline_media::{MediaClock, MediaEvent, MediaPort, PortInput, RtpSession, PORT_RATE};
 use voxline_sip::{CallDialog, CallEvent, EndReason, Party, PlaceCall, SipEndpoint};
 
 /// Lets a handler place calls of its own once the endpoint is up.
@@ -39,6 +43,10 @@ impl Dialer {
 /// endpoint, media settings and clock, shutdown.
 pub(crate) struct BridgeEnv<'a> {
     pub caller_rtp: &'a RtpSession,
+    /// The trunk the colleague is called through.
+    pub trunk: &'a str,
+    /// The longest the joined calls may last.
+    pub limit: Duration,
     /// Where the colleague's leg is recorded.
     pub records: &'a Records,
     pub dialer: &'a Dialer,
@@ -72,6 +80,7 @@ pub(crate) async fn bridge(
         .ok_or_else(|| "no SIP endpoint to call from".to_string())?;
     let media = env.media;
     let rtp = media.bind_rtp(None).await.map_err(|e| format!("no RTP port: {e}"))?;
+    rtp.set_media_timeout(Duration::from_secs(media.timeout_secs));
     let running = RunningMedia::start(&rtp, env.clock, None);
     let result = call_and_join(call, caller_port, &rtp, &endpoint, to, ring, &env).await;
     // The colleague's media stops here, however the bridge ended.
@@ -103,7 +112,7 @@ async fn call_and_join(
             call_id: &leg_call_id,
             from: "",
             to,
-            trunk: None,
+            trunk: Some(env.trunk),
             route: None,
             handler: "bridge",
         })
@@ -112,7 +121,7 @@ async fn call_and_join(
         PlaceCall {
             target: to.to_string(),
             from: None,
-            trunk: None,
+            trunk: Some(env.trunk.to_string()),
             media: SocketAddr::new(media.advertised(), rtp.local_addr().port()),
             ring_timeout: Some(ring),
             call_id: Some(leg_call_id),
@@ -174,7 +183,9 @@ async fn call_and_join(
             return Err(format!("media port for {to}: {e}"));
         }
     };
-    info!(to, call_id = %leg_call.call_id, "colleague answered: calls joined");
+    info!(to, call_id = %leg_call.call_id, limit_s = env.limit.as_secs(), "colleague answered: calls joined");
+    let limit = tokio::time::sleep(env.limit);
+    tokio::pin!(limit);
     // (the caller's call's end, the colleague's)
     let (end, leg_end) = loop {
         tokio::select! {
@@ -194,16 +205,40 @@ async fn call_and_join(
                 call.hangup().await.ok();
                 break (local_end("bridge_ended"), e);
             },
-            Some(input) = caller_port.recv() => if let PortInput::Frame(f) = input {
-                if let Err(e) = leg_port.play(&f, PORT_RATE) {
-                    warn!(error = %e, "bridge playout to the colleague failed");
+            Some(input) = caller_port.recv() => match input {
+                PortInput::Frame(f) => {
+                    if let Err(e) = leg_port.play(&f, PORT_RATE) {
+                        warn!(error = %e, "bridge playout to the colleague failed");
+                    }
                 }
-            },
-            Some(input) = leg_port.recv() => if let PortInput::Frame(f) = input {
-                if let Err(e) = caller_port.play(&f, PORT_RATE) {
-                    warn!(error = %e, "bridge playout to the caller failed");
+                PortInput::Event(MediaEvent::MediaTimeout) => {
+                    warn!("the caller's media timed out during the bridge: both calls hung up");
+                    leg_call.hangup().await.ok();
+                    call.hangup().await.ok();
+                    break (local_end("media_timeout"), local_end("bridge_ended"));
                 }
+                PortInput::Event(_) => {}
             },
+            Some(input) = leg_port.recv() => match input {
+                PortInput::Frame(f) => {
+                    if let Err(e) = caller_port.play(&f, PORT_RATE) {
+                        warn!(error = %e, "bridge playout to the caller failed");
+                    }
+                }
+                PortInput::Event(MediaEvent::MediaTimeout) => {
+                    warn!("the colleague's media timed out during the bridge: both calls hung up");
+                    leg_call.hangup().await.ok();
+                    call.hangup().await.ok();
+                    break (local_end("bridge_ended"), local_end("media_timeout"));
+                }
+                PortInput::Event(_) => {}
+            },
+            _ = &mut limit => {
+                info!(limit_s = env.limit.as_secs(), "the call's longest duration passed during the bridge: both calls hung up");
+                leg_call.hangup().await.ok();
+                call.hangup().await.ok();
+                break (local_end("max_duration"), local_end("max_duration"));
+            }
             _ = env.shutdown.cancelled() => {
                 leg_call.hangup().await.ok();
                 call.hangup().await.ok();

@@ -32,6 +32,9 @@ pub struct BridgeServices {
     pub clock: MediaClock,
     /// The server's shutdown.
     pub shutdown: CancellationToken,
+    /// The route's `transfer_trunk`: the only way a colleague is called
+    /// (none: no bridge).
+    pub trunk: Option<String>,
 }
 
 /// An answered SIP call with its running RTP session.
@@ -183,10 +186,15 @@ impl LegControl for SipLeg {
         }
     }
 
-    async fn bridge(&mut self, to: &str, ring: Duration) -> BridgeResult {
+    async fn bridge(&mut self, to: &str, ring: Duration, limit: Duration) -> BridgeResult {
         let s = &self.services;
+        let Some(trunk) = s.trunk.as_deref() else {
+            return BridgeResult::Failed("the route names no transfer_trunk to call a colleague through".into());
+        };
         let env = BridgeEnv {
             caller_rtp: &self.rtp,
+            trunk,
+            limit,
             records: &s.records,
             dialer: &s.dialer,
             media: &s.media,
