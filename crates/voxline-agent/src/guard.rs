@@ -11,11 +11,12 @@
 //! passage. A checked phrase is the unit: the TTS speaks whole phrases, so
 //! nothing unchecked reaches the caller.
 
+use crate::forbidden::ForbiddenPhrases;
 use crate::knowledge::{english_analyzer, fact_terms};
 use crate::relevance::split_sentences;
 use std::collections::HashSet;
 use tantivy::tokenizer::TextAnalyzer;
-use voxline_text::words::{has_phrase, words};
+use voxline_text::words::words;
 
 /// Words any reply may use without the facts holding them.
 const GLUE: &str = "sorry help thanks thank welcome glad happy sure course yes no okay call calling \
@@ -137,6 +138,45 @@ pub fn quantities(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Words that make the number after them (within two words) an identifier
+/// the caller gave: "your card ending 1234", "account number 5521",
+/// "reference 88".
+const IDENTIFIERS: &[&str] = &[
+    "ending",
+    "number",
+    "numbers",
+    "no",
+    "account",
+    "card",
+    "reference",
+    "ref",
+    "code",
+    "extension",
+    "id",
+    "phone",
+    "digits",
+];
+
+/// The numbers of `text` said as identifiers ([`IDENTIFIERS`]): only those
+/// of the caller's numbers may be said back without a fact holding them.
+pub fn identifiers(text: &str) -> Vec<String> {
+    let norm = normalize_english(text);
+    let words: Vec<&str> = norm.split_whitespace().collect();
+    let bare_word = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string();
+    words
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| {
+            w.chars().any(|c| c.is_ascii_digit())
+                && words[i.saturating_sub(2)..*i]
+                    .iter()
+                    .any(|p| IDENTIFIERS.contains(&bare_word(p).as_str()))
+        })
+        .map(|(_, w)| w.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// What one source of facts holds.
 #[derive(Clone, Default)]
 struct Source {
@@ -204,7 +244,8 @@ pub struct Ground<'a> {
 /// The guard for one reply: its forbidden phrases and the facts it may use.
 #[derive(Clone)]
 pub struct Guard {
-    forbidden: Vec<String>,
+    /// The pack's forbidden phrases, matched in other words too.
+    forbidden: ForbiddenPhrases,
     /// Each passage; a phrase draws on one of them.
     sources: Vec<Source>,
     /// What any phrase may use besides its passage (the caller's words,
@@ -299,7 +340,7 @@ impl Guard {
         shared_source.terms.extend(caller.iter().cloned());
         shared_source.terms.extend(glue.iter().cloned());
         Guard {
-            forbidden: forbidden.to_vec(),
+            forbidden: ForbiddenPhrases::new(forbidden),
             sources,
             shared: shared_source,
             said: HashSet::new(),
@@ -315,7 +356,7 @@ impl Guard {
     /// Checks one phrase (and remembers it, to catch repetition).
     pub fn check(&mut self, phrase: &str) -> Verdict {
         let w = words(phrase);
-        if has_phrase(&w, &self.forbidden) {
+        if self.forbidden.matches(phrase) {
             return Verdict::Forbidden;
         }
         let lower = phrase.to_lowercase();
@@ -327,13 +368,18 @@ impl Guard {
         }
         // Spelled numbers become digits first: they are checked as numbers below.
         let t = fact_terms(&mut self.analyzer, phrase);
-        // The caller's numbers may be said back ("your card ending 1234");
-        // the others are facts, and so is a caller's number told as a
-        // quantity ("a 3-day trial" after "take three" was misheard).
+        // The caller's numbers may be said back as what they gave ("your
+        // card ending 1234"); any other number is a fact, the caller's
+        // included: a claim ("the fee is 40, right?") is not a source, nor
+        // a number told as a quantity ("a 3-day trial" after "take three"
+        // was misheard).
         let quantities = quantities(phrase);
+        let given = identifiers(phrase);
         let facts: Vec<String> = numbers(phrase)
             .into_iter()
-            .filter(|n| !self.shared.numbers.iter().any(|k| k == bare(n)) || quantities.contains(n))
+            .filter(|n| {
+                !(self.shared.numbers.iter().any(|k| k == bare(n)) && given.contains(n)) || quantities.contains(n)
+            })
             .collect();
         // "You forgot your online banking password.": the question said back.
         let own: Vec<&String> = t.iter().filter(|x| !self.glue.contains(*x)).collect();
@@ -554,6 +600,34 @@ mod tests {
             &["please block my card ending 1234"],
         );
         assert_eq!(g.check("Blocking the card ending 1234 is free."), Verdict::Speak);
+    }
+
+    #[test]
+    fn a_callers_claimed_figure_is_not_a_source() {
+        assert_eq!(
+            identifiers("Your card ending 1234 and account number 77 cost 40."),
+            ["1234", "77"]
+        );
+        let mut g = Guard::new(
+            &[],
+            &["An international transfer costs 15 dollars."],
+            &["is the international transfer fee 40"],
+        );
+        // Said back in the caller's words: not an answer; in others: a figure no fact holds.
+        assert_eq!(g.check("Yes, the international transfer fee is 40."), Verdict::Echo);
+        assert_eq!(
+            g.check("Yes, an international transfer costs 40."),
+            Verdict::Ungrounded("40".into())
+        );
+        let mut g = Guard::new(
+            &[],
+            &["An international transfer costs 15 dollars."],
+            &["send 40 dollars abroad from account number 5521"],
+        );
+        assert_eq!(
+            g.check("An international transfer from account number 5521 costs 15 dollars."),
+            Verdict::Speak
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod contact;
 pub mod dialogue;
 pub mod eval;
 pub mod flow;
+pub mod forbidden;
 pub mod grounding;
 pub mod guard;
 pub mod knowledge;

@@ -434,18 +434,16 @@ async fn a_call_without_the_variable_leaves_its_placeholder_out() {
     assert!(!agent[0].contains('{'), "{agent:?}");
 }
 
-/// The model refuses the reply at once (its queue is full): the knowledge
-/// sentence that answers the question is read as written, without waiting
-/// for any deadline; a question the knowledge does not answer gets the
-/// fault line and a colleague.
-#[tokio::test(start_paused = true)]
-async fn a_model_that_refuses_the_reply_reads_the_facts_at_once_or_says_the_fault_line() {
+/// A call on the demo bank pack, the model behaving as `behaviour` says
+/// (first text after 300 ms): greeted, the caller asks where the Downtown
+/// branch is. Returns the call and when the question was heard (leg clock).
+async fn asks_downtown_of(behaviour: Behaviour) -> (Call, u64) {
     let call = start_full(
         "demo-bank",
         Direction::Inbound,
         BTreeMap::new(),
         Duration::from_millis(300),
-        Behaviour::Refuses,
+        behaviour,
     );
     call.greeted().await;
     call.ask("Where is the Downtown branch?", 1200);
@@ -454,6 +452,16 @@ async fn a_model_that_refuses_the_reply_reads_the_facts_at_once_or_says_the_faul
             r.said().iter().any(|(who, _)| who == "caller")
         })
         .await;
+    (call, asked)
+}
+
+/// The model refuses the reply at once (its queue is full): the knowledge
+/// sentence that answers the question is read as written, without waiting
+/// for any deadline; a question the knowledge does not answer gets the
+/// fault line and a colleague.
+#[tokio::test(start_paused = true)]
+async fn a_model_that_refuses_the_reply_reads_the_facts_at_once_or_says_the_fault_line() {
+    let (call, asked) = asks_downtown_of(Behaviour::Refuses).await;
     let at = call
         .until(5_000, "the knowledge sentence", |r| r.agent_said("12 Harbor Street"))
         .await;
@@ -481,20 +489,7 @@ async fn a_model_that_refuses_the_reply_reads_the_facts_at_once_or_says_the_faul
 /// escalation's "failed" line follows).
 #[tokio::test(start_paused = true)]
 async fn a_model_hung_mid_reply_gets_the_fault_line_and_a_colleague_at_the_deadline() {
-    let call = start_full(
-        "demo-bank",
-        Direction::Inbound,
-        BTreeMap::new(),
-        Duration::from_millis(300),
-        Behaviour::Stalls,
-    );
-    call.greeted().await;
-    call.ask("Where is the Downtown branch?", 1200);
-    let asked = call
-        .until(5_000, "the question heard", |r| {
-            r.said().iter().any(|(who, _)| who == "caller")
-        })
-        .await;
+    let (call, asked) = asks_downtown_of(Behaviour::Stalls).await;
     let at = call
         .until(15_000, "the fault line", |r| {
             r.agent_said("I can't answer that right now")

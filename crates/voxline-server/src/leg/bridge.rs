@@ -213,9 +213,7 @@ async fn call_and_join(
                 }
                 PortInput::Event(MediaEvent::MediaTimeout) => {
                     warn!("the caller's media timed out during the bridge: both calls hung up");
-                    leg_call.hangup().await.ok();
-                    call.hangup().await.ok();
-                    break (local_end("media_timeout"), local_end("bridge_ended"));
+                    break hang_up_both(call, &mut leg_call, "media_timeout", "bridge_ended").await;
                 }
                 PortInput::Event(_) => {}
             },
@@ -227,28 +225,35 @@ async fn call_and_join(
                 }
                 PortInput::Event(MediaEvent::MediaTimeout) => {
                     warn!("the colleague's media timed out during the bridge: both calls hung up");
-                    leg_call.hangup().await.ok();
-                    call.hangup().await.ok();
-                    break (local_end("bridge_ended"), local_end("media_timeout"));
+                    break hang_up_both(call, &mut leg_call, "bridge_ended", "media_timeout").await;
                 }
                 PortInput::Event(_) => {}
             },
             _ = &mut limit => {
                 info!(limit_s = env.limit.as_secs(), "the call's longest duration passed during the bridge: both calls hung up");
-                leg_call.hangup().await.ok();
-                call.hangup().await.ok();
-                break (local_end("max_duration"), local_end("max_duration"));
+                break hang_up_both(call, &mut leg_call, "max_duration", "max_duration").await;
             }
             _ = env.shutdown.cancelled() => {
-                leg_call.hangup().await.ok();
-                call.hangup().await.ok();
-                break (local_end("shutdown"), local_end("shutdown"));
+                break hang_up_both(call, &mut leg_call, "shutdown", "shutdown").await;
             }
         }
     };
     // The leg's media counters as they are now: its RTP stops right after.
     leg.ended(true, leg_end, Some(rtp)).await;
     Ok(Bridged { end, joined: true })
+}
+
+/// Hangs up the caller's call and the colleague's; their ends, as voxline's
+/// with these reasons.
+async fn hang_up_both(
+    call: &mut CallDialog,
+    leg_call: &mut voxline_sip::OutboundCall,
+    caller_reason: &str,
+    leg_reason: &str,
+) -> (EndReason, EndReason) {
+    leg_call.hangup().await.ok();
+    call.hangup().await.ok();
+    (local_end(caller_reason), local_end(leg_reason))
 }
 
 /// The colleague's leg in the call store.
