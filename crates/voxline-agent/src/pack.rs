@@ -124,6 +124,10 @@ fn default_reply_words() -> usize {
     45
 }
 
+/// Most `hold_again` lines in one wait (a wait that long ends at the reply
+/// deadline or the tool's own timeout).
+pub const MAX_HOLD_AGAIN: u32 = 2;
+
 /// Silence and call-length limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -143,8 +147,14 @@ pub struct Timeouts {
     /// model under load), the hold line comes this soon instead (ms; 0:
     /// always after `hold_ms`).
     pub hold_early_ms: u64,
-    /// Said once per turn when the reply is slow.
+    /// Said when the reply is slow (first in a wait).
     pub hold: String,
+    /// Still waiting this long after a hold line ended, the caller hears
+    /// `hold_again` (ms; 0: one hold line per wait). Said at most
+    /// [`MAX_HOLD_AGAIN`] times in one wait.
+    pub hold_again_ms: u64,
+    /// Said when the wait goes on after `hold`.
+    pub hold_again: String,
     /// The longest the caller waits for the next phrase of a generated
     /// answer (its first one counted from when the answer began); past it
     /// the model is given up for that answer (ms; 0: no limit).
@@ -167,6 +177,8 @@ impl Default for Timeouts {
             hold_ms: 1500,
             hold_early_ms: 300,
             hold: "One moment, please.".into(),
+            hold_again_ms: 4000,
+            hold_again: "Thank you for waiting, I'm still on it.".into(),
             reply_deadline_ms: 8000,
             fault: "I'm sorry, I can't answer that right now.".into(),
             fault_transfer: true,
@@ -581,6 +593,9 @@ fn check_persona(file: &Path, p: &Persona) -> Result<(), PackError> {
     non_empty(file, "greeting", &p.greeting)?;
     non_empty(file, "goodbye", &p.goodbye)?;
     non_empty(file, "timeouts.fault", &p.timeouts.fault)?;
+    if p.timeouts.hold_again_ms > 0 {
+        non_empty(file, "timeouts.hold_again", &p.timeouts.hold_again)?;
+    }
     if p.timeouts.reply_deadline_ms != 0 && p.timeouts.reply_deadline_ms < 1000 {
         return Err(PackError::new(
             file,

@@ -114,12 +114,13 @@ impl FrameTask {
     }
 
     /// Stops the task (the clock drops it at its next tick), copies the
-    /// jitter-buffer counters into the stats and completes the recording.
-    pub(crate) fn finish(&self) {
+    /// jitter-buffer counters into the stats and gives back the recording
+    /// to complete (off the clock's thread).
+    pub(crate) fn finish(&self) -> Option<CallRecorder> {
         self.stopped.store(true, Ordering::Relaxed);
         let stats = &self.session.shared.stats;
         let Ok(mut st) = self.state.lock() else {
-            return;
+            return None;
         };
         let js = st.jitter.stats();
         stats.packets_lost.store(js.lost, Ordering::Relaxed);
@@ -129,11 +130,7 @@ impl FrameTask {
             .frames_concealed
             .store(js.concealed + js.stretched, Ordering::Relaxed);
         stats.jitter_us.store((js.jitter_ms * 1000.0) as u64, Ordering::Relaxed);
-        if let Some(rec) = st.recorder.take() {
-            if let Err(e) = rec.finish() {
-                tracing::warn!(error = %e, "could not finalise recording");
-            }
-        }
+        st.recorder.take()
     }
 }
 

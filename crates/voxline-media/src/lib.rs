@@ -37,7 +37,7 @@ pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};
 pub use leg::{CallLeg, LegAudio, LegControl, LegEnd, LegFacts, LegInput, Playout};
 pub use port::{MediaEvent, MediaPort, PortInput, PortPlayout, PORT_FRAME, PORT_RATE};
-pub use recorder::CallRecorder;
+pub use recorder::{recording_stats, CallRecorder, RecordingStats};
 pub use recording_file::{read_recording, write_recording, Recording, WavEncoding};
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
 pub use wav_source::{load_wav_mono, read_wav_mono, Prompt};

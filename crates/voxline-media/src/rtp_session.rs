@@ -445,7 +445,11 @@ impl RtpSession {
         if let Ok(mut tap) = self.shared.caller_tap.lock() {
             tap.take();
         }
-        task.finish();
+        if let Some(rec) = task.finish() {
+            if let Err(e) = rec.finish().await {
+                tracing::warn!(error = %e, "could not complete the recording");
+            }
+        }
         self.shared.events_tx.send(MediaEvent::HangUp).ok();
     }
 }

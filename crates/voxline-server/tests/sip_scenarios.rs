@@ -46,6 +46,17 @@ fn basic_call_carries_audio_both_ways_and_is_recorded() {
         metrics.contains("voxline_media_clock_skipped_frames_total 0"),
         "{metrics}"
     );
+    // The recording was written by the recording writer, off the clock's
+    // thread, frame by frame, none dropped.
+    assert!(
+        server.metric("voxline_recording_frames_written_total") >= 140.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        server.metric("voxline_recording_frames_dropped_total"),
+        0.0,
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -139,22 +150,6 @@ fn an_invite_from_an_unknown_source_gets_403_and_no_record() {
     assert!(server.all_records().is_empty());
     assert!(server.log_text().contains("untrusted source"));
 }
-
-/// Phones (`users`) may dial "desk" only, a 2 s greeting.
-const DESK_ROUTE: &str = r#"
-[[route]]
-name = "desk"
-trunk = "users"
-number = { exact = "desk" }
-handler = "playback"
-params = { greeting = "greeting.wav", max_seconds = 20 }
-"#;
-
-const USERS: &str = r#"
-[[user]]
-username = "frontdesk"
-password = "correct-horse"
-"#;
 
 #[test]
 fn a_phone_with_the_right_password_gets_through_after_a_challenge() {

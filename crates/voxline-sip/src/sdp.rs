@@ -218,16 +218,27 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         })
         .collect();
 
-    let (audio_index, media) = sd
+    // Plain RTP/AVP only: an answer must use the offer's profile (RFC 3264
+    // 6.1), and voxline does not do SRTP (RTP/SAVP) or feedback profiles.
+    let audio = |m: &&sdp::MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
+    let Some((audio_index, media)) = sd
         .media_descriptions
         .iter()
         .enumerate()
-        .find(|(_, m)| {
-            m.media_name.media == "audio"
-                && m.media_name.port.value > 0
-                && m.media_name.protos.iter().any(|p| p == "RTP")
-        })
-        .ok_or_else(|| SdpError::NotAcceptable("no active RTP audio stream".into()))?;
+        .find(|(_, m)| audio(m) && m.media_name.protos.join("/") == "RTP/AVP")
+    else {
+        let other: Vec<String> = sd
+            .media_descriptions
+            .iter()
+            .filter(audio)
+            .map(|m| m.media_name.protos.join("/"))
+            .collect();
+        return Err(SdpError::NotAcceptable(if other.is_empty() {
+            "no active RTP audio stream".into()
+        } else {
+            format!("audio offered only as {} (voxline takes RTP/AVP)", other.join(", "))
+        }));
+    };
 
     let addr = media
         .connection_information
@@ -545,6 +556,20 @@ mod tests {
 
     /// What baresip and WebRTC gateways offer: Opus on a dynamic payload
     /// type, telephone-event at both clocks, RTCP multiplexed.
+    #[test]
+    fn an_offer_in_another_profile_is_not_answered_as_plain_rtp() {
+        let savp = SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP")
+            + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+        match parse(savp.as_bytes()) {
+            Err(SdpError::NotAcceptable(why)) => assert!(why.contains("RTP/SAVP"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A plain audio line next to it is taken.
+        let both = format!("{savp}m=audio 6002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
+        let offer = parse(both.as_bytes()).expect("the RTP/AVP line");
+        assert_eq!(offer.rtp_addr.port(), 6002);
+    }
+
     const OPUS_OFFER: &str = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 96 0 8 101 102\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=rtcp-mux\r\na=rtcp:5004\r\n";
 
     #[test]

@@ -174,7 +174,8 @@ pub(super) struct Call<'a> {
     /// Since when the caller has waited in silence for a reply being
     /// prepared (a tool, the model), and whether the hold line was said.
     pub working_since: Option<Instant>,
-    pub hold_said: bool,
+    /// Hold lines said in this wait (the first `hold`, then `hold_again`).
+    pub holds_said: u32,
     pub tts_rate: u32,
     /// What went wrong, when the session ends on a fault.
     pub detail: Option<String>,
@@ -215,7 +216,7 @@ impl<'a> Call<'a> {
             prefilling: None,
             paused: None,
             working_since: None,
-            hold_said: false,
+            holds_said: 0,
             tts_rate,
             detail: None,
             outcome: None,
@@ -320,7 +321,7 @@ impl<'a> Call<'a> {
                 false
             }
             Action::CallTool(c) => {
-                self.hold_said = false;
+                self.holds_said = 0;
                 let agent = self.s.agent.clone();
                 self.tool_run = Some(tokio::spawn(async move { agent.run_tool(c).await }));
                 true
@@ -387,16 +388,25 @@ impl<'a> Call<'a> {
         let s = self.s;
         let persona = &s.agent.pack().persona;
         let model_reply = self.tool_run.is_none() && self.speaking.as_ref().is_some_and(|s| s.answer_of.is_some());
-        let expected = (model_reply && self.working_since.is_some() && !self.hold_said)
+        let timeouts = &persona.timeouts;
+        let expected = (model_reply && self.working_since.is_some() && self.holds_said == 0)
             .then(|| s.pace.expected())
             .flatten();
-        let hold_after = pace::hold_wait(
-            Duration::from_millis(persona.timeouts.hold_ms),
-            Duration::from_millis(persona.timeouts.hold_early_ms),
-            model_reply,
-            expected,
-        );
-        let hold_due = self.working_since.is_some() && !self.hold_said && !hold_after.is_zero();
+        // The first hold line after the pace's wait; while the wait goes on
+        // (counted again from when a hold line ended), the next ones.
+        let hold_after = if self.holds_said == 0 {
+            pace::hold_wait(
+                Duration::from_millis(timeouts.hold_ms),
+                Duration::from_millis(timeouts.hold_early_ms),
+                model_reply,
+                expected,
+            )
+        } else if timeouts.hold_ms > 0 && self.holds_said <= crate::pack::MAX_HOLD_AGAIN {
+            Duration::from_millis(timeouts.hold_again_ms)
+        } else {
+            Duration::ZERO
+        };
+        let hold_due = self.working_since.is_some() && !hold_after.is_zero();
         let hold_wait = self
             .working_since
             .map_or(Duration::ZERO, |t| hold_after.saturating_sub(t.elapsed()));

@@ -268,7 +268,7 @@ impl Call<'_> {
             return;
         }
         self.turn_times.asr_final = Some(Instant::now());
-        self.hold_said = false;
+        self.holds_said = 0;
         self.transcript.caller(text, Some(latency)).await;
         // A new turn replaces anything still queued.
         self.pending.clear();
@@ -325,10 +325,16 @@ impl Call<'_> {
         }
     }
 
-    /// The reply is slow (a tool, the model under load): say so once.
+    /// The reply is slow (a tool, the model under load): say so; the wait
+    /// going on, say it again in other words.
     async fn hold_line(&mut self, after: Duration, expected: Option<Duration>) {
-        self.hold_said = true;
-        let line = self.s.agent.pack().persona.timeouts.hold.clone();
+        let timeouts = &self.s.agent.pack().persona.timeouts;
+        let line = if self.holds_said == 0 {
+            timeouts.hold.clone()
+        } else {
+            timeouts.hold_again.clone()
+        };
+        self.holds_said += 1;
         match self.s.voice.line(&line).await {
             Ok(audio) => {
                 info!(

@@ -352,6 +352,22 @@ async fn a_slow_answer_gets_the_hold_line_first() {
     assert_eq!(agent[2], "One moment, please.", "{agent:?}");
 }
 
+/// A long wait is not left silent after the first hold line: 4 s after it
+/// ended, the second one ("Thank you for waiting…"), then the answer; the
+/// lines come in that order, each once.
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_hears_a_second_hold_line() {
+    let call = start(Duration::from_millis(7000));
+    call.greeted().await;
+    call.ask("Where is the Downtown branch?", 1200);
+    call.until(12_000, "the answer", |r| r.agent_said("Harbor Street"))
+        .await;
+    let agent = call.records.agent_lines();
+    assert_eq!(agent[2], "One moment, please.", "{agent:?}");
+    assert_eq!(agent[3], "Thank you for waiting, I'm still on it.", "{agent:?}");
+    assert!(agent[4].contains("Harbor Street"), "{agent:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_finished_sentence_ends_the_turn_sooner_than_an_unfinished_one() {
     let call = start(Duration::from_millis(100));

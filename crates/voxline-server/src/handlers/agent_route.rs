@@ -169,6 +169,7 @@ impl AgentRoute {
             pack.persona.goodbye.clone(),
             pack.persona.timeouts.reprompt.clone(),
             pack.persona.timeouts.hold.clone(),
+            pack.persona.timeouts.hold_again.clone(),
             pack.persona.timeouts.fault.clone(),
         ];
         lines.extend(pack.rules.mandatory.after_greeting.iter().cloned());

@@ -90,6 +90,35 @@ fn register_pool(registry: &mut Registry, servers: &[voxline_llm::EndpointStatus
     }
 }
 
+/// The recording writer: frames written and dropped (the disk behind),
+/// recordings that failed, frames waiting.
+fn register_recordings(registry: &mut Registry, rec: &voxline_media::RecordingStats) {
+    for (name, help, value) in [
+        (
+            "recording_frames_written",
+            "Recording frames written to files",
+            &rec.frames_written,
+        ),
+        (
+            "recording_frames_dropped",
+            "Recording frames dropped because the writer was behind (silence in their place)",
+            &rec.frames_dropped,
+        ),
+        (
+            "recordings_failed",
+            "Recordings that failed to write (each logged with its file)",
+            &rec.failed,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    registry.register(
+        "recording_frames_queued",
+        "Recording frames waiting for the writer",
+        ConstGauge::new(rec.queued.load(Ordering::Relaxed) as i64),
+    );
+}
+
 /// `GET /metrics`.
 pub async fn metrics(State(s): State<AppState>) -> Response {
     let mut registry = Registry::with_prefix("voxline");
@@ -108,6 +137,9 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         "Routed calls refused (404, 488, 503...) since start",
         ConstCounter::new(s.ctx.counters.rejected.load(Ordering::Relaxed)),
     );
+    if let Some(rec) = voxline_media::recording_stats() {
+        register_recordings(&mut registry, &rec);
+    }
     let clock = &s.ctx.counters.media_clock;
     for (name, help, value) in [
         (

@@ -239,6 +239,23 @@ pub fn with_self_trunk(text: String, extra: &str) -> String {
     format!("{text}\n{extra}\n\n[[trunk]]\nname = \"self\"\nkind = \"ip\"\nallow = [\"127.0.0.9/32\"]\nhost = \"127.0.0.1:{port}\"\n")
 }
 
+/// Phones (`users`) may dial "desk" only, a 2 s greeting.
+pub const DESK_ROUTE: &str = r#"
+[[route]]
+name = "desk"
+trunk = "users"
+number = { exact = "desk" }
+handler = "playback"
+params = { greeting = "greeting.wav", max_seconds = 20 }
+"#;
+
+/// One phone account, `frontdesk` / `correct-horse`.
+pub const USERS: &str = r#"
+[[user]]
+username = "frontdesk"
+password = "correct-horse"
+"#;
+
 /// The API token of the read scope in every test server's config.
 pub const READ_TOKEN: &str = "vxl_test_read_0123456789";
 /// The API token of the write scope.
