@@ -155,6 +155,17 @@ const IDENTIFIERS: &[&str] = &[
     "id",
     "phone",
     "digits",
+    "order",
+    "invoice",
+    "ticket",
+    "case",
+    "policy",
+    "meter",
+    "customer",
+    "member",
+    "contract",
+    "booking",
+    "reservation",
 ];
 
 /// The numbers of `text` said as identifiers ([`IDENTIFIERS`]): only those
@@ -607,6 +618,10 @@ mod tests {
         assert_eq!(
             identifiers("Your card ending 1234 and account number 77 cost 40."),
             ["1234", "77"]
+        );
+        assert_eq!(
+            identifiers("Meter 5521 was read on order 88 for 12 dollars."),
+            ["5521", "88"]
         );
         let mut g = Guard::new(
             &[],
