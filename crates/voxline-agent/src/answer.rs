@@ -173,13 +173,19 @@ impl Answer {
     fn read_fallback(&mut self) -> Option<String> {
         let f = self.fallback.take()?;
         let (Fallback::Sentence(t) | Fallback::DontKnow(t)) = f;
-        // Cut like the model's words: the voice starts on the first phrase.
+        self.read_in_place(&t, |_| false)
+    }
+
+    /// Reads `text` in the model's place, cut like the model's words (the
+    /// voice starts on the first phrase), leaving out the phrases `said`
+    /// says were said already; its first phrase, the rest queued.
+    fn read_in_place(&mut self, text: &str, said: impl Fn(&str) -> bool) -> Option<String> {
         let mut cut = PhraseSplitter::new(SplitterConfig::default());
-        let mut phrases = cut.push(&t);
+        let mut phrases = cut.push(text);
         phrases.extend(cut.finish());
-        let mut phrases = phrases.into_iter();
-        let first = phrases.next()?;
-        self.reading.extend(phrases);
+        let mut left = phrases.into_iter().filter(|p| !said(p));
+        let first = left.next()?;
+        self.reading.extend(left);
         self.handed_out += 1;
         self.read += 1;
         Some(first)
@@ -198,15 +204,8 @@ impl Answer {
         };
         // Only what the model did not say already (it may have said the
         // first of the facts' sentences before it stalled).
-        let mut cut = PhraseSplitter::new(SplitterConfig::default());
-        let mut phrases = cut.push(&f);
-        phrases.extend(cut.finish());
-        let mut unsaid = phrases.into_iter().filter(|p| !self.said.contains(p.trim()));
-        let first = unsaid.next()?;
-        self.reading.extend(unsaid);
-        self.handed_out += 1;
-        self.read += 1;
-        Some(first)
+        let said = self.said.clone();
+        self.read_in_place(&f, |p| said.contains(p.trim()))
     }
 
     /// Whether any of the answer was read from the knowledge as written

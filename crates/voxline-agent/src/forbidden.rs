@@ -60,6 +60,7 @@ struct Pattern {
 }
 
 /// A pack's forbidden phrases, ready to match replies.
+#[derive(Clone)]
 pub struct ForbiddenPhrases {
     patterns: Vec<Pattern>,
     analyzer: TextAnalyzer,
@@ -70,15 +71,6 @@ impl std::fmt::Debug for ForbiddenPhrases {
         f.debug_struct("ForbiddenPhrases")
             .field("patterns", &self.patterns.len())
             .finish()
-    }
-}
-
-impl Clone for ForbiddenPhrases {
-    fn clone(&self) -> ForbiddenPhrases {
-        ForbiddenPhrases {
-            patterns: self.patterns.clone(),
-            analyzer: analyzer(),
-        }
     }
 }
 
