@@ -27,8 +27,9 @@ const MAX_CATCH_UP_FRAMES: u32 = 5;
 
 /// Work done once per frame for one session.
 pub trait ClockTask: Send + Sync + 'static {
-    /// Does one frame's work; `false` removes the task from the clock.
-    fn tick(&self) -> bool;
+    /// Does one frame's work, due at `due` (the slot's deadline: the tick
+    /// may run a little after it); `false` removes the task from the clock.
+    fn tick(&self, due: Instant) -> bool;
 }
 
 impl std::fmt::Debug for dyn ClockTask {
@@ -172,13 +173,14 @@ fn run_shard(rx: mpsc::Receiver<Arc<dyn ClockTask>>, stats: &ClockStats) {
         if start.saturating_duration_since(deadline) > Duration::from_millis(1) {
             stats.late_passes.fetch_add(1, Ordering::Relaxed);
         }
+        let due = deadline;
         let tasks = &mut wheel[slot];
         let mut i = 0;
         while i < tasks.len() {
             // A session that panics (a bug meeting odd input) leaves the
             // clock alone; the other calls on this shard go on.
             let task = &tasks[i];
-            let keep = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.tick())).unwrap_or_else(|_| {
+            let keep = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.tick(due))).unwrap_or_else(|_| {
                 stats.panicked_tasks.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("a media session panicked and was removed from the clock");
                 false
@@ -215,7 +217,7 @@ mod tests {
 
     struct Counter(AtomicU32, u32);
     impl ClockTask for Counter {
-        fn tick(&self) -> bool {
+        fn tick(&self, _due: Instant) -> bool {
             self.0.fetch_add(1, Ordering::Relaxed) + 1 < self.1
         }
     }
@@ -231,7 +233,7 @@ mod tests {
 
     struct Bomb;
     impl ClockTask for Bomb {
-        fn tick(&self) -> bool {
+        fn tick(&self, _due: Instant) -> bool {
             panic!("boom")
         }
     }

@@ -135,7 +135,7 @@ impl FrameTask {
 }
 
 impl ClockTask for FrameTask {
-    fn tick(&self) -> bool {
+    fn tick(&self, due: Instant) -> bool {
         if self.stopped.load(Ordering::Relaxed) {
             return false;
         }
@@ -149,7 +149,7 @@ impl ClockTask for FrameTask {
         }
         let now = (Instant::now(), SystemTime::now());
         self.receive(st, target.as_ref(), now);
-        self.frame(st, target.as_ref());
+        self.frame(st, target.as_ref(), due);
         if let Some(t) = target.as_ref() {
             self.report(st, t, now);
         }
@@ -332,8 +332,10 @@ impl FrameTask {
 
     /// One 20 ms frame: the caller's audio out of the jitter buffer (to the
     /// port and the recorder), then the next packet toward the caller.
-    fn frame(&self, st: &mut FrameState, target: Option<&RtpTarget>) {
+    fn frame(&self, st: &mut FrameState, target: Option<&RtpTarget>, due: Instant) {
         let shared = &self.session.shared;
+        // When this frame was due, on the packets' arrival scale.
+        let now = due.saturating_duration_since(shared.started);
         let rate = self.session.pcm_rate();
         let samples = (rate / 50) as usize;
         if st.frame.len() != samples {
@@ -346,7 +348,7 @@ impl FrameTask {
         match st.coding.as_mut().filter(|_| usable) {
             Some(c) => st
                 .heard
-                .next_frame(&mut st.jitter, &mut c.decoder, &shared.stats, &mut st.caller),
+                .next_frame(&mut st.jitter, &mut c.decoder, &shared.stats, &mut st.caller, now),
             None => st.caller.fill(0),
         }
         if let Ok(mut tap) = shared.caller_tap.lock() {
@@ -512,10 +514,11 @@ impl CallerAudio {
         decoder: &mut Decoder,
         stats: &crate::MediaStats,
         out: &mut [i16],
+        now: Duration,
     ) {
         let n = out.len();
         while self.pcm.len() < n {
-            match jitter.pop() {
+            match jitter.pop_at(now) {
                 Playout::Audio { payload, .. } => {
                     if decoder.decode(&payload, &mut self.scratch).is_err() {
                         self.scratch.clear();

@@ -29,6 +29,10 @@ pub struct JitterConfig {
     pub max_packets: usize,
     /// Frames concealed in a row before the buffer goes silent and rebuffers.
     pub max_conceal_frames: u32,
+    /// The least jitter the delay allows for, whatever the estimate says:
+    /// the estimate starts at zero and the clock's own wake-ups wobble, so
+    /// a stream that looks perfectly steady still gets this margin.
+    pub jitter_floor: Duration,
 }
 
 impl JitterConfig {
@@ -41,6 +45,7 @@ impl JitterConfig {
             max_delay: Duration::from_millis(200),
             max_packets: 200,
             max_conceal_frames: 5,
+            jitter_floor: Duration::from_millis(2),
         }
     }
 }
@@ -133,6 +138,7 @@ struct Held {
     seq: i64,
     payload: Bytes,
     samples: u32,
+    arrival: Duration,
 }
 
 /// Extends a wrapping RTP counter to 64 bits around the highest value seen
@@ -280,7 +286,8 @@ impl JitterBuffer {
         let min = self.cfg.min_delay.as_secs_f64() * rate;
         let max = self.cfg.max_delay.as_secs_f64() * rate;
         // Three times the jitter plus one frame covers most arrivals.
-        let want = 3.0 * self.jitter + f64::from(self.cfg.frame_samples);
+        let floor = self.cfg.jitter_floor.as_secs_f64() * rate;
+        let want = 3.0 * self.jitter.max(floor) + f64::from(self.cfg.frame_samples);
         want.clamp(min, max.max(min)) as i64
     }
 
@@ -342,6 +349,7 @@ impl JitterBuffer {
                 seq,
                 payload: p.payload,
                 samples: p.samples,
+                arrival: p.arrival,
             },
         );
         while self.held.len() > self.cfg.max_packets {
@@ -362,17 +370,49 @@ impl JitterBuffer {
         last + i64::from(h.samples) - from
     }
 
-    /// Gives the frame due now. Call once per `frame_samples` of the media clock.
+    /// How long ago (timestamp units) the newest held packet arrived, when
+    /// that is less than a frame: the next packet is that much closer, so
+    /// the buffer's lead over the network is this much more than the audio
+    /// it holds. Nothing when the time is unknown or the next packet is
+    /// already overdue.
+    fn arrival_credit(&self, now: Option<Duration>) -> i64 {
+        let (Some(now), Some((_, h))) = (now, self.held.iter().next_back()) else {
+            return 0;
+        };
+        let since = now.saturating_sub(h.arrival).as_secs_f64() * f64::from(self.cfg.clock_rate);
+        if since < f64::from(self.cfg.frame_samples) {
+            since as i64
+        } else {
+            0
+        }
+    }
+
+    /// Gives the frame due now. Call once per `frame_samples` of the media
+    /// clock. Without the clock's time the buffer judges its lead by the
+    /// audio it holds only: prefer [`pop_at`](Self::pop_at).
     pub fn pop(&mut self) -> Playout {
+        self.pop_inner(None)
+    }
+
+    /// Gives the frame due at `now` (same origin as [`RtpIn::arrival`]).
+    /// The delay is stretched only when the audio held plus the time since
+    /// the newest packet arrived is short of the target: a packet that
+    /// arrives well before the clock's tick needs no second frame held.
+    pub fn pop_at(&mut self, now: Duration) -> Playout {
+        self.pop_inner(Some(now))
+    }
+
+    fn pop_inner(&mut self, now: Option<Duration>) -> Playout {
         let frame = i64::from(self.cfg.frame_samples);
         let Some(mut play) = self.play_ts else {
             // Not playing: start once the target delay is buffered.
-            if self.held.is_empty() || self.buffered_samples() < self.target_delay_samples() {
+            let lead = self.buffered_samples() + self.arrival_credit(now);
+            if self.held.is_empty() || lead < self.target_delay_samples() {
                 return Playout::Silence;
             }
             let first = self.held.keys().next().copied().unwrap_or(0);
             self.play_ts = Some(first);
-            return self.pop();
+            return self.pop_inner(now);
         };
         // Drop anything that is now behind the playout point.
         while let Some((&k, h)) = self.held.iter().next() {
@@ -403,7 +443,8 @@ impl JitterBuffer {
         // frame now and then (at most 1 in 5), without consuming the packet.
         self.frames_since_stretch += 1;
         let due = self.held.keys().next().is_some_and(|&k| k <= play);
-        if due && self.buffered_samples() < self.target_delay_samples() && self.frames_since_stretch >= 5 {
+        let lead = self.buffered_samples() + self.arrival_credit(now);
+        if due && lead < self.target_delay_samples() && self.frames_since_stretch >= 5 {
             self.frames_since_stretch = 0;
             self.stats.stretched += 1;
             return Playout::Conceal;
@@ -426,7 +467,7 @@ impl JitterBuffer {
                     // suppression, a new talkspurt, a clock jump). Follow it.
                     self.stats.resyncs += 1;
                     self.play_ts = Some(k);
-                    return self.pop();
+                    return self.pop_inner(now);
                 }
                 self.conceal(play + frame)
             }
@@ -457,8 +498,13 @@ mod tests {
 
     const FRAME: u32 = 160;
 
+    /// The ordering and loss cases feed packets with no clock: without the
+    /// jitter floor, so a buffer drained to its last frame is not stretched.
     fn cfg() -> JitterConfig {
-        JitterConfig::for_clock(8000)
+        JitterConfig {
+            jitter_floor: Duration::ZERO,
+            ..JitterConfig::for_clock(8000)
+        }
     }
 
     fn pkt(seq: u16, ts: u32, at_ms: u64) -> RtpIn {
@@ -680,6 +726,50 @@ mod tests {
         jb.push(pkt(50, 50 * FRAME, 1000));
         jb.push(pkt(51, 51 * FRAME, 1020));
         assert_eq!(played(&mut jb, 2), vec![Some(50), Some(51)]);
+    }
+
+    /// Runs a 20 ms media clock for `ticks` ticks over packets that arrive
+    /// `early_ms` before their tick, give or take `wobble_ms` (alternating);
+    /// returns the buffer's counters and the packets held at the end.
+    fn stretches_with_packets_early_by(early_ms: f64, wobble_ms: f64, ticks: u64) -> (JitterStats, usize) {
+        let mut jb = JitterBuffer::new(JitterConfig::for_clock(8000));
+        let mut next = 0u16;
+        for tick in 1..=ticks {
+            let now = Duration::from_secs_f64(tick as f64 * 0.020);
+            loop {
+                let k = f64::from(next);
+                let wobble = if next.is_multiple_of(2) { wobble_ms } else { -wobble_ms };
+                let at = Duration::from_secs_f64(((k + 1.0) * 20.0 - early_ms + wobble) / 1000.0);
+                if at > now {
+                    break;
+                }
+                let mut p = pkt(next, u32::from(next) * FRAME, 0);
+                p.arrival = at;
+                jb.push(p);
+                next += 1;
+            }
+            jb.pop_at(now);
+        }
+        (jb.stats(), jb.len())
+    }
+
+    #[test]
+    fn packets_arriving_well_before_the_tick_need_no_stretch() {
+        // 12 ms early, ±1.5 ms of jitter: the next packet is always in time
+        // with one frame held, so playout starts on the first packet and
+        // the delay stays there (judged by the audio held alone, one frame
+        // is less than the target and the buffer would hold two).
+        let (stats, held) = stretches_with_packets_early_by(12.0, 1.5, 500);
+        assert_eq!((stats.stretched, stats.late, stats.concealed, held), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn packets_arriving_just_before_the_tick_get_one_more_frame() {
+        // 1 ms early, ±1.5 ms: every other packet would miss its tick with
+        // one frame held, so the buffer holds a second one and none is late.
+        let (stats, held) = stretches_with_packets_early_by(1.0, 1.5, 500);
+        assert!(stats.stretched <= 2 && held <= 2, "{stats:?}, held {held}");
+        assert_eq!(stats.late, 0, "{stats:?}");
     }
 
     #[test]
