@@ -15,6 +15,7 @@ use crate::recorder::CallRecorder;
 use crate::rtcp_report::{is_rtcp, Reception, RtcpState, Sending};
 use crate::rtp_session::{rtp_packet, RtpSession, RtpTarget};
 use crate::socket::{BatchBuffers, Datagram, BATCH, MAX_DATAGRAM};
+use crate::srtp::SrtpSession;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -80,6 +81,16 @@ struct FrameState {
     frame: Vec<i16>,
     caller: Vec<i16>,
     payload: Vec<u8>,
+    /// The SRTP contexts when the target says the media is encrypted.
+    srtp: Option<SrtpSession>,
+}
+
+/// A received datagram after SRTP: as it came (plain media), decrypted, or
+/// to be dropped.
+enum Opened<'a> {
+    Plain(&'a [u8]),
+    Decrypted(Bytes),
+    Rejected,
 }
 
 impl FrameTask {
@@ -107,6 +118,7 @@ impl FrameTask {
                 frame: vec![0; frame],
                 caller: vec![0; frame],
                 payload: Vec::with_capacity(400),
+                srtp: None,
             }),
             session,
             stopped: AtomicBool::new(false),
@@ -146,6 +158,7 @@ impl ClockTask for FrameTask {
         let target = self.session.target();
         if let Some(t) = target {
             st.use_codec(&t);
+            st.use_srtp(&t);
         }
         let now = (Instant::now(), SystemTime::now());
         self.receive(st, target.as_ref(), now);
@@ -159,6 +172,67 @@ impl ClockTask for FrameTask {
 }
 
 impl FrameState {
+    /// Builds (or rekeys) the SRTP contexts when the target's keys change;
+    /// drops them when the media is plain again.
+    fn use_srtp(&mut self, t: &RtpTarget) {
+        match (t.srtp, self.srtp.as_mut()) {
+            (None, _) => self.srtp = None,
+            (Some(k), Some(s)) if *s.keys() == k => {}
+            (Some(k), Some(s)) => {
+                if let Err(e) = s.rekey(k) {
+                    tracing::error!(error = %e, "SRTP rekey failed: media stops");
+                    self.srtp = None;
+                }
+            }
+            (Some(k), None) => match SrtpSession::new(k) {
+                Ok(s) => self.srtp = Some(s),
+                Err(e) => tracing::error!(error = %e, "SRTP keys unusable: media stops"),
+            },
+        }
+    }
+
+    /// `data` as the media layer may read it: decrypted when the call is
+    /// encrypted (authentic and not a replay), else as it came.
+    fn open<'a>(
+        &mut self,
+        target: Option<&RtpTarget>,
+        data: &'a [u8],
+        rtcp: bool,
+        stats: &crate::MediaStats,
+    ) -> Opened<'a> {
+        if target.is_none_or(|t| t.srtp.is_none()) {
+            return Opened::Plain(data);
+        }
+        let opened = self.srtp.as_mut().and_then(|s| {
+            if rtcp {
+                s.unprotect_rtcp(data)
+            } else {
+                s.unprotect_rtp(data)
+            }
+        });
+        match opened {
+            Some(b) => Opened::Decrypted(b),
+            None => {
+                stats.srtp_rejected.fetch_add(1, Ordering::Relaxed);
+                Opened::Rejected
+            }
+        }
+    }
+
+    /// `packet` as it goes on the wire: encrypted when the call is
+    /// (`None`: it cannot be sent).
+    fn seal(&mut self, t: &RtpTarget, packet: Bytes, rtcp: bool) -> Option<Bytes> {
+        if t.srtp.is_none() {
+            return Some(packet);
+        }
+        let s = self.srtp.as_mut()?;
+        if rtcp {
+            s.protect_rtcp(&packet)
+        } else {
+            s.protect_rtp(&packet)
+        }
+    }
+
     /// Builds the codec state (and a jitter buffer at its clock) when the
     /// negotiated codec changes.
     fn use_codec(&mut self, t: &RtpTarget) {
@@ -198,7 +272,7 @@ impl FrameTask {
             };
             shared.rtp.drain(&mut bufs, MAX_DATAGRAMS_PER_FRAME, now, |data, d| {
                 if is_rtcp(data) {
-                    self.on_rtcp(st, data, d, now);
+                    self.on_rtcp(st, target, data, d, now);
                 } else {
                     self.on_rtp(st, target, data, d);
                 }
@@ -207,7 +281,7 @@ impl FrameTask {
             if let Some(rtcp) = shared.rtcp.as_ref() {
                 if st.frames.is_multiple_of(RTCP_DRAIN_FRAMES) {
                     rtcp.drain(&mut bufs, MAX_DATAGRAMS_PER_FRAME, now, |data, d| {
-                        self.on_rtcp(st, data, d, now);
+                        self.on_rtcp(st, target, data, d, now);
                     });
                 }
             }
@@ -225,13 +299,26 @@ impl FrameTask {
         }
     }
 
-    fn on_rtcp(&self, st: &mut FrameState, data: &[u8], d: &Datagram, now: (Instant, SystemTime)) {
+    fn on_rtcp(
+        &self,
+        st: &mut FrameState,
+        target: Option<&RtpTarget>,
+        data: &[u8],
+        d: &Datagram,
+        now: (Instant, SystemTime),
+    ) {
         let stats = &self.session.shared.stats;
         if !self.session.shared.latch.lock().is_ok_and(|l| l.accepts_rtcp(d.from)) {
             // Reports from elsewhere neither count nor move where ours go.
             stats.packets_foreign.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let opened = st.open(target, data, true, stats);
+        let data: &[u8] = match &opened {
+            Opened::Plain(p) => p,
+            Opened::Decrypted(b) => b,
+            Opened::Rejected => return,
+        };
         // Timed by its kernel arrival, not by when this frame got to it, so
         // the round-trip time does not include up to a frame of our delay.
         let age = now.0.saturating_duration_since(d.arrival);
@@ -255,13 +342,21 @@ impl FrameTask {
             .store(u64::from(view.jitter) * 1_000_000 / u64::from(clock), Ordering::Relaxed);
     }
 
-    fn on_rtp(&self, st: &mut FrameState, target: Option<&RtpTarget>, mut data: &[u8], d: &Datagram) {
+    fn on_rtp(&self, st: &mut FrameState, target: Option<&RtpTarget>, data: &[u8], d: &Datagram) {
         let shared = &self.session.shared;
         let stats = &shared.stats;
         if !crate::rtp_guard::rtp_parseable(data) {
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // On an encrypted call only authentic packets go further: nothing
+        // forged is heard, keyed as a digit, or latched onto.
+        let opened = st.open(target, data, false, stats);
+        let mut data: &[u8] = match &opened {
+            Opened::Plain(p) => p,
+            Opened::Decrypted(b) => b,
+            Opened::Rejected => return,
+        };
         let Ok(packet) = rtp::packet::Packet::unmarshal(&mut data) else {
             stats.packets_dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -419,7 +514,8 @@ impl FrameTask {
         };
         let dest = shared.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);
         let len = body.len() as u64;
-        if let Some(buf) = rtp_packet(pt, mark, seq_now, ts, st.ssrc, body) {
+        let sealed = rtp_packet(pt, mark, seq_now, ts, st.ssrc, body).and_then(|b| st.seal(t, b, false));
+        if let Some(buf) = sealed {
             // Never wait on the network from the clock: a full socket buffer drops the frame.
             match shared.rtp.send_to(&buf, dest) {
                 Ok(_) => {
@@ -457,6 +553,9 @@ impl FrameTask {
         };
         let rx: Option<Reception> = st.jitter.reception();
         let Some(bytes) = st.rtcp.report(now.0, now.1, Some(sending), rx) else {
+            return;
+        };
+        let Some(bytes) = st.seal(t, bytes, true) else {
             return;
         };
         let rtp_dest = shared.latch.lock().map(|l| l.destination(t.addr)).unwrap_or(t.addr);

@@ -5,6 +5,7 @@
 //! once per frame with kernel arrival times (`socket`), symmetric RTP
 //! (`latch`), an adaptive jitter buffer (`jitter`), PCMU/PCMA/Opus
 //! (`codec`, `g711`), RFC 4733 DTMF (`dtmf`), RTCP reports (`rtcp_report`),
+//! SRTP/SRTCP with the keys the SDP exchanged (`srtp`),
 //! resampling (`resample`), a stereo recorder (`recorder`), recordings
 //! read and written as call recorders write them (`recording_file`), the
 //! `MediaPort` a call handler uses (`port`), and the call-leg contract every
@@ -30,6 +31,7 @@ pub mod rtcp_report;
 pub mod rtp_guard;
 pub mod rtp_session;
 pub mod socket;
+pub mod srtp;
 pub mod wav_source;
 
 pub use clock::MediaClock;
@@ -40,6 +42,7 @@ pub use port::{MediaEvent, MediaPort, PortInput, PortPlayout, PORT_FRAME, PORT_R
 pub use recorder::{recording_stats, CallRecorder, RecordingStats};
 pub use recording_file::{read_recording, write_recording, Recording, WavEncoding};
 pub use rtp_session::{rtp_packet, MediaDirection, MediaStats, RtpSession, RtpTarget};
+pub use srtp::{SrtpKeys, SrtpProfile};
 pub use wav_source::{load_wav_mono, read_wav_mono, Prompt};
 
 /// Samples in one 20 ms frame at 8 kHz (the G.711 clock rate).

@@ -108,6 +108,9 @@ pub struct RtpTarget {
     pub rtcp_mux: bool,
     /// The peer's RTCP address from `a=rtcp`, when it gave one.
     pub rtcp_addr: Option<SocketAddr>,
+    /// The SRTP keys when the media is encrypted (RTP/SAVP): then nothing
+    /// goes out in clear and nothing unauthenticated is taken in.
+    pub srtp: Option<crate::srtp::SrtpKeys>,
 }
 
 /// Counters of one session, copied into the call record at the end.
@@ -135,6 +138,9 @@ pub struct MediaStats {
     pub jitter_us: AtomicU64,
     /// Packets from a source other than the latched one (dropped).
     pub packets_foreign: AtomicU64,
+    /// SRTP/SRTCP packets that failed authentication or replayed one
+    /// already taken (dropped).
+    pub srtp_rejected: AtomicU64,
     /// Caller frames dropped because the media port's consumer fell behind.
     pub frames_overrun: AtomicU64,
     /// Packets not sent because the socket could not take them.
@@ -491,6 +497,7 @@ mod tests {
             direction,
             rtcp_mux: true,
             rtcp_addr: None,
+            srtp: None,
         }
     }
 

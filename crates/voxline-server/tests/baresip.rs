@@ -469,3 +469,82 @@ params = {{ max_seconds = 40 }}
     let metrics = server.http_get("/metrics");
     assert!(metrics.contains("voxline_asr_decodes_total"), "{metrics}");
 }
+
+/// A server with a TLS listener (a fresh certificate) and `[sip] srtp =
+/// policy`: the server, its TLS port and the certificate baresip trusts.
+fn tls_server(name: &str, policy: &str) -> (Server, u16, std::path::PathBuf) {
+    let certs = test_dir(&format!("{name}-cert"));
+    make_cert(&certs);
+    let tls_port = free_port();
+    let extra = format!(
+        "[[sip.listener]]\ntransport = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        certs.join("cert.pem").display(),
+        certs.join("key.pem").display()
+    );
+    let policy = format!("[sip]\nsrtp = \"{policy}\"\n");
+    let server = Server::start_with(name, &extra, None, |c| {
+        assert_eq!(c.matches("[sip]\n").count(), 1, "{c}");
+        c.replace("[sip]\n", &policy)
+    });
+    (server, tls_port, certs.join("cert.pem"))
+}
+
+#[test]
+fn a_tls_call_with_srtp_echoes_what_baresip_says_encrypted_both_ways() {
+    // baresip with `mediaenc=srtp-mand` offers RTP/SAVP with SDES keys over
+    // SIP on TLS, and takes nothing else; voxline requires SRTP. What it
+    // hears back can only match what it sent if both directions were
+    // encrypted and decrypted with the keys the SDP exchanged.
+    let (server, tls_port, ca) = tls_server("tls-srtp", "required");
+    let mut mic = tone_bursts(30, 13);
+    mic.extend(std::iter::repeat_n(0, 8000 * 3));
+    let snd = baresip_call_tls("echo", &mic, tls_port, &ca, Some("srtp-mand"));
+    let sent = read_wav(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
+    let heard = read_wav(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
+    let start = sent
+        .iter()
+        .position(|&s| s.abs() > 3000)
+        .expect("tone in the sent audio");
+    let (corr, delay_ms, shown) = echo_match(&sent[start..], &heard[start..], 8000);
+    eprintln!("TLS + SRTP echo: median window correlation {corr:.3} at {delay_ms:.1} ms; windows {shown:?}");
+    assert!(
+        corr > 0.8,
+        "the SRTP echo does not match what was sent ({corr:.3})\n{}",
+        server.log_text()
+    );
+    let records = server.all_records();
+    let r = records.first().expect("a call record");
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["codec"], "PCMU", "{r}");
+    let log = server.log_text();
+    let ended = log
+        .lines()
+        .find(|l| l.contains("call ended"))
+        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    // Every media packet baresip sent authenticated; the one it may send in
+    // clear before the call is secured (libre's RTCP "PINGPONG" to open a
+    // NAT pinhole) is the only one refused.
+    let rejected: u64 = ended
+        .split(" srtp_rejected=")
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no srtp_rejected in {ended}"));
+    assert!(rejected <= 1, "{ended}");
+    assert!(ended.contains(" lost=0 ") && !ended.contains(" received=0 "), "{ended}");
+    // baresip's reports came in as SRTCP and were read.
+    assert_eq!(r["remote_lost"].as_i64(), Some(0), "{r}");
+}
+
+#[test]
+fn a_plain_rtp_call_where_srtp_is_required_is_refused_with_488() {
+    let (server, tls_port, ca) = tls_server("tls-srtp-required", "required");
+    let mic = tone_bursts(10, 3);
+    baresip_call_tls("echo", &mic, tls_port, &ca, None);
+    let records = server.all_records();
+    let r = records
+        .first()
+        .unwrap_or_else(|| panic!("a call record\n{}", server.log_text()));
+    assert_eq!(r["sip_status"], 488, "{r}");
+    assert_eq!(r["end_reason"], "srtp_not_acceptable", "{r}");
+}

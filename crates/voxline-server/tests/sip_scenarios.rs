@@ -644,3 +644,115 @@ fn an_rtp_spray_during_a_call_hears_nothing_and_keys_nothing() {
         "the caller's audio was not taken: {ended}"
     );
 }
+
+/// The value of `key=` in a "call ended" log line.
+fn ended_field(line: &str, key: &str) -> u64 {
+    line.split(&format!(" {key}="))
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+#[test]
+fn an_srtp_offer_gets_encrypted_media_and_plain_packets_from_the_callers_own_address_are_dropped() {
+    use base64::Engine as _;
+    use voxline_media::srtp::{SrtpKeys, SrtpProfile, SrtpSession};
+    let server = Server::start("srtp-sdes", "", None);
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind media");
+    let media_port = media.local_addr().expect("media address").port();
+    let caller_key = [0x5au8; 30];
+    let offer = format!(
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
+        base64::engine::general_purpose::STANDARD.encode(caller_key)
+    );
+    let answer = invite_final_with(&server, "127.0.0.1", "demo", None, 70, &offer).unwrap_or_default();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", server.log_text());
+    in_dialog(&server, "127.0.0.1", &answer, "ACK", 1);
+    // The answer is RTP/SAVP with voxline's own key for the suite offered.
+    let rtp_port: u16 = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .filter(|l| l.contains(" RTP/SAVP "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no RTP/SAVP m=audio in {answer}"));
+    let server_key: [u8; 30] = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"))
+        .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k.trim()).ok())
+        .and_then(|k| k.try_into().ok())
+        .unwrap_or_else(|| panic!("no usable a=crypto in {answer}"));
+    assert_ne!(server_key, caller_key);
+    let mut caller = SrtpSession::new(SrtpKeys {
+        profile: SrtpProfile::Aes128Sha1_80,
+        local: caller_key,
+        remote: server_key,
+    })
+    .expect("caller's SRTP");
+    // The greeting arrives encrypted: 10 bytes of tag, a payload that is
+    // not the clear one, and it opens with voxline's key.
+    media.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    let mut buf = [0u8; 2048];
+    let mut opened = 0;
+    for _ in 0..25 {
+        let (n, from) = media.recv_from(&mut buf).expect("the caller hears the greeting");
+        assert_eq!(from.port(), rtp_port);
+        if buf[1] & 0x7f != 0 {
+            continue;
+        }
+        assert_eq!(n, 12 + 160 + 10, "an SRTP PCMU packet");
+        let plain = caller.unprotect_rtp(&buf[..n]).expect("voxline's packet authenticates");
+        assert_ne!(&plain[12..], &buf[12..n - 10]);
+        opened += 1;
+    }
+    assert!(opened >= 20, "{opened} greeting packets opened");
+    // From the caller's own (signalled) address: plain audio and a plain
+    // digit 5 (what an injector who can spoof the caller would send), then
+    // the real caller's encrypted audio and an encrypted digit 7.
+    for i in 0..50u16 {
+        media
+            .send_to(
+                &rtp_bytes(0, i, u32::from(i) * 160, 0xbad, &[0xff; 160]),
+                ("127.0.0.1", rtp_port),
+            )
+            .expect("plain audio");
+        let end = if i % 10 == 9 { 0x80 } else { 0 };
+        let event = [5u8, end | 10, 0, (i % 10 + 1) as u8 * 80];
+        media
+            .send_to(
+                &rtp_bytes(101, 1000 + i, (u32::from(i) / 10) * 1600, 0xbad, &event),
+                ("127.0.0.1", rtp_port),
+            )
+            .expect("plain digit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 0..10u16 {
+        let end = if i >= 7 { 0x80 } else { 0 };
+        // 80 ms at the end (640 timestamp units).
+        let [hi, lo] = ((i.min(7) + 1) * 80).to_be_bytes();
+        let event = [7u8, end | 10, hi, lo];
+        let sealed = caller
+            .protect_rtp(&rtp_bytes(101, 500 + i, 80_000, 0x600d, &event))
+            .expect("sealed digit");
+        media.send_to(&sealed, ("127.0.0.1", rtp_port)).expect("sealed digit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Digits are masked in the log (`*`); the sealed one is the 80 ms one.
+    server.wait_for_log(" DTMF", 1, Duration::from_secs(5));
+    in_dialog(&server, "127.0.0.1", &answer, "BYE", 2);
+    let call_id = format!("auth-70-{}@test", std::process::id());
+    server.record(&call_id);
+    let log = server.log_text();
+    let digits: Vec<&str> = log.lines().filter(|l| l.contains(" DTMF")).collect();
+    assert!(
+        digits.len() == 1 && digits[0].contains("duration_ms=80 "),
+        "a plain digit was taken or the sealed one was not: {digits:?}"
+    );
+    let ended = log
+        .lines()
+        .find(|l| l.contains(&call_id) && l.contains("call ended"))
+        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    // 100 plain packets refused; the sealed ones taken.
+    assert!(ended_field(ended, "srtp_rejected") >= 100, "{ended}");
+}

@@ -273,6 +273,11 @@ pub struct SipConfig {
     /// Codecs voxline accepts, in its order of preference when it offers.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
+    /// Encrypted media (SRTP keyed in SDP, RFC 4568): `off`, `optional`
+    /// (RTP/SAVP offers answered with SRTP; voxline offers plain RTP) or
+    /// `required` (plain offers get 488; voxline offers RTP/SAVP).
+    #[serde(default)]
+    pub srtp: crate::sdes::SrtpPolicy,
     /// Seconds an outbound INVITE may ring before voxline sends CANCEL.
     #[serde(default = "default_ring_timeout")]
     pub ring_timeout_secs: u64,
@@ -305,6 +310,7 @@ impl SipConfig {
         SipConfig {
             user_agent: default_user_agent(),
             codecs: default_codecs(),
+            srtp: crate::sdes::SrtpPolicy::default(),
             ring_timeout_secs: default_ring_timeout(),
             // A client (`voxline call`, a benchmark) places what it is told to.
             max_calls: 0,

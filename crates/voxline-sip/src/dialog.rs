@@ -10,6 +10,7 @@
 
 use crate::call::{end_dialog, next_state, on_info, release_dialog, CallEvent, EndReason, Party};
 use crate::routing::CallPermit;
+use crate::sdes::{SrtpLocal, SrtpPolicy};
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated, SdpError};
 use crate::transfer::{self, TransferOutcome};
 use crate::SipError;
@@ -43,6 +44,8 @@ pub struct CallDialog {
     pub(crate) states: DialogStateReceiver,
     dialog_layer: Arc<DialogLayer>,
     pub(crate) codecs: Vec<AudioCodec>,
+    /// How this call takes encrypted media.
+    pub(crate) srtp: SrtpPolicy,
     /// Our SDP origin once answered (a re-offer is answered from it).
     pub(crate) local: Option<LocalSdp>,
     /// The SDP body we last sent.
@@ -102,6 +105,7 @@ pub(crate) struct DialogParts {
     pub states: DialogStateReceiver,
     pub dialog_layer: Arc<DialogLayer>,
     pub codecs: Vec<AudioCodec>,
+    pub srtp: SrtpPolicy,
     pub permit: Option<CallPermit>,
 }
 
@@ -115,6 +119,7 @@ impl CallDialog {
             states: p.states,
             dialog_layer: p.dialog_layer,
             codecs: p.codecs,
+            srtp: p.srtp,
             local: None,
             last_sdp: String::new(),
             negotiated: None,
@@ -169,7 +174,11 @@ impl CallDialog {
             .invite
             .last_remote_ack()
             .ok_or_else(|| SdpError::Malformed("no ACK".into()))?;
-        sdp::parse(&ack.body)?.negotiate(&self.codecs, Some(&self.codecs))
+        let srtp = match self.local.as_ref() {
+            Some(l) => l.srtp.clone(),
+            None => SrtpLocal::new(self.srtp),
+        };
+        sdp::parse(&ack.body)?.negotiate(&self.codecs, Some(&self.codecs), &srtp)
     }
 
     /// Waits for the next thing that happens on the call. Re-INVITEs, UPDATEs,
@@ -358,7 +367,10 @@ impl CallDialog {
         };
         if req.body.iter().all(|b| b.is_ascii_whitespace()) {
             if req.method == Method::Invite {
-                // Re-INVITE without SDP: we offer in the 200, the answer comes in the ACK.
+                // Re-INVITE without SDP: we offer in the 200, the answer comes
+                // in the ACK; an encrypted call is offered encrypted again.
+                let secure = self.negotiated.as_ref().is_some_and(|n| n.srtp.is_some());
+                local.srtp.offers_secure = secure || self.srtp == SrtpPolicy::Required;
                 let body = sdp::offer(local, &self.codecs, Direction::SendRecv);
                 handle
                     .respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes()))
@@ -376,7 +388,16 @@ impl CallDialog {
             Some(cur) => self.codecs.iter().copied().filter(|c| c.same_band(cur.codec)).collect(),
             None => self.codecs.clone(),
         };
-        let parsed = sdp::parse(&req.body).and_then(|o| o.negotiate(&allowed, None).map(|n| (o, n)));
+        let was_secure = self.negotiated.as_ref().is_some_and(|n| n.srtp.is_some());
+        let parsed = sdp::parse(&req.body)
+            .and_then(|o| o.negotiate(&allowed, None, &local.srtp).map(|n| (o, n)))
+            .and_then(|(o, n)| {
+                // An encrypted call is not turned into a plain one.
+                if was_secure && n.srtp.is_none() {
+                    return Err(SdpError::Encryption("plain RTP offered on an encrypted call".into()));
+                }
+                Ok((o, n))
+            });
         match parsed {
             Ok((offer, neg)) => {
                 let mut body = sdp::answer(local, &offer, &neg);
@@ -399,8 +420,8 @@ impl CallDialog {
                 handle.reply(StatusCode::BadRequest).await.ok();
                 None
             }
-            Err(SdpError::NotAcceptable(why)) => {
-                debug!(reason = %why, "re-INVITE not acceptable");
+            Err(e) => {
+                debug!(reason = %e, "re-INVITE not acceptable");
                 handle.reply(StatusCode::NotAcceptableHere).await.ok();
                 None
             }

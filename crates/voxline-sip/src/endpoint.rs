@@ -7,6 +7,7 @@ use crate::config::{ListenerConfig, RouteConfig, SecurityConfig, SipConfig, Tran
 use crate::dialog::{CallDialog, DialogParts, Role};
 use crate::inbound::InboundCall;
 use crate::routing::{CallCounter, CallPermit, LimitExceeded, Route, Router};
+use crate::sdes::{SrtpLocal, SrtpPolicy};
 use crate::sdp::{self, AudioCodec, SdpError};
 use crate::security::RateLimiter;
 use crate::stream_guard::{self, ConnectionTable, StreamAcceptor, StreamKind, StreamLimits, StreamStats};
@@ -70,6 +71,7 @@ struct Shared {
     /// The per-source limiter, to ban a source that keeps failing authentication.
     limiter: Arc<RateLimiter>,
     codecs: Vec<AudioCodec>,
+    srtp: SrtpPolicy,
     handler: Option<Arc<dyn CallHandler>>,
     /// The node's calls, inbound and outbound (`[sip] max_calls`).
     node_calls: Arc<CallCounter>,
@@ -85,6 +87,7 @@ pub struct SipEndpoint {
     dialog_layer: Arc<DialogLayer>,
     router: Arc<Router>,
     codecs: Vec<AudioCodec>,
+    srtp: SrtpPolicy,
     ring_timeout: Duration,
     pub(crate) node_calls: Arc<CallCounter>,
     draining: Arc<std::sync::atomic::AtomicBool>,
@@ -301,6 +304,7 @@ impl SipEndpoint {
             auth: DigestAuthenticator::new(&opts.security.realm, &opts.users),
             limiter: limiter.clone(),
             codecs: codecs.clone(),
+            srtp: opts.sip.srtp,
             handler: if opts.accept_inbound { handler } else { None },
             node_calls: node_calls.clone(),
             draining: draining.clone(),
@@ -317,6 +321,7 @@ impl SipEndpoint {
             dialog_layer,
             router,
             codecs,
+            srtp: opts.sip.srtp,
             ring_timeout: Duration::from_secs(opts.sip.ring_timeout_secs),
             node_calls,
             draining,
@@ -357,6 +362,11 @@ impl SipEndpoint {
     /// Codecs in preference order.
     pub fn codecs(&self) -> &[AudioCodec] {
         &self.codecs
+    }
+
+    /// How calls take encrypted media (`[sip] srtp`).
+    pub fn srtp_policy(&self) -> SrtpPolicy {
+        self.srtp
     }
 
     /// How long an outbound INVITE may ring.
@@ -477,13 +487,19 @@ async fn dispatch(mut incoming: TransactionReceiver, shared: Arc<Shared>, cancel
 /// Our Contact for a dialog created over a stream transport: the address of
 /// that listener with `transport=tcp|tls` (sips for TLS), so in-dialog
 /// requests come back over the same transport. UDP uses the stack's default.
-fn contact_for(conn: &rsipstack::transport::SipConnection) -> Option<rsipstack::sip::Uri> {
+fn contact_for(
+    conn: &rsipstack::transport::SipConnection,
+    request_uri: &rsipstack::sip::Uri,
+) -> Option<rsipstack::sip::Uri> {
     use rsipstack::sip::{Param, Scheme, Transport};
     let addr = conn.get_addr();
     let transport = addr.r#type?;
+    // `sips:` only when the caller asked for it (RFC 5630 4.1): a `sip:`
+    // request that came over TLS gets `sip:…;transport=tls`, which every
+    // phone can send its ACK and BYE to.
     let scheme = match transport {
         Transport::Udp => return None,
-        Transport::Tls => Scheme::Sips,
+        Transport::Tls if request_uri.scheme == Some(Scheme::Sips) => Scheme::Sips,
         _ => Scheme::Sip,
     };
     Some(rsipstack::sip::Uri {
@@ -641,7 +657,8 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
                     .await;
                 return;
             }
-            match sdp::parse(&body).and_then(|o| o.negotiate(&shared.codecs, None).map(|_| o)) {
+            let check = SrtpLocal::new(shared.srtp);
+            match sdp::parse(&body).and_then(|o| o.negotiate(&shared.codecs, None, &check).map(|_| o)) {
                 Ok(o) => Some(o),
                 Err(SdpError::Malformed(why)) => {
                     info!(reason = %why, "bad SDP: 400");
@@ -649,7 +666,8 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
                     handler.rejected(info, Some(route), 400, "bad_sdp".into()).await;
                     return;
                 }
-                Err(SdpError::NotAcceptable(why)) => {
+                Err(e) => {
+                    let why = e.detail();
                     info!(reason = %why, "488");
                     tx.reply_with(
                         StatusCode::NotAcceptableHere,
@@ -658,7 +676,11 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
                     )
                     .await
                     .ok();
-                    handler.rejected(info, Some(route), 488, "no_common_codec".into()).await;
+                    let reason = match e {
+                        SdpError::Encryption(_) => "srtp_not_acceptable",
+                        _ => "no_common_codec",
+                    };
+                    handler.rejected(info, Some(route), 488, reason.into()).await;
                     return;
                 }
             }
@@ -666,7 +688,7 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
 
         // 5. The dialog: rsipstack runs the INVITE server transaction in its own task.
         let (state_tx, state_rx) = shared.dialog_layer.new_dialog_state_channel();
-        let contact = tx.connection.as_ref().and_then(contact_for);
+        let contact = tx.connection.as_ref().and_then(|c| contact_for(c, &tx.original.uri));
         let dialog = match shared
             .dialog_layer
             .get_or_create_server_invite(&tx, state_tx, None, contact)
@@ -696,6 +718,7 @@ async fn new_invite(shared: Arc<Shared>, handler: Arc<dyn CallHandler>, mut tx: 
             states: state_rx,
             dialog_layer: shared.dialog_layer.clone(),
             codecs: shared.codecs.clone(),
+            srtp: shared.srtp,
             permit: Some(permit),
         });
         let call = InboundCall::new(info, offer, dialog);

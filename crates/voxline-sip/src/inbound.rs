@@ -4,6 +4,7 @@
 
 use crate::call::{CallEvent, CallInfo, EndReason, Party};
 use crate::dialog::{end_reason, sdp_headers, CallDialog};
+use crate::sdes::SrtpLocal;
 use crate::sdp::{self, Direction, LocalSdp, Negotiated, RemoteSdp};
 use crate::transfer::TransferOutcome;
 use crate::SipError;
@@ -78,12 +79,13 @@ impl InboundCall {
             port: media.port(),
             session_id: u64::from(rand::random::<u32>()),
             version: 1,
+            srtp: SrtpLocal::new(self.dialog.srtp),
         };
         let codecs = &self.dialog.codecs;
         let (body, pending) = match &self.offer {
             Some(offer) => {
                 let neg = offer
-                    .negotiate(codecs, None)
+                    .negotiate(codecs, None, &local.srtp)
                     .map_err(|e| SipError::Call(e.to_string()))?;
                 (sdp::answer(&local, offer, &neg), Some(neg))
             }

@@ -22,6 +22,7 @@ pub mod ingress;
 pub mod outbound;
 pub mod registration;
 pub mod routing;
+pub mod sdes;
 pub mod sdp;
 pub mod security;
 pub mod stream_guard;
@@ -34,6 +35,7 @@ pub use dialog::{CallDialog, Role};
 pub use endpoint::{CallHandler, SipEndpoint, SipEndpointOptions};
 pub use inbound::InboundCall;
 pub use outbound::{OutboundCall, PlaceCall};
+pub use sdes::{SrtpKeys, SrtpPolicy, SrtpSuite};
 pub use sdp::{AudioCodec, Direction, Negotiated};
 pub use transfer::TransferOutcome;
 

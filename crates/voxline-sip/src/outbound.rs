@@ -5,6 +5,7 @@
 use crate::call::{CallEvent, EndReason};
 use crate::dialog::{CallDialog, DialogParts, Role};
 use crate::endpoint::{parse_host_port, SipEndpoint};
+use crate::sdes::SrtpLocal;
 use crate::sdp::{self, AudioCodec, Direction, LocalSdp, Negotiated};
 use crate::transfer::TransferOutcome;
 use crate::SipError;
@@ -179,6 +180,7 @@ impl SipEndpoint {
             port: req.media.port(),
             session_id: u64::from(rand::random::<u32>()),
             version: 1,
+            srtp: SrtpLocal::new(self.srtp_policy()),
         };
         let offer = sdp::offer(&local_sdp, &codecs, Direction::SendRecv);
         let contact = uri(&format!("sip:voxline@{local}"))?;
@@ -245,7 +247,7 @@ impl SipEndpoint {
                     if let DialogState::Early(_, resp) = state {
                         let status = u16::from(resp.status_code.clone());
                         if !resp.body.is_empty() {
-                            if let Ok(n) = sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs))) {
+                            if let Ok(n) = sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs), &local_sdp.srtp)) {
                                 early = Some(n);
                             }
                         }
@@ -286,7 +288,8 @@ impl SipEndpoint {
             };
             return Ok(Err(failure(Some(status), reason)));
         }
-        let negotiated = match sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs))) {
+        let negotiated = match sdp::parse(&resp.body).and_then(|s| s.negotiate(&codecs, Some(&codecs), &local_sdp.srtp))
+        {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "answer SDP unusable: BYE");
@@ -303,6 +306,7 @@ impl SipEndpoint {
             states,
             dialog_layer,
             codecs,
+            srtp: self.srtp_policy(),
             permit,
         });
         dialog.set_answered(local_sdp, offer, negotiated.clone());

@@ -1,6 +1,8 @@
 //! SDP offer/answer for one audio stream (RFC 3264): parse a peer's offer or
-//! answer with the `sdp` crate, choose a codec, and write our own SDP.
+//! answer with the `sdp` crate, choose a codec and (for RTP/SAVP) the SRTP
+//! keys (`sdes`), and write our own SDP.
 
+use crate::sdes::{parse_crypto, Crypto, SrtpKeys, SrtpLocal, SrtpPolicy, SrtpSuite};
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
 
@@ -123,6 +125,19 @@ pub enum SdpError {
     /// No usable audio stream or no codec in common (488).
     #[error("not acceptable: {0}")]
     NotAcceptable(String),
+    /// Encrypted or plain media where the SRTP policy says otherwise, or
+    /// no usable key (488).
+    #[error("encryption not acceptable: {0}")]
+    Encryption(String),
+}
+
+impl SdpError {
+    /// What is wrong, without the kind (for a `Warning` header).
+    pub fn detail(&self) -> &str {
+        match self {
+            SdpError::Malformed(d) | SdpError::NotAcceptable(d) | SdpError::Encryption(d) => d,
+        }
+    }
 }
 
 /// One format offered on the audio line.
@@ -152,6 +167,10 @@ pub struct RemoteSdp {
     pub rtcp_mux: bool,
     /// `a=rtcp`: the peer's RTCP address, when not RTP port + 1.
     pub rtcp_addr: Option<SocketAddr>,
+    /// The audio line is RTP/SAVP (SRTP).
+    pub secure: bool,
+    /// Its `a=crypto` lines voxline can use, in the peer's order.
+    crypto: Vec<Crypto>,
 }
 
 /// The result of negotiation: what both sides will use.
@@ -176,6 +195,8 @@ pub struct Negotiated {
     pub rtcp_mux: bool,
     /// The peer's RTCP address from `a=rtcp`, if given.
     pub remote_rtcp: Option<SocketAddr>,
+    /// The SRTP keys, when the media is encrypted (RTP/SAVP).
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Negotiated {
@@ -218,14 +239,15 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         })
         .collect();
 
-    // Plain RTP/AVP only: an answer must use the offer's profile (RFC 3264
-    // 6.1), and voxline does not do SRTP (RTP/SAVP) or feedback profiles.
+    // RTP/AVP or RTP/SAVP (SRTP keyed in `a=crypto`): an answer must use
+    // the offer's profile (RFC 3264 6.1), and voxline does not do feedback
+    // profiles (AVPF) or DTLS-SRTP (UDP/TLS/RTP/SAVP).
     let audio = |m: &&sdp::MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
     let Some((audio_index, media)) = sd
         .media_descriptions
         .iter()
         .enumerate()
-        .find(|(_, m)| audio(m) && m.media_name.protos.join("/") == "RTP/AVP")
+        .find(|(_, m)| audio(m) && matches!(m.media_name.protos.join("/").as_str(), "RTP/AVP" | "RTP/SAVP"))
     else {
         let other: Vec<String> = sd
             .media_descriptions
@@ -236,7 +258,10 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         return Err(SdpError::NotAcceptable(if other.is_empty() {
             "no active RTP audio stream".into()
         } else {
-            format!("audio offered only as {} (voxline takes RTP/AVP)", other.join(", "))
+            format!(
+                "audio offered only as {} (voxline takes RTP/AVP and RTP/SAVP)",
+                other.join(", ")
+            )
         }));
     };
 
@@ -302,6 +327,16 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         Some(SocketAddr::new(addr, port))
     });
 
+    let secure = media.media_name.protos.join("/") == "RTP/SAVP";
+    // Keys only count on an RTP/SAVP line: `a=crypto` on RTP/AVP ("best
+    // effort SRTP") is not RFC 4568 and is answered as plain RTP.
+    let crypto = media
+        .attributes
+        .iter()
+        .filter(|a| secure && a.key == "crypto")
+        .filter_map(|a| parse_crypto(a.value.as_deref()?))
+        .collect();
+
     Ok(RemoteSdp {
         rtp_addr: SocketAddr::new(ip, port),
         direction,
@@ -311,14 +346,25 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         origin: (sd.origin.session_id, sd.origin.session_version),
         rtcp_mux,
         rtcp_addr,
+        secure,
+        crypto,
     })
 }
 
 impl RemoteSdp {
     /// Chooses the first of the peer's formats that voxline supports
     /// (`supported` is voxline's allowed set); `offered` restricts the choice
-    /// to what voxline itself offered when this SDP is an answer.
-    pub fn negotiate(&self, supported: &[AudioCodec], offered: Option<&[AudioCodec]>) -> Result<Negotiated, SdpError> {
+    /// to what voxline itself offered when this SDP is an answer. `srtp` is
+    /// voxline's side of SRTP: the policy decides whether a plain or an
+    /// RTP/SAVP stream is acceptable, and the first usable `a=crypto` line
+    /// gives the far end's key.
+    pub fn negotiate(
+        &self,
+        supported: &[AudioCodec],
+        offered: Option<&[AudioCodec]>,
+        srtp: &SrtpLocal,
+    ) -> Result<Negotiated, SdpError> {
+        let keys = self.srtp_keys(offered.is_some(), srtp)?;
         let pick = self.formats.iter().find_map(|f| {
             let codec = AudioCodec::from_name(&f.name)?;
             let ok = f.rate == codec.clock_rate()
@@ -363,7 +409,47 @@ impl RemoteSdp {
             local_direction,
             rtcp_mux: self.rtcp_mux,
             remote_rtcp: self.rtcp_addr,
+            srtp: keys,
         })
+    }
+
+    /// The SRTP keys of this stream, or why its profile is not acceptable
+    /// (`answer`: this SDP answers voxline's own offer).
+    fn srtp_keys(&self, answer: bool, srtp: &SrtpLocal) -> Result<Option<SrtpKeys>, SdpError> {
+        if answer && self.secure != srtp.offers_secure {
+            let (ours, theirs) = if srtp.offers_secure {
+                ("RTP/SAVP", "RTP/AVP")
+            } else {
+                ("RTP/AVP", "RTP/SAVP")
+            };
+            return Err(SdpError::Encryption(format!("answered in {theirs} to an {ours} offer")));
+        }
+        if !self.secure {
+            if srtp.policy == SrtpPolicy::Required {
+                return Err(SdpError::Encryption(
+                    "plain RTP where encrypted media is required ([sip] srtp = \"required\")".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if srtp.policy == SrtpPolicy::Off {
+            return Err(SdpError::Encryption(
+                "audio offered only as RTP/SAVP and SRTP is off ([sip] srtp = \"off\")".into(),
+            ));
+        }
+        let Some(c) = self.crypto.first() else {
+            return Err(SdpError::Encryption(format!(
+                "no usable a=crypto line on RTP/SAVP (voxline takes {} or {} with one inline key, no MKI)",
+                SrtpSuite::AesCm128HmacSha1_80.name(),
+                SrtpSuite::AesCm128HmacSha1_32.name()
+            )));
+        };
+        Ok(Some(SrtpKeys {
+            suite: c.suite,
+            tag: c.tag,
+            local: *srtp.key(),
+            remote: c.key,
+        }))
     }
 }
 
@@ -378,6 +464,8 @@ pub struct LocalSdp {
     pub session_id: u64,
     /// `o=` version, bumped whenever our SDP changes.
     pub version: u64,
+    /// voxline's SRTP side of the call (policy, key).
+    pub srtp: SrtpLocal,
 }
 
 /// The payload type voxline uses for telephone-event when it offers.
@@ -404,7 +492,11 @@ pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
         for extra in [neg.telephone_event_pt, neg.comfort_noise_pt].into_iter().flatten() {
             fmts.push_str(&format!(" {extra}"));
         }
-        s.push_str(&format!("m=audio {} RTP/AVP {fmts}\r\n", local.port));
+        let proto = if neg.srtp.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+        s.push_str(&format!("m=audio {} {proto} {fmts}\r\n", local.port));
+        if let Some(k) = &neg.srtp {
+            s.push_str(&format!("a={}\r\n", local.srtp.crypto_line(k.tag, k.suite)));
+        }
         s.push_str(&format!("a=rtpmap:{} {}\r\n", neg.payload_type, neg.codec.rtpmap()));
         if let Some(f) = neg.codec.fmtp() {
             s.push_str(&format!("a=fmtp:{} {f}\r\n", neg.payload_type));
@@ -424,12 +516,23 @@ pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
     s
 }
 
-/// Writes an offer with `codecs` (in preference order) and telephone-event.
+/// Writes an offer with `codecs` (in preference order) and telephone-event;
+/// RTP/SAVP with both AES-CM-128 suites when `local.srtp` offers SRTP.
 pub fn offer(local: &LocalSdp, codecs: &[AudioCodec], direction: Direction) -> String {
     let mut s = header(local);
     let mut fmts: Vec<String> = codecs.iter().map(|c| c.static_pt().to_string()).collect();
     fmts.push(OFFER_TELEPHONE_EVENT_PT.to_string());
-    s.push_str(&format!("m=audio {} RTP/AVP {}\r\n", local.port, fmts.join(" ")));
+    let proto = if local.srtp.offers_secure {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
+    s.push_str(&format!("m=audio {} {proto} {}\r\n", local.port, fmts.join(" ")));
+    if local.srtp.offers_secure {
+        for (tag, suite) in [(1, SrtpSuite::AesCm128HmacSha1_80), (2, SrtpSuite::AesCm128HmacSha1_32)] {
+            s.push_str(&format!("a={}\r\n", local.srtp.crypto_line(tag, suite)));
+        }
+    }
     for c in codecs {
         s.push_str(&format!("a=rtpmap:{} {}\r\n", c.static_pt(), c.rtpmap()));
         if let Some(f) = c.fmtp() {
@@ -456,13 +559,23 @@ mod tests {
             port: 20000,
             session_id: 1,
             version: 1,
+            srtp: plain(),
         }
     }
+
+    /// The default SRTP side: plain offers, RTP/SAVP taken when offered.
+    fn plain() -> SrtpLocal {
+        SrtpLocal::new(SrtpPolicy::Optional)
+    }
+
+    const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
     #[test]
     fn sipp_default_offer_negotiates_pcmu() {
         let o = parse(SIPP_OFFER.as_bytes()).unwrap();
-        let n = o.negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None).unwrap();
+        let n = o
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None, &plain())
+            .unwrap();
         assert_eq!(n.codec, AudioCodec::Pcmu);
         assert_eq!(n.payload_type, 0);
         assert_eq!(n.remote_rtp, "127.0.0.1:6000".parse().unwrap());
@@ -478,7 +591,7 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 0 96\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n";
         let n = parse(offer.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None)
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None, &plain())
             .unwrap();
         assert_eq!(n.codec, AudioCodec::Pcma);
         assert_eq!(n.telephone_event_pt, Some(96));
@@ -489,7 +602,7 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18 3\r\na=rtpmap:18 G729/8000\r\n";
         let e = parse(offer.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None)
+            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], None, &plain())
             .unwrap_err();
         assert!(matches!(e, SdpError::NotAcceptable(_)));
     }
@@ -499,7 +612,7 @@ mod tests {
         let offer = SIPP_OFFER.replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n");
         let n = parse(offer.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Pcmu], None)
+            .negotiate(&[AudioCodec::Pcmu], None, &plain())
             .unwrap();
         assert_eq!(n.local_direction, Direction::RecvOnly);
         assert!(!n.we_send());
@@ -510,13 +623,13 @@ mod tests {
         let offer = SIPP_OFFER.replace("a=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:0 PCMU/8000\r\na=inactive\r\n");
         let n = parse(offer.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Pcmu], None)
+            .negotiate(&[AudioCodec::Pcmu], None, &plain())
             .unwrap();
         assert_eq!(n.local_direction, Direction::Inactive);
         let offer = SIPP_OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
         let n = parse(offer.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Pcmu], None)
+            .negotiate(&[AudioCodec::Pcmu], None, &plain())
             .unwrap();
         assert!(!n.we_send());
     }
@@ -525,7 +638,7 @@ mod tests {
     fn video_stream_is_rejected_with_port_zero_in_the_answer() {
         let offer = format!("{SIPP_OFFER}m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
         let o = parse(offer.as_bytes()).unwrap();
-        let n = o.negotiate(&[AudioCodec::Pcmu], None).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcmu], None, &plain()).unwrap();
         let a = answer(&local(), &o, &n);
         assert!(a.contains("m=video 0 RTP/AVP 96\r\n"), "{a}");
     }
@@ -535,9 +648,11 @@ mod tests {
         let our = offer(&local(), &[AudioCodec::Pcma], Direction::SendRecv);
         parse(our.as_bytes()).unwrap();
         let their = SIPP_OFFER; // PCMU only
-        let e = parse(their.as_bytes())
-            .unwrap()
-            .negotiate(&[AudioCodec::Pcmu, AudioCodec::Pcma], Some(&[AudioCodec::Pcma]));
+        let e = parse(their.as_bytes()).unwrap().negotiate(
+            &[AudioCodec::Pcmu, AudioCodec::Pcma],
+            Some(&[AudioCodec::Pcma]),
+            &plain(),
+        );
         assert!(e.is_err());
     }
 
@@ -557,17 +672,93 @@ mod tests {
     /// What baresip and WebRTC gateways offer: Opus on a dynamic payload
     /// type, telephone-event at both clocks, RTCP multiplexed.
     #[test]
-    fn an_offer_in_another_profile_is_not_answered_as_plain_rtp() {
+    fn an_srtp_offer_is_answered_in_rtp_savp_with_our_own_key() {
         let savp = SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP")
-            + "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
-        match parse(savp.as_bytes()) {
-            Err(SdpError::NotAcceptable(why)) => assert!(why.contains("RTP/SAVP"), "{why}"),
+            + &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}{KEY}\r\na=crypto:7 AES_CM_128_HMAC_SHA1_32 inline:{KEY}|2^31\r\n");
+        let offer = parse(savp.as_bytes()).expect("parsed");
+        assert!(offer.secure);
+        let local = local();
+        let n = offer
+            .negotiate(&[AudioCodec::Pcmu], None, &local.srtp)
+            .expect("acceptable");
+        let keys = n.srtp.expect("SRTP");
+        // The first line voxline can use (AES-256 it cannot), its tag kept.
+        assert_eq!((keys.tag, keys.suite), (7, SrtpSuite::AesCm128HmacSha1_32));
+        assert_eq!(&keys.local, local.srtp.key());
+        assert_ne!(keys.local, keys.remote);
+        let ans = answer(&local, &offer, &n);
+        assert!(ans.contains("m=audio 20000 RTP/SAVP 0\r\n"), "{ans}");
+        assert!(ans.contains("a=crypto:7 AES_CM_128_HMAC_SHA1_32 inline:"), "{ans}");
+        assert!(!ans.contains(KEY), "{ans}");
+        // The far end reads our key back from the answer.
+        let back = parse(ans.as_bytes()).expect("our answer parses");
+        assert_eq!(back.crypto[0].key, keys.local);
+    }
+
+    #[test]
+    fn srtp_policy_decides_which_profiles_are_acceptable() {
+        let savp =
+            SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n");
+        let savp = parse(savp.as_bytes()).expect("parsed");
+        let avp = parse(SIPP_OFFER.as_bytes()).expect("parsed");
+        let with = |p| SrtpLocal::new(p);
+        let codecs = [AudioCodec::Pcmu];
+        let why = |r: Result<Negotiated, SdpError>| match r {
+            Err(SdpError::Encryption(why)) => why,
             other => panic!("{other:?}"),
+        };
+        assert!(why(savp.negotiate(&codecs, None, &with(SrtpPolicy::Off))).contains("srtp = \"off\""));
+        assert!(why(avp.negotiate(&codecs, None, &with(SrtpPolicy::Required))).contains("required"));
+        assert!(savp
+            .negotiate(&codecs, None, &with(SrtpPolicy::Required))
+            .is_ok_and(|n| n.srtp.is_some()));
+        assert!(avp
+            .negotiate(&codecs, None, &with(SrtpPolicy::Optional))
+            .is_ok_and(|n| n.srtp.is_none()));
+        // RTP/SAVP with no key voxline can use.
+        let mki = SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP")
+            + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20|1:4\r\n");
+        let mki = parse(mki.as_bytes()).expect("parsed");
+        assert!(why(mki.negotiate(&codecs, None, &plain())).contains("no usable a=crypto"));
+        // An answer must keep the profile voxline offered in.
+        assert!(why(savp.negotiate(&codecs, Some(&codecs), &plain())).contains("to an RTP/AVP offer"));
+        assert!(
+            why(avp.negotiate(&codecs, Some(&codecs), &with(SrtpPolicy::Required))).contains("to an RTP/SAVP offer")
+        );
+    }
+
+    #[test]
+    fn crypto_on_a_plain_line_is_best_effort_and_answered_plain() {
+        let best_effort = format!("{SIPP_OFFER}a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n");
+        let offer = parse(best_effort.as_bytes()).expect("parsed");
+        let n = offer
+            .negotiate(&[AudioCodec::Pcmu], None, &plain())
+            .expect("acceptable");
+        assert_eq!(n.srtp, None);
+        let ans = answer(&local(), &offer, &n);
+        assert!(ans.contains("RTP/AVP") && !ans.contains("crypto"), "{ans}");
+    }
+
+    #[test]
+    fn a_required_offer_is_rtp_savp_with_both_suites() {
+        let mut l = local();
+        l.srtp = SrtpLocal::new(SrtpPolicy::Required);
+        let o = offer(&l, &[AudioCodec::Pcmu], Direction::SendRecv);
+        assert!(o.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{o}");
+        assert!(o.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{o}");
+        assert!(o.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"), "{o}");
+        assert!(!offer(&local(), &[AudioCodec::Pcmu], Direction::SendRecv).contains("SAVP"));
+    }
+
+    #[test]
+    fn feedback_and_dtls_profiles_are_not_taken() {
+        for proto in ["RTP/SAVPF", "UDP/TLS/RTP/SAVP"] {
+            let o = SIPP_OFFER.replace("RTP/AVP", proto);
+            match parse(o.as_bytes()) {
+                Err(SdpError::NotAcceptable(why)) => assert!(why.contains(proto), "{why}"),
+                other => panic!("{other:?}"),
+            }
         }
-        // A plain audio line next to it is taken.
-        let both = format!("{savp}m=audio 6002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
-        let offer = parse(both.as_bytes()).expect("the RTP/AVP line");
-        assert_eq!(offer.rtp_addr.port(), 6002);
     }
 
     const OPUS_OFFER: &str = "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 96 0 8 101 102\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:101 telephone-event/48000\r\na=rtpmap:102 telephone-event/8000\r\na=rtcp-mux\r\na=rtcp:5004\r\n";
@@ -578,7 +769,7 @@ mod tests {
         assert!(o.rtcp_mux);
         assert_eq!(o.rtcp_addr, Some("127.0.0.1:5004".parse().unwrap()));
         let all = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus];
-        let n = o.negotiate(&all, None).unwrap();
+        let n = o.negotiate(&all, None, &plain()).unwrap();
         assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 96));
         assert_eq!((n.telephone_event_pt, n.telephone_event_rate), (Some(101), 48_000));
         assert!(n.rtcp_mux);
@@ -591,7 +782,7 @@ mod tests {
         assert!(a.contains("a=rtpmap:101 telephone-event/48000\r\n"), "{a}");
         assert!(a.contains("a=rtcp-mux\r\n"), "{a}");
         // Without Opus allowed, G.711 from the same offer, events at 8 kHz.
-        let n = o.negotiate(&[AudioCodec::Pcma], None).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcma], None, &plain()).unwrap();
         assert_eq!((n.codec, n.payload_type), (AudioCodec::Pcma, 8));
         assert_eq!((n.telephone_event_pt, n.telephone_event_rate), (Some(102), 8000));
     }
@@ -601,7 +792,7 @@ mod tests {
         let bad = OPUS_OFFER.replace("opus/48000/2", "opus/16000");
         let n = parse(bad.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Opus, AudioCodec::Pcmu], None)
+            .negotiate(&[AudioCodec::Opus, AudioCodec::Pcmu], None, &plain())
             .unwrap();
         assert_eq!(n.codec, AudioCodec::Pcmu);
     }
@@ -616,7 +807,7 @@ mod tests {
         );
         let n = parse(our.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Opus], Some(&[AudioCodec::Opus]))
+            .negotiate(&[AudioCodec::Opus], Some(&[AudioCodec::Opus]), &plain())
             .unwrap();
         assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 111));
         assert!(!n.rtcp_mux);
@@ -626,7 +817,7 @@ mod tests {
     fn comfort_noise_is_accepted_with_g711_but_not_with_opus() {
         let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 13 101\r\na=rtpmap:101 telephone-event/8000\r\n";
         let o = parse(offer.as_bytes()).unwrap();
-        let n = o.negotiate(&[AudioCodec::Pcmu], None).unwrap();
+        let n = o.negotiate(&[AudioCodec::Pcmu], None, &plain()).unwrap();
         assert_eq!(n.comfort_noise_pt, Some(13));
         let a = answer(&local(), &o, &n);
         assert!(a.contains("m=audio 20000 RTP/AVP 0 101 13\r\n"), "{a}");
@@ -634,7 +825,7 @@ mod tests {
         let opus = OPUS_OFFER.replace("RTP/AVP 96 0 8 101 102", "RTP/AVP 96 13 101");
         let n = parse(opus.as_bytes())
             .unwrap()
-            .negotiate(&[AudioCodec::Opus], None)
+            .negotiate(&[AudioCodec::Opus], None, &plain())
             .unwrap();
         assert_eq!(n.comfort_noise_pt, None);
     }

@@ -207,6 +207,7 @@ pub async fn finish_call(records: &Records, record_id: &str, outcome: Outcome, d
         received = load(|s| &s.packets_received),
         lost = load(|s| &s.packets_lost),
         foreign = load(|s| &s.packets_foreign),
+        srtp_rejected = load(|s| &s.srtp_rejected),
         jitter_us = load(|s| &s.jitter_us),
         "call ended"
     );

@@ -10,7 +10,7 @@ pub mod sip_leg;
 
 use tokio_util::sync::CancellationToken;
 use voxline_media::leg::{EndedBy, LegEnd};
-use voxline_media::{CallRecorder, Codec, MediaClock, MediaDirection, RtpSession, RtpTarget};
+use voxline_media::{CallRecorder, Codec, MediaClock, MediaDirection, RtpSession, RtpTarget, SrtpKeys, SrtpProfile};
 use voxline_sip::{Direction, EndReason, Negotiated, Party};
 
 /// Turns a negotiation result into the media layer's target.
@@ -28,6 +28,14 @@ pub fn rtp_target(n: &Negotiated) -> RtpTarget {
         comfort_noise_pt: n.comfort_noise_pt,
         rtcp_mux: n.rtcp_mux,
         rtcp_addr: n.remote_rtcp,
+        srtp: n.srtp.map(|k| SrtpKeys {
+            profile: match k.suite {
+                voxline_sip::SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::Aes128Sha1_80,
+                voxline_sip::SrtpSuite::AesCm128HmacSha1_32 => SrtpProfile::Aes128Sha1_32,
+            },
+            local: k.local,
+            remote: k.remote,
+        }),
         direction: if n.we_send() {
             match n.local_direction {
                 Direction::SendRecv => MediaDirection::SendRecv,

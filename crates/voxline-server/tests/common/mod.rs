@@ -769,18 +769,76 @@ fn write_pcmu_pcap(path: &Path, frames: impl Iterator<Item = (u16, Vec<i16>)>) {
     std::fs::write(path, out).expect("pcap");
 }
 
+/// A fresh self-signed certificate for `localhost` and 127.0.0.1 (its own
+/// CA: a client trusts it as `cert.pem`), and its key, in `dir`.
+pub fn make_cert(dir: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+}
+
 /// Calls `service` with baresip offering only `codec` (its baresip module
 /// and name, e.g. `("g711", "PCMU")`, `("opus", "opus")`), `mic` as its
 /// microphone (8 kHz); returns the folder where baresip's sndfile module
 /// wrote what it sent and heard.
 pub fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&str, &str)) -> std::path::PathBuf {
+    let dial = format!("sip:{service}@127.0.0.1:{}", server.sip_port);
+    run_baresip(&dial, mic, codec, "", "")
+}
+
+/// Calls `service` over TLS on `tls_port` with baresip trusting the
+/// certificate in `cafile`, offering PCMU with `mediaenc` (`srtp-mand`:
+/// RTP/SAVP with SDES keys; `None`: plain RTP); returns baresip's sndfile
+/// folder like [`baresip_call_with`].
+pub fn baresip_call_tls(
+    service: &str,
+    mic: &[i16],
+    tls_port: u16,
+    cafile: &Path,
+    mediaenc: Option<&str>,
+) -> std::path::PathBuf {
+    let dial = format!("sip:{service}@127.0.0.1:{tls_port};transport=tls");
+    let account = mediaenc.map(|m| format!(";mediaenc={m}")).unwrap_or_default();
+    let config = format!("sip_cafile {}\nmodule srtp.so\n", cafile.display());
+    run_baresip(&dial, mic, ("g711", "PCMU"), &account, &config)
+}
+
+/// Runs baresip once: dials `dial` offering `codec`, with `account_params`
+/// added to its account and `config_lines` to its config.
+fn run_baresip(
+    dial: &str,
+    mic: &[i16],
+    codec: (&str, &str),
+    account_params: &str,
+    config_lines: &str,
+) -> std::path::PathBuf {
     let dir = test_dir("baresip-ua");
     let snd = dir.join("snd");
     std::fs::create_dir_all(&snd).expect("snd dir");
     write_wav(&dir.join("mic.wav"), mic);
     let port = free_port();
     let config = format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule {module}.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n",
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player aubridge,x\naudio_source aufile,{mic}\naudio_alert aubridge,x\nausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule {module}.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {snd}\n{config_lines}",
         mic = dir.join("mic.wav").display(),
         snd = snd.display(),
         module = codec.0,
@@ -788,7 +846,10 @@ pub fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&s
     std::fs::write(dir.join("config"), config).expect("config");
     std::fs::write(
         dir.join("accounts"),
-        format!("<sip:tester@127.0.0.1>;regint=0;audio_codecs={}\n", codec.1),
+        format!(
+            "<sip:tester@127.0.0.1>;regint=0;audio_codecs={}{account_params}\n",
+            codec.1
+        ),
     )
     .expect("accounts");
     // baresip quits after this many seconds (a guard kills it 20 s later).
@@ -797,13 +858,9 @@ pub fn baresip_call_with(server: &Server, service: &str, mic: &[i16], codec: (&s
         .arg((quit_after + 20).to_string())
         .args(["baresip", "-f"])
         .arg(&dir)
-        .args([
-            "-e",
-            &format!("/dial sip:{service}@127.0.0.1:{}", server.sip_port),
-            "-t",
-            &quit_after.to_string(),
-        ])
-        .stdout(Stdio::null())
+        .args(["-e", &format!("/dial {dial}"), "-t", &quit_after.to_string()])
+        // What it printed stays next to its files (`baresip.log`).
+        .stdout(std::fs::File::create(dir.join("baresip.log")).map_or_else(|_| Stdio::null(), Stdio::from))
         .stderr(Stdio::null())
         .status()
         .expect("run baresip (is it installed?)");
