@@ -168,17 +168,14 @@ impl CallDialog {
         e
     }
 
-    /// The answer carried in the last ACK (a late offer, or a re-INVITE we offered in).
-    pub(crate) fn answer_from_ack(&self) -> Result<Negotiated, SdpError> {
+    /// The answer carried in the last ACK (a late offer, or a re-INVITE we
+    /// offered in), read with `srtp`: the side (and key) of the offer it answers.
+    pub(crate) fn answer_from_ack(&self, srtp: &SrtpLocal) -> Result<Negotiated, SdpError> {
         let ack = self
             .invite
             .last_remote_ack()
             .ok_or_else(|| SdpError::Malformed("no ACK".into()))?;
-        let srtp = match self.local.as_ref() {
-            Some(l) => l.srtp.clone(),
-            None => SrtpLocal::new(self.srtp),
-        };
-        sdp::parse(&ack.body)?.negotiate(&self.codecs, Some(&self.codecs), &srtp)
+        sdp::parse(&ack.body)?.negotiate(&self.codecs, Some(&self.codecs), srtp)
     }
 
     /// Waits for the next thing that happens on the call. Re-INVITEs, UPDATEs,
@@ -204,7 +201,8 @@ impl CallDialog {
             DialogState::Updated(_, req, handle) => self.on_offer(&req, handle).await.map(CallEvent::MediaChanged),
             DialogState::Confirmed(..) if self.awaiting_ack_answer => {
                 self.awaiting_ack_answer = false;
-                match self.answer_from_ack() {
+                let srtp = self.local.as_ref()?.srtp.clone();
+                match self.answer_from_ack(&srtp) {
                     Ok(neg) => {
                         self.negotiated = Some(neg.clone());
                         Some(CallEvent::MediaChanged(neg))

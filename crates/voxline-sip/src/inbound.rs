@@ -109,7 +109,8 @@ impl InboundCall {
         }
         let neg = match pending {
             Some(n) => n,
-            None => match self.dialog.answer_from_ack() {
+            // Read with the key our offer in the 200 carried.
+            None => match self.dialog.answer_from_ack(&local.srtp) {
                 Ok(n) => n,
                 Err(e) => {
                     warn!(error = %e, "late-offer answer in ACK unusable: hanging up");
