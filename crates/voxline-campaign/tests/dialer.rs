@@ -355,7 +355,7 @@ async fn what_a_stopped_node_left_is_moved_on_and_nobody_is_called_twice() {
         invite_at: now_ms(),
     };
     store.call_started(&record).await.unwrap();
-    store.call_answered("rec-answered", "PCMU", None).await.unwrap();
+    store.call_answered("rec-answered", "PCMU", None, None).await.unwrap();
     store.call_outcome("rec-answered", "opted_out").await.unwrap();
 
     let farm = Arc::new(Farm::default());

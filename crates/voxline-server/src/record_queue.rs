@@ -30,6 +30,8 @@ pub enum Write {
         id: String,
         /// The codec agreed.
         codec: String,
+        /// The SRTP suite, `None` for plain RTP.
+        srtp: Option<String>,
         /// Its recording's file.
         recording: Option<String>,
     },
@@ -124,7 +126,16 @@ impl Write {
     async fn apply(&self, store: &CallStore) -> Result<(), StoreError> {
         match self {
             Write::Started(c) => store.call_started(c).await,
-            Write::Answered { id, codec, recording } => store.call_answered(id, codec, recording.as_deref()).await,
+            Write::Answered {
+                id,
+                codec,
+                srtp,
+                recording,
+            } => {
+                store
+                    .call_answered(id, codec, srtp.as_deref(), recording.as_deref())
+                    .await
+            }
             Write::Outcome { id, outcome } => store.call_outcome(id, outcome).await,
             Write::Amd { id, verdict, at_ms } => store.call_amd(id, verdict, *at_ms).await,
             Write::DoNotCall(number) => store.add_dnc("", std::slice::from_ref(number)).await.map(|_| ()),

@@ -121,11 +121,12 @@ impl Records {
         }));
     }
 
-    /// Marks a call answered.
-    pub async fn answered(&self, id: &str, codec: &str, recording: Option<&str>) {
+    /// Marks a call answered with its codec and SRTP suite (`None`: plain).
+    pub async fn answered(&self, id: &str, codec: &str, srtp: Option<&str>, recording: Option<&str>) {
         self.queue.push(Write::Answered {
             id: id.to_string(),
             codec: codec.to_string(),
+            srtp: srtp.map(str::to_string),
             recording: recording.map(str::to_string),
         });
     }

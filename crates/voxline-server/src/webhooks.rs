@@ -90,6 +90,7 @@ fn call_json(r: &CallRecord) -> Value {
         "end_reason": r.end_reason,
         "hangup_by": r.hangup_by,
         "sip_status": r.sip_status,
+        "srtp": r.srtp,
         "outcome": r.outcome,
         "amd": r.amd,
         "transcript_url": format!("/api/calls/{}/transcript", r.call_id),

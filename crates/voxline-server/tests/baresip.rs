@@ -63,8 +63,7 @@ fn baresip_hears_the_greeting_and_voxline_records_the_caller() {
     assert!((1.7..=2.4).contains(&loud), "heard {loud} s of greeting");
 
     // voxline's record and recording: the caller's 3 s tone on the left channel.
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = server.ended_records(1);
     let r = records
         .first()
         .unwrap_or_else(|| panic!("no call record\n{}", server.log_text()));
@@ -130,6 +129,21 @@ fn echo_match(sent: &[i16], heard: &[i16], rate: u32) -> (f64, f64, Vec<f64>) {
     (corr, lag as f64 / per_ms as f64, shown)
 }
 
+/// How well what baresip heard on call `snd` echoes what it sent, from the
+/// start of its tone (see [`echo_match`]): the median window correlation,
+/// its round trip in ms, every window's correlation, and the dumps' rate.
+fn baresip_echo(snd: &std::path::Path) -> (f64, f64, Vec<f64>, u32) {
+    let (sent, rate) = read_wav_rate(&dump(snd, "-enc.wav").expect("baresip's sent audio"));
+    let (heard, heard_rate) = read_wav_rate(&dump(snd, "-dec.wav").expect("baresip's heard audio"));
+    assert_eq!(rate, heard_rate);
+    let start = sent
+        .iter()
+        .position(|&s| s.abs() > 3000)
+        .expect("tone in the sent audio");
+    let (corr, delay_ms, shown) = echo_match(&sent[start..], &heard[start..], rate);
+    (corr, delay_ms, shown, rate)
+}
+
 #[test]
 fn the_echo_route_sends_back_what_the_caller_says() {
     let server = Server::start("echo", "", None);
@@ -138,14 +152,7 @@ fn the_echo_route_sends_back_what_the_caller_says() {
     let mut mic = tone_bursts(30, 7);
     mic.extend(std::iter::repeat_n(0, 8000 * 3));
     let snd = baresip_call(&server, "echo", &mic);
-    let sent = read_wav(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
-    let heard = read_wav(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
-    // Find where the tone starts in what baresip sent, and look for it in what it heard.
-    let start = sent
-        .iter()
-        .position(|&s| s.abs() > 3000)
-        .expect("tone in the sent audio");
-    let (corr, delay_ms, shown) = echo_match(&sent[start..], &heard[start..], 8000);
+    let (corr, delay_ms, shown, _) = baresip_echo(&snd);
     eprintln!("echo: median window correlation {corr:.3} at {delay_ms:.1} ms round trip; windows {shown:?}");
     assert!(
         corr > 0.8,
@@ -345,14 +352,7 @@ fn echo_in(codec: (&str, &str), seconds_of_tone: usize) -> serde_json::Value {
     let mut mic = tone_bursts(seconds_of_tone * 10, 5);
     mic.extend(std::iter::repeat_n(0, 8000 * 3));
     let snd = baresip_call_with(&server, "echo", &mic, codec);
-    let (sent, rate) = read_wav_rate(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
-    let (heard, heard_rate) = read_wav_rate(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
-    assert_eq!(rate, heard_rate);
-    let start = sent
-        .iter()
-        .position(|&s| s.abs() > 3000)
-        .expect("tone in the sent audio");
-    let (corr, delay_ms, shown) = echo_match(&sent[start..], &heard[start..], rate);
+    let (corr, delay_ms, shown, rate) = baresip_echo(&snd);
     eprintln!(
         "{} echo: median window correlation {corr:.3} at {delay_ms:.1} ms round trip ({rate} Hz); windows {shown:?}",
         codec.1
@@ -363,8 +363,7 @@ fn echo_in(codec: (&str, &str), seconds_of_tone: usize) -> serde_json::Value {
         codec.1
     );
     assert!((20.0..400.0).contains(&delay_ms), "echo delay {delay_ms} ms");
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = server.ended_records(1);
     records.first().cloned().expect("a call record")
 }
 
@@ -438,8 +437,7 @@ params = {{ max_seconds = 40 }}
     mic.extend(std::iter::repeat_n(0, 8000 * 3));
     baresip_call(&server, "transcribe", &mic);
 
-    std::thread::sleep(Duration::from_millis(500));
-    let records = server.all_records();
+    let records = server.ended_records(1);
     let r = records
         .first()
         .unwrap_or_else(|| panic!("no call record\n{}", server.log_text()));
@@ -473,20 +471,13 @@ params = {{ max_seconds = 40 }}
 /// A server with a TLS listener (a fresh certificate) and `[sip] srtp =
 /// policy`: the server, its TLS port and the certificate baresip trusts.
 fn tls_server(name: &str, policy: &str) -> (Server, u16, std::path::PathBuf) {
-    let certs = test_dir(&format!("{name}-cert"));
-    make_cert(&certs);
-    let tls_port = free_port();
-    let extra = format!(
-        "[[sip.listener]]\ntransport = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-        certs.join("cert.pem").display(),
-        certs.join("key.pem").display()
-    );
+    let (tls_port, extra, cert) = tls_listener(&format!("{name}-cert"));
     let policy = format!("[sip]\nsrtp = \"{policy}\"\n");
     let server = Server::start_with(name, &extra, None, |c| {
         assert_eq!(c.matches("[sip]\n").count(), 1, "{c}");
         c.replace("[sip]\n", &policy)
     });
-    (server, tls_port, certs.join("cert.pem"))
+    (server, tls_port, cert)
 }
 
 #[test]
@@ -499,13 +490,7 @@ fn a_tls_call_with_srtp_echoes_what_baresip_says_encrypted_both_ways() {
     let mut mic = tone_bursts(30, 13);
     mic.extend(std::iter::repeat_n(0, 8000 * 3));
     let snd = baresip_call_tls("echo", &mic, tls_port, &ca, Some("srtp-mand"));
-    let sent = read_wav(&dump(&snd, "-enc.wav").expect("baresip's sent audio"));
-    let heard = read_wav(&dump(&snd, "-dec.wav").expect("baresip's heard audio"));
-    let start = sent
-        .iter()
-        .position(|&s| s.abs() > 3000)
-        .expect("tone in the sent audio");
-    let (corr, delay_ms, shown) = echo_match(&sent[start..], &heard[start..], 8000);
+    let (corr, delay_ms, shown, _) = baresip_echo(&snd);
     eprintln!("TLS + SRTP echo: median window correlation {corr:.3} at {delay_ms:.1} ms; windows {shown:?}");
     assert!(
         corr > 0.8,
@@ -516,21 +501,12 @@ fn a_tls_call_with_srtp_echoes_what_baresip_says_encrypted_both_ways() {
     let r = records.first().expect("a call record");
     assert_eq!(r["status"], "completed", "{r}");
     assert_eq!(r["codec"], "PCMU", "{r}");
-    let log = server.log_text();
-    let ended = log
-        .lines()
-        .find(|l| l.contains("call ended"))
-        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    assert_eq!(r["srtp"], "AES_CM_128_HMAC_SHA1_80", "{r}");
+    let ended = server.ended_line("");
     // Every media packet baresip sent authenticated; the one it may send in
     // clear before the call is secured (libre's RTCP "PINGPONG" to open a
     // NAT pinhole) is the only one refused.
-    let rejected: u64 = ended
-        .split(" srtp_rejected=")
-        .nth(1)
-        .and_then(|v| v.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no srtp_rejected in {ended}"));
-    assert!(rejected <= 1, "{ended}");
+    assert!(ended_field(&ended, "srtp_rejected") <= 1, "{ended}");
     assert!(ended.contains(" lost=0 ") && !ended.contains(" received=0 "), "{ended}");
     // baresip's reports came in as SRTCP and were read.
     assert_eq!(r["remote_lost"].as_i64(), Some(0), "{r}");

@@ -615,7 +615,8 @@ fn an_rtp_spray_during_a_call_hears_nothing_and_keys_nothing() {
     }
     in_dialog(&server, "127.0.0.1", &answer, "BYE", 2);
     let call_id = format!("auth-60-{}@test", std::process::id());
-    server.record(&call_id);
+    let record = server.record(&call_id);
+    assert!(record["srtp"].is_null(), "a plain call recorded as encrypted: {record}");
     // ... and nothing ever reached the sprayer, no digit was taken, and the
     // spray was counted as foreign.
     sprayer.set_nonblocking(true).ok();
@@ -625,16 +626,8 @@ fn an_rtp_spray_during_a_call_hears_nothing_and_keys_nothing() {
         !log.lines().any(|l| l.contains(" DTMF ")),
         "a sprayed digit was taken:\n{log}"
     );
-    let ended = log
-        .lines()
-        .find(|l| l.contains(&call_id) && l.contains("call ended"))
-        .unwrap_or_else(|| panic!("no end line:\n{log}"));
-    let foreign: u32 = ended
-        .split("foreign=")
-        .nth(1)
-        .and_then(|v| v.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let ended = server.ended_line(&call_id);
+    let foreign = ended_field(&ended, "foreign");
     // 100 audio packets, 100 digit events and 100 reports on the RTP port
     // at least (reports on the port above are read once a second); the
     // caller's own 10 packets were taken.
@@ -645,15 +638,6 @@ fn an_rtp_spray_during_a_call_hears_nothing_and_keys_nothing() {
     );
 }
 
-/// The value of `key=` in a "call ended" log line.
-fn ended_field(line: &str, key: &str) -> u64 {
-    line.split(&format!(" {key}="))
-        .nth(1)
-        .and_then(|v| v.split(' ').next())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line}"))
-}
-
 #[test]
 fn an_srtp_offer_gets_encrypted_media_and_plain_packets_from_the_callers_own_address_are_dropped() {
     use base64::Engine as _;
@@ -662,9 +646,13 @@ fn an_srtp_offer_gets_encrypted_media_and_plain_packets_from_the_callers_own_add
     let media = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind media");
     let media_port = media.local_addr().expect("media address").port();
     let caller_key = [0x5au8; 30];
+    // "SRTP with fallback": the same audio again as RTP/AVP on a second
+    // line, which the answer must refuse with port 0 (the default policy
+    // takes the first acceptable line, here the encrypted one).
     let offer = format!(
-        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
-        base64::engine::general_purpose::STANDARD.encode(caller_key)
+        "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        base64::engine::general_purpose::STANDARD.encode(caller_key),
+        media_port.wrapping_add(2)
     );
     let answer = invite_final_with(&server, "127.0.0.1", "demo", None, 70, &offer).unwrap_or_default();
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}\n{}", server.log_text());
@@ -684,6 +672,10 @@ fn an_srtp_offer_gets_encrypted_media_and_plain_packets_from_the_callers_own_add
         .and_then(|k| k.try_into().ok())
         .unwrap_or_else(|| panic!("no usable a=crypto in {answer}"));
     assert_ne!(server_key, caller_key);
+    assert!(
+        answer.contains("m=audio 0 RTP/AVP 0\r\n"),
+        "the plain fallback line was not refused: {answer}"
+    );
     let mut caller = SrtpSession::new(SrtpKeys {
         profile: SrtpProfile::Aes128Sha1_80,
         local: caller_key,
@@ -742,17 +734,15 @@ fn an_srtp_offer_gets_encrypted_media_and_plain_packets_from_the_callers_own_add
     server.wait_for_log(" DTMF", 1, Duration::from_secs(5));
     in_dialog(&server, "127.0.0.1", &answer, "BYE", 2);
     let call_id = format!("auth-70-{}@test", std::process::id());
-    server.record(&call_id);
+    let record = server.record(&call_id);
+    assert_eq!(record["srtp"], "AES_CM_128_HMAC_SHA1_80", "{record}");
     let log = server.log_text();
     let digits: Vec<&str> = log.lines().filter(|l| l.contains(" DTMF")).collect();
     assert!(
         digits.len() == 1 && digits[0].contains("duration_ms=80 "),
         "a plain digit was taken or the sealed one was not: {digits:?}"
     );
-    let ended = log
-        .lines()
-        .find(|l| l.contains(&call_id) && l.contains("call ended"))
-        .unwrap_or_else(|| panic!("no end line:\n{log}"));
+    let ended = server.ended_line(&call_id);
     // 100 plain packets refused; the sealed ones taken.
-    assert!(ended_field(ended, "srtp_rejected") >= 100, "{ended}");
+    assert!(ended_field(&ended, "srtp_rejected") >= 100, "{ended}");
 }

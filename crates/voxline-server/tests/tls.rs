@@ -11,23 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A TLS listener on a free port with a fresh certificate (made in test
-/// folder `name`): the port and the config lines.
-fn tls_listener(name: &str) -> (u16, String) {
-    let certs = test_dir(name);
-    make_cert(&certs);
-    let tls_port = free_port();
-    let extra = format!(
-        "[[sip.listener]]\ntransport = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-        certs.join("cert.pem").display(),
-        certs.join("key.pem").display()
-    );
-    (tls_port, extra)
-}
-
 #[test]
 fn options_over_tls_is_answered() {
-    let (tls_port, extra) = tls_listener("tls-cert");
+    let (tls_port, extra, _) = tls_listener("tls-cert");
     let server = Server::start("tls", &extra, None);
     assert!(
         server.log_text().contains(&format!("TLS 127.0.0.1:{tls_port}")),
@@ -159,7 +145,7 @@ fn idle_connection_floods_are_capped_and_calls_still_come_in() {
         open_files_limit() >= FLOOD as u64 + 1000,
         "the flood test holds {FLOOD} sockets at once: raise `ulimit -n`"
     );
-    let (tls_port, extra) = tls_listener("flood-cert");
+    let (tls_port, extra, _) = tls_listener("flood-cert");
     // The carrier also calls in from 127.0.0.2 (over TCP, during the flood).
     let server = Server::start_with("conn-flood", &extra, None, |text| {
         text.replace(

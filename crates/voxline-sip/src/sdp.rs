@@ -151,24 +151,34 @@ struct Format {
 /// The parts of a peer's SDP that matter for one audio call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteSdp {
-    /// The peer's RTP address (`0.0.0.0` means old-style hold).
-    pub rtp_addr: SocketAddr,
-    /// The direction the peer wrote.
-    pub direction: Direction,
-    /// Index of the audio m-line among all m-lines.
-    audio_index: usize,
+    /// The audio m-lines voxline could take (RTP/AVP or RTP/SAVP, port not
+    /// 0), in the peer's order; never empty. An offer may carry two, the
+    /// same audio as RTP/SAVP and as RTP/AVP ("SRTP with fallback"), and
+    /// the answer takes one of them (RFC 3264 6: the others get port 0).
+    streams: Vec<AudioStream>,
     /// All m-lines as (media, proto, first format) to mirror in an answer.
     mlines: Vec<(String, String, String)>,
-    /// Formats on the audio line, in the peer's order of preference.
-    formats: Vec<Format>,
     /// `o=` session id and version, to spot a refresh with no change.
     pub origin: (u64, u64),
+}
+
+/// One audio m-line of a peer's SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AudioStream {
+    /// Index of this m-line among all m-lines.
+    index: usize,
+    /// The peer's RTP address (`0.0.0.0` means old-style hold).
+    rtp_addr: SocketAddr,
+    /// The direction the peer wrote.
+    direction: Direction,
+    /// Formats on the line, in the peer's order of preference.
+    formats: Vec<Format>,
     /// `a=rtcp-mux`: the peer multiplexes RTCP on the RTP port.
-    pub rtcp_mux: bool,
+    rtcp_mux: bool,
     /// `a=rtcp`: the peer's RTCP address, when not RTP port + 1.
-    pub rtcp_addr: Option<SocketAddr>,
-    /// The audio line is RTP/SAVP (SRTP).
-    pub secure: bool,
+    rtcp_addr: Option<SocketAddr>,
+    /// The line is RTP/SAVP (SRTP).
+    secure: bool,
     /// Its `a=crypto` lines voxline can use, in the peer's order.
     crypto: Vec<Crypto>,
 }
@@ -197,6 +207,8 @@ pub struct Negotiated {
     pub remote_rtcp: Option<SocketAddr>,
     /// The SRTP keys, when the media is encrypted (RTP/SAVP).
     pub srtp: Option<SrtpKeys>,
+    /// Index of the m-line taken among the SDP's m-lines.
+    pub audio_index: usize,
 }
 
 impl Negotiated {
@@ -205,6 +217,11 @@ impl Negotiated {
         matches!(self.local_direction, Direction::SendRecv | Direction::SendOnly)
             && !self.remote_rtp.ip().is_unspecified()
             && self.remote_rtp.port() != 0
+    }
+
+    /// The SRTP suite's name when the media is encrypted, for records.
+    pub fn srtp_suite(&self) -> Option<&'static str> {
+        self.srtp.as_ref().map(|k| k.suite.name())
     }
 }
 
@@ -243,12 +260,14 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
     // the offer's profile (RFC 3264 6.1), and voxline does not do feedback
     // profiles (AVPF) or DTLS-SRTP (UDP/TLS/RTP/SAVP).
     let audio = |m: &&sdp::MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
-    let Some((audio_index, media)) = sd
+    let streams = sd
         .media_descriptions
         .iter()
         .enumerate()
-        .find(|(_, m)| audio(m) && matches!(m.media_name.protos.join("/").as_str(), "RTP/AVP" | "RTP/SAVP"))
-    else {
+        .filter(|(_, m)| audio(m) && matches!(m.media_name.protos.join("/").as_str(), "RTP/AVP" | "RTP/SAVP"))
+        .map(|(index, media)| audio_stream(index, media, session_conn.as_deref(), session_dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    if streams.is_empty() {
         let other: Vec<String> = sd
             .media_descriptions
             .iter()
@@ -263,17 +282,31 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
                 other.join(", ")
             )
         }));
-    };
+    }
 
+    Ok(RemoteSdp {
+        streams,
+        mlines,
+        origin: (sd.origin.session_id, sd.origin.session_version),
+    })
+}
+
+/// Reads one RTP/AVP or RTP/SAVP audio m-line (`index` among all m-lines).
+fn audio_stream(
+    index: usize,
+    media: &sdp::MediaDescription,
+    session_conn: Option<&str>,
+    session_dir: Direction,
+) -> Result<AudioStream, SdpError> {
     let addr = media
         .connection_information
         .as_ref()
         .and_then(|c| c.address.as_ref())
-        .map(|a| a.address.clone())
+        .map(|a| a.address.as_str())
         .or(session_conn)
         .ok_or_else(|| SdpError::Malformed("no connection address (c=)".into()))?;
     // Multicast-style "addr/ttl" is not used on phone calls; take the host part.
-    let host = addr.split('/').next().unwrap_or(&addr);
+    let host = addr.split('/').next().unwrap_or(addr);
     let ip: IpAddr = host
         .parse()
         .map_err(|_| SdpError::NotAcceptable(format!("connection address {host:?} is not an IP address")))?;
@@ -337,13 +370,11 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
         .filter_map(|a| parse_crypto(a.value.as_deref()?))
         .collect();
 
-    Ok(RemoteSdp {
+    Ok(AudioStream {
+        index,
         rtp_addr: SocketAddr::new(ip, port),
         direction,
-        audio_index,
-        mlines,
         formats,
-        origin: (sd.origin.session_id, sd.origin.session_version),
         rtcp_mux,
         rtcp_addr,
         secure,
@@ -352,13 +383,35 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
 }
 
 impl RemoteSdp {
-    /// Chooses the first of the peer's formats that voxline supports
-    /// (`supported` is voxline's allowed set); `offered` restricts the choice
-    /// to what voxline itself offered when this SDP is an answer. `srtp` is
-    /// voxline's side of SRTP: the policy decides whether a plain or an
-    /// RTP/SAVP stream is acceptable, and the first usable `a=crypto` line
-    /// gives the far end's key.
+    /// Chooses the first audio line the policies accept and, on it, the
+    /// first of the peer's formats that voxline supports (`supported` is
+    /// voxline's allowed set); `offered` restricts the choice to what voxline
+    /// itself offered when this SDP is an answer. `srtp` is voxline's side
+    /// of SRTP: the policy decides whether a plain or an RTP/SAVP line is
+    /// acceptable, and the first usable `a=crypto` line gives the far end's
+    /// key. When no line is acceptable, the first line's reason is given.
     pub fn negotiate(
+        &self,
+        supported: &[AudioCodec],
+        offered: Option<&[AudioCodec]>,
+        srtp: &SrtpLocal,
+    ) -> Result<Negotiated, SdpError> {
+        let mut first_error = None;
+        for stream in &self.streams {
+            match stream.negotiate(supported, offered, srtp) {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| SdpError::NotAcceptable("no active RTP audio stream".into())))
+    }
+}
+
+impl AudioStream {
+    /// [`RemoteSdp::negotiate`] on this line alone.
+    fn negotiate(
         &self,
         supported: &[AudioCodec],
         offered: Option<&[AudioCodec]>,
@@ -410,6 +463,7 @@ impl RemoteSdp {
             rtcp_mux: self.rtcp_mux,
             remote_rtcp: self.rtcp_addr,
             srtp: keys,
+            audio_index: self.index,
         })
     }
 
@@ -434,7 +488,7 @@ impl RemoteSdp {
         }
         if srtp.policy == SrtpPolicy::Off {
             return Err(SdpError::Encryption(
-                "audio offered only as RTP/SAVP and SRTP is off ([sip] srtp = \"off\")".into(),
+                "audio offered as RTP/SAVP and SRTP is off ([sip] srtp = \"off\")".into(),
             ));
         }
         let Some(c) = self.crypto.first() else {
@@ -483,7 +537,7 @@ fn header(local: &LocalSdp) -> String {
 pub fn answer(local: &LocalSdp, offer: &RemoteSdp, neg: &Negotiated) -> String {
     let mut s = header(local);
     for (i, (media, proto, fmt)) in offer.mlines.iter().enumerate() {
-        if i != offer.audio_index {
+        if i != neg.audio_index {
             // Reject other streams (video, a second audio) with port 0.
             s.push_str(&format!("m={media} 0 {proto} {fmt}\r\n"));
             continue;
@@ -676,7 +730,7 @@ mod tests {
         let savp = SIPP_OFFER.replace("RTP/AVP", "RTP/SAVP")
             + &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}{KEY}\r\na=crypto:7 AES_CM_128_HMAC_SHA1_32 inline:{KEY}|2^31\r\n");
         let offer = parse(savp.as_bytes()).expect("parsed");
-        assert!(offer.secure);
+        assert!(offer.streams[0].secure);
         let local = local();
         let n = offer
             .negotiate(&[AudioCodec::Pcmu], None, &local.srtp)
@@ -692,7 +746,7 @@ mod tests {
         assert!(!ans.contains(KEY), "{ans}");
         // The far end reads our key back from the answer.
         let back = parse(ans.as_bytes()).expect("our answer parses");
-        assert_eq!(back.crypto[0].key, keys.local);
+        assert_eq!(back.streams[0].crypto[0].key, keys.local);
     }
 
     #[test]
@@ -724,6 +778,69 @@ mod tests {
         assert!(why(savp.negotiate(&codecs, Some(&codecs), &plain())).contains("to an RTP/AVP offer"));
         assert!(
             why(avp.negotiate(&codecs, Some(&codecs), &with(SrtpPolicy::Required))).contains("to an RTP/SAVP offer")
+        );
+    }
+
+    /// "SRTP with fallback": the same audio offered twice, RTP/SAVP first
+    /// and RTP/AVP second (as Grandstream, Snom and Asterisk's
+    /// `media_encryption_optimistic` peers do). The policy picks the line; the
+    /// other is answered with port 0.
+    #[test]
+    fn a_savp_line_with_an_avp_fallback_is_answered_on_the_line_the_policy_takes() {
+        let both = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n\
+             m=audio 4002 RTP/AVP 0\r\n"
+        );
+        let o = parse(both.as_bytes()).expect("parsed");
+        let codecs = [AudioCodec::Pcmu];
+        for (policy, port, secure) in [
+            (SrtpPolicy::Optional, 4000, true),
+            (SrtpPolicy::Required, 4000, true),
+            (SrtpPolicy::Off, 4002, false),
+        ] {
+            let mut l = local();
+            l.srtp = SrtpLocal::new(policy);
+            let n = o.negotiate(&codecs, None, &l.srtp).expect("acceptable");
+            assert_eq!((n.remote_rtp.port(), n.srtp.is_some()), (port, secure), "{policy:?}");
+            let ans = answer(&l, &o, &n);
+            let lines: Vec<&str> = ans.lines().filter(|l| l.starts_with("m=")).collect();
+            let want = if secure {
+                ["m=audio 20000 RTP/SAVP 0", "m=audio 0 RTP/AVP 0"]
+            } else {
+                ["m=audio 0 RTP/SAVP 0", "m=audio 20000 RTP/AVP 0"]
+            };
+            assert_eq!(lines, want, "{policy:?}: {ans}");
+            assert_eq!(ans.contains("a=crypto:1 "), secure, "{ans}");
+        }
+        // The plain line first: optional takes it, required the RTP/SAVP one.
+        let plain_first = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+             m=audio 4002 RTP/AVP 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n"
+        );
+        let o = parse(plain_first.as_bytes()).expect("parsed");
+        let n = o.negotiate(&codecs, None, &plain()).expect("optional");
+        assert_eq!((n.remote_rtp.port(), n.srtp.is_some(), n.audio_index), (4002, false, 0));
+        let n = o
+            .negotiate(&codecs, None, &SrtpLocal::new(SrtpPolicy::Required))
+            .expect("required");
+        assert_eq!((n.remote_rtp.port(), n.srtp.is_some(), n.audio_index), (4000, true, 1));
+        // An RTP/SAVP line without a usable key falls back to the plain one.
+        let no_key = both.replace("AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_80");
+        let n = parse(no_key.as_bytes())
+            .expect("parsed")
+            .negotiate(&codecs, None, &plain())
+            .expect("fallback");
+        assert_eq!((n.remote_rtp.port(), n.srtp.is_some()), (4002, false));
+        // Neither line acceptable: the first line's reason.
+        let e = parse(no_key.as_bytes())
+            .expect("parsed")
+            .negotiate(&codecs, None, &SrtpLocal::new(SrtpPolicy::Required))
+            .unwrap_err();
+        assert!(
+            matches!(&e, SdpError::Encryption(why) if why.contains("no usable a=crypto")),
+            "{e:?}"
         );
     }
 
@@ -766,8 +883,8 @@ mod tests {
     #[test]
     fn opus_is_taken_on_its_dynamic_payload_type_with_events_at_its_clock() {
         let o = parse(OPUS_OFFER.as_bytes()).unwrap();
-        assert!(o.rtcp_mux);
-        assert_eq!(o.rtcp_addr, Some("127.0.0.1:5004".parse().unwrap()));
+        assert!(o.streams[0].rtcp_mux);
+        assert_eq!(o.streams[0].rtcp_addr, Some("127.0.0.1:5004".parse().unwrap()));
         let all = [AudioCodec::Pcmu, AudioCodec::Pcma, AudioCodec::Opus];
         let n = o.negotiate(&all, None, &plain()).unwrap();
         assert_eq!((n.codec, n.payload_type), (AudioCodec::Opus, 96));

@@ -71,7 +71,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
             "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
-            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome, amd, amd_ms ",
+            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome, amd, amd_ms, srtp ",
             "FROM calls ",
             $tail
         )
@@ -180,13 +180,21 @@ impl CallStore {
         Ok(())
     }
 
-    /// Marks a call answered with the negotiated codec.
-    pub async fn call_answered(&self, id: &str, codec: &str, recording_path: Option<&str>) -> Result<(), StoreError> {
+    /// Marks a call answered with the negotiated codec and SRTP suite
+    /// (`None`: plain RTP).
+    pub async fn call_answered(
+        &self,
+        id: &str,
+        codec: &str,
+        srtp: Option<&str>,
+        recording_path: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE calls SET status = 'answered', answer_at = $1, codec = $2, recording_path = $3 WHERE id = $4",
+            "UPDATE calls SET status = 'answered', answer_at = $1, codec = $2, srtp = $3, recording_path = $4 WHERE id = $5",
         )
         .bind(now_ms())
         .bind(codec)
+        .bind(srtp)
         .bind(recording_path)
         .bind(id)
         .execute(&self.pool)
@@ -434,6 +442,7 @@ impl CallRecord {
             route: row.try_get("route")?,
             handler: row.try_get("handler")?,
             codec: row.try_get("codec")?,
+            srtp: row.try_get("srtp")?,
             status: row.try_get("status")?,
             invite_at: row.try_get("invite_at")?,
             answer_at: row.try_get("answer_at")?,

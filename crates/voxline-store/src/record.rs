@@ -95,6 +95,8 @@ pub struct CallRecord {
     pub route: Option<String>,
     pub handler: Option<String>,
     pub codec: Option<String>,
+    /// The SRTP suite of the call's media; `None` for plain RTP.
+    pub srtp: Option<String>,
     pub status: String,
     pub invite_at: i64,
     pub answer_at: Option<i64>,

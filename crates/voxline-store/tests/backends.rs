@@ -30,7 +30,7 @@ async fn life_cycle(url: &str) {
     // A completed call.
     store.call_started(&new_call("a")).await.expect("start");
     store
-        .call_answered("a", "PCMA", Some("/rec/a.wav"))
+        .call_answered("a", "PCMA", Some("AES_CM_128_HMAC_SHA1_80"), Some("/rec/a.wav"))
         .await
         .expect("answer");
     store
@@ -58,6 +58,7 @@ async fn life_cycle(url: &str) {
     let a = &store.find_by_call_id("cid-a").await.expect("find")[0];
     assert_eq!(a.status, "completed");
     assert_eq!(a.codec.as_deref(), Some("PCMA"));
+    assert_eq!(a.srtp.as_deref(), Some("AES_CM_128_HMAC_SHA1_80"));
     assert_eq!(a.packets_sent, Some(500));
     assert_eq!(a.packets_lost, Some(2));
     assert_eq!(a.jitter_ms, Some(3.5));

@@ -263,6 +263,7 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         r.answered(
             &record_id,
             call.negotiated.codec.name(),
+            call.negotiated.srtp_suite(),
             args.record.as_ref().map(|p| p.display().to_string()).as_deref(),
         )
         .await;

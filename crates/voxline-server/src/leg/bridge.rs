@@ -148,7 +148,12 @@ async fn call_and_join(
         let answered = matches!(placed, Ok(Ok(_)));
         if let Ok(Ok(mut leg_call)) = placed {
             env.records
-                .answered(&leg.id, leg_call.negotiated.codec.name(), None)
+                .answered(
+                    &leg.id,
+                    leg_call.negotiated.codec.name(),
+                    leg_call.negotiated.srtp_suite(),
+                    None,
+                )
                 .await;
             leg_call.hangup().await.ok();
         }
@@ -172,7 +177,12 @@ async fn call_and_join(
         }
     };
     env.records
-        .answered(&leg.id, leg_call.negotiated.codec.name(), None)
+        .answered(
+            &leg.id,
+            leg_call.negotiated.codec.name(),
+            leg_call.negotiated.srtp_suite(),
+            None,
+        )
         .await;
     rtp.set_target(rtp_target(&leg_call.negotiated));
     let mut leg_port = match MediaPort::open(rtp) {

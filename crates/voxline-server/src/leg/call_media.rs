@@ -124,7 +124,12 @@ pub async fn answer_with_media(
     let recorder = open_recorder(media, record, &call.info.call_id);
     let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
     records
-        .answered(record_id, negotiated.codec.name(), rec_path.as_deref())
+        .answered(
+            record_id,
+            negotiated.codec.name(),
+            negotiated.srtp_suite(),
+            rec_path.as_deref(),
+        )
         .await;
     Ok(Answered { rtp, recorder })
 }
@@ -164,7 +169,12 @@ pub async fn place_with_media(
     let recorder = open_recorder(media, record, &call.call_id);
     let rec_path = recorder.as_ref().map(|r| r.path().display().to_string());
     records
-        .answered(record_id, call.negotiated.codec.name(), rec_path.as_deref())
+        .answered(
+            record_id,
+            call.negotiated.codec.name(),
+            call.negotiated.srtp_suite(),
+            rec_path.as_deref(),
+        )
         .await;
     Ok((call, Answered { rtp, recorder }))
 }

@@ -408,6 +408,16 @@ max_cps = 1000
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The "call ended" log line of the call whose log names `call_id`
+    /// (`""`: the first call to end). Panics with the log when there is none.
+    pub fn ended_line(&self, call_id: &str) -> String {
+        let log = self.log_text();
+        log.lines()
+            .find(|l| l.contains(call_id) && l.contains("call ended"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no \"call ended\" line for {call_id:?}:\n{log}"))
+    }
+
     /// A request to the HTTP API with `token` (none: no Authorization) and
     /// `body` (its content type and bytes). Panics only when the server
     /// cannot be reached.
@@ -487,6 +497,24 @@ max_cps = 1000
         let body = self.http_get("/api/calls?limit=1000");
         serde_json::from_str::<Vec<serde_json::Value>>(&body)
             .unwrap_or_else(|e| panic!("/api/calls is not a list of records: {e}: {body}"))
+    }
+
+    /// All call records, once at least `n` of them have ended (`end_at`
+    /// set); panics with the log when that takes over 10 s.
+    pub fn ended_records(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let records = self.all_records();
+            if records.iter().filter(|r| !r["end_at"].is_null()).count() >= n {
+                return records;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} ended call records not seen: {records:?}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -767,6 +795,31 @@ fn write_pcmu_pcap(path: &Path, frames: impl Iterator<Item = (u16, Vec<i16>)>) {
         out.extend(frame);
     }
     std::fs::write(path, out).expect("pcap");
+}
+
+/// The value of `key=` in a "call ended" log line; panics when it is
+/// missing or not a number.
+pub fn ended_field(line: &str, key: &str) -> u64 {
+    line.split(&format!(" {key}="))
+        .nth(1)
+        .and_then(|v| v.split(' ').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// A TLS listener on a free port with a fresh certificate (made in test
+/// folder `name`): the port, the config lines and the certificate a client
+/// trusts.
+pub fn tls_listener(name: &str) -> (u16, String, PathBuf) {
+    let certs = test_dir(name);
+    make_cert(&certs);
+    let tls_port = free_port();
+    let extra = format!(
+        "[[sip.listener]]\ntransport = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        certs.join("cert.pem").display(),
+        certs.join("key.pem").display()
+    );
+    (tls_port, extra, certs.join("cert.pem"))
 }
 
 /// A fresh self-signed certificate for `localhost` and 127.0.0.1 (its own
