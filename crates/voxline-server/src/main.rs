@@ -11,6 +11,7 @@ mod http;
 mod leg;
 mod ops;
 mod record_queue;
+mod record_spool;
 mod records;
 mod serve;
 mod webhooks;

@@ -4,8 +4,14 @@
 //! locked) is tried again, with growing pauses, until it can. A write the
 //! store refuses for what it holds (a constraint) is logged and dropped.
 //! Writes of one call always share a lane, so they land in the order the
-//! call made them; lanes let calls' writes go on side by side.
+//! call made them; lanes let calls' writes go on side by side. While a lane
+//! waits for the store, what it holds is also on disk
+//! ([`crate::record_spool`]), so a node stopped or crashed during an outage
+//! writes it at its next start.
 
+use crate::record_spool::LaneSpool;
+use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +26,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// One write of a call record.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     /// A call's record begins.
     Started(NewCall),
@@ -183,6 +189,8 @@ pub struct QueueStats {
     pub retries: AtomicU64,
     /// Writes the store refused (logged, dropped).
     pub refused: AtomicU64,
+    /// Writes kept in the spool (on disk) while the store was away.
+    pub spooled: AtomicU64,
 }
 
 /// The queue: lanes of ordered writes with their writer tasks.
@@ -190,6 +198,8 @@ pub struct QueueStats {
 pub struct RecordQueue {
     lanes: Vec<mpsc::UnboundedSender<Write>>,
     stats: Arc<QueueStats>,
+    /// The spool folder, when writes that wait are kept on disk.
+    spool: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RecordQueue {
@@ -202,17 +212,49 @@ impl std::fmt::Debug for RecordQueue {
 
 impl RecordQueue {
     /// Starts the lanes writing to `store`; `after` runs after each write
-    /// lands (webhooks, the analyser's wake-up).
-    pub fn start(store: CallStore, after: AfterWrite) -> RecordQueue {
+    /// lands (webhooks, the analyser's wake-up). With `spool`, the lanes
+    /// keep what waits for the store in that folder and first write what
+    /// an earlier run left there; without, it waits in memory only.
+    pub fn start(
+        store: CallStore,
+        after: AfterWrite,
+        spool: Option<&Path>,
+    ) -> Result<RecordQueue, crate::record_spool::SpoolError> {
         let stats = Arc::new(QueueStats::default());
-        let lanes = (0..LANES)
-            .map(|lane| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(write_lane(lane, rx, store.clone(), after.clone(), stats.clone()));
-                tx
-            })
-            .collect();
-        RecordQueue { lanes, stats }
+        let mut lanes = Vec::with_capacity(LANES);
+        for lane in 0..LANES {
+            let (spool, left) = match spool {
+                Some(dir) => {
+                    let (s, left) = LaneSpool::open(dir, lane)?;
+                    if !left.is_empty() {
+                        tracing::info!(
+                            lane,
+                            writes = left.len(),
+                            file = %s.path().display(),
+                            "record writes left by an earlier run (the store was away): written first"
+                        );
+                    }
+                    (Some(s), left)
+                }
+                None => (None, Vec::new()),
+            };
+            stats.pending.fetch_add(left.len() as u64, Ordering::Relaxed);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let writer = LaneWriter {
+                lane,
+                store: store.clone(),
+                after: after.clone(),
+                stats: stats.clone(),
+                spool,
+            };
+            tokio::spawn(writer.run(rx, left.into()));
+            lanes.push(tx);
+        }
+        Ok(RecordQueue {
+            lanes,
+            stats,
+            spool: spool.map(Path::to_path_buf),
+        })
     }
 
     /// Queues `write` (never waits).
@@ -232,6 +274,11 @@ impl RecordQueue {
     /// The queue's figures.
     pub fn stats(&self) -> &QueueStats {
         &self.stats
+    }
+
+    /// The spool folder, when writes that wait are kept on disk.
+    pub fn spool_dir(&self) -> Option<&Path> {
+        self.spool.as_deref()
     }
 
     /// Waits until every queued write is written (or refused), at most
@@ -256,54 +303,147 @@ fn lane_of(record: &str) -> usize {
         % LANES
 }
 
-async fn write_lane(
+/// One lane's writer task.
+struct LaneWriter {
     lane: usize,
-    mut rx: mpsc::UnboundedReceiver<Write>,
     store: CallStore,
     after: AfterWrite,
     stats: Arc<QueueStats>,
-) {
-    while let Some(write) = rx.recv().await {
-        let mut pause = FIRST_PAUSE;
-        let mut waited_since: Option<std::time::Instant> = None;
+    spool: Option<LaneSpool>,
+}
+
+/// What became of one try of a write.
+enum Tried {
+    Landed,
+    Wait(StoreError),
+    Refused,
+}
+
+impl LaneWriter {
+    /// Writes what comes in, in order; `backlog` (what an earlier run
+    /// spooled) first.
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Write>, mut backlog: VecDeque<Write>) {
         loop {
-            match write.apply(&store).await {
-                Ok(()) => {
-                    if let Some(since) = waited_since {
-                        tracing::info!(
-                            lane,
-                            what = write.what(),
-                            waited_ms = since.elapsed().as_millis() as u64,
-                            "call store back: queued record writes go on"
-                        );
+            if backlog.is_empty() {
+                let Some(write) = rx.recv().await else { return };
+                match self.try_write(&write, false).await {
+                    Tried::Landed | Tried::Refused => {
+                        self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                        continue;
                     }
-                    after(&write);
-                    break;
-                }
-                Err(e) if worth_retrying(&e) => {
-                    if waited_since.is_none() {
-                        waited_since = Some(std::time::Instant::now());
+                    Tried::Wait(e) => {
                         tracing::warn!(
-                            lane,
+                            lane = self.lane,
                             what = write.what(),
                             error = %e,
-                            pending = stats.pending.load(Ordering::Relaxed),
+                            pending = self.stats.pending.load(Ordering::Relaxed),
                             "call store unavailable: record writes wait and are tried again"
                         );
+                        self.keep(&write).await;
+                        backlog.push_back(write);
                     }
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_PAUSE);
                 }
-                Err(e) => {
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(what = write.what(), record = write.record(), error = %e, "record write refused by the store");
-                    break;
+            }
+            self.catch_up(&mut rx, &mut backlog).await;
+        }
+    }
+
+    /// Writes the backlog in order, waiting with growing pauses while the
+    /// store cannot take its head, and spooling what comes in meanwhile.
+    async fn catch_up(&mut self, rx: &mut mpsc::UnboundedReceiver<Write>, backlog: &mut VecDeque<Write>) {
+        let since = std::time::Instant::now();
+        let mut pause = FIRST_PAUSE;
+        let mut written = 0u64;
+        let mut open = true;
+        while let Some(head) = backlog.front() {
+            match self.try_write(head, true).await {
+                Tried::Landed | Tried::Refused => {
+                    backlog.pop_front();
+                    written += 1;
+                    self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                    pause = FIRST_PAUSE;
+                    if let Some(spool) = self.spool.as_mut() {
+                        if let Err(e) = spool.landed().await {
+                            tracing::warn!(error = %e, "record spool progress not written: a write may be written twice");
+                        }
+                    }
+                }
+                Tried::Wait(_) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let until = tokio::time::Instant::now() + pause;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => break,
+                            w = rx.recv(), if open => match w {
+                                Some(w) => {
+                                    self.keep(&w).await;
+                                    backlog.push_back(w);
+                                }
+                                None => open = false,
+                            },
+                        }
+                    }
+                    pause = (pause * 2).min(MAX_PAUSE);
                 }
             }
         }
-        stats.pending.fetch_sub(1, Ordering::Relaxed);
+        if let Some(spool) = self.spool.as_mut() {
+            spool.clear();
+        }
+        tracing::info!(
+            lane = self.lane,
+            writes = written,
+            waited_ms = since.elapsed().as_millis() as u64,
+            "call store back: queued record writes written"
+        );
     }
+
+    /// Puts a write that must wait into the spool (when there is one).
+    async fn keep(&mut self, write: &Write) {
+        let Some(spool) = self.spool.as_mut() else { return };
+        match spool.append(write).await {
+            Ok(()) => {
+                self.stats.spooled.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(
+                what = write.what(),
+                record = write.record(),
+                error = %e,
+                "record write not spooled: it waits in memory only"
+            ),
+        }
+    }
+
+    /// One try of `write`. `again`: it may have landed before (a spooled
+    /// write of an earlier run, or tried before a crash), so a duplicate
+    /// row means it is already there.
+    async fn try_write(&self, write: &Write, again: bool) -> Tried {
+        match write.apply(&self.store).await {
+            Ok(()) => {
+                (self.after)(write);
+                Tried::Landed
+            }
+            Err(e) if worth_retrying(&e) => Tried::Wait(e),
+            Err(e) if again && is_duplicate(&e) => {
+                tracing::debug!(
+                    what = write.what(),
+                    record = write.record(),
+                    "spooled record write already in the store"
+                );
+                Tried::Refused
+            }
+            Err(e) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(what = write.what(), record = write.record(), error = %e, "record write refused by the store");
+                Tried::Refused
+            }
+        }
+    }
+}
+
+/// Whether the store refused a row because it already holds one with its key.
+fn is_duplicate(e: &StoreError) -> bool {
+    matches!(e, StoreError::Query(sqlx::Error::Database(db)) if db.is_unique_violation())
 }
 
 #[cfg(test)]
@@ -329,7 +469,9 @@ mod tests {
         let queue = RecordQueue::start(
             store.clone(),
             Arc::new(move |w: &Write| seen.lock().expect("lock").push(w.what())),
-        );
+            None,
+        )
+        .expect("queue");
         let call = NewCall {
             id: "q1".into(),
             call_id: "q1@test".into(),

@@ -29,12 +29,15 @@ pub fn new_call_id() -> String {
 impl Records {
     /// Queues writes to `store`; a call's answer and end are reported to
     /// `webhooks` once written (to its outbox), and `analyser` is woken when
-    /// a call was queued for scoring.
+    /// a call was queued for scoring. Writes waiting for the store are kept
+    /// in `spool` (a folder) when given, and what an earlier run left there
+    /// is written first.
     pub fn new(
         store: CallStore,
         webhooks: Option<Arc<Webhooks>>,
         analyser: Option<Arc<tokio::sync::Notify>>,
-    ) -> Records {
+        spool: Option<&std::path::Path>,
+    ) -> Result<Records, crate::record_spool::SpoolError> {
         let after = move |w: &Write| match w {
             Write::Answered { id, .. } => {
                 if let Some(hooks) = webhooks.clone() {
@@ -56,10 +59,10 @@ impl Records {
             Write::DoNotCall(number) => tracing::info!(%number, "added to the do-not-call list"),
             _ => {}
         };
-        Records {
-            queue: RecordQueue::start(store.clone(), Arc::new(after)),
+        Ok(Records {
+            queue: RecordQueue::start(store.clone(), Arc::new(after), spool)?,
             store,
-        }
+        })
     }
 
     /// Queues a finished call for scoring against `scorecard` (the
@@ -80,12 +83,19 @@ impl Records {
     /// down); says how many were left unwritten. Returns that number.
     pub async fn flush(&self, within: std::time::Duration) -> u64 {
         let left = self.queue.flush(within).await;
-        if left > 0 {
-            tracing::error!(
+        match (left, self.queue.spool_dir()) {
+            (0, _) => {}
+            (left, Some(dir)) => tracing::warn!(
+                left,
+                waited_s = within.as_secs(),
+                spool = %dir.display(),
+                "call store unavailable at shutdown: record writes kept in the spool, written at the next start"
+            ),
+            (left, None) => tracing::error!(
                 left,
                 waited_s = within.as_secs(),
                 "call store unavailable at shutdown: record writes lost"
-            );
+            ),
         }
         left
     }

@@ -40,7 +40,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let webhooks = crate::webhooks::Webhooks::new(store.clone(), cfg.webhook_targets.clone());
     let sender = tokio::spawn(webhooks.clone().send(shutdown.clone()));
     let analysis_wake = Arc::new(tokio::sync::Notify::new());
-    let records = Records::new(store.clone(), Some(webhooks.clone()), Some(analysis_wake.clone()));
+    let spool = cfg.store.spool_of(&cfg.node.name);
+    let records = Records::new(
+        store.clone(),
+        Some(webhooks.clone()),
+        Some(analysis_wake.clone()),
+        Some(&spool),
+    )
+    .context("store.spool_dir")?;
     let handlers = Arc::new(Handlers::new(&cfg, records, shutdown.clone()).await?);
     // Quality inspection of finished calls, off their path (decision 0055).
     let embedding_dir = cfg

@@ -924,3 +924,79 @@ fn records_wait_for_a_store_that_went_away_and_none_is_lost() {
     }
     assert_eq!(server.metric("voxline_records_write_refused_total"), 0.0);
 }
+
+/// PostgreSQL stopped, 10 calls served, then the node crashes before the
+/// store is back: what the calls wrote waited in the spool on disk, and the
+/// next start writes it; every record is whole and the spool is emptied.
+#[test]
+fn record_writes_spooled_while_the_store_is_down_survive_a_crash() {
+    let mut pg = postgres::Postgres::start();
+    let url = pg.url();
+    pg_ready(&url);
+    let db = url.clone();
+    let mut server = Server::start_with("records-spool", "", None, move |text| common::on_store(text, &db));
+    pg.stop();
+    let run = common::sipp(
+        &server,
+        "uac_wait_bye.xml",
+        "hangup",
+        "127.0.0.1",
+        &["-m", "10", "-l", "10", "-r", "10", "-cid_str", "spool-%u-%p@%s"],
+    );
+    assert!(run.ok, "calls failed:\n{}\n{}", run.output, server.log_text());
+    // Each lane spools once a try of its first write fails (after the
+    // pool's connection timeout), then everything it holds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (pending, spooled) = loop {
+        let pending = server.metric("voxline_records_pending");
+        let spooled = server.metric("voxline_records_spooled_total");
+        if pending >= 30.0 && spooled >= pending {
+            break (pending, spooled);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{spooled} of {pending} waiting writes spooled\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    server.crash();
+    let spool = server.dir.join("spool").join("test");
+    let lines: usize = std::fs::read_dir(&spool)
+        .unwrap_or_else(|e| panic!("{}: {e}", spool.display()))
+        .filter_map(Result::ok)
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|f| std::fs::read_to_string(f.path()).expect("spool file").lines().count())
+        .sum();
+    assert_eq!(lines as f64, spooled, "spool files hold every spooled write");
+    eprintln!("crashed with {pending} writes waiting, {lines} of them in the spool");
+
+    pg.start_again();
+    pg_ready(&url);
+    server.restart();
+    server.wait_for_log("record writes left by an earlier run", 1, Duration::from_secs(15));
+    let calls = loop {
+        let records = server.all_records();
+        let calls: Vec<Value> = records.into_iter().filter(|r| r["direction"] == "inbound").collect();
+        if calls.len() == 10 && calls.iter().all(|r| !r["end_at"].is_null()) {
+            break calls;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "{calls:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for r in &calls {
+        assert_eq!(r["status"], "completed", "{r}");
+        assert!(!r["answer_at"].is_null() && r["end_reason"].is_string(), "{r}");
+        assert!(r["call_id"].as_str().is_some_and(|c| c.starts_with("spool-")), "{r}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .expect("spool folder")
+        .filter_map(Result::ok)
+        .map(|f| f.file_name())
+        .collect();
+    assert!(left.is_empty(), "spool files left after catching up: {left:?}");
+}

@@ -1,7 +1,7 @@
 //! The shapes of call records.
 
 /// Which way a call was set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallDirection {
     /// Someone called voxline.
     Inbound,
@@ -20,7 +20,7 @@ impl CallDirection {
 }
 
 /// What is known when a call starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewCall {
     /// voxline's id for the record.
     pub id: String,
@@ -45,7 +45,7 @@ pub struct NewCall {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CallEnd {
     /// Whether it was ever answered.
     pub answered: bool,
@@ -70,7 +70,7 @@ pub struct CallEnd {
 }
 
 /// What RTCP told about voxline's stream over a call.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RtcpSummary {
     /// Round-trip time, ms (None when the far end sent no usable LSR/DLSR).
     pub rtt_ms: Option<f64>,
@@ -122,7 +122,7 @@ pub struct CallRecord {
 }
 
 /// One line of a call's transcript.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TranscriptLine {
     /// Order within the call, from 1.
     pub seq: i64,
@@ -139,7 +139,7 @@ pub struct TranscriptLine {
 }
 
 /// A step of a domain pack's flow that a call reached.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlowStep {
     /// Order within the call, from 1.
     pub seq: i64,
@@ -157,7 +157,7 @@ pub struct FlowStep {
 /// One caller turn the agent answered, with its stage times in ms after the
 /// caller's last voiced audio (`None`: the stage did not happen, e.g. no
 /// model for a fixed line, or was not measurable).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AgentTurn {
     /// Order within the call, from 1.
     pub seq: i64,

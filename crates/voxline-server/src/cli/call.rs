@@ -173,7 +173,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
             CallStore::open(&c.store.url, &c.node.name).await.context("store.url")?,
             None,
             None,
-        )),
+            None,
+        )?),
         None => None,
     };
     let (port_min, port_max) = cfg

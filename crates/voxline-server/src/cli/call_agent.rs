@@ -36,7 +36,8 @@ pub async fn run(cfg: &Config, endpoint: Arc<SipEndpoint>, route: &str, out: Cal
             .context("store.url")?,
         None,
         None,
-    );
+        None,
+    )?;
     let shutdown = CancellationToken::new();
     let dialer = Dialer::default();
     dialer.set(endpoint.clone());

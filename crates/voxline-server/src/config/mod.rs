@@ -128,6 +128,32 @@ impl MediaConfig {
 pub struct StoreConfig {
     /// `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
     pub url: String,
+    /// Where record writes waiting for the store are kept on disk (one
+    /// folder per node name), to be written at the next start when the node
+    /// stops or crashes first.
+    #[serde(default = "default_spool")]
+    pub spool_dir: PathBuf,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("~/.cache/voxline/record-spool")
+}
+
+impl StoreConfig {
+    /// The spool folder of node `node` (its name made safe for a path).
+    pub fn spool_of(&self, node: &str) -> PathBuf {
+        let safe: String = node
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.spool_dir.join(safe.trim_start_matches('.'))
+    }
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -135,6 +161,7 @@ impl std::fmt::Debug for StoreConfig {
         // The URL without its password.
         f.debug_struct("StoreConfig")
             .field("url", &voxline_store::redact(&self.url))
+            .field("spool_dir", &self.spool_dir)
             .finish()
     }
 }
@@ -284,6 +311,7 @@ impl Config {
         }
         cfg.media.recordings_dir = resolve_path(&cfg.base_dir, &cfg.media.recordings_dir);
         cfg.store.url = resolve_store_url(&cfg.base_dir, &cfg.store.url);
+        cfg.store.spool_dir = resolve_path(&cfg.base_dir, &cfg.store.spool_dir);
         cfg.asr.resolve_paths(&cfg.base_dir);
         cfg.llm.resolve_paths(&cfg.base_dir);
         cfg.tts.resolve_paths(&cfg.base_dir);

@@ -241,6 +241,11 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         ConstCounter::new(queue.retries.load(Ordering::Relaxed)),
     );
     registry.register(
+        "records_spooled",
+        "Call-record writes kept on disk (the spool) while the store could not take them",
+        ConstCounter::new(queue.spooled.load(Ordering::Relaxed)),
+    );
+    registry.register(
         "records_write_refused",
         "Call-record writes the store refused (logged and dropped)",
         ConstCounter::new(queue.refused.load(Ordering::Relaxed)),

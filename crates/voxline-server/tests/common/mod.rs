@@ -329,6 +329,7 @@ record = true
 recordings_dir = "recordings"
 [store]
 url = "{db_url}"
+spool_dir = "spool"
 [http]
 bind = "127.0.0.1:{http_port}"
 [[http.token]]
