@@ -58,6 +58,21 @@ enum Msg {
         id: u64,
         done: Option<oneshot::Sender<Result<(), MediaError>>>,
     },
+    /// A fault while handling a file's message (tests of the writer's
+    /// recovery).
+    #[cfg(test)]
+    Panic { id: u64 },
+}
+
+impl Msg {
+    /// The recording the message belongs to.
+    fn id(&self) -> u64 {
+        match self {
+            Msg::Start { id, .. } | Msg::Frame { id, .. } | Msg::Finish { id, .. } => *id,
+            #[cfg(test)]
+            Msg::Panic { id } => *id,
+        }
+    }
 }
 
 struct Writer {
@@ -184,11 +199,35 @@ impl OpenFile {
     }
 }
 
-/// The writer thread: until every sender is gone.
+/// The writer thread: until every sender is gone. A panic while handling
+/// one file's message stops that recording only (logged, counted failed):
+/// the other calls' files go on.
 fn write_files(rx: &flume::Receiver<Msg>, stats: &RecordingStats) {
     let mut open: HashMap<u64, OpenFile> = HashMap::new();
     while let Ok(msg) = rx.recv() {
         stats.queued.store(rx.len() as u64, Ordering::Relaxed);
+        let id = msg.id();
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(msg, &mut open, stats)));
+        if handled.is_err() {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            // Its file is closed as far as it got (the header may lag the
+            // last second) and the call's finish hears of the fault;
+            // closing it must not take the writer down.
+            let Some(f) = open.get_mut(&id) else { continue };
+            let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(f.writer.take())));
+            f.failed = Some("the recording writer failed on this file".into());
+            tracing::error!(
+                path = %f.path.display(),
+                closed = closed.is_ok(),
+                "recording writer fault: this recording stopped, the others go on"
+            );
+        }
+    }
+}
+
+/// One message of the writer thread.
+fn handle(msg: Msg, open: &mut HashMap<u64, OpenFile>, stats: &RecordingStats) {
+    {
         match msg {
             Msg::Start {
                 id,
@@ -215,6 +254,8 @@ fn write_files(rx: &flume::Receiver<Msg>, stats: &RecordingStats) {
                     done.send(result).ok();
                 }
             }
+            #[cfg(test)]
+            Msg::Panic { id } => panic!("a fault in recording {id}"),
         }
     }
 }
@@ -413,6 +454,54 @@ mod tests {
         assert!(samples[320..960].iter().all(|&s| s == 0));
         assert!(samples[960..].iter().all(|&s| s == 9));
         assert_eq!(stats.frames_written.load(Ordering::Relaxed), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fault while writing one call's file stops that recording only:
+    /// the writer goes on with the others.
+    #[test]
+    fn a_fault_in_one_recording_leaves_the_others_written() {
+        let dir = std::env::temp_dir().join(format!("voxline-rec-fault-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (tx, rx) = flume::bounded(16);
+        let stats = Arc::new(RecordingStats::default());
+        let thread_stats = stats.clone();
+        let writer = std::thread::spawn(move || write_files(&rx, &thread_stats));
+        let start = |id: u64, name: &str| Msg::Start {
+            id,
+            file: File::create(dir.join(name)).expect("file"),
+            path: dir.join(name),
+            rate: 8000,
+            samples: vec![5; 320],
+        };
+        tx.send(start(1, "faulty.wav")).expect("send");
+        tx.send(start(2, "healthy.wav")).expect("send");
+        tx.send(Msg::Panic { id: 1 }).expect("send");
+        let (done1, faulty) = oneshot::channel();
+        let (done2, healthy) = oneshot::channel();
+        for (id, done) in [(1, done1), (2, done2)] {
+            tx.send(Msg::Frame {
+                id,
+                seq: 1,
+                samples: vec![6; 320],
+            })
+            .expect("send");
+            tx.send(Msg::Finish { id, done: Some(done) }).expect("send");
+        }
+        drop(tx);
+        writer.join().expect("the writer thread ends normally");
+        // The faulty call's finish says its recording failed; the healthy
+        // one is whole.
+        let fault = faulty.blocking_recv().expect("answered").expect_err("a fault");
+        assert!(fault.to_string().contains("faulty.wav"), "{fault}");
+        healthy
+            .blocking_recv()
+            .expect("answered")
+            .expect("healthy file completed");
+        let n = hound::WavReader::open(dir.join("healthy.wav")).expect("wav").len();
+        assert_eq!(n, 2 * 320);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
