@@ -8,11 +8,12 @@
 //! recordings, transcribed side by side ([`recording`]). A language model
 //! judges the outcome items ([`outcome`]) and writes summaries
 //! ([`summary`]), its quotes and facts checked against the transcript
-//! ([`quote`]).
+//! ([`quote`]). Documents become a pack's knowledge through [`learn`].
 
 #![warn(missing_docs)]
 
 pub mod assurance;
+pub mod learn;
 pub mod meaning;
 pub mod mood;
 pub mod outcome;

@@ -65,6 +65,8 @@ enum Command {
     /// Quality inspection: score calls (recordings or transcripts) against a scorecard.
     #[command(subcommand)]
     Qa(cli::qa::QaCommand),
+    /// Learn documents (Markdown, text, HTML, PDF, DOCX) into a domain pack's knowledge.
+    Learn(cli::learn::LearnArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +196,7 @@ fn main() -> ExitCode {
         Command::Campaign(cmd) => finish("voxline campaign", runtime.block_on(cli::campaign::run(cmd))),
         Command::Token(cmd) => finish("voxline token", cli::token::run(cmd).map(|()| ExitCode::SUCCESS)),
         Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd, &runtime)),
+        Command::Learn(args) => finish("voxline learn", cli::learn::run(args)),
     }
 }
 

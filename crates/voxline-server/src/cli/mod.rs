@@ -11,6 +11,7 @@ pub mod campaign;
 pub mod campaign_run;
 pub mod chat;
 pub mod chat_domain;
+pub mod learn;
 pub mod models;
 pub mod qa;
 pub mod say;
