@@ -40,12 +40,8 @@ n=$(speak_questions piper "$WORK/questions.txt" "$WORK")
 sox -n -r 8000 -c 1 -t ul "$WORK/caller.ulaw" synth 2 sine 300:3000 vol 0.3
 cp load-tests/sipp/uac_soak_media.xml "$WORK/"
 
-"$DEMO_BANK" >"$WORK/demo-bank.log" 2>&1 &
-BANK=$!
-SERVER=
-trap 'kill $SERVER $BANK 2>/dev/null; wait $SERVER $BANK 2>/dev/null || true' EXIT
 . load-tests/agent-server.sh
-start_agent_server
+start_bank_and_agent_server
 echo "soak: server pid $SERVER, work dir $WORK"
 # The callers' own config: the example's, with a store of their own.
 sed "s|^url = \"sqlite://.*\"|url = \"sqlite://$WORK/caller.db\"|" sip-config/voxline.toml >"$WORK/sip-config/caller.toml"

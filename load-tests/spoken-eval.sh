@@ -31,12 +31,8 @@ plays=()
 for i in $(seq 1 "$n"); do plays+=(--play "$WORK/q-$i.wav"); done
 echo "$n questions spoken by $VOICE in $WORK"
 
-"$DEMO_BANK" >"$WORK/demo-bank.log" 2>&1 &
-BANK=$!
-SERVER=
-trap 'kill $SERVER $BANK 2>/dev/null; wait $SERVER $BANK 2>/dev/null || true' EXIT
 . load-tests/agent-server.sh
-start_agent_server
+start_bank_and_agent_server
 
 "$VOXLINE" call "$TARGET" "${plays[@]}" --after-quiet-ms 1500 --hangup-after-reply \
 	--max-seconds $((30 + n * 25)) >"$WORK/call.log" 2>&1

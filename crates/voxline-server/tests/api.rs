@@ -862,17 +862,24 @@ fn healthz_says_when_the_store_is_gone() {
     assert!(r.body.starts_with("store: "), "{}", r.body);
 }
 
+/// A `voxline serve` on a fresh PostgreSQL, which is then stopped (the
+/// store gone from under a running node): the database, its URL, the server.
+fn server_on_a_stopped_postgres(name: &str) -> (postgres::Postgres, String, Server) {
+    let mut pg = postgres::Postgres::start();
+    let url = pg.url();
+    pg_ready(&url);
+    let db = url.clone();
+    let server = Server::start_with(name, "", None, move |text| common::on_store(text, &db));
+    pg.stop();
+    (pg, url, server)
+}
+
 /// PostgreSQL stopped for 30 s while 20 calls come in and end: the calls
 /// are served as usual, their record writes wait in the queue and are
 /// tried again; once the store is back every record is written whole.
 #[test]
 fn records_wait_for_a_store_that_went_away_and_none_is_lost() {
-    let mut pg = postgres::Postgres::start();
-    let url = pg.url();
-    pg_ready(&url);
-    let db = url.clone();
-    let server = Server::start_with("records-pg-down", "", None, move |text| common::on_store(text, &db));
-    pg.stop();
+    let (mut pg, _, server) = server_on_a_stopped_postgres("records-pg-down");
     let stopped = Instant::now();
     // 20 calls to the route that hangs up after its 1 s greeting, 10 at once.
     let run = common::sipp(
@@ -930,12 +937,7 @@ fn records_wait_for_a_store_that_went_away_and_none_is_lost() {
 /// next start writes it; every record is whole and the spool is emptied.
 #[test]
 fn record_writes_spooled_while_the_store_is_down_survive_a_crash() {
-    let mut pg = postgres::Postgres::start();
-    let url = pg.url();
-    pg_ready(&url);
-    let db = url.clone();
-    let mut server = Server::start_with("records-spool", "", None, move |text| common::on_store(text, &db));
-    pg.stop();
+    let (mut pg, url, mut server) = server_on_a_stopped_postgres("records-spool");
     let run = common::sipp(
         &server,
         "uac_wait_bye.xml",
