@@ -247,7 +247,7 @@ impl RecordQueue {
                 stats: stats.clone(),
                 spool,
             };
-            tokio::spawn(writer.run(rx, left.into()));
+            tokio::spawn(writer.run(rx, left.into_iter().map(|w| (w, true)).collect()));
             lanes.push(tx);
         }
         Ok(RecordQueue {
@@ -319,10 +319,14 @@ enum Tried {
     Refused,
 }
 
+/// The writes a lane waits to write, each with whether it is in the spool
+/// file (only those count in the file's progress).
+type Backlog = VecDeque<(Write, bool)>;
+
 impl LaneWriter {
     /// Writes what comes in, in order; `backlog` (what an earlier run
     /// spooled) first.
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Write>, mut backlog: VecDeque<Write>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Write>, mut backlog: Backlog) {
         loop {
             if backlog.is_empty() {
                 let Some(write) = rx.recv().await else { return };
@@ -339,8 +343,8 @@ impl LaneWriter {
                             pending = self.stats.pending.load(Ordering::Relaxed),
                             "call store unavailable: record writes wait and are tried again"
                         );
-                        self.keep(&write).await;
-                        backlog.push_back(write);
+                        let spooled = self.keep(&write).await;
+                        backlog.push_back((write, spooled));
                     }
                 }
             }
@@ -350,19 +354,19 @@ impl LaneWriter {
 
     /// Writes the backlog in order, waiting with growing pauses while the
     /// store cannot take its head, and spooling what comes in meanwhile.
-    async fn catch_up(&mut self, rx: &mut mpsc::UnboundedReceiver<Write>, backlog: &mut VecDeque<Write>) {
+    async fn catch_up(&mut self, rx: &mut mpsc::UnboundedReceiver<Write>, backlog: &mut Backlog) {
         let since = std::time::Instant::now();
         let mut pause = FIRST_PAUSE;
         let mut written = 0u64;
         let mut open = true;
-        while let Some(head) = backlog.front() {
+        while let Some((head, _)) = backlog.front() {
             match self.try_write(head, true).await {
                 Tried::Landed | Tried::Refused => {
-                    backlog.pop_front();
+                    let spooled = backlog.pop_front().is_some_and(|(_, spooled)| spooled);
                     written += 1;
                     self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                     pause = FIRST_PAUSE;
-                    if let Some(spool) = self.spool.as_mut() {
+                    if let Some(spool) = self.spool.as_mut().filter(|_| spooled) {
                         if let Err(e) = spool.landed().await {
                             tracing::warn!(error = %e, "record spool progress not written: a write may be written twice");
                         }
@@ -376,8 +380,8 @@ impl LaneWriter {
                             _ = tokio::time::sleep_until(until) => break,
                             w = rx.recv(), if open => match w {
                                 Some(w) => {
-                                    self.keep(&w).await;
-                                    backlog.push_back(w);
+                                    let spooled = self.keep(&w).await;
+                                    backlog.push_back((w, spooled));
                                 }
                                 None => open = false,
                             },
@@ -398,19 +402,24 @@ impl LaneWriter {
         );
     }
 
-    /// Puts a write that must wait into the spool (when there is one).
-    async fn keep(&mut self, write: &Write) {
-        let Some(spool) = self.spool.as_mut() else { return };
+    /// Puts a write that must wait into the spool (when there is one);
+    /// whether it is there.
+    async fn keep(&mut self, write: &Write) -> bool {
+        let Some(spool) = self.spool.as_mut() else { return false };
         match spool.append(write).await {
             Ok(()) => {
                 self.stats.spooled.fetch_add(1, Ordering::Relaxed);
+                true
             }
-            Err(e) => tracing::error!(
-                what = write.what(),
-                record = write.record(),
-                error = %e,
-                "record write not spooled: it waits in memory only"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    what = write.what(),
+                    record = write.record(),
+                    error = %e,
+                    "record write not spooled: it waits in memory only"
+                );
+                false
+            }
         }
     }
 
