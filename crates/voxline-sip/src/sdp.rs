@@ -260,13 +260,25 @@ pub fn parse(body: &[u8]) -> Result<RemoteSdp, SdpError> {
     // the offer's profile (RFC 3264 6.1), and voxline does not do feedback
     // profiles (AVPF) or DTLS-SRTP (UDP/TLS/RTP/SAVP).
     let audio = |m: &&sdp::MediaDescription| m.media_name.media == "audio" && m.media_name.port.value > 0;
-    let streams = sd
-        .media_descriptions
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| audio(m) && matches!(m.media_name.protos.join("/").as_str(), "RTP/AVP" | "RTP/SAVP"))
-        .map(|(index, media)| audio_stream(index, media, session_conn.as_deref(), session_dir))
-        .collect::<Result<Vec<_>, _>>()?;
+    // A line voxline cannot read (say, a host name for its address) is left
+    // out, as it was before more than one line was kept; it is an error
+    // only when no line is left.
+    let mut streams = Vec::new();
+    let mut unreadable = None;
+    for (index, media) in sd.media_descriptions.iter().enumerate() {
+        if !(audio(&media) && matches!(media.media_name.protos.join("/").as_str(), "RTP/AVP" | "RTP/SAVP")) {
+            continue;
+        }
+        match audio_stream(index, media, session_conn.as_deref(), session_dir) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                unreadable.get_or_insert(e);
+            }
+        }
+    }
+    if let (true, Some(e)) = (streams.is_empty(), unreadable) {
+        return Err(e);
+    }
     if streams.is_empty() {
         let other: Vec<String> = sd
             .media_descriptions
@@ -833,6 +845,12 @@ mod tests {
             .negotiate(&codecs, None, &plain())
             .expect("fallback");
         assert_eq!((n.remote_rtp.port(), n.srtp.is_some()), (4002, false));
+        // A second line voxline cannot read does not spoil the first.
+        let odd = format!("{SIPP_OFFER}m=audio 4002 RTP/AVP 0\r\nc=IN IP4 media.example.com\r\n");
+        let o = parse(odd.as_bytes()).expect("the first line is enough");
+        let n = o.negotiate(&codecs, None, &plain()).expect("acceptable");
+        assert_eq!(n.remote_rtp.port(), 6000);
+        assert!(answer(&local(), &o, &n).contains("m=audio 0 RTP/AVP 0\r\n"));
         // Neither line acceptable: the first line's reason.
         let e = parse(no_key.as_bytes())
             .expect("parsed")
