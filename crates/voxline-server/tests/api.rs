@@ -977,19 +977,12 @@ fn record_writes_spooled_while_the_store_is_down_survive_a_crash() {
     pg_ready(&url);
     server.restart();
     server.wait_for_log("record writes left by an earlier run", 1, Duration::from_secs(15));
-    let calls = loop {
-        let records = server.all_records();
-        let calls: Vec<Value> = records.into_iter().filter(|r| r["direction"] == "inbound").collect();
-        if calls.len() == 10 && calls.iter().all(|r| !r["end_at"].is_null()) {
-            break calls;
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(30),
-            "{calls:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let calls: Vec<Value> = server
+        .ended_records(10)
+        .into_iter()
+        .filter(|r| r["direction"] == "inbound")
+        .collect();
+    assert_eq!(calls.len(), 10, "{calls:?}\n{}", server.log_text());
     for r in &calls {
         assert_eq!(r["status"], "completed", "{r}");
         assert!(!r["answer_at"].is_null() && r["end_reason"].is_string(), "{r}");
