@@ -59,6 +59,8 @@ pub struct Answer {
     /// It must ask the caller something (a flow step waiting for an
     /// answer): when the model's words asked nothing, the fallback follows.
     pub(crate) must_ask: bool,
+    /// An expert's curated answer, read as written (no model).
+    pub(crate) curated: bool,
 }
 
 impl std::fmt::Debug for Answer {
@@ -68,6 +70,36 @@ impl std::fmt::Debug for Answer {
 }
 
 impl Answer {
+    /// An expert's curated answer (`text`, already checked against the
+    /// pack's forbidden phrases when the pack was loaded), read as written a
+    /// phrase at a time; `question` is what the history keeps of the turn.
+    pub(crate) fn curated(text: &str, question: String, guard: Guard) -> Answer {
+        Answer {
+            stream: None,
+            splitter: PhraseSplitter::new(SplitterConfig::default()),
+            guard,
+            fallback: Some(Fallback::Sentence(text.to_string())),
+            replacement: String::new(),
+            queue: VecDeque::new(),
+            reading: VecDeque::new(),
+            words_left: usize::MAX,
+            handed_out: 0,
+            read: 0,
+            said: String::new(),
+            question,
+            stopped: None,
+            first_token_at: None,
+            prompt_read: None,
+            must_ask: false,
+            curated: true,
+        }
+    }
+
+    /// Whether this is an expert's curated answer, read as written.
+    pub fn is_curated(&self) -> bool {
+        self.curated
+    }
+
     /// The next checked phrase to speak; None when the answer is over.
     pub async fn next_phrase(&mut self) -> Result<Option<String>, LlmError> {
         if let Some(s) = self.reading.pop_front() {
@@ -332,6 +364,7 @@ mod tests {
             first_token_at: None,
             prompt_read: None,
             must_ask: false,
+            curated: false,
         }
     }
 

@@ -177,6 +177,7 @@ impl Agent {
             first_token_at: None,
             prompt_read: None,
             must_ask,
+            curated: false,
         })
     }
 
@@ -579,6 +580,16 @@ impl Conversation {
                     (Err(e), None) => return Err(e),
                 }
             }
+            Intent::Curated { answer, score } => {
+                let text = &pack.curated.answers()[*answer].say;
+                tracing::info!(answer, score, "answered with a curated answer");
+                let guard = Guard::new(&rules.forbidden.phrases, &[text.as_str()], &[]);
+                vec![Action::Answer(Box::new(Answer::curated(
+                    text,
+                    format!("Question: {}", utterance.trim()),
+                    guard,
+                )))]
+            }
             Intent::Step { .. } | Intent::OptOut => Vec::new(),
         };
         // A flow waiting for an answer is asked again (unless the reply
@@ -855,6 +866,8 @@ fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
         | Intent::OptOut
         | Intent::Tool { .. }
         | Intent::Unclear
+        // Matched an expert's wording at least `curated_match` close.
+        | Intent::Curated { .. }
         | Intent::Step { .. } => true,
         Intent::Goodbye | Intent::OffDomain | Intent::Unknown => false,
     }

@@ -146,7 +146,9 @@ pub async fn run(agent: &Arc<Agent>, cases: &[Case]) -> Vec<Outcome> {
                     let text = text.join(" ");
                     conv.answered(&ans, &text);
                     read |= ans.read_from_knowledge();
-                    let by = if ans.read_from_knowledge() {
+                    let by = if ans.is_curated() {
+                        "curated"
+                    } else if ans.read_from_knowledge() {
                         "read from the knowledge"
                     } else {
                         "in the model's words"

@@ -9,6 +9,7 @@
 
 mod answer;
 pub mod contact;
+pub mod curated;
 pub mod dialogue;
 pub mod eval;
 pub mod flow;

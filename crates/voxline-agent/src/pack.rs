@@ -343,6 +343,10 @@ pub struct KnowledgeRules {
     /// (when the model's words fail a check) also when it is at least this
     /// similar (cosine) to the question, whatever its words' coverage.
     pub read_similarity: f32,
+    /// How close a question must be to a curated answer's wording to get
+    /// that answer as written (decision 0081): cosine of their embeddings,
+    /// or without the embedding model the share of terms they have in common.
+    pub curated_match: f32,
 }
 
 impl Default for KnowledgeRules {
@@ -356,6 +360,7 @@ impl Default for KnowledgeRules {
             meaning_weight: 0.7,
             min_similarity: 0.5,
             read_similarity: 0.6,
+            curated_match: 0.8,
         }
     }
 }
@@ -473,6 +478,8 @@ pub struct DomainPack {
     /// The tools' examples and escalation phrases by meaning, once
     /// [`DomainPack::understand`] ran.
     pub requests: Option<crate::meaning::Requests>,
+    /// Experts' corrections (`curated.toml`), answered as written.
+    pub curated: crate::curated::Curated,
 }
 
 /// Reads a TOML file; errors name the file and the field.
@@ -515,6 +522,9 @@ impl DomainPack {
             None
         };
         let knowledge = Knowledge::load(&dir.join("knowledge"))?;
+        let curated = crate::curated::CuratedFile::read(dir)?;
+        curated.check(&dir.join(crate::curated::FILE), &rules.forbidden.phrases)?;
+        let curated = crate::curated::Curated::new(curated, &knowledge);
         Ok(DomainPack {
             dir: dir.to_path_buf(),
             persona,
@@ -523,6 +533,7 @@ impl DomainPack {
             knowledge,
             flow,
             requests: None,
+            curated,
         })
     }
 
@@ -534,6 +545,13 @@ impl DomainPack {
         let requests = crate::meaning::Requests::new(&embedder, &examples, &self.rules.escalation.phrases)
             .map_err(|e| PackError::new(&self.dir, None, format!("embedding the tools' examples: {e}")))?;
         self.requests = Some(requests);
+        self.curated.understand(&embedder).map_err(|e| {
+            PackError::new(
+                &self.dir.join(crate::curated::FILE),
+                None,
+                format!("embedding the wordings: {e}"),
+            )
+        })?;
         self.knowledge.understand(embedder).map_err(|e| {
             PackError::new(
                 &self.dir.join("knowledge"),
@@ -664,6 +682,7 @@ fn check_rules(file: &Path, r: &Rules) -> Result<(), PackError> {
         ("knowledge.meaning_weight", r.knowledge.meaning_weight),
         ("knowledge.min_similarity", r.knowledge.min_similarity),
         ("knowledge.read_similarity", r.knowledge.read_similarity),
+        ("knowledge.curated_match", r.knowledge.curated_match),
     ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(PackError::new(file, Some(field), format!("must be 0 to 1, got {v}")));

@@ -107,6 +107,13 @@ pub enum Intent {
         /// (cosine), when the knowledge is embedded.
         similarity: Option<f32>,
     },
+    /// A question an expert's curated answer answers.
+    Curated {
+        /// Index into the pack's curated answers.
+        answer: usize,
+        /// How close the question is to its closest wording.
+        score: f32,
+    },
     /// A question the knowledge does not answer.
     Unknown,
     /// Words the agent is not sure it understood (they match the knowledge
@@ -131,6 +138,7 @@ impl Intent {
             Intent::Greeting => "greeting",
             Intent::Thanks => "thanks",
             Intent::Question { .. } => "question",
+            Intent::Curated { .. } => "curated",
             Intent::Unknown => "unknown",
             Intent::Unclear => "unclear",
             Intent::Step { .. } => "flow_step",
@@ -254,6 +262,14 @@ impl Router {
             if !asks_about(&|r, q| r.tool(tool, q), QUESTION_LEAN) {
                 return Intent::Tool { tool, score };
             }
+        }
+        // An expert's correction comes before the boundary's phrases and the
+        // knowledge: it may answer what they got wrong.
+        if let Some(m) = pack.curated.find(&pack.knowledge, utterance, meaning, k.curated_match) {
+            return Intent::Curated {
+                answer: m.answer,
+                score: m.score,
+            };
         }
         if has_phrase(&w, &pack.rules.domain.off_domain) {
             return Intent::OffDomain;

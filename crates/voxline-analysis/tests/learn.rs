@@ -129,6 +129,42 @@ fn five_formats_become_knowledge_with_repeats_and_contradictions_left_out() {
         "{hits:?}"
     );
 
+    // The drafted question set: one question per stated figure, with the
+    // figure it must hold and the section it comes from, valid TOML.
+    let (set_path, drafted) = report.question_set.clone().expect("a question set written");
+    assert_eq!(set_path, dir.join("eval-learned.toml"));
+    let set_text = std::fs::read_to_string(&set_path).expect("eval-learned.toml");
+    let set: toml::Value = toml::from_str(&set_text).expect("valid TOML");
+    let cases = set["case"].as_array().expect("cases");
+    assert_eq!(cases.len(), drafted);
+    let case = |ask: &str| {
+        cases
+            .iter()
+            .find(|c| c["ask"].as_str() == Some(ask))
+            .unwrap_or_else(|| panic!("no {ask:?} in {set_text}"))
+    };
+    assert_eq!(
+        case("How much does the Easy Saver account pay?")["contains"][0].as_str(),
+        Some("2.1")
+    );
+    assert_eq!(
+        case("What is the smallest deposit for Fixed Saver?")["contains"][0].as_str(),
+        Some("1000")
+    );
+    assert_eq!(
+        case("How much do card payments abroad cost?")["contains"][0].as_str(),
+        Some("2.75")
+    );
+    assert!(
+        set_text.contains("# savings-accounts.md › Savings accounts › Easy Saver"),
+        "{set_text}"
+    );
+    assert_eq!(
+        report.documents.iter().map(|d| d.drafted).sum::<usize>(),
+        drafted,
+        "{report:?}"
+    );
+
     // Learning the same documents again replaces their files: nothing is
     // a repeat of itself.
     let again = learn(&dir, &docs, LearnOptions::default()).expect("learned again");

@@ -1,5 +1,6 @@
 //! The `voxline` binary: a real-time voice call agent over SIP/RTP.
 
+mod allocator;
 mod analysis;
 mod asr_engine;
 mod bench;
@@ -67,6 +68,9 @@ enum Command {
     Qa(cli::qa::QaCommand),
     /// Learn documents (Markdown, text, HTML, PDF, DOCX) into a domain pack's knowledge.
     Learn(cli::learn::LearnArgs),
+    /// Correct the agent's answers (curated answers), mark good ones, export a fine-tuning set.
+    #[command(subcommand)]
+    Teach(cli::teach::TeachCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,8 +108,12 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    let arenas = allocator::cap_malloc_arenas();
     let cli = Cli::parse();
     init_logging();
+    if let Some(n) = arenas {
+        tracing::debug!(arenas = n, "malloc arenas capped (MALLOC_ARENA_MAX overrides)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -197,6 +205,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => finish("voxline token", cli::token::run(cmd).map(|()| ExitCode::SUCCESS)),
         Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd, &runtime)),
         Command::Learn(args) => finish("voxline learn", cli::learn::run(args)),
+        Command::Teach(command) => finish("voxline teach", runtime.block_on(cli::teach::run(command))),
     }
 }
 

@@ -1877,3 +1877,147 @@ fn a_model_stalled_mid_reply_gives_way_to_the_facts_within_the_deadline() {
     eprintln!("stalled model: first reply audio {waited} ms after the final text (deadline {DEADLINE_MS} ms)");
     assert!(waited <= DEADLINE_MS + 1500.0, "{turn}");
 }
+
+/// Places a call that asks the bank agent `question` (a person waiting for
+/// the agent to go quiet, hanging up after its answer); returns the call's
+/// Call-ID and the recording of what the caller heard.
+fn ask_bank(server: &Server, name: &str, question: &str) -> (String, PathBuf) {
+    let before: Vec<String> = server
+        .all_records()
+        .iter()
+        .filter_map(|r| r["call_id"].as_str().map(String::from))
+        .collect();
+    let lines = caller_lines(&server.dir, name, &[question]);
+    let (rec, _) = call_agent_turns(server, &lines, 60, &[]);
+    let new = |r: &serde_json::Value| r["call_id"].as_str().is_some_and(|c| !before.iter().any(|b| b == c));
+    let records = settled_records(server, new);
+    let call_id = records
+        .iter()
+        .find(|r| new(r))
+        .and_then(|r| r["call_id"].as_str())
+        .expect("the new call's id")
+        .to_string();
+    (call_id, rec)
+}
+
+/// Teach, over real calls: a question the demo pack has no answer for is
+/// corrected through the API on the stored call's turn (with another
+/// wording); the pack reloads and the next call, asking in that wording,
+/// hears the expert's answer
+/// (its turn's intent `curated`). A correction on a call that does not
+/// exist is a 404 naming it. A pack broken on disk is refused by the
+/// watcher with the file named, and the corrected pack keeps serving. The
+/// fine-tuning export holds the correction.
+#[test]
+fn a_correction_is_answered_on_the_next_call_and_a_broken_pack_is_refused() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let pack = copy_pack(&common::test_dir("teach-pack"), common::free_port());
+    let server = agent_server_with("agent-teach", &pack);
+    let answer = "A safe deposit box at the Downtown branch costs 60 dollars a year.";
+
+    let (first, _) = ask_bank(&server, "deposit-1", "How much does a safe deposit box cost per year?");
+    let turn = stored_turn(server.http_get(&format!("/api/calls/{first}/turns")), "deposit");
+    assert_ne!(turn["intent"], "curated", "{turn}");
+    let lines = transcript_lines(&server, &first);
+    assert!(!said(&lines, "agent", |t| t.contains("60 dollars")), "{lines:?}");
+
+    // A correction on a call the records do not hold.
+    let r = server.api(
+        "POST",
+        "/api/calls/nobody@nowhere/turns/1/correction",
+        Some(serde_json::json!({ "answer": answer })),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("nobody@nowhere"), "{}", r.body);
+    // A turn the call does not have.
+    let r = server.api(
+        "POST",
+        &format!("/api/calls/{first}/turns/9/correction"),
+        Some(serde_json::json!({ "answer": answer })),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+
+    // The expert's correction of the first call's answer.
+    let seq = turn["seq"].as_i64().expect("turn seq");
+    let r = server.api(
+        "POST",
+        &format!("/api/calls/{first}/turns/{seq}/correction"),
+        Some(serde_json::json!({
+            "answer": answer,
+            "also_asked": ["What is the yearly price of a safe deposit box?"],
+            "by": "expert"
+        })),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let taught = r.json();
+    assert_eq!(taught["curated"], 1, "{taught}");
+    assert_eq!(taught["pack"]["curated"], 1, "{taught}");
+    assert!(taught["pack"]["refused"].is_null(), "{taught}");
+    let curated = std::fs::read_to_string(pack.join("curated.toml")).expect("curated.toml");
+    assert!(
+        curated.contains("60 dollars") && curated.contains(&format!("call {first} turn {seq}")),
+        "{curated}"
+    );
+    let set = std::fs::read_to_string(pack.join("eval-taught.toml")).expect("eval-taught.toml");
+    assert!(set.contains("deposit") && set.contains("\"60\""), "{set}");
+
+    // The next call, in the other wording (as Whisper hears it), gets the
+    // correction as written.
+    let (second, rec) = ask_bank(&server, "deposit-2", "What's the yearly price of a safe deposit box?");
+    let turn = stored_turn(server.http_get(&format!("/api/calls/{second}/turns")), "deposit");
+    assert_eq!(turn["intent"], "curated", "{turn}\n{}", server.log_text());
+    let lines = transcript_lines(&server, &second);
+    assert!(said(&lines, "agent", |t| t.contains("60 dollars")), "{lines:?}");
+    let heard = voxline_text::heard::normalize_english(&heard_text(&server.dir, &rec));
+    assert!(heard.split_whitespace().any(|w| w.starts_with("60")), "heard: {heard}");
+
+    // The fine-tuning set: the correction's wordings and answer.
+    let jsonl = voxline(
+        &["teach", "export", "--pack", pack.to_str().unwrap_or_default()],
+        &server.dir,
+    );
+    let examples: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    // One example per wording: the one heard on the first call, and the other given.
+    assert_eq!(examples.len(), 2, "{jsonl}");
+    assert_eq!(examples[0]["messages"][2]["content"], answer, "{jsonl}");
+    assert_eq!(
+        examples[1]["messages"][1]["content"],
+        "What is the yearly price of a safe deposit box?",
+        "{jsonl}"
+    );
+    assert_eq!(examples[0]["messages"][0]["role"], "system", "{jsonl}");
+
+    // The pack broken on disk: refused with the file named; the old serves on.
+    let rules = pack.join("rules.toml");
+    let good_rules = std::fs::read_to_string(&rules).expect("rules");
+    std::fs::write(&rules, format!("{good_rules}\n[domain\n")).expect("break the rules");
+    server.wait_for_log("pack not reloaded", 1, Duration::from_secs(20));
+    let packs = server.api("GET", "/api/packs", None).json();
+    let bank = packs
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["route"] == "bank"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{packs}"));
+    assert!(
+        bank["refused"].as_str().is_some_and(|e| e.contains("rules.toml")),
+        "{bank}"
+    );
+    assert_eq!(bank["curated"], 1, "{bank}");
+    let (third, _) = ask_bank(&server, "deposit-3", "How much does a safe deposit box cost per year?");
+    let lines = transcript_lines(&server, &third);
+    assert!(said(&lines, "agent", |t| t.contains("60 dollars")), "{lines:?}");
+    let metrics = server.http_get("/metrics");
+    assert!(
+        metric(&metrics, "voxline_agent_pack_reloads_refused_total") >= 1.0,
+        "{metrics}"
+    );
+    // Mended, it is taken again.
+    std::fs::write(&rules, good_rules).expect("mend the rules");
+    server.wait_for_log("pack reloaded", 2, Duration::from_secs(20));
+}

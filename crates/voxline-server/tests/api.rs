@@ -222,7 +222,9 @@ fn the_api_needs_a_token_and_answers_in_json() {
         let concrete = path
             .replace("{call_id}", "none@nowhere")
             .replace("{campaign}", "none")
-            .replace("{number}", "%2B442079460999");
+            .replace("{number}", "%2B442079460999")
+            .replace("{turn}", "1")
+            .replace("{route}", "none");
         for method in ops.as_object().expect("operations").keys() {
             let body = (method == "post").then(|| ("application/json", b"{}".to_vec()));
             let r = server.request(&method.to_uppercase(), &concrete, Some(WRITE_TOKEN), body);

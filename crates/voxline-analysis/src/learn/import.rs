@@ -63,6 +63,8 @@ pub struct DocReport {
     pub dropped: Vec<Dropped>,
     /// Characters of text taken.
     pub chars: usize,
+    /// Questions drafted from the sections taken ([`super::draft`]).
+    pub drafted: usize,
 }
 
 /// The whole import.
@@ -70,6 +72,9 @@ pub struct DocReport {
 pub struct LearnReport {
     /// Per document, in the order given.
     pub documents: Vec<DocReport>,
+    /// The drafted question set written (`None` on a dry run): the
+    /// questions of every document learned into the pack so far.
+    pub question_set: Option<(PathBuf, usize)>,
 }
 
 /// A passage to compare against: where it is and its fingerprint.
@@ -154,6 +159,7 @@ pub fn learn(pack: &Path, docs: &[PathBuf], opts: LearnOptions) -> Result<LearnR
             taken: Vec::new(),
             dropped: Vec::new(),
             chars: 0,
+            drafted: 0,
         };
         for s in &d.sections {
             let shingles = Shingles::of(&s.body);
@@ -172,6 +178,7 @@ pub fn learn(pack: &Path, docs: &[PathBuf], opts: LearnOptions) -> Result<LearnR
             }
             let heading = if s.heading.is_empty() { &d.title } else { &s.heading };
             md.push_str(&format!("\n## {heading}\n{}\n", s.body));
+            report.drafted += super::draft::draft(&file, heading, &s.body).len();
             report.taken.push(heading.clone());
             report.chars += s.body.len();
             known.push(Known {
@@ -197,8 +204,39 @@ pub fn learn(pack: &Path, docs: &[PathBuf], opts: LearnOptions) -> Result<LearnR
             text.push_str(&format!("{} = {}\n", toml_key(file), toml_string(source)));
         }
         write_atomic(&manifest_path, &text)?;
+        let drafts = drafts_of_learned(&knowledge, &manifest)?;
+        let set = pack.join(super::draft::QUESTION_SET);
+        write_atomic(&set, &super::draft::question_set(&drafts))?;
+        return Ok(LearnReport {
+            documents: reports,
+            question_set: Some((set, drafts.len())),
+        });
     }
-    Ok(LearnReport { documents: reports })
+    Ok(LearnReport {
+        documents: reports,
+        question_set: None,
+    })
+}
+
+/// The questions drafted from every learned document's knowledge file.
+fn drafts_of_learned(
+    knowledge: &Path,
+    manifest: &BTreeMap<String, String>,
+) -> Result<Vec<super::draft::Draft>, LearnError> {
+    let mut out = Vec::new();
+    for file in manifest.keys() {
+        let path = knowledge.join(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            // A learned file removed by hand since: nothing to draft from.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(LearnError::read(&path, e)),
+        };
+        for p in split_markdown(file, &text) {
+            out.extend(super::draft::draft(file, &p.title, &p.text));
+        }
+    }
+    Ok(out)
 }
 
 /// The figures (tokens with a digit) of `text` that `other` does not hold.

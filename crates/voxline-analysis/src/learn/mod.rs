@@ -9,6 +9,7 @@
 pub mod dedupe;
 pub mod document;
 mod docx;
+pub mod draft;
 mod html;
 pub mod import;
 

@@ -1,8 +1,8 @@
 //! `voxline learn DOCS… --pack DIR`: documents (Markdown, plain text, HTML,
 //! PDF, DOCX) into a domain pack's knowledge, with a report of what was
 //! taken, what repeated the pack and what contradicted it (see
-//! `voxline_analysis::learn`). A running server reads the pack's knowledge
-//! at its start.
+//! `voxline_analysis::learn`). A running server reloads the pack when its
+//! files change (the next call gets the new knowledge).
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -86,6 +86,16 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let taken: usize = report.documents.iter().map(|d| d.taken.len()).sum();
+    let drafted: usize = report.documents.iter().map(|d| d.drafted).sum();
+    match &report.question_set {
+        Some((set, all)) => println!(
+            "{drafted} question(s) drafted from these documents; {} holds {all} for review (run it: voxline chat --domain {} --eval {})",
+            set.display(),
+            args.pack.display(),
+            set.display()
+        ),
+        None => println!("{drafted} question(s) would be drafted"),
+    }
     println!(
         "{} document(s), {taken} section(s) taken in {seconds:.2} s{}{}",
         report.documents.len(),

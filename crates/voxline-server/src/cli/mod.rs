@@ -15,6 +15,7 @@ pub mod learn;
 pub mod models;
 pub mod qa;
 pub mod say;
+pub mod teach;
 pub mod text_list;
 pub mod token;
 pub mod transcribe;

@@ -32,6 +32,10 @@ pub struct AgentMetrics {
     pub preempted: Counter,
     /// Barge-ins after which the caller said no words (a backchannel, noise): the agent went on.
     pub false_interruptions: Counter,
+    /// Packs reloaded while serving (their files changed, or a correction).
+    pub pack_reloads: Counter,
+    /// Pack reloads refused (the pack did not load or check): the old one serves on.
+    pub pack_reloads_refused: Counter,
     /// Each stage of a turn (`stage` label), from the caller's last voiced audio.
     stages: Family<Vec<(String, String)>, Histogram, TurnHistogram>,
 }
@@ -56,6 +60,8 @@ impl Default for AgentMetrics {
             barge_in_stop: Histogram::new(BARGE_BUCKETS),
             preempted: Counter::default(),
             false_interruptions: Counter::default(),
+            pack_reloads: Counter::default(),
+            pack_reloads_refused: Counter::default(),
             stages: Family::new_with_constructor(TurnHistogram),
         }
     }
@@ -102,6 +108,16 @@ impl AgentMetrics {
             "agent_false_interruptions",
             "Barge-ins after which the caller said no words: the agent played on",
             self.false_interruptions.clone(),
+        );
+        registry.register(
+            "agent_pack_reloads",
+            "Domain packs reloaded while serving",
+            self.pack_reloads.clone(),
+        );
+        registry.register(
+            "agent_pack_reloads_refused",
+            "Domain pack reloads refused (the pack did not load or check; the old one serves on)",
+            self.pack_reloads_refused.clone(),
         );
         registry.register(
             "agent_replies_preempted",

@@ -12,11 +12,14 @@ use crate::config::MediaConfig;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::answering::{self, Answering, Who};
 use crate::handlers::live::LiveCalls;
+use crate::handlers::pack_reload::{load_pack, PackSignature};
 use crate::leg::bridge::Dialer;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, place_with_media, Answered, Outcome};
 use crate::leg::sip_leg::{BridgeServices, SipLeg};
 use crate::leg::{end_reason, RunningMedia};
 use crate::records::{new_call_id, new_record_id, OutboundStart, Records};
+use anyhow::Context;
+use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,10 +75,55 @@ pub struct CallOutEnd {
     pub outcome: Option<String>,
 }
 
+/// The pack a route serves now, with what its calls need of it.
+struct LoadedPack {
+    agent: Arc<Agent>,
+    /// The pack's scorecard (`qa.toml`): answered calls are queued for
+    /// quality inspection when they end.
+    scorecard: Option<std::path::PathBuf>,
+    /// Its files when it was read.
+    signature: PackSignature,
+    /// When it was loaded (ms since the epoch).
+    loaded_at_ms: i64,
+}
+
+/// A route's pack as `GET /api/packs` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PackStatus {
+    /// The pack's folder.
+    pub dir: String,
+    /// Files in it.
+    pub files: usize,
+    /// When the serving pack was loaded (ms since the epoch).
+    pub loaded_at_ms: i64,
+    /// Times it was reloaded since the start.
+    pub reloads: u64,
+    /// Its knowledge sentences.
+    pub sentences: usize,
+    /// Its curated answers.
+    pub curated: usize,
+    /// Why the last reload was refused, while the files stay as they are.
+    pub refused: Option<String>,
+}
+
+/// Reloads so far, and the files and error of the last refused one.
+#[derive(Default)]
+struct ReloadState {
+    reloads: u64,
+    refused: Option<(PackSignature, String)>,
+}
+
 /// A prepared agent route: the pack's engine and the shared speech engines.
 pub struct AgentRoute {
     params: AgentParams,
-    agent: Arc<Agent>,
+    loaded: ArcSwap<LoadedPack>,
+    /// The model the pack's agent talks on (the pack's own, or the server's).
+    llm: Arc<dyn voxline_llm::ChatModel>,
+    /// The sentence-embedding model a reloaded pack is embedded with.
+    embedder: Option<Arc<voxline_llm::Embedder>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    reload_state: std::sync::Mutex<ReloadState>,
     tts: TtsEngine,
     asr: Arc<AsrEngine>,
     clock: MediaClock,
@@ -87,9 +135,6 @@ pub struct AgentRoute {
     pace: Arc<ReplyPace>,
     /// The node's calls up, each with its hang-up signal.
     live: LiveCalls,
-    /// The pack's scorecard (`qa.toml`): answered calls are queued for
-    /// quality inspection when they end.
-    scorecard: Option<std::path::PathBuf>,
 }
 
 /// One call counted into the engines' crowd counters (see
@@ -135,17 +180,33 @@ pub struct AgentShared {
     pub dialer: Dialer,
     /// The node's calls up (the API lists and hangs them up).
     pub live: LiveCalls,
+    /// The sentence-embedding model, when `[llm] embedding` is on.
+    pub embedder: Option<Arc<voxline_llm::Embedder>>,
 }
 
 impl AgentRoute {
     /// Builds the engine of `pack` (loaded from `params.domain`).
     /// Its scorecard, when the pack has one, is checked here (a broken
     /// one stops the start with the file, item and field).
-    pub fn new(params: AgentParams, pack: Arc<DomainPack>, shared: AgentShared) -> anyhow::Result<AgentRoute> {
+    /// `signature`: its files as they were before it was read.
+    pub fn new(
+        params: AgentParams,
+        pack: Arc<DomainPack>,
+        signature: PackSignature,
+        shared: AgentShared,
+    ) -> anyhow::Result<AgentRoute> {
         let scorecard = crate::analysis::pack_scorecard(&pack.dir)?;
         Ok(AgentRoute {
-            scorecard,
-            agent: Arc::new(Agent::new(pack, shared.llm)),
+            loaded: ArcSwap::from_pointee(LoadedPack {
+                scorecard,
+                agent: Arc::new(Agent::new(pack, shared.llm.clone())),
+                signature,
+                loaded_at_ms: now_ms(),
+            }),
+            llm: shared.llm,
+            embedder: shared.embedder,
+            reloading: tokio::sync::Mutex::new(()),
+            reload_state: std::sync::Mutex::new(ReloadState::default()),
             params,
             tts: shared.tts,
             asr: shared.asr,
@@ -162,41 +223,161 @@ impl AgentRoute {
     /// Warms the model with the pack's prompt and pins the fixed lines' audio
     /// (persona, rules, the tools' prompts and lines, the flow's steps).
     pub async fn prepare(&self) -> anyhow::Result<()> {
-        self.agent.warm().await?;
-        let pack = self.agent.pack();
-        let mut lines = vec![
-            pack.persona.greeting.clone(),
-            pack.persona.goodbye.clone(),
-            pack.persona.timeouts.reprompt.clone(),
-            pack.persona.timeouts.hold.clone(),
-            pack.persona.timeouts.hold_again.clone(),
-            pack.persona.timeouts.fault.clone(),
-        ];
-        lines.extend(pack.rules.mandatory.after_greeting.iter().cloned());
-        lines.push(pack.rules.domain.decline.clone());
-        lines.push(pack.rules.domain.unknown.clone());
-        lines.push(pack.rules.escalation.say.clone());
-        lines.push(pack.rules.escalation.failed.clone());
-        // The tools' and the flow's own words, where no value is filled in.
-        for tool in &pack.tools {
-            lines.extend(tool.say_before.iter().chain(&tool.say_error).cloned());
-            lines.extend(tool.args.values().map(|a| a.prompt.clone()));
-        }
-        for step in pack.flow.iter().flat_map(|f| &f.steps) {
-            lines.extend(step.say.iter().chain(&step.reask).cloned());
-        }
-        for l in lines.iter().filter(|l| !l.contains('{') && !l.trim().is_empty()) {
-            self.tts.pin(l).await?;
-        }
-        Ok(())
+        prepare_agent(&self.agent(), &self.tts).await
     }
 
+    /// The agent of the pack serving now (a call keeps the one it started with).
+    pub fn agent(&self) -> Arc<Agent> {
+        self.loaded.load().agent.clone()
+    }
+
+    /// The pack's folder.
+    pub fn pack_dir(&self) -> std::path::PathBuf {
+        self.params.domain.clone()
+    }
+
+    /// Whether `signature` is the serving pack's files, or those of the
+    /// last reload refused (not tried again until they change).
+    pub fn is_current_or_refused(&self, signature: &PackSignature) -> bool {
+        if self.loaded.load().signature == *signature {
+            return true;
+        }
+        let state = self.reload_state.lock().unwrap_or_else(|p| p.into_inner());
+        state.refused.as_ref().is_some_and(|(s, _)| s == signature)
+    }
+
+    /// The serving pack's state.
+    pub fn pack_status(&self) -> PackStatus {
+        let loaded = self.loaded.load();
+        let pack = loaded.agent.pack();
+        let state = self.reload_state.lock().unwrap_or_else(|p| p.into_inner());
+        PackStatus {
+            dir: pack.dir.display().to_string(),
+            files: loaded.signature.files(),
+            loaded_at_ms: loaded.loaded_at_ms,
+            reloads: state.reloads,
+            sentences: pack.knowledge.sentences().all.len(),
+            curated: pack.curated.answers().len(),
+            refused: state.refused.as_ref().map(|(_, why)| why.clone()),
+        }
+    }
+
+    /// Loads the pack again from its folder and, when it loads and checks,
+    /// serves it from the next call on (model warmed, fixed lines pinned
+    /// first); else the error (the file, field and why) is logged, kept for
+    /// [`pack_status`](Self::pack_status) and returned, and the old pack
+    /// serves on. A pack's own model, chat template or voice is loaded at
+    /// start-up only: a change to them is refused.
+    pub async fn reload(&self, route: &str) -> anyhow::Result<PackStatus> {
+        let _one = self.reloading.lock().await;
+        let started = std::time::Instant::now();
+        let dir = self.pack_dir();
+        let d = dir.clone();
+        let signature = tokio::task::spawn_blocking(move || PackSignature::of(&d))
+            .await?
+            .with_context(|| format!("reading the pack's folder {}", dir.display()))?;
+        match self.load_again(&dir).await {
+            Ok((agent, scorecard)) => {
+                let (sentences, curated) = (
+                    agent.pack().knowledge.sentences().all.len(),
+                    agent.pack().curated.answers().len(),
+                );
+                self.loaded.store(Arc::new(LoadedPack {
+                    agent,
+                    scorecard,
+                    signature,
+                    loaded_at_ms: now_ms(),
+                }));
+                {
+                    let mut state = self.reload_state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.reloads += 1;
+                    state.refused = None;
+                }
+                self.metrics.pack_reloads.inc();
+                tracing::info!(
+                    route,
+                    pack = %dir.display(),
+                    sentences,
+                    curated,
+                    ms = started.elapsed().as_millis() as u64,
+                    "pack reloaded: new calls get it"
+                );
+                Ok(self.pack_status())
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::warn!(route, pack = %dir.display(), error = %why, "pack not reloaded: the loaded one keeps serving");
+                self.metrics.pack_reloads_refused.inc();
+                self.reload_state.lock().unwrap_or_else(|p| p.into_inner()).refused = Some((signature, why));
+                Err(e)
+            }
+        }
+    }
+
+    /// The pack in `dir` loaded, checked and prepared as a new agent.
+    async fn load_again(&self, dir: &std::path::Path) -> anyhow::Result<(Arc<Agent>, Option<std::path::PathBuf>)> {
+        let (d, embedder) = (dir.to_path_buf(), self.embedder.clone());
+        let pack = tokio::task::spawn_blocking(move || load_pack(&d, embedder)).await??;
+        let serving = self.agent();
+        let (old, new) = (&serving.pack().persona, &pack.persona);
+        if old.model != new.model || old.chat_template != new.chat_template || old.voice != new.voice {
+            anyhow::bail!(
+                "{}: model, chat_template or voice changed: a pack's own engines are loaded at start-up only (restart to use them)",
+                dir.join("persona.toml").display()
+            );
+        }
+        let scorecard = crate::analysis::pack_scorecard(&pack.dir)?;
+        let agent = Arc::new(Agent::new(Arc::new(pack), self.llm.clone()));
+        prepare_agent(&agent, &self.tts).await?;
+        Ok((agent, scorecard))
+    }
+}
+
+/// Warms the model with `agent`'s prompt and pins the fixed lines' audio
+/// (persona, rules, the tools' prompts and lines, the flow's steps).
+async fn prepare_agent(agent: &Agent, tts: &TtsEngine) -> anyhow::Result<()> {
+    agent.warm().await?;
+    let pack = agent.pack();
+    let mut lines = vec![
+        pack.persona.greeting.clone(),
+        pack.persona.goodbye.clone(),
+        pack.persona.timeouts.reprompt.clone(),
+        pack.persona.timeouts.hold.clone(),
+        pack.persona.timeouts.hold_again.clone(),
+        pack.persona.timeouts.fault.clone(),
+    ];
+    lines.extend(pack.rules.mandatory.after_greeting.iter().cloned());
+    lines.push(pack.rules.domain.decline.clone());
+    lines.push(pack.rules.domain.unknown.clone());
+    lines.push(pack.rules.escalation.say.clone());
+    lines.push(pack.rules.escalation.failed.clone());
+    // The tools' and the flow's own words, where no value is filled in.
+    for tool in &pack.tools {
+        lines.extend(tool.say_before.iter().chain(&tool.say_error).cloned());
+        lines.extend(tool.args.values().map(|a| a.prompt.clone()));
+    }
+    for step in pack.flow.iter().flat_map(|f| &f.steps) {
+        lines.extend(step.say.iter().chain(&step.reask).cloned());
+    }
+    for l in lines.iter().filter(|l| !l.contains('{') && !l.trim().is_empty()) {
+        tts.pin(l).await?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl AgentRoute {
     /// The longest a call on this route lasts.
     pub fn max_call(&self) -> Duration {
         Duration::from_secs(
             self.params
                 .max_seconds
-                .unwrap_or(self.agent.pack().persona.timeouts.max_call_s),
+                .unwrap_or(self.agent().pack().persona.timeouts.max_call_s),
         )
     }
 
@@ -219,7 +400,8 @@ impl AgentRoute {
     /// Queues a call the agent talked on (`talked`) for quality
     /// inspection, when the pack has a scorecard.
     async fn queue_analysis(&self, records: &Records, record_id: &str, talked: bool) {
-        if let Some(card) = self.scorecard.as_deref().filter(|_| talked) {
+        let loaded = self.loaded.load();
+        if let Some(card) = loaded.scorecard.as_deref().filter(|_| talked) {
             records.queue_analysis(record_id, card).await;
         }
     }
@@ -340,7 +522,7 @@ impl AgentRoute {
     /// not only who answered.
     async fn recognizer(&self, turns: bool) -> Result<voxline_asr::StreamingRecognizer, String> {
         let asr = self.asr.clone();
-        let vocabulary = self.agent.pack().persona.asr_prompt();
+        let vocabulary = self.agent().pack().persona.asr_prompt();
         match tokio::task::spawn_blocking(move || asr.recognizer_hearing(vocabulary.as_deref(), turns)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(e.to_string()),
@@ -402,9 +584,10 @@ impl AgentRoute {
                 return out;
             }
         }
-        let persona = &self.agent.pack().persona;
+        let agent = self.agent();
+        let persona = &agent.pack().persona;
         let session = VoiceSession {
-            agent: self.agent.clone(),
+            agent: agent.clone(),
             voice: Arc::new(self.tts.clone()),
             pace: self.pace.clone(),
             config: VoiceConfig {

@@ -8,13 +8,13 @@ use crate::config::Config;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::agent_route::{AgentRoute, AgentShared};
 use crate::handlers::live::LiveCalls;
+use crate::handlers::pack_reload::{load_pack, PackSignature};
 use crate::leg::bridge::Dialer;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use voxline_agent::DomainPack;
 use voxline_sip::RouteConfig;
 
 /// A language model's file and chat template.
@@ -136,12 +136,9 @@ impl Engines {
             .map_err(|(f, why)| anyhow::anyhow!("route {}: {f}: {why}", route.name))?;
         // Reading and embedding the knowledge takes ~1 s: off the runtime.
         let (dir, embedder) = (params.domain.clone(), self.embedder.clone());
-        let pack = tokio::task::spawn_blocking(move || {
-            let pack = DomainPack::load(&dir)?;
-            match embedder {
-                Some(e) => pack.understand(e),
-                None => Ok(pack),
-            }
+        let (signature, pack) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let signature = PackSignature::of(&dir).with_context(|| format!("reading {}", dir.display()))?;
+            Ok((signature, load_pack(&dir, embedder)?))
         })
         .await??;
         let llm = match &pack.persona.model {
@@ -155,6 +152,7 @@ impl Engines {
         let agent = AgentRoute::new(
             params,
             Arc::new(pack),
+            signature,
             AgentShared {
                 llm,
                 tts,
@@ -165,6 +163,7 @@ impl Engines {
                 metrics,
                 dialer,
                 live,
+                embedder: self.embedder.clone(),
             },
         )?;
         agent.prepare().await?;

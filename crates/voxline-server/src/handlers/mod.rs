@@ -9,6 +9,7 @@ pub mod agent_route;
 pub mod answering;
 pub mod engines;
 pub mod live;
+pub mod pack_reload;
 pub mod playback;
 
 use crate::config::routes::{LISTENING, TALKING};
@@ -92,7 +93,10 @@ impl Handlers {
                     live.clone(),
                 )
                 .await?;
-            agents.insert(r.name.clone(), Arc::new(route));
+            let route = Arc::new(route);
+            // Its pack's files changed: loaded again for the next call.
+            tokio::spawn(pack_reload::watch(route.clone(), r.name.clone(), shutdown.clone()));
+            agents.insert(r.name.clone(), route);
         }
         for r in &cfg.routes {
             let mode = match r.handler.as_str() {

@@ -10,6 +10,7 @@ mod campaigns;
 mod error;
 mod health;
 mod metrics;
+mod packs;
 mod qa;
 mod webhooks;
 
@@ -91,6 +92,15 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/summary", get(qa::summary))
         .route("/api/qa", get(qa::list))
         .route("/api/calls/{call_id}/hangup", post(calls::hang_up))
+        .route(
+            "/api/calls/{call_id}/turns/{turn}/correction",
+            post(packs::correct_turn),
+        )
+        .route("/api/calls/{call_id}/turns/{turn}/good", post(packs::good_turn))
+        .route("/api/packs", get(packs::list))
+        .route("/api/packs/{route}/reload", post(packs::reload))
+        .route("/api/packs/{route}/corrections", post(packs::correct_question))
+        .route("/api/packs/{route}/good", post(packs::good_question))
         .route("/api/live", get(calls::live))
         .route("/api/trunks", get(calls::trunks))
         .route("/api/campaigns", get(campaigns::list).post(campaigns::create))

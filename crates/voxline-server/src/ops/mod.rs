@@ -4,6 +4,7 @@
 //! answers with its status: 404, 409, 422).
 
 pub mod campaigns;
+pub mod teach;
 
 use voxline_campaign::SettingsError;
 use voxline_store::StoreError;
