@@ -101,7 +101,7 @@ lint: llama-links
 unit: llama-links
 	VOXLINE_REQUIRE_MODELS=1 VOXLINE_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo test --release --locked --workspace
 
-## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection (and over SIP), the end of turn, quality inspection, a 1,000-contact campaign, a 30-minute soak (print their tables)
+## make load-test: SIP call-rate, media-capacity, speech-recognition and synthesis benchmarks, answering-machine detection (and over SIP), the end of turn, quality inspection, a 1,000-contact campaign, teach and learn on the demo bank pack, a 30-minute soak (print their tables)
 load-test: deps prompts build models api-token bench-venv
 	load-tests/sip-rate.sh
 	load-tests/media-capacity.sh
@@ -123,6 +123,8 @@ load-test: deps prompts build models api-token bench-venv
 	$(VOXLINE) bench qa --set load-tests/qa/calls-f.toml
 	$(VOXLINE) bench qa --set load-tests/qa/calls-f.toml --from-audio
 	load-tests/campaign.sh
+	load-tests/teach.sh
+	load-tests/learn.sh
 	load-tests/soak.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through

@@ -75,10 +75,20 @@ impl Answer {
     /// phrase at a time; `question` is what the history keeps of the turn.
     pub(crate) fn curated(text: &str, question: String, guard: Guard) -> Answer {
         Answer {
+            fallback: Some(Fallback::Sentence(text.to_string())),
+            curated: true,
+            ..Answer::unstarted(question, guard)
+        }
+    }
+
+    /// An answer to `question` with nothing generated, read or said yet, no
+    /// model stream and no fallback.
+    pub(crate) fn unstarted(question: String, guard: Guard) -> Answer {
+        Answer {
             stream: None,
             splitter: PhraseSplitter::new(SplitterConfig::default()),
             guard,
-            fallback: Some(Fallback::Sentence(text.to_string())),
+            fallback: None,
             replacement: String::new(),
             queue: VecDeque::new(),
             reading: VecDeque::new(),
@@ -91,7 +101,7 @@ impl Answer {
             first_token_at: None,
             prompt_read: None,
             must_ask: false,
-            curated: true,
+            curated: false,
         }
     }
 
@@ -348,23 +358,12 @@ mod tests {
 
     fn answer_with(fallback: Option<Fallback>, said: &str) -> Answer {
         Answer {
-            stream: None,
-            splitter: PhraseSplitter::new(SplitterConfig::default()),
-            guard: Guard::new(&[], &[], &[]),
             fallback,
-            replacement: String::new(),
             queue: VecDeque::from(vec!["The Downtown".to_string()]),
-            reading: VecDeque::new(),
             words_left: 45,
             handed_out: usize::from(!said.is_empty()),
-            read: 0,
             said: said.to_string(),
-            question: "Where is the Downtown branch?".into(),
-            stopped: None,
-            first_token_at: None,
-            prompt_read: None,
-            must_ask: false,
-            curated: false,
+            ..Answer::unstarted("Where is the Downtown branch?".into(), Guard::new(&[], &[], &[]))
         }
     }
 

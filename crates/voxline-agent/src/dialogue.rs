@@ -16,7 +16,6 @@ use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use voxline_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, Role};
-use voxline_text::phrases::{PhraseSplitter, SplitterConfig};
 use voxline_text::words::{has_phrase, words};
 
 /// Exchanges of earlier turns the model sees at most: past this the history
@@ -162,22 +161,11 @@ impl Agent {
         let stream = self.llm.chat(ChatRequest::new(messages, max_words * 2 + 8)).await?;
         Ok(Answer {
             stream: Some(stream),
-            splitter: PhraseSplitter::new(SplitterConfig::default()),
-            guard,
             fallback,
             replacement: pack.rules.forbidden.replacement.clone(),
-            queue: Default::default(),
-            reading: Default::default(),
             words_left: max_words,
-            handed_out: 0,
-            read: 0,
-            said: String::new(),
-            question,
-            stopped: None,
-            first_token_at: None,
-            prompt_read: None,
             must_ask,
-            curated: false,
+            ..Answer::unstarted(question, guard)
         })
     }
 

@@ -8,7 +8,8 @@
 //! recordings, transcribed side by side ([`recording`]). A language model
 //! judges the outcome items ([`outcome`]) and writes summaries
 //! ([`summary`]), its quotes and facts checked against the transcript
-//! ([`quote`]). Documents become a pack's knowledge through [`learn`].
+//! ([`quote`]). Documents become a pack's knowledge through [`learn`];
+//! training scenarios for human trainees are read by [`training`].
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod score;
 pub mod scorecard;
 pub mod summary;
 pub mod timing;
+pub mod training;
 pub mod transcript;
 
 pub use outcome::judge_outcomes;

@@ -1987,8 +1987,7 @@ fn a_correction_is_answered_on_the_next_call_and_a_broken_pack_is_refused() {
     assert_eq!(examples.len(), 2, "{jsonl}");
     assert_eq!(examples[0]["messages"][2]["content"], answer, "{jsonl}");
     assert_eq!(
-        examples[1]["messages"][1]["content"],
-        "What is the yearly price of a safe deposit box?",
+        examples[1]["messages"][1]["content"], "What is the yearly price of a safe deposit box?",
         "{jsonl}"
     );
     assert_eq!(examples[0]["messages"][0]["role"], "system", "{jsonl}");

@@ -18,4 +18,5 @@ pub mod say;
 pub mod teach;
 pub mod text_list;
 pub mod token;
+pub mod train;
 pub mod transcribe;
