@@ -5,6 +5,7 @@
 
 use crate::answer::{Answer, Fallback};
 use crate::contact::fill_line;
+use crate::customer::{closeness, CustomerMove, CustomerScript, CustomerState};
 use crate::flow::{exit_for, ExitOn, FlowRun, StepEnd, StepReached, Wording};
 use crate::grounding::grounding;
 use crate::guard::Guard;
@@ -15,6 +16,7 @@ use crate::tool_args::{digits_for, extract_args, pick_value};
 use crate::tools::{fill_template, ToolCall};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 use voxline_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, Role};
 use voxline_text::words::{has_phrase, words};
 
@@ -40,6 +42,8 @@ pub struct Agent {
     router: Router,
     system: String,
     http: reqwest::Client,
+    /// A training bot: the customer it plays instead of answering.
+    customer: Option<CustomerScript>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -108,7 +112,22 @@ impl Agent {
             pack,
             llm,
             http: reqwest::Client::new(),
+            customer: None,
         }
+    }
+
+    /// A training bot on `pack` (its voice, timeouts and rules): it plays
+    /// the customer of `script` for a human trainee instead of answering.
+    pub fn customer(pack: Arc<DomainPack>, llm: Arc<dyn ChatModel>, script: CustomerScript) -> Agent {
+        Agent {
+            customer: Some(script),
+            ..Agent::new(pack, llm)
+        }
+    }
+
+    /// The customer this agent plays, when it is a training bot.
+    pub fn customer_script(&self) -> Option<&CustomerScript> {
+        self.customer.as_ref()
     }
 
     /// The pack.
@@ -132,6 +151,7 @@ impl Agent {
             tool_calls: Vec::new(),
             flow: FlowRun::default(),
             variables: BTreeMap::new(),
+            customer: self.customer.as_ref().map(|_| CustomerState::new(Instant::now())),
         }
     }
 
@@ -232,6 +252,8 @@ pub struct Conversation {
     /// The call's variables (a campaign contact's columns), filled into the
     /// pack's lines.
     variables: BTreeMap<String, String>,
+    /// A training bot's place in its customer's script.
+    customer: Option<CustomerState>,
 }
 
 impl Conversation {
@@ -248,6 +270,10 @@ impl Conversation {
     /// The greeting, the lines that must follow it, and the flow's first
     /// step when the pack has a flow.
     pub async fn opening(&mut self) -> Vec<Action> {
+        if let Some(script) = &self.agent.customer {
+            self.customer = Some(CustomerState::new(Instant::now()));
+            return vec![Action::Say(script.opening.clone())];
+        }
         let pack = Arc::clone(&self.agent.pack);
         let mut out: Vec<Action> = std::iter::once(&pack.persona.greeting)
             .chain(pack.rules.mandatory.after_greeting.iter())
@@ -424,6 +450,20 @@ impl Conversation {
     /// The agent's reply to a caller's spoken turn; `doubtful` when the
     /// recogniser was not sure of the words (see [`voxline_asr::Doubt`]).
     pub async fn turn_heard(&mut self, utterance: &str, doubtful: bool) -> Result<(Intent, Vec<Action>), LlmError> {
+        if let (Some(script), Some(state)) = (&self.agent.customer, self.customer.as_mut()) {
+            let said = match script.hear(state, utterance, Instant::now(), &closeness) {
+                CustomerMove::Say(line) => vec![Action::Say(line)],
+                CustomerMove::End(line, ending) => {
+                    tracing::info!(
+                        ending = ending.name(),
+                        settled = state.settled(),
+                        "the training customer hangs up"
+                    );
+                    vec![Action::Say(line), Action::Outcome(ending.name().into()), Action::HangUp]
+                }
+            };
+            return Ok((Intent::Customer, said));
+        }
         let pack = Arc::clone(&self.agent.pack);
         let rules = &pack.rules;
         // "Stop calling me" ends the call whatever else waits (a flow's
@@ -578,7 +618,8 @@ impl Conversation {
                     guard,
                 )))]
             }
-            Intent::Step { .. } | Intent::OptOut => Vec::new(),
+            // (A training bot's turns are answered before routing.)
+            Intent::Step { .. } | Intent::OptOut | Intent::Customer => Vec::new(),
         };
         // A flow waiting for an answer is asked again (unless the reply
         // asked the caller something itself, or ends the call).
@@ -606,7 +647,10 @@ impl Conversation {
         &self,
         partial: &str,
     ) -> Option<impl std::future::Future<Output = Result<(), LlmError>> + Send + 'static> {
-        if self.pending.is_some() || !matches!(self.agent.route(partial), Intent::Question { .. }) {
+        if self.pending.is_some()
+            || self.customer.is_some()
+            || !matches!(self.agent.route(partial), Intent::Question { .. })
+        {
             return None;
         }
         let agent = Arc::clone(&self.agent);
@@ -856,6 +900,7 @@ fn heard_well_enough(intent: &Intent, k: &KnowledgeRules) -> bool {
         | Intent::Unclear
         // Matched an expert's wording at least `curated_match` close.
         | Intent::Curated { .. }
+        | Intent::Customer
         | Intent::Step { .. } => true,
         Intent::Goodbye | Intent::OffDomain | Intent::Unknown => false,
     }

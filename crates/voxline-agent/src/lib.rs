@@ -10,6 +10,7 @@
 mod answer;
 pub mod contact;
 pub mod curated;
+pub mod customer;
 pub mod dialogue;
 pub mod eval;
 pub mod flow;

@@ -114,6 +114,8 @@ pub enum Intent {
         /// How close the question is to its closest wording.
         score: f32,
     },
+    /// A training bot's customer answered the trainee.
+    Customer,
     /// A question the knowledge does not answer.
     Unknown,
     /// Words the agent is not sure it understood (they match the knowledge
@@ -139,6 +141,7 @@ impl Intent {
             Intent::Thanks => "thanks",
             Intent::Question { .. } => "question",
             Intent::Curated { .. } => "curated",
+            Intent::Customer => "customer",
             Intent::Unknown => "unknown",
             Intent::Unclear => "unclear",
             Intent::Step { .. } => "flow_step",

@@ -56,7 +56,8 @@ pub enum Mood {
 pub struct Objection {
     /// What the customer says.
     pub line: String,
-    /// What settles it: lines the trainee may say (in any words).
+    /// What settles it: lines the trainee may say (most of one line's
+    /// content words count; see `voxline_agent::customer`).
     pub settled_by: Vec<String>,
 }
 
@@ -78,7 +79,7 @@ pub struct Customer {
     /// Objections, raised in order.
     #[serde(default)]
     pub objection: Vec<Objection>,
-    /// Lines of the trainee (in any words) after which the customer is
+    /// Lines of the trainee (most of one line's content words) after which the customer is
     /// satisfied, thanks them and hangs up.
     pub satisfied_by: Vec<String>,
     /// Said when satisfied.
@@ -91,6 +92,26 @@ pub struct Customer {
     /// hang up angry.
     #[serde(default = "default_patience")]
     pub patience_s: u32,
+}
+
+impl Customer {
+    /// The script the training bot plays.
+    pub fn script(&self) -> voxline_agent::customer::CustomerScript {
+        voxline_agent::customer::CustomerScript {
+            opening: self.opening.clone(),
+            objections: self
+                .objection
+                .iter()
+                .map(|o| (o.line.clone(), o.settled_by.clone()))
+                .collect(),
+            satisfied_by: self.satisfied_by.clone(),
+            satisfied_line: self.satisfied_line.clone(),
+            angry_line: self.angry_line.clone(),
+            knows: self.knows.clone(),
+            wants: self.wants.clone(),
+            patience: std::time::Duration::from_secs(u64::from(self.patience_s)),
+        }
+    }
 }
 
 fn default_satisfied() -> String {

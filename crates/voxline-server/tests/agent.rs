@@ -2020,3 +2020,81 @@ fn a_correction_is_answered_on_the_next_call_and_a_broken_pack_is_refused() {
     std::fs::write(&rules, good_rules).expect("mend the rules");
     server.wait_for_log("pack reloaded", 2, Duration::from_secs(20));
 }
+
+/// A training route: the bot plays the demo bank scenario's angry customer
+/// for a trainee who calls it (`voxline call`, taking turns, its lines said
+/// by the Piper voice). A good trainee settles each objection and says what
+/// the customer needed: the bot thanks them and hangs up (outcome
+/// `satisfied`); a poor one hears the objection again and the bot hangs up
+/// angry (outcome `angry`).
+#[test]
+fn a_training_bot_plays_the_customer_for_a_good_and_a_poor_trainee() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let server = agent_server_params("agent-training", &demo_bank(), ", training = \"overdraft-fee\"");
+    let scenario = std::fs::read_to_string(demo_bank().join("training/overdraft-fee.toml")).expect("scenario");
+    assert!(scenario.contains("Twenty-five dollars for two days?"));
+    let call = |name: &str, lines: &[&str]| -> (String, Vec<(String, String)>) {
+        let before: Vec<String> = server
+            .all_records()
+            .iter()
+            .filter_map(|r| r["call_id"].as_str().map(String::from))
+            .collect();
+        let lines = caller_lines(&server.dir, name, lines);
+        call_agent_turns(&server, &lines, 120, &[]);
+        let new = |r: &serde_json::Value| r["call_id"].as_str().is_some_and(|c| !before.iter().any(|b| b == c));
+        let records = settled_records(&server, new);
+        let record = records.iter().find(|r| new(r)).cloned().expect("the call's record");
+        let id = record["call_id"].as_str().expect("call id").to_string();
+        let transcript = transcript_lines(&server, &id);
+        eprintln!("{name}: {record}\n{transcript:?}");
+        (record["outcome"].as_str().unwrap_or_default().to_string(), transcript)
+    };
+
+    let (outcome, lines) = call(
+        "good-trainee",
+        &[
+            "Hello, Harbor Bank, this is Maria. I'm sorry to hear that, let me look at your account.",
+            "An overdraft you did not agree costs 25 dollars per month in which it happens, and the fee is charged once per month in which the account goes overdrawn.",
+            "You can ask for an arranged overdraft, so this does not happen again.",
+        ],
+    );
+    assert!(
+        said(&lines, "agent", |t| t.contains("I've just seen a charge of 25 dollars")),
+        "{lines:?}"
+    );
+    assert!(said(&lines, "agent", |t| t.contains("That's outrageous")), "{lines:?}");
+    assert!(
+        said(&lines, "agent", |t| t.contains("what stops this from happening again")),
+        "{lines:?}"
+    );
+    assert!(
+        said(&lines, "agent", |t| t.contains("that makes sense now")),
+        "{lines:?}"
+    );
+    assert_eq!(outcome, "satisfied", "{lines:?}\n{}", server.log_text());
+
+    let (outcome, lines) = call(
+        "poor-trainee",
+        &[
+            "Hello, bank.",
+            "Fees are fees, I can't change that.",
+            "There's nothing I can do about it.",
+        ],
+    );
+    assert!(
+        said(&lines, "agent", |t| t.contains("You're not answering me")),
+        "{lines:?}"
+    );
+    assert!(
+        said(&lines, "agent", |t| t.contains("I'm not getting any answers here")),
+        "{lines:?}"
+    );
+    assert!(
+        !said(&lines, "agent", |t| t.contains("that makes sense now")),
+        "{lines:?}"
+    );
+    assert_eq!(outcome, "angry", "{lines:?}\n{}", server.log_text());
+}

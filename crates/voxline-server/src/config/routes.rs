@@ -113,9 +113,21 @@ pub struct AgentParams {
     /// `turn_voice_incomplete_ms`: only the voice sounds unfinished; else
     /// `asr.hangover_ms`).
     pub turn_silences: TurnSilences,
+    /// A training route: the pack's scenario (`training/NAME.toml`) whose
+    /// customer the bot plays for the trainee who calls it.
+    pub training: Option<String>,
 }
 
 impl AgentParams {
+    /// The training scenario's file, for a training route.
+    pub fn scenario_file(&self) -> Option<PathBuf> {
+        self.training.as_ref().map(|name| {
+            self.domain
+                .join(voxline_analysis::training::DIR)
+                .join(format!("{name}.toml"))
+        })
+    }
+
     /// Reads and checks the parameters (the pack is loaded to check it); errors are (field, reason).
     pub fn parse(params: &BTreeMap<String, ParamValue>, base: &Path) -> Result<AgentParams, (String, String)> {
         let mut p = AgentParams {
@@ -127,6 +139,7 @@ impl AgentParams {
             transfer_bridge: true,
             transfer_trunk: None,
             turn_silences: TurnSilences::default(),
+            training: None,
         };
         for (k, v) in params {
             let field = format!("params.{k}");
@@ -158,6 +171,10 @@ impl AgentParams {
                     p.turn_silences.voice_incomplete_ms = *n as u32
                 }
                 ("turn_voice_incomplete_ms", _) => return Err(bad("an integer from 200 to 5000")),
+                ("training", ParamValue::Str(s)) if !s.is_empty() && !s.contains(['/', '\\']) => {
+                    p.training = Some(s.clone())
+                }
+                ("training", _) => return Err(bad("the name of a scenario in the pack's training/ folder")),
                 _ => return Err((field, "unknown parameter for the agent handler".into())),
             }
         }
@@ -168,6 +185,10 @@ impl AgentParams {
             ));
         }
         DomainPack::load(&p.domain).map_err(|e| ("params.domain".to_string(), e.to_string()))?;
+        if let Some(file) = p.scenario_file() {
+            voxline_analysis::training::Scenario::load(&file)
+                .map_err(|e| ("params.training".to_string(), e.to_string()))?;
+        }
         Ok(p)
     }
 }

@@ -195,11 +195,11 @@ impl AgentRoute {
         signature: PackSignature,
         shared: AgentShared,
     ) -> anyhow::Result<AgentRoute> {
-        let scorecard = crate::analysis::pack_scorecard(&pack.dir)?;
+        let scorecard = route_scorecard(&params, &pack)?;
         Ok(AgentRoute {
             loaded: ArcSwap::from_pointee(LoadedPack {
                 scorecard,
-                agent: Arc::new(Agent::new(pack, shared.llm.clone())),
+                agent: agent_for(&params, pack, shared.llm.clone())?,
                 signature,
                 loaded_at_ms: now_ms(),
             }),
@@ -326,11 +326,36 @@ impl AgentRoute {
                 dir.join("persona.toml").display()
             );
         }
-        let scorecard = crate::analysis::pack_scorecard(&pack.dir)?;
-        let agent = Arc::new(Agent::new(Arc::new(pack), self.llm.clone()));
+        let pack = Arc::new(pack);
+        let scorecard = route_scorecard(&self.params, &pack)?;
+        let agent = agent_for(&self.params, pack, self.llm.clone())?;
         prepare_agent(&agent, &self.tts).await?;
         Ok((agent, scorecard))
     }
+}
+
+/// The route's agent on `pack`: the pack's own, or on a training route the
+/// bot playing the scenario's customer.
+fn agent_for(
+    params: &AgentParams,
+    pack: Arc<DomainPack>,
+    llm: Arc<dyn voxline_llm::ChatModel>,
+) -> anyhow::Result<Arc<Agent>> {
+    let Some(file) = params.scenario_file() else {
+        return Ok(Arc::new(Agent::new(pack, llm)));
+    };
+    let scenario = voxline_analysis::training::Scenario::load(&file)?;
+    tracing::info!(scenario = %scenario.name, "a training route: the bot plays the scenario's customer");
+    Ok(Arc::new(Agent::customer(pack, llm, scenario.customer.script())))
+}
+
+/// The scorecard answered calls are queued with: the pack's, but not on a
+/// training route (its scorecard judges the trainee, not the bot).
+fn route_scorecard(params: &AgentParams, pack: &DomainPack) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if params.training.is_some() {
+        return Ok(None);
+    }
+    crate::analysis::pack_scorecard(&pack.dir)
 }
 
 /// Warms the model with `agent`'s prompt and pins the fixed lines' audio
@@ -358,6 +383,11 @@ async fn prepare_agent(agent: &Agent, tts: &TtsEngine) -> anyhow::Result<()> {
     }
     for step in pack.flow.iter().flat_map(|f| &f.steps) {
         lines.extend(step.say.iter().chain(&step.reask).cloned());
+    }
+    // A training bot's customer lines.
+    if let Some(c) = agent.customer_script() {
+        lines.extend([c.opening.clone(), c.satisfied_line.clone(), c.angry_line.clone()]);
+        lines.extend(c.objections.iter().map(|(line, _)| line.clone()));
     }
     for l in lines.iter().filter(|l| !l.contains('{') && !l.trim().is_empty()) {
         tts.pin(l).await?;
