@@ -152,6 +152,7 @@ impl Agent {
             flow: FlowRun::default(),
             variables: BTreeMap::new(),
             customer: self.customer.as_ref().map(|_| CustomerState::new(Instant::now())),
+            opening_due: false,
         }
     }
 
@@ -254,9 +255,19 @@ pub struct Conversation {
     variables: BTreeMap<String, String>,
     /// A training bot's place in its customer's script.
     customer: Option<CustomerState>,
+    /// A training bot that called the trainee waits for their greeting
+    /// (or a silence) before its opening line: still to be said.
+    opening_due: bool,
 }
 
 impl Conversation {
+    /// The call was placed by this side (the other party answers first):
+    /// a training customer then waits for the trainee's greeting before
+    /// its opening line, as a customer who called would.
+    pub fn set_placed(&mut self, placed: bool) {
+        self.opening_due = placed && self.customer.is_some();
+    }
+
     /// Sets the call's variables (`{first_name}` in the pack's lines).
     pub fn set_variables(&mut self, variables: BTreeMap<String, String>) {
         self.variables = variables;
@@ -272,6 +283,9 @@ impl Conversation {
     pub async fn opening(&mut self) -> Vec<Action> {
         if let Some(script) = &self.agent.customer {
             self.customer = Some(CustomerState::new(Instant::now()));
+            if self.opening_due {
+                return Vec::new();
+            }
             return vec![Action::Say(script.opening.clone())];
         }
         let pack = Arc::clone(&self.agent.pack);
@@ -438,6 +452,11 @@ impl Conversation {
     /// What the agent asks after a silence: the step again when the flow
     /// waits for an answer (else `None`: the persona's re-prompt).
     pub async fn reprompt(&mut self) -> Option<Action> {
+        // A called trainee who said nothing: the customer opens anyway.
+        if let Some(script) = self.agent.customer.as_ref().filter(|_| self.opening_due) {
+            self.opening_due = false;
+            return Some(Action::Say(script.opening.clone()));
+        }
         let i = self.waiting_step()?;
         Some(self.step_line(i, true).await)
     }
@@ -451,6 +470,11 @@ impl Conversation {
     /// recogniser was not sure of the words (see [`voxline_asr::Doubt`]).
     pub async fn turn_heard(&mut self, utterance: &str, doubtful: bool) -> Result<(Intent, Vec<Action>), LlmError> {
         if let (Some(script), Some(state)) = (&self.agent.customer, self.customer.as_mut()) {
+            // The trainee answered the customer's call: the opening now.
+            if self.opening_due {
+                self.opening_due = false;
+                return Ok((Intent::Customer, vec![Action::Say(script.opening.clone())]));
+            }
             let said = match script.hear(state, utterance, Instant::now(), &closeness) {
                 CustomerMove::Say(line) => vec![Action::Say(line)],
                 CustomerMove::End(line, ending) => {

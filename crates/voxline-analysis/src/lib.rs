@@ -9,7 +9,8 @@
 //! judges the outcome items ([`outcome`]) and writes summaries
 //! ([`summary`]), its quotes and facts checked against the transcript
 //! ([`quote`]). Documents become a pack's knowledge through [`learn`];
-//! training scenarios for human trainees are read by [`training`].
+//! training scenarios for human trainees are read by [`training`], and a
+//! trainee's report after a training call is built by [`training_report`].
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod scorecard;
 pub mod summary;
 pub mod timing;
 pub mod training;
+pub mod training_report;
 pub mod transcript;
 
 pub use outcome::judge_outcomes;

@@ -9,6 +9,11 @@
 //! webhook. A call whose analyser stopped midway is taken
 //! again once the lease runs out; a failure is retried, then given up with
 //! its error stored.
+//!
+//! Training calls (issue 24) go through the same worker: a call on a
+//! training route is queued as a training session, and its report is the
+//! scenario's scorecard with the trainee as the agent side, the customer's
+//! objections and the facts stated or missed (`voxline_analysis::training_report`).
 
 use crate::webhooks::Webhooks;
 use anyhow::Context;
@@ -19,9 +24,12 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
-use voxline_analysis::{CallTranscript, Inspector, Line, Scorecard, Speaker};
+use voxline_agent::Knowledge;
+use voxline_analysis::training::Scenario;
+use voxline_analysis::training_report::{SessionCall, TrainingReport};
+use voxline_analysis::{CallScore, CallTranscript, Inspector, Line, Scorecard, Speaker};
 use voxline_llm::{ChatModel, Embedder};
-use voxline_store::{now_ms, AnalysisRow, CallStore, ItemVerdict};
+use voxline_store::{now_ms, AnalysisRow, CallStore, ItemVerdict, TrainingRow};
 
 /// How long a leased call is this node's before another may take it.
 const LEASE: Duration = Duration::from_secs(120);
@@ -48,13 +56,24 @@ pub fn pack_scorecard(pack_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
 /// A call's stored transcript as the scorer reads it: the caller is the
 /// customer; the call lasts from its answer to its end.
 pub fn call_transcript(lines: &[voxline_store::TranscriptLine], duration_ms: Option<u64>) -> CallTranscript {
+    sided_transcript(lines, duration_ms, Speaker::Agent)
+}
+
+/// A call's stored transcript with voxline's own lines (stored as the
+/// agent's) as `voxline_side`: the customer on a training call, where the
+/// human trainee is the agent side.
+pub fn sided_transcript(
+    lines: &[voxline_store::TranscriptLine],
+    duration_ms: Option<u64>,
+    voxline_side: Speaker,
+) -> CallTranscript {
     let lines = lines
         .iter()
         .map(|l| Line {
             speaker: if l.speaker == "agent" {
-                Speaker::Agent
+                voxline_side
             } else {
-                Speaker::Customer
+                voxline_side.other()
             },
             start_ms: l.start_ms.max(0) as u64,
             end_ms: l.end_ms.max(l.start_ms).max(0) as u64,
@@ -230,6 +249,19 @@ impl Analyzer {
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "analysis queue not read"),
             }
+            match self
+                .store
+                .lease_training(now_ms() + LEASE.as_millis() as i64, MAX_ATTEMPTS)
+                .await
+            {
+                Ok(Some(row)) => {
+                    let span = tracing::info_span!("training_report", record_id = %row.record_id);
+                    self.train(row).instrument(span).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "training queue not read"),
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
@@ -296,6 +328,111 @@ impl Analyzer {
         }
     }
 
+    /// Has the post-call model judge `scored`'s outcome items (none: they
+    /// stay unsure). A model that hangs never holds the queue: past its
+    /// deadline the items stay unsure.
+    async fn judge(&self, scored: &mut CallScore, card: &Scorecard, transcript: &CallTranscript) {
+        let Some(llm) = &self.llm else {
+            return;
+        };
+        llm.wait_idle().await;
+        let model = llm.model.as_ref();
+        let judged = tokio::time::timeout(
+            MODEL_DEADLINE,
+            voxline_analysis::judge_outcomes(scored, card, transcript, model),
+        )
+        .await;
+        if judged.is_err() {
+            warn!(model = %model.name(), "outcome items not judged within {MODEL_DEADLINE:?}");
+            scored.tally(card.pass_score);
+        }
+    }
+
+    /// Writes one leased training call's report (or stores the failure).
+    async fn train(&self, row: TrainingRow) {
+        let started = std::time::Instant::now();
+        match self.training_report(&row).await {
+            Ok(report) => info!(
+                trainee = %report.trainee,
+                scenario = %report.scenario,
+                score = report.score.map(|s| format!("{s:.0}")),
+                passed = report.passed,
+                outcome = report.outcome.as_deref().unwrap_or("none"),
+                took_ms = started.elapsed().as_millis() as u64,
+                "training report written"
+            ),
+            Err(e) => {
+                let retry = row.attempts < MAX_ATTEMPTS;
+                warn!(error = %format!("{e:#}"), attempt = row.attempts, retry, "training report not written");
+                if let Err(e2) = self
+                    .store
+                    .training_failed(&row.record_id, &format!("{e:#}"), retry)
+                    .await
+                {
+                    warn!(error = %e2, "training report failure not stored");
+                }
+            }
+        }
+    }
+
+    /// The report on a training call: its transcript with the trainee as
+    /// the agent side, scored against the scenario's scorecard, its
+    /// objections and facts (grounded in the pack's knowledge), stored.
+    async fn training_report(&self, row: &TrainingRow) -> anyhow::Result<TrainingReport> {
+        let record = self
+            .store
+            .record(&row.record_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no call record {}", row.record_id))?;
+        let lines = self.store.transcript(&row.record_id).await?;
+        let duration = match (record.answer_at, record.end_at) {
+            (Some(a), Some(e)) if e >= a => Some((e - a) as u64),
+            _ => None,
+        };
+        let transcript = Arc::new(sided_transcript(&lines, duration, Speaker::Customer));
+        let file = PathBuf::from(&row.scenario_file);
+        let scenario = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || Scenario::load(&file)).await??
+        };
+        let inspector = self.inspector(&scenario.scorecard.file).await?;
+        let mut scored = {
+            let (inspector, transcript) = (inspector.clone(), transcript.clone());
+            tokio::task::spawn_blocking(move || inspector.score(&transcript)).await??
+        };
+        self.judge(&mut scored, inspector.scorecard(), &transcript).await;
+        // The pack is the scenario's folder's parent; its knowledge grounds
+        // the facts' better wording (a report without it says no source).
+        let knowledge_dir = file.parent().and_then(Path::parent).map(|pack| pack.join("knowledge"));
+        let knowledge = match knowledge_dir {
+            Some(dir) => match tokio::task::spawn_blocking(move || Knowledge::load(&dir)).await? {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    warn!(error = %e, "the pack's knowledge not read: facts are reported without their source");
+                    None
+                }
+            },
+            None => None,
+        };
+        let call = SessionCall {
+            trainee: row.trainee.clone(),
+            call_id: record.call_id.clone(),
+            answered_at: record.answer_at,
+            outcome: record.outcome.clone(),
+        };
+        let report = TrainingReport::build(&scenario, &call, &transcript, &scored, knowledge.as_ref());
+        self.store
+            .training_done(
+                &row.record_id,
+                report.score,
+                report.passed,
+                report.outcome.as_deref(),
+                &serde_json::to_string(&report)?,
+            )
+            .await?;
+        Ok(report)
+    }
+
     async fn score(&self, row: &AnalysisRow) -> anyhow::Result<(Option<f64>, bool)> {
         let record = self
             .store
@@ -314,21 +451,10 @@ impl Analyzer {
             tokio::task::spawn_blocking(move || inspector.score(&transcript)).await??
         };
         let card = inspector.scorecard();
+        self.judge(&mut scored, card, &transcript).await;
         let summary = match &self.llm {
             Some(llm) => {
-                llm.wait_idle().await;
                 let model = llm.model.as_ref();
-                // A model that hangs never holds the queue: its items stay
-                // unsure, the summary is the call's own sentences.
-                let judged = tokio::time::timeout(
-                    MODEL_DEADLINE,
-                    voxline_analysis::judge_outcomes(&mut scored, card, &transcript, model),
-                )
-                .await;
-                if judged.is_err() {
-                    warn!(model = %model.name(), "outcome items not judged within {MODEL_DEADLINE:?}");
-                    scored.tally(card.pass_score);
-                }
                 let summarized = tokio::time::timeout(
                     MODEL_DEADLINE,
                     voxline_analysis::summarize(&transcript, &card.fields, Some(model)),

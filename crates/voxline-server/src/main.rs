@@ -71,7 +71,7 @@ enum Command {
     /// Correct the agent's answers (curated answers), mark good ones, export a fine-tuning set.
     #[command(subcommand)]
     Teach(cli::teach::TeachCommand),
-    /// Training scenarios for human agents: check them.
+    /// Training for human agents: check scenarios, call a trainee, reports and sessions.
     #[command(subcommand)]
     Train(cli::train::TrainCommand),
 }
@@ -209,7 +209,7 @@ fn main() -> ExitCode {
         Command::Qa(cmd) => finish("voxline qa", cli::qa::run(cmd, &runtime)),
         Command::Learn(args) => finish("voxline learn", cli::learn::run(args)),
         Command::Teach(command) => finish("voxline teach", runtime.block_on(cli::teach::run(command))),
-        Command::Train(command) => finish("voxline train", cli::train::run(command)),
+        Command::Train(command) => finish("voxline train", runtime.block_on(cli::train::run(command))),
     }
 }
 

@@ -94,6 +94,17 @@ pub enum Write {
         /// The scorecard's path.
         scorecard: String,
     },
+    /// A training call queued for its trainee's report.
+    Training {
+        /// Record id.
+        id: String,
+        /// Who was trained.
+        trainee: String,
+        /// The scenario's name.
+        scenario: String,
+        /// The scenario's file.
+        file: String,
+    },
 }
 
 impl Write {
@@ -109,7 +120,8 @@ impl Write {
             | Write::Transcript { id, .. }
             | Write::Turn { id, .. }
             | Write::Step { id, .. }
-            | Write::Analysis { id, .. } => id,
+            | Write::Analysis { id, .. }
+            | Write::Training { id, .. } => id,
         }
     }
 
@@ -126,6 +138,7 @@ impl Write {
             Write::Turn { .. } => "agent turn",
             Write::Step { .. } => "flow step",
             Write::Analysis { .. } => "quality inspection request",
+            Write::Training { .. } => "training report request",
         }
     }
 
@@ -150,6 +163,12 @@ impl Write {
             Write::Turn { id, turn } => store.agent_turn(id, turn).await,
             Write::Step { id, step } => store.flow_step(id, step).await,
             Write::Analysis { id, scorecard } => store.queue_analysis(id, scorecard).await,
+            Write::Training {
+                id,
+                trainee,
+                scenario,
+                file,
+            } => store.queue_training(id, trainee, scenario, file).await,
         }
     }
 }

@@ -51,7 +51,7 @@ impl Records {
                     tokio::spawn(async move { hooks.call_ended(&id).await });
                 }
             }
-            Write::Analysis { .. } => {
+            Write::Analysis { .. } | Write::Training { .. } => {
                 if let Some(wake) = &analyser {
                     wake.notify_one();
                 }
@@ -71,6 +71,17 @@ impl Records {
         self.queue.push(Write::Analysis {
             id: id.to_string(),
             scorecard: scorecard.display().to_string(),
+        });
+    }
+
+    /// Queues a finished training call for its trainee's report on
+    /// `scenario` (its name and file).
+    pub async fn queue_training(&self, id: &str, trainee: &str, scenario: &str, file: &std::path::Path) {
+        self.queue.push(Write::Training {
+            id: id.to_string(),
+            trainee: trainee.to_string(),
+            scenario: scenario.to_string(),
+            file: file.display().to_string(),
         });
     }
 

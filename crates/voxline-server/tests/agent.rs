@@ -2036,24 +2036,51 @@ fn a_training_bot_plays_the_customer_for_a_good_and_a_poor_trainee() {
     let server = agent_server_params("agent-training", &demo_bank(), ", training = \"overdraft-fee\"");
     let scenario = std::fs::read_to_string(demo_bank().join("training/overdraft-fee.toml")).expect("scenario");
     assert!(scenario.contains("Twenty-five dollars for two days?"));
-    let call = |name: &str, lines: &[&str]| -> (String, Vec<(String, String)>) {
+    let reports = std::cell::Cell::new(0);
+    let call = |name: &str, lines: &[&str]| -> (String, Vec<(String, String)>, serde_json::Value) {
         let before: Vec<String> = server
             .all_records()
             .iter()
             .filter_map(|r| r["call_id"].as_str().map(String::from))
             .collect();
         let lines = caller_lines(&server.dir, name, lines);
-        call_agent_turns(&server, &lines, 120, &[]);
+        let from = format!("sip:{name}@127.0.0.1");
+        call_agent_turns(&server, &lines, 120, &["--from", &from]);
         let new = |r: &serde_json::Value| r["call_id"].as_str().is_some_and(|c| !before.iter().any(|b| b == c));
         let records = settled_records(&server, new);
         let record = records.iter().find(|r| new(r)).cloned().expect("the call's record");
         let id = record["call_id"].as_str().expect("call id").to_string();
         let transcript = transcript_lines(&server, &id);
         eprintln!("{name}: {record}\n{transcript:?}");
-        (record["outcome"].as_str().unwrap_or_default().to_string(), transcript)
+        // The trainee's report, written after the call by the analyser.
+        reports.set(reports.get() + 1);
+        server.wait_for_log("training report written", reports.get(), Duration::from_secs(120));
+        let body = server.http_get(&format!("/api/calls/{id}/training"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let session = v[0].clone();
+        assert_eq!(session["state"], "done", "{session}");
+        assert_eq!(session["trainee"], name, "the caller is the trainee: {session}");
+        assert_eq!(session["scenario"], "overdraft-fee", "{session}");
+        eprintln!("{}", session["printed"].as_str().unwrap_or_default());
+        (
+            record["outcome"].as_str().unwrap_or_default().to_string(),
+            transcript,
+            session,
+        )
+    };
+    let objections = |s: &serde_json::Value, state: &str| {
+        s["report"]["objections"]
+            .as_array()
+            .map_or(0, |o| o.iter().filter(|o| o["state"] == state).count())
+    };
+    let stated = |s: &serde_json::Value, id: &str| {
+        s["report"]["facts"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["id"] == id).map(|f| !f["stated"].is_null()))
+            .unwrap_or_else(|| panic!("no fact {id}: {s}"))
     };
 
-    let (outcome, lines) = call(
+    let (outcome, lines, good) = call(
         "good-trainee",
         &[
             "Hello, Harbor Bank, this is Maria. I'm sorry to hear that, let me look at your account.",
@@ -2075,8 +2102,23 @@ fn a_training_bot_plays_the_customer_for_a_good_and_a_poor_trainee() {
         "{lines:?}"
     );
     assert_eq!(outcome, "satisfied", "{lines:?}\n{}", server.log_text());
+    // The report: both objections settled by the trainee's lines, the fee
+    // stated (quoted with its time), the rate missed with its better
+    // wording and the knowledge section that holds it.
+    assert_eq!(good["outcome"], "satisfied", "{good}");
+    assert_eq!(objections(&good, "settled"), 2, "{good}");
+    assert!(stated(&good, "unarranged_fee"), "{good}");
+    assert!(!stated(&good, "arranged_rate"), "{good}");
+    let printed = good["printed"].as_str().unwrap_or_default();
+    assert!(
+        printed.contains(
+            "MISSED arranged_rate: say \"The arranged overdraft interest rate is 15 percent a year.\" (from "
+        ),
+        "{printed}"
+    );
+    assert!(printed.contains("stated unarranged_fee at 0:"), "{printed}");
 
-    let (outcome, lines) = call(
+    let (outcome, lines, poor) = call(
         "poor-trainee",
         &[
             "Hello, bank.",
@@ -2097,4 +2139,129 @@ fn a_training_bot_plays_the_customer_for_a_good_and_a_poor_trainee() {
         "{lines:?}"
     );
     assert_eq!(outcome, "angry", "{lines:?}\n{}", server.log_text());
+    assert_eq!(poor["outcome"], "angry", "{poor}");
+    assert_eq!(objections(&poor, "settled"), 0, "{poor}");
+    assert_eq!(objections(&poor, "not_settled"), 1, "{poor}");
+    assert!(
+        !stated(&poor, "unarranged_fee") && !stated(&poor, "arranged_rate"),
+        "{poor}"
+    );
+    assert!(
+        poor["missed"].as_array().map_or(0, Vec::len) > good["missed"].as_array().map_or(0, Vec::len),
+        "the poor trainee missed more: {poor}\n{good}"
+    );
+
+    // Sessions listed per trainee, by the API and the CLI; the CLI prints
+    // the stored report.
+    let body = server.http_get("/api/training?trainee=poor-trainee");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["record_id"], poor["record_id"], "{listed}");
+    let config = server.config.to_string_lossy().to_string();
+    let out = voxline(&["train", "list", "--config", &config], &server.dir);
+    assert!(
+        out.contains("good-trainee") && out.contains("poor-trainee") && out.contains("2 session(s)"),
+        "{out}"
+    );
+    let call_id = listed[0]["call_id"].as_str().unwrap_or_default().to_string();
+    let out = voxline(&["train", "report", &call_id, "--config", &config], &server.dir);
+    assert!(
+        out.contains("Trainee poor-trainee") && out.contains("NOT SETTLED"),
+        "{out}"
+    );
+}
+
+/// `voxline train call`: the training bot calls the trainee's phone. Here
+/// the trainee is voxline's own demo bank agent on another route of the
+/// same server (a real SIP call between two routes); the report judges the
+/// called side as the agent: its greeting and recording notice are quoted
+/// from its lines.
+#[test]
+fn the_training_bot_calls_a_trainee_and_reports_on_the_called_side() {
+    let _one = common::one_at_a_time();
+    if voxline_models::fetched_for_test(MODELS).is_none() {
+        return;
+    }
+    let routes = format!(
+        r#"
+[[route]]
+name = "trainer"
+trunk = "local"
+number = {{ exact = "trainer" }}
+handler = "agent"
+params = {{ domain = "{bank}", max_seconds = 75, training = "overdraft-fee" }}
+{}"#,
+        agent_routes(&demo_bank(), ""),
+        bank = demo_bank().display()
+    );
+    let server = Server::start("agent-train-call", "", Some(&routes));
+    let token = server.dir.join("token");
+    std::fs::write(&token, common::WRITE_TOKEN).expect("token file");
+    let config = server.config.to_string_lossy().to_string();
+    let to = format!("sip:bank@127.0.0.1:{}", server.sip_port);
+    let out = voxline(
+        &[
+            "train",
+            "call",
+            "--route",
+            "trainer",
+            "--to",
+            &to,
+            "--trainee",
+            "ava-bot",
+            "--token-file",
+            token.to_str().unwrap_or_default(),
+            "--config",
+            &config,
+        ],
+        &server.dir,
+    );
+    assert!(out.contains("calling sip:bank@"), "{out}");
+    server.wait_for_log("training report written", 1, Duration::from_secs(180));
+    let body = server.http_get("/api/training?trainee=ava-bot");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let session = &listed[0];
+    assert_eq!(session["state"], "done", "{session}");
+    assert_eq!(session["route"], "trainer", "{session}");
+    let call_id = session["call_id"].as_str().expect("call id").to_string();
+    let body = server.http_get(&format!("/api/calls/{call_id}/training"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    // The outbound leg's record is the training session; the bank's
+    // inbound leg of the same Call-ID is not.
+    let report = v
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["state"] == "done"))
+        .map(|r| r["report"].clone())
+        .unwrap_or_else(|| panic!("no report: {v}"));
+    eprintln!(
+        "{}",
+        v.as_array()
+            .and_then(|a| a.iter().find_map(|r| r["printed"].as_str()))
+            .unwrap_or_default()
+    );
+    assert!(
+        v.as_array().is_some_and(|a| a.iter().any(|r| r["state"] == "none")),
+        "the bank's own leg is not a training session: {v}"
+    );
+    let item = |id: &str| {
+        report["items"]
+            .as_array()
+            .and_then(|i| i.iter().find(|i| i["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("no item {id}: {report}"))
+    };
+    // The called agent greeted as the scorecard wants: quoted, from the
+    // trainee's side, within the first seconds.
+    let greeting = item("greeting");
+    assert_eq!(greeting["verdict"], "pass", "{report}");
+    assert_eq!(greeting["quotes"][0]["who"], "trainee", "{report}");
+    assert!(
+        greeting["quotes"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Harbor Bank")),
+        "{report}"
+    );
+    // The customer's opening was heard as the customer's.
+    let objections = report["objections"].as_array().cloned().unwrap_or_default();
+    assert_eq!(objections.len(), 2, "{report}");
 }

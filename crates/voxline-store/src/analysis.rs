@@ -145,30 +145,46 @@ impl CallStore {
     /// workers stopped midway `max_attempts` times is given up first (a
     /// call that crashes its scorer must not take every node down in turn).
     pub async fn lease_analysis(&self, lease_until: i64, max_attempts: i32) -> Result<Option<AnalysisRow>, StoreError> {
-        sqlx::query(
-            "UPDATE call_analysis SET state = 'failed', error = 'the analyser stopped while scoring it, every try', \
-             lease_node = NULL, lease_until = NULL WHERE state = 'running' AND lease_until < $1 AND attempts >= $2",
-        )
-        .bind(now_ms())
-        .bind(max_attempts)
-        .execute(&self.pool)
-        .await?;
-        let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "UPDATE call_analysis SET state = 'running', attempts = attempts + 1, lease_node = $1, lease_until = $2 \
-             WHERE record_id = (SELECT record_id FROM call_analysis WHERE state = 'pending' \
-             OR (state = 'running' AND lease_until < $3) ORDER BY queued_at, record_id LIMIT 1{lock}) \
-             AND state IN ('pending', 'running') RETURNING {COLUMNS}"
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(&self.node)
-            .bind(lease_until)
-            .bind(now_ms())
-            .fetch_optional(&self.pool)
+        self.lease_next("call_analysis", COLUMNS, lease_until, max_attempts)
             .await?
             .as_ref()
             .map(row)
             .transpose()
+    }
+
+    /// Leases the oldest row of a work queue `table` (`record_id`, `state`,
+    /// `queued_at`, `attempts`, `lease_node`, `lease_until`, `error`) until
+    /// `lease_until`, returning `columns`; a row whose workers stopped
+    /// midway `max_attempts` times is given up first.
+    pub(crate) async fn lease_next(
+        &self,
+        table: &str,
+        columns: &str,
+        lease_until: i64,
+        max_attempts: i32,
+    ) -> Result<Option<sqlx::any::AnyRow>, StoreError> {
+        let give_up = format!(
+            "UPDATE {table} SET state = 'failed', error = 'the worker stopped while on it, every try', \
+             lease_node = NULL, lease_until = NULL WHERE state = 'running' AND lease_until < $1 AND attempts >= $2"
+        );
+        sqlx::query(AssertSqlSafe(give_up))
+            .bind(now_ms())
+            .bind(max_attempts)
+            .execute(&self.pool)
+            .await?;
+        let lock = if self.postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE {table} SET state = 'running', attempts = attempts + 1, lease_node = $1, lease_until = $2 \
+             WHERE record_id = (SELECT record_id FROM {table} WHERE state = 'pending' \
+             OR (state = 'running' AND lease_until < $3) ORDER BY queued_at, record_id LIMIT 1{lock}) \
+             AND state IN ('pending', 'running') RETURNING {columns}"
+        );
+        Ok(sqlx::query(AssertSqlSafe(sql))
+            .bind(&self.node)
+            .bind(lease_until)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// A call scored: its score, verdict, the whole result, its summary

@@ -12,12 +12,14 @@ mod campaign;
 mod dialer;
 mod node;
 mod record;
+mod training;
 mod webhook;
 
 pub use analysis::{AnalysisFilter, AnalysisRow, ItemTally, ItemVerdict, ListedAnalysis};
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
 pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
+pub use training::{ListedTraining, TrainingFilter, TrainingRow};
 pub use webhook::{Delivery, NewDelivery};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

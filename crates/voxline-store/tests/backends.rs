@@ -7,7 +7,7 @@ use postgres::Postgres;
 use std::time::{Duration, Instant};
 use voxline_store::{
     now_ms, AgentTurn, AnalysisFilter, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, ItemVerdict,
-    ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TranscriptLine,
+    ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TrainingFilter, TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -166,6 +166,7 @@ async fn life_cycle(url: &str) {
     campaign_records(&again).await;
     webhook_outbox(&again).await;
     call_analysis(&again).await;
+    training_sessions(&again).await;
     again.close().await;
     shared_leases(url).await;
     node_names(url).await;
@@ -599,4 +600,97 @@ async fn postgres_life_cycle() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     life_cycle(&url).await;
+}
+
+/// Training sessions: queued per trainee, leased one at a time apart from
+/// the quality queue, reported, listed per trainee and scenario (with the
+/// call's record when there is one); a failed try queued again.
+async fn training_sessions(store: &CallStore) {
+    let file = "domains/demo-bank/training/overdraft-fee.toml";
+    store.call_started(&new_call("tr1")).await.expect("start");
+    store.call_answered("tr1", "PCMU", None, None).await.expect("answer");
+    store
+        .queue_training("tr1", "maria", "overdraft-fee", file)
+        .await
+        .expect("queue");
+    store
+        .queue_training("tr2", "sam", "overdraft-fee", file)
+        .await
+        .expect("queue");
+    store
+        .queue_training("tr3", "maria", "card-lost", file)
+        .await
+        .expect("queue");
+    let lease = || store.lease_training(now_ms() + 60_000, 3);
+    let first = lease().await.expect("lease").expect("one waits");
+    assert_eq!(
+        (
+            first.record_id.as_str(),
+            first.trainee.as_str(),
+            first.state.as_str(),
+            first.attempts
+        ),
+        ("tr1", "maria", "running", 1)
+    );
+    assert_eq!(first.scenario_file, file);
+    store
+        .training_done(
+            "tr1",
+            Some(85.0),
+            true,
+            Some("satisfied"),
+            r#"{"scenario":"overdraft-fee"}"#,
+        )
+        .await
+        .expect("done");
+    let second = lease().await.expect("lease").expect("tr2");
+    store
+        .training_failed(&second.record_id, "scenario unreadable", true)
+        .await
+        .expect("retry");
+    let again = lease().await.expect("lease").expect("tr2 or tr3");
+    assert_ne!(again.record_id, "tr1");
+    let tr1 = store.training_session("tr1").await.expect("read").expect("tr1");
+    assert_eq!(
+        (tr1.state.as_str(), tr1.score, tr1.passed, tr1.outcome.as_deref()),
+        ("done", Some(85.0), Some(true), Some("satisfied"))
+    );
+    assert!(store.training_session("nope").await.expect("read").is_none());
+    let list = |trainee: Option<&str>, scenario: Option<&str>| {
+        let f = TrainingFilter {
+            trainee: trainee.map(String::from),
+            scenario: scenario.map(String::from),
+            limit: 10,
+        };
+        async move {
+            let mut ids: Vec<String> = store
+                .training_sessions(&f)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|l| l.session.record_id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(list(Some("maria"), None).await, vec!["tr1", "tr3"]);
+    assert_eq!(list(Some("maria"), Some("overdraft-fee")).await, vec!["tr1"]);
+    assert_eq!(list(None, None).await, vec!["tr1", "tr2", "tr3"]);
+    let listed = store
+        .training_sessions(&TrainingFilter {
+            trainee: Some("maria".into()),
+            scenario: Some("overdraft-fee".into()),
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed[0].call_id.as_deref(), Some("cid-tr1"));
+    assert!(listed[0].started_at.is_some());
+    // The quality queue does not see training sessions.
+    assert!(store
+        .lease_analysis(now_ms() + 60_000, 5)
+        .await
+        .expect("lease")
+        .is_none_or(|a| !a.record_id.starts_with("tr")));
 }

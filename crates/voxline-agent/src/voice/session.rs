@@ -195,6 +195,7 @@ impl<'a> Call<'a> {
         let start_ms = rec.now_ms();
         let mut conv = s.agent.conversation();
         conv.set_variables(leg.facts().variables.clone());
+        conv.set_placed(leg.facts().direction == Direction::Outbound);
         Call {
             playout: leg.playout(),
             conv,

@@ -414,6 +414,8 @@ impl AgentRoute {
     /// Runs one inbound call to its end and completes its record.
     pub async fn run(&self, call: InboundCall, route: &RouteConfig, records: &Records) {
         let record_id = records.inbound_started(&call.info, route).await;
+        // On a training number, the trainee is the caller.
+        let caller = dnc_number(&call.info.from);
         let live = self
             .live
             .join(&call.info.call_id, "inbound", &route.name, &self.shutdown);
@@ -424,14 +426,27 @@ impl AgentRoute {
             .await;
         let answered = outcome.answered;
         finish_call(records, &record_id, outcome, Direction::Inbound).await;
-        self.queue_analysis(records, &record_id, answered).await;
+        self.queue_analysis(records, &record_id, answered, &caller).await;
     }
 
     /// Queues a call the agent talked on (`talked`) for quality
-    /// inspection, when the pack has a scorecard.
-    async fn queue_analysis(&self, records: &Records, record_id: &str, talked: bool) {
+    /// inspection, when the pack has a scorecard; on a training route, for
+    /// the report of `trainee` instead.
+    async fn queue_analysis(&self, records: &Records, record_id: &str, talked: bool, trainee: &str) {
+        if !talked {
+            return;
+        }
+        if let (Some(name), Some(file)) = (&self.params.training, self.params.scenario_file()) {
+            let trainee = if trainee.trim().is_empty() {
+                "unknown"
+            } else {
+                trainee.trim()
+            };
+            records.queue_training(record_id, trainee, name, &file).await;
+            return;
+        }
         let loaded = self.loaded.load();
-        if let Some(card) = loaded.scorecard.as_deref().filter(|_| talked) {
+        if let Some(card) = loaded.scorecard.as_deref() {
             records.queue_analysis(record_id, card).await;
         }
     }
@@ -441,6 +456,13 @@ impl AgentRoute {
     pub async fn call_out(&self, endpoint: &SipEndpoint, route: &str, out: CallOut, records: &Records) -> CallOutEnd {
         let record_id = new_record_id();
         let call_id = out.call_id.clone().unwrap_or_else(new_call_id);
+        // On a training call the bot places, the trainee is the one called
+        // (or the name given as the `trainee` variable).
+        let trainee = out
+            .variables
+            .get("trainee")
+            .cloned()
+            .unwrap_or_else(|| dnc_number(&out.target));
         records
             .outbound_started(&OutboundStart {
                 id: &record_id,
@@ -501,7 +523,8 @@ impl AgentRoute {
         finish_call(records, &record_id, outcome, Direction::Outbound).await;
         // A machine's answer never reached the conversation: nothing to score.
         let machine = matches!(end.outcome.as_deref(), Some("machine" | "voicemail_left"));
-        self.queue_analysis(records, &record_id, end.answered && !machine).await;
+        self.queue_analysis(records, &record_id, end.answered && !machine, &trainee)
+            .await;
         end
     }
 

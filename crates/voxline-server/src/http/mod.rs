@@ -12,6 +12,7 @@ mod health;
 mod metrics;
 mod packs;
 mod qa;
+mod training;
 mod webhooks;
 
 pub use auth::hash_of;
@@ -91,6 +92,8 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/qa", get(qa::call))
         .route("/api/calls/{call_id}/summary", get(qa::summary))
         .route("/api/qa", get(qa::list))
+        .route("/api/calls/{call_id}/training", get(training::call))
+        .route("/api/training", get(training::list))
         .route("/api/calls/{call_id}/hangup", post(calls::hang_up))
         .route(
             "/api/calls/{call_id}/turns/{turn}/correction",
