@@ -67,8 +67,11 @@ pub fn sided_transcript(
     duration_ms: Option<u64>,
     voxline_side: Speaker,
 ) -> CallTranscript {
+    // Notes of what happened ("outcome: satisfied", a flow step) are
+    // nobody's words.
     let lines = lines
         .iter()
+        .filter(|l| l.speaker != "system")
         .map(|l| Line {
             speaker: if l.speaker == "agent" {
                 voxline_side

@@ -161,6 +161,9 @@ pub(super) struct Call<'a> {
     pub transfer_after_speech: Option<String>,
     pub barge: BargeIn,
     pub caller_speaking: bool,
+    /// The caller's latest utterance: its number, speech start and end
+    /// (stream ms), for its transcript line's times.
+    pub caller_span: Option<(u64, u64, Option<u64>)>,
     pub silence: Silence,
     pub turn_times: TurnTimes,
     pub turn_seq: i64,
@@ -209,6 +212,7 @@ impl<'a> Call<'a> {
             transfer_after_speech: None,
             barge: BargeIn::new(s.config.barge_in_ms),
             caller_speaking: false,
+            caller_span: None,
             silence: Silence::new(persona.timeouts.reprompt_ms, persona.timeouts.hangup_ms),
             turn_times: TurnTimes::default(),
             turn_seq: 0,
@@ -364,7 +368,7 @@ impl<'a> Call<'a> {
     /// keeps it) and, in clear, the conversation.
     pub async fn keyed(&mut self, entry: &str) {
         self.transcript
-            .caller(&format!("(keyed {})", self.digits.shown(entry)), None)
+            .caller(&format!("(keyed {})", self.digits.shown(entry)), None, None)
             .await;
         let next = self.conv.digits(entry).await;
         self.pending.extend(next);
@@ -588,9 +592,19 @@ impl<'a> Call<'a> {
     /// What the caller heard of stopped replies goes into the history and
     /// the transcript.
     async fn record_heard(&mut self, heard: Vec<Heard>) {
+        // Played back to back, the last ending now.
+        let mut after: usize = heard.iter().map(|h| h.frames).sum();
         for h in heard {
+            after -= h.frames;
             self.transcript
-                .heard(&mut self.conv, h.answer_of.as_deref(), &h.text, h.cut)
+                .heard(
+                    &mut self.conv,
+                    h.answer_of.as_deref(),
+                    &h.text,
+                    h.cut,
+                    frames(h.frames),
+                    frames(after),
+                )
                 .await;
         }
     }
@@ -598,10 +612,20 @@ impl<'a> Call<'a> {
     /// Replies that played out in full go into the history and the transcript.
     pub async fn record_played(&mut self) -> Vec<SpeechHandle> {
         let played: Vec<SpeechHandle> = self.playing.drain(..).collect();
+        // Played back to back, the last ending now.
+        let mut after: usize = played.iter().map(SpeechHandle::queued_frames).sum();
         for p in &played {
             let heard = p.played_text();
+            after -= p.queued_frames();
             self.transcript
-                .heard(&mut self.conv, p.answer_of.as_deref(), &heard, false)
+                .heard(
+                    &mut self.conv,
+                    p.answer_of.as_deref(),
+                    &heard,
+                    false,
+                    frames(p.queued_frames()),
+                    frames(after),
+                )
                 .await;
         }
         played
@@ -626,4 +650,9 @@ fn party_name(by: EndedBy, direction: Direction) -> &'static str {
         (EndedBy::Remote, Direction::Inbound) => "caller",
         (EndedBy::Remote, Direction::Outbound) => "callee",
     }
+}
+
+/// How long `n` 20 ms frames last.
+fn frames(n: usize) -> Duration {
+    Duration::from_millis(20 * n as u64)
 }

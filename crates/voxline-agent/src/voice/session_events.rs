@@ -107,8 +107,9 @@ impl Call<'_> {
 
     async fn on_asr(&mut self, ev: AsrEvent) {
         match ev {
-            AsrEvent::SpeechStart { at_ms, .. } => {
+            AsrEvent::SpeechStart { at_ms, utterance } => {
                 self.caller_speaking = true;
+                self.caller_span = Some((utterance, at_ms, None));
                 if let Some(p) = self.paused.as_mut() {
                     p.speech_started = true;
                 }
@@ -121,8 +122,11 @@ impl Call<'_> {
                 let talking = self.agent_talking();
                 self.barge.speech_started(at_ms, talking);
             }
-            AsrEvent::SpeechEnd { at_ms, .. } => {
+            AsrEvent::SpeechEnd { at_ms, utterance, .. } => {
                 self.caller_speaking = false;
+                if let Some(span) = self.caller_span.as_mut().filter(|s| s.0 == utterance) {
+                    span.2 = Some(at_ms);
+                }
                 self.end_of_turn.reset(&mut *self.rec);
                 self.barge.speech_ended();
                 self.turn_times.caller_ended(at_ms, self.rec.now_ms());
@@ -269,7 +273,11 @@ impl Call<'_> {
         }
         self.turn_times.asr_final = Some(Instant::now());
         self.holds_said = 0;
-        self.transcript.caller(text, Some(latency)).await;
+        let span = self
+            .caller_span
+            .filter(|s| s.0 == utterance)
+            .map(|(_, start, end)| (start, end.unwrap_or_else(|| self.rec.now_ms())));
+        self.transcript.caller(text, Some(latency), span).await;
         // A new turn replaces anything still queued.
         self.pending.clear();
         if let Some(mut p) = self.preempt.take() {

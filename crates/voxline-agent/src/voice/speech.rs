@@ -73,6 +73,8 @@ pub struct Heard {
     pub cut: bool,
     /// Index of the first phrase not heard in full.
     pub resume_from: usize,
+    /// 20 ms frames of it the caller heard.
+    pub frames: usize,
 }
 
 impl SpeechHandle {
@@ -250,6 +252,11 @@ impl SpeechHandle {
         let said: Vec<&str> = self.queued.iter().map(|ph| ph.text.as_str()).collect();
         self.heard_with(&said.join(" "))
     }
+
+    /// 20 ms frames queued for playout.
+    pub fn queued_frames(&self) -> usize {
+        self.queued.iter().map(|p| p.frames).sum()
+    }
 }
 
 /// Stops the agent's speech now (the replies are not cancelled: see
@@ -269,6 +276,7 @@ fn heard_of(replies: &[SpeechHandle], still_queued: usize) -> Vec<Heard> {
     let mut heard_frames = total.saturating_sub(still_queued);
     let mut out = Vec::new();
     for s in replies {
+        let before = heard_frames;
         let mut heard = Vec::new();
         let mut cut = false;
         let mut resume_from = s.queued.len();
@@ -295,6 +303,7 @@ fn heard_of(replies: &[SpeechHandle], still_queued: usize) -> Vec<Heard> {
             text: s.heard_with(&heard.join(" ")),
             cut,
             resume_from,
+            frames: before - heard_frames,
         });
     }
     out

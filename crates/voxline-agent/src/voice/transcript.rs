@@ -54,48 +54,64 @@ impl Transcript {
         }
     }
 
-    async fn line(&mut self, speaker: &str, text: &str, latency: Option<Duration>) {
+    /// Writes a line; `span`: when it was said (ms of call audio), else now.
+    async fn line(&mut self, speaker: &str, text: &str, latency: Option<Duration>, span: Option<(i64, i64)>) {
         if text.trim().is_empty() {
             return;
         }
         self.seq += 1;
         let at = self.now_ms();
+        let (start_ms, end_ms) = span.map_or((at, at), |(s, e)| (s.min(e).max(0), e.max(0)));
         let line = TranscriptLine {
             seq: self.seq,
             speaker: speaker.into(),
-            start_ms: at,
-            end_ms: at,
+            start_ms,
+            end_ms,
             text: text.trim().to_string(),
             asr_latency_ms: latency.map(|l| l.as_secs_f64() * 1e3),
         };
         self.sink.transcript_line(line).await;
     }
 
-    /// What the caller said (with the recogniser's latency).
-    pub async fn caller(&mut self, text: &str, latency: Option<Duration>) {
-        self.line("caller", text, latency).await;
+    /// What the caller said (with the recogniser's latency), from `span`
+    /// (their speech's start and end, ms of call audio) when known.
+    pub async fn caller(&mut self, text: &str, latency: Option<Duration>, span: Option<(u64, u64)>) {
+        let span = span.map(|(s, e)| (s as i64, e as i64));
+        self.line("caller", text, latency, span).await;
     }
 
-    /// What the agent said (as heard).
+    /// What the agent said (as heard), now.
     pub async fn agent(&mut self, text: &str) {
-        self.line("agent", text, None).await;
+        self.line("agent", text, None, None).await;
     }
 
     /// A note of what happened (a transfer, a tool, a timeout).
     pub async fn note(&mut self, text: &str) {
-        self.line("system", text, None).await;
+        self.line("system", text, None, None).await;
     }
 
     /// What the caller heard of a reply goes into the history (answers,
-    /// for the user message `answer_of`) and the transcript.
-    pub async fn heard(&mut self, conv: &mut Conversation, answer_of: Option<&str>, heard: &str, cut: bool) {
+    /// for the user message `answer_of`) and the transcript: `played` is
+    /// how long its heard audio lasted, ending `ended_ago` before now.
+    pub async fn heard(
+        &mut self,
+        conv: &mut Conversation,
+        answer_of: Option<&str>,
+        heard: &str,
+        cut: bool,
+        played: Duration,
+        ended_ago: Duration,
+    ) {
         if let Some(user) = answer_of {
             conv.answered_text(user, heard);
         }
+        let end = self.now_ms() - ended_ago.as_millis() as i64;
+        let span = Some((end - played.as_millis() as i64, end));
         if cut && !heard.trim().is_empty() {
-            self.agent(&format!("{heard} [cut off by the caller]")).await;
+            let text = format!("{heard} [cut off by the caller]");
+            self.line("agent", &text, None, span).await;
         } else {
-            self.agent(heard).await;
+            self.line("agent", heard, None, span).await;
         }
     }
 }
