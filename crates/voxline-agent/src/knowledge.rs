@@ -9,9 +9,9 @@ use std::path::Path;
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED};
-use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-};
+/// The analyser [`english_analyzer`] builds (for callers that keep one).
+pub use tantivy::tokenizer::TextAnalyzer;
+use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter};
 use tantivy::{doc, Index, IndexReader, TantivyDocument};
 
 /// Reciprocal rank fusion's constant: a passage ranked r-th (from 0) in

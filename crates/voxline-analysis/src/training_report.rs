@@ -428,45 +428,54 @@ fn objections(scenario: &Scenario, t: &CallTranscript, satisfied: bool) -> Vec<R
 }
 
 /// A fact's `holds` as term lists, each with its alternatives
-/// (`25|twenty-five` → [["25"], ["25"]]).
-fn holds_terms(fact: &Fact) -> Vec<Vec<Vec<String>>> {
-    let mut analyzer = english_analyzer();
-    fact.holds
-        .iter()
-        .filter(|h| !h.trim().is_empty())
-        .map(|h| h.split('|').map(|alt| fact_terms(&mut analyzer, alt)).collect())
-        .collect()
+/// (`25|twenty-five` → [["25"], ["25"]]), and one analyser for the texts
+/// it is looked for in.
+struct Holds {
+    wanted: Vec<Vec<Vec<String>>>,
+    analyzer: voxline_agent::knowledge::TextAnalyzer,
 }
 
-/// `text` holds every one of `holds` (one of each's alternatives, all of
-/// that alternative's terms).
-fn holds_all(holds: &[Vec<Vec<String>>], text: &str) -> bool {
-    let mut analyzer = english_analyzer();
-    let terms = fact_terms(&mut analyzer, text);
-    holds.iter().all(|alts| {
-        alts.iter()
-            .any(|alt| !alt.is_empty() && alt.iter().all(|w| terms.contains(w)))
-    })
+impl Holds {
+    fn of(fact: &Fact) -> Holds {
+        let mut analyzer = english_analyzer();
+        let wanted = fact
+            .holds
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| h.split('|').map(|alt| fact_terms(&mut analyzer, alt)).collect())
+            .collect();
+        Holds { wanted, analyzer }
+    }
+
+    /// `text` holds every one of the fact's `holds` (one of each's
+    /// alternatives, all of that alternative's terms).
+    fn in_text(&mut self, text: &str) -> bool {
+        let terms = fact_terms(&mut self.analyzer, text);
+        self.wanted.iter().all(|alts| {
+            alts.iter()
+                .any(|alt| !alt.is_empty() && alt.iter().all(|w| terms.contains(w)))
+        })
+    }
 }
 
 /// The trainee's first line that states `fact`.
 fn stated<'a>(fact: &Fact, t: &'a CallTranscript) -> Option<&'a Line> {
-    let holds = holds_terms(fact);
+    let mut holds = Holds::of(fact);
     t.lines
         .iter()
-        .find(|l| l.speaker == Speaker::Agent && holds_all(&holds, &l.text))
+        .find(|l| l.speaker == Speaker::Agent && holds.in_text(&l.text))
 }
 
 /// The knowledge section that holds `fact` (its title), the best found
 /// for the fact's wording first.
 pub fn grounding(fact: &Fact, knowledge: &Knowledge) -> Option<String> {
-    let holds = holds_terms(fact);
+    let mut holds = Holds::of(fact);
     let found = knowledge.search(&fact.state, 5, 0.0);
     found
         .iter()
         .map(|h| &h.passage)
         .chain(knowledge.passages())
-        .find(|p| holds_all(&holds, &p.text))
+        .find(|p| holds.in_text(&p.text))
         .map(|p| p.title.clone())
 }
 

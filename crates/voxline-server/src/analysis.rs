@@ -189,6 +189,14 @@ pub async fn analysis_llm(
     Ok(llm)
 }
 
+/// Logs a failed try's error that the store did not take (the lease runs
+/// out and the work is taken again).
+fn log_unstored(stored: Result<(), voxline_store::StoreError>) {
+    if let Err(e) = stored {
+        warn!(error = %e, "the failure was not stored");
+    }
+}
+
 /// Scores queued calls.
 pub struct Analyzer {
     store: CallStore,
@@ -318,15 +326,11 @@ impl Analyzer {
                 }
             }
             Err(e) => {
+                let error = format!("{e:#}");
                 let retry = row.attempts < MAX_ATTEMPTS;
-                warn!(error = %format!("{e:#}"), attempt = row.attempts, retry, "call not analysed");
-                if let Err(e2) = self
-                    .store
-                    .analysis_failed(&row.record_id, &format!("{e:#}"), retry)
-                    .await
-                {
-                    warn!(error = %e2, "analysis failure not stored");
-                }
+                warn!(%error, attempt = row.attempts, retry, "call not analysed");
+                let stored = self.store.analysis_failed(&row.record_id, &error, retry).await;
+                log_unstored(stored);
             }
         }
     }
@@ -365,15 +369,11 @@ impl Analyzer {
                 "training report written"
             ),
             Err(e) => {
+                let error = format!("{e:#}");
                 let retry = row.attempts < MAX_ATTEMPTS;
-                warn!(error = %format!("{e:#}"), attempt = row.attempts, retry, "training report not written");
-                if let Err(e2) = self
-                    .store
-                    .training_failed(&row.record_id, &format!("{e:#}"), retry)
-                    .await
-                {
-                    warn!(error = %e2, "training report failure not stored");
-                }
+                warn!(%error, attempt = row.attempts, retry, "training report not written");
+                let stored = self.store.training_failed(&row.record_id, &error, retry).await;
+                log_unstored(stored);
             }
         }
     }

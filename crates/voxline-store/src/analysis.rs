@@ -230,14 +230,27 @@ impl CallStore {
 
     /// A try that failed: queued again, or given up (`retry: false`).
     pub async fn analysis_failed(&self, record_id: &str, error: &str, retry: bool) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE call_analysis SET state = $1, error = $2, lease_node = NULL, lease_until = NULL WHERE record_id = $3",
-        )
-        .bind(if retry { "pending" } else { "failed" })
-        .bind(error)
-        .bind(record_id)
-        .execute(&self.pool)
-        .await?;
+        self.try_failed("call_analysis", record_id, error, retry).await
+    }
+
+    /// A try at a row of work queue `table` that failed: queued again, or
+    /// given up (`retry: false`), with its error; the lease is let go.
+    pub(crate) async fn try_failed(
+        &self,
+        table: &str,
+        record_id: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE {table} SET state = $1, error = $2, lease_node = NULL, lease_until = NULL WHERE record_id = $3"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(if retry { "pending" } else { "failed" })
+            .bind(error)
+            .bind(record_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -151,16 +151,7 @@ impl CallStore {
 
     /// A try that failed: queued again, or given up (`retry: false`).
     pub async fn training_failed(&self, record_id: &str, error: &str, retry: bool) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE training_sessions SET state = $1, error = $2, lease_node = NULL, lease_until = NULL \
-             WHERE record_id = $3",
-        )
-        .bind(if retry { "pending" } else { "failed" })
-        .bind(error)
-        .bind(record_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.try_failed("training_sessions", record_id, error, retry).await
     }
 
     /// A call's training session, if it was one.
