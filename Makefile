@@ -12,7 +12,8 @@ DEMO_BANK := $(CARGO_TARGET_DIR)/release/voxline-demo-bank
 
 # Debian packages: build tools for -sys crates, SIP peers for tests, prompt synthesis.
 DEB_PACKAGES := build-essential pkg-config cmake libclang-dev libopus-dev libespeak-ng-dev sqlite3 \
-	sip-tester baresip sipvicious sox espeak-ng tshark openssl postgresql curl python3-venv tzdata
+	sip-tester baresip sipvicious sox espeak-ng tshark openssl postgresql curl python3-venv tzdata \
+	chromium chromium-driver
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

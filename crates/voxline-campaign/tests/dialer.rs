@@ -353,6 +353,7 @@ async fn what_a_stopped_node_left_is_moved_on_and_nobody_is_called_twice() {
         route: Some("renewal".into()),
         handler: Some("agent".into()),
         invite_at: now_ms(),
+        channel: "sip".into(),
     };
     store.call_started(&record).await.unwrap();
     store.call_answered("rec-answered", "PCMU", None, None).await.unwrap();

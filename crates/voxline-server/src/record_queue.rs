@@ -511,6 +511,7 @@ mod tests {
             route: None,
             handler: None,
             invite_at: voxline_store::now_ms(),
+            channel: "sip".into(),
         };
         let again = NewCall { ..call.clone() };
         queue.push(Write::Started(call));

@@ -139,7 +139,35 @@ impl Records {
             route: start.route.map(str::to_string),
             handler: Some(start.handler.into()),
             invite_at: now_ms(),
+            channel: "sip".into(),
         }));
+    }
+
+    /// Writes the start of a browser's call (WebRTC) to `route`; returns
+    /// the record's id. `caller` names the page's user (its token), `source`
+    /// the page's address when known.
+    pub async fn browser_started(
+        &self,
+        call_id: &str,
+        caller: &str,
+        source: Option<&str>,
+        route: &RouteConfig,
+    ) -> String {
+        let id = new_record_id();
+        self.queue.push(Write::Started(NewCall {
+            id: id.clone(),
+            call_id: call_id.to_string(),
+            direction: CallDirection::Inbound,
+            from_uri: caller.to_string(),
+            to_uri: format!("webrtc:{}", route.name),
+            source_addr: source.map(str::to_string),
+            trunk: None,
+            route: Some(route.name.clone()),
+            handler: Some(route.handler.clone()),
+            invite_at: now_ms(),
+            channel: "webrtc".into(),
+        }));
+        id
     }
 
     /// Marks a call answered with its codec and SRTP suite (`None`: plain).
@@ -241,6 +269,7 @@ fn inbound_call(info: &CallInfo, route: Option<&RouteConfig>) -> NewCall {
         route: route.map(|r| r.name.clone()),
         handler: route.map(|r| r.handler.clone()),
         invite_at: now_ms(),
+        channel: "sip".into(),
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 records: handlers.records(),
                 slots: slots.clone(),
             },
+            browser_slots: Arc::new(tokio::sync::Semaphore::new(cfg.webrtc.max_calls)),
         };
         crate::http::start(bind, ctx, shutdown.clone())
             .await

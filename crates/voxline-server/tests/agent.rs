@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{channel_rms, Server, DEFAULT_ROUTES};
+use common::{caller_script, channel_rms, voxline, Server, DEFAULT_ROUTES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -71,48 +71,12 @@ params = {{ domain = "{}", max_seconds = 60{params} }}
     )
 }
 
-fn voxline(args: &[&str], dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run voxline");
-    assert!(
-        out.status.success(),
-        "voxline {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
 /// The caller's side: `lead` seconds of silence, the Piper voice saying
 /// `text`, then `tail` seconds of silence, at 16 kHz. Returns the file and
 /// when the speech starts and ends (s).
 fn caller_audio(dir: &Path, name: &str, lead: f32, text: &str, tail: f32) -> (PathBuf, f32, f32) {
     let (path, spans) = caller_script(dir, name, &[(lead, text)], tail);
     (path, spans[0].0, spans[0].1)
-}
-
-/// The caller's side as a script: for each line, the silence before it and
-/// the words (the Piper voice), then `tail` seconds of silence, at 16 kHz.
-/// Returns the file and when each line starts and ends (s).
-fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -> (PathBuf, Vec<(f32, f32)>) {
-    let mut all: Vec<i16> = Vec::new();
-    let mut spans = Vec::new();
-    for (i, (pause, text)) in lines.iter().enumerate() {
-        let spoken = dir.join(format!("{name}-said-{i}.wav"));
-        voxline(&["say", text, "--out", spoken.to_str().unwrap_or_default()], dir);
-        let said = voxline_media::read_wav_mono(&spoken).expect("said");
-        let speech = voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000).expect("resample");
-        all.extend(std::iter::repeat_n(0, (pause * 16_000.0) as usize));
-        let start = all.len() as f32 / 16_000.0;
-        all.extend_from_slice(&speech);
-        spans.push((start, all.len() as f32 / 16_000.0));
-    }
-    all.extend(std::iter::repeat_n(0, (tail * 16_000.0) as usize));
-    let path = dir.join(format!("{name}.wav"));
-    common::write_wav_rate(&path, &all, 16_000);
-    (path, spans)
 }
 
 /// The caller's lines, each said by the Piper voice into a file of its own

@@ -226,6 +226,10 @@ pub struct RouteConfig {
     /// Handler parameters.
     #[serde(default)]
     pub params: BTreeMap<String, toml_value::Value>,
+    /// Browsers may call this route too (`/talk/<name>`, over WebRTC); SIP
+    /// calls still reach it by its other selectors.
+    #[serde(default)]
+    pub webrtc: bool,
 }
 
 /// Route parameter values (a small copy of TOML's scalar types).

@@ -244,6 +244,7 @@ mod tests {
             number,
             handler: "playback".into(),
             params: Default::default(),
+            webrtc: false,
         }
     }
 

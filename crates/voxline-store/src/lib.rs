@@ -73,7 +73,7 @@ macro_rules! select_call {
         concat!(
             "SELECT id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, codec, status, ",
             "invite_at, answer_at, end_at, end_reason, hangup_by, sip_status, recording_path, packets_sent, packets_received, ",
-            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome, amd, amd_ms, srtp ",
+            "packets_lost, jitter_ms, rtt_ms, remote_lost, remote_jitter_ms, detail, outcome, amd, amd_ms, srtp, channel ",
             "FROM calls ",
             $tail
         )
@@ -163,8 +163,8 @@ impl CallStore {
     /// Records a new call at INVITE time.
     pub async fn call_started(&self, call: &NewCall) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO calls (id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, status, invite_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'ringing', $11)",
+            "INSERT INTO calls (id, node, call_id, direction, from_uri, to_uri, source_addr, trunk, route, handler, status, invite_at, channel) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'ringing', $11, $12)",
         )
         .bind(&call.id)
         .bind(&self.node)
@@ -177,6 +177,7 @@ impl CallStore {
         .bind(call.route.as_deref())
         .bind(call.handler.as_deref())
         .bind(call.invite_at)
+        .bind(&call.channel)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -445,6 +446,7 @@ impl CallRecord {
             handler: row.try_get("handler")?,
             codec: row.try_get("codec")?,
             srtp: row.try_get("srtp")?,
+            channel: row.try_get("channel")?,
             status: row.try_get("status")?,
             invite_at: row.try_get("invite_at")?,
             answer_at: row.try_get("answer_at")?,

@@ -42,6 +42,8 @@ pub struct NewCall {
     pub handler: Option<String>,
     /// INVITE time, ms since the epoch.
     pub invite_at: i64,
+    /// What carries it: `sip` or `webrtc`.
+    pub channel: String,
 }
 
 /// How a call ended.
@@ -97,6 +99,8 @@ pub struct CallRecord {
     pub codec: Option<String>,
     /// The SRTP suite of the call's media; `None` for plain RTP.
     pub srtp: Option<String>,
+    /// What carried it: `sip` or `webrtc`.
+    pub channel: String,
     pub status: String,
     pub invite_at: i64,
     pub answer_at: Option<i64>,

@@ -22,6 +22,7 @@ fn new_call(id: &str) -> NewCall {
         route: Some("demo".into()),
         handler: Some("playback".into()),
         invite_at: now_ms(),
+        channel: "sip".into(),
     }
 }
 
@@ -59,6 +60,7 @@ async fn life_cycle(url: &str) {
     assert_eq!(a.status, "completed");
     assert_eq!(a.codec.as_deref(), Some("PCMA"));
     assert_eq!(a.srtp.as_deref(), Some("AES_CM_128_HMAC_SHA1_80"));
+    assert_eq!(a.channel, "sip");
     assert_eq!(a.packets_sent, Some(500));
     assert_eq!(a.packets_lost, Some(2));
     assert_eq!(a.jitter_ms, Some(3.5));
@@ -163,6 +165,14 @@ async fn life_cycle(url: &str) {
     assert_eq!(c.status, "ringing", "another node's live call is left alone");
     let recent = again.recent(10).await.expect("recent");
     assert_eq!(recent.len(), 3);
+    // A browser's call: its channel is kept as written.
+    let browser = NewCall {
+        channel: "webrtc".into(),
+        ..new_call("w")
+    };
+    again.call_started(&browser).await.expect("start a browser call");
+    let w = &again.find_by_call_id("cid-w").await.expect("find")[0];
+    assert_eq!(w.channel, "webrtc");
     campaign_records(&again).await;
     webhook_outbox(&again).await;
     call_analysis(&again).await;

@@ -10,6 +10,7 @@ pub mod http;
 pub mod routes;
 pub mod speech;
 pub mod webhook;
+pub mod webrtc;
 
 pub use http::HttpConfig;
 use serde::Deserialize;
@@ -215,6 +216,9 @@ pub struct Config {
     /// `[analysis]`: the language model of the work after a call.
     #[serde(default)]
     pub analysis: crate::config::analysis::AnalysisConfig,
+    /// `[webrtc]`: browser calls to routes with `webrtc = true`.
+    #[serde(default)]
+    pub webrtc: crate::config::webrtc::WebRtcConfig,
     /// The directory relative paths are resolved against (the file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -360,6 +364,15 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             crate::config::routes::validate_route(r, &self.base_dir)
                 .map_err(|(field, reason)| FieldError::new(format!("route[{i}].{field}"), reason))?;
+            if r.webrtc && !crate::config::routes::TALKING.contains(&r.handler.as_str()) {
+                return Err(FieldError::new(
+                    format!("route[{i}].webrtc"),
+                    format!(
+                        "browser calls reach agent routes only (this route's handler is {:?})",
+                        r.handler
+                    ),
+                ));
+            }
             if let Some(ParamValue::Str(name)) = r.params.get("transfer_trunk") {
                 match self.trunks.iter().find(|t| &t.name == name) {
                     None => {
@@ -379,6 +392,7 @@ impl Config {
             }
         }
         self.http.validate()?;
+        self.webrtc.validate()?;
         self.asr.validate()?;
         if self
             .routes

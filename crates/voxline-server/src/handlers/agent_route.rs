@@ -6,6 +6,8 @@
 //! server's side of it: the call record, the transcript and turns into the
 //! store (a [`SessionSink`]), the turn figures into `/metrics`.
 
+pub mod browser;
+
 use crate::asr_engine::AsrEngine;
 use crate::config::routes::AgentParams;
 use crate::config::MediaConfig;
@@ -30,7 +32,8 @@ use tracing::{warn, Instrument};
 use voxline_agent::voice::{ReplyPace, SessionSink, VoiceConfig, VoiceSession, OPERATOR};
 use voxline_agent::{Agent, DomainPack};
 use voxline_campaign::amd::MachineAction;
-use voxline_media::leg::{Direction, LegControl};
+use voxline_media::leg::Direction;
+use voxline_media::CallLeg;
 use voxline_media::LegEnd;
 use voxline_media::{CallRecorder, MediaClock, RtpSession};
 use voxline_sip::{InboundCall, PlaceCall, RouteConfig, SipEndpoint};
@@ -496,12 +499,12 @@ impl AgentRoute {
                     Err(outcome) => return outcome,
                 };
             let services = self.services(records);
-            let leg = match SipLeg::outbound(call, &out.target, out.variables, rtp.clone(), services) {
+            let mut leg = match SipLeg::outbound(call, &out.target, out.variables, rtp.clone(), services) {
                 Ok(leg) => leg,
                 Err(why) => return no_media_port(&rtp, why),
             };
             let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)));
-            self.talk(leg, rtp, recorder, sink, out.answering, live.hangup.clone())
+            self.talk(&mut leg, rtp, recorder, sink, out.answering, live.hangup.clone())
                 .await
         }
         .instrument(span)
@@ -543,12 +546,12 @@ impl AgentRoute {
                 Err(outcome) => return outcome,
             };
         let caller = dnc_number(&call.info.from);
-        let leg = match SipLeg::inbound(call, rtp.clone(), self.services(records)) {
+        let mut leg = match SipLeg::inbound(call, rtp.clone(), self.services(records)) {
             Ok(leg) => leg,
             Err(why) => return no_media_port(&rtp, why),
         };
         self.talk(
-            leg,
+            &mut leg,
             rtp,
             recorder,
             StoreSink::new(records, record_id, Some(caller)),
@@ -588,9 +591,9 @@ impl AgentRoute {
     /// goes to the call's record through `sink`. With `answering`, who
     /// answered is found out first: a machine never reaches the session.
     /// `hangup` is an operator's hang-up.
-    async fn talk(
+    pub(super) async fn talk<L: CallLeg>(
         &self,
-        mut leg: SipLeg,
+        leg: &mut L,
         rtp: RtpSession,
         recorder: Option<CallRecorder>,
         sink: StoreSink,
@@ -611,7 +614,7 @@ impl AgentRoute {
         let media = RunningMedia::start(&rtp, &self.clock, recorder);
         rtp.set_media_timeout(Duration::from_secs(self.media.timeout_secs));
         if let Some(a) = answering.filter(|a| a.action != MachineAction::Off) {
-            let who = answering::detect(&mut leg, &mut recognizer, &a, &sink.records, &sink.record_id, &self.tts).await;
+            let who = answering::detect(leg, &mut recognizer, &a, &sink.records, &sink.record_id, &self.tts).await;
             let (outcome, end) = match who {
                 // The agent starts on a fresh recogniser: the greeting's
                 // words are not a turn of the conversation.
@@ -657,7 +660,7 @@ impl AgentRoute {
             shutdown: self.shutdown.clone(),
             hangup,
         };
-        let end = session.run(&mut leg, &mut recognizer).await;
+        let end = session.run(leg, &mut recognizer).await;
         media.stop().await;
         let mut outcome = Outcome::answered(end_reason(end.end), &rtp, end.detail);
         outcome.conversation = end.outcome;
@@ -683,20 +686,24 @@ fn dnc_number(party: &str) -> String {
     bare.split(['@', ';', '>']).next().unwrap_or(bare).to_string()
 }
 
-/// The session's records into the call store, under the call's record.
-struct StoreSink {
-    records: Records,
-    record_id: String,
+/// The session's records into the call store, under the call's record
+/// (and, on a browser call, each transcript line to the page).
+pub(super) struct StoreSink {
+    pub(super) records: Records,
+    pub(super) record_id: String,
     /// The other party's number, for the do-not-call list when they opt out.
     party: Option<String>,
+    /// The page of a browser call.
+    pub(super) page: Option<browser::PageFeed>,
 }
 
 impl StoreSink {
-    fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
+    pub(super) fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
         StoreSink {
             records: records.clone(),
             record_id: record_id.to_string(),
             party,
+            page: None,
         }
     }
 }
@@ -704,6 +711,9 @@ impl StoreSink {
 #[async_trait::async_trait]
 impl SessionSink for StoreSink {
     async fn transcript_line(&self, line: TranscriptLine) {
+        if let Some(page) = &self.page {
+            page.line(&line);
+        }
         self.records.transcript_line(&self.record_id, &line).await;
     }
 

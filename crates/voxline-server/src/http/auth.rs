@@ -64,6 +64,22 @@ impl Tokens {
                 "Bearer realm=\"voxline\", error=\"invalid_request\"",
             ));
         };
+        self.check_token(token, need)
+    }
+
+    /// The caller holding `token` when it allows `need` (a token sent other
+    /// than in a header: a browser's WebSocket cannot set one).
+    pub fn check_token(&self, token: &str, need: Scope) -> Result<Caller, ApiError> {
+        let unauthorized = |message: &str, challenge: &'static str| ApiError {
+            challenge: Some(challenge),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        };
+        if self.0.is_empty() {
+            return Err(unauthorized(
+                "no API tokens are configured: add a [[http.token]] (voxline token new prints one)",
+                "Bearer realm=\"voxline\"",
+            ));
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every hash is compared, whichever matches.
         let mut found = None;

@@ -128,6 +128,16 @@ pub async fn metrics(State(s): State<AppState>) -> Response {
         ConstGauge::new(s.ctx.counters.active.load(Ordering::Relaxed) as i64),
     );
     registry.register(
+        "browser_calls_active",
+        "Browser calls (WebRTC) up now, their signalling sockets included",
+        ConstGauge::new((s.ctx.cfg.webrtc.max_calls - s.ctx.browser_slots.available_permits()) as i64),
+    );
+    registry.register(
+        "runtime_tasks",
+        "Tasks alive on the server's async runtime (a leak shows as growth)",
+        ConstGauge::new(tokio::runtime::Handle::current().metrics().num_alive_tasks() as i64),
+    );
+    registry.register(
         "calls_routed",
         "Calls routed to a handler since start",
         ConstCounter::new(s.ctx.counters.total.load(Ordering::Relaxed)),

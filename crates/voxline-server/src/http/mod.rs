@@ -12,6 +12,7 @@ mod health;
 mod metrics;
 mod packs;
 mod qa;
+mod talk;
 mod training;
 mod webhooks;
 
@@ -71,18 +72,25 @@ pub struct ApiContext {
     pub live: LiveCalls,
     /// Places calls (`POST /api/calls`).
     pub outbound: Outbound,
+    /// Browser calls up at once (`[webrtc] max_calls`).
+    pub browser_slots: Arc<Semaphore>,
 }
 
 /// The handlers' state.
 #[derive(Clone)]
 pub struct AppState {
     ctx: Arc<ApiContext>,
+    /// The API's tokens (a browser's socket sends its token in a message).
+    tokens: Arc<auth::Tokens>,
 }
 
 /// The API's routes on `ctx`.
 pub fn app(ctx: ApiContext) -> Router {
     let tokens = Arc::new(auth::Tokens::new(&ctx.cfg.http.tokens));
-    let state = AppState { ctx: Arc::new(ctx) };
+    let state = AppState {
+        ctx: Arc::new(ctx),
+        tokens: tokens.clone(),
+    };
     let guarded = Router::new()
         .route("/api/calls", get(calls::list).post(calls::place))
         .route("/api/calls/{call_id}", get(calls::show))
@@ -134,6 +142,10 @@ pub fn app(ctx: ApiContext) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/api/openapi.json", get(openapi))
+        .route("/talk/{route}", get(talk::page))
+        .route("/web/talk.js", get(talk::script))
+        .route("/web/console.css", get(talk::style))
+        .route("/api/talk/{route}", get(talk::socket))
         .merge(guarded)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

@@ -181,7 +181,7 @@ pub async fn place_with_media(
 
 /// The call's recording under `recordings_dir/<day>/<call-id>.wav`, when
 /// recording is on (a file that cannot be created turns it off, logged).
-fn open_recorder(media: &MediaConfig, record: bool, call_id: &str) -> Option<CallRecorder> {
+pub(crate) fn open_recorder(media: &MediaConfig, record: bool, call_id: &str) -> Option<CallRecorder> {
     if !record {
         return None;
     }

@@ -520,6 +520,16 @@ max_cps = 1000
 }
 
 impl Server {
+    /// Sockets the server process holds open (UDP and TCP), from /proc.
+    pub fn open_sockets(&self) -> usize {
+        let pid = self.child.as_ref().map(Child::id).expect("server running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("server fds")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count()
+    }
+
     /// Resident memory of the server process, KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().map(Child::id).expect("server running");
@@ -1010,4 +1020,42 @@ impl Drop for SippUas {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs the `voxline` binary in `dir`; its stdout (panics with its
+/// stderr when it fails).
+pub fn voxline(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxline"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run voxline");
+    assert!(
+        out.status.success(),
+        "voxline {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The caller's side as a script: for each line, the silence before it and
+/// the words (the Piper voice), then `tail` seconds of silence, at 16 kHz.
+/// Returns the file and when each line starts and ends (s).
+pub fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -> (PathBuf, Vec<(f32, f32)>) {
+    let mut all: Vec<i16> = Vec::new();
+    let mut spans = Vec::new();
+    for (i, (pause, text)) in lines.iter().enumerate() {
+        let spoken = dir.join(format!("{name}-said-{i}.wav"));
+        voxline(&["say", text, "--out", spoken.to_str().unwrap_or_default()], dir);
+        let said = voxline_media::read_wav_mono(&spoken).expect("said");
+        let speech = voxline_media::rtp_session::resample_clip(&said.samples, said.rate, 16_000).expect("resample");
+        all.extend(std::iter::repeat_n(0, (pause * 16_000.0) as usize));
+        let start = all.len() as f32 / 16_000.0;
+        all.extend_from_slice(&speech);
+        spans.push((start, all.len() as f32 / 16_000.0));
+    }
+    all.extend(std::iter::repeat_n(0, (tail * 16_000.0) as usize));
+    let path = dir.join(format!("{name}.wav"));
+    write_wav_rate(&path, &all, 16_000);
+    (path, spans)
 }

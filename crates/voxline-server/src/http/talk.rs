@@ -1,0 +1,369 @@
+//! Browser calls: the "talk to the agent" page (`GET /talk/{route}`) and
+//! its signalling socket (`GET /api/talk/{route}` upgraded to a WebSocket).
+//!
+//! On the socket, JSON messages with a `type`:
+//! 1. page → `{"type": "hello", "token": "<API token>"}` (a browser cannot
+//!    set an Authorization header on a WebSocket; the token needs `write`);
+//! 2. server → `{"type": "ready", "route", "ice_servers": [...]}`;
+//! 3. page → `{"type": "offer", "sdp": "..."}` (candidates gathered in it);
+//! 4. server → `answer`, `connected`, a `line` per transcript line, and
+//!    `ended` (or `error`, which ends the call too);
+//! 5. page → `{"type": "hangup"}` at any time; closing the socket is a
+//!    hang-up as well.
+//!
+//! Anything else (not JSON, an unknown type, binary frames, a message over
+//! 128 KiB, more than 20 messages in a second, no hello or offer within 10 s)
+//! gets an `error` and the socket closed; the call, if any, ends.
+
+use super::AppState;
+use crate::config::http::Scope;
+use crate::handlers::agent_route::browser::{BrowserCall, PageFeed, ToPage};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use voxline_webrtc::PageSignals;
+
+/// The page, its script and its style (no build step, nothing from a CDN).
+const TALK_HTML: &str = include_str!("../../web/talk.html");
+const TALK_JS: &str = include_str!("../../web/talk.js");
+const CONSOLE_CSS: &str = include_str!("../../web/console.css");
+
+/// The largest message or frame taken from a page (an offer is ~5 KB).
+pub const MAX_MESSAGE: usize = 128 * 1024;
+/// Messages a page may send in one second.
+pub const MAX_RATE: u32 = 20;
+/// How long the page has for its hello, and then its offer.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// `GET /talk/{route}`: the page (the route is read from its address).
+pub async fn page(Path(_route): Path<String>) -> Response {
+    html(TALK_HTML)
+}
+
+/// `GET /web/talk.js`.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        TALK_JS,
+    )
+        .into_response()
+}
+
+/// `GET /web/console.css`.
+pub async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CONSOLE_CSS,
+    )
+        .into_response()
+}
+
+fn html(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Only this server's own scripts and sockets; the microphone for this page.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob:",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /api/talk/{route}`: the signalling socket.
+pub async fn socket(State(state): State<AppState>, Path(route): Path<String>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, route, state))
+}
+
+/// What the page sends.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum FromPage {
+    Hello { token: String },
+    Offer { sdp: String },
+    // A struct variant: unknown fields are refused (a unit variant would ignore them).
+    Hangup {},
+}
+
+/// Why the socket is being closed on the page.
+struct Refusal(String);
+
+/// A page's socket: the handshake, then its call.
+async fn serve(socket: WebSocket, route: String, state: AppState) {
+    let (mut out, mut input) = socket.split();
+    let mut rate = Rate::default();
+    let call = match handshake(&mut out, &mut input, &mut rate, &route, &state).await {
+        Ok(call) => call,
+        Err(Refusal(message)) => {
+            tracing::info!(route = %route, error = %message, "browser call refused");
+            let text = json(&ToPage::Error { message });
+            out.send(Message::Text(text)).await.ok();
+            close(&mut out).await;
+            return;
+        }
+    };
+    let Handshake {
+        offer,
+        caller,
+        agent,
+        route_cfg,
+        permit,
+    } = call;
+    let (feed, mut to_page) = PageFeed::new();
+    let signals = PageSignals::default();
+    let browser = BrowserCall {
+        offer,
+        caller,
+        source: None,
+        feed,
+        signals: signals.clone(),
+    };
+    let ctx = state.ctx.clone();
+    let run = tokio::spawn(async move {
+        let settings = ctx.cfg.webrtc.settings(ctx.cfg.media.bind_ip);
+        agent
+            .browser_call(&route_cfg, browser, &settings, &ctx.outbound.records)
+            .await;
+        drop(permit);
+    });
+    loop {
+        tokio::select! {
+            m = to_page.recv() => {
+                let Some(m) = m else { break };
+                let last = matches!(m, ToPage::Ended { .. });
+                if out.send(Message::Text(json(&m))).await.is_err() || last {
+                    break;
+                }
+            }
+            m = input.next() => match page_message(m, &mut rate) {
+                Ok(Some(FromPage::Hangup {})) => signals.page_hung_up.cancel(),
+                Ok(Some(_)) => {
+                    let text = json(&ToPage::Error { message: "the call is already set up: only hangup is taken now".into() });
+                    out.send(Message::Text(text)).await.ok();
+                    break;
+                }
+                Ok(None) => {}
+                Err(Some(Refusal(message))) => {
+                    out.send(Message::Text(json(&ToPage::Error { message }))).await.ok();
+                    break;
+                }
+                // The page went away.
+                Err(None) => break,
+            },
+        }
+    }
+    // Whatever ended the loop ends the call (a no-op when it is over).
+    signals.page_hung_up.cancel();
+    close(&mut out).await;
+    run.await.ok();
+}
+
+/// What the handshake gives.
+struct Handshake {
+    offer: String,
+    caller: String,
+    agent: std::sync::Arc<crate::handlers::agent_route::AgentRoute>,
+    route_cfg: voxline_sip::RouteConfig,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Hello (token), ready, offer: Err is what the page is told.
+async fn handshake(
+    out: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    input: &mut futures_util::stream::SplitStream<WebSocket>,
+    rate: &mut Rate,
+    route: &str,
+    state: &AppState,
+) -> Result<Handshake, Refusal> {
+    let token = match next_message(input, rate).await? {
+        FromPage::Hello { token } => token,
+        _ => {
+            return Err(Refusal(
+                "the first message must be {\"type\": \"hello\", \"token\": ...}".into(),
+            ))
+        }
+    };
+    let caller = state
+        .tokens
+        .check_token(token.trim(), Scope::Write)
+        .map_err(|e| Refusal(e.message))?;
+    let ctx = &state.ctx;
+    let route_cfg = ctx
+        .cfg
+        .routes
+        .iter()
+        .find(|r| r.name == route && r.webrtc)
+        .cloned()
+        .ok_or_else(|| {
+            Refusal(format!(
+                "no route {route:?} takes browser calls (a route needs webrtc = true)"
+            ))
+        })?;
+    let agent = ctx
+        .outbound
+        .agents
+        .get(route)
+        .cloned()
+        .ok_or_else(|| Refusal(format!("route {route:?} has no agent running on this node")))?;
+    let permit = ctx.browser_slots.clone().try_acquire_owned().map_err(|_| {
+        Refusal(format!(
+            "this node has {} browser calls up, its most (webrtc.max_calls): try again later",
+            ctx.cfg.webrtc.max_calls
+        ))
+    })?;
+    let ready = serde_json::json!({
+        "type": "ready",
+        "route": route,
+        "ice_servers": ctx.cfg.webrtc.ice_servers,
+    });
+    out.send(Message::Text(ready.to_string().into()))
+        .await
+        .map_err(|_| Refusal("the page went away".into()))?;
+    let offer = match next_message(input, rate).await? {
+        FromPage::Offer { sdp } => sdp,
+        _ => return Err(Refusal("after hello, the page must send its offer".into())),
+    };
+    Ok(Handshake {
+        offer,
+        caller: format!("webrtc:{}", caller.0),
+        agent,
+        route_cfg,
+        permit,
+    })
+}
+
+/// The next message of the handshake, within [`HANDSHAKE`].
+async fn next_message(
+    input: &mut futures_util::stream::SplitStream<WebSocket>,
+    rate: &mut Rate,
+) -> Result<FromPage, Refusal> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE;
+    loop {
+        let m = tokio::time::timeout_at(deadline, input.next())
+            .await
+            .map_err(|_| Refusal(format!("nothing from the page within {} s", HANDSHAKE.as_secs())))?;
+        match page_message(m, rate) {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {}
+            Err(r) => return Err(r.unwrap_or_else(|| Refusal("the page went away".into()))),
+        }
+    }
+}
+
+/// One frame from the page: `Ok(None)` for pings and pongs, `Err(None)`
+/// when the page is gone, `Err(Some)` for what it must be told.
+fn page_message(m: Option<Result<Message, axum::Error>>, rate: &mut Rate) -> Result<Option<FromPage>, Option<Refusal>> {
+    let m = match m {
+        None | Some(Ok(Message::Close(_))) => return Err(None),
+        Some(Err(e)) => return Err(Some(Refusal(format!("bad WebSocket frame: {e}")))),
+        Some(Ok(m)) => m,
+    };
+    if !rate.take() {
+        return Err(Some(Refusal(format!("more than {MAX_RATE} messages in a second"))));
+    }
+    match m {
+        Message::Text(t) => serde_json::from_str::<FromPage>(t.as_str())
+            .map(Some)
+            .map_err(|e| Some(Refusal(format!("not a message this socket takes: {e}")))),
+        Message::Binary(_) => Err(Some(Refusal("binary frames are not taken: send JSON text".into()))),
+        _ => Ok(None),
+    }
+}
+
+/// Messages counted per one-second window.
+#[derive(Debug)]
+struct Rate {
+    window: Instant,
+    count: u32,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate {
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl Rate {
+    /// Counts one message; false when the window's allowance is spent.
+    fn take(&mut self) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= MAX_RATE
+    }
+}
+
+fn json(m: &ToPage) -> Utf8Bytes {
+    serde_json::to_string(m).unwrap_or_default().into()
+}
+
+async fn close(out: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
+    out.send(Message::Close(Some(CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: Utf8Bytes::from_static(""),
+    })))
+    .await
+    .ok();
+    out.close().await.ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_allows_twenty_messages_a_second() {
+        let mut r = Rate::default();
+        for _ in 0..MAX_RATE {
+            assert!(r.take());
+        }
+        assert!(!r.take(), "the 21st in the same second is refused");
+    }
+
+    #[test]
+    fn page_messages_are_json_of_known_types_only() {
+        let mut r = Rate::default();
+        let text = |s: &str| Some(Ok(Message::Text(s.to_string().into())));
+        assert!(matches!(
+            page_message(text(r#"{"type":"hangup"}"#), &mut r),
+            Ok(Some(FromPage::Hangup {}))
+        ));
+        assert!(matches!(
+            page_message(text(r#"{"type":"hello","token":"t"}"#), &mut r),
+            Ok(Some(FromPage::Hello { .. }))
+        ));
+        for bad in [
+            "garbage",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"offer"}"#,
+            r#"{"type":"hangup","x":1}"#,
+        ] {
+            assert!(matches!(page_message(text(bad), &mut r), Err(Some(_))), "{bad}");
+        }
+        assert!(matches!(
+            page_message(Some(Ok(Message::Binary(vec![1u8, 2].into()))), &mut r),
+            Err(Some(_))
+        ));
+        assert!(matches!(page_message(None, &mut r), Err(None)));
+    }
+}

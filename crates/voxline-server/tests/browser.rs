@@ -1,0 +1,592 @@
+//! Browser calls with a real browser: Debian's Chromium, headless, driven
+//! by chromedriver over WebDriver, its microphone a WAV file of a question
+//! said by the Piper voice. The page at /talk/<route> calls the agent over
+//! WebRTC (ICE on loopback, DTLS-SRTP, Opus); the tests check what the
+//! page shows, the call's record, and that the browser logged no error.
+//! Screenshots of the page go to docs/screenshots/.
+
+mod common;
+
+use common::{caller_script, free_port, one_at_a_time, repo, test_dir, Server, DEFAULT_ROUTES, WRITE_TOKEN};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The demo bank's agent on route "bank", reachable from browsers too.
+fn browser_routes() -> String {
+    format!(
+        r#"
+[[route]]
+name = "bank"
+trunk = "local"
+number = {{ exact = "bank" }}
+handler = "agent"
+webrtc = true
+params = {{ domain = "{}", max_seconds = 60 }}
+{DEFAULT_ROUTES}"#,
+        repo().join("domains").join("demo-bank").display()
+    )
+}
+
+/// Browser calls connect in well under this on loopback.
+const WEBRTC: &str = "[webrtc]\nconnect_timeout_s = 5\nmax_calls = 4\n";
+
+/// Chromium under chromedriver, with `mic` as its microphone.
+struct Browser {
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    driver: Child,
+}
+
+/// chromedriver's own command for the browser's console (not in W3C WebDriver).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
+    }
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium whose
+    /// microphone plays `mic` once (then silence).
+    fn start(name: &str, mic: &Path) -> Browser {
+        let dir = test_dir(&format!("chromium-{name}"));
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) must be installed: make deps");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1100,820",
+                    format!("--user-data-dir={}", dir.join("profile").display()),
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    format!("--use-file-for-fake-audio-capture={}%noloop", mic.display()),
+                    "--autoplay-policy=no-user-gesture-required",
+                    // ICE over loopback: the only interface a test may use.
+                    "--allow-loopback-in-peer-connection",
+                ],
+            },
+        });
+        let caps = caps.as_object().cloned().expect("an object");
+        let client = rt
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("a Chromium session");
+        Browser {
+            rt,
+            client: Some(client),
+            driver,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("open")
+    }
+
+    fn goto(&self, url: &str) {
+        self.rt.block_on(self.client().goto(url)).expect("page loads");
+    }
+
+    /// Runs `js` (a function body) in the page; what it returns.
+    fn eval(&self, js: &str) -> serde_json::Value {
+        self.rt
+            .block_on(self.client().execute(js, vec![]))
+            .unwrap_or_else(|e| panic!("{js}: {e}"))
+    }
+
+    /// Waits up to `within` for `js` to return something truthy; returns it.
+    fn wait_until(&self, js: &str, within: Duration, what: &str) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.eval(js);
+            let truthy = match &v {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+                serde_json::Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} not seen within {within:?}; the page shows: {}",
+                self.eval("return document.body.innerText")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn click(&self, css: &str) {
+        self.rt
+            .block_on(async {
+                let e = self.client().find(Locator::Css(css)).await?;
+                e.click().await
+            })
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Saves a screenshot of the page to docs/screenshots/NAME.png.
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.rt.block_on(self.client().screenshot()).expect("screenshot");
+        let dir = repo().join("docs").join("screenshots");
+        std::fs::create_dir_all(&dir).expect("docs/screenshots");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// What the page logged at the error level (console errors, failed loads).
+    fn console_errors(&self) -> Vec<String> {
+        let v = self
+            .rt
+            .block_on(self.client().issue_cmd(BrowserLog))
+            .expect("chromedriver's browser log");
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The page's transcript: (speaker class, words) per line.
+const TRANSCRIPT_JS: &str = "return [...document.querySelectorAll('#transcript li')].map(li => [li.className.replace('line ', ''), li.querySelector('.said').textContent]);";
+
+fn page_lines(b: &Browser) -> Vec<(String, String)> {
+    b.eval(TRANSCRIPT_JS)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l[0].as_str().unwrap_or_default().to_string(),
+                l[1].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The records once every call has ended and one matches `want`.
+fn settled(server: &Server, want: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let records = server.all_records();
+        if records.iter().any(&want) && records.iter().all(|r| !r["end_at"].is_null()) {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete record as wanted: {records:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn transcript(server: &Server, call_id: &str) -> Vec<(String, String)> {
+    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v[0]["lines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap_or_default().to_string(),
+                l["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A browser calls the demo bank from /talk/bank and asks where the
+/// Downtown branch is: the page shows the agent's answer with the
+/// branch's address as it is said, the hang-up button ends the call, and
+/// the record is a WebRTC call (Opus, DTLS-SRTP) whose transcript holds
+/// the question and the address; the browser logged no error.
+#[test]
+fn a_browser_calls_the_agent_and_hears_the_pack_s_answer() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let server = Server::start("browser-call", WEBRTC, Some(&browser_routes()));
+    // The greeting and the recording notice take ~7 s after the connection.
+    let (mic, _) = caller_script(&server.dir, "downtown", &[(9.0, "Where is the Downtown branch?")], 1.0);
+    let b = Browser::start("call", &mic);
+    b.goto(&format!(
+        "http://127.0.0.1:{}/talk/bank#token={WRITE_TOKEN}&autostart=1",
+        server.http_port
+    ));
+    b.wait_until(
+        "return document.getElementById('status').dataset.state === 'connected'",
+        Duration::from_secs(20),
+        "the connected state",
+    );
+    b.wait_until(
+        "return [...document.querySelectorAll('#transcript li.agent .said')].some(s => s.textContent.includes('Harbor Street'))",
+        Duration::from_secs(60),
+        "the agent's answer with the Downtown branch's address",
+    );
+    let shown = page_lines(&b);
+    eprintln!("page: {shown:?}");
+    assert!(
+        shown
+            .iter()
+            .any(|(who, text)| who == "caller" && text.to_lowercase().contains("downtown")),
+        "the page shows the caller's question: {shown:?}"
+    );
+    let call_id = b.eval("return document.getElementById('call-id').textContent");
+    let call_id = call_id.as_str().expect("the page shows the call's id").to_string();
+    b.screenshot("talk");
+    b.click("#hangup");
+    b.wait_until(
+        "return document.getElementById('status').dataset.state === 'ended'",
+        Duration::from_secs(10),
+        "the ended state",
+    );
+    let records = settled(&server, |r| r["call_id"] == call_id.as_str());
+    let r = records
+        .iter()
+        .find(|r| r["call_id"] == call_id.as_str())
+        .expect("the call's record");
+    assert_eq!(r["channel"], "webrtc", "{r}");
+    assert_eq!(r["codec"], "opus", "{r}");
+    assert_eq!(r["srtp"], "dtls-srtp", "{r}");
+    assert_eq!(r["route"], "bank", "{r}");
+    assert_eq!(r["from_uri"], "webrtc:test-write", "{r}");
+    assert_eq!(r["end_reason"], "hangup", "{r}");
+    assert_eq!(r["hangup_by"], "caller", "{r}");
+    assert!(
+        r["packets_received"].as_u64().unwrap_or(0) > 100,
+        "the browser's audio arrived: {r}"
+    );
+    let lines = transcript(&server, &call_id);
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "agent" && t.contains("Harbor Street")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "caller" && t.to_lowercase().contains("downtown")),
+        "{lines:?}"
+    );
+    let errors = b.console_errors();
+    assert!(errors.is_empty(), "the browser logged errors: {errors:?}");
+}
+
+/// A caller in the browser talks over the agent's answer: the agent stops
+/// (the log says so), the page shows the answer cut where the caller came
+/// in, and the next question is answered.
+#[test]
+fn a_browser_caller_cuts_the_agent_off() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let server = Server::start("browser-barge-in", WEBRTC, Some(&browser_routes()));
+    // The opening hours take several seconds to say; the caller cuts in
+    // about two seconds into them (the answer starts ~1 s after the question).
+    let (mic, _) = caller_script(
+        &server.dir,
+        "cut-answer",
+        &[
+            (9.0, "What are the opening hours of your branches?"),
+            (3.5, "Sorry, where is the Riverside branch?"),
+        ],
+        1.0,
+    );
+    let b = Browser::start("barge-in", &mic);
+    b.goto(&format!(
+        "http://127.0.0.1:{}/talk/bank#token={WRITE_TOKEN}&autostart=1",
+        server.http_port
+    ));
+    let cut = b.wait_until(
+        "return [...document.querySelectorAll('#transcript li.agent .said')].map(s => s.textContent).find(t => t.endsWith('[cut off by the caller]')) || ''",
+        Duration::from_secs(60),
+        "an answer cut off by the caller",
+    );
+    b.wait_until(
+        "return [...document.querySelectorAll('#transcript li.caller .said')].some(s => s.textContent.toLowerCase().includes('riverside'))",
+        Duration::from_secs(30),
+        "the caller's second question",
+    );
+    eprintln!(
+        "cut: {cut}
+page: {:?}",
+        page_lines(&b)
+    );
+    b.screenshot("talk-barge-in");
+    assert!(
+        server.log_text().contains("barge-in: the agent stopped"),
+        "{}",
+        server.log_text()
+    );
+    b.click("#hangup");
+    b.wait_until(
+        "return document.getElementById('status').dataset.state === 'ended'",
+        Duration::from_secs(10),
+        "the ended state",
+    );
+    let errors = b.console_errors();
+    assert!(errors.is_empty(), "the browser logged errors: {errors:?}");
+}
+
+/// A browser-like offer: Opus and telephone-event (or only `codecs`), one
+/// host candidate at `candidate` where nothing answers.
+fn offer(codecs: &str, candidate: &str) -> String {
+    let formats: Vec<&str> = codecs
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split(' ').next())
+        .collect();
+    format!(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=candidate:1 1 udp 2130706431 {candidate} typ host\r\n\
+a=ice-ufrag:Zx9q\r\na=ice-pwd:Tq0v4kP8mW2rLs6yBn1cDf3g\r\n\
+a=fingerprint:sha-256 3A:1F:9C:4B:27:D0:88:E5:61:0A:B3:7C:54:F2:19:AD:C6:3E:90:12:7B:E8:45:D1:0F:A2:6C:93:58:B7:24:E1\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n{codecs}",
+        formats.join(" ")
+    )
+}
+
+const OPUS: &str =
+    "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:126 telephone-event/8000\r\n";
+const G711_ONLY: &str = "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A page's socket to `route`; `script` is sent in order (text frames;
+/// `bin:` for a binary one); returns every message the server sent until
+/// it closed the socket (panics if it stays open 15 s). `ping:` sends a
+/// WebSocket ping.
+async fn page_socket(port: u16, route: &str, script: &[String]) -> Vec<serde_json::Value> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _): (Socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/talk/{route}"))
+        .await
+        .expect("the socket opens");
+    for m in script {
+        let frame = if let Some(b) = m.strip_prefix("bin:") {
+            Message::Binary(b.as_bytes().to_vec().into())
+        } else if m == "ping:" {
+            Message::Ping(Vec::new().into())
+        } else {
+            Message::Text(m.clone().into())
+        };
+        // The server may close before the whole script is sent (a flood).
+        if ws.send(frame).await.is_err() {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("the server kept the socket open 15 s; it sent {got:?}"),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return got,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                got.push(serde_json::from_str(t.as_str()).unwrap_or_else(|e| panic!("{e}: {t}")))
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+fn hello(token: &str) -> String {
+    serde_json::json!({"type": "hello", "token": token}).to_string()
+}
+
+fn offer_message(sdp: &str) -> String {
+    serde_json::json!({"type": "offer", "sdp": sdp}).to_string()
+}
+
+/// The error the server sent (every bad input gets one; a call that had
+/// started is then `ended` too).
+fn error_of(got: &[serde_json::Value]) -> String {
+    let errors: Vec<&serde_json::Value> = got.iter().filter(|m| m["type"] == "error").collect();
+    assert_eq!(errors.len(), 1, "one error: {got:?}");
+    if let Some(last) = got.last().filter(|m| m["type"] != "error") {
+        assert_eq!(last["type"], "ended", "only the end follows the error: {got:?}");
+    }
+    errors[0]["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// Bad input on the browser side: garbage, binary frames, a wrong token, a
+/// route that takes no browser calls, a malformed offer, an offer without
+/// Opus, a flood of messages, an offer whose ICE never completes, a message
+/// over the size limit. Each gets a clear error and a closed socket; the
+/// server stays healthy, every attempt that got
+/// as far as an offer has a complete record, and the server holds no more
+/// sockets or tasks after the barrage than before it.
+#[test]
+fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let server = Server::start("browser-bad-input", WEBRTC, Some(&browser_routes()));
+    let port = server.http_port;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let write = hello(WRITE_TOKEN);
+    let barrage = |rt: &tokio::runtime::Runtime| -> Vec<(String, Vec<serde_json::Value>)> {
+        let flood: Vec<String> = std::iter::once(write.clone())
+            .chain((0..60).map(|_| "ping:".to_string()))
+            .collect();
+        let cases: Vec<(&str, &str, Vec<String>)> = vec![
+            ("garbage", "bank", vec!["hello??".into()]),
+            ("binary", "bank", vec!["bin:\u{1}\u{2}".into()]),
+            ("wrong token", "bank", vec![hello("vxl_nobody")]),
+            ("read token", "bank", vec![hello(common::READ_TOKEN)]),
+            ("not a browser route", "echo", vec![write.clone()]),
+            (
+                "malformed offer",
+                "bank",
+                vec![write.clone(), offer_message("v=0\r\nnonsense")],
+            ),
+            (
+                "no Opus",
+                "bank",
+                vec![write.clone(), offer_message(&offer(G711_ONLY, "127.0.0.1 9"))],
+            ),
+            ("flood", "bank", flood),
+            (
+                "ICE never completes",
+                "bank",
+                vec![write.clone(), offer_message(&offer(OPUS, "127.0.0.1 9"))],
+            ),
+            (
+                "oversized",
+                "bank",
+                vec![write.clone(), offer_message(&"a".repeat(200 * 1024))],
+            ),
+        ];
+        cases
+            .into_iter()
+            .map(|(name, route, script)| (name.to_string(), rt.block_on(page_socket(port, route, &script))))
+            .collect()
+    };
+    // A first round starts what starts once (the webrtc stack's pools);
+    // the second must leave nothing behind.
+    let first = barrage(&rt);
+    let settle = |server: &Server| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.metric("voxline_browser_calls_active") != 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "browser calls stay up:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    settle(&server);
+    let sockets_before = server.open_sockets();
+    let tasks_before = server.metric("voxline_runtime_tasks");
+    let second = barrage(&rt);
+    for (name, got) in first.iter().chain(second.iter()) {
+        let expect = match name.as_str() {
+            "garbage" => "not a message this socket takes",
+            "binary" => "binary frames are not taken",
+            "wrong token" => "the token is not known",
+            "read token" => "has the read scope",
+            "not a browser route" => "no route \"echo\" takes browser calls",
+            "malformed offer" => "bad SDP offer",
+            "no Opus" => "no audio with Opus/48000 (offered: pcmu/8000, pcma/8000)",
+            "flood" => "more than 20 messages in a second",
+            "ICE never completes" => "not established within 5 s",
+            "oversized" => "Message too long",
+            other => panic!("unexpected case {other}"),
+        };
+        let message = error_of(got);
+        assert!(message.contains(expect), "{name}: {message:?} lacks {expect:?}");
+    }
+    // ICE that never completes was answered first, then timed out.
+    let ice = &second.iter().find(|(n, _)| n == "ICE never completes").expect("case").1;
+    assert_eq!(ice.first().map(|m| m["type"].clone()), Some("ready".into()), "{ice:?}");
+    assert_eq!(ice.get(1).map(|m| m["type"].clone()), Some("answer".into()), "{ice:?}");
+    settle(&server);
+    // Nothing left behind: sockets and tasks back to where they were.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (sockets, tasks) = (server.open_sockets(), server.metric("voxline_runtime_tasks"));
+        if sockets <= sockets_before && tasks <= tasks_before {
+            eprintln!("sockets {sockets_before} -> {sockets}, tasks {tasks_before} -> {tasks}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind after the barrage: sockets {sockets_before} -> {sockets}, tasks {tasks_before} -> {tasks}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Each offer that reached the media side is a complete, unanswered record.
+    let records = settled(&server, |r| r["end_reason"] == "ice_timeout");
+    let reasons: Vec<&str> = records.iter().filter_map(|r| r["end_reason"].as_str()).collect();
+    assert_eq!(
+        reasons.iter().filter(|r| **r == "ice_timeout").count(),
+        2,
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.iter().filter(|r| **r == "bad_offer").count(), 4, "{reasons:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["channel"] == "webrtc" && r["answer_at"].is_null()),
+        "{records:?}"
+    );
+    let health = server.request("GET", "/healthz", None, None);
+    assert_eq!(health.status, 200, "the server is unaffected: {}", health.body);
+}
