@@ -247,7 +247,8 @@ fn transcript(server: &Server, call_id: &str) -> Vec<(String, String)> {
 
 /// A browser calls the demo bank from /talk/bank and asks where the
 /// Downtown branch is: the page shows the agent's answer with the
-/// branch's address as it is said, the hang-up button ends the call, and
+/// branch's address as it is said, keys from its keypad reach the
+/// conversation, the hang-up button ends the call, and
 /// the record is a WebRTC call (Opus, DTLS-SRTP) whose transcript holds
 /// the question and the address; the browser logged no error.
 #[test]
@@ -285,6 +286,18 @@ fn a_browser_calls_the_agent_and_hears_the_pack_s_answer() {
     let call_id = b.eval("return document.getElementById('call-id').textContent");
     let call_id = call_id.as_str().expect("the page shows the call's id").to_string();
     b.screenshot("talk");
+    // Keys from the page's keypad go in-band (RFC 4733) and reach the
+    // conversation as a keyed entry.
+    for key in ["4", "2", "#"] {
+        b.eval(&format!(
+            "[...document.querySelectorAll('#keypad button')].find(x => x.textContent === '{key}').click(); return true"
+        ));
+    }
+    b.wait_until(
+        "return [...document.querySelectorAll('#transcript li.caller .said')].some(s => s.textContent.startsWith('(keyed'))",
+        Duration::from_secs(15),
+        "the keys from the keypad in the transcript",
+    );
     b.click("#hangup");
     b.wait_until(
         "return document.getElementById('status').dataset.state === 'ended'",

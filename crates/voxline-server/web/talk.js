@@ -124,7 +124,10 @@ $("hangup").addEventListener("click", () => {
 });
 for (const b of document.querySelectorAll("#keypad button")) {
   b.addEventListener("click", () => {
-    if (sender && sender.dtmf && sender.dtmf.canInsertDTMF) sender.dtmf.insertDTMF(b.textContent, 120, 70);
+    // Keys pressed while others still play are queued after them.
+    if (sender && sender.dtmf && sender.dtmf.canInsertDTMF) {
+      sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + b.textContent, 120, 70);
+    }
   });
 }
 if (params.get("autostart") === "1") call();

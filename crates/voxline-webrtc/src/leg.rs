@@ -1,7 +1,8 @@
 //! A browser call as a leg of the call-leg contract: the RTP session's
 //! frames and events (fed by the relay), its playout queue, and the page's
 //! signalling: the page hanging up (or its socket closing) and the
-//! connection failing end the call; the agent hanging up tells the page.
+//! connection failing end the call; the agent hanging up closes the
+//! connection (the page is told by the call's end).
 //! A browser call has no SIP dialog: transfer and bridge fail with a reason
 //! the conversation hears (the agent then carries on).
 
@@ -13,13 +14,11 @@ use tokio_util::sync::CancellationToken;
 use voxline_media::leg::{BridgeResult, EndedBy, LegEnd, LegFacts, TransferResult};
 use voxline_media::{LegAudio, LegControl, LegInput, MediaEvent, MediaPort, Playout, PortInput, RtpSession};
 
-/// What passes between a browser leg and its page's signalling socket.
+/// What the page's signalling socket tells a browser leg.
 #[derive(Debug, Clone, Default)]
 pub struct PageSignals {
     /// The page hung up or its socket closed (set by the signalling side).
     pub page_hung_up: CancellationToken,
-    /// The agent hung up (set by the leg; the signalling side tells the page).
-    pub agent_hung_up: CancellationToken,
 }
 
 /// An established browser call with its running relay.
@@ -123,8 +122,8 @@ impl LegControl for WebRtcLeg {
     }
 
     async fn hangup(&mut self) -> Result<(), String> {
+        // The page hears of it from the call's end (its `ended` message).
         self.ended = true;
-        self.signals.agent_hung_up.cancel();
         self.peer.close().await;
         Ok(())
     }

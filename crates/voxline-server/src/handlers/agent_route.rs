@@ -1,8 +1,10 @@
 //! The `agent` route: a domain agent on the call. The route loads its
 //! pack, warms the model and pins the fixed lines' audio; each inbound call
-//! is answered with media (an outbound one placed and answered), made a SIP
-//! leg (`crate::leg`), and handed to the voice session of `voxline_agent::voice`, which holds the conversation
-//! (turn-taking, barge-in, the hold line, digits, transfers). Here only the
+//! is answered with media (an outbound one placed and answered) and made a
+//! SIP leg (`crate::leg`), a browser's call a WebRTC leg ([`browser`]); the
+//! leg is handed to the voice session of `voxline_agent::voice`, which holds
+//! the conversation (turn-taking, barge-in, the hold line, digits,
+//! transfers), the same on either. Here only the
 //! server's side of it: the call record, the transcript and turns into the
 //! store (a [`SessionSink`]), the turn figures into `/metrics`.
 
@@ -591,7 +593,7 @@ impl AgentRoute {
     /// goes to the call's record through `sink`. With `answering`, who
     /// answered is found out first: a machine never reaches the session.
     /// `hangup` is an operator's hang-up.
-    pub(super) async fn talk<L: CallLeg>(
+    async fn talk<L: CallLeg>(
         &self,
         leg: &mut L,
         rtp: RtpSession,
@@ -688,17 +690,17 @@ fn dnc_number(party: &str) -> String {
 
 /// The session's records into the call store, under the call's record
 /// (and, on a browser call, each transcript line to the page).
-pub(super) struct StoreSink {
-    pub(super) records: Records,
-    pub(super) record_id: String,
+struct StoreSink {
+    records: Records,
+    record_id: String,
     /// The other party's number, for the do-not-call list when they opt out.
     party: Option<String>,
     /// The page of a browser call.
-    pub(super) page: Option<browser::PageFeed>,
+    page: Option<browser::PageFeed>,
 }
 
 impl StoreSink {
-    pub(super) fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
+    fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
         StoreSink {
             records: records.clone(),
             record_id: record_id.to_string(),

@@ -98,7 +98,7 @@ pub struct BrowserCall {
     pub source: Option<String>,
     /// The way to the page.
     pub feed: PageFeed,
-    /// The page's hang-up, and the agent's to tell it.
+    /// The page's hang-up.
     pub signals: PageSignals,
 }
 
