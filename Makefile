@@ -127,6 +127,7 @@ load-test: deps prompts build models api-token bench-venv
 	load-tests/teach.sh
 	load-tests/learn.sh
 	load-tests/training.sh
+	load-tests/browser-latency.sh
 	load-tests/soak.sh
 
 # Python tools the benchmarks compare against (piper-tts; llama.cpp through
