@@ -15,12 +15,14 @@
 //! 128 KiB, more than 20 messages in a second, no hello or offer within 10 s)
 //! gets an `error` and the socket closed; the call, if any, ends.
 
+use super::error::ApiError;
 use super::AppState;
 use crate::config::http::Scope;
 use crate::handlers::agent_route::browser::{BrowserCall, PageFeed, ToPage};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
@@ -83,8 +85,24 @@ fn html(body: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /api/talk/{route}`: the signalling socket.
-pub async fn socket(State(state): State<AppState>, Path(route): Path<String>, ws: WebSocketUpgrade) -> Response {
+/// `GET /api/talk/{route}`: the signalling socket (a request that is not
+/// a WebSocket upgrade gets a JSON 400 like every API error).
+pub async fn socket(
+    State(state): State<AppState>,
+    Path(route): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "not_a_websocket",
+                format!("this address takes a WebSocket: {e}"),
+            )
+            .into_response()
+        }
+    };
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| serve(socket, route, state))
