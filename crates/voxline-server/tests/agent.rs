@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{caller_script, channel_rms, voxline, Server, DEFAULT_ROUTES};
+use common::{caller_script, channel_rms, settled_records, transcript_lines, voxline, Server, DEFAULT_ROUTES};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -691,25 +691,6 @@ fn escalate_with_sipp(server: &Server, scenario: &str) -> common::SippRun {
     )
 }
 
-/// The call records once every one is complete (its end written, so its
-/// transcript and turns are too) and one of them is as `want`ed; waits up
-/// to 10 s for that.
-fn settled_records(server: &Server, want: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let records = server.all_records();
-        if records.iter().any(&want) && records.iter().all(|r| !r["end_at"].is_null()) {
-            return records;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no complete record as wanted: {records:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The transcript of the server's only call, once its last lines are written.
 fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
     let records = settled_records(server, |r| r["direction"] == "inbound");
@@ -728,24 +709,6 @@ fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
 /// Whether `who` said a line for which `what` holds.
 fn said(lines: &[(String, String)], who: &str, what: impl Fn(&str) -> bool) -> bool {
     lines.iter().any(|(w, t)| w == who && what(t))
-}
-
-/// The call's transcript lines as (speaker, text).
-fn transcript_lines(server: &Server, call_id: &str) -> Vec<(String, String)> {
-    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    v[0]["lines"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|l| {
-            (
-                l["speaker"].as_str().unwrap_or_default().to_string(),
-                l["text"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{caller_script, free_port, one_at_a_time, repo, test_dir, Server, DEFAULT_ROUTES, WRITE_TOKEN};
+use common::{
+    caller_script, free_port, one_at_a_time, repo, settled_records, test_dir, transcript_lines, Server, DEFAULT_ROUTES,
+    WRITE_TOKEN,
+};
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
@@ -211,40 +214,6 @@ fn page_lines(b: &Browser) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The records once every call has ended and one matches `want`.
-fn settled(server: &Server, want: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let records = server.all_records();
-        if records.iter().any(&want) && records.iter().all(|r| !r["end_at"].is_null()) {
-            return records;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no complete record as wanted: {records:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn transcript(server: &Server, call_id: &str) -> Vec<(String, String)> {
-    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    v[0]["lines"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|l| {
-            (
-                l["speaker"].as_str().unwrap_or_default().to_string(),
-                l["text"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// A browser calls the demo bank from /talk/bank and asks where the
 /// Downtown branch is: the page shows the agent's answer with the
 /// branch's address as it is said, keys from its keypad reach the
@@ -304,7 +273,7 @@ fn a_browser_calls_the_agent_and_hears_the_pack_s_answer() {
         Duration::from_secs(10),
         "the ended state",
     );
-    let records = settled(&server, |r| r["call_id"] == call_id.as_str());
+    let records = settled_records(&server, |r| r["call_id"] == call_id.as_str());
     let r = records
         .iter()
         .find(|r| r["call_id"] == call_id.as_str())
@@ -320,7 +289,7 @@ fn a_browser_calls_the_agent_and_hears_the_pack_s_answer() {
         r["packets_received"].as_u64().unwrap_or(0) > 100,
         "the browser's audio arrived: {r}"
     );
-    let lines = transcript(&server, &call_id);
+    let lines = transcript_lines(&server, &call_id);
     assert!(
         lines
             .iter()
@@ -593,7 +562,7 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // Each offer that reached the media side is a complete, unanswered record.
-    let records = settled(&server, |r| r["end_reason"] == "ice_timeout");
+    let records = settled_records(&server, |r| r["end_reason"] == "ice_timeout");
     let reasons: Vec<&str> = records.iter().filter_map(|r| r["end_reason"].as_str()).collect();
     assert_eq!(
         reasons.iter().filter(|r| **r == "ice_timeout").count(),

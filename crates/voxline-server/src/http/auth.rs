@@ -34,18 +34,20 @@ impl Tokens {
         )
     }
 
-    /// The caller of a request with `headers` when its token allows `need`.
-    pub fn check(&self, headers: &HeaderMap, need: Scope) -> Result<Caller, ApiError> {
-        let unauthorized = |message: &str, challenge: &'static str| ApiError {
-            challenge: Some(challenge),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-        };
+    /// Err (401) when no token is configured: nothing is allowed then.
+    fn any_configured(&self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             return Err(unauthorized(
                 "no API tokens are configured: add a [[http.token]] (voxline token new prints one)",
                 "Bearer realm=\"voxline\"",
             ));
         }
+        Ok(())
+    }
+
+    /// The caller of a request with `headers` when its token allows `need`.
+    pub fn check(&self, headers: &HeaderMap, need: Scope) -> Result<Caller, ApiError> {
+        self.any_configured()?;
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(unauthorized(
                 "an Authorization: Bearer token is required",
@@ -70,16 +72,7 @@ impl Tokens {
     /// The caller holding `token` when it allows `need` (a token sent other
     /// than in a header: a browser's WebSocket cannot set one).
     pub fn check_token(&self, token: &str, need: Scope) -> Result<Caller, ApiError> {
-        let unauthorized = |message: &str, challenge: &'static str| ApiError {
-            challenge: Some(challenge),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-        };
-        if self.0.is_empty() {
-            return Err(unauthorized(
-                "no API tokens are configured: add a [[http.token]] (voxline token new prints one)",
-                "Bearer realm=\"voxline\"",
-            ));
-        }
+        self.any_configured()?;
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every hash is compared, whichever matches.
         let mut found = None;
@@ -106,6 +99,14 @@ impl Tokens {
             ));
         }
         Ok(Caller(name.clone()))
+    }
+}
+
+/// A 401 with its `WWW-Authenticate` challenge.
+fn unauthorized(message: &str, challenge: &'static str) -> ApiError {
+    ApiError {
+        challenge: Some(challenge),
+        ..ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 }
 

@@ -1059,3 +1059,40 @@ pub fn caller_script(dir: &Path, name: &str, lines: &[(f32, &str)], tail: f32) -
     write_wav_rate(&path, &all, 16_000);
     (path, spans)
 }
+
+/// The call records once every one is complete (its end written, so its
+/// transcript and turns are too) and one of them is as `want`ed; waits up
+/// to 15 s for that.
+pub fn settled_records(server: &Server, want: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let records = server.all_records();
+        if records.iter().any(&want) && records.iter().all(|r| !r["end_at"].is_null()) {
+            return records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no complete record as wanted: {records:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The call's transcript lines as (speaker, text).
+pub fn transcript_lines(server: &Server, call_id: &str) -> Vec<(String, String)> {
+    let body = server.http_get(&format!("/api/calls/{call_id}/transcript"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v[0]["lines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["speaker"].as_str().unwrap_or_default().to_string(),
+                l["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
