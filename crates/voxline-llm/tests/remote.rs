@@ -16,6 +16,11 @@ use voxline_llm::{
 
 struct Server(Child);
 
+/// The tests that start a `llama_cpp.server` run one at a time: two
+/// servers and the local engine on a 2-core machine starved a streaming
+/// reply past the pool's stall limit in CI (the pool rightly gave it up).
+static ONE_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -114,6 +119,7 @@ async fn a_llama_cpp_server_streams_a_reply_and_a_drop_ends_it() {
     let Some((python, gguf)) = needs() else {
         return;
     };
+    let _one = ONE_SERVER.lock().await;
     let (_server, port) = start_server(&python, &gguf).await;
     let model = RemoteModel::new(config(port)).expect("client");
     let req = ChatRequest::new(
@@ -236,6 +242,7 @@ async fn the_pool_serves_from_a_server_and_the_local_engine_takes_over_when_it_d
     let Some((python, gguf)) = needs() else {
         return;
     };
+    let _one = ONE_SERVER.lock().await;
     let (mut server, port) = start_server(&python, &gguf).await;
     let (_held, refused) = refused_port();
     let local = voxline_llm::load_local(
