@@ -164,6 +164,14 @@ fn the_api_needs_a_token_and_answers_in_json() {
     let r = server.api("GET", "/api/calls?limit=lots", None);
     assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("query")));
     assert_eq!(server.api("GET", "/api/calls?limit=1000", None).status, 200);
+    let r = server.api("GET", "/api/calls?direction=sideways", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("direction")));
+    let r = server.api("GET", "/api/calls?channel=fax", None);
+    assert_eq!((r.status, error_of(&r).1.as_deref()), (422, Some("channel")));
+    let r = server.api("GET", "/api/calls?q=nothing%25said&party=x&since=0&until=1", None);
+    assert_eq!((r.status, r.json()), (200, json!([])), "filters that pass nothing");
+    let r = server.api("GET", "/api/calls/no-such-call@nowhere/recording", None);
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "not_found"));
     let r = server.api("GET", "/api/nothing-here", None);
     assert_eq!((r.status, error_of(&r).0.as_str()), (404, "no_route"));
     let r = server.api("DELETE", "/api/calls", None);

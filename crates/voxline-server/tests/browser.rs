@@ -363,6 +363,150 @@ page: {:?}",
     assert!(errors.is_empty(), "the browser logged errors: {errors:?}");
 }
 
+/// The console with a call the test places over SIP (`voxline call`, a
+/// real SIP/RTP caller asking where the Downtown branch is): the live page
+/// is pushed the call and its transcript as it is said and hangs it up;
+/// the history finds it by words of its transcript (and not by others);
+/// the call's page shows its facts, the transcript, each turn's stages,
+/// and plays its recording. No page logs an error; each is screenshotted.
+#[test]
+fn the_console_shows_a_sip_call_live_then_in_the_history_and_on_its_page() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let server = Server::start("console", WEBRTC, Some(&browser_routes()));
+    let (question, _) = caller_script(&server.dir, "console-q", &[(0.2, "Where is the Downtown branch?")], 0.2);
+    let b = Browser::start("console", &question);
+    let base = format!("http://127.0.0.1:{}", server.http_port);
+    b.goto(&format!("{base}/console#token={WRITE_TOKEN}"));
+    b.wait_until(
+        "return document.getElementById('live-state').dataset.state === 'connected'",
+        Duration::from_secs(10),
+        "the live socket",
+    );
+    // The caller asks once the agent is quiet, then stays on the line
+    // until the console hangs it up.
+    let target = format!("sip:bank@127.0.0.1:{}", server.sip_port);
+    let caller = {
+        let (dir, target, play) = (server.dir.clone(), target.clone(), question.clone());
+        std::thread::spawn(move || {
+            common::voxline(
+                &[
+                    "call",
+                    &target,
+                    "--play",
+                    play.to_str().unwrap_or_default(),
+                    "--after-quiet-ms",
+                    "2500",
+                    "--max-seconds",
+                    "90",
+                ],
+                &dir,
+            )
+        })
+    };
+    b.wait_until(
+        "return [...document.querySelectorAll('.live .line.agent .said')].some(s => s.textContent.includes('Harbor Street'))",
+        Duration::from_secs(60),
+        "the agent's answer pushed to the live page",
+    );
+    let live = b.eval(
+        "const c = document.querySelector('.live'); return { id: c.dataset.call, text: c.innerText, \
+         lines: [...c.querySelectorAll('.line')].map(l => l.className + ': ' + l.querySelector('.said').textContent) }",
+    );
+    eprintln!("live: {live}");
+    let call_id = live["id"].as_str().expect("the live call's id").to_string();
+    let text = live["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("inbound") && text.contains("bank") && text.contains("sip"),
+        "{text}"
+    );
+    assert!(
+        live["lines"].as_array().is_some_and(|l| l.iter().any(|l| l
+            .as_str()
+            .is_some_and(|l| l.starts_with("line caller") && l.to_lowercase().contains("downtown")))),
+        "the caller's question pushed: {live}"
+    );
+    b.screenshot("console-live");
+    b.click(".live button.hangup");
+    b.wait_until(
+        "return document.querySelectorAll('.live').length === 0 && document.getElementById('live-empty').hidden === false",
+        Duration::from_secs(15),
+        "the call gone from the live page",
+    );
+    let out = caller.join().expect("the caller");
+    eprintln!("{out}");
+    let records = settled_records(&server, |r| r["call_id"] == call_id.as_str());
+    let r = records
+        .iter()
+        .find(|r| r["call_id"] == call_id.as_str())
+        .expect("the call's record");
+    assert_eq!(r["end_reason"], "operator", "hung up from the console: {r}");
+    assert!(r["recording_path"].is_string(), "{r}");
+
+    // The history: found by words the agent said, in another case; not by others.
+    b.goto(&format!("{base}/console/calls?q=HARBOR%20street&channel=sip"));
+    b.wait_until(
+        &format!("return document.body.dataset.loaded === 'calls' && !!document.querySelector('tr[data-call=\"{call_id}\"]')"),
+        Duration::from_secs(10),
+        "the call in the history searched by its transcript",
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('form#filters').elements.q.value"),
+        "HARBOR street",
+        "the filter shown is the one searched"
+    );
+    b.screenshot("console-history");
+    b.eval("const f = document.getElementById('filters'); f.elements.q.value = 'lighthouse keeper'; f.requestSubmit(); return true");
+    b.wait_until(
+        "return document.getElementById('calls-count').textContent === '0 calls'",
+        Duration::from_secs(10),
+        "no call for words nobody said",
+    );
+
+    // The call's page.
+    b.goto(&format!("{base}/console/calls/{call_id}"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'call'",
+        Duration::from_secs(15),
+        "the call page",
+    );
+    let page = b.eval(
+        "return { facts: document.getElementById('call-facts').innerText, \
+         lines: [...document.querySelectorAll('#call-transcript .line')].map(l => l.innerText), \
+         turns: document.querySelectorAll('#waterfall .turn').length, \
+         packet_bars: document.querySelectorAll('#waterfall .bar-part.first_rtp').length, \
+         asked: [...document.querySelectorAll('#waterfall .asked')].map(a => a.textContent) }",
+    );
+    eprintln!("call page: {page}");
+    assert!(page["facts"].as_str().is_some_and(|f| f.contains("operator")), "{page}");
+    assert!(
+        page["lines"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("Harbor Street")))),
+        "{page}"
+    );
+    assert!(page["turns"].as_u64().unwrap_or(0) >= 1, "{page}");
+    assert!(page["packet_bars"].as_u64().unwrap_or(0) >= 1, "{page}");
+    let seconds = b.wait_until(
+        "const p = document.getElementById('player'); return p.readyState >= 1 && p.duration > 1 ? p.duration : 0",
+        Duration::from_secs(15),
+        "the recording loaded in the player",
+    );
+    eprintln!("recording: {seconds} s");
+    // A line's time seeks the recording there.
+    b.eval("document.querySelectorAll('#call-transcript .line')[1].click(); return true");
+    b.wait_until(
+        "return document.getElementById('player').currentTime > 0.5",
+        Duration::from_secs(10),
+        "the player moved to the line's time",
+    );
+    b.screenshot("console-call");
+    let errors = b.console_errors();
+    assert!(errors.is_empty(), "the console logged errors: {errors:?}");
+}
+
 /// A browser-like offer: Opus and telephone-event (or only `codecs`), one
 /// host candidate at `candidate` where nothing answers.
 fn offer(codecs: &str, candidate: &str) -> String {
@@ -394,7 +538,13 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 async fn page_socket(port: u16, route: &str, script: &[String]) -> Vec<serde_json::Value> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let (mut ws, _): (Socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/talk/{route}"))
+    // A route's call socket, or the path of another socket.
+    let path = if route.starts_with('/') {
+        route.to_string()
+    } else {
+        format!("/api/talk/{route}")
+    };
+    let (mut ws, _): (Socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}"))
         .await
         .expect("the socket opens");
     for m in script {
@@ -424,6 +574,9 @@ async fn page_socket(port: u16, route: &str, script: &[String]) -> Vec<serde_jso
     }
 }
 
+/// The console's live-calls socket.
+const LIVE: &str = "/api/live/socket";
+
 fn hello(token: &str) -> String {
     serde_json::json!({"type": "hello", "token": token}).to_string()
 }
@@ -446,7 +599,9 @@ fn error_of(got: &[serde_json::Value]) -> String {
 /// Bad input on the browser side: garbage, binary frames, a wrong token, a
 /// route that takes no browser calls, a malformed offer, an offer without
 /// Opus, a flood of messages, an offer whose ICE never completes, a message
-/// over the size limit. Each gets a clear error and a closed socket; the
+/// over the size limit; on the console's live-calls socket: another message
+/// than hello, a wrong token, a second hello, a flood. Each gets a clear
+/// error and a closed socket; the
 /// server stays healthy, every attempt that got
 /// as far as an offer has a complete record, and the server holds no more
 /// sockets or tasks after the barrage than before it.
@@ -494,6 +649,25 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
                 "bank",
                 vec![write.clone(), offer_message(&"a".repeat(200 * 1024))],
             ),
+            // The console's live-calls socket.
+            (
+                "console garbage",
+                LIVE,
+                vec!["{\"type\":\"offer\",\"sdp\":\"\"}".into()],
+            ),
+            ("console wrong token", LIVE, vec![hello("vxl_nobody")]),
+            (
+                "console hello twice",
+                LIVE,
+                vec![hello(common::READ_TOKEN), hello(common::READ_TOKEN)],
+            ),
+            (
+                "console flood",
+                LIVE,
+                std::iter::once(hello(common::READ_TOKEN))
+                    .chain((0..60).map(|_| "ping:".to_string()))
+                    .collect(),
+            ),
         ];
         cases
             .into_iter()
@@ -529,6 +703,10 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
             "no Opus" => "no audio with Opus/48000 (offered: pcmu/8000, pcma/8000)",
             "flood" => "more than 20 messages in a second",
             "ICE never completes" => "not established within 5 s",
+            "console garbage" => "not a message this socket takes",
+            "console wrong token" => "the token is not known",
+            "console hello twice" => "hello is sent once",
+            "console flood" => "more than 20 messages in a second",
             "oversized" => {
                 // The frame is refused while it is read: the error is sent
                 // when the socket still takes it, else the socket is closed.
@@ -542,6 +720,13 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
         let message = error_of(got);
         assert!(message.contains(expect), "{name}: {message:?} lacks {expect:?}");
     }
+    // A console with a read token is sent the live calls first.
+    let twice = &second.iter().find(|(n, _)| n == "console hello twice").expect("case").1;
+    assert_eq!(
+        twice.first().map(|m| m["type"].clone()),
+        Some("calls".into()),
+        "{twice:?}"
+    );
     // ICE that never completes was answered first, then timed out.
     let ice = &second.iter().find(|(n, _)| n == "ICE never completes").expect("case").1;
     assert_eq!(ice.first().map(|m| m["type"].clone()), Some("ready".into()), "{ice:?}");

@@ -80,6 +80,48 @@ macro_rules! select_call {
     };
 }
 
+/// Which call records [`CallStore::search`] returns; `None` passes all.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Only this route.
+    pub route: Option<String>,
+    /// Only `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// Only `sip` or `webrtc`.
+    pub channel: Option<String>,
+    /// Only calls that ended this way (`hangup`, `no_answer`...).
+    pub end_reason: Option<String>,
+    /// The caller or the called party holds this (any case).
+    pub party: Option<String>,
+    /// A line of the transcript holds this (any case).
+    pub text: Option<String>,
+    /// Started at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Started before.
+    pub until: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+/// A `LIKE` pattern (escaped with a backslash) matching lower-cased text that
+/// holds `needle`; empty (no filter) for a blank needle.
+fn contains_pattern(needle: &str) -> String {
+    let needle = needle.trim().to_lowercase();
+    if needle.is_empty() {
+        return String::new();
+    }
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// The call record store.
 #[derive(Debug, Clone)]
 pub struct CallStore {
@@ -286,6 +328,31 @@ impl CallStore {
     pub async fn recent(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
         let rows = sqlx::query(select_call!("ORDER BY invite_at DESC LIMIT $1"))
             .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(CallRecord::from_row).collect()
+    }
+
+    /// The records that pass `f`, newest first.
+    pub async fn search(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let sql = format!(
+            "{}WHERE ($1 = '' OR route = $1) AND ($2 = '' OR direction = $2) AND ($3 = '' OR channel = $3) \
+             AND ($4 = '' OR end_reason = $4) \
+             AND ($5 = '' OR lower(from_uri) LIKE $5 ESCAPE '\\' OR lower(to_uri) LIKE $5 ESCAPE '\\') \
+             AND ($6 = '' OR id IN (SELECT record_id FROM transcript_lines WHERE lower(text) LIKE $6 ESCAPE '\\')) \
+             AND invite_at >= $7 AND invite_at < $8 ORDER BY invite_at DESC LIMIT $9",
+            select_call!("")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(f.route.clone().unwrap_or_default())
+            .bind(f.direction.clone().unwrap_or_default())
+            .bind(f.channel.clone().unwrap_or_default())
+            .bind(f.end_reason.clone().unwrap_or_default())
+            .bind(f.party.as_deref().map(contains_pattern).unwrap_or_default())
+            .bind(f.text.as_deref().map(contains_pattern).unwrap_or_default())
+            .bind(f.since.unwrap_or(0))
+            .bind(f.until.unwrap_or(i64::MAX))
+            .bind(f.limit)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(CallRecord::from_row).collect()

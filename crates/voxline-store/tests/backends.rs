@@ -6,8 +6,9 @@ mod postgres;
 use postgres::Postgres;
 use std::time::{Duration, Instant};
 use voxline_store::{
-    now_ms, AgentTurn, AnalysisFilter, AttemptEnd, CallDirection, CallEnd, CallStore, FlowStep, ItemVerdict,
-    ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TrainingFilter, TranscriptLine,
+    now_ms, AgentTurn, AnalysisFilter, AttemptEnd, CallDirection, CallEnd, CallFilter, CallStore, FlowStep,
+    ItemVerdict, ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TrainingFilter,
+    TranscriptLine,
 };
 
 fn new_call(id: &str) -> NewCall {
@@ -173,6 +174,7 @@ async fn life_cycle(url: &str) {
     again.call_started(&browser).await.expect("start a browser call");
     let w = &again.find_by_call_id("cid-w").await.expect("find")[0];
     assert_eq!(w.channel, "webrtc");
+    call_search(&again).await;
     campaign_records(&again).await;
     webhook_outbox(&again).await;
     call_analysis(&again).await;
@@ -180,6 +182,64 @@ async fn life_cycle(url: &str) {
     again.close().await;
     shared_leases(url).await;
     node_names(url).await;
+}
+
+/// The history's filters: transcript words in any case, the party, the
+/// channel, the end, the time; LIKE's wildcards in a needle match only
+/// themselves.
+async fn call_search(store: &CallStore) {
+    let ids = |rows: Vec<voxline_store::CallRecord>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let find = |f: CallFilter| async move { ids(store.search(&CallFilter { limit: 50, ..f }).await.expect("search")) };
+    let all = find(CallFilter::default()).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    let said = |t: &str| CallFilter {
+        text: Some(t.into()),
+        ..Default::default()
+    };
+    assert_eq!(find(said("OPEN AT nine")).await, ["a"]);
+    assert!(find(said("closed")).await.is_empty());
+    assert!(
+        find(said("open%nine")).await.is_empty(),
+        "% is a character, not a wildcard"
+    );
+    assert_eq!(find(said("  ")).await.len(), 4, "a blank needle filters nothing");
+    let webrtc = find(CallFilter {
+        channel: Some("webrtc".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(webrtc, ["w"]);
+    let ended = find(CallFilter {
+        end_reason: Some("bye".into()),
+        direction: Some("inbound".into()),
+        route: Some("demo".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ended, ["a"]);
+    assert_eq!(
+        find(CallFilter {
+            party: Some("ALICE".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        4
+    );
+    assert!(find(CallFilter {
+        since: Some(now_ms() + 60_000),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    let newest = ids(store
+        .search(&CallFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("one"));
+    assert_eq!(newest, ["w"], "newest first");
 }
 
 /// One live process per node name: a second is refused, takes over after a

@@ -15,7 +15,7 @@ use crate::config::routes::AgentParams;
 use crate::config::MediaConfig;
 use crate::handlers::agent_metrics::AgentMetrics;
 use crate::handlers::answering::{self, Answering, Who};
-use crate::handlers::live::LiveCalls;
+use crate::handlers::live::{LiveCall, LiveCalls, LiveFeed, LiveGuard};
 use crate::handlers::pack_reload::{load_pack, PackSignature};
 use crate::leg::bridge::Dialer;
 use crate::leg::call_media::{answer_with_media, finish_call, local_end, place_with_media, Answered, Outcome};
@@ -421,14 +421,12 @@ impl AgentRoute {
         let record_id = records.inbound_started(&call.info, route).await;
         // On a training number, the trainee is the caller.
         let caller = dnc_number(&call.info.from);
-        let live = self
-            .live
-            .join(&call.info.call_id, "inbound", &route.name, &self.shutdown);
+        let live = self.live.join(
+            LiveCall::new(&call.info.call_id, "inbound", &route.name, &caller, "sip"),
+            &self.shutdown,
+        );
         let span = tracing::info_span!("agent", domain = %self.params.domain.display());
-        let outcome = self
-            .answer(call, records, &record_id, live.hangup.clone())
-            .instrument(span)
-            .await;
+        let outcome = self.answer(call, records, &record_id, &live).instrument(span).await;
         let answered = outcome.answered;
         finish_call(records, &record_id, outcome, Direction::Inbound).await;
         self.queue_analysis(records, &record_id, answered, &caller).await;
@@ -479,7 +477,10 @@ impl AgentRoute {
                 handler: "agent",
             })
             .await;
-        let live = self.live.join(&call_id, "outbound", route, &self.shutdown);
+        let live = self.live.join(
+            LiveCall::new(&call_id, "outbound", route, &dnc_number(&out.target), "sip"),
+            &self.shutdown,
+        );
         let span = tracing::info_span!("agent", call_id = %call_id, domain = %self.params.domain.display());
         let place = PlaceCall {
             target: out.target.clone(),
@@ -505,7 +506,7 @@ impl AgentRoute {
                 Ok(leg) => leg,
                 Err(why) => return no_media_port(&rtp, why),
             };
-            let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)));
+            let sink = StoreSink::new(records, &record_id, Some(dnc_number(&out.target)), live.feed());
             self.talk(&mut leg, rtp, recorder, sink, out.answering, live.hangup.clone())
                 .await
         }
@@ -534,13 +535,7 @@ impl AgentRoute {
     }
 
     /// Answers an inbound call with media and talks on it.
-    async fn answer(
-        &self,
-        mut call: InboundCall,
-        records: &Records,
-        record_id: &str,
-        hangup: CancellationToken,
-    ) -> Outcome {
+    async fn answer(&self, mut call: InboundCall, records: &Records, record_id: &str, live: &LiveGuard) -> Outcome {
         let record = self.params.record.unwrap_or(self.media.record);
         let Answered { rtp, recorder } =
             match answer_with_media(&mut call, &self.media, record, 0, records, record_id).await {
@@ -556,9 +551,9 @@ impl AgentRoute {
             &mut leg,
             rtp,
             recorder,
-            StoreSink::new(records, record_id, Some(caller)),
+            StoreSink::new(records, record_id, Some(caller), live.feed()),
             None,
-            hangup,
+            live.hangup.clone(),
         )
         .await
     }
@@ -688,23 +683,27 @@ fn dnc_number(party: &str) -> String {
     bare.split(['@', ';', '>']).next().unwrap_or(bare).to_string()
 }
 
-/// The session's records into the call store, under the call's record
-/// (and, on a browser call, each transcript line to the page).
+/// The session's records into the call store, under the call's record;
+/// each transcript line to the consoles watching live calls too (and, on a
+/// browser call, to its page).
 struct StoreSink {
     records: Records,
     record_id: String,
     /// The other party's number, for the do-not-call list when they opt out.
     party: Option<String>,
+    /// The live call's transcript, pushed to consoles.
+    live: LiveFeed,
     /// The page of a browser call.
     page: Option<browser::PageFeed>,
 }
 
 impl StoreSink {
-    fn new(records: &Records, record_id: &str, party: Option<String>) -> StoreSink {
+    fn new(records: &Records, record_id: &str, party: Option<String>, live: LiveFeed) -> StoreSink {
         StoreSink {
             records: records.clone(),
             record_id: record_id.to_string(),
             party,
+            live,
             page: None,
         }
     }
@@ -716,6 +715,7 @@ impl SessionSink for StoreSink {
         if let Some(page) = &self.page {
             page.line(&line);
         }
+        self.live.line(&line);
         self.records.transcript_line(&self.record_id, &line).await;
     }
 

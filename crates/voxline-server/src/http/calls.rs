@@ -17,26 +17,52 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use voxline_agent::contact::fill_line;
 use voxline_campaign::amd::MachineAction;
-use voxline_store::CallStore;
+use voxline_store::{CallFilter, CallStore};
 
 /// Records listed at most.
 const MAX_LIST: i64 = 1000;
 
-/// `?limit=`.
+/// `?limit=&route=&direction=&channel=&end_reason=&party=&q=&since=&until=`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<i64>,
+    route: Option<String>,
+    direction: Option<String>,
+    channel: Option<String>,
+    end_reason: Option<String>,
+    party: Option<String>,
+    q: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
 }
 
-/// `GET /api/calls?limit=N`: the newest records (50 unless told; 1 to 1000).
+/// `GET /api/calls`: the newest records (50 unless told; 1 to 1000) that
+/// pass the filters: route, direction, channel, end reason, a party
+/// holding `party`, a transcript line holding `q` (any case), started in
+/// `since..until` (ms since the epoch).
 pub async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
     let limit = list_limit(q.limit, 50, MAX_LIST)?;
-    Ok(Json(s.ctx.store.recent(limit).await?).into_response())
+    let one_of = |field: &str, v: Option<String>, allowed: &[&str]| match v.filter(|v| !v.is_empty()) {
+        Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::invalid(field, format!("one of {allowed:?}"))),
+        v => Ok(v),
+    };
+    let filter = CallFilter {
+        route: q.route.filter(|v| !v.is_empty()),
+        direction: one_of("direction", q.direction, &["inbound", "outbound"])?,
+        channel: one_of("channel", q.channel, &["sip", "webrtc"])?,
+        end_reason: q.end_reason.filter(|v| !v.is_empty()),
+        party: q.party,
+        text: q.q,
+        since: q.since,
+        until: q.until,
+        limit,
+    };
+    Ok(Json(s.ctx.store.search(&filter).await?).into_response())
 }
 
 /// The records with this Call-ID (two when the server called itself); 404 when none.
@@ -97,6 +123,44 @@ pub async fn flow(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
         |store, id| async move { store.flow_steps(&id).await },
     )
     .await
+}
+
+/// `?record=`: which of a call's records (two when the server called itself).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingQuery {
+    record: Option<String>,
+}
+
+/// `GET /api/calls/{call_id}/recording`: the call's recording (stereo WAV:
+/// the caller left, the agent right), streamed; the first record with one
+/// unless `record` names it. 404 when the call was not recorded or the file
+/// is gone.
+pub async fn recording(
+    State(s): State<AppState>,
+    Path(call_id): Path<String>,
+    q: Result<Query<RecordingQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let records = records_of(&s.ctx.store, &call_id).await?;
+    let path = records
+        .iter()
+        .filter(|r| q.record.as_deref().is_none_or(|id| r.id == id))
+        .find_map(|r| r.recording_path.clone())
+        .ok_or_else(|| ApiError::not_found(format!("call {call_id:?} has no recording")))?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        tracing::warn!(call_id = %call_id, path = %path, error = %e, "recording unreadable");
+        ApiError::not_found(format!("the recording of call {call_id:?} cannot be read: {e}"))
+    })?;
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let mut response = ([(axum::http::header::CONTENT_TYPE, "audio/wav")], body).into_response();
+    if let Some(len) = len {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_LENGTH, axum::http::HeaderValue::from(len));
+    }
+    Ok(response)
 }
 
 /// `GET /api/live`: the agent calls up on this node.

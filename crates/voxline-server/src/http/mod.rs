@@ -7,6 +7,7 @@
 mod auth;
 mod calls;
 mod campaigns;
+mod console;
 mod error;
 mod health;
 mod metrics;
@@ -97,6 +98,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/transcript", get(calls::transcript))
         .route("/api/calls/{call_id}/turns", get(calls::turns))
         .route("/api/calls/{call_id}/flow", get(calls::flow))
+        .route("/api/calls/{call_id}/recording", get(calls::recording))
         .route("/api/calls/{call_id}/qa", get(qa::call))
         .route("/api/calls/{call_id}/summary", get(qa::summary))
         .route("/api/qa", get(qa::list))
@@ -146,6 +148,11 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/web/talk.js", get(talk::script))
         .route("/web/console.css", get(talk::style))
         .route("/api/talk/{route}", get(talk::socket))
+        .route("/console", get(console::page))
+        .route("/console/calls", get(console::page))
+        .route("/console/calls/{call_id}", get(console::page))
+        .route("/web/console.js", get(console::script))
+        .route("/api/live/socket", get(console::socket))
         .merge(guarded)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

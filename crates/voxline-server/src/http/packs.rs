@@ -27,7 +27,12 @@ pub async fn list(State(s): State<AppState>) -> Response {
         .outbound
         .agents
         .iter()
-        .map(|(name, route)| with_route(name, &route.pack_status()))
+        .map(|(name, route)| {
+            let mut v = with_route(name, &route.pack_status());
+            // Whether its "talk to the agent" page takes calls.
+            v["webrtc"] = s.ctx.cfg.routes.iter().any(|r| &r.name == name && r.webrtc).into();
+            v
+        })
         .collect();
     out.sort_by(|a, b| a["route"].as_str().cmp(&b["route"].as_str()));
     Json(out).into_response()

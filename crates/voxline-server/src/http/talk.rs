@@ -69,7 +69,8 @@ pub async fn style() -> Response {
         .into_response()
 }
 
-fn html(body: &'static str) -> Response {
+/// An HTML page of this server: its own scripts, styles and sockets only.
+pub(super) fn html(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -92,20 +93,23 @@ pub async fn socket(
     Path(route): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "not_a_websocket",
-                format!("this address takes a WebSocket: {e}"),
-            )
-            .into_response()
-        }
-    };
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, route, state))
+    match upgrade(ws) {
+        Ok(ws) => ws.on_upgrade(move |socket| serve(socket, route, state)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A WebSocket upgrade taking messages up to [`MAX_MESSAGE`]; a request
+/// that is not an upgrade gets a JSON 400 like every API error.
+pub(super) fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
+    match ws {
+        Ok(ws) => Ok(ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_a_websocket",
+            format!("this address takes a WebSocket: {e}"),
+        )),
+    }
 }
 
 /// What the page sends.
@@ -119,7 +123,7 @@ enum FromPage {
 }
 
 /// Why the socket is being closed on the page.
-struct Refusal(String);
+pub(super) struct Refusal(pub(super) String);
 
 /// A page's socket: the handshake, then its call.
 async fn serve(socket: WebSocket, route: String, state: AppState) {
@@ -168,7 +172,7 @@ async fn serve(socket: WebSocket, route: String, state: AppState) {
                     break;
                 }
             }
-            m = input.next() => match page_message(m, &mut rate) {
+            m = input.next() => match page_message::<FromPage>(m, &mut rate) {
                 Ok(Some(FromPage::Hangup {})) => signals.page_hung_up.cancel(),
                 Ok(Some(_)) => {
                     let text = json(&ToPage::Error { message: "the call is already set up: only hangup is taken now".into() });
@@ -208,7 +212,7 @@ async fn handshake(
     route: &str,
     state: &AppState,
 ) -> Result<Handshake, Refusal> {
-    let token = match next_message(input, rate).await? {
+    let token = match next_message::<FromPage>(input, rate).await? {
         FromPage::Hello { token } => token,
         _ => {
             return Err(Refusal(
@@ -252,7 +256,7 @@ async fn handshake(
     out.send(Message::Text(ready.to_string().into()))
         .await
         .map_err(|_| Refusal("the page went away".into()))?;
-    let offer = match next_message(input, rate).await? {
+    let offer = match next_message::<FromPage>(input, rate).await? {
         FromPage::Offer { sdp } => sdp,
         _ => return Err(Refusal("after hello, the page must send its offer".into())),
     };
@@ -266,10 +270,10 @@ async fn handshake(
 }
 
 /// The next message of the handshake, within [`HANDSHAKE`].
-async fn next_message(
+pub(super) async fn next_message<T: serde::de::DeserializeOwned>(
     input: &mut futures_util::stream::SplitStream<WebSocket>,
     rate: &mut Rate,
-) -> Result<FromPage, Refusal> {
+) -> Result<T, Refusal> {
     let deadline = tokio::time::Instant::now() + HANDSHAKE;
     loop {
         let m = tokio::time::timeout_at(deadline, input.next())
@@ -285,7 +289,10 @@ async fn next_message(
 
 /// One frame from the page: `Ok(None)` for pings and pongs, `Err(None)`
 /// when the page is gone, `Err(Some)` for what it must be told.
-fn page_message(m: Option<Result<Message, axum::Error>>, rate: &mut Rate) -> Result<Option<FromPage>, Option<Refusal>> {
+pub(super) fn page_message<T: serde::de::DeserializeOwned>(
+    m: Option<Result<Message, axum::Error>>,
+    rate: &mut Rate,
+) -> Result<Option<T>, Option<Refusal>> {
     let m = match m {
         None | Some(Ok(Message::Close(_))) => return Err(None),
         Some(Err(e)) => return Err(Some(Refusal(format!("bad WebSocket frame: {e}")))),
@@ -295,7 +302,7 @@ fn page_message(m: Option<Result<Message, axum::Error>>, rate: &mut Rate) -> Res
         return Err(Some(Refusal(format!("more than {MAX_RATE} messages in a second"))));
     }
     match m {
-        Message::Text(t) => serde_json::from_str::<FromPage>(t.as_str())
+        Message::Text(t) => serde_json::from_str::<T>(t.as_str())
             .map(Some)
             .map_err(|e| Some(Refusal(format!("not a message this socket takes: {e}")))),
         Message::Binary(_) => Err(Some(Refusal("binary frames are not taken: send JSON text".into()))),
@@ -305,7 +312,7 @@ fn page_message(m: Option<Result<Message, axum::Error>>, rate: &mut Rate) -> Res
 
 /// Messages counted per one-second window.
 #[derive(Debug)]
-struct Rate {
+pub(super) struct Rate {
     window: Instant,
     count: u32,
 }
@@ -321,7 +328,7 @@ impl Default for Rate {
 
 impl Rate {
     /// Counts one message; false when the window's allowance is spent.
-    fn take(&mut self) -> bool {
+    pub(super) fn take(&mut self) -> bool {
         if self.window.elapsed() >= Duration::from_secs(1) {
             self.window = Instant::now();
             self.count = 0;
@@ -335,7 +342,8 @@ fn json(m: &ToPage) -> Utf8Bytes {
     serde_json::to_string(m).unwrap_or_default().into()
 }
 
-async fn close(out: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
+/// Closes a socket normally.
+pub(super) async fn close(out: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
     out.send(Message::Close(Some(CloseFrame {
         code: axum::extract::ws::close_code::NORMAL,
         reason: Utf8Bytes::from_static(""),
@@ -363,11 +371,11 @@ mod tests {
         let mut r = Rate::default();
         let text = |s: &str| Some(Ok(Message::Text(s.to_string().into())));
         assert!(matches!(
-            page_message(text(r#"{"type":"hangup"}"#), &mut r),
+            page_message::<FromPage>(text(r#"{"type":"hangup"}"#), &mut r),
             Ok(Some(FromPage::Hangup {}))
         ));
         assert!(matches!(
-            page_message(text(r#"{"type":"hello","token":"t"}"#), &mut r),
+            page_message::<FromPage>(text(r#"{"type":"hello","token":"t"}"#), &mut r),
             Ok(Some(FromPage::Hello { .. }))
         ));
         for bad in [
@@ -376,12 +384,15 @@ mod tests {
             r#"{"type":"offer"}"#,
             r#"{"type":"hangup","x":1}"#,
         ] {
-            assert!(matches!(page_message(text(bad), &mut r), Err(Some(_))), "{bad}");
+            assert!(
+                matches!(page_message::<FromPage>(text(bad), &mut r), Err(Some(_))),
+                "{bad}"
+            );
         }
         assert!(matches!(
-            page_message(Some(Ok(Message::Binary(vec![1u8, 2].into()))), &mut r),
+            page_message::<FromPage>(Some(Ok(Message::Binary(vec![1u8, 2].into()))), &mut r),
             Err(Some(_))
         ));
-        assert!(matches!(page_message(None, &mut r), Err(None)));
+        assert!(matches!(page_message::<FromPage>(None, &mut r), Err(None)));
     }
 }

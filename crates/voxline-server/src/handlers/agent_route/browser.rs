@@ -7,12 +7,12 @@
 //! that stopped the call.
 
 use super::{AgentRoute, StoreSink};
+use crate::handlers::live::{LiveCall, LiveGuard};
 use crate::leg::call_media::{finish_call, local_end, open_recorder, Outcome};
 use crate::records::{new_call_id, Records};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 use voxline_media::leg::{Direction, LegFacts};
 use voxline_media::RtpSession;
@@ -117,12 +117,15 @@ impl AgentRoute {
         let record_id = records
             .browser_started(&call_id, &call.caller, call.source.as_deref(), route)
             .await;
-        let live = self.live.join(&call_id, "inbound", &route.name, &self.shutdown);
+        let live = self.live.join(
+            LiveCall::new(&call_id, "inbound", &route.name, &call.caller, "webrtc"),
+            &self.shutdown,
+        );
         let span = tracing::info_span!("agent", call_id = %call_id, channel = "webrtc", domain = %self.params.domain.display());
         let feed = call.feed.clone();
         let caller = call.caller.clone();
         let outcome = self
-            .browser_answer(call, &call_id, settings, records, &record_id, live.hangup.clone())
+            .browser_answer(call, &call_id, settings, records, &record_id, &live)
             .instrument(span)
             .await;
         drop(live);
@@ -143,8 +146,9 @@ impl AgentRoute {
         settings: &WebRtcSettings,
         records: &Records,
         record_id: &str,
-        hangup: CancellationToken,
+        live: &LiveGuard,
     ) -> Outcome {
+        let hangup = live.hangup.clone();
         let BrowserCall {
             offer,
             caller,
@@ -234,7 +238,7 @@ impl AgentRoute {
                 return Outcome::answered(local_end("error"), &rtp, Some(why));
             }
         };
-        let mut sink = StoreSink::new(records, record_id, None);
+        let mut sink = StoreSink::new(records, record_id, None, live.feed());
         sink.page = Some(feed.clone());
         let outcome = self.talk(&mut leg, rtp, recorder, sink, None, hangup).await;
         leg.close().await;
