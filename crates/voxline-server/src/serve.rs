@@ -65,6 +65,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     let analysis = tokio::spawn(analyzer.run(shutdown.clone()));
     let counters = handlers.counters();
+    tokio::spawn(counters.load.clone().run(counters.clone(), shutdown.clone()));
     let endpoint = Arc::new(
         SipEndpoint::start(
             SipEndpointOptions {

@@ -368,7 +368,8 @@ page: {:?}",
 /// is pushed the call and its transcript as it is said and hangs it up;
 /// the history finds it by words of its transcript (and not by others);
 /// the call's page shows its facts, the transcript, each turn's stages,
-/// and plays its recording. No page logs an error; each is screenshotted.
+/// and plays its recording; the latency chart holds the call's turns. No
+/// page logs an error; each is screenshotted.
 #[test]
 fn the_console_shows_a_sip_call_live_then_in_the_history_and_on_its_page() {
     let _one = one_at_a_time();
@@ -503,6 +504,250 @@ fn the_console_shows_a_sip_call_live_then_in_the_history_and_on_its_page() {
         "the player moved to the line's time",
     );
     b.screenshot("console-call");
+
+    // Latency and load over time: the call's turns are in it.
+    let load = server.request("GET", "/api/load?minutes=15", Some(common::READ_TOKEN), None);
+    assert_eq!(load.status, 200, "{}", load.body);
+    let load = load.json();
+    let spans: Vec<&serde_json::Value> = load["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&load["now"]))
+        .filter(|s| s["turns"].as_u64().unwrap_or(0) > 0)
+        .collect();
+    assert!(!spans.is_empty(), "the call's turns are in the load history: {load}");
+    assert!(
+        spans.iter().all(|s| s["v2v_p50_ms"].as_f64().is_some_and(|ms| ms > 0.0)
+            && s["v2v_p95_ms"].as_f64() >= s["v2v_p50_ms"].as_f64()),
+        "{load}"
+    );
+    b.goto(&format!("{base}/console/load"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'load' && document.querySelectorAll('#chart-v2v .dot.p50').length > 0",
+        Duration::from_secs(15),
+        "the voice-to-voice chart with the call's turns",
+    );
+    let summary = b.eval("return document.getElementById('load-now').textContent");
+    assert!(summary.as_str().is_some_and(|t| t.contains("turn")), "{summary}");
+    b.screenshot("console-load");
+    let errors = b.console_errors();
+    assert!(errors.is_empty(), "the console logged errors: {errors:?}");
+}
+
+/// A campaign run from the console: created with a CSV uploaded through
+/// the page's file input (a bad line refused and named), started from its
+/// page, dialled over SIP through a trunk back to this server (which
+/// answers these numbers 404), its progress and dispositions shown until
+/// it is finished, the attempts over time charted; no console errors.
+#[test]
+fn the_console_runs_a_campaign_from_a_csv_upload() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let routes = common::agent_route("renewal", "renewal", "demo-renewal", ", record = false");
+    let server = Server::start_with("console-campaign", "", Some(&routes), |text| {
+        common::with_self_trunk(text, "[campaigns]\nmax_calls = 2\n")
+    });
+    let csv = server.dir.join("december.csv");
+    std::fs::write(
+        &csv,
+        "first_name,phone\nAda,+1 415 555 0101\nBob,(415) 555-0102\nCy,not a number\nDi,+1 415 555 0104\n",
+    )
+    .expect("contacts");
+    let b = Browser::start("console-campaign", &server.dir.join("short.wav"));
+    let base = format!("http://127.0.0.1:{}", server.http_port);
+    b.goto(&format!("{base}/console/campaigns#token={WRITE_TOKEN}"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'campaigns'",
+        Duration::from_secs(10),
+        "the campaigns page",
+    );
+    assert_eq!(
+        b.eval("return document.getElementById('campaigns-empty').hidden"),
+        false,
+        "no campaigns yet"
+    );
+    b.eval(
+        "const f = document.getElementById('new-campaign').elements; \
+         f.name.value = 'december'; f.route.value = 'renewal'; f.trunk.value = 'self'; \
+         f.timezone.value = 'America/Chicago'; f.default_country.value = 'us'; \
+         f.window.value = 'mon-sun 00:00-24:00'; f.max_calls.value = '2'; return true",
+    );
+    b.rt.block_on(async {
+        let input = b.client().find(Locator::Css("#new-campaign input[type=file]")).await?;
+        input.send_keys(&csv.display().to_string()).await
+    })
+    .expect("the CSV chosen in the file input");
+    b.click("#new-campaign button[type=submit]");
+    let note = b.wait_until(
+        "return document.body.dataset.loaded === 'campaign' && document.getElementById('error').textContent",
+        Duration::from_secs(15),
+        "the campaign's page with the upload's report",
+    );
+    eprintln!("upload: {note}");
+    let note = note.as_str().unwrap_or_default();
+    assert!(note.contains("3 contacts added"), "{note}");
+    assert!(note.contains("line 4") && note.contains("not a number"), "{note}");
+    assert_eq!(b.eval("return document.body.dataset.campaignState"), "draft");
+    b.click("button[data-move=start]");
+    b.wait_until(
+        "return document.body.dataset.campaignState === 'finished'",
+        Duration::from_secs(60),
+        "the campaign finished",
+    );
+    let shown = b.wait_until(
+        "const r = document.querySelector('tr[data-disposition=invalid_number]'); \
+         return r && document.querySelectorAll('#chart-attempts .dot').length > 0 ? r.innerText : ''",
+        Duration::from_secs(10),
+        "the dispositions and the attempts chart",
+    );
+    assert!(shown.as_str().is_some_and(|t| t.contains('3')), "{shown}");
+    let progress = b.eval("return document.getElementById('campaign-progress').textContent");
+    assert!(
+        progress.as_str().is_some_and(|t| t.starts_with("3 of 3 contacts done")),
+        "{progress}"
+    );
+    let api = server
+        .api("GET", "/api/campaigns/december/timeline?bucket_s=3600", None)
+        .json();
+    let dialled: u64 = api["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["results"]["invalid_number"].as_u64())
+        .sum();
+    assert_eq!(dialled, 3, "{api}");
+    b.screenshot("console-campaign");
+    b.goto(&format!("{base}/console/campaigns"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'campaigns' && !!document.querySelector('tr[data-campaign=december]')",
+        Duration::from_secs(10),
+        "the campaign listed",
+    );
+    let errors = b.console_errors();
+    assert!(errors.is_empty(), "the console logged errors: {errors:?}");
+}
+
+/// `src` copied into `dst`, folders and all.
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("folder");
+    for e in std::fs::read_dir(src).expect("read folder").flatten() {
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// The packs in the console: the list, one pack's knowledge and rules; the
+/// test chat asks the demo bank's agent (the real model) a question it
+/// answers from its knowledge and one it cannot; the second answer is
+/// marked wrong and given right on the page, and asking again gets the
+/// right one (the pack, a copy, was written and reloaded); no console errors.
+#[test]
+fn the_console_s_test_chat_answers_and_takes_a_correction() {
+    let _one = one_at_a_time();
+    if voxline_models::fetched_for_test(common::AGENT_MODELS).is_none() {
+        return;
+    }
+    let pack = test_dir("console-pack-copy").join("bank");
+    copy_tree(&repo().join("domains").join("demo-bank"), &pack);
+    let routes = format!(
+        r#"
+[[route]]
+name = "bank"
+trunk = "local"
+number = {{ exact = "bank" }}
+handler = "agent"
+params = {{ domain = "{}", max_seconds = 60 }}
+{DEFAULT_ROUTES}"#,
+        pack.display()
+    );
+    let server = Server::start("console-pack", "", Some(&routes));
+    let b = Browser::start("console-pack", &server.dir.join("short.wav"));
+    let base = format!("http://127.0.0.1:{}", server.http_port);
+    b.goto(&format!("{base}/console/packs#token={WRITE_TOKEN}"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'packs' && !!document.querySelector('tr[data-route=bank]')",
+        Duration::from_secs(10),
+        "the packs listed",
+    );
+    b.goto(&format!("{base}/console/packs/bank"));
+    b.wait_until(
+        "return document.body.dataset.loaded === 'pack' && document.querySelectorAll('#knowledge details').length > 0",
+        Duration::from_secs(10),
+        "the pack's knowledge",
+    );
+    assert!(
+        b.eval("return document.getElementById('rules').innerText")
+            .as_str()
+            .is_some_and(|t| t.contains("rules.toml")),
+        "the rules file is shown"
+    );
+    let ask = |question: &str, want: &str, what: &str| -> String {
+        let before = b.eval("return Number(document.getElementById('chat').dataset.answers || 0)");
+        b.eval(&format!(
+            "const f = document.getElementById('chat-form'); f.elements.said.value = {}; f.requestSubmit(); return true",
+            serde_json::Value::from(question)
+        ));
+        b.wait_until(
+            &format!(
+                "const l = document.getElementById('chat'); return Number(l.dataset.answers || 0) > {before} && \
+                 [...l.querySelectorAll('.line.answer .said, .line.say .said')].slice({before}).map(s => s.textContent).join(' | ').includes({})",
+                serde_json::Value::from(want)
+            ),
+            Duration::from_secs(60),
+            what,
+        );
+        b.eval(&format!(
+            "return [...document.querySelectorAll('#chat .line.answer .said, #chat .line.say .said')].slice({before}).map(s => s.textContent).join(' | ')"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let known = ask(
+        "Where is the Downtown branch?",
+        "Harbor Street",
+        "the answer from the knowledge",
+    );
+    eprintln!("known: {known}");
+    let unknown = ask(
+        "Do you have a branch in Springfield?",
+        "",
+        "an answer about Springfield",
+    );
+    eprintln!("unknown: {unknown}");
+    assert!(!unknown.contains("Elm Road"), "{unknown}");
+    b.eval("const w = [...document.querySelectorAll('#chat .wrong')]; w[w.length - 1].click(); return true");
+    b.eval(
+        "const f = document.querySelector('#chat form.teach'); \
+         f.elements.answer.value = 'Yes: our Springfield branch is at 4 Elm Road, open weekdays from nine to five.'; \
+         f.requestSubmit(); return true",
+    );
+    b.wait_until(
+        "return [...document.querySelectorAll('#chat .note')].some(n => n.textContent.startsWith('Corrected')) && \
+         document.getElementById('curated').innerText.includes('Springfield')",
+        Duration::from_secs(30),
+        "the correction saved and listed",
+    );
+    let corrected = ask(
+        "Do you have a branch in Springfield?",
+        "4 Elm Road",
+        "the corrected answer",
+    );
+    eprintln!("corrected: {corrected}");
+    let curated = std::fs::read_dir(&pack)
+        .expect("pack")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|t| t.contains("4 Elm Road"));
+    assert!(curated, "the correction is written into the pack's files");
+    b.screenshot("console-pack");
     let errors = b.console_errors();
     assert!(errors.is_empty(), "the console logged errors: {errors:?}");
 }

@@ -28,6 +28,7 @@ function el(tag, attrs, ...children) {
 
 function showError(message) {
   const e = $("error");
+  e.className = "error";
   e.textContent = message;
   e.hidden = !message;
 }
@@ -36,6 +37,7 @@ class ApiError extends Error {
   constructor(status, body) {
     super((body && body.message) || "HTTP " + status);
     this.status = status;
+    this.field = body && body.field;
   }
 }
 
@@ -372,6 +374,300 @@ async function callView(callId) {
   document.body.dataset.loaded = "call";
 }
 
+// ---- latency and load over time ----------------------------------------------
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+}
+
+// A line chart of `series` ([{name, points: [[t, v|null]]}]) from `from` to `to` (ms).
+function chart(box, series, from, to, unit) {
+  // Drawn at the box's own width, so the labels keep their size.
+  const W = Math.max(320, Math.round(box.clientWidth) || 1000), H = 220, L = 56, B = 24, T = 8;
+  const values = series.flatMap((s) => s.points.map((p) => p[1]).filter((v) => v !== null));
+  // A top that divides into four round steps (whole calls, 100s of ms).
+  const step = unit ? 100 : 1;
+  const top = 4 * step * Math.max(1, Math.ceil(Math.max(0, ...values) * 1.1 / (4 * step)));
+  const x = (t) => L + (W - L - 8) * (t - from) / Math.max(1, to - from);
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "plot", role: "img" });
+  for (let i = 0; i <= 4; i++) {
+    const v = top * i / 4;
+    g.append(svg("line", { x1: L, x2: W - 8, y1: y(v), y2: y(v), class: "grid" }));
+    const label = svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" });
+    label.textContent = Math.round(v) + unit;
+    g.append(label);
+  }
+  for (const [t, anchor] of [[from, "start"], [to, "end"]]) {
+    const label = svg("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": anchor });
+    label.textContent = when(t).slice(11, 16);
+    g.append(label);
+  }
+  for (const s of series) {
+    let d = "";
+    let pen = false;
+    for (const [t, v] of s.points) {
+      if (v === null) { pen = false; continue; }
+      d += (pen ? " L" : " M") + x(t).toFixed(1) + " " + y(v).toFixed(1);
+      pen = true;
+      g.append(svg("circle", { cx: x(t), cy: y(v), r: 2.5, class: "dot " + s.name }));
+    }
+    if (d) g.append(svg("path", { d, class: "series " + s.name }));
+  }
+  box.replaceChildren(g);
+}
+
+function loadView() {
+  const range = $("load-range");
+  async function draw() {
+    const minutes = Number(range.value);
+    const data = await getJson("/api/load?minutes=" + minutes);
+    const all = data.samples.concat(data.now.turns > 0 || !data.samples.length ? [data.now] : []);
+    const to = Date.now();
+    const from = to - minutes * 60000;
+    chart($("chart-v2v"), [
+      { name: "p50", points: all.map((s) => [s.at, s.v2v_p50_ms]) },
+      { name: "p95", points: all.map((s) => [s.at, s.v2v_p95_ms]) },
+    ], from, to, " ms");
+    chart($("chart-calls"), [{ name: "calls", points: all.map((s) => [s.at, s.calls]) }], from, to, "");
+    const turns = all.reduce((n, s) => n + s.turns, 0);
+    $("load-now").textContent = data.now.calls + (data.now.calls === 1 ? " call up now, " : " calls up now, ") +
+      turns + (turns === 1 ? " turn" : " turns") + " in range";
+    document.body.dataset.loaded = "load";
+  }
+  range.addEventListener("change", () => draw().catch((e) => showError(e.message)));
+  setInterval(() => draw().catch((e) => showError(e.message)), 10000);
+  return draw();
+}
+
+// ---- campaigns ---------------------------------------------------------------
+const campaignLink = (name) => el("a", { href: "/console/campaigns/" + encodeURIComponent(name) }, name);
+
+async function campaignsView(packs) {
+  const rows = await getJson("/api/campaigns");
+  document.querySelector("#campaigns-table tbody").replaceChildren(...rows.map((c) => el("tr", { "data-campaign": c.name },
+    el("td", {}, campaignLink(c.name)), el("td", {}, c.route), el("td", {}, c.state), el("td", {}, when(c.created_at)))));
+  $("campaigns-empty").hidden = rows.length > 0;
+  const form = $("new-campaign");
+  form.elements.route.replaceChildren(...packs.map((p) => el("option", { value: p.route }, p.route)));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    const report = $("upload-report");
+    const [days, ...hours] = f.window.value.trim().split(/\s+/);
+    const settings = {
+      timezone: f.timezone.value.trim(),
+      windows: { [days]: hours.join(",") },
+      max_calls: Number(f.max_calls.value) || 1,
+    };
+    if (f.trunk.value.trim()) settings.trunk = f.trunk.value.trim();
+    if (f.default_country.value.trim()) settings.default_country = f.default_country.value.trim().toUpperCase();
+    try {
+      const name = f.name.value.trim();
+      await api("/api/campaigns", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name, route: f.route.value, settings }),
+      });
+      const csv = f.contacts.files[0];
+      const up = await (await api("/api/campaigns/" + encodeURIComponent(name) + "/contacts", {
+        method: "POST",
+        headers: { "Content-Type": "text/csv" },
+        body: await csv.text(),
+      })).json();
+      sessionStorage.setItem("voxline-upload", JSON.stringify(up));
+      location.href = "/console/campaigns/" + encodeURIComponent(name);
+    } catch (e) {
+      report.textContent = "Not created: " + e.message + (e.field ? " (" + e.field + ")" : "");
+      report.classList.add("error");
+    }
+  });
+  document.body.dataset.loaded = "campaigns";
+}
+
+function uploadNote(up) {
+  const parts = [up.added + " contacts added"];
+  if (up.merged && up.merged.length) parts.push(up.merged.length + " merged into an earlier line");
+  if (up.rejected && up.rejected.length) {
+    parts.push(up.rejected.length + " refused: " + up.rejected.map((r) => "line " + r.line + " (" + r.why + ")").join("; "));
+  }
+  return parts.join(", ");
+}
+
+async function campaignView(name) {
+  const enc = encodeURIComponent(name);
+  $("campaign-name").textContent = name;
+  const up = sessionStorage.getItem("voxline-upload");
+  if (up) {
+    sessionStorage.removeItem("voxline-upload");
+    showNote(uploadNote(JSON.parse(up)));
+  }
+  for (const b of document.querySelectorAll("[data-move]")) {
+    b.addEventListener("click", async () => {
+      try {
+        await api("/api/campaigns/" + enc + "/" + b.dataset.move, { method: "POST" });
+        showError("");
+        await refresh();
+      } catch (e) {
+        showError("Could not " + b.dataset.move + ": " + e.message);
+      }
+    });
+  }
+  $("results-csv").addEventListener("click", async () => {
+    const blob = await (await api("/api/campaigns/" + enc + "/results.csv")).blob();
+    const a = el("a", { href: URL.createObjectURL(blob), download: name + "-results.csv" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  });
+  async function refresh() {
+    const [p, t] = await Promise.all([
+      getJson("/api/campaigns/" + enc + "/progress"),
+      getJson("/api/campaigns/" + enc + "/timeline?bucket_s=60"),
+    ]);
+    $("campaign-state").textContent = p.state;
+    $("campaign-state").dataset.state = p.state;
+    const total = Math.max(1, p.total);
+    document.querySelector(".progress .done").style.width = (100 * p.done / total) + "%";
+    document.querySelector(".progress .dialing").style.width = (100 * p.dialing / total) + "%";
+    $("campaign-progress").textContent = p.done + " of " + p.total + " contacts done, " + p.dialing + " dialling, " +
+      p.pending + " waiting; " + p.calls_last_minute + " calls in the last minute" +
+      (p.eta_seconds ? ", about " + clock(p.eta_seconds * 1000) + " left" : "");
+    for (const b of document.querySelectorAll("[data-move]")) {
+      const allowed = { start: ["draft"], pause: ["running"], resume: ["paused"], stop: ["draft", "running", "paused"] };
+      b.disabled = !allowed[b.dataset.move].includes(p.state);
+    }
+    const disp = Object.entries(p.by_disposition);
+    document.querySelector("#dispositions tbody").replaceChildren(...(disp.length
+      ? disp.map(([k, v]) => el("tr", { "data-disposition": k }, el("td", {}, k), el("td", {}, String(v))))
+      : [el("tr", {}, el("td", { class: "meta" }, "No contact is done yet."))]));
+    const results = [...new Set(t.spans.flatMap((s) => Object.keys(s.results)))].sort();
+    const to = Date.now();
+    const from = t.spans.length ? Math.min(t.spans[0].at, to - 10 * 60000) : to - 10 * 60000;
+    chart($("chart-attempts"), results.map((r, i) => ({
+      name: "r" + (i % 6),
+      points: t.spans.map((s) => [s.at, s.results[r] || 0]),
+    })), from, to, "");
+    $("attempts-legend").replaceChildren(...results.map((r, i) => el("span", {}, el("span", { class: "swatch r" + (i % 6) }), " " + r + " ")));
+    document.body.dataset.loaded = "campaign";
+    document.body.dataset.campaignState = p.state;
+  }
+  await refresh();
+  setInterval(() => refresh().catch((e) => showError(e.message)), 3000);
+}
+
+function showNote(text) {
+  const e = $("error");
+  e.textContent = text;
+  e.hidden = !text;
+  e.className = "note";
+}
+
+// ---- packs -------------------------------------------------------------------
+function packsView(packs) {
+  document.querySelector("#packs-table tbody").replaceChildren(...packs.map((p) => el("tr", { "data-route": p.route },
+    el("td", {}, el("a", { href: "/console/packs/" + encodeURIComponent(p.route) }, p.route)),
+    el("td", {}, p.dir), el("td", {}, String(p.sentences)), el("td", {}, String(p.curated)),
+    el("td", {}, when(p.loaded_at_ms)), el("td", {}, String(p.reloads)), el("td", {}, p.refused || "—"))));
+  document.body.dataset.loaded = "packs";
+}
+
+function fileBox(name, shown) {
+  return el("details", {}, el("summary", {}, name + (shown.cut ? " (first 256 KiB)" : "")), el("pre", {}, shown.text));
+}
+
+async function packView(route) {
+  const enc = encodeURIComponent(route);
+  $("pack-route").textContent = route;
+  async function refresh() {
+    const p = await getJson("/api/packs/" + enc);
+    $("pack-dir").textContent = p.dir + " · " + p.sentences + " knowledge sentences · loaded " + when(p.loaded_at_ms);
+    $("pack-refused").hidden = !p.refused;
+    $("pack-refused").textContent = p.refused ? "The last reload was refused: " + p.refused : "";
+    $("knowledge").replaceChildren(...p.knowledge.map((k) => fileBox(k.file, k)));
+    $("rules").replaceChildren(p.rules ? fileBox("rules.toml", p.rules) : el("p", { class: "meta" }, "No rules file."));
+    const curated = p.curated_answers || [];
+    document.querySelector("#curated tbody").replaceChildren(...(curated.length
+      ? curated.map((c) => el("tr", {}, el("td", {}, c.asked.join(" / ")), el("td", {}, c.say), el("td", { class: "meta" }, c.by || "")))
+      : [el("tr", {}, el("td", { class: "meta" }, "None yet: mark an answer wrong in the test chat."))]));
+  }
+  $("pack-reload").addEventListener("click", async () => {
+    try {
+      await api("/api/packs/" + enc + "/reload", { method: "POST" });
+      showNote("Reloaded.");
+      await refresh();
+    } catch (e) { showError("Not reloaded: " + e.message); }
+  });
+  const chatList = $("chat");
+  const form = $("chat-form");
+  function teachForm(asked, said, li) {
+    const box = el("form", { class: "teach" },
+      el("label", {}, "The right answer ", el("textarea", { name: "answer", required: true, rows: 2, cols: 40 })),
+      el("button", { type: "submit", class: "primary" }, "Save the correction"));
+    box.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("/api/packs/" + enc + "/corrections", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ asked, said, answer: box.elements.answer.value.trim() }),
+        });
+        box.replaceWith(el("p", { class: "note" }, "Corrected: the pack was reloaded with it."));
+        await refresh();
+      } catch (e) {
+        box.append(el("p", { class: "error" }, "Not saved: " + e.message));
+      }
+    });
+    li.append(box);
+  }
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const said = form.elements.said.value.trim();
+    if (!said) return;
+    const button = form.querySelector("button");
+    button.disabled = true;
+    chatList.append(line("caller", said));
+    try {
+      const r = await (await api("/api/packs/" + enc + "/chat", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ said }),
+      })).json();
+      for (const l of r.reply) {
+        const li = line(l.kind === "note" ? "system" : "agent", l.text);
+        li.classList.add(l.kind);
+        if (l.kind === "answer" || l.kind === "say") {
+          const wrong = el("button", { type: "button", class: "small wrong" }, "Wrong…");
+          const good = el("button", { type: "button", class: "small good" }, "Good");
+          wrong.addEventListener("click", () => { wrong.disabled = true; teachForm(said, l.text, li); });
+          good.addEventListener("click", async () => {
+            try {
+              await api("/api/packs/" + enc + "/good", {
+                method: "POST",
+                headers: { "Content-Type": "application/json" },
+                body: JSON.stringify({ asked: said, said: l.text }),
+              });
+              good.textContent = "Marked good";
+              good.disabled = true;
+            } catch (e) { showError("Not marked: " + e.message); }
+          });
+          li.append(el("span", { class: "marks" }, good, wrong));
+        }
+        chatList.append(li);
+      }
+      chatList.dataset.answers = String(chatList.querySelectorAll(".line.answer, .line.say").length);
+    } catch (e) {
+      showError("The agent did not answer: " + e.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  await refresh();
+  document.body.dataset.loaded = "pack";
+}
+
 // ---- start -----------------------------------------------------------------
 async function start() {
   if (!token()) {
@@ -379,15 +675,23 @@ async function start() {
     return;
   }
   const parts = location.pathname.split("/").filter(Boolean);
-  const view = parts[1] === "calls" ? (parts[2] ? "call" : "calls") : "live";
+  const view = parts[1] === "calls" ? (parts[2] ? "call" : "calls")
+    : parts[1] === "campaigns" ? (parts[2] ? "campaign" : "campaigns")
+    : parts[1] === "packs" ? (parts[2] ? "pack" : "packs")
+    : parts[1] === "load" ? "load" : "live";
   for (const a of document.querySelectorAll(".nav a[data-view]")) {
-    a.classList.toggle("here", a.dataset.view === (view === "call" ? "calls" : view));
+    a.classList.toggle("here", a.dataset.view === ({ call: "calls", campaign: "campaigns", pack: "packs" }[view] || view));
   }
   $("view-" + view).hidden = false;
   try {
-    await loadRoutes();
+    const packs = await loadRoutes();
     if (view === "live") { liveView(); document.body.dataset.loaded = "live"; }
     else if (view === "calls") await callsView();
+    else if (view === "load") await loadView();
+    else if (view === "campaigns") await campaignsView(packs);
+    else if (view === "campaign") await campaignView(decodeURIComponent(parts[2]));
+    else if (view === "packs") packsView(packs);
+    else if (view === "pack") await packView(decodeURIComponent(parts[2]));
     else await callView(decodeURIComponent(parts.slice(2).join("/")));
   } catch (e) {
     if (e.status !== 401) showError(e.message);

@@ -385,6 +385,29 @@ impl CallStore {
         )
     }
 
+    /// A campaign's attempts over time: per span of `bucket_ms` (its start,
+    /// ms since the epoch) and result (the conversation's outcome when it
+    /// gave one, else how the call ended, `under_way` while it lasts), how
+    /// many; oldest first.
+    pub async fn attempts_over_time(
+        &self,
+        campaign_id: &str,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT (started_at / $2) * $2 AS span, COALESCE(outcome, result, 'under_way') AS result, COUNT(*) AS n \
+             FROM campaign_attempts WHERE campaign_id = $1 GROUP BY span, COALESCE(outcome, result, 'under_way') \
+             ORDER BY span, result",
+        )
+        .bind(campaign_id)
+        .bind(bucket_ms.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("span")?, r.try_get("result")?, r.try_get("n")?)))
+            .collect()
+    }
+
     /// The campaign attempt a call was (campaign id, contact seq, attempt), if it was one.
     pub async fn attempt_of_call(&self, call_id: &str) -> Result<Option<(String, i64, i32)>, StoreError> {
         sqlx::query("SELECT campaign_id, seq, attempt FROM campaign_attempts WHERE call_id = $1")

@@ -526,6 +526,16 @@ async fn shared_leases(url: &str) {
     assert_eq!(counts.by_state, vec![("done".to_string(), 40)]);
     assert_eq!(counts.by_disposition, vec![("completed".to_string(), 40)]);
     assert_eq!(a.attempts("lc").await.expect("attempts").len(), 40);
+    // Over time: all 40 in this minute's span (or the next one's), by outcome.
+    let spans = a.attempts_over_time("lc", 3_600_000).await.expect("over time");
+    assert!((1..=2).contains(&spans.len()), "{spans:?}");
+    assert!(
+        spans
+            .iter()
+            .all(|(at, result, _)| at % 3_600_000 == 0 && result == "completed"),
+        "{spans:?}"
+    );
+    assert_eq!(spans.iter().map(|(_, _, n)| n).sum::<i64>(), 40);
     assert_eq!(a.open_contacts("lc").await.expect("open"), 0);
 
     // Node a takes two contacts and stops: one before its attempt was

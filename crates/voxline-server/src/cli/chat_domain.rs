@@ -12,6 +12,8 @@ use voxline_agent::eval;
 use voxline_agent::{Action, Agent, Conversation, DomainPack};
 use voxline_llm::ChatModel;
 
+use crate::ops::text_turns::{self, TextEvent};
+
 /// Runs the command on a loaded pack.
 pub async fn run(
     mut pack: DomainPack,
@@ -44,12 +46,7 @@ pub async fn run(
         if said.is_empty() {
             continue;
         }
-        // Digits while the agent collects them are keyed, as DTMF would be.
-        let queue: VecDeque<Action> = if conv.is_collecting() && said.chars().all(|c| c.is_ascii_digit() || c == '#') {
-            conv.digits(said.trim_end_matches('#')).await.into()
-        } else {
-            conv.turn(&said).await?.1.into()
-        };
+        let queue = text_turns::caller_turn(&mut conv, &said).await?;
         if act(&mut conv, queue).await? {
             break;
         }
@@ -58,51 +55,23 @@ pub async fn run(
 }
 
 /// Prints what the agent says and does; true when it ended the call.
-async fn act(conv: &mut Conversation, mut queue: VecDeque<Action>) -> anyhow::Result<bool> {
-    let mut ended = false;
-    loop {
-        for s in conv.take_reached() {
-            eprintln!("[flow step: {} (by {})]", s.step, s.via);
+async fn act(conv: &mut Conversation, queue: VecDeque<Action>) -> anyhow::Result<bool> {
+    text_turns::act(conv, queue, &mut |e| match e {
+        TextEvent::Say(s) => println!("agent> {s}"),
+        TextEvent::AnswerStart => print!("agent>"),
+        TextEvent::Phrase(p) => {
+            print!(" {p}");
+            std::io::stdout().flush().ok();
         }
-        let Some(action) = queue.pop_front() else {
-            return Ok(ended);
-        };
-        {
-            match action {
-                Action::Say(s) => println!("agent> {s}"),
-                Action::Answer(mut a) => {
-                    print!("agent>");
-                    let mut heard = Vec::new();
-                    while let Some(p) = a.next_phrase().await? {
-                        print!(" {p}");
-                        std::io::stdout().flush().ok();
-                        heard.push(p);
-                    }
-                    println!();
-                    if let Some(why) = &a.stopped {
-                        eprintln!("[answer stopped: {why}]");
-                    }
-                    conv.answered(&a, &heard.join(" "));
-                }
-                Action::CollectDigits { length, .. } => eprintln!("[waiting for {length} digits: type them]"),
-                Action::CallTool(call) => {
-                    eprintln!("[calling {} with {:?}]", call.tool, call.args);
-                    queue.extend(conv.run_tool(call).await);
-                }
-                Action::ScheduleCallback { when } => eprintln!("[callback scheduled: {when}]"),
-                Action::SendDtmf { digits } => eprintln!("[keyed {digits}]"),
-                Action::Transfer { to } => {
-                    eprintln!("[transfer to {to}]");
-                    ended = true;
-                }
-                Action::Outcome(o) => eprintln!("[outcome: {o}]"),
-                Action::HangUp => {
-                    eprintln!("[hang up]");
-                    ended = true;
-                }
+        TextEvent::AnswerEnd { stopped } => {
+            println!();
+            if let Some(why) = stopped {
+                eprintln!("[answer stopped: {why}]");
             }
         }
-    }
+        TextEvent::Note(n) => eprintln!("[{n}]"),
+    })
+    .await
 }
 
 async fn run_eval(agent: &Arc<Agent>, file: &Path) -> anyhow::Result<()> {

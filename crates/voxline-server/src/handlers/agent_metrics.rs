@@ -4,6 +4,7 @@
 //! onset the agent stopped, replies started on the early final, and each
 //! stage of a turn measured from the caller's last voiced audio.
 
+use crate::handlers::load_history::LoadHistory;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
@@ -38,6 +39,8 @@ pub struct AgentMetrics {
     pub pack_reloads_refused: Counter,
     /// Each stage of a turn (`stage` label), from the caller's last voiced audio.
     stages: Family<Vec<(String, String)>, Histogram, TurnHistogram>,
+    /// The voice-to-voice times over time (the console's chart).
+    load: LoadHistory,
 }
 
 /// Makes a histogram with the turn buckets (for the stage family).
@@ -63,11 +66,20 @@ impl Default for AgentMetrics {
             pack_reloads: Counter::default(),
             pack_reloads_refused: Counter::default(),
             stages: Family::new_with_constructor(TurnHistogram),
+            load: LoadHistory::default(),
         }
     }
 }
 
 impl AgentMetrics {
+    /// Metrics whose turns' voice-to-voice times also go to `load`.
+    pub fn feeding(load: LoadHistory) -> AgentMetrics {
+        AgentMetrics {
+            load,
+            ..AgentMetrics::default()
+        }
+    }
+
     /// The histogram of one turn stage (`end_declared`, `asr_final`,
     /// `llm_first_token`, `first_phrase`, `tts_first_audio`, `first_rtp`).
     pub fn stage(&self, stage: &str) -> Histogram {
@@ -151,5 +163,8 @@ impl voxline_agent::voice::SessionObserver for AgentMetrics {
 
     fn stage(&self, stage: &str, after_caller: Duration) {
         AgentMetrics::stage(self, stage).observe(after_caller.as_secs_f64());
+        if stage == "first_rtp" {
+            self.load.turn(after_caller.as_secs_f64() * 1e3);
+        }
     }
 }

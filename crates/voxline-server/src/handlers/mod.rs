@@ -9,6 +9,7 @@ pub mod agent_route;
 pub mod answering;
 pub mod engines;
 pub mod live;
+pub mod load_history;
 pub mod pack_reload;
 pub mod playback;
 
@@ -41,6 +42,8 @@ pub struct CallCounters {
     pub llm: Option<Arc<voxline_llm::EngineStats>>,
     /// The `[[llm.server]]` pool, when servers are named (its servers' state).
     pub llm_pool: Option<voxline_llm::InferencePool>,
+    /// Latency and load over time (the console's chart).
+    pub load: load_history::LoadHistory,
 }
 
 /// Dispatches routed calls to their handler.
@@ -80,7 +83,8 @@ impl Handlers {
         let engines = engines::Engines::load(cfg, listen, talking).await?;
         let clock = engines.clock.clone();
         let asr = engines.asr.clone();
-        let agent_metrics = talking.then(agent_metrics::AgentMetrics::default);
+        let load = load_history::LoadHistory::default();
+        let agent_metrics = talking.then(|| agent_metrics::AgentMetrics::feeding(load.clone()));
         let mut agents = HashMap::new();
         for r in cfg.routes.iter().filter(|r| r.handler == "agent") {
             let route = engines
@@ -134,6 +138,7 @@ impl Handlers {
                 agent: agent_metrics,
                 llm: engines.speech.as_ref().and_then(|(llm, _)| llm.engine_stats()),
                 llm_pool: engines.pool.clone(),
+                load,
                 ..CallCounters::default()
             }),
         })

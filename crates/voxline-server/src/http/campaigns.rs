@@ -1,7 +1,7 @@
 //! Campaigns and the do-not-call lists over HTTP, on the same operations
 //! as `voxline campaign` (`crate::ops::campaigns`).
 
-use super::error::{bad_query, body_bytes, ApiError, JsonBody};
+use super::error::{bad_query, body_bytes, list_limit, ApiError, JsonBody};
 use super::{json_with, AppState};
 use crate::http::auth::Caller;
 use crate::ops::campaigns::{self as ops, CampaignView, ContactsInput, Move};
@@ -204,6 +204,39 @@ pub async fn stop(
 pub async fn progress(State(s): State<AppState>, Path(key): Path<String>) -> Result<Response, ApiError> {
     let (row, _) = ops::find(&s.ctx.store, &key).await?;
     Ok(Json(ops::progress(&s.ctx.store, &row).await?).into_response())
+}
+
+/// `?bucket_s=`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    bucket_s: Option<i64>,
+}
+
+/// `GET /api/campaigns/{campaign}/timeline?bucket_s=N` (60 unless told; 1
+/// to 86400): its attempts over time, `{bucket_s, spans: [{at, results:
+/// {result: count}}]}`, oldest first; a result is the conversation's
+/// outcome when it gave one, else how the call ended (`under_way` while
+/// it lasts).
+pub async fn timeline(
+    State(s): State<AppState>,
+    Path(key): Path<String>,
+    q: Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let bucket_s = list_limit(q.bucket_s, 60, 86_400).map_err(|_| ApiError::invalid("bucket_s", "1 to 86400"))?;
+    let (row, _) = ops::find(&s.ctx.store, &key).await?;
+    let rows = s.ctx.store.attempts_over_time(&row.id, bucket_s * 1000).await?;
+    let mut spans: Vec<serde_json::Value> = Vec::new();
+    for (at, result, n) in rows {
+        if spans.last().is_none_or(|s| s["at"] != at) {
+            spans.push(serde_json::json!({ "at": at, "results": {} }));
+        }
+        if let Some(last) = spans.last_mut() {
+            last["results"][result] = n.into();
+        }
+    }
+    Ok(Json(serde_json::json!({ "bucket_s": bucket_s, "spans": spans })).into_response())
 }
 
 /// `GET /api/campaigns/{campaign}/results.csv`: every contact with its outcome.

@@ -352,3 +352,31 @@ mod tests {
         }
     }
 }
+
+/// `?minutes=`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadQuery {
+    minutes: Option<i64>,
+}
+
+/// `GET /api/load?minutes=N` (60 unless told; 1 to 1440): latency and load
+/// over time, `{every_s, samples: [{at, calls, turns, v2v_p50_ms,
+/// v2v_p95_ms}], now}`; `now` is the span going on (not kept yet).
+pub async fn load(
+    State(s): State<AppState>,
+    q: Result<axum::extract::Query<LoadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = q.map_err(super::error::bad_query)?;
+    let minutes =
+        super::error::list_limit(q.minutes, 60, 24 * 60).map_err(|_| ApiError::invalid("minutes", "1 to 1440"))?;
+    let since = voxline_store::now_ms() - minutes * 60_000;
+    let calls = s.ctx.counters.active.load(Ordering::Relaxed);
+    let (samples, now) = s.ctx.counters.load.since(since, calls);
+    Ok(axum::Json(serde_json::json!({
+        "every_s": crate::handlers::load_history::SAMPLE_EVERY.as_secs(),
+        "samples": samples,
+        "now": now,
+    }))
+    .into_response())
+}

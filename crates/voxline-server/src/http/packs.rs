@@ -8,6 +8,7 @@ use super::{json_with, AppState};
 use crate::handlers::agent_route::AgentRoute;
 use crate::http::auth::Caller;
 use crate::ops::teach::{self, Correction, Marked};
+use crate::ops::text_turns::{self, TextEvent};
 use crate::ops::OpError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -36,6 +37,124 @@ pub async fn list(State(s): State<AppState>) -> Response {
         .collect();
     out.sort_by(|a, b| a["route"].as_str().cmp(&b["route"].as_str()));
     Json(out).into_response()
+}
+
+/// A pack file shown at most this long (longer ones are cut, and say so).
+const SHOWN_FILE: usize = 256 * 1024;
+
+/// `path`'s text for the console, cut at [`SHOWN_FILE`]; None when absent.
+async fn shown_text(path: &std::path::Path) -> Result<Option<serde_json::Value>, ApiError> {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unreadable",
+                format!("{}: {e}", path.display()),
+            ))
+        }
+    };
+    let cut = bytes.len() > SHOWN_FILE;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_FILE)]).into_owned();
+    Ok(Some(serde_json::json!({ "text": text, "cut": cut })))
+}
+
+/// `GET /api/packs/{route}`: the route's pack as it serves: its state (as
+/// in the list), the knowledge files' text, the rules file's text, and the
+/// curated answers.
+pub async fn show(State(s): State<AppState>, Path(route): Path<String>) -> Result<Response, ApiError> {
+    let agent = agent_route(&s, &route)?;
+    let mut v = with_route(&route, &agent.pack_status());
+    let dir = agent.pack_dir();
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir.join("knowledge")) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    let mut knowledge = Vec::new();
+    for f in files {
+        if let Some(mut shown) = shown_text(&f).await? {
+            shown["file"] = f.file_name().map(|n| n.to_string_lossy().into_owned()).into();
+            knowledge.push(shown);
+        }
+    }
+    v["knowledge"] = knowledge.into();
+    v["rules"] = shown_text(&dir.join("rules.toml")).await?.into();
+    v["curated_answers"] = serde_json::to_value(agent.agent().pack().curated.answers()).unwrap_or_default();
+    Ok(Json(v).into_response())
+}
+
+/// The test chat's question: `{"said"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    said: String,
+}
+
+/// How long the test chat waits for the agent.
+const CHAT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `POST /api/packs/{route}/chat`: the route's agent asked `said` in text
+/// on a new conversation, as a caller would after its opening: `{"opening":
+/// [...], "reply": [...]}`, each `{"kind": "say" | "answer" | "note",
+/// "text"}` (a note is something done: a tool called, a transfer...).
+pub async fn chat(
+    State(s): State<AppState>,
+    Path(route): Path<String>,
+    JsonBody(body): JsonBody<ChatBody>,
+) -> Result<Response, ApiError> {
+    let said = body.said.trim().to_string();
+    if said.is_empty() || said.len() > 2000 {
+        return Err(ApiError::invalid("said", "1 to 2000 characters"));
+    }
+    let agent = agent_route(&s, &route)?.agent();
+    let talk = async move {
+        let mut conv = agent.conversation();
+        let opening = conv.opening().await;
+        let mut lines = Vec::new();
+        let ended = text_turns::act(&mut conv, opening.into(), &mut |e| chat_line(&mut lines, e)).await?;
+        let opening = std::mem::take(&mut lines);
+        if !ended {
+            let queue = text_turns::caller_turn(&mut conv, &said).await?;
+            text_turns::act(&mut conv, queue, &mut |e| chat_line(&mut lines, e)).await?;
+        }
+        anyhow::Ok(serde_json::json!({ "opening": opening, "reply": lines }))
+    };
+    match tokio::time::timeout(CHAT_WAIT, talk).await {
+        Ok(Ok(v)) => Ok(Json(v).into_response()),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agent_failed",
+            format!("the agent could not answer: {e:#}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agent_timeout",
+            format!("the agent did not answer within {} s", CHAT_WAIT.as_secs()),
+        )),
+    }
+}
+
+/// Adds a text event to the chat's lines (a streamed answer's phrases join
+/// into one line).
+fn chat_line(lines: &mut Vec<serde_json::Value>, e: TextEvent) {
+    match e {
+        TextEvent::Say(s) => lines.push(serde_json::json!({ "kind": "say", "text": s })),
+        TextEvent::AnswerStart => lines.push(serde_json::json!({ "kind": "answer", "text": "" })),
+        TextEvent::Phrase(p) => {
+            if let Some(last) = lines.last_mut().filter(|l| l["kind"] == "answer") {
+                let joined = format!("{} {p}", last["text"].as_str().unwrap_or_default());
+                last["text"] = joined.trim().into();
+            }
+        }
+        TextEvent::AnswerEnd { stopped } => {
+            if let Some(why) = stopped {
+                lines.push(serde_json::json!({ "kind": "note", "text": format!("answer stopped: {why}") }));
+            }
+        }
+        TextEvent::Note(n) => lines.push(serde_json::json!({ "kind": "note", "text": n })),
+    }
 }
 
 /// `POST /api/packs/{route}/reload`: loads the route's pack again now.

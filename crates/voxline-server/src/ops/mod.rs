@@ -5,6 +5,7 @@
 
 pub mod campaigns;
 pub mod teach;
+pub mod text_turns;
 
 use voxline_campaign::SettingsError;
 use voxline_store::StoreError;
