@@ -4,7 +4,8 @@
 # page over WebRTC, alternating, ROUNDS times each, on one server; prints
 # the answer's first audio after the question's end (the turn record's
 # first_rtp_ms) per channel side by side, with the turn's stages, and the
-# talk page's first load time and size over the wire
+# talk page's and the console pages' first load time and size over the
+# wire (PAGES_ONLY=1: only those, after one SIP call)
 # (load-tests/browser_latency.py). On two cores the browser shares the
 # CPU with the models (see the stage table).
 set -euo pipefail
@@ -19,4 +20,4 @@ trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 start_agent_server
 echo "browser latency: server up (log $LOG, work dir $WORK)"
 python3 load-tests/browser_latency.py --voxline "$VOXLINE" --work "$WORK" \
-	--token "$CACHE/api-token" --rounds "${ROUNDS:-8}"
+	--token "$CACHE/api-token" --rounds "${ROUNDS:-8}" ${PAGES_ONLY:+--pages-only}

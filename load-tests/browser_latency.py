@@ -4,8 +4,9 @@ by side on one server: the same question (the Piper voice), ROUNDS times
 each, alternating. For each call the turn record's first_rtp_ms (the
 answer's first audio after the caller's last voiced audio) is read from
 the API; the table gives p50 and p95 per channel and the difference of the
-p50s. The talk page's first load (Navigation Timing) and its bytes over
-the wire are printed too. Chromium is driven through chromedriver's
+p50s. The talk page's and each console page's first load (Navigation
+Timing, and when the console page showed its data) and their bytes over
+the wire are printed too (`--pages-only`: only those, after one SIP call). Chromium is driven through chromedriver's
 W3C WebDriver API (plain HTTP + JSON)."""
 import argparse
 import json
@@ -158,6 +159,35 @@ def page_load(work, token):
         b.close()
 
 
+CONSOLE_PAGES = ["/console", "/console/calls", "/console/calls/{call_id}", "/console/campaigns",
+                 "/console/packs", "/console/packs/demo", "/console/load"]
+
+
+def console_loads(work, token, call_id):
+    """Each console page's first load in a fresh profile: navigation times,
+    when its data showed (the page's `voxline-ready` mark, after its API
+    reads), and every byte over the wire (page, script, style, API)."""
+    silent = os.path.join(work, "silence.wav")
+    rows = []
+    for i, path in enumerate(CONSOLE_PAGES):
+        b = Chromium(silent, os.path.join(work, f"profile-console-{i}"))
+        try:
+            b.goto(f"{API}{path.format(call_id=urllib.request.quote(call_id))}#token={token}")
+            b.wait("return !!document.body.dataset.loaded", 15, f"{path} showing its data")
+            rows.append((path, b.js("""const n = performance.getEntriesByType('navigation')[0];
+                const r = performance.getEntriesByType('resource');
+                const m = performance.getEntriesByName('voxline-ready')[0];
+                return {dom_ms: n.domContentLoadedEventEnd, load_ms: n.loadEventEnd, ready_ms: m ? m.startTime : null,
+                        requests: 1 + r.length, bytes: n.transferSize + r.reduce((a, x) => a + x.transferSize, 0)};""")))
+        finally:
+            b.close()
+    print("\n| console page (fresh profile) | DOM ready ms | load ms | data shown ms | requests | bytes |")
+    print("|---|---|---|---|---|---|")
+    for path, v in rows:
+        print(f"| {path} | {v['dom_ms']:.0f} | {v['load_ms']:.0f} | {v['ready_ms']:.0f} | {v['requests']} | {v['bytes']:,} |")
+    return rows
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
@@ -188,6 +218,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--token", required=True)
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--pages-only", action="store_true", help="only the pages' first loads (after one SIP call)")
     a = ap.parse_args()
     token = open(a.token).read().strip()
     said = os.path.join(a.work, "question.wav")
@@ -198,6 +229,10 @@ def main():
     subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", "-b", "16", os.path.join(a.work, "lead.wav"), "trim", "0", "9.5"], check=True)
     subprocess.run(["sox", os.path.join(a.work, "lead.wav"), said, os.path.join(a.work, "lead.wav"), mic], check=True)
     load = page_load(a.work, token)
+    if a.pages_only:
+        console_loads(a.work, token, sip_call(a.voxline, said, a.work, token))
+        print(f"\ntalk page, first load in a fresh profile: {json.dumps(load)}")
+        return
     got = {"sip": [], "webrtc": []}
     for n in range(a.rounds):
         for channel in ("sip", "webrtc"):
@@ -206,6 +241,7 @@ def main():
             got[channel].append(stages)
             print(f"round {n + 1} {channel:6} first audio {stages['first_rtp_ms']:7.0f} ms after the question's end (heard: {heard!r})", flush=True)
     diff = report(got)
+    console_loads(a.work, token, call_id)
     print(f"\ntalk page, first load in a fresh profile: {json.dumps(load)}")
     sys.exit(0 if diff <= 50 else 1)
 

@@ -91,8 +91,10 @@ impl Call<'_> {
             }
             LegInput::Dtmf(d) => {
                 self.silence.restart();
-                if let Some(done) = self.digits.key(d.digit) {
-                    self.keyed(&done).await;
+                match self.digits.key(d.digit) {
+                    Some(done) => self.keyed(&done).await,
+                    // Which key is not logged (it may be part of a secret).
+                    None => info!(collecting = self.digits.is_collecting(), "the caller keyed a digit"),
                 }
             }
             LegInput::MediaTimeout => {
