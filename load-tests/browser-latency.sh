@@ -5,7 +5,9 @@
 # the answer's first audio after the question's end (the turn record's
 # first_rtp_ms) per channel side by side, with the turn's stages, and the
 # talk page's and the console pages' first load time and size over the
-# wire (PAGES_ONLY=1: only those, after one SIP call)
+# wire (PAGES_ONLY=1: only those, after one SIP call). CALLER_NICE=10 runs
+# both callers (Chromium, `voxline call`) below the server's priority, so
+# that on one machine they take only the CPU the server leaves.
 # (load-tests/browser_latency.py). On two cores the browser shares the
 # CPU with the models (see the stage table).
 set -euo pipefail

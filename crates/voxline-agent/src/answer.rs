@@ -215,7 +215,10 @@ impl Answer {
     fn read_fallback(&mut self) -> Option<String> {
         let f = self.fallback.take()?;
         let (Fallback::Sentence(t) | Fallback::DontKnow(t)) = f;
-        self.read_in_place(&t, |_| false)
+        // Not the phrases the model said already: after "The downtown
+        // branch is at 12 Harbor Street," the sentence goes on from there.
+        let said = self.said.clone();
+        self.read_in_place(&t, |p| already_said(&said, p))
     }
 
     /// Reads `text` in the model's place, cut like the model's words (the
@@ -247,7 +250,7 @@ impl Answer {
         // Only what the model did not say already (it may have said the
         // first of the facts' sentences before it stalled).
         let said = self.said.clone();
-        self.read_in_place(&f, |p| said.contains(p.trim()))
+        self.read_in_place(&f, |p| already_said(&said, p))
     }
 
     /// Whether any of the answer was read from the knowledge as written
@@ -300,6 +303,20 @@ impl Answer {
     pub fn prompt_read(&self) -> Option<usize> {
         self.prompt_read
     }
+}
+
+/// Whether `phrase` was said already in `said`, in any case, punctuation
+/// and spacing (whole words).
+fn already_said(said: &str, phrase: &str) -> bool {
+    let words = |t: &str| {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let p = words(phrase);
+    !p.is_empty() && format!(" {} ", words(said)).contains(&format!(" {p} "))
 }
 
 /// Whether `sentence` says something `said` does not hold yet: a figure,
@@ -394,6 +411,25 @@ mod tests {
         let mut a = answer_with(Some(Fallback::DontKnow("I don't know that.".into())), "");
         assert_eq!(a.give_up("stalled"), None);
         assert_eq!(rt.block_on(a.next_phrase()).expect("phrase"), None);
+    }
+
+    #[test]
+    fn a_sentence_read_after_a_hanging_phrase_goes_on_from_it() {
+        let facts = "The Downtown branch is at 12 Harbor Street, next to the central station.";
+        // The model said the first clause in its own case, then failed a check.
+        let mut a = answer_with(
+            Some(Fallback::Sentence(facts.into())),
+            "The downtown branch is at 12 Harbor Street,",
+        );
+        let first = a.read_fallback().expect("the rest of the facts");
+        let mut read = vec![first];
+        read.extend(a.reading.drain(..));
+        let read = read.join(" ");
+        assert!(!read.contains("Harbor Street"), "said twice: {read}");
+        assert!(read.contains("central station"), "{read}");
+        assert!(already_said("It costs 3.5% a year.", "3.5%"));
+        assert!(!already_said("The Downtown branch", "Down"), "whole words only");
+        assert!(!already_said("anything", " , "));
     }
 
     #[test]

@@ -665,6 +665,7 @@ async function packView(route) {
         chatList.append(li);
       }
       chatList.dataset.answers = String(chatList.querySelectorAll(".line.answer, .line.say").length);
+      chatList.dataset.replies = String(Number(chatList.dataset.replies || 0) + 1);
     } catch (e) {
       showError("The agent did not answer: " + e.message);
     } finally {

@@ -12,7 +12,7 @@ use voxline_agent::eval;
 use voxline_agent::{Action, Agent, Conversation, DomainPack};
 use voxline_llm::ChatModel;
 
-use crate::ops::text_turns::{self, TextEvent};
+use crate::ops::text_turns::{self, TextEvent, Tools};
 
 /// Runs the command on a loaded pack.
 pub async fn run(
@@ -56,7 +56,7 @@ pub async fn run(
 
 /// Prints what the agent says and does; true when it ended the call.
 async fn act(conv: &mut Conversation, queue: VecDeque<Action>) -> anyhow::Result<bool> {
-    text_turns::act(conv, queue, &mut |e| match e {
+    text_turns::act(conv, queue, Tools::Run, &mut |e| match e {
         TextEvent::Say(s) => println!("agent> {s}"),
         TextEvent::AnswerStart => print!("agent>"),
         TextEvent::Phrase(p) => {

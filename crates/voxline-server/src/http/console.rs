@@ -1,6 +1,8 @@
 //! The operators' console: its pages (`/console` the live calls,
-//! `/console/calls` the history, `/console/calls/{call_id}` one call) and
-//! the live calls' socket (`GET /api/live/socket`).
+//! `/console/calls` the history, `/console/calls/{call_id}` one call,
+//! `/console/campaigns[/{name}]`, `/console/packs[/{route}]` with the test
+//! chat, `/console/load` latency and load over time) and the live calls'
+//! socket (`GET /api/live/socket`).
 //!
 //! The pages are plain HTML, CSS and JavaScript compiled into the binary
 //! (nothing from a CDN); they read the API with the operator's token.
@@ -31,8 +33,8 @@ use tokio::sync::broadcast::error::RecvError;
 const CONSOLE_HTML: &str = include_str!("../../web/console.html");
 const CONSOLE_JS: &str = include_str!("../../web/console.js");
 
-/// `GET /console`, `/console/calls`, `/console/calls/{call_id}`: the
-/// console's page (its script shows the view its address names).
+/// `GET /console` and every `/console/...` page: the console's one page
+/// (its script shows the view its address names).
 pub async fn page() -> Response {
     html(CONSOLE_HTML)
 }

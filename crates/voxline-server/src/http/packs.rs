@@ -8,7 +8,7 @@ use super::{json_with, AppState};
 use crate::handlers::agent_route::AgentRoute;
 use crate::http::auth::Caller;
 use crate::ops::teach::{self, Correction, Marked};
-use crate::ops::text_turns::{self, TextEvent};
+use crate::ops::text_turns::{self, TextEvent, Tools};
 use crate::ops::OpError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -98,7 +98,8 @@ const CHAT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// `POST /api/packs/{route}/chat`: the route's agent asked `said` in text
 /// on a new conversation, as a caller would after its opening: `{"opening":
 /// [...], "reply": [...]}`, each `{"kind": "say" | "answer" | "note",
-/// "text"}` (a note is something done: a tool called, a transfer...).
+/// "text"}` (a note is something done: a transfer, a flow step, a tool the
+/// agent would call: tools do not run from the test chat).
 pub async fn chat(
     State(s): State<AppState>,
     Path(route): Path<String>,
@@ -113,11 +114,14 @@ pub async fn chat(
         let mut conv = agent.conversation();
         let opening = conv.opening().await;
         let mut lines = Vec::new();
-        let ended = text_turns::act(&mut conv, opening.into(), &mut |e| chat_line(&mut lines, e)).await?;
+        let ended = text_turns::act(&mut conv, opening.into(), Tools::Tell, &mut |e| {
+            chat_line(&mut lines, e)
+        })
+        .await?;
         let opening = std::mem::take(&mut lines);
         if !ended {
             let queue = text_turns::caller_turn(&mut conv, &said).await?;
-            text_turns::act(&mut conv, queue, &mut |e| chat_line(&mut lines, e)).await?;
+            text_turns::act(&mut conv, queue, Tools::Tell, &mut |e| chat_line(&mut lines, e)).await?;
         }
         anyhow::Ok(serde_json::json!({ "opening": opening, "reply": lines }))
     };

@@ -24,11 +24,23 @@ pub enum TextEvent {
     Note(String),
 }
 
-/// Acts on `queue` (and the actions its tool calls lead to), telling `out`
-/// each event; true when the agent ended the call.
+/// Whether the agent's tool calls run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tools {
+    /// They run and the agent acts on their results (`voxline chat`, a
+    /// developer's own pack and services).
+    Run,
+    /// They are only told (the console's test chat: a question typed to
+    /// try the agent must not block a card or book a callback for real).
+    Tell,
+}
+
+/// Acts on `queue` (and the actions its tool calls lead to, when `tools`
+/// run), telling `out` each event; true when the agent ended the call.
 pub async fn act(
     conv: &mut Conversation,
     mut queue: VecDeque<Action>,
+    tools: Tools,
     out: &mut (dyn FnMut(TextEvent) + Send),
 ) -> anyhow::Result<bool> {
     let mut ended = false;
@@ -54,10 +66,19 @@ pub async fn act(
                 conv.answered(&a, &heard.join(" "));
             }
             Action::CollectDigits { length, .. } => out(TextEvent::Note(format!("waiting for {length} digits"))),
-            Action::CallTool(call) => {
-                out(TextEvent::Note(format!("calling {} with {:?}", call.tool, call.args)));
-                queue.extend(conv.run_tool(call).await);
-            }
+            Action::CallTool(call) => match tools {
+                Tools::Run => {
+                    out(TextEvent::Note(format!("calling {} with {:?}", call.tool, call.args)));
+                    queue.extend(conv.run_tool(call).await);
+                }
+                Tools::Tell => {
+                    out(TextEvent::Note(format!(
+                        "would call {} with {:?} (tools do not run here)",
+                        call.tool, call.args
+                    )));
+                    return Ok(ended);
+                }
+            },
             Action::ScheduleCallback { when } => out(TextEvent::Note(format!("callback scheduled: {when}"))),
             Action::SendDtmf { digits } => out(TextEvent::Note(format!("keyed {digits}"))),
             Action::Transfer { to } => {
