@@ -66,6 +66,12 @@ async function api(path, options) {
   return r;
 }
 const getJson = async (path) => (await api(path)).json();
+// POSTs `body` as JSON; the response.
+const postJson = (path, body) => api(path, {
+  method: "POST",
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify(body),
+});
 
 function showLogin(message) {
   $("login").hidden = false;
@@ -473,11 +479,7 @@ async function campaignsView(packs) {
     if (f.default_country.value.trim()) settings.default_country = f.default_country.value.trim().toUpperCase();
     try {
       const name = f.name.value.trim();
-      await api("/api/campaigns", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name, route: f.route.value, settings }),
-      });
+      await postJson("/api/campaigns", { name, route: f.route.value, settings });
       const csv = f.contacts.files[0];
       const up = await (await api("/api/campaigns/" + encodeURIComponent(name) + "/contacts", {
         method: "POST",
@@ -616,11 +618,7 @@ async function packView(route) {
     box.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       try {
-        await api("/api/packs/" + enc + "/corrections", {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ asked, said, answer: box.elements.answer.value.trim() }),
-        });
+        await postJson("/api/packs/" + enc + "/corrections", { asked, said, answer: box.elements.answer.value.trim() });
         box.replaceWith(el("p", { class: "note" }, "Corrected: the pack was reloaded with it."));
         await refresh();
       } catch (e) {
@@ -637,11 +635,7 @@ async function packView(route) {
     button.disabled = true;
     chatList.append(line("caller", said));
     try {
-      const r = await (await api("/api/packs/" + enc + "/chat", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ said }),
-      })).json();
+      const r = await (await postJson("/api/packs/" + enc + "/chat", { said })).json();
       for (const l of r.reply) {
         const li = line(l.kind === "note" ? "system" : "agent", l.text);
         li.classList.add(l.kind);
@@ -651,11 +645,7 @@ async function packView(route) {
           wrong.addEventListener("click", () => { wrong.disabled = true; teachForm(said, l.text, li); });
           good.addEventListener("click", async () => {
             try {
-              await api("/api/packs/" + enc + "/good", {
-                method: "POST",
-                headers: { "Content-Type": "application/json" },
-                body: JSON.stringify({ asked: said, said: l.text }),
-              });
+              await postJson("/api/packs/" + enc + "/good", { asked: said, said: l.text });
               good.textContent = "Marked good";
               good.disabled = true;
             } catch (e) { showError("Not marked: " + e.message); }

@@ -18,14 +18,14 @@
 //! 128 KiB or 20 messages a second, no hello within 10 s) gets an `error`
 //! and the socket closed.
 
-use super::talk::{close, html, next_message, page_message, upgrade, Rate, Refusal};
+use super::page_socket::{close, next_message, page_message, upgrade, Rate, Refusal};
+use super::web_files::html;
 use super::AppState;
 use crate::config::http::Scope;
 use crate::handlers::live::LiveSnapshot;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -41,14 +41,7 @@ pub async fn page() -> Response {
 
 /// `GET /web/console.js`.
 pub async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        CONSOLE_JS,
-    )
-        .into_response()
+    super::web_files::script(CONSOLE_JS)
 }
 
 /// What a console sends.

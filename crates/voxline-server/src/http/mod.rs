@@ -12,9 +12,11 @@ mod error;
 mod health;
 mod metrics;
 mod packs;
+mod page_socket;
 mod qa;
 mod talk;
 mod training;
+mod web_files;
 mod webhooks;
 
 pub use auth::hash_of;
@@ -150,7 +152,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/talk/{route}", get(talk::page))
         .route("/web/talk.js", get(talk::script))
-        .route("/web/console.css", get(talk::style))
+        .route("/web/console.css", get(web_files::style))
         .route("/api/talk/{route}", get(talk::socket))
         .route("/console", get(console::page))
         .route("/console/calls", get(console::page))

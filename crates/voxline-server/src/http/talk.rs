@@ -15,30 +15,21 @@
 //! 128 KiB, more than 20 messages in a second, no hello or offer within 10 s)
 //! gets an `error` and the socket closed; the call, if any, ends.
 
-use super::error::ApiError;
+use super::page_socket::{close, next_message, page_message, upgrade, Rate, Refusal};
+use super::web_files::html;
 use super::AppState;
 use crate::config::http::Scope;
 use crate::handlers::agent_route::browser::{BrowserCall, PageFeed, ToPage};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use std::time::{Duration, Instant};
 use voxline_webrtc::PageSignals;
 
-/// The page, its script and its style (no build step, nothing from a CDN).
+/// The page and its script (no build step, nothing from a CDN).
 const TALK_HTML: &str = include_str!("../../web/talk.html");
 const TALK_JS: &str = include_str!("../../web/talk.js");
-const CONSOLE_CSS: &str = include_str!("../../web/console.css");
-
-/// The largest message or frame taken from a page (an offer is ~5 KB).
-pub const MAX_MESSAGE: usize = 128 * 1024;
-/// Messages a page may send in one second.
-pub const MAX_RATE: u32 = 20;
-/// How long the page has for its hello, and then its offer.
-pub const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// `GET /talk/{route}`: the page (the route is read from its address).
 pub async fn page(Path(_route): Path<String>) -> Response {
@@ -47,43 +38,7 @@ pub async fn page(Path(_route): Path<String>) -> Response {
 
 /// `GET /web/talk.js`.
 pub async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        TALK_JS,
-    )
-        .into_response()
-}
-
-/// `GET /web/console.css`.
-pub async fn style() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        CONSOLE_CSS,
-    )
-        .into_response()
-}
-
-/// An HTML page of this server: its own scripts, styles and sockets only.
-pub(super) fn html(body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-            // Only this server's own scripts and sockets; the microphone for this page.
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' blob:",
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    super::web_files::script(TALK_JS)
 }
 
 /// `GET /api/talk/{route}`: the signalling socket (a request that is not
@@ -99,19 +54,6 @@ pub async fn socket(
     }
 }
 
-/// A WebSocket upgrade taking messages up to [`MAX_MESSAGE`]; a request
-/// that is not an upgrade gets a JSON 400 like every API error.
-pub(super) fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
-    match ws {
-        Ok(ws) => Ok(ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "not_a_websocket",
-            format!("this address takes a WebSocket: {e}"),
-        )),
-    }
-}
-
 /// What the page sends.
 #[derive(Debug, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -121,9 +63,6 @@ enum FromPage {
     // A struct variant: unknown fields are refused (a unit variant would ignore them).
     Hangup {},
 }
-
-/// Why the socket is being closed on the page.
-pub(super) struct Refusal(pub(super) String);
 
 /// A page's socket: the handshake, then its call.
 async fn serve(socket: WebSocket, route: String, state: AppState) {
@@ -269,102 +208,13 @@ async fn handshake(
     })
 }
 
-/// The next message of the handshake, within [`HANDSHAKE`].
-pub(super) async fn next_message<T: serde::de::DeserializeOwned>(
-    input: &mut futures_util::stream::SplitStream<WebSocket>,
-    rate: &mut Rate,
-) -> Result<T, Refusal> {
-    let deadline = tokio::time::Instant::now() + HANDSHAKE;
-    loop {
-        let m = tokio::time::timeout_at(deadline, input.next())
-            .await
-            .map_err(|_| Refusal(format!("nothing from the page within {} s", HANDSHAKE.as_secs())))?;
-        match page_message(m, rate) {
-            Ok(Some(m)) => return Ok(m),
-            Ok(None) => {}
-            Err(r) => return Err(r.unwrap_or_else(|| Refusal("the page went away".into()))),
-        }
-    }
-}
-
-/// One frame from the page: `Ok(None)` for pings and pongs, `Err(None)`
-/// when the page is gone, `Err(Some)` for what it must be told.
-pub(super) fn page_message<T: serde::de::DeserializeOwned>(
-    m: Option<Result<Message, axum::Error>>,
-    rate: &mut Rate,
-) -> Result<Option<T>, Option<Refusal>> {
-    let m = match m {
-        None | Some(Ok(Message::Close(_))) => return Err(None),
-        Some(Err(e)) => return Err(Some(Refusal(format!("bad WebSocket frame: {e}")))),
-        Some(Ok(m)) => m,
-    };
-    if !rate.take() {
-        return Err(Some(Refusal(format!("more than {MAX_RATE} messages in a second"))));
-    }
-    match m {
-        Message::Text(t) => serde_json::from_str::<T>(t.as_str())
-            .map(Some)
-            .map_err(|e| Some(Refusal(format!("not a message this socket takes: {e}")))),
-        Message::Binary(_) => Err(Some(Refusal("binary frames are not taken: send JSON text".into()))),
-        _ => Ok(None),
-    }
-}
-
-/// Messages counted per one-second window.
-#[derive(Debug)]
-pub(super) struct Rate {
-    window: Instant,
-    count: u32,
-}
-
-impl Default for Rate {
-    fn default() -> Self {
-        Rate {
-            window: Instant::now(),
-            count: 0,
-        }
-    }
-}
-
-impl Rate {
-    /// Counts one message; false when the window's allowance is spent.
-    pub(super) fn take(&mut self) -> bool {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.count = 0;
-        }
-        self.count += 1;
-        self.count <= MAX_RATE
-    }
-}
-
 fn json(m: &ToPage) -> Utf8Bytes {
     serde_json::to_string(m).unwrap_or_default().into()
-}
-
-/// Closes a socket normally.
-pub(super) async fn close(out: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
-    out.send(Message::Close(Some(CloseFrame {
-        code: axum::extract::ws::close_code::NORMAL,
-        reason: Utf8Bytes::from_static(""),
-    })))
-    .await
-    .ok();
-    out.close().await.ok();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_rate_allows_twenty_messages_a_second() {
-        let mut r = Rate::default();
-        for _ in 0..MAX_RATE {
-            assert!(r.take());
-        }
-        assert!(!r.take(), "the 21st in the same second is refused");
-    }
 
     #[test]
     fn page_messages_are_json_of_known_types_only() {
