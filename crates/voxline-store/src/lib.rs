@@ -324,15 +324,6 @@ impl CallStore {
         row.as_ref().map(CallRecord::from_row).transpose()
     }
 
-    /// The most recent records, newest first.
-    pub async fn recent(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(select_call!("ORDER BY invite_at DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(CallRecord::from_row).collect()
-    }
-
     /// The records that pass `f`, newest first.
     pub async fn search(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
         let sql = format!(

@@ -164,7 +164,13 @@ async fn life_cycle(url: &str) {
     assert!(b.end_at.is_some());
     let c = &again.find_by_call_id("cid-c").await.expect("c")[0];
     assert_eq!(c.status, "ringing", "another node's live call is left alone");
-    let recent = again.recent(10).await.expect("recent");
+    let recent = again
+        .search(&CallFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("recent");
     assert_eq!(recent.len(), 3);
     // A browser's call: its channel is kept as written.
     let browser = NewCall {
