@@ -845,11 +845,11 @@ fn offer_message(sdp: &str) -> String {
 
 /// The error the server sent (every bad input gets one; a call that had
 /// started is then `ended` too).
-fn error_of(got: &[serde_json::Value]) -> String {
+fn error_of(case: &str, got: &[serde_json::Value]) -> String {
     let errors: Vec<&serde_json::Value> = got.iter().filter(|m| m["type"] == "error").collect();
-    assert_eq!(errors.len(), 1, "one error: {got:?}");
+    assert_eq!(errors.len(), 1, "{case}: one error: {got:?}");
     if let Some(last) = got.last().filter(|m| m["type"] != "error") {
-        assert_eq!(last["type"], "ended", "only the end follows the error: {got:?}");
+        assert_eq!(last["type"], "ended", "{case}: only the end follows the error: {got:?}");
     }
     errors[0]["message"].as_str().unwrap_or_default().to_string()
 }
@@ -878,7 +878,7 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
     let write = hello(WRITE_TOKEN);
     let barrage = |rt: &tokio::runtime::Runtime| -> Vec<(String, Vec<serde_json::Value>)> {
         let flood: Vec<String> = std::iter::once(write.clone())
-            .chain((0..60).map(|_| "ping:".to_string()))
+            .chain((0..400).map(|_| "ping:".to_string()))
             .collect();
         let cases: Vec<(&str, &str, Vec<String>)> = vec![
             ("garbage", "bank", vec!["hello??".into()]),
@@ -923,7 +923,7 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
                 "console flood",
                 LIVE,
                 std::iter::once(hello(common::READ_TOKEN))
-                    .chain((0..60).map(|_| "ping:".to_string()))
+                    .chain((0..400).map(|_| "ping:".to_string()))
                     .collect(),
             ),
         ];
@@ -975,7 +975,7 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
             }
             other => panic!("unexpected case {other}"),
         };
-        let message = error_of(got);
+        let message = error_of(name, got);
         assert!(message.contains(expect), "{name}: {message:?} lacks {expect:?}");
     }
     // A console with a read token is sent the live calls first.

@@ -88,7 +88,7 @@ async fn serve(socket: WebSocket, state: AppState) {
         Err(Refusal(message)) => {
             tracing::info!(error = %message, "console socket refused");
             send(&mut out, serde_json::json!({ "type": "error", "message": message })).await;
-            close(&mut out).await;
+            close(&mut out, &mut input).await;
             return;
         }
     };
@@ -128,5 +128,5 @@ async fn serve(socket: WebSocket, state: AppState) {
             },
         }
     }
-    close(&mut out).await;
+    close(&mut out, &mut input).await;
 }

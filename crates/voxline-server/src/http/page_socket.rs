@@ -102,14 +102,36 @@ impl Rate {
     }
 }
 
-/// Closes a socket normally.
-pub(super) async fn close(out: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
-    out.send(Message::Close(Some(CloseFrame {
-        code: axum::extract::ws::close_code::NORMAL,
-        reason: Utf8Bytes::from_static(""),
-    })))
-    .await
-    .ok();
+/// How long a closed socket is read on for the page's own close.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Closes a socket normally: sends the close, then reads on (and drops)
+/// what the page still sends until its close comes back, at most
+/// [`CLOSE_WAIT`]. Dropping the connection with the page's frames unread
+/// would make the kernel reset it, and the page could lose the last
+/// message sent to it (the error telling it why) — a flooding page did.
+pub(super) async fn close(
+    out: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    input: &mut futures_util::stream::SplitStream<WebSocket>,
+) {
+    let sent = out
+        .send(Message::Close(Some(CloseFrame {
+            code: axum::extract::ws::close_code::NORMAL,
+            reason: Utf8Bytes::from_static(""),
+        })))
+        .await
+        .is_ok();
+    if sent {
+        tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(m)) = input.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await
+        .ok();
+    }
     out.close().await.ok();
 }
 

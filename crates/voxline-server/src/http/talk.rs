@@ -74,7 +74,7 @@ async fn serve(socket: WebSocket, route: String, state: AppState) {
             tracing::info!(route = %route, error = %message, "browser call refused");
             let text = json(&ToPage::Error { message });
             out.send(Message::Text(text)).await.ok();
-            close(&mut out).await;
+            close(&mut out, &mut input).await;
             return;
         }
     };
@@ -130,7 +130,7 @@ async fn serve(socket: WebSocket, route: String, state: AppState) {
     }
     // Whatever ended the loop ends the call (a no-op when it is over).
     signals.page_hung_up.cancel();
-    close(&mut out).await;
+    close(&mut out, &mut input).await;
     run.await.ok();
 }
 
