@@ -861,23 +861,40 @@ impl Conversation {
 
     /// Runs a tool; returns what to say (and do) with its result.
     pub async fn run_tool(&mut self, call: ToolCall) -> Vec<Action> {
-        let (mut actions, failed) = self.agent.run_tool(call).await;
-        actions.extend(self.tool_finished(failed).await);
+        let ran = self.agent.run_tool(call).await;
+        let mut actions = ran.actions;
+        actions.extend(self.tool_finished(ran.error.is_some()).await);
         actions
     }
 }
 
+/// What a tool's run gives: what to say (and do) with its result, and why
+/// it failed.
+#[derive(Debug)]
+pub struct ToolOutcome {
+    /// The lines and actions that follow from the result.
+    pub actions: Vec<Action>,
+    /// Why it failed (none: it answered).
+    pub error: Option<String>,
+}
+
 impl Agent {
     /// Runs a tool; returns what to say (and do) with its result, and
-    /// whether it failed. Needs no conversation, so a call can keep
-    /// listening while it runs.
-    pub async fn run_tool(&self, call: ToolCall) -> (Vec<Action>, bool) {
+    /// why it failed. Needs no conversation, so a call can keep listening
+    /// while it runs.
+    pub async fn run_tool(&self, call: ToolCall) -> ToolOutcome {
         let pack = &self.pack;
         let Some(spec) = pack.tools.iter().find(|t| t.name == call.tool) else {
-            return (vec![Action::Say(pack.rules.domain.unknown.clone())], true);
+            return ToolOutcome {
+                actions: vec![Action::Say(pack.rules.domain.unknown.clone())],
+                error: Some(format!("the pack has no tool {:?}", call.tool)),
+            };
         };
         if spec.builtin {
-            return (builtin_actions(spec, &call), false);
+            return ToolOutcome {
+                actions: builtin_actions(spec, &call),
+                error: None,
+            };
         }
         match crate::tools::invoke(&self.http, spec, &call.args).await {
             Ok(result) => {
@@ -886,7 +903,10 @@ impl Agent {
                     .as_deref()
                     .map(|t| fill_template(t, &result, &call.args))
                     .unwrap_or_else(|| "Done.".into());
-                (vec![Action::Say(text)], false)
+                ToolOutcome {
+                    actions: vec![Action::Say(text)],
+                    error: None,
+                }
             }
             Err(e) => {
                 tracing::warn!(tool = %spec.name, error = %e, "tool call failed");
@@ -894,9 +914,32 @@ impl Agent {
                     .say_error
                     .clone()
                     .unwrap_or_else(|| pack.rules.domain.unknown.clone());
-                (vec![Action::Say(say)], true)
+                ToolOutcome {
+                    actions: vec![Action::Say(say)],
+                    error: Some(e.to_string()),
+                }
             }
         }
+    }
+
+    /// A tool call's arguments as they may be recorded: digits the pack
+    /// keeps out of transcripts (an account or card number) read
+    /// "(4 digits)", like the caller's keyed line.
+    pub fn recordable_args(&self, call: &ToolCall) -> BTreeMap<String, String> {
+        let spec = self.pack.tools.iter().find(|t| t.name == call.tool);
+        call.args
+            .iter()
+            .map(|(name, value)| {
+                let arg = spec.and_then(|s| s.args.get(name));
+                let secret = arg.is_some_and(|a| matches!(a.kind, ArgType::Digits) && !a.keep);
+                let shown = if secret {
+                    format!("({} digits)", value.chars().filter(char::is_ascii_digit).count())
+                } else {
+                    value.clone()
+                };
+                (name.clone(), shown)
+            })
+            .collect()
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use voxline_store::{AgentTurn, CallEnd, CallStore, FlowStep, NewCall, StoreError, TranscriptLine};
+use voxline_store::{AgentTurn, CallEnd, CallStore, FlowStep, NewCall, StoreError, ToolUse, TranscriptLine};
 
 /// Lanes (writer tasks) of the queue.
 const LANES: usize = 4;
@@ -87,6 +87,13 @@ pub enum Write {
         /// The step.
         step: FlowStep,
     },
+    /// A tool the call called, answered or failed.
+    Tool {
+        /// Record id.
+        id: String,
+        /// The call.
+        tool: ToolUse,
+    },
     /// The call queued for quality inspection against a scorecard.
     Analysis {
         /// Record id.
@@ -120,6 +127,7 @@ impl Write {
             | Write::Transcript { id, .. }
             | Write::Turn { id, .. }
             | Write::Step { id, .. }
+            | Write::Tool { id, .. }
             | Write::Analysis { id, .. }
             | Write::Training { id, .. } => id,
         }
@@ -137,6 +145,7 @@ impl Write {
             Write::Transcript { .. } => "transcript line",
             Write::Turn { .. } => "agent turn",
             Write::Step { .. } => "flow step",
+            Write::Tool { .. } => "tool call",
             Write::Analysis { .. } => "quality inspection request",
             Write::Training { .. } => "training report request",
         }
@@ -162,6 +171,7 @@ impl Write {
             Write::Transcript { id, line } => store.transcript_line(id, line).await,
             Write::Turn { id, turn } => store.agent_turn(id, turn).await,
             Write::Step { id, step } => store.flow_step(id, step).await,
+            Write::Tool { id, tool } => store.tool_call(id, tool).await,
             Write::Analysis { id, scorecard } => store.queue_analysis(id, scorecard).await,
             Write::Training {
                 id,

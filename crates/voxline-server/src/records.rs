@@ -235,6 +235,14 @@ impl Records {
         });
     }
 
+    /// Writes a tool call the call made.
+    pub async fn tool_call(&self, id: &str, tool: &voxline_store::ToolUse) {
+        self.queue.push(Write::Tool {
+            id: id.to_string(),
+            tool: tool.clone(),
+        });
+    }
+
     /// Records a routed call refused before it had a dialog.
     pub async fn rejected(&self, info: &CallInfo, route: Option<&RouteConfig>, status: u16, reason: &str) {
         let call = inbound_call(info, route);

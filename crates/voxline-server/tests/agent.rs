@@ -693,17 +693,33 @@ fn escalate_with_sipp(server: &Server, scenario: &str) -> common::SippRun {
 
 /// The transcript of the server's only call, once its last lines are written.
 fn only_call_transcript(server: &Server) -> Vec<(String, String)> {
+    let lines = transcript_lines(server, &only_call_id(server));
+    eprintln!("{lines:?}");
+    lines
+}
+
+/// The Call-ID of the test's one inbound call, once its record settled (a
+/// transfer's leg to a colleague is an outbound record).
+fn only_call_id(server: &Server) -> String {
     let records = settled_records(server, |r| r["direction"] == "inbound");
-    // The caller's call (a transfer's leg to a colleague is an outbound record).
-    let call_id = records
+    records
         .iter()
         .find(|r| r["direction"] == "inbound")
         .and_then(|r| r["call_id"].as_str())
         .unwrap_or_else(|| panic!("no inbound call record: {records:?}"))
-        .to_string();
-    let lines = transcript_lines(server, &call_id);
-    eprintln!("{lines:?}");
-    lines
+        .to_string()
+}
+
+/// The tools the test's one inbound call called (`/api/calls/{id}/tools`),
+/// and the body as served.
+fn only_call_tools(server: &Server) -> (Vec<serde_json::Value>, String) {
+    let body = server.http_get(&format!("/api/calls/{}/tools", only_call_id(server)));
+    let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let tools = records
+        .iter()
+        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+        .collect();
+    (tools, body)
 }
 
 /// Whether `who` said a line for which `what` holds.
@@ -1052,6 +1068,20 @@ fn digits_keyed_on_the_call_reach_the_tool() {
     // And the caller heard it.
     let heard = heard_text(&server.dir, &rec);
     assert!(heard.to_lowercase().contains("blocked"), "{heard}");
+    // The call's record lists the tool: answered, its digits masked.
+    let (tools, body) = only_call_tools(&server);
+    assert_eq!(tools.len(), 1, "{body}");
+    assert_eq!(tools[0]["tool"], "block_card", "{body}");
+    assert_eq!(tools[0]["args"]["card_last4"], "(4 digits)", "{body}");
+    assert_eq!(tools[0]["ok"], true, "{body}");
+    assert!(tools[0]["took_ms"].as_i64().is_some_and(|ms| ms >= 0), "{body}");
+    assert!(!body.contains("4321"), "the card's digits are not stored: {body}");
+    assert!(
+        lines
+            .iter()
+            .any(|(who, t)| who == "system" && t.starts_with("tool block_card(card_last4=(4 digits)): answered in")),
+        "{lines:?}"
+    );
 }
 
 /// A `send_dtmf` tool (reception's extension, a one-value argument) keys
@@ -1232,6 +1262,17 @@ fn a_slow_tool_gets_the_hold_line() {
     assert!(before < hold && hold < failed, "{lines:?}");
     let holds = lines.iter().filter(|(_, t)| t == "One moment, please.").count();
     assert_eq!(holds, 1, "the hold line is said once per wait: {lines:?}");
+    // The record says the tool failed, why, and how long it was waited for.
+    let (tools, body) = only_call_tools(&server);
+    assert_eq!(tools.len(), 1, "{body}");
+    assert_eq!(
+        (&tools[0]["tool"], &tools[0]["ok"]),
+        (&"block_card".into(), &false.into()),
+        "{body}"
+    );
+    let error = tools[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no answer within 5000 ms"), "{body}");
+    assert!(tools[0]["took_ms"].as_i64().is_some_and(|ms| ms >= 5000), "{body}");
 }
 
 /// The caller's phone refuses the REFER (`voxline call` answers 405): the

@@ -486,9 +486,17 @@ fn the_console_shows_a_sip_call_live_then_in_the_history_and_on_its_page() {
          lines: [...document.querySelectorAll('#call-transcript .line')].map(l => l.innerText), \
          turns: document.querySelectorAll('#waterfall .turn').length, \
          packet_bars: document.querySelectorAll('#waterfall .bar-part.first_rtp').length, \
-         asked: [...document.querySelectorAll('#waterfall .asked')].map(a => a.textContent) }",
+         asked: [...document.querySelectorAll('#waterfall .asked')].map(a => a.textContent), \
+         tools: document.querySelectorAll('#tools tbody tr').length, \
+         no_tools: !document.getElementById('no-tools').hidden }",
     );
     eprintln!("call page: {page}");
+    // A question only: no tool rows, and the page says so.
+    assert_eq!(
+        (page["tools"].as_u64(), page["no_tools"].as_bool()),
+        (Some(0), Some(true)),
+        "{page}"
+    );
     assert!(page["facts"].as_str().is_some_and(|f| f.contains("operator")), "{page}");
     assert!(
         page["lines"].as_array().is_some_and(|l| l

@@ -334,14 +334,27 @@ async function recording(callId, record) {
   }
 }
 
+// The business tools a call called: when, arguments (secret digits come
+// masked from the server), and what came back.
+function toolsCalled(tools) {
+  document.querySelector("#tools tbody").replaceChildren(...tools.map((t) => el("tr", { "data-tool": t.tool, class: t.ok ? "ok" : "failed" },
+    el("td", {}, clock(t.at_ms)),
+    el("td", {}, t.tool),
+    el("td", {}, Object.entries(t.args).map(([k, v]) => k + " = " + v).join(", ") || "—"),
+    el("td", {}, t.ok ? "answered" + (t.took_ms === null ? "" : " in " + t.took_ms + " ms") : "failed: " + (t.error || "no reason given")))));
+  $("tools").hidden = tools.length === 0;
+  $("no-tools").hidden = tools.length > 0;
+}
+
 async function callView(callId) {
   $("call-title").textContent = callId;
   const enc = encodeURIComponent(callId);
-  const [records, transcripts, turns, flows, qas, summaries] = await Promise.all([
+  const [records, transcripts, turns, flows, tools, qas, summaries] = await Promise.all([
     getJson("/api/calls/" + enc),
     getJson("/api/calls/" + enc + "/transcript"),
     getJson("/api/calls/" + enc + "/turns"),
     getJson("/api/calls/" + enc + "/flow"),
+    getJson("/api/calls/" + enc + "/tools"),
     getJson("/api/calls/" + enc + "/qa"),
     getJson("/api/calls/" + enc + "/summary"),
   ]);
@@ -380,6 +393,7 @@ async function callView(callId) {
     lines.forEach((l, i) => list.children[i].classList.toggle("playing", now >= l.start_ms && now < l.end_ms));
   });
   waterfall(of(turns).turns || []);
+  toolsCalled(of(tools).tools || []);
   const steps = of(flows).steps || [];
   $("flow").replaceChildren(...(steps.length ? steps.map((s) => el("li", {}, el("b", {}, s.flow + " › " + s.step), " ", el("span", { class: "meta" }, "at " + clock(s.at_ms) + " (" + s.via + ")"))) : [el("li", { class: "meta" }, "No flow steps on this call.")]));
   quality(of(qas), of(summaries));

@@ -18,7 +18,9 @@ mod webhook;
 pub use analysis::{AnalysisFilter, AnalysisRow, ItemTally, ItemVerdict, ListedAnalysis};
 pub use campaign::{CampaignRow, ContactCounts, NewContact, StoredImport};
 pub use dialer::{AttemptEnd, ContactRow, LeftDialing, NextStep};
-pub use record::{AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, TranscriptLine};
+pub use record::{
+    AgentTurn, CallDirection, CallEnd, CallRecord, FlowStep, NewCall, RtcpSummary, ToolUse, TranscriptLine,
+};
 pub use training::{ListedTraining, TrainingFilter, TrainingRow};
 pub use webhook::{Delivery, NewDelivery};
 
@@ -44,6 +46,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("call store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A stored value cannot be read back (written by something else).
+    #[error("call store value cannot be read: {0}")]
+    Corrupt(String),
     /// Another running process holds this node name.
     #[error("node.name {name:?} is in use by {holder} (heartbeat {seen_ms_ago} ms ago): give each node its own name")]
     NodeTaken {
@@ -478,6 +483,51 @@ impl CallStore {
                     step: row.try_get("step")?,
                     via: row.try_get("via")?,
                     at_ms: row.try_get("at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes a tool call a call made, once it answered or failed.
+    pub async fn tool_call(&self, record_id: &str, t: &ToolUse) -> Result<(), StoreError> {
+        let args = serde_json::to_string(&t.args).unwrap_or_else(|_| "{}".into());
+        sqlx::query(
+            "INSERT INTO tool_calls (record_id, seq, tool, args, ok, error, at_ms, took_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(record_id)
+        .bind(t.seq)
+        .bind(&t.tool)
+        .bind(args)
+        .bind(i64::from(t.ok))
+        .bind(&t.error)
+        .bind(t.at_ms)
+        .bind(t.took_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The tools a call called, in order.
+    pub async fn tool_calls(&self, record_id: &str) -> Result<Vec<ToolUse>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, tool, args, ok, error, at_ms, took_ms FROM tool_calls WHERE record_id = $1 ORDER BY seq",
+        )
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let args: String = row.try_get("args")?;
+                Ok(ToolUse {
+                    seq: row.try_get("seq")?,
+                    tool: row.try_get("tool")?,
+                    args: serde_json::from_str(&args)
+                        .map_err(|e| StoreError::Corrupt(format!("tool_calls.args: {e}")))?,
+                    ok: row.try_get::<i64, _>("ok")? != 0,
+                    error: row.try_get("error")?,
+                    at_ms: row.try_get("at_ms")?,
+                    took_ms: row.try_get("took_ms")?,
                 })
             })
             .collect()

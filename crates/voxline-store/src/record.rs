@@ -158,6 +158,26 @@ pub struct FlowStep {
     pub at_ms: i64,
 }
 
+/// A business tool the agent called on a call (`tools.toml`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolUse {
+    /// Order within the call, from 1.
+    pub seq: i64,
+    /// The tool's name.
+    pub tool: String,
+    /// Its arguments as sent, except digits the pack keeps out of
+    /// transcripts, which read "(4 digits)".
+    pub args: std::collections::BTreeMap<String, String>,
+    /// It answered (false: it failed, or the call ended first).
+    pub ok: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it was called, ms of call audio from the answer.
+    pub at_ms: i64,
+    /// How long it took, ms (none when the call ended before it answered).
+    pub took_ms: Option<i64>,
+}
+
 /// One caller turn the agent answered, with its stage times in ms after the
 /// caller's last voiced audio (`None`: the stage did not happen, e.g. no
 /// model for a fixed line, or was not measurable).

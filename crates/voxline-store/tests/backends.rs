@@ -7,7 +7,7 @@ use postgres::Postgres;
 use std::time::{Duration, Instant};
 use voxline_store::{
     now_ms, AgentTurn, AnalysisFilter, AttemptEnd, CallDirection, CallEnd, CallFilter, CallStore, FlowStep,
-    ItemVerdict, ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, TrainingFilter,
+    ItemVerdict, ListedAnalysis, NewCall, NewContact, NewDelivery, NextStep, StoreError, ToolUse, TrainingFilter,
     TranscriptLine,
 };
 
@@ -152,6 +152,47 @@ async fn life_cycle(url: &str) {
         vec![step(1, "confirm", "start"), step(2, "offer", "yes")]
     );
     assert!(store.flow_steps("b").await.expect("none").is_empty());
+    // The tools it called: one answered, one failed, one left by the call's end.
+    let answered = ToolUse {
+        seq: 1,
+        tool: "check_balance".into(),
+        args: [("account".to_string(), "(8 digits)".to_string())].into(),
+        ok: true,
+        error: None,
+        at_ms: 4200,
+        took_ms: Some(85),
+    };
+    let failed = ToolUse {
+        seq: 2,
+        tool: "block_card".into(),
+        args: [
+            ("card_last4".to_string(), "(4 digits)".to_string()),
+            ("reason".to_string(), "stolen \"today\" — ünïcode".to_string()),
+        ]
+        .into(),
+        ok: false,
+        error: Some("calling http://127.0.0.1:9/block: no answer within 2000 ms".into()),
+        at_ms: 9100,
+        took_ms: Some(2001),
+    };
+    let left = ToolUse {
+        seq: 3,
+        tool: "transfer".into(),
+        args: Default::default(),
+        ok: false,
+        error: Some("the call ended before the tool answered".into()),
+        at_ms: 15000,
+        took_ms: None,
+    };
+    for t in [&left, &answered, &failed] {
+        store.tool_call("a", t).await.expect("tool call");
+    }
+    assert!(store.tool_call("a", &left).await.is_err(), "seq is unique per call");
+    assert_eq!(
+        store.tool_calls("a").await.expect("tools"),
+        vec![answered, failed, left]
+    );
+    assert!(store.tool_calls("b").await.expect("none").is_empty());
     // A call left open by a crash of node-a, and one of node-b.
     store.call_started(&new_call("b")).await.expect("start b");
     store.heartbeat().await.expect("heartbeat");

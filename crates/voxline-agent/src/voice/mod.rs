@@ -31,6 +31,7 @@ mod session;
 mod session_events;
 pub mod silence;
 pub mod speech;
+mod tool_run;
 mod transcript;
 pub mod turn_times;
 
@@ -40,7 +41,7 @@ pub use session::{SessionEnd, VoiceConfig, VoiceSession, OPERATOR};
 use std::sync::Arc;
 use std::time::Duration;
 use voxline_asr::AsrEvent;
-use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
+use voxline_store::{AgentTurn, FlowStep, ToolUse, TranscriptLine};
 
 /// Streaming speech recognition of the caller's side of one call.
 #[async_trait::async_trait]
@@ -86,6 +87,8 @@ pub trait SessionSink: Send + Sync {
     async fn transcript_line(&self, line: TranscriptLine);
     /// A flow step reached.
     async fn flow_step(&self, step: FlowStep);
+    /// A business tool called, once it answered or failed.
+    async fn tool_call(&self, tool: ToolUse);
     /// A caller turn's reply is over (played, cut or dropped): its stages.
     async fn agent_turn(&self, turn: AgentTurn);
     /// The conversation gave the call an outcome (a flow step's

@@ -9,9 +9,11 @@ use super::pace::{self, ReplyPace};
 use super::preempt::Preempt;
 use super::silence::Silence;
 use super::speech::{stop_speaking, Heard, SpeechHandle, Spoken};
+use super::tool_run::RunningTool;
 use super::transcript::Transcript;
 use super::turn_times::TurnTimes;
 use super::{Recognizer, SessionObserver, SessionSink, Voice};
+use crate::dialogue::ToolOutcome;
 use crate::{Action, Agent, Conversation};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -117,8 +119,8 @@ pub(super) enum Event {
     Spoken(Spoken),
     /// Everything queued has played.
     Drained,
-    /// A tool finished (its actions and whether it failed; `None` if its task died).
-    ToolDone(Option<(Vec<Action>, bool)>),
+    /// A tool finished (what follows and why it failed; `None` if its task died).
+    ToolDone(Option<ToolOutcome>),
     /// The reply is slow: time for the hold line.
     HoldDue {
         /// The wait that was allowed.
@@ -154,7 +156,7 @@ pub(super) struct Call<'a> {
     pub speaking: Option<SpeechHandle>,
     /// Replies fully generated whose audio is still queued, oldest first.
     pub playing: VecDeque<SpeechHandle>,
-    pub tool_run: Option<JoinHandle<(Vec<Action>, bool)>>,
+    pub tool_run: Option<RunningTool>,
     pub digits: DigitCollector,
     pub hang_up_after_speech: Option<&'static str>,
     /// A transfer to make once the line before it has played.
@@ -327,8 +329,8 @@ impl<'a> Call<'a> {
             }
             Action::CallTool(c) => {
                 self.holds_said = 0;
-                let agent = self.s.agent.clone();
-                self.tool_run = Some(tokio::spawn(async move { agent.run_tool(c).await }));
+                let at_ms = self.transcript.now_ms();
+                self.tool_run = Some(RunningTool::start(self.s.agent.clone(), c, at_ms));
                 true
             }
             Action::Transfer { to } => {
@@ -428,7 +430,7 @@ impl<'a> Call<'a> {
             _ = tokio::time::sleep(barge_wait.unwrap_or_default()), if barge_wait.is_some() => Event::BargeDue,
             Some(spoken) = async { match self.speaking.as_mut() { Some(s) => s.rx.recv().await, None => None } } => Event::Spoken(spoken),
             _ = async { match drained { Some(d) => d.await, None => std::future::pending().await } }, if drain_due => Event::Drained,
-            done = async { match self.tool_run.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => Event::ToolDone(done),
+            done = async { match self.tool_run.as_mut() { Some(t) => t.done().await, None => std::future::pending().await } } => Event::ToolDone(done),
             _ = tokio::time::sleep(silence_wait), if waiting_for_caller => Event::SilenceDue,
             _ = deadline => Event::Deadline,
             _ = self.s.shutdown.cancelled() => Event::Shutdown,
@@ -457,6 +459,8 @@ impl<'a> Call<'a> {
         self.finish_turns(left).await;
         if let Some(t) = self.tool_run.take() {
             t.abort();
+            let left = "the call ended before the tool answered".to_string();
+            self.transcript.tool(&t, Some(left), false).await;
         }
         self.rec.close();
     }

@@ -10,6 +10,7 @@ use super::session::{Call, Event, OPERATOR};
 use super::silence::SilenceStep;
 use super::speech::{stop_speaking, Phrase, SpeechHandle, Spoken};
 use super::turn_times::TurnTimes;
+use crate::dialogue::ToolOutcome;
 use crate::Action;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,9 +34,15 @@ impl Call<'_> {
                 self.silence.restart();
             }
             Event::ToolDone(done) => {
-                self.tool_run = None;
-                if let Some((actions, failed)) = done {
-                    let next = self.conv.tool_finished(failed).await;
+                if let Some(run) = self.tool_run.take() {
+                    let error = match &done {
+                        Some(o) => o.error.clone(),
+                        None => Some("the tool's task ended without a result".into()),
+                    };
+                    self.transcript.tool(&run, error, true).await;
+                }
+                if let Some(ToolOutcome { actions, error }) = done {
+                    let next = self.conv.tool_finished(error.is_some()).await;
                     self.transcript.steps(&mut self.conv).await;
                     // The tool's answer goes first: it follows what was said before it.
                     for a in actions.into_iter().chain(next).rev() {

@@ -1,6 +1,7 @@
 //! The call's transcript as it is written (through the session's sink),
 //! with the flow steps the conversation reached.
 
+use super::tool_run::RunningTool;
 use super::SessionSink;
 use crate::Conversation;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ pub(crate) struct Transcript {
     sink: Arc<dyn SessionSink>,
     seq: i64,
     step_seq: i64,
+    tool_seq: i64,
     started: Instant,
     start_ms: u64,
 }
@@ -24,13 +26,14 @@ impl Transcript {
             sink,
             seq: 0,
             step_seq: 0,
+            tool_seq: 0,
             started: Instant::now(),
             start_ms,
         }
     }
 
     /// Ms of call audio from the answer, now.
-    fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         self.start_ms as i64 + self.started.elapsed().as_millis() as i64
     }
 
@@ -52,6 +55,22 @@ impl Transcript {
             self.sink.flow_step(step).await;
             self.note(&note).await;
         }
+    }
+
+    /// Writes a tool call that came back (`answered`) or was left when the
+    /// call ended, with a note in the transcript.
+    pub async fn tool(&mut self, run: &RunningTool, error: Option<String>, answered: bool) {
+        self.tool_seq += 1;
+        let t = run.record(self.tool_seq, error, answered);
+        let args: Vec<String> = t.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let how = match (&t.error, t.took_ms) {
+            (None, Some(ms)) => format!("answered in {ms} ms"),
+            (None, None) => "answered".to_string(),
+            (Some(e), _) => format!("failed: {e}"),
+        };
+        let note = format!("tool {}({}): {how}", t.tool, args.join(", "));
+        self.sink.tool_call(t).await;
+        self.note(&note).await;
     }
 
     /// Writes a line; `span`: when it was said (ms of call audio), else now.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use voxline_agent::voice::{Recognizer, SessionObserver, SessionSink, Voice};
 use voxline_asr::{AsrEvent, Confidence, Transcript as Decoded};
 use voxline_llm::{ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, LlmError, Usage};
-use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
+use voxline_store::{AgentTurn, FlowStep, ToolUse, TranscriptLine};
 
 /// Voice of at least this many ms is speech.
 const MIN_SPEECH_MS: u64 = 60;
@@ -243,6 +243,7 @@ pub struct KeptRecords {
     pub lines: Mutex<Vec<TranscriptLine>>,
     pub turns: Mutex<Vec<AgentTurn>>,
     pub outcomes: Mutex<Vec<String>>,
+    pub tools: Mutex<Vec<ToolUse>>,
 }
 
 impl KeptRecords {
@@ -278,6 +279,10 @@ impl SessionSink for KeptRecords {
     }
 
     async fn flow_step(&self, _step: FlowStep) {}
+
+    async fn tool_call(&self, tool: ToolUse) {
+        self.tools.lock().unwrap().push(tool);
+    }
 
     async fn agent_turn(&self, turn: AgentTurn) {
         self.turns.lock().unwrap().push(turn);

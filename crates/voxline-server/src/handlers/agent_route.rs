@@ -39,7 +39,7 @@ use voxline_media::CallLeg;
 use voxline_media::LegEnd;
 use voxline_media::{CallRecorder, MediaClock, RtpSession};
 use voxline_sip::{InboundCall, PlaceCall, RouteConfig, SipEndpoint};
-use voxline_store::{AgentTurn, FlowStep, TranscriptLine};
+use voxline_store::{AgentTurn, FlowStep, ToolUse, TranscriptLine};
 use voxline_tts::TtsEngine;
 
 /// An outbound call for an agent route to place.
@@ -721,6 +721,10 @@ impl SessionSink for StoreSink {
 
     async fn flow_step(&self, step: FlowStep) {
         self.records.flow_step(&self.record_id, &step).await;
+    }
+
+    async fn tool_call(&self, tool: ToolUse) {
+        self.records.tool_call(&self.record_id, &tool).await;
     }
 
     async fn agent_turn(&self, turn: AgentTurn) {

@@ -125,6 +125,18 @@ pub async fn flow(State(s): State<AppState>, Path(call_id): Path<String>) -> Res
     .await
 }
 
+/// `GET /api/calls/{call_id}/tools`: the business tools called, with their
+/// arguments (secret digits masked), outcome and time, `[{"id", "tools"}]`.
+pub async fn tools(State(s): State<AppState>, Path(call_id): Path<String>) -> Result<Response, ApiError> {
+    per_record(
+        &s,
+        &call_id,
+        "tools",
+        |store, id| async move { store.tool_calls(&id).await },
+    )
+    .await
+}
+
 /// `?record=`: which of a call's records (two when the server called itself).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

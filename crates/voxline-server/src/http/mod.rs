@@ -100,6 +100,7 @@ pub fn app(ctx: ApiContext) -> Router {
         .route("/api/calls/{call_id}/transcript", get(calls::transcript))
         .route("/api/calls/{call_id}/turns", get(calls::turns))
         .route("/api/calls/{call_id}/flow", get(calls::flow))
+        .route("/api/calls/{call_id}/tools", get(calls::tools))
         .route("/api/calls/{call_id}/recording", get(calls::recording))
         .route("/api/calls/{call_id}/qa", get(qa::call))
         .route("/api/calls/{call_id}/summary", get(qa::summary))
