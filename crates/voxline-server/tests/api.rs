@@ -103,6 +103,27 @@ fn the_api_needs_a_token_and_answers_in_json() {
     assert_eq!(doc.status, 200);
     let doc = doc.json();
 
+    // Gzip for a client that takes it (pages, scripts, JSON), the same
+    // bytes once inflated; nothing compressed for a client that does not.
+    for path in ["/web/console.js", "/console", "/api/openapi.json", "/web/console.css"] {
+        let plain = server.request("GET", path, Some(READ_TOKEN), None);
+        assert_eq!((plain.status, plain.header("content-encoding")), (200, None), "{path}");
+        let (zipped, bytes) = server.get_taking_gzip(path);
+        assert_eq!(zipped.header("content-encoding"), Some("gzip"), "{path}");
+        let mut inflated = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut inflated)
+            .unwrap_or_else(|e| panic!("{path}: not gzip: {e}"));
+        assert_eq!(inflated, plain.body, "{path}");
+        if plain.body.len() > 4096 {
+            assert!(
+                bytes.len() * 2 < plain.body.len(),
+                "{path}: {} of {} bytes",
+                bytes.len(),
+                plain.body.len()
+            );
+        }
+    }
+
     // No token, an unknown one, a read token writing.
     let r = server.request("GET", "/api/calls", None, None);
     assert_eq!(r.status, 401, "{}", r.body);

@@ -512,6 +512,12 @@ fn the_console_shows_a_sip_call_live_then_in_the_history_and_on_its_page() {
         "the recording loaded in the player",
     );
     eprintln!("recording: {seconds} s");
+    // The recording goes as it is, with its length, even to a client that
+    // takes gzip (the pages and JSON are compressed).
+    let (rec, wav) = server.get_taking_gzip(&format!("/api/calls/{call_id}/recording"));
+    assert_eq!(rec.header("content-encoding"), None);
+    assert_eq!(rec.header("content-length"), Some(wav.len().to_string().as_str()));
+    assert!(wav.starts_with(b"RIFF"), "a WAV file");
     // A line's time seeks the recording there.
     b.eval("document.querySelectorAll('#call-transcript .line')[1].click(); return true");
     b.wait_until(

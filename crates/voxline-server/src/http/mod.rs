@@ -36,6 +36,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_http::compression::CompressionLayer;
 use voxline_sip::registration::RegistrationState;
 use voxline_sip::SipEndpoint;
 use voxline_store::CallStore;
@@ -169,6 +171,16 @@ pub fn app(ctx: ApiContext) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .with_state(state)
+        .layer(compression())
+}
+
+/// Gzip for the clients that take it (the pages, their scripts, JSON,
+/// metrics), above 32 bytes; not for recordings (audio compresses little
+/// and is streamed with its length), images or event streams.
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new()
+        .gzip(true)
+        .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("audio/")))
 }
 
 /// Binds `bind` and serves the API until `shutdown`.

@@ -451,6 +451,44 @@ max_cps = 1000
         })
     }
 
+    /// GET `path` (with the read token) from a client that takes gzip: the
+    /// headers and the bytes as sent (compressed or not), on a 200.
+    pub fn get_taking_gzip(&self, path: &str) -> (Reply, Vec<u8>) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(READ_TOKEN)
+                .header("accept-encoding", "gzip")
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            let bytes = resp
+                .bytes()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: body: {e}"))
+                .to_vec();
+            assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&bytes));
+            let reply = Reply {
+                status,
+                headers,
+                body: String::new(),
+            };
+            (reply, bytes)
+        })
+    }
+
     /// A request with the write token and an optional JSON body.
     pub fn api(&self, method: &str, path: &str, json: Option<serde_json::Value>) -> Reply {
         let body = json.map(|v| ("application/json", v.to_string().into_bytes()));
