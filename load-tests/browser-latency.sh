@@ -7,7 +7,9 @@
 # talk page's and the console pages' first load time and size over the
 # wire (PAGES_ONLY=1: only those, after one SIP call). CALLER_NICE=10 runs
 # both callers (Chromium, `voxline call`) below the server's priority, so
-# that on one machine they take only the CPU the server leaves.
+# that on one machine they take only the CPU the server leaves;
+# CALLER_SCHED=idle runs them under SCHED_IDLE (only on a core the server
+# leaves idle).
 # (load-tests/browser_latency.py). On two cores the browser shares the
 # CPU with the models (see the stage table).
 set -euo pipefail

@@ -27,7 +27,15 @@ SIP_TARGET = "sip:demo@127.0.0.1:5060"
 CALLER_NICE = int(os.environ.get("CALLER_NICE", "0"))
 
 
+CALLER_SCHED = os.environ.get("CALLER_SCHED", "")
+
+
 def niced(argv):
+    """The callers' command: at CALLER_NICE, or (CALLER_SCHED=idle) under
+    SCHED_IDLE, run only when the server leaves a core idle: the nearest
+    this one machine comes to the caller's own computer."""
+    if CALLER_SCHED == "idle":
+        argv = ["chrt", "--idle", "0"] + argv
     return ["nice", "-n", str(CALLER_NICE)] + argv if CALLER_NICE else argv
 
 
@@ -248,7 +256,7 @@ def main():
             stages, heard = first_rtp(call_id, token)
             got[channel].append(stages)
             print(f"round {n + 1} {channel:6} first audio {stages['first_rtp_ms']:7.0f} ms after the question's end (heard: {heard!r})", flush=True)
-    print(f"\ncallers' niceness: {CALLER_NICE}")
+    print(f"\ncallers' niceness: {CALLER_NICE}, scheduling: {CALLER_SCHED or 'normal'}")
     diff = report(got)
     console_loads(a.work, token, call_id)
     print(f"\ntalk page, first load in a fresh profile: {json.dumps(load)}")

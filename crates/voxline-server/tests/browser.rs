@@ -872,8 +872,8 @@ fn error_of(case: &str, got: &[serde_json::Value]) -> String {
 /// route that takes no browser calls, a malformed offer, an offer without
 /// Opus, a flood of messages, an offer whose ICE never completes, a message
 /// over the size limit; on the console's live-calls socket: another message
-/// than hello, a wrong token, a second hello, a flood. Each gets a clear
-/// error and a closed socket; the
+/// than hello, a wrong token, a second hello, a flood; more sockets than
+/// the node takes. Each gets a clear error and a closed socket; the
 /// server stays healthy, every attempt that got
 /// as far as an offer has a complete record, and the server holds no more
 /// sockets or tasks after the barrage than before it.
@@ -1033,6 +1033,43 @@ fn bad_browser_input_gets_a_clear_error_and_leaks_nothing() {
             .all(|r| r["channel"] == "webrtc" && r["answer_at"].is_null()),
         "{records:?}"
     );
+    // Sockets that never say hello hold at most the node's places for
+    // page sockets (4 browser calls + 128): one more is refused with a
+    // 503, and the places come back when they close.
+    let url = |path: &str| format!("ws://127.0.0.1:{port}{path}");
+    let held: Vec<Socket> = rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..4 + 128 {
+            let path = if i % 2 == 0 {
+                LIVE.to_string()
+            } else {
+                "/api/talk/bank".to_string()
+            };
+            let (ws, _) = tokio_tungstenite::connect_async(url(&path))
+                .await
+                .unwrap_or_else(|e| panic!("socket {i}: {e}"));
+            held.push(ws);
+        }
+        held
+    });
+    let refused = rt.block_on(tokio_tungstenite::connect_async(url(LIVE)));
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!(
+            "the socket over the limit was not refused: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match rt.block_on(tokio_tungstenite::connect_async(url(LIVE))) {
+            Ok((ws, _)) => break ws,
+            Err(e) => assert!(Instant::now() < deadline, "no place came back: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(again);
     let health = server.request("GET", "/healthz", None, None);
     assert_eq!(health.status, 200, "the server is unaffected: {}", health.body);
 }

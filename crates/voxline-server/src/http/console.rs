@@ -56,8 +56,11 @@ pub async fn socket(
     State(state): State<AppState>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match upgrade(ws) {
-        Ok(ws) => ws.on_upgrade(move |socket| serve(socket, state)),
+    match upgrade(ws, &state.page_sockets) {
+        Ok((ws, place)) => ws.on_upgrade(move |socket| async move {
+            serve(socket, state).await;
+            drop(place);
+        }),
         Err(e) => e.into_response(),
     }
 }

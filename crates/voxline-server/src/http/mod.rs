@@ -87,14 +87,20 @@ pub struct AppState {
     ctx: Arc<ApiContext>,
     /// The API's tokens (a browser's socket sends its token in a message).
     tokens: Arc<auth::Tokens>,
+    /// Places for the pages' sockets (talk and console) open at once.
+    page_sockets: Arc<Semaphore>,
 }
 
 /// The API's routes on `ctx`.
 pub fn app(ctx: ApiContext) -> Router {
     let tokens = Arc::new(auth::Tokens::new(&ctx.cfg.http.tokens));
+    let page_sockets = Arc::new(Semaphore::new(
+        ctx.cfg.webrtc.max_calls + page_socket::MAX_OTHER_SOCKETS,
+    ));
     let state = AppState {
         ctx: Arc::new(ctx),
         tokens: tokens.clone(),
+        page_sockets,
     };
     let guarded = Router::new()
         .route("/api/calls", get(calls::list).post(calls::place))

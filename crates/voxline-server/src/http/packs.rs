@@ -67,13 +67,8 @@ pub async fn show(State(s): State<AppState>, Path(route): Path<String>) -> Resul
     let agent = agent_route(&s, &route)?;
     let mut v = with_route(&route, &agent.pack_status());
     let dir = agent.pack_dir();
-    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir.join("knowledge")) {
-        Ok(entries) => entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
     let mut knowledge = Vec::new();
-    for f in files {
+    for f in files_in(&dir.join("knowledge")).await {
         if let Some(mut shown) = shown_text(&f).await? {
             shown["file"] = f.file_name().map(|n| n.to_string_lossy().into_owned()).into();
             knowledge.push(shown);
@@ -83,6 +78,22 @@ pub async fn show(State(s): State<AppState>, Path(route): Path<String>) -> Resul
     v["rules"] = shown_text(&dir.join("rules.toml")).await?.into();
     v["curated_answers"] = serde_json::to_value(agent.agent().pack().curated.answers()).unwrap_or_default();
     Ok(Json(v).into_response())
+}
+
+/// The files of a pack's folder (none when it is missing), in name order;
+/// read without blocking the server's threads.
+async fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let path = e.path();
+            if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// The test chat's question: `{"said"}`.

@@ -8,7 +8,9 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The largest message or frame taken from a page (an offer is ~5 KB).
 pub const MAX_MESSAGE: usize = 128 * 1024;
@@ -17,17 +19,33 @@ pub const MAX_RATE: u32 = 20;
 /// How long the page has for its hello, and then its offer.
 pub const HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// A WebSocket upgrade taking messages up to [`MAX_MESSAGE`]; a request
-/// that is not an upgrade gets a JSON 400 like every API error.
-pub(super) fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
-    match ws {
-        Ok(ws) => Ok(ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE)),
-        Err(e) => Err(ApiError::new(
+/// Pages' sockets open at once beyond the node's browser calls (consoles,
+/// and sockets still in their handshake).
+pub const MAX_OTHER_SOCKETS: usize = 128;
+
+/// A WebSocket upgrade taking messages up to [`MAX_MESSAGE`], with its
+/// place among the node's page sockets (held as long as the socket is
+/// open); a request that is not an upgrade gets a JSON 400 like every API
+/// error, one over the limit a 503 `busy`.
+pub(super) fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    sockets: &Arc<Semaphore>,
+) -> Result<(WebSocketUpgrade, OwnedSemaphorePermit), ApiError> {
+    let ws = ws.map_err(|e| {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "not_a_websocket",
             format!("this address takes a WebSocket: {e}"),
-        )),
-    }
+        )
+    })?;
+    let place = sockets.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "this node has as many page sockets open as it takes: try again later",
+        )
+    })?;
+    Ok((ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE), place))
 }
 
 /// Why the socket is being closed on the page.

@@ -48,8 +48,11 @@ pub async fn socket(
     Path(route): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match upgrade(ws) {
-        Ok(ws) => ws.on_upgrade(move |socket| serve(socket, route, state)),
+    match upgrade(ws, &state.page_sockets) {
+        Ok((ws, place)) => ws.on_upgrade(move |socket| async move {
+            serve(socket, route, state).await;
+            drop(place);
+        }),
         Err(e) => e.into_response(),
     }
 }
