@@ -4,7 +4,8 @@
 //! Silero VAD marks speech start and end (see [`crate::segmenter`]). While
 //! the caller talks, the growing utterance is re-decoded about every
 //! `partial_interval_ms` for a partial hypothesis (short encoder window, no
-//! temperature fallback, skipped when the pool is busy). The final
+//! temperature fallback, skipped when the pool is busy; started only on a
+//! voiced window, never in a pause: see [`partial_due`]). The final
 //! hypothesis is started *before* the end of speech is declared: once the
 //! caller has been silent for `tail_ms` the utterance (with that much
 //! trailing silence) goes to the pool, and if they stay silent until the
@@ -81,6 +82,18 @@ pub const MIN_WINDOW_MS: u32 = 7_680;
 pub fn audio_ctx_for(samples: usize, min_window_ms: u32) -> i32 {
     let frames = (samples.div_ceil(320) + 128).max(min_window_ms.div_ceil(20) as usize);
     (frames.div_ceil(64) * 64).min(1500) as i32
+}
+
+/// Whether a partial is due: partials are on (`configured_ms` > 0), the
+/// caller is voicing now (`silence_ms` 0) and `interval_ms` passed since
+/// the last one. Not in a silence, even one shorter than `tail_ms`: it may
+/// be the end of the turn, whose early final would make the partial
+/// pointless, and whisper.cpp only looks at an abort after the whole
+/// encoder, so a cancelled partial still takes a core from the early final
+/// (measured: the early final 100 ms later when a partial fell in the
+/// caller's trailing silence, load-tests/RESULTS.md).
+pub fn partial_due(silence_ms: u64, since_last_ms: u64, configured_ms: u32, interval_ms: u64) -> bool {
+    configured_ms > 0 && silence_ms == 0 && since_last_ms >= interval_ms
 }
 
 /// The encoder window for a partial: the audio plus 1.3 s, no floor.
@@ -551,10 +564,12 @@ impl StreamingRecognizer {
                 self.early = Some(Early { job, end, result: None });
                 self.judge_turn(end);
             }
-        } else if silence < u64::from(self.cfg.tail_ms)
-            && self.cfg.partial_interval_ms > 0
-            && self.vad_pos - self.last_partial_end >= self.partial_interval_ms() * PER_MS
-            && !self.jobs.values().any(|j| j.kind == Kind::Partial)
+        } else if partial_due(
+            silence,
+            (self.vad_pos - self.last_partial_end) / PER_MS,
+            self.cfg.partial_interval_ms,
+            self.partial_interval_ms(),
+        ) && !self.jobs.values().any(|j| j.kind == Kind::Partial)
             && self.pool.idle()
         {
             self.last_partial_end = self.vad_pos;
@@ -796,6 +811,22 @@ impl Drop for StreamingRecognizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_is_started_only_while_the_caller_is_voicing() {
+        // Voicing, the interval passed: due.
+        assert!(partial_due(0, 512, 500, 500));
+        // Too soon after the last one.
+        assert!(!partial_due(0, 480, 500, 500));
+        // A silence shorter than the tail (200 ms) may be the turn's end.
+        for silence in [32, 96, 192] {
+            assert!(!partial_due(silence, 512, 500, 500), "{silence} ms of silence");
+        }
+        // Partials off.
+        assert!(!partial_due(0, 10_000, 0, 0));
+        // A crowded pool stretches the interval.
+        assert!(!partial_due(0, 512, 500, 1000));
+    }
 
     #[test]
     fn a_decoding_loop_is_cut_after_its_first_round() {
