@@ -423,8 +423,37 @@ max_cps = 1000
     /// `body` (its content type and bytes). Panics only when the server
     /// cannot be reached.
     pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Reply {
-        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let (status, headers, bytes) = self.send(method, path, token, body, &[]);
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        Reply { status, headers, body }
+    }
+
+    /// GET `path` (with the read token) from a client that takes gzip: the
+    /// headers and the bytes as sent (compressed or not), on a 200.
+    pub fn get_taking_gzip(&self, path: &str) -> (Reply, Vec<u8>) {
+        let accept = [("accept-encoding", "gzip")];
+        let (status, headers, bytes) = self.send(reqwest::Method::GET, path, Some(READ_TOKEN), None, &accept);
+        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&bytes));
+        let reply = Reply {
+            status,
+            headers,
+            body: String::new(),
+        };
+        (reply, bytes)
+    }
+
+    /// Sends one request (with `extra` headers) and reads the whole answer:
+    /// status, headers, body bytes. Panics when the server cannot be reached.
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        extra: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -439,35 +468,10 @@ max_cps = 1000
             if let Some((kind, bytes)) = body {
                 req = req.header("content-type", kind).body(bytes);
             }
+            for (name, value) in extra {
+                req = req.header(*name, *value);
+            }
             let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
-                .collect();
-            let body = resp.text().await.unwrap_or_else(|e| panic!("{url}: body: {e}"));
-            Reply { status, headers, body }
-        })
-    }
-
-    /// GET `path` (with the read token) from a client that takes gzip: the
-    /// headers and the bytes as sent (compressed or not), on a 200.
-    pub fn get_taking_gzip(&self, path: &str) -> (Reply, Vec<u8>) {
-        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let resp = reqwest::Client::new()
-                .get(&url)
-                .bearer_auth(READ_TOKEN)
-                .header("accept-encoding", "gzip")
-                .timeout(Duration::from_secs(30))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{url}: {e}"));
             let status = resp.status().as_u16();
             let headers = resp
                 .headers()
@@ -479,13 +483,7 @@ max_cps = 1000
                 .await
                 .unwrap_or_else(|e| panic!("{url}: body: {e}"))
                 .to_vec();
-            assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&bytes));
-            let reply = Reply {
-                status,
-                headers,
-                body: String::new(),
-            };
-            (reply, bytes)
+            (status, headers, bytes)
         })
     }
 
