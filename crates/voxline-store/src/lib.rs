@@ -490,7 +490,7 @@ impl CallStore {
 
     /// Writes a tool call a call made, once it answered or failed.
     pub async fn tool_call(&self, record_id: &str, t: &ToolUse) -> Result<(), StoreError> {
-        let args = serde_json::to_string(&t.args).unwrap_or_else(|_| "{}".into());
+        let args = serde_json::to_string(&t.args).map_err(|e| StoreError::Corrupt(format!("tool_calls.args: {e}")))?;
         sqlx::query(
             "INSERT INTO tool_calls (record_id, seq, tool, args, ok, error, at_ms, took_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -18,7 +18,7 @@
 //! 128 KiB or 20 messages a second, no hello within 10 s) gets an `error`
 //! and the socket closed.
 
-use super::page_socket::{close, next_message, page_message, upgrade, Rate, Refusal};
+use super::page_socket::{accept, close, next_message, page_message, Rate, Refusal};
 use super::web_files::html;
 use super::AppState;
 use crate::config::http::Scope;
@@ -26,7 +26,7 @@ use crate::handlers::live::LiveSnapshot;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -56,13 +56,8 @@ pub async fn socket(
     State(state): State<AppState>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match upgrade(ws, &state.page_sockets) {
-        Ok((ws, place)) => ws.on_upgrade(move |socket| async move {
-            serve(socket, state).await;
-            drop(place);
-        }),
-        Err(e) => e.into_response(),
-    }
+    let sockets = state.page_sockets.clone();
+    accept(ws, &sockets, move |socket| serve(socket, state))
 }
 
 type Out = futures_util::stream::SplitSink<WebSocket, Message>;

@@ -7,6 +7,7 @@ use super::error::ApiError;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,11 +24,31 @@ pub const HANDSHAKE: Duration = Duration::from_secs(10);
 /// and sockets still in their handshake).
 pub const MAX_OTHER_SOCKETS: usize = 128;
 
+/// Takes a page's WebSocket and runs `serve` on it, holding a place among
+/// the node's page sockets until `serve` returns; a request that is not an
+/// upgrade gets a JSON 400 like every API error, one over the limit a 503
+/// `busy`.
+pub(super) fn accept<F, Fut>(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    sockets: &Arc<Semaphore>,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match upgrade(ws, sockets) {
+        Ok((ws, place)) => ws.on_upgrade(move |socket| async move {
+            serve(socket).await;
+            drop(place);
+        }),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// A WebSocket upgrade taking messages up to [`MAX_MESSAGE`], with its
-/// place among the node's page sockets (held as long as the socket is
-/// open); a request that is not an upgrade gets a JSON 400 like every API
-/// error, one over the limit a 503 `busy`.
-pub(super) fn upgrade(
+/// place among the node's page sockets.
+fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     sockets: &Arc<Semaphore>,
 ) -> Result<(WebSocketUpgrade, OwnedSemaphorePermit), ApiError> {

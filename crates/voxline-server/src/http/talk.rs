@@ -15,7 +15,7 @@
 //! 128 KiB, more than 20 messages in a second, no hello or offer within 10 s)
 //! gets an `error` and the socket closed; the call, if any, ends.
 
-use super::page_socket::{close, next_message, page_message, upgrade, Rate, Refusal};
+use super::page_socket::{accept, close, next_message, page_message, Rate, Refusal};
 use super::web_files::html;
 use super::AppState;
 use crate::config::http::Scope;
@@ -23,7 +23,7 @@ use crate::handlers::agent_route::browser::{BrowserCall, PageFeed, ToPage};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use voxline_webrtc::PageSignals;
 
@@ -48,13 +48,8 @@ pub async fn socket(
     Path(route): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match upgrade(ws, &state.page_sockets) {
-        Ok((ws, place)) => ws.on_upgrade(move |socket| async move {
-            serve(socket, route, state).await;
-            drop(place);
-        }),
-        Err(e) => e.into_response(),
-    }
+    let sockets = state.page_sockets.clone();
+    accept(ws, &sockets, move |socket| serve(socket, route, state))
 }
 
 /// What the page sends.
